@@ -1,0 +1,93 @@
+# Top-level build. Each program folder contributes a build.mk that appends to
+# PROGS and sets <prog>_SRCS; nothing else needs to change here to add one.
+#
+#   make                     build everything for PREFIX (default /var/qmail)
+#   make check               build for the test prefix and run every test
+#   make check-asan          the same under ASan+UBSan (clang)
+#   make install PREFIX=DIR  install a complete instance (see service/install)
+#   make run / make stop     the demo instance under ./var/demo
+
+PREFIX   ?= /var/qmail
+BUILD    ?= build
+CC       ?= cc
+SAN      ?=
+OPT      ?= -O2 -g
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter
+HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) $(SAN) -Ilib -I$(BUILD)
+LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SAN)
+# Programs exec'd once per message link statically when no sanitizer is in
+# use: exec of a static binary costs about 0.6 ms here against 0.85 ms.
+STATIC_LDFLAGS := $(if $(SAN),$(LDFLAGS),-static-pie -Wl,-z,relro,-z,now)
+LIBS     := -lcdb
+
+PROGS    :=
+STATIC   :=
+TESTPROGS :=
+
+all: progs
+
+include $(sort $(wildcard */build.mk))
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/auto_prefix.o
+BINS     := $(PROGS:%=$(BUILD)/bin/%)
+
+progs: $(BINS)
+
+# The install prefix is compiled in (qmail's conf-home): privileged programs
+# never take a path from the environment. The file is rewritten only when
+# PREFIX changes, so switching prefixes relinks without recompiling.
+$(BUILD)/auto_prefix.c: FORCE
+	@mkdir -p $(@D)
+	@printf 'const char auto_prefix[] = "%s";\n' '$(PREFIX)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/auto_prefix.o: $(BUILD)/auto_prefix.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libq.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+define prog_rule
+$(BUILD)/bin/$(1): $$($(1)_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libq.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(if $$(filter $(1),$$(STATIC)),$$(STATIC_LDFLAGS),$$(LDFLAGS)) -o $$@ $$^ $$($(1)_LIBS) $$(LIBS)
+endef
+$(foreach p,$(PROGS) $(TESTPROGS),$(eval $(call prog_rule,$(p))))
+
+TESTBINS := $(TESTPROGS:%=$(BUILD)/bin/%)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# --- tests -----------------------------------------------------------------
+CHECK_PREFIX ?= $(CURDIR)/var/check
+
+deps:
+	@sh .ci/install-deps
+
+check: deps
+	$(MAKE) BUILD=build-check PREFIX=$(CHECK_PREFIX) progs tests
+	BUILD=build-check PREFIX=$(CHECK_PREFIX) tests/run
+
+check-asan: deps
+	$(MAKE) CC=clang BUILD=build-asan PREFIX=$(CURDIR)/var/check-asan \
+	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' progs tests
+	BUILD=build-asan PREFIX=$(CURDIR)/var/check-asan ASAN_OPTIONS=detect_leaks=0 tests/run
+
+tests: $(TESTBINS)
+
+# --- install ---------------------------------------------------------------
+install: progs
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' sh service/install
+
+clean:
+	rm -rf build build-check build-asan var/check var/check-asan
+
+.PHONY: all progs deps check check-asan tests install clean FORCE

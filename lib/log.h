@@ -1,0 +1,22 @@
+#ifndef LOG_H
+#define LOG_H
+/* One line per event on stderr, as key=value pairs, for s6-log:
+ *
+ *   log_begin("qmail-send", "delivery");   -> "qmail-send event=delivery"
+ *   log_kv("id", id); log_ku("bytes", n); log_end();
+ *
+ * Values are quoted when they hold a space, '"', '=', or a control byte;
+ * inside quotes '"' and '\' are escaped and control bytes become \xHH, so
+ * no value can forge a line break or a second key. A line longer than the
+ * internal buffer is cut and ends in "...". Logging never fails the caller.
+ */
+void log_begin(const char *prog, const char *event);
+void log_kv(const char *key, const char *value);
+void log_kb(const char *key, const char *value, unsigned long len);
+void log_ku(const char *key, unsigned long long value);
+void log_end(void);
+
+/* A one-shot "prog event=fatal msg=... errno=..." line, then _exit(code). */
+void log_fatal(const char *prog, int code, const char *msg) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,90 @@
+#ifndef QFILE_H
+#define QFILE_H
+/* The queue file: one file per message, queue/mess/<qid>.
+ *
+ * qmail-queue writes it in queue/tmp/<qid>, fsyncs it, renames it into
+ * queue/mess/ and fsyncs queue/mess/: the rename is the commit, and a file
+ * in mess/ is always complete. Layout:
+ *
+ *   [0, QF_HDR)            header, written last:
+ *                            "QMQ1"                      magic
+ *                            u64 big-endian  msg_len     message bytes
+ *                            u64 big-endian  env_off     = QF_HDR + msg_len
+ *                            12 bytes zero               reserved
+ *                            "DONE"                      completion marker
+ *   [QF_HDR, env_off)      the message, LF line ends, starting with the
+ *                          Received: line qmail-queue adds
+ *   [env_off, EOF)         envelope records, then the end record
+ *
+ * A record is: 1 type byte, u32 big-endian length n, n data bytes. Nothing
+ * in the data is ever interpreted as structure, so no address can forge a
+ * record. Types, in this order:
+ *   'F'  exactly one: the envelope sender (may be empty: the null sender)
+ *   'O'  zero or more options, e.g. "SMTPUTF8"
+ *   'R'  one or more recipients: data[0] is the state byte, data[1..] the
+ *        address. States: QF_PENDING, QF_DONE, QF_FAILED. Only the state
+ *        byte is ever changed after commit (by qmail-send, in place).
+ *   'E'  the end record, length 0, last byte of the file.
+ * Addresses are 1..QF_ADDR_MAX bytes (the sender may be 0), hold no NUL,
+ * CR or LF. Anything else makes the file invalid.
+ *
+ * qid: "<seconds>.<microseconds>.<pid>" of qmail-queue at creation, in
+ * decimal, e.g. "1795420800.004211.3117"; seconds is the message's birth.
+ */
+#include <stddef.h>
+#include <sys/types.h>
+#include "str.h"
+
+#define QF_HDR 32
+#define QF_ADDR_MAX 1000
+#define QF_RCPT_MAX 100000
+#define QF_QID_MAX 48
+
+#define QF_PENDING 'P'   /* not yet delivered */
+#define QF_DONE    'D'   /* delivered, or dropped on purpose */
+#define QF_FAILED  'F'   /* failed for good; reported in queue/bounce/<qid> */
+
+#define QF_OPT_UTF8 1u
+
+struct qf_rcpt {
+  off_t state_off;       /* file offset of the state byte */
+  char state;
+  const char *addr;      /* points into qf_env.env; not NUL-terminated */
+  size_t len;
+};
+
+typedef struct {
+  unsigned long long msg_len;
+  unsigned long long env_off;
+  unsigned opts;         /* QF_OPT_* */
+  const char *sender;
+  size_t sender_len;
+  size_t nrcpt;
+  struct qf_rcpt *rcpt;
+  str env;               /* the envelope bytes, as read */
+} qf_env;
+
+#define QF_ENV_INIT { 0, 0, 0, 0, 0, 0, 0, STR_INIT }
+
+/* Reads and validates the header and the envelope of an open queue file.
+ * 0, or -1 with errno EINVAL (malformed), ENOMEM, or a read error. */
+int qf_read(int fd, qf_env *e);
+/* Sets recipient i's state byte on disk and in e. 0 or -1. */
+int qf_mark(int fd, qf_env *e, size_t i, char state);
+void qf_free(qf_env *e);
+
+/* Writer side, used by qmail-queue only. */
+/* Appends one record to s. 0 or -1 (ENOMEM/EOVERFLOW, or EINVAL if n is
+ * over 2^32-1). */
+int qf_record(str *s, char type, const void *data, size_t n);
+/* Fills hdr[QF_HDR] for a message of msg_len bytes. */
+void qf_header(unsigned char hdr[QF_HDR], unsigned long long msg_len);
+
+/* Checks a qid's syntax (digits '.' digits '.' digits, at most
+ * QF_QID_MAX-1 bytes): 1 valid, 0 not. Used on every name read from a
+ * directory or a peer before it becomes a path. */
+int qf_qid_ok(const char *s, size_t n);
+/* Birth time (the seconds field) of a valid qid. */
+unsigned long long qf_qid_birth(const char *qid);
+
+#endif

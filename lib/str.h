@@ -1,0 +1,37 @@
+#ifndef STR_H
+#define STR_H
+/* Growable byte strings.
+ *
+ * Invariants: len <= cap; s == NULL iff cap == 0. Every size computation is
+ * checked for overflow (qmail's CVE-2005-1513 was an unchecked one). Every
+ * function that grows returns 0 on success and -1 with errno set (ENOMEM or
+ * EOVERFLOW) on failure, leaving the string as it was. Contents are bytes,
+ * not C strings: use str_0() before handing s to a function that wants NUL.
+ */
+#include <stddef.h>
+
+typedef struct {
+  char *s;
+  size_t len;
+  size_t cap;
+} str;
+
+#define STR_INIT { 0, 0, 0 }
+
+int str_ready(str *x, size_t n);        /* cap >= n */
+int str_readyplus(str *x, size_t n);    /* cap >= len + n */
+int str_catb(str *x, const void *p, size_t n);
+int str_cats(str *x, const char *s);
+int str_catc(str *x, char c);
+int str_catu(str *x, unsigned long long u);
+int str_copyb(str *x, const void *p, size_t n);
+int str_copys(str *x, const char *s);
+/* Ensures a NUL follows the contents without counting it in len. */
+int str_0(str *x);
+void str_free(str *x);
+
+/* Checked arithmetic on sizes: 0 on success, -1 (errno EOVERFLOW) on overflow. */
+int size_add(size_t *r, size_t a, size_t b);
+int size_mul(size_t *r, size_t a, size_t b);
+
+#endif
