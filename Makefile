@@ -67,7 +67,10 @@ TESTBINS := $(TESTPROGS:%=$(BUILD)/bin/%)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # --- tests -----------------------------------------------------------------
-CHECK_PREFIX ?= $(CURDIR)/var/check
+# The test instance lives under /tmp so that every test uid can reach it
+# whatever the permissions of the directories above the checkout.
+CHECK_ID     := $(shell printf %s '$(CURDIR)' | cksum | cut -d' ' -f1)
+CHECK_PREFIX ?= /tmp/qmail-check-$(CHECK_ID)
 
 deps:
 	@sh .ci/install-deps
@@ -77,9 +80,9 @@ check: deps
 	BUILD=build-check PREFIX=$(CHECK_PREFIX) tests/run
 
 check-asan: deps
-	$(MAKE) CC=clang BUILD=build-asan PREFIX=$(CURDIR)/var/check-asan \
+	$(MAKE) CC=clang BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' progs tests
-	BUILD=build-asan PREFIX=$(CURDIR)/var/check-asan ASAN_OPTIONS=detect_leaks=0 tests/run
+	BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan ASAN_OPTIONS=detect_leaks=0 tests/run
 
 tests: $(TESTBINS)
 
@@ -88,6 +91,6 @@ install: progs
 	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' sh service/install
 
 clean:
-	rm -rf build build-check build-asan var/check var/check-asan
+	rm -rf build build-check build-asan $(CHECK_PREFIX) $(CHECK_PREFIX)-asan
 
 .PHONY: all progs deps check check-asan tests install clean FORCE
