@@ -1,4 +1,4 @@
-# Top-level build. Each program folder contributes a build.mk that appends to
+# Top-level build. Each program folder contributes *.mk fragments that append to
 # PROGS and sets <prog>_SRCS; nothing else needs to change here to add one.
 #
 #   make                     build everything for PREFIX (default /var/qmail)
@@ -29,7 +29,7 @@ TESTPROGS :=
 
 all: progs
 
-include $(sort $(wildcard */build.mk))
+include $(sort $(wildcard */*.mk))
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/auto_prefix.o
