@@ -10,7 +10,7 @@
  *                            "QMQ1"                      magic
  *                            u64 big-endian  msg_len     message bytes
  *                            u64 big-endian  env_off     = QF_HDR + msg_len
- *                            12 bytes zero               reserved
+ *                            8 bytes zero                reserved
  *                            "DONE"                      completion marker
  *   [QF_HDR, env_off)      the message, LF line ends, starting with the
  *                          Received: line qmail-queue adds

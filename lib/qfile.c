@@ -1,0 +1,249 @@
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "control.h"
+#include "qfile.h"
+
+/* The largest envelope a valid file can hold: one sender, a few options,
+ * QF_RCPT_MAX recipients, the end record. Anything bigger is rejected
+ * before a byte of it is allocated. */
+#define QF_REC 5u                 /* type byte + u32 length */
+#define QF_OPT_MAX 16u
+#define QF_OPT_LEN 64u
+#define QF_ENV_MAX ((unsigned long long)QF_REC + QF_ADDR_MAX + \
+                    QF_OPT_MAX * (QF_REC + QF_OPT_LEN) + \
+                    (unsigned long long)QF_RCPT_MAX * (QF_REC + 1 + QF_ADDR_MAX) + QF_REC)
+
+static const char magic[4] = { 'Q', 'M', 'Q', '1' };
+static const char done[4] = { 'D', 'O', 'N', 'E' };
+
+static void put_be64(unsigned char *p, unsigned long long u)
+{
+  int i;
+  for (i = 7; i >= 0; i--) { p[i] = (unsigned char)(u & 255); u >>= 8; }
+}
+
+static unsigned long long get_be64(const unsigned char *p)
+{
+  unsigned long long u = 0;
+  int i;
+  for (i = 0; i < 8; i++) u = (u << 8) | p[i];
+  return u;
+}
+
+static size_t get_be32(const unsigned char *p)
+{
+  return ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
+}
+
+void qf_header(unsigned char hdr[QF_HDR], unsigned long long msg_len)
+{
+  memset(hdr, 0, QF_HDR);
+  memcpy(hdr, magic, 4);
+  put_be64(hdr + 4, msg_len);
+  put_be64(hdr + 12, msg_len + QF_HDR);
+  memcpy(hdr + 28, done, 4);
+}
+
+int qf_record(str *s, char type, const void *data, size_t n)
+{
+  unsigned char h[QF_REC];
+  size_t need;
+
+  if (n > 0xffffffffu) { errno = EINVAL; return -1; }
+  if (size_add(&need, n, QF_REC) < 0 || str_readyplus(s, need) < 0) return -1;
+  h[0] = (unsigned char)type;
+  h[1] = (unsigned char)(n >> 24);
+  h[2] = (unsigned char)(n >> 16);
+  h[3] = (unsigned char)(n >> 8);
+  h[4] = (unsigned char)n;
+  /* Cannot fail: the room is reserved above. */
+  str_catb(s, h, QF_REC);
+  str_catb(s, data, n);
+  return 0;
+}
+
+static int pread_all(int fd, void *p, size_t n, off_t off)
+{
+  char *c = p;
+  ssize_t r;
+
+  while (n) {
+    r = pread(fd, c, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) { errno = EINVAL; return -1; }   /* the file shrank under us */
+    c += r;
+    n -= (size_t)r;
+    off += r;
+  }
+  return 0;
+}
+
+static int addr_ok(const char *a, size_t n)
+{
+  return n <= QF_ADDR_MAX && !memchr(a, 0, n) && !memchr(a, '\r', n) && !memchr(a, '\n', n);
+}
+
+/* One pass over the envelope bytes. With rcpt == NULL it only validates and
+ * counts; with rcpt it also fills e (rcpt has room for the counted number).
+ * Order: F, O*, R+, E, and E's last byte is the last byte of the file. */
+static int parse(qf_env *e, struct qf_rcpt *rcpt, size_t *count)
+{
+  const unsigned char *p = (const unsigned char *)e->env.s;
+  size_t len = e->env.len, i = 0, nr = 0, nopt = 0;
+  int stage = 0;   /* 0 want F, 1 after F (O or R), 2 in R (R or E) */
+
+  for (;;) {
+    unsigned char type;
+    size_t n;
+    const char *d;
+
+    if (len - i < QF_REC) return -1;
+    type = p[i];
+    n = get_be32(p + i + 1);
+    i += QF_REC;
+    if (n > len - i) return -1;
+    d = (const char *)p + i;
+    i += n;
+    switch (type) {
+    case 'F':
+      if (stage != 0 || !addr_ok(d, n)) return -1;
+      e->sender = d;
+      e->sender_len = n;
+      stage = 1;
+      break;
+    case 'O':
+      if (stage != 1 || ++nopt > QF_OPT_MAX) return -1;
+      if (n == 8 && !memcmp(d, "SMTPUTF8", 8)) e->opts |= QF_OPT_UTF8;
+      else return -1;   /* we are the only writer: an unknown option is damage */
+      break;
+    case 'R':
+      if (stage == 0 || n < 2 || !addr_ok(d + 1, n - 1)) return -1;
+      if (d[0] != QF_PENDING && d[0] != QF_DONE && d[0] != QF_FAILED) return -1;
+      if (nr == QF_RCPT_MAX) return -1;
+      if (rcpt) {
+        rcpt[nr].state_off = (off_t)(e->env_off + (unsigned long long)(i - n));
+        rcpt[nr].state = d[0];
+        rcpt[nr].addr = d + 1;
+        rcpt[nr].len = n - 1;
+      }
+      nr++;
+      stage = 2;
+      break;
+    case 'E':
+      if (stage != 2 || n != 0 || i != len) return -1;
+      *count = nr;
+      return 0;
+    default:
+      return -1;
+    }
+  }
+}
+
+int qf_read(int fd, qf_env *e)
+{
+  unsigned char h[QF_HDR];
+  static const unsigned char zero[8];
+  struct stat st;
+  unsigned long long size, envlen;
+  size_t n;
+
+  free(e->rcpt);
+  e->rcpt = 0;
+  e->nrcpt = 0;
+  e->opts = 0;
+  e->sender = 0;
+  e->sender_len = 0;
+  e->msg_len = e->env_off = 0;
+  e->env.len = 0;
+
+  if (fstat(fd, &st) < 0) return -1;
+  if (!S_ISREG(st.st_mode) || st.st_size < QF_HDR) { errno = EINVAL; return -1; }
+  size = (unsigned long long)st.st_size;
+  if (pread_all(fd, h, QF_HDR, 0) < 0) return -1;
+  if (memcmp(h, magic, 4) || memcmp(h + 28, done, 4) || memcmp(h + 20, zero, 8)) {
+    errno = EINVAL;
+    return -1;
+  }
+  e->msg_len = get_be64(h + 4);
+  e->env_off = get_be64(h + 12);
+  /* env_off = QF_HDR + msg_len with no wrap, and inside the file. */
+  if (e->msg_len > size - QF_HDR || e->env_off != e->msg_len + QF_HDR) {
+    errno = EINVAL;
+    return -1;
+  }
+  envlen = size - e->env_off;
+  if (envlen > QF_ENV_MAX) { errno = EINVAL; return -1; }
+  if (str_ready(&e->env, (size_t)envlen) < 0) return -1;
+  if (pread_all(fd, e->env.s, (size_t)envlen, (off_t)e->env_off) < 0) return -1;
+  e->env.len = (size_t)envlen;
+
+  if (parse(e, 0, &n) < 0) { errno = EINVAL; return -1; }
+  e->rcpt = calloc(n, sizeof *e->rcpt);   /* n >= 1; calloc checks n * size */
+  if (!e->rcpt) { errno = ENOMEM; return -1; }
+  e->opts = 0;
+  parse(e, e->rcpt, &n);
+  e->nrcpt = n;
+  return 0;
+}
+
+int qf_mark(int fd, qf_env *e, size_t i, char state)
+{
+  ssize_t w;
+
+  if (i >= e->nrcpt || (state != QF_PENDING && state != QF_DONE && state != QF_FAILED)) {
+    errno = EINVAL;
+    return -1;
+  }
+  do w = pwrite(fd, &state, 1, e->rcpt[i].state_off); while (w < 0 && errno == EINTR);
+  if (w < 0) return -1;
+  if (w != 1) { errno = EIO; return -1; }
+  e->rcpt[i].state = state;
+  return 0;
+}
+
+void qf_free(qf_env *e)
+{
+  free(e->rcpt);
+  e->rcpt = 0;
+  e->nrcpt = 0;
+  str_free(&e->env);
+}
+
+/* One field of digits; its length, or 0 when empty or over 20 digits. */
+static size_t digits(const char *s, size_t n)
+{
+  size_t i = 0;
+  while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+  return i > 20 ? 0 : i;
+}
+
+int qf_qid_ok(const char *s, size_t n)
+{
+  unsigned long long u;
+  size_t a, b, c;
+
+  if (n == 0 || n > QF_QID_MAX - 1) return 0;
+  a = digits(s, n);
+  if (!a || a == n || s[a] != '.') return 0;
+  b = digits(s + a + 1, n - a - 1);
+  if (!b || a + 1 + b == n || s[a + 1 + b] != '.') return 0;
+  c = digits(s + a + b + 2, n - a - b - 2);
+  if (!c || a + b + 2 + c != n) return 0;
+  /* The birth must be representable, so qf_qid_birth cannot overflow. */
+  return scan_ulong(s, a, &u) == 0;
+}
+
+unsigned long long qf_qid_birth(const char *qid)
+{
+  unsigned long long u = 0;
+  size_t n = 0;
+
+  while (qid[n] >= '0' && qid[n] <= '9') n++;
+  if (scan_ulong(qid, n, &u) < 0) return 0;
+  return u;
+}
