@@ -32,4 +32,34 @@
 #define SPAWN_TEXT 1000
 #define SPAWN_PKT_MAX (256 * 1024)
 
+/* Remote replies (qmail-rspawn), additive: each text is "<tag>: <detail>"
+ * so that qmail-send can tell a failure of the destination from a refusal
+ * of one recipient. The detail names the server's address and carries its
+ * full reply (lines of a multi-line reply separated by LF), e.g.
+ *   "rcpt: 192.0.2.1 said: 550 5.1.1 no such user"
+ * Tags:
+ *   connect  no host of the destination could be reached, or every one
+ *            failed before a mail transaction began (connection refused or
+ *            timed out, greeting or EHLO/HELO refused, 421, dropped).
+ *            Always 'Z'. This, and only this, counts against the
+ *            destination for backoff and "dead destination" marking.
+ *   dns      the destination's DNS lookup failed: 'Z' temporary (SERVFAIL,
+ *            timeout), 'D' permanent (no such domain, null MX, no address).
+ *   mail     MAIL FROM was refused (the same result for every recipient).
+ *   rcpt     RCPT TO for this recipient was refused.
+ *   data     DATA or the end of data was refused, or the connection was
+ *            lost or timed out during the transaction (a 421 from the
+ *            server after the handshake also lands here or in mail/rcpt).
+ *   ok       accepted ('K'); the detail is the server's final reply.
+ *   local    this side could not run the delivery (bad request, cannot
+ *            read the message, out of memory). Always 'Z'.
+ */
+#define SPAWN_TAG_CONNECT "connect"
+#define SPAWN_TAG_DNS "dns"
+#define SPAWN_TAG_MAIL "mail"
+#define SPAWN_TAG_RCPT "rcpt"
+#define SPAWN_TAG_DATA "data"
+#define SPAWN_TAG_OK "ok"
+#define SPAWN_TAG_LOCAL "local"
+
 #endif
