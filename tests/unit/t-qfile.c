@@ -1,0 +1,312 @@
+/* lib/qfile.c: round trip through the writer and the reader, qf_mark, qid
+ * syntax, and every kind of damage the reader must refuse. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "check.h"
+#include "qfile.h"
+
+static char path[] = "/tmp/t-qfile.XXXXXX";
+
+/* Writes header + msg + env to the test file; returns an fd open O_RDWR. */
+static int make(const unsigned char *hdr, const char *msg, size_t mlen, const str *env)
+{
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  if (write(fd, hdr, QF_HDR) != QF_HDR) return -1;
+  if (mlen && write(fd, msg, mlen) != (ssize_t)mlen) return -1;
+  if (env->len && write(fd, env->s, env->len) != (ssize_t)env->len) return -1;
+  return fd;
+}
+
+/* The standard test envelope. */
+static void env_std(str *s)
+{
+  s->len = 0;
+  qf_record(s, 'F', "a@b.example", 11);
+  qf_record(s, 'O', "SMTPUTF8", 8);
+  qf_record(s, 'R', "Pc@d.example", 12);
+  qf_record(s, 'R', "De@f.example", 12);
+  qf_record(s, 'E', "", 0);
+}
+
+/* Reads a file made of msg and env with a correct header: 0 or -1 (errno). */
+static int try_env(const str *env)
+{
+  static const char msg[] = "Subject: t\n\nbody\n";
+  unsigned char hdr[QF_HDR];
+  qf_env e = QF_ENV_INIT;
+  int fd, r;
+
+  qf_header(hdr, sizeof msg - 1);
+  fd = make(hdr, msg, sizeof msg - 1, env);
+  if (fd < 0) return -2;
+  r = qf_read(fd, &e);
+  if (r < 0) r = errno == EINVAL ? -1 : -3;
+  close(fd);
+  qf_free(&e);
+  return r;
+}
+
+static int try_raw(const void *p, size_t n)
+{
+  qf_env e = QF_ENV_INIT;
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600), r;
+  if (fd < 0 || write(fd, p, n) != (ssize_t)n) return -2;
+  r = qf_read(fd, &e);
+  if (r < 0) r = errno == EINVAL ? -1 : -3;
+  close(fd);
+  qf_free(&e);
+  return r;
+}
+
+static void round_trip(void)
+{
+  static const char msg[] = "Received: x\nSubject: t\n\nbody\n";
+  unsigned char hdr[QF_HDR];
+  qf_env e = QF_ENV_INIT;
+  str env = STR_INIT;
+  int fd;
+
+  env_std(&env);
+  qf_header(hdr, sizeof msg - 1);
+  CHECK(!memcmp(hdr, "QMQ1", 4) && !memcmp(hdr + 28, "DONE", 4));
+  fd = make(hdr, msg, sizeof msg - 1, &env);
+  CHECK(fd >= 0);
+  CHECK(qf_read(fd, &e) == 0);
+  CHECK(e.msg_len == sizeof msg - 1);
+  CHECK(e.env_off == QF_HDR + sizeof msg - 1);
+  CHECK(e.opts == QF_OPT_UTF8);
+  CHECK(e.sender_len == 11 && !memcmp(e.sender, "a@b.example", 11));
+  CHECK(e.nrcpt == 2);
+  CHECK(e.rcpt[0].state == QF_PENDING && e.rcpt[0].len == 11 && !memcmp(e.rcpt[0].addr, "c@d.example", 11));
+  CHECK(e.rcpt[1].state == QF_DONE && !memcmp(e.rcpt[1].addr, "e@f.example", 11));
+
+  /* qf_mark writes exactly the state byte, and a re-read sees it. */
+  CHECK(qf_mark(fd, &e, 0, QF_FAILED) == 0);
+  CHECK(e.rcpt[0].state == QF_FAILED);
+  CHECK(qf_mark(fd, &e, 2, QF_DONE) == -1 && errno == EINVAL);
+  CHECK(qf_mark(fd, &e, 1, 'X') == -1 && errno == EINVAL);
+  CHECK(qf_read(fd, &e) == 0);   /* re-reading into a used qf_env */
+  CHECK(e.nrcpt == 2 && e.rcpt[0].state == QF_FAILED && e.rcpt[1].state == QF_DONE);
+  {
+    char c = 0;
+    CHECK(pread(fd, &c, 1, e.rcpt[0].state_off) == 1 && c == QF_FAILED);
+  }
+  close(fd);
+  qf_free(&e);
+  qf_free(&e);   /* idempotent */
+
+  /* Null sender, no options, one recipient, empty message. */
+  env.len = 0;
+  qf_record(&env, 'F', "", 0);
+  qf_record(&env, 'R', "Px", 2);
+  qf_record(&env, 'E', "", 0);
+  qf_header(hdr, 0);
+  fd = make(hdr, "", 0, &env);
+  CHECK(qf_read(fd, &e) == 0 && e.sender_len == 0 && e.nrcpt == 1 && e.opts == 0 && e.msg_len == 0);
+  close(fd);
+  qf_free(&e);
+  str_free(&env);
+}
+
+static void hostile_header(void)
+{
+  static const char msg[] = "hello\n";
+  unsigned char hdr[QF_HDR], h2[QF_HDR];
+  unsigned char whole[4096];
+  str env = STR_INIT;
+  size_t n, cut;
+
+  env_std(&env);
+  qf_header(hdr, sizeof msg - 1);
+  memcpy(whole, hdr, QF_HDR);
+  memcpy(whole + QF_HDR, msg, sizeof msg - 1);
+  memcpy(whole + QF_HDR + sizeof msg - 1, env.s, env.len);
+  n = QF_HDR + sizeof msg - 1 + env.len;
+  CHECK(try_raw(whole, n) == 0);
+
+  /* Every truncation is refused, from the empty file up. */
+  for (cut = 0; cut < n; cut++) {
+    if (try_raw(whole, cut) != -1) { CHECK(0 && "truncated file accepted"); break; }
+  }
+  CHECK(cut == n);
+  /* Trailing junk after E, even one byte. */
+  whole[n] = 0;
+  CHECK(try_raw(whole, n + 1) == -1);
+
+  memcpy(h2, hdr, QF_HDR); h2[0] = 'X';          /* magic */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  memcpy(h2, hdr, QF_HDR); h2[31] = 'X';         /* completion marker */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  memcpy(h2, hdr, QF_HDR); memset(h2 + 28, 0, 4); /* never completed */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  memcpy(h2, hdr, QF_HDR); h2[20] = 1;           /* reserved byte */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  memcpy(h2, hdr, QF_HDR); h2[11]++;             /* msg_len != env_off - QF_HDR */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  memcpy(h2, hdr, QF_HDR); h2[19]++;             /* env_off alone */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  /* Lengths past the file, and ones chosen to wrap QF_HDR + msg_len. */
+  qf_header(h2, 1ull << 40);
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  qf_header(h2, ~0ull - 10);
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  qf_header(h2, ~0ull - 31);
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  /* msg_len covering the whole envelope: no room left for records. */
+  qf_header(h2, n - QF_HDR);
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  str_free(&env);
+}
+
+/* Record-level damage, each on an otherwise valid file. */
+static void hostile_records(void)
+{
+  str s = STR_INIT;
+  char big[QF_ADDR_MAX + 2];
+  unsigned char rec[5];
+
+  memset(big, 'a', sizeof big);
+  big[0] = 'P';
+
+#define ENV(...) do { s.len = 0; __VA_ARGS__; } while (0)
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == 0);
+  /* Missing E. */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2));
+  CHECK(try_env(&s) == -1);
+  /* E with data. */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "x", 1));
+  CHECK(try_env(&s) == -1);
+  /* Records after E (E not at EOF). */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0); qf_record(&s, 'R', "Py", 2));
+  CHECK(try_env(&s) == -1);
+  /* Zero recipients. */
+  ENV(qf_record(&s, 'F', "a", 1); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "a", 1); qf_record(&s, 'O', "SMTPUTF8", 8); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  /* Out of order: R before F, O after R, two F, F after R, no F. */
+  ENV(qf_record(&s, 'R', "Px", 2); qf_record(&s, 'F', "", 0); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'O', "SMTPUTF8", 8); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'F', "", 0); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'O', "SMTPUTF8", 8); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  /* Unknown record type, unknown option. */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'X', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'O', "BOGUS", 5); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  /* Recipient: empty address, no state, bad state. */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "P", 1); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "", 0); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Zx", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  /* Addresses with NUL, CR, LF, in the sender and in a recipient. */
+  ENV(qf_record(&s, 'F', "a\0b", 3); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "a\rb", 3); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px\ny", 4); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px\0y", 4); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  /* Length limits: exactly QF_ADDR_MAX is fine, one more is not. */
+  ENV(qf_record(&s, 'F', big + 1, QF_ADDR_MAX); qf_record(&s, 'R', big, QF_ADDR_MAX + 1); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == 0);
+  ENV(qf_record(&s, 'F', big + 1, QF_ADDR_MAX + 1); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', big, QF_ADDR_MAX + 2); qf_record(&s, 'E', "", 0));
+  CHECK(try_env(&s) == -1);
+  /* A record length pointing past EOF, and one near 2^32. */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0));
+  s.s[5 + 4] = 9;   /* the R record's length byte: 2 -> 9 */
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0));
+  rec[0] = 'R'; rec[1] = rec[2] = rec[3] = rec[4] = 0xff;
+  str_catb(&s, rec, 5);
+  str_catb(&s, "Px", 2);
+  qf_record(&s, 'E', "", 0);
+  CHECK(try_env(&s) == -1);
+  /* A record header cut short. */
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); str_catb(&s, "E\0\0", 3));
+  CHECK(try_env(&s) == -1);
+#undef ENV
+  str_free(&s);
+}
+
+static void writer(void)
+{
+  str s = STR_INIT;
+  CHECK(qf_record(&s, 'R', "Pab", 3) == 0);
+  CHECK(s.len == 8 && !memcmp(s.s, "R\0\0\0\3Pab", 8));
+  /* An impossible length is refused and leaves s unchanged. */
+  CHECK(qf_record(&s, 'R', "x", (size_t)1 << 33) == -1 && errno == EINVAL && s.len == 8);
+  CHECK(qf_record(&s, 'R', "x", (size_t)-2) == -1 && s.len == 8);
+  str_free(&s);
+}
+
+static void qids(void)
+{
+  char big[64];
+
+  CHECK(qf_qid_ok("1795420800.004211.3117", 22));
+  CHECK(qf_qid_birth("1795420800.004211.3117") == 1795420800ull);
+  CHECK(qf_qid_ok("0.0.0", 5));
+  CHECK(!qf_qid_ok("", 0));
+  CHECK(!qf_qid_ok("1.2", 3));
+  CHECK(!qf_qid_ok("1.2.", 4));
+  CHECK(!qf_qid_ok(".1.2", 4));
+  CHECK(!qf_qid_ok("1..2", 4));
+  CHECK(!qf_qid_ok("1.2.3.4", 7));
+  CHECK(!qf_qid_ok("1.2.3/", 6));
+  CHECK(!qf_qid_ok("../1.2", 6));
+  CHECK(!qf_qid_ok("1.2.-3", 6));
+  CHECK(!qf_qid_ok("1.2.3\n", 6));
+  CHECK(!qf_qid_ok("1.2.3\0", 6));
+  CHECK(qf_qid_ok("1.2.3xyz", 5));   /* n bounds the name */
+  /* Fields of at most 20 digits; seconds must fit in 64 bits. */
+  CHECK(!qf_qid_ok("99999999999999999999.1.1", 24));
+  CHECK(!qf_qid_ok("1.123456789012345678901.1", 25));
+  CHECK(qf_qid_ok("18446744073709551615.1.1", 24));
+  CHECK(qf_qid_birth("18446744073709551615.1.1") == 18446744073709551615ull);
+  /* At most QF_QID_MAX - 1 bytes: 20 + 1 + 6 + 1 + 19 = 47. */
+  memset(big, '1', sizeof big);
+  memcpy(big, "10000000000000000000", 20);
+  big[20] = '.'; big[27] = '.';
+  CHECK(qf_qid_ok(big, QF_QID_MAX - 1));
+  CHECK(!qf_qid_ok(big, QF_QID_MAX));
+}
+
+int main(void)
+{
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  round_trip();
+  hostile_header();
+  hostile_records();
+  writer();
+  qids();
+  /* A directory and an empty file are not queue files. */
+  {
+    qf_env e = QF_ENV_INIT;
+    int d = open("/tmp", O_RDONLY | O_DIRECTORY);
+    CHECK(qf_read(d, &e) == -1 && errno == EINVAL);
+    close(d);
+    CHECK(try_raw("", 0) == -1);
+    qf_free(&e);
+  }
+  unlink(path);
+  DONE();
+}
