@@ -1,0 +1,153 @@
+/* qmail-qread: every queued message, oldest first, with its recipients.
+ *
+ *   1795420800.004211.3117  age 2h03m  1234 bytes  from <joe@example.test>
+ *     local   pending  bob@example.test
+ *     remote  failed   ann@example.net: 550 5.1.1 no such user
+ *     remote  done     cat@example.net
+ *
+ * A failed recipient shows the failure qmail-send recorded for its bounce
+ * (queue/bounce/<qid>, readable by root only). Why a pending recipient was
+ * deferred is not kept in the queue: it is in qmail-send's log. Addresses
+ * and texts are printed with control bytes escaped (qtool_put_safe).
+ *
+ * Read-only; needs read access to the queue (root, or the queue's group).
+ * Exit 0, or 111 when the queue cannot be read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "log.h"
+#include "qtool.h"
+#include "send.h"
+
+#define PROG "qmail-qread"
+/* A bounce file holds at most one record per recipient attempt, each
+ * under a few KB; more than this is not read (the texts are then left
+ * out, never guessed). */
+#define BOUNCE_MAX (8u << 20)
+
+static char space[8192];
+static buf out = BUF_INIT(1, space, sizeof space);
+
+struct ctx {
+  struct rw rw;
+  str scratch, bounce;
+  unsigned long long now;
+};
+
+/* "3d04h", "2h03m", "4m10s", "12s": two units are enough to judge a queue. */
+static void age(unsigned long long s)
+{
+  static const struct { unsigned long long n; char c; } u[] = {
+    { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' } };
+  size_t i;
+
+  for (i = 0; i < 3 && s < u[i].n; i++) ;
+  buf_putu(&out, s / u[i].n);
+  buf_put(&out, &u[i].c, 1);
+  if (i < 3) {
+    unsigned long long r = s % u[i].n / u[i + 1].n;
+    if (r < 10) buf_puts(&out, "0");
+    buf_putu(&out, r);
+    buf_put(&out, &u[i + 1].c, 1);
+  }
+}
+
+/* The failure records of queue/bounce/<qid> into c->bounce; empty when
+ * there is none or it cannot be read (not root). */
+static void read_bounce(struct ctx *c, const char *qid)
+{
+  char tmp[4096];
+  struct stat st;
+  ssize_t r;
+  int fd;
+
+  c->bounce.len = 0;
+  if (str_copys(&c->scratch, "queue/bounce/") < 0 || str_cats(&c->scratch, qid) < 0 ||
+      str_0(&c->scratch) < 0)
+    return;
+  fd = open(c->scratch.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (off_t)BOUNCE_MAX) {
+    for (;;) {
+      r = read(fd, tmp, sizeof tmp);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0 || c->bounce.len + (size_t)r > BOUNCE_MAX) break;
+      if (str_catb(&c->bounce, tmp, (size_t)r) < 0) { c->bounce.len = 0; break; }
+    }
+  }
+  close(fd);
+}
+
+static int show(void *ctx, const char *qid, int fd, const qf_env *e)
+{
+  struct ctx *c = ctx;
+  unsigned long long birth = qf_qid_birth(qid);
+  struct dsn_fail *f = 0;
+  size_t i, bytes;
+
+  (void)fd;
+  buf_puts(&out, qid);
+  if (!e) {
+    buf_puts(&out, "  damaged: ");
+    buf_puts(&out, strerror(errno));
+    buf_puts(&out, " (see qmail-qfix)\n");
+    return 0;
+  }
+  buf_puts(&out, "  age ");
+  age(c->now > birth ? c->now - birth : 0);
+  buf_puts(&out, "  ");
+  buf_putu(&out, e->msg_len);
+  buf_puts(&out, " bytes  from <");
+  qtool_put_safe(&out, e->sender, e->sender_len);
+  buf_puts(&out, ">");
+  if (e->opts & QF_OPT_UTF8) buf_puts(&out, "  SMTPUTF8");
+  buf_puts(&out, "\n");
+
+  read_bounce(c, qid);
+  if (c->bounce.len && size_mul(&bytes, e->nrcpt, sizeof *f) == 0 && (f = malloc(bytes)))
+    dsn_parse(c->bounce.s, c->bounce.len, f, e->nrcpt);
+  for (i = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *r = e->rcpt + i;
+    int ch = rw_classify(&c->rw, r->addr, r->len, &c->scratch);
+    if (ch < 0) { free(f); return -1; }
+    buf_puts(&out, ch == CH_LOCAL ? "  local   " : "  remote  ");
+    buf_puts(&out, r->state == QF_PENDING ? "pending  " : r->state == QF_FAILED ? "failed   " : "done     ");
+    qtool_put_safe(&out, r->addr, r->len);
+    if (r->state == QF_FAILED && f && f[i].rcpt) {
+      buf_puts(&out, ": ");
+      qtool_put_safe(&out, f[i].text, f[i].tn);
+    }
+    buf_puts(&out, "\n");
+  }
+  free(f);
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  struct ctx c = { RW_INIT, STR_INIT, STR_INIT, 0 };
+  size_t other = 0;
+
+  (void)argv;
+  if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qread (no arguments)");
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
+  c.now = (unsigned long long)time(0);
+  if (qtool_each(show, &c, &other) < 0) log_fatal(PROG, 111, "cannot read queue/mess");
+  if (other) {
+    buf_putu(&out, other);
+    buf_puts(&out, " name(s) in queue/mess are not queue ids (see qmail-qfix)\n");
+  }
+  if (buf_flush(&out) < 0) log_fatal(PROG, 111, "cannot write to stdout");
+  rw_free(&c.rw);
+  str_free(&c.scratch);
+  str_free(&c.bounce);
+  return 0;
+}

@@ -1,0 +1,110 @@
+/* qmail-qstat: counts of what the queue holds.
+ *
+ *   messages in queue: 3
+ *   recipients pending: 4 (local 1, remote 3)
+ *   recipients failed, bounce not yet sent: 1
+ *   recipients done, message not yet removed: 2
+ *   messages being written (queue/tmp): 0
+ *   damaged or unreadable queue files: 0
+ *
+ * Read-only; needs read access to the queue (root, or the queue's group).
+ * Takes no arguments: it works on the instance it was built for.
+ * Exit 0, or 111 when the queue cannot be read (a message on stderr).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "log.h"
+#include "qtool.h"
+#include "send.h"
+
+#define PROG "qmail-qstat"
+
+struct counts {
+  struct rw rw;
+  str scratch;
+  unsigned long long msgs, local, remote, failed, done, damaged;
+};
+
+static int count(void *ctx, const char *qid, int fd, const qf_env *e)
+{
+  struct counts *c = ctx;
+  size_t i;
+
+  (void)qid;
+  (void)fd;
+  if (!e) { c->damaged++; return 0; }
+  c->msgs++;
+  for (i = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *r = e->rcpt + i;
+    int ch;
+    switch (r->state) {
+    case QF_PENDING:
+      ch = rw_classify(&c->rw, r->addr, r->len, &c->scratch);
+      if (ch < 0) return -1;
+      if (ch == CH_LOCAL) c->local++; else c->remote++;
+      break;
+    case QF_FAILED: c->failed++; break;
+    default: c->done++; break;
+    }
+  }
+  return 0;
+}
+
+/* Entries in dir other than . and .., or -1. */
+static long long entries(const char *dir)
+{
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  long long n = 0;
+
+  if (!d) return -1;
+  while ((de = readdir(d)))
+    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+static void line(buf *b, const char *label, unsigned long long n)
+{
+  buf_puts(b, label);
+  buf_putu(b, n);
+  buf_puts(b, "\n");
+}
+
+int main(int argc, char **argv)
+{
+  static char space[4096];
+  buf out = BUF_INIT(1, space, sizeof space);
+  struct counts c = { RW_INIT, STR_INIT, 0, 0, 0, 0, 0, 0 };
+  size_t other = 0;
+  long long tmp;
+
+  (void)argv;
+  if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qstat (no arguments)");
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
+  if (qtool_each(count, &c, &other) < 0) log_fatal(PROG, 111, "cannot read queue/mess");
+  tmp = entries("queue/tmp");
+  if (tmp < 0) log_fatal(PROG, 111, "cannot read queue/tmp");
+
+  line(&out, "messages in queue: ", c.msgs);
+  buf_puts(&out, "recipients pending: ");
+  buf_putu(&out, c.local + c.remote);
+  buf_puts(&out, " (local ");
+  buf_putu(&out, c.local);
+  buf_puts(&out, ", remote ");
+  buf_putu(&out, c.remote);
+  buf_puts(&out, ")\n");
+  line(&out, "recipients failed, bounce not yet sent: ", c.failed);
+  line(&out, "recipients done, message not yet removed: ", c.done);
+  line(&out, "messages being written (queue/tmp): ", (unsigned long long)tmp);
+  line(&out, "damaged or unreadable queue files: ", c.damaged + other);
+  if (buf_flush(&out) < 0) log_fatal(PROG, 111, "cannot write to stdout");
+  rw_free(&c.rw);
+  str_free(&c.scratch);
+  return 0;
+}
