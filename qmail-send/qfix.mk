@@ -1,0 +1,2 @@
+PROGS += qmail-qfix
+qmail-qfix_SRCS := qmail-send/qmail-qfix.c
