@@ -90,7 +90,7 @@ static int show(void *ctx, const char *qid, int fd, const qf_env *e)
   struct ctx *c = ctx;
   unsigned long long birth = qf_qid_birth(qid);
   struct dsn_fail *f = 0;
-  size_t i, bytes;
+  size_t i;
 
   (void)fd;
   buf_puts(&out, qid);
@@ -111,7 +111,7 @@ static int show(void *ctx, const char *qid, int fd, const qf_env *e)
   buf_puts(&out, "\n");
 
   read_bounce(c, qid);
-  if (c->bounce.len && size_mul(&bytes, e->nrcpt, sizeof *f) == 0 && (f = malloc(bytes)))
+  if (c->bounce.len && (f = calloc(e->nrcpt, sizeof *f)))
     dsn_parse(c->bounce.s, c->bounce.len, f, e->nrcpt);
   for (i = 0; i < e->nrcpt; i++) {
     const struct qf_rcpt *r = e->rcpt + i;

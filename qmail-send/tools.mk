@@ -1,9 +1,6 @@
 # The operator's queue tools (read-only) and the log summary. They share
 # qmail-send's recipient classification (rewrite.c) and bounce records
 # (dsn.c) so that what they show is what qmail-send does.
-PROGS += qmail-qstat
+PROGS += qmail-qstat qmail-qread
 qmail-qstat_SRCS := qmail-send/qmail-qstat.c qmail-send/qtool.c qmail-send/rewrite.c
-ifneq ($(wildcard qmail-send/dsn.c),)
-PROGS += qmail-qread
 qmail-qread_SRCS := qmail-send/qmail-qread.c qmail-send/qtool.c qmail-send/rewrite.c qmail-send/dsn.c
-endif

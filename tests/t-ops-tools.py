@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""qmail-qstat and qmail-qread against a queue of known content.
+
+Messages are put in with bin/qmail-queue while no qmail-send runs; some
+recipients' state bytes are then set by hand (as qmail-send would), and a
+bounce record is written for a failed one, so that every state shows up.
+Also: both tools escape control bytes in addresses, report damaged files,
+and refuse arguments.
+"""
+import os, re, struct, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, Instance
+
+t = T()
+inst = Instance(t, control={"locals": ["localhost", "example.test"]})
+
+
+def tool(name, *args):
+    p = subprocess.run([inst.bin(name)] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def records(path):
+    """(type, offset of data, data) for each envelope record of a queue file."""
+    b = open(path, "rb").read()
+    msg_len, env_off = struct.unpack(">QQ", b[4:20])
+    out, i = [], env_off
+    while i < len(b):
+        typ, n = b[i:i + 1], struct.unpack(">I", b[i + 1:i + 5])[0]
+        out.append((typ, i + 5, b[i + 5:i + 5 + n]))
+        i += 5 + n
+    return out
+
+
+def set_state(qid, index, state):
+    path = inst.path("queue", "mess", qid)
+    rs = [r for r in records(path) if r[0] == b"R"]
+    with open(path, "r+b") as f:
+        f.seek(rs[index][1])
+        f.write(state)
+
+
+for name in ("qmail-qstat", "qmail-qread"):
+    if not os.path.exists(inst.bin(name)):
+        t.skip(name, "not built yet")
+if not all(os.path.exists(inst.bin(n)) for n in ("qmail-qstat", "qmail-qread", "qmail-queue")):
+    t.done()
+
+rc, out, _ = tool("qmail-qstat")
+t.check("qstat on an empty queue", rc == 0 and "messages in queue: 0" in out, out)
+rc, out, _ = tool("qmail-qread")
+t.check("qread on an empty queue prints nothing", rc == 0 and out == "", out)
+
+m1 = "Subject: one\n\nbody one\n"
+t.check("inject 1", inst.inject("ann@example.test", ["joe@localhost", "bob@remote.test",
+                                                     "cat@remote.test"], m1) == 0)
+time.sleep(1.1)  # distinct birth seconds: qread lists oldest first
+t.check("inject 2", inst.inject("", ["Dan@Example.TEST"], "Subject: two\n\n" + "x" * 1000 + "\n") == 0)
+t.check("inject 3 (hostile address)",
+        inst.inject("eve\x1b[31m@evil.test", ["ok@remote.test"], "Subject: three\n\n") == 0)
+qids = inst.queue_files()
+t.check("three messages queued", len(qids) == 3, qids)
+qids.sort(key=lambda q: (int(q.split(".")[0]), q))
+first = qids[0]
+
+# Message 1: joe delivered, bob failed (with its bounce record), cat pending.
+set_state(first, 0, b"D")
+set_state(first, 1, b"F")
+bounce = inst.path("queue", "bounce", first)
+with open(bounce, "wb") as f:
+    f.write(b"\n1\x00R\x00bob@remote.test\x00550 5.1.1 no such user\n")
+
+rc, out, err = tool("qmail-qstat")
+t.check("qstat exit 0", rc == 0, err)
+t.check("qstat messages", "messages in queue: 3\n" in out, out)
+t.check("qstat pending split local/remote",
+        "recipients pending: 3 (local 1, remote 2)\n" in out, out)
+t.check("qstat failed", "recipients failed, bounce not yet sent: 1\n" in out, out)
+t.check("qstat done", "recipients done, message not yet removed: 1\n" in out, out)
+t.check("qstat tmp", "messages being written (queue/tmp): 0\n" in out, out)
+t.check("qstat damaged", "damaged or unreadable queue files: 0\n" in out, out)
+
+rc, out, err = tool("qmail-qread")
+t.check("qread exit 0", rc == 0, err)
+lines = out.splitlines()
+heads = [l for l in lines if not l.startswith(" ")]
+t.check("qread: one head line per message, oldest first",
+        [h.split()[0] for h in heads] == qids, out)
+t.check("qread head: age, size, sender",
+        re.match(r"^%s  age \d+s  \d+ bytes  from <ann@example\.test>$" % re.escape(first),
+                 heads[0]) is not None, heads[0])
+size1 = os.path.getsize(inst.path("queue", "mess", first))
+t.check("qread size is the message's size (not the file's)",
+        int(heads[0].split()[3]) < size1, heads[0])
+t.check("qread: null sender", "from <>" in heads[1], heads[1])
+t.check("qread: delivered local recipient", "  local   done     joe@localhost" in lines, out)
+t.check("qread: failed remote recipient with its reason",
+        "  remote  failed   bob@remote.test: 550 5.1.1 no such user" in lines, out)
+t.check("qread: pending remote recipient", "  remote  pending  cat@remote.test" in lines, out)
+t.check("qread: locals match ignoring case", "  local   pending  Dan@Example.TEST" in lines, out)
+t.check("qread: control bytes escaped", "\x1b" not in out and "eve\\x1b[31m@evil.test" in out, out)
+
+# A damaged file and a stray name are reported, not fatal.
+with open(inst.path("queue", "mess", "1.2.3"), "wb") as f:
+    f.write(b"QMQ1 not a queue file")
+with open(inst.path("queue", "mess", "junk"), "wb") as f:
+    f.write(b"x")
+rc, out, _ = tool("qmail-qstat")
+t.check("qstat counts damaged and stray files", rc == 0 and
+        "damaged or unreadable queue files: 2\n" in out and "messages in queue: 3\n" in out, out)
+rc, out, _ = tool("qmail-qread")
+t.check("qread reports the damaged file", rc == 0 and re.search(r"^1\.2\.3  damaged: ", out, re.M)
+        and "1 name(s) in queue/mess are not queue ids" in out, out)
+
+rc, _, err = tool("qmail-qstat", "x")
+t.check("qstat refuses arguments", rc == 100 and "usage" in err, (rc, err))
+rc, _, err = tool("qmail-qread", "x")
+t.check("qread refuses arguments", rc == 100 and "usage" in err, (rc, err))
+
+t.done()
