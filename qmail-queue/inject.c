@@ -1,0 +1,536 @@
+/* The injector: read the message, fix its header, collect the envelope,
+ * hand both to qmail-queue. Contract in inject.h.
+ *
+ * The header is held in memory (at most INJECT_HDR_MAX) because the
+ * envelope may depend on it (-t) and fields are added after it; the body
+ * is streamed through a fixed buffer, so a message of any size costs
+ * bounded memory. Each process injects one message, so the state below
+ * is file-static, and every failure ends the process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "log.h"
+#include "qfile.h"
+#include "str.h"
+#include "inject.h"
+#include "inject-alist.h"
+
+#define HDR_LINE_MAX 998     /* RFC 5322 2.1.1, without the line end */
+#define HDR_READ_MAX 65536   /* longest line read while in the header */
+
+static const char *prog;
+static const struct inject *opt;
+static str defaulthost = STR_INIT, defaultdomain = STR_INIT, idhost = STR_INIT;
+static str rcpts = STR_INIT;           /* each qualified, NUL-terminated */
+static size_t nrcpt;
+static str sender = STR_INIT;
+static str hdr = STR_INIT;             /* fields kept, LF line ends */
+static str field = STR_INIT;           /* the field being read */
+static int has_date, has_from, has_msgid;
+static str tmp = STR_INIT;
+static struct qq qq = { 0, -1, -1 };
+static char inspace[65536], outspace[65536];
+static buf in, out;
+
+static void fatal(int code, const char *msg, const char *detail) __attribute__((noreturn));
+static void fatal(int code, const char *msg, const char *detail)
+{
+  /* qmail-queue, if running, gets no envelope: it queues nothing. */
+  if (qq.pid) qq_wait(&qq);
+  log_begin(prog, "fatal");
+  log_kv("msg", msg);
+  if (detail) log_kv("detail", detail);
+  log_ku("exit", (unsigned)code);
+  log_end();
+  _exit(code);
+}
+
+static void fatal_sys(int code, const char *msg) __attribute__((noreturn));
+static void fatal_sys(int code, const char *msg)
+{
+  fatal(code, msg, strerror(errno));
+}
+
+static void nomem(void) __attribute__((noreturn));
+static void nomem(void) { fatal(111, "out of memory", 0); }
+
+static void cat(str *s, const void *p, size_t n) { if (str_catb(s, p, n) < 0) nomem(); }
+static void cats(str *s, const char *p) { if (str_cats(s, p) < 0) nomem(); }
+
+/* --- configuration ---------------------------------------------------- */
+
+static void control(str *outv, const char *name, const str *def)
+{
+  str path = STR_INIT;
+  int r;
+
+  cats(&path, auto_prefix);
+  cats(&path, "/control/");
+  cats(&path, name);
+  if (str_0(&path) < 0) nomem();
+  r = control_line(outv, path.s);
+  if (r < 0) fatal(111, "unable to read control file", name);
+  if (r == 0 || outv->len == 0) {
+    if (!def || !def->len) fatal(111, "control file missing (and control/me too)", name);
+    if (str_copyb(outv, def->s, def->len) < 0) nomem();
+  }
+  str_free(&path);
+}
+
+static void read_controls(void)
+{
+  str me = STR_INIT;
+
+  control(&me, "me", &me);
+  control(&defaultdomain, "defaultdomain", &me);
+  control(&defaulthost, "defaulthost", &me);
+  control(&idhost, "idhost", &me);
+  if (!memchr(defaulthost.s, '.', defaulthost.len)) {
+    cats(&defaulthost, ".");
+    cat(&defaulthost, defaultdomain.s, defaultdomain.len);
+  }
+  str_free(&me);
+}
+
+/* --- addresses ---------------------------------------------------------- */
+
+/* local@domain into tmp, qualified as inject.h says. */
+static void qualify(const struct alist_addr *a)
+{
+  tmp.len = 0;
+  cat(&tmp, a->local, a->llen);
+  cats(&tmp, "@");
+  if (!a->domain) {
+    cat(&tmp, defaulthost.s, defaulthost.len);
+  } else {
+    cat(&tmp, a->domain, a->dlen);
+    if (!a->literal && !memchr(a->domain, '.', a->dlen)) {
+      cats(&tmp, ".");
+      cat(&tmp, defaultdomain.s, defaultdomain.len);
+    }
+  }
+  if (tmp.len > QF_ADDR_MAX) fatal(100, "address too long", 0);
+}
+
+static int add_rcpt(void *ctx, const struct alist_addr *a)
+{
+  qualify(a);
+  if (++nrcpt > QF_RCPT_MAX) fatal(100, "too many recipients", 0);
+  cat(&rcpts, tmp.s, tmp.len);
+  cat(&rcpts, "", 1);
+  return 0;
+}
+
+static void parse_rcpts(const char *s, size_t n, const char *where)
+{
+  const char *why = 0;
+  int r = alist_parse(s, n, add_rcpt, 0, &why);
+
+  if (r == ALIST_NOMEM) nomem();
+  if (r != ALIST_OK) {
+    log_begin(prog, "bad_address");
+    log_kv("in", where);
+    log_kb("text", s, (unsigned long)n);
+    log_end();
+    fatal(100, "cannot parse recipient addresses", why);
+  }
+}
+
+static int set_one(void *ctx, const struct alist_addr *a)
+{
+  str *dst = ctx;
+  if (dst->len) return 1;   /* a second address: not a single mailbox */
+  qualify(a);
+  if (str_copyb(dst, tmp.s, tmp.len) < 0) nomem();
+  return 0;
+}
+
+/* Exactly one address from s, qualified, into dst. */
+static void parse_one(str *dst, const char *s, size_t n, const char *what)
+{
+  const char *why = 0;
+  int r;
+
+  dst->len = 0;
+  r = alist_parse(s, n, set_one, dst, &why);
+  if (r == ALIST_NOMEM) nomem();
+  if (r == ALIST_STOP) fatal(100, what, "more than one address");
+  if (r != ALIST_OK) fatal(100, what, why);
+  if (!dst->len) fatal(100, what, "no address");
+}
+
+static int is_atext(unsigned char c)
+{
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
+  return c && strchr("!#$%&'*+-/=?^_`{|}~", c) != 0;
+}
+
+/* s as an RFC 5322 word: a dot-atom (dots allowed) or phrase of atoms
+ * and spaces as it is, anything else as a quoted string. Control bytes
+ * could forge header lines: refused. */
+static void cat_word(str *dst, const char *s, int dots, const char *what)
+{
+  size_t i, n = strlen(s);
+  int plain = n > 0;
+
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 32 || c == 127) fatal(100, what, "control character");
+    if (is_atext(c)) continue;
+    if (dots && c == '.' && i > 0 && i + 1 < n && s[i + 1] != '.') continue;
+    if (!dots && c == ' ' && i > 0 && i + 1 < n) continue;
+    plain = 0;
+  }
+  if (plain) { cat(dst, s, n); return; }
+  cats(dst, "\"");
+  for (i = 0; i < n; i++) {
+    if (s[i] == '"' || s[i] == '\\') cats(dst, "\\");
+    cat(dst, s + i, 1);
+  }
+  cats(dst, "\"");
+}
+
+static const char *env_first(const char *const *names)
+{
+  for (; *names; names++) {
+    const char *v = getenv(*names);
+    if (v && *v) return v;
+  }
+  return 0;
+}
+
+static const char *user_name(const char *const *names)
+{
+  const char *u = env_first(names);
+  struct passwd *pw;
+
+  if (u) return u;
+  pw = getpwuid(getuid());
+  if (!pw || !pw->pw_name || !*pw->pw_name) fatal(111, "cannot tell the user name", 0);
+  return pw->pw_name;
+}
+
+/* user@host from the environment (inject.h), qualified, into dst. */
+static void identity(str *dst, const char *const *users, const char *const *hosts, const char *what)
+{
+  str s = STR_INIT;
+  const char *host = env_first(hosts);
+
+  cat_word(&s, user_name(users), 1, what);
+  cats(&s, "@");
+  if (host) cats(&s, host);
+  else cat(&s, defaulthost.s, defaulthost.len);
+  parse_one(dst, s.s, s.len, what);
+  str_free(&s);
+}
+
+static void set_sender(void)
+{
+  static const char *const users[] = { "QMAILSUSER", "QMAILUSER", "USER", "LOGNAME", 0 };
+  static const char *const hosts[] = { "QMAILSHOST", "QMAILHOST", 0 };
+  const char *f = opt->sender;
+
+  if (!f) { identity(&sender, users, hosts, "bad envelope sender from the environment"); return; }
+  if (!*f || !strcmp(f, "<>")) { sender.len = 0; return; }
+  parse_one(&sender, f, strlen(f), "bad envelope sender");
+}
+
+/* --- the header --------------------------------------------------------- */
+
+static int named(const char *name, size_t n, const char *want)
+{
+  return n == strlen(want) && !strncasecmp(name, want, n);
+}
+
+/* Length of the field name if line starts a field (name, optional white
+ * space (obs-FWS), ':'), else 0. */
+static size_t field_name(const char *s, size_t n)
+{
+  size_t i = 0, end;
+
+  while (i < n && s[i] > 32 && s[i] < 127 && s[i] != ':') i++;
+  end = i;
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  return end && i < n && s[i] == ':' ? end : 0;
+}
+
+/* Files away the complete field in `field`: noted, used for recipients,
+ * dropped or kept. */
+static void end_field(void)
+{
+  size_t nlen = field_name(field.s, field.len), v;
+  const char *name = field.s;
+  int keep = 1, rcpt = 0;
+
+  if (!field.len) return;
+  v = (size_t)((char *)memchr(field.s, ':', field.len) - field.s) + 1;
+  if (named(name, nlen, "bcc") || named(name, nlen, "resent-bcc")) {
+    keep = 0;
+    rcpt = named(name, nlen, "bcc");
+  } else if (named(name, nlen, "return-path") || named(name, nlen, "content-length")) {
+    keep = 0;
+  } else if (named(name, nlen, "to") || named(name, nlen, "cc")) {
+    rcpt = 1;
+  } else if (named(name, nlen, "date")) {
+    has_date = 1;
+  } else if (named(name, nlen, "from")) {
+    has_from = 1;
+  } else if (named(name, nlen, "message-id")) {
+    has_msgid = 1;
+  }
+  if (rcpt && (opt->flags & INJ_HEADER)) {
+    char where[16];
+    size_t k = nlen < sizeof where - 1 ? nlen : sizeof where - 1;
+    memcpy(where, name, k);
+    where[k] = 0;
+    parse_rcpts(field.s + v, field.len - v - 1, where);
+  }
+  if (keep) cat(&hdr, field.s, field.len);
+  field.len = 0;
+}
+
+enum { BODY_NONE, BODY_LINE, BODY_REST };
+
+/* Reads the header. Returns BODY_NONE when the input ended, BODY_LINE
+ * when `line` holds the body's first line, BODY_REST when the body (if
+ * any) is still unread. */
+static int read_header(str *line)
+{
+  int r;
+
+  for (;;) {
+    r = buf_line(&in, line, HDR_READ_MAX);
+    if (r == LINE_ERR) fatal_sys(111, "unable to read the message");
+    if (r == LINE_LONG) fatal(100, "header line too long", 0);
+    if (r == LINE_EOF) { end_field(); return BODY_NONE; }
+    if (r == LINE_PARTIAL) cat(line, "\n", 1);
+    if (line->len >= 2 && line->s[line->len - 2] == '\r') {
+      line->s[line->len - 2] = '\n';
+      line->len--;
+    }
+    if (memchr(line->s, 0, line->len)) fatal(100, "NUL byte in the message", 0);
+    if ((opt->flags & INJ_DOT) && line->len == 2 && line->s[0] == '.') {
+      end_field();
+      return BODY_NONE;
+    }
+    if (line->len == 1) { end_field(); return BODY_REST; }
+    if ((line->s[0] == ' ' || line->s[0] == '\t') && field.len) {
+      /* continuation of the field in progress */
+    } else if (field_name(line->s, line->len)) {
+      end_field();
+    } else {
+      end_field();
+      return BODY_LINE;
+    }
+    if (line->len - 1 > HDR_LINE_MAX) fatal(100, "header line longer than 998 bytes", 0);
+    if (hdr.len + field.len + line->len > INJECT_HDR_MAX) fatal(100, "header too large", 0);
+    cat(&field, line->s, line->len);
+  }
+}
+
+static const char *const wdays[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+static void cat2(str *s, unsigned v)
+{
+  char d[2] = { (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
+  cat(s, d, 2);
+}
+
+static void catu(str *s, unsigned long long u) { if (str_catu(s, u) < 0) nomem(); }
+
+/* Date, From, Message-ID when missing, appended to hdr. */
+static void add_fields(void)
+{
+  static const char *const users[] = { "QMAILUSER", "USER", "LOGNAME", 0 };
+  static const char *const hosts[] = { "QMAILHOST", 0 };
+  static const char *const names[] = { "QMAILNAME", "NAME", 0 };
+  struct timeval tv;
+  struct tm tm;
+
+  gettimeofday(&tv, 0);
+  if (!has_date) {
+    long off;
+    if (!localtime_r(&tv.tv_sec, &tm)) fatal(111, "cannot convert the time", 0);
+    off = tm.tm_gmtoff / 60;
+    cats(&hdr, "Date: ");
+    cats(&hdr, wdays[tm.tm_wday % 7]);
+    cats(&hdr, ", ");
+    catu(&hdr, (unsigned)tm.tm_mday);
+    cats(&hdr, " ");
+    cats(&hdr, months[tm.tm_mon % 12]);
+    cats(&hdr, " ");
+    catu(&hdr, (unsigned long long)tm.tm_year + 1900);
+    cats(&hdr, " ");
+    cat2(&hdr, (unsigned)tm.tm_hour); cats(&hdr, ":");
+    cat2(&hdr, (unsigned)tm.tm_min); cats(&hdr, ":");
+    cat2(&hdr, (unsigned)tm.tm_sec);
+    cats(&hdr, off < 0 ? " -" : " +");
+    if (off < 0) off = -off;
+    cat2(&hdr, (unsigned)(off / 60));
+    cat2(&hdr, (unsigned)(off % 60));
+    cats(&hdr, "\n");
+  }
+  if (!has_from) {
+    str from = STR_INIT;
+    const char *name = opt->name ? opt->name : env_first(names);
+    identity(&from, users, hosts, "bad From address from the environment");
+    cats(&hdr, "From: ");
+    if (name && *name) {
+      cat_word(&hdr, name, 0, "bad full name");
+      cats(&hdr, " <");
+      cat(&hdr, from.s, from.len);
+      cats(&hdr, ">\n");
+    } else {
+      cat(&hdr, from.s, from.len);
+      cats(&hdr, "\n");
+    }
+    str_free(&from);
+  }
+  if (!has_msgid) {
+    char us[7];
+    unsigned long u = (unsigned long)tv.tv_usec;
+    int i;
+    for (i = 5; i >= 0; i--) { us[i] = (char)('0' + u % 10); u /= 10; }
+    us[6] = 0;
+    cats(&hdr, "Message-ID: <");
+    catu(&hdr, (unsigned long long)tv.tv_sec);
+    cats(&hdr, ".");
+    cats(&hdr, us);
+    cats(&hdr, ".");
+    catu(&hdr, (unsigned long long)getpid());
+    cats(&hdr, "@");
+    cat(&hdr, idhost.s, idhost.len);
+    cats(&hdr, ">\n");
+  }
+}
+
+/* --- output -------------------------------------------------------------- */
+
+static void write_failed(void) __attribute__((noreturn));
+static void write_failed(void)
+{
+  /* qmail-queue stopped reading: its exit code says why. */
+  if (qq.pid && errno == EPIPE) qq_exit(prog, qq_wait(&qq));
+  fatal_sys(111, "unable to write the message");
+}
+
+static void put(const char *p, size_t n)
+{
+  if (buf_put(&out, p, n) < 0) write_failed();
+}
+
+/* Streams the rest of stdin: CRLF becomes LF, NUL is refused, and with
+ * INJ_DOT a line holding only "." (or ".\r") ends the input. `held` keeps
+ * the bytes whose meaning depends on what follows: "", "\r", "." (only at
+ * a line start, INJ_DOT) or ".\r". */
+static void copy_body(void)
+{
+  char held[2], c;
+  size_t nheld = 0, i;
+  int bol = 1, last_nl = 1;
+  ssize_t r;
+
+  for (;;) {
+    if (in.pos == in.end) {
+      r = buf_fill(&in);
+      if (r < 0) fatal_sys(111, "unable to read the message");
+      if (r == 0) break;
+    }
+    for (i = in.pos; i < in.end; i++) {
+      c = in.x[i];
+      if (c == 0) fatal(100, "NUL byte in the message", 0);
+      if (c == '\n') {
+        if (nheld && held[0] == '.') return;   /* "." line: end of input */
+        put("\n", 1);
+        nheld = 0;
+        bol = last_nl = 1;
+        continue;
+      }
+      if (c == '\r') {
+        if (nheld && held[nheld - 1] == '\r') { put(held, nheld); nheld = 0; }
+        held[nheld++] = '\r';
+        bol = 0;
+        continue;
+      }
+      if (c == '.' && bol && (opt->flags & INJ_DOT)) {
+        held[nheld++] = '.';
+        bol = 0;
+        continue;
+      }
+      if (nheld) { put(held, nheld); nheld = 0; }
+      put(&c, 1);
+      bol = last_nl = 0;
+    }
+    in.pos = in.end;
+  }
+  if (nheld) { put(held, nheld); last_nl = 0; }
+  if (!last_nl) put("\n", 1);
+}
+
+static void open_std(void)
+{
+  int fd;
+  for (;;) {
+    fd = open("/dev/null", O_RDWR);
+    if (fd < 0) fatal_sys(111, "cannot open /dev/null");
+    if (fd > 2) { close(fd); return; }
+  }
+}
+
+void inject_run(const struct inject *in_opt)
+{
+  str line = STR_INIT, env = STR_INIT;
+  size_t i;
+  int body;
+
+  opt = in_opt;
+  prog = opt->prog;
+  open_std();
+  read_controls();
+  set_sender();
+  if (opt->flags & INJ_ARGS)
+    for (i = 0; i < opt->nargs; i++) parse_rcpts(opt->args[i], strlen(opt->args[i]), "argument");
+
+  buf_init(&in, 0, inspace, sizeof inspace);
+  body = read_header(&line);
+  if (!nrcpt && !(opt->flags & INJ_PRINT)) fatal(100, "no recipients", 0);
+  add_fields();
+
+  cats(&env, "F");
+  cat(&env, sender.s, sender.len);
+  cat(&env, "", 1);
+  for (i = 0; i < rcpts.len; i += strlen(rcpts.s + i) + 1) {
+    cats(&env, "T");
+    cat(&env, rcpts.s + i, strlen(rcpts.s + i) + 1);
+  }
+  cat(&env, "", 1);
+
+  if (opt->flags & INJ_PRINT) {
+    buf_init(&out, 1, outspace, sizeof outspace);
+  } else {
+    if (qq_start(&qq) < 0) fatal_sys(111, "unable to start qmail-queue");
+    buf_init(&out, qq.msg, outspace, sizeof outspace);
+  }
+  put(hdr.s, hdr.len);
+  put("\n", 1);
+  if (body == BODY_LINE) put(line.s, line.len);
+  if (body != BODY_NONE) copy_body();
+  if (buf_flush(&out) < 0) write_failed();
+  if (opt->flags & INJ_PRINT) _exit(0);
+
+  close(qq.msg);
+  qq.msg = -1;
+  if (fd_write_all(qq.env, env.s, env.len, 0) < 0 && errno != EPIPE)
+    fatal_sys(111, "unable to write the envelope");
+  qq_exit(prog, qq_wait(&qq));
+}

@@ -1,0 +1,80 @@
+#ifndef INJECT_H
+#define INJECT_H
+/* The injector shared by qmail-inject and sendmail: one implementation of
+ * header fixing, recipient extraction and the hand-over to qmail-queue.
+ * Both programs only translate their options into struct inject.
+ *
+ * It runs as the calling user and trusts nothing it reads; the privilege
+ * boundary is qmail-queue. Exit codes: 0 queued; 100 permanent (bad
+ * message, bad address, no recipient, qmail-queue codes 11-40); 111
+ * temporary (resources, configuration, any other qmail-queue code). Every
+ * failure is one "prog event=fatal msg=..." line on stderr.
+ *
+ * Message: stdin, CRLF or LF line ends (CRLF becomes LF; a lone CR is
+ * kept), no NUL byte. The header is every line up to the first empty line
+ * or the first line that is neither a field ("name:") nor a continuation;
+ * its lines may hold at most 998 bytes and it at most INJECT_HDR_MAX in
+ * all. Fields removed: Bcc, Resent-Bcc, Return-Path, Content-Length.
+ * Fields added when missing, after the others: Date (local time with
+ * offset), From, Message-ID <sec.usec.pid@idhost>. A last line without
+ * a line end gets one.
+ *
+ * Addresses (arguments, To/Cc/Bcc, -f) are RFC 5322 address lists
+ * (inject-alist.h). One without "@" gets "@defaulthost"; a domain without
+ * a dot (not a literal) gets "." defaultdomain, as qmail-inject(8) does.
+ * Header fields themselves are never rewritten.
+ *
+ * Control files, read from PREFIX/control (compiled in): defaulthost,
+ * defaultdomain, idhost, each defaulting to me; defaulthost gets
+ * "." defaultdomain when it has no dot.
+ *
+ * Envelope sender: -f (empty or "<>" is the null sender), else
+ * user@host with user the first of $QMAILSUSER $QMAILUSER $USER $LOGNAME
+ * or the passwd name of the real uid, and host the first of $QMAILSHOST
+ * $QMAILHOST or defaulthost. A missing From: is "name <user@host>" from
+ * $QMAILUSER $USER $LOGNAME / passwd and $QMAILHOST / defaulthost, the
+ * name from -F, $QMAILNAME or $NAME (none: the bare address).
+ *
+ * qmail-queue is $QMAILQUEUE when set and not empty, else
+ * PREFIX/bin/qmail-queue; it gets the message on fd 0 through a pipe and
+ * the envelope on fd 1. A message refused part-way (NUL byte) is
+ * abandoned by closing both pipes without the envelope's final NUL, which
+ * makes qmail-queue queue nothing.
+ */
+#include <stddef.h>
+
+#define INJECT_HDR_MAX (1u << 20)
+
+#define INJ_ARGS   1u   /* recipients from the arguments */
+#define INJ_HEADER 2u   /* recipients from To, Cc, Bcc */
+#define INJ_DOT    4u   /* a line holding only "." ends the input */
+#define INJ_PRINT  8u   /* write the fixed message to stdout, queue nothing */
+
+struct inject {
+  const char *prog;      /* name in messages */
+  unsigned flags;        /* INJ_* */
+  const char *sender;    /* -f, or NULL */
+  const char *name;      /* -F, or NULL */
+  char *const *args;     /* recipient arguments, each an address list */
+  size_t nargs;
+};
+
+/* Does the whole job and exits with the codes above. */
+void inject_run(const struct inject *in) __attribute__((noreturn));
+
+/* Running qmail-queue (inject-qq.c). */
+struct qq {
+  int pid;               /* 0: not started */
+  int msg;               /* write end of its fd 0, or -1 */
+  int env;               /* write end of its fd 1, or -1 */
+};
+/* Starts qmail-queue; SIGPIPE is ignored from then on. 0 or -1 (errno). */
+int qq_start(struct qq *q);
+/* Closes the pipes still open and waits: the exit code, 120 when the
+ * program could not be run, 256 + signal when it was killed. */
+int qq_wait(struct qq *q);
+/* Reports qmail-queue's exit code on stderr unless 0 and exits 0, 100
+ * (11-40) or 111. */
+void qq_exit(const char *prog, int code) __attribute__((noreturn));
+
+#endif

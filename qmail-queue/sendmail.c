@@ -1,0 +1,103 @@
+/* sendmail: the command-line interface applications expect, translated
+ * into the shared injector (inject.h); not setuid.
+ *
+ *   sendmail [-t] [-i|-oi] [-f sender] [-F name] [-bm] [--] [rcpt ...]
+ *   sendmail -bp      queue listing: runs PREFIX/bin/qmail-qread
+ *   sendmail -bs      SMTP on stdin/stdout: runs PREFIX/bin/qmail-smtpd as
+ *                     a trusted local client (RELAYCLIENT="",
+ *                     TCPREMOTEIP=TCPLOCALIP=127.0.0.1)
+ *   sendmail -q...    no-op, exit 0: qmail-send retries on its own schedule
+ *
+ * -t adds the To, Cc and Bcc recipients to those of the arguments (as
+ * Postfix does). Without -i or -oi a line holding only "." ends the
+ * message. -r is -f. Accepted and ignored, for compatibility: other -o
+ * options, -B, -N, -R, -V, -L, -O, -e, -h (with their argument), -v, -U,
+ * -G. Anything else, and -bi/-bv/..., is refused with exit 100. Invoked
+ * as "mailq" it is -bp. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "log.h"
+#include "str.h"
+#include "inject.h"
+
+static void usage(const char *why)
+{
+  static const char u[] =
+    "usage: sendmail [-t] [-i|-oi] [-f sender] [-F name] [-bm|-bp|-bs] [--] [rcpt ...]\n";
+  log_begin("sendmail", "usage");
+  log_kv("msg", why);
+  log_end();
+  fd_write_all(2, u, sizeof u - 1, 0);
+  _exit(100);
+}
+
+/* Replaces this process with PREFIX/bin/name; returns only on failure. */
+static void run(const char *name, char **argv0)
+{
+  str path = STR_INIT;
+
+  if (str_copys(&path, auto_prefix) < 0 || str_cats(&path, "/bin/") < 0 ||
+      str_cats(&path, name) < 0 || str_0(&path) < 0) {
+    errno = ENOMEM;
+    log_fatal("sendmail", 111, "out of memory");
+  }
+  argv0[0] = (char *)name;
+  execv(path.s, argv0);
+  if (errno == ENOENT) {
+    log_begin("sendmail", "fatal");
+    log_kv("msg", "not installed");
+    log_kv("program", path.s);
+    log_end();
+    _exit(100);
+  }
+  log_fatal("sendmail", 111, "unable to run a helper program");
+}
+
+int main(int argc, char **argv)
+{
+  struct inject in = { "sendmail", INJ_ARGS | INJ_DOT, 0, 0, 0, 0 };
+  char *args[2] = { 0, 0 };
+  const char *base = argc > 0 ? strrchr(argv[0], '/') : 0;
+  char mode = 'm';
+  int c;
+
+  base = base ? base + 1 : argc > 0 ? argv[0] : "";
+  if (!strcmp(base, "mailq")) mode = 'p';
+  opterr = 0;
+  while ((c = getopt(argc, argv, "+tif:r:F:o:b:q::B:N:R:V:L:O:e:h:vUG")) != -1) {
+    switch (c) {
+    case 't': in.flags |= INJ_HEADER; break;
+    case 'i': in.flags &= ~INJ_DOT; break;
+    case 'o': if (!strcmp(optarg, "i")) in.flags &= ~INJ_DOT; break;
+    case 'f': case 'r': in.sender = optarg; break;
+    case 'F': in.name = optarg; break;
+    case 'b':
+      if (strlen(optarg) != 1 || !strchr("mps", optarg[0])) usage("unsupported -b mode");
+      mode = optarg[0];
+      break;
+    case 'q': mode = 'q'; break;
+    case 'B': case 'N': case 'R': case 'V': case 'L': case 'O': case 'e': case 'h':
+    case 'v': case 'U': case 'G':
+      break;
+    default: usage("unknown option or missing argument");
+    }
+  }
+  if (mode == 'q') _exit(0);
+  if (mode == 'p') run("qmail-qread", args);
+  if (mode == 's') {
+    if (setenv("RELAYCLIENT", "", 1) < 0 || setenv("TCPREMOTEIP", "127.0.0.1", 1) < 0 ||
+        setenv("TCPLOCALIP", "127.0.0.1", 1) < 0)
+      log_fatal("sendmail", 111, "out of memory");
+    unsetenv("TCPREMOTEHOST");
+    unsetenv("TCPREMOTEINFO");
+    run("qmail-smtpd", args);
+  }
+  in.args = argv + optind;
+  in.nargs = (size_t)(argc - optind);
+  if (!in.nargs && !(in.flags & INJ_HEADER)) usage("no recipients given (and no -t)");
+  inject_run(&in);
+}
