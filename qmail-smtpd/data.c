@@ -1,0 +1,395 @@
+/* DATA and BDAT for qmail-smtpd: the message goes to qmail-queue while it
+ * is read, so memory stays bounded whatever its size.
+ *
+ * qmail-queue (or $QMAILQUEUE) is started when the first byte of the
+ * message is due, with the message on its fd 0 and the envelope on its
+ * fd 1 (qmail-queue(8)). The message is decoded (CRLF -> LF, dots
+ * unstuffed) and checked as it streams; if it turns out bad, too big, or
+ * the client goes away, both pipes are closed without the envelope's
+ * final NUL, so qmail-queue queues nothing. Every bad message is read to
+ * its end before the reply, so the client's next bytes are a command.
+ *
+ * Replies after the message:
+ *   250 2.0.0   qmail-queue exited 0: the message is queued
+ *   554 5.6.0   bare CR or LF, NUL, or a line over 1000 octets
+ *   552 5.3.4   over control/databytes
+ *   554 5.3.0   qmail-queue refused it for good (exit 11..40)
+ *   451 4.3.0   any other qmail-queue failure (temporary)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "control.h"
+#include "log.h"
+#include "proto.h"
+#include "smtpd.h"
+
+extern char **environ;
+
+static struct {
+  pid_t pid;                   /* 0 when none runs */
+  int envfd;
+  int broken;                  /* a write to it failed: it is gone */
+  buf msg;
+  char msgbuf[16384];
+} qq;
+
+static struct dd dec;
+static unsigned long long msgbytes;
+static int over;               /* over databytes */
+
+static void qq_close(void)
+{
+  if (qq.msg.fd >= 0) close(qq.msg.fd);
+  if (qq.envfd >= 0) close(qq.envfd);
+  qq.msg.fd = qq.envfd = -1;
+}
+
+/* Waits for qmail-queue; its exit code, or -1 if it did not exit. */
+static int qq_wait(void)
+{
+  int st;
+  pid_t p;
+  if (!qq.pid) return -1;
+  do p = waitpid(qq.pid, &st, 0); while (p < 0 && errno == EINTR);
+  qq.pid = 0;
+  if (p < 0 || !WIFEXITED(st)) return -1;
+  return WEXITSTATUS(st);
+}
+
+/* Closing both pipes before the envelope is complete makes qmail-queue
+ * give up: nothing is queued. */
+static void qq_abort(void)
+{
+  if (!qq.pid) return;
+  qq_close();
+  qq_wait();
+}
+
+void txn_reset(void)
+{
+  qq_abort();
+  ss.inmail = ss.utf8 = ss.bdat = 0;
+  ss.sender.len = ss.env.len = 0;
+  ss.nrcpt = 0;
+}
+
+/* The environment for qmail-queue: ours without SMTPUTF8, plus
+ * SMTPUTF8=1 when the client asked for it. */
+static char **qq_env(void)
+{
+  static char *set[] = { "SMTPUTF8=1" };
+  size_t n = 0, k = 0, total;
+  char **e;
+
+  while (environ[n]) n++;
+  if (size_add(&total, n, 2) < 0 || size_mul(&total, total, sizeof *e) < 0) return 0;
+  e = malloc(total);
+  if (!e) return 0;
+  for (n = 0; environ[n]; n++)
+    if (strncmp(environ[n], "SMTPUTF8=", 9) != 0) e[k++] = environ[n];
+  if (ss.utf8) e[k++] = set[0];
+  e[k] = 0;
+  return e;
+}
+
+static int qq_start(void)
+{
+  const char *qqpath = getenv("QMAILQUEUE");
+  static str path;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t def;
+  int m[2], e[2], r;
+  char *argv[] = { "qmail-queue", 0 };
+  char **env;
+
+  if (!qqpath || !*qqpath) {
+    if (str_copys(&path, auto_prefix) < 0 || str_cats(&path, "/bin/qmail-queue") < 0
+        || str_0(&path) < 0) return -1;
+    qqpath = path.s;
+  }
+  env = qq_env();
+  if (!env) return -1;
+  if (pipe2(m, O_CLOEXEC) < 0) { free(env); return -1; }
+  if (pipe2(e, O_CLOEXEC) < 0) { close(m[0]); close(m[1]); free(env); return -1; }
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, m[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, e[0], 1);
+  posix_spawnattr_init(&at);
+  sigemptyset(&def);
+  sigaddset(&def, SIGPIPE);
+  posix_spawnattr_setsigdefault(&at, &def);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
+  r = posix_spawn(&qq.pid, qqpath, &fa, &at, argv, env);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  free(env);
+  close(m[0]);
+  close(e[0]);
+  if (r != 0) { qq.pid = 0; close(m[1]); close(e[1]); errno = r; return -1; }
+  buf_init(&qq.msg, m[1], qq.msgbuf, sizeof qq.msgbuf);
+  qq.msg.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
+  qq.envfd = e[1];
+  qq.broken = 0;
+  return 0;
+}
+
+static void qq_put(const char *s, size_t n)
+{
+  if (!qq.pid || qq.broken) return;
+  if (buf_put(&qq.msg, s, n) < 0) qq.broken = 1;
+}
+
+/* Header values are printed only from a safe set of bytes, so no client
+ * string can break or forge the Received: line. */
+static void put_safe(str *s, const char *v, size_t n, size_t max)
+{
+  size_t i;
+  for (i = 0; i < n && i < max; i++) {
+    unsigned char c = (unsigned char)v[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+             || strchr(".-_:[]@+=", c);
+    str_catc(s, ok ? (char)c : '?');
+  }
+}
+
+static void date822(str *s)
+{
+  static const char days[] = "SunMonTueWedThuFriSat";
+  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  time_t t = time(0);
+  struct tm tm;
+  char d[32];
+  int i = 0;
+
+  gmtime_r(&t, &tm);
+  memcpy(d, days + 3 * tm.tm_wday, 3); i = 3;
+  d[i++] = ','; d[i++] = ' ';
+  d[i++] = (char)('0' + tm.tm_mday / 10); d[i++] = (char)('0' + tm.tm_mday % 10);
+  d[i++] = ' ';
+  memcpy(d + i, months + 3 * tm.tm_mon, 3); i += 3;
+  d[i++] = ' ';
+  str_catb(s, d, (size_t)i);
+  str_catu(s, (unsigned long long)tm.tm_year + 1900);
+  i = 0;
+  d[i++] = ' ';
+  d[i++] = (char)('0' + tm.tm_hour / 10); d[i++] = (char)('0' + tm.tm_hour % 10); d[i++] = ':';
+  d[i++] = (char)('0' + tm.tm_min / 10); d[i++] = (char)('0' + tm.tm_min % 10); d[i++] = ':';
+  d[i++] = (char)('0' + tm.tm_sec / 10); d[i++] = (char)('0' + tm.tm_sec % 10);
+  str_catb(s, d, (size_t)i);
+  str_cats(s, " +0000");
+}
+
+/* RFC 3848 / RFC 6531 protocol names. */
+static const char *proto_name(void)
+{
+  static char name[16];
+  strcpy(name, ss.utf8 ? "UTF8SMTP" : ss.esmtp ? "ESMTP" : "SMTP");
+  if (ss.tls) strcat(name, "S");
+  if (ss.authed) strcat(name, "A");
+  return name;
+}
+
+static void received(void)
+{
+  static str r;
+  r.len = 0;
+  str_cats(&r, "Received: from ");
+  if (ss.helo.len) put_safe(&r, ss.helo.s, ss.helo.len, 255);
+  else str_cats(&r, "unknown");
+  str_cats(&r, " (");
+  put_safe(&r, ss.remotehost, strlen(ss.remotehost), 255);
+  str_cats(&r, " [");
+  put_safe(&r, ss.remoteip, strlen(ss.remoteip), 64);
+  str_cats(&r, "])\n  by ");
+  put_safe(&r, cf.me.s, cf.me.len, 255);
+  str_cats(&r, " with ");
+  str_cats(&r, proto_name());
+  str_cats(&r, "; ");
+  date822(&r);
+  if (str_catc(&r, '\n') < 0) { qq.broken = 1; return; }
+  qq_put(r.s, r.len);
+}
+
+/* Starts a message: qmail-queue, then the Received: line. A failure to
+ * start is remembered as broken and reported at the end. */
+static void msg_begin(int chunking)
+{
+  dd_init(&dec, chunking);
+  msgbytes = 0;
+  over = 0;
+  qq.msg.fd = qq.envfd = -1;
+  if (qq_start() < 0) {
+    log_begin(PROG, "warning");
+    log_kv("msg", "cannot start qmail-queue");
+    log_kv("errno", strerror(errno));
+    log_end();
+    qq.pid = 0;
+    qq.broken = 1;
+    return;
+  }
+  received();
+}
+
+static void msg_bytes(const char *s, size_t n)
+{
+  if (over) return;
+  msgbytes += n;
+  if (cf.databytes && msgbytes > cf.databytes) {
+    over = 1;
+    qq_abort();                /* nothing more will be queued */
+    return;
+  }
+  if (!dec.flags) qq_put(s, n);
+}
+
+/* Decodes input until the end of DATA, or for BDAT until want bytes are
+ * taken. Ends the session at end of input: nothing is queued. */
+static void msg_read(int chunking, unsigned long long want)
+{
+  char tmp[8192];
+  int done = 0;
+
+  while (!done) {
+    size_t n, used, outlen = 0;
+    if (chunking && want == 0) return;
+    if (!in_more()) quit(1, "eof in message");
+    n = buf_ready(&in);
+    if (n > sizeof tmp / 2) n = sizeof tmp / 2;
+    if (chunking && n > want) n = (size_t)want;
+    used = dd_feed(&dec, in.x + in.pos, n, tmp, &outlen, &done);
+    in.pos += used;
+    if (chunking) want -= used;
+    msg_bytes(tmp, outlen);
+  }
+}
+
+static void log_msg(const char *result, int code)
+{
+  log_begin(PROG, "message");
+  log_kv("ip", ss.remoteip);
+  log_kv("result", result);
+  log_ku("bytes", msgbytes);
+  log_ku("rcpts", ss.nrcpt);
+  if (code >= 0) log_ku("qq", (unsigned)code);
+  log_end();
+}
+
+/* Content problems, judged once the whole message has been read. */
+static const char *msg_verdict(unsigned flags)
+{
+  if (flags & DD_BARELF) return "554 5.6.0 message refused: bare LF (only CRLF ends a line)";
+  if (flags & DD_BARECR) return "554 5.6.0 message refused: bare CR (only CRLF ends a line)";
+  if (flags & DD_NUL) return "554 5.6.0 message refused: NUL byte";
+  if (flags & DD_LONG) return "554 5.6.0 message refused: line over 1000 octets";
+  if (over) return "552 5.3.4 message refused: over the size limit";
+  return 0;
+}
+
+/* Commits the message and replies; the transaction ends either way. */
+static void msg_end(unsigned flags)
+{
+  const char *bad = msg_verdict(flags);
+  int code;
+
+  if (bad) {
+    qq_abort();
+    log_msg(flags ? "refused-content" : "refused-size", -1);
+    reply(bad);
+    txn_reset();
+    return;
+  }
+  if (qq.pid && !qq.broken && buf_flush(&qq.msg) < 0) qq.broken = 1;
+  if (qq.msg.fd >= 0) close(qq.msg.fd);
+  qq.msg.fd = -1;
+  if (qq.pid && !qq.broken) {
+    static str env;
+    env.len = 0;
+    if (str_catc(&env, 'F') < 0 || str_catb(&env, ss.sender.s, ss.sender.len) < 0
+        || str_catc(&env, 0) < 0 || str_catb(&env, ss.env.s, ss.env.len) < 0
+        || str_catc(&env, 0) < 0
+        || fd_write_all(qq.envfd, env.s, env.len, qq.msg.timeout) < 0)
+      qq.broken = 1;
+  }
+  qq_close();
+  code = qq_wait();
+  if (code == 0) {
+    log_msg("accepted", code);
+    out_puts("250 2.0.0 ok ");
+    out_put(cf.me.s, cf.me.len);
+    reply(" accepted the message");
+  } else if (code >= 11 && code <= 40) {
+    log_msg("refused-queue", code);
+    reply("554 5.3.0 message refused by the queue");
+  } else {
+    log_msg("deferred", code);
+    reply("451 4.3.0 queue failure, please try again later");
+  }
+  txn_reset();
+}
+
+void smtp_data(const char *arg, size_t n)
+{
+  if (n) { bad_command("501 5.5.4 DATA takes no argument"); return; }
+  if (ss.bdat) { reply("503 5.5.1 DATA cannot follow BDAT in a transaction"); return; }
+  if (!ss.inmail) { reply("503 5.5.1 need MAIL first"); return; }
+  if (!ss.nrcpt) { reply("503 5.5.1 need RCPT first"); return; }
+  msg_begin(0);
+  reply("354 go ahead, end with <CRLF>.<CRLF>");
+  msg_read(0, 0);
+  msg_end(dec.flags);
+}
+
+/* Reads and drops a chunk that cannot be taken, so that its bytes are
+ * never read as commands. */
+static void bdat_discard(unsigned long long size)
+{
+  char tmp[4096];
+  while (size) {
+    ssize_t r;
+    if (!in_more()) quit(1, "eof in chunk");
+    r = buf_get(&in, tmp, size < sizeof tmp ? (size_t)size : sizeof tmp);
+    if (r <= 0) quit(1, "read");
+    size -= (unsigned long long)r;
+  }
+}
+
+void smtp_bdat(const char *arg, size_t n)
+{
+  unsigned long long size;
+  int last;
+  const char *bad;
+
+  if (bdat_parse(arg, n, &size, &last) < 0) {
+    bad_command("501 5.5.4 syntax: BDAT size [LAST]");
+    return;
+  }
+  if (!ss.inmail || !ss.nrcpt) {
+    bdat_discard(size);
+    reply(ss.inmail ? "503 5.5.1 need RCPT first" : "503 5.5.1 need MAIL first");
+    return;
+  }
+  if (!ss.bdat) { ss.bdat = 1; msg_begin(1); }
+  msg_read(1, size);
+  if (last) { msg_end(dd_finish(&dec)); return; }
+  bad = msg_verdict(dec.flags);
+  if (bad) {
+    /* RFC 3030: after an error reply the client sends no more chunks;
+     * any it had pipelined get 503 and are dropped. */
+    qq_abort();
+    log_msg(dec.flags ? "refused-content" : "refused-size", -1);
+    reply(bad);
+    txn_reset();
+    return;
+  }
+  out_puts("250 2.0.0 ");
+  out_put(arg, n);
+  reply(" octets received");
+}

@@ -1,0 +1,239 @@
+/* Control files, relay control and recipient checks for qmail-smtpd.
+ *
+ * Relay rule. A recipient is taken when
+ *   - RELAYCLIENT is set (or, later, the client authenticated): any
+ *     address, route dropped, RELAYCLIENT's value appended as in qmail;
+ *   - otherwise only if its domain is listed in control/rcpthosts
+ *     ("example.test" exact, ".example.test" any subdomain), in
+ *     control/rcpthosts.cdb (same keys, lowercased; build it with
+ *     `tr A-Z a-z < rcpthosts | cdb -c -m rcpthosts.cdb`), or in
+ *     control/locals, and the address holds no relay trick: no source
+ *     route, no '%' or '!' in the local part, no quoted local part holding
+ *     '@', '%' or '!', no address literal. What the parser does not
+ *     understand is refused before any of this (501 5.1.3).
+ *
+ * Local recipients (RCPT time, so that nothing is accepted and bounced
+ * later: no backscatter). For a domain in control/locals (default: me) the
+ * local part, lowercased, is known if any of these knows it:
+ *   - "postmaster" (RFC 5321 4.5.1), always;
+ *   - control/validrcptto.cdb: key "local@domain" or "@domain";
+ *   - users/cdb (qmail-newu format): key "!local\0", or a wildcard key
+ *     "!prefix" where prefix is empty or ends in one of the wildcard
+ *     characters stored under the empty key;
+ *   - a system account of that name (or of the part before its first
+ *     '-') other than root;
+ *   - alias/.qmail-<local> or alias/.qmail-default (a catch-all).
+ * When neither users/cdb nor validrcptto.cdb exists no check is possible
+ * and every local part is accepted. Unknown ones get 550 5.1.1. */
+#include <errno.h>
+#include <pwd.h>
+#include <string.h>
+#include <unistd.h>
+#include "control.h"
+#include "log.h"
+#include "smtpd.h"
+
+static void need(int r, const char *what)
+{
+  if (r < 0) {
+    log_begin(PROG, "fatal");
+    log_kv("msg", what);
+    log_kv("errno", strerror(errno));
+    log_end();
+    out_puts("421 4.3.0 temporary configuration error, closing connection\r\n");
+    out_flush();
+    _exit(111);
+  }
+}
+
+void config_load(void)
+{
+  int r;
+
+  need(prefix_chdir(), "chdir prefix");
+  r = control_line(&cf.me, "control/me");
+  need(r, "control/me");
+  if (r == 0 || cf.me.len == 0) need(str_copys(&cf.me, "localhost"), "nomem");
+  r = control_line(&cf.greeting, "control/smtpgreeting");
+  need(r, "control/smtpgreeting");
+  if (r == 0 || cf.greeting.len == 0) need(str_copyb(&cf.greeting, cf.me.s, cf.me.len), "nomem");
+  need(control_lines(&cf.rcpthosts, "control/rcpthosts"), "control/rcpthosts");
+  r = control_lines(&cf.locals, "control/locals");
+  need(r, "control/locals");
+  if (r == 0 || cf.locals.len == 0) {
+    need(str_copyb(&cf.locals, cf.me.s, cf.me.len), "nomem");
+    need(str_catc(&cf.locals, 0), "nomem");
+  }
+  need(control_lines(&cf.badmailfrom, "control/badmailfrom"), "control/badmailfrom");
+  need(control_ulong(&cf.databytes, "control/databytes", 0), "control/databytes");
+  need(control_ulong(&cf.timeout, "control/timeoutsmtpd", 1200), "control/timeoutsmtpd");
+  need(control_ulong(&cf.timeoutsession, "control/timeoutsession", 3600), "control/timeoutsession");
+  need(control_ulong(&cf.maxrcpt, "control/maxrcpt", 100), "control/maxrcpt");
+  need(control_ulong(&cf.maxbadcmds, "control/maxbadcmds", 10), "control/maxbadcmds");
+  if (cf.timeout == 0) cf.timeout = 1200;
+  if (cf.maxbadcmds == 0) cf.maxbadcmds = 1;
+  cf.users_cdb = access("users/cdb", F_OK) == 0;
+  cf.validrcptto_cdb = access("control/validrcptto.cdb", F_OK) == 0;
+}
+
+/* 1 if domain d[0..n) matches a line of list (NUL-separated). */
+static int in_list(const str *list, const char *d, size_t n)
+{
+  size_t i = 0;
+  while (i < list->len) {
+    size_t len = strlen(list->s + i);
+    if (addr_domain_match(d, n, list->s + i, len)) return 1;
+    i += len + 1;
+  }
+  return 0;
+}
+
+static void lowercase(char *s, size_t n)
+{
+  size_t i;
+  for (i = 0; i < n; i++) if (s[i] >= 'A' && s[i] <= 'Z') s[i] = (char)(s[i] + 32);
+}
+
+static int cdb_has(const char *path, const char *key, size_t n)
+{
+  static str val;
+  int r = cdb_lookup(path, key, n, &val);
+  need(r, path);
+  return r;
+}
+
+/* d[0..n) lowercased; "example.test", then ".test" ... in rcpthosts.cdb. */
+static int in_rcpthosts_cdb(const char *d, size_t n)
+{
+  size_t i;
+  if (cdb_has("control/rcpthosts.cdb", d, n)) return 1;
+  for (i = 1; i < n; i++)
+    if (d[i] == '.' && cdb_has("control/rcpthosts.cdb", d + i, n - i)) return 1;
+  return 0;
+}
+
+static int users_known(const char *lp, size_t n)
+{
+  static str key, wild;
+  size_t j;
+
+  need(str_copys(&key, "!"), "nomem");
+  need(str_catb(&key, lp, n), "nomem");
+  need(str_catc(&key, 0), "nomem");
+  if (cdb_has("users/cdb", key.s, key.len)) return 1;
+  need(cdb_lookup("users/cdb", "", 0, &wild), "users/cdb");
+  for (j = n + 1; j-- > 0;) {
+    if (j > 0 && !memchr(wild.s ? wild.s : "", lp[j - 1], wild.len)) continue;
+    if (cdb_has("users/cdb", key.s, 1 + j)) return 1;
+  }
+  return 0;
+}
+
+static int account_known(const char *lp, size_t n)
+{
+  static str name;
+  struct passwd *pw;
+  const char *dash = memchr(lp, '-', n);
+
+  need(str_copyb(&name, lp, n), "nomem");
+  need(str_0(&name), "nomem");
+  pw = getpwnam(name.s);
+  if (!pw && dash) {
+    name.s[dash - lp] = 0;
+    pw = getpwnam(name.s);
+  }
+  return pw && pw->pw_uid != 0;
+}
+
+static int alias_known(const char *lp, size_t n)
+{
+  static str path;
+  size_t i;
+
+  if (access("alias/.qmail-default", F_OK) == 0) return 1;
+  need(str_copys(&path, "alias/.qmail-"), "nomem");
+  for (i = 0; i < n; i++) {
+    char c = lp[i] == '.' ? ':' : lp[i];
+    if (c == '/') return 0;
+    need(str_catc(&path, c), "nomem");
+  }
+  need(str_0(&path), "nomem");
+  return access(path.s, F_OK) == 0;
+}
+
+/* full[0..n) is "local@domain", lowercased; at is the '@'. */
+static int local_known(const char *full, size_t n, size_t at)
+{
+  if (at == 10 && memcmp(full, "postmaster", 10) == 0) return 1;
+  if (!cf.users_cdb && !cf.validrcptto_cdb) return 1;
+  if (cf.validrcptto_cdb &&
+      (cdb_has("control/validrcptto.cdb", full, n) ||
+       cdb_has("control/validrcptto.cdb", full + at, n - at))) return 1;
+  if (cf.users_cdb && users_known(full, at)) return 1;
+  if (account_known(full, at)) return 1;
+  return alias_known(full, at);
+}
+
+static int trick(const addr *a)
+{
+  if (a->route || a->literal) return 1;
+  return memchr(a->mbox.s, '%', a->at) || memchr(a->mbox.s, '!', a->at)
+         || (a->quoted && memchr(a->mbox.s, '@', a->at));
+}
+
+const char *rcpt_check(const addr *a, str *final, const char **why)
+{
+  static str low;
+  const char *dom;
+  size_t dn;
+  int local;
+
+  if (a->at == a->mbox.len) {
+    /* Only "<postmaster>" may come without a domain (RFC 5321 4.1.1.3). */
+    if (a->mbox.len != 10 || strncasecmp(a->mbox.s, "postmaster", 10) != 0) {
+      *why = "nodomain";
+      return "501 5.1.3 a recipient needs a domain";
+    }
+    need(str_copys(final, "postmaster@"), "nomem");
+    need(str_catb(final, cf.me.s, cf.me.len), "nomem");
+    return 0;
+  }
+  need(str_copyb(&low, a->mbox.s, a->mbox.len), "nomem");
+  lowercase(low.s, low.len);
+  dom = low.s + a->at + 1;
+  dn = low.len - a->at - 1;
+  local = !a->literal && in_list(&cf.locals, dom, dn);
+  if (!ss.relayclient && !ss.authed) {
+    if (trick(a)) { *why = "trick"; return "553 5.7.1 sorry, relaying denied"; }
+    if (!local && !in_list(&cf.rcpthosts, dom, dn) && !in_rcpthosts_cdb(dom, dn)) {
+      *why = "relay";
+      return "553 5.7.1 sorry, relaying denied";
+    }
+  }
+  if (local && !local_known(low.s, low.len, a->at)) {
+    *why = "unknown";
+    return "550 5.1.1 no such user here";
+  }
+  need(str_copyb(final, a->mbox.s, a->mbox.len), "nomem");
+  if (ss.relayclient) need(str_cats(final, ss.relayclient), "nomem");
+  return 0;
+}
+
+int sender_bad(const addr *a)
+{
+  static str low;
+  size_t i = 0;
+
+  if (!cf.badmailfrom.len || !a->mbox.len) return 0;
+  need(str_copyb(&low, a->mbox.s, a->mbox.len), "nomem");
+  lowercase(low.s, low.len);
+  while (i < cf.badmailfrom.len) {
+    const char *b = cf.badmailfrom.s + i;
+    size_t len = strlen(b);
+    if (len == low.len && strncasecmp(b, low.s, len) == 0) return 1;
+    if (b[0] == '@' && a->at < low.len && len == low.len - a->at
+        && strncasecmp(b, low.s + a->at, len) == 0) return 1;
+    i += len + 1;
+  }
+  return 0;
+}

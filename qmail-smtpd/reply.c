@@ -1,0 +1,119 @@
+/* Client I/O for qmail-smtpd.
+ *
+ * PIPELINING (RFC 2920): replies are buffered and written only when the
+ * client has nothing more buffered for us to read, so a pipelined batch
+ * gets its replies, in order, in one write; a client that waits for each
+ * reply gets it at once, since we then have nothing to read. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "log.h"
+#include "proto.h"
+#include "smtpd.h"
+
+static time_t deadline;        /* end of the session; 0 before it is set */
+
+void session_deadline(unsigned long seconds)
+{
+  deadline = time(0) + (time_t)seconds;
+}
+
+/* The per-read timeout: timeoutsmtpd, or less when the session cap is
+ * nearer. At least one second, so the cap is reported as a timeout. */
+static int read_timeout(void)
+{
+  time_t now = time(0);
+  unsigned long t = cf.timeout;
+  if (deadline) {
+    unsigned long left = deadline > now ? (unsigned long)(deadline - now) : 0;
+    if (left < t) t = left;
+  }
+  if (t == 0) t = 1;
+  return t > 86400 ? 86400 : (int)t;
+}
+
+static void write_failed(void) __attribute__((noreturn));
+static void write_failed(void)
+{
+  out.end = 0;                 /* nothing more can reach the client */
+  quit(1, "write");
+}
+
+void out_put(const char *s, size_t n)
+{
+  out.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
+  if (buf_put(&out, s, n) < 0) write_failed();
+}
+
+void out_puts(const char *s) { out_put(s, strlen(s)); }
+
+void reply(const char *line)
+{
+  out_puts(line);
+  out_put("\r\n", 2);
+}
+
+void out_flush(void)
+{
+  out.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
+  if (out.end && buf_flush(&out) < 0) write_failed();
+}
+
+static void timed_out(void) __attribute__((noreturn));
+static void timed_out(void)
+{
+  out_puts("421 4.4.2 ");
+  out_put(cf.me.s, cf.me.len);
+  reply(" timeout, closing connection");
+  quit(1, "timeout");
+}
+
+int in_more(void)
+{
+  ssize_t r;
+  if (buf_ready(&in)) return 1;
+  out_flush();
+  in.timeout = read_timeout();
+  r = buf_fill(&in);
+  if (r < 0 && errno == ETIMEDOUT) timed_out();
+  if (r < 0) quit(1, "read");
+  if (deadline && time(0) >= deadline) timed_out();
+  return r > 0;
+}
+
+int in_cmd(str *line)
+{
+  int r;
+  /* Flush before any read that can block: a partial line may be all the
+   * client has sent while it waits for our replies. */
+  if (!memchr(in.x + in.pos, '\n', buf_ready(&in))) out_flush();
+  in.timeout = read_timeout();
+  r = buf_line(&in, line, CMD_MAX);
+  if (r == LINE_ERR && errno == ETIMEDOUT) timed_out();
+  if (r == LINE_ERR) quit(1, "read");
+  if (r == LINE_EOF || r == LINE_PARTIAL) quit(0, "eof");
+  if (deadline && time(0) >= deadline) timed_out();
+  return r;
+}
+
+void bad_command(const char *line)
+{
+  reply(line);
+  if (++ss.badcmds < cf.maxbadcmds) return;
+  out_puts("421 4.7.0 ");
+  out_put(cf.me.s, cf.me.len);
+  reply(" too many bad commands, closing connection");
+  quit(1, "badcmds");
+}
+
+void quit(int code, const char *why)
+{
+  txn_reset();
+  if (out.end) buf_flush(&out);
+  log_begin(PROG, "close");
+  log_kv("ip", ss.remoteip);
+  log_kv("reason", why);
+  log_end();
+  _exit(code);
+}

@@ -1,0 +1,283 @@
+/* qmail-smtpd: an ESMTP server for one connection on fds 0 and 1, under
+ * tcpserver (UCSPI), as an unprivileged uid. It reads control files once,
+ * speaks RFC 5321 with the extensions EHLO lists, and reaches the queue
+ * only by running qmail-queue (data.c).
+ *
+ * States: before HELO/EHLO (seenhelo 0); idle; in a transaction after MAIL
+ * (inmail); with recipients (nrcpt > 0); inside BDAT chunks (bdat). Every
+ * command is checked against the state it needs; replies carry RFC 3463
+ * enhanced status codes except the greeting and the EHLO/HELO lines,
+ * which RFC 2034 leaves without them.
+ *
+ * Seams for STARTTLS and AUTH: both verbs are in the command table with
+ * no handler (502 for now), their EHLO keywords come from the
+ * extension table below, and ss.tls / ss.authed already select the
+ * Received: protocol name (ESMTPS, ESMTPA) and, for AUTH, relaying.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include "control.h"
+#include "log.h"
+#include "proto.h"
+#include "smtpd.h"
+
+struct config cf;
+struct session ss;
+static char inbuf[8192], outbuf[4096];
+buf in = BUF_INIT(0, inbuf, sizeof inbuf);
+buf out = BUF_INIT(1, outbuf, sizeof outbuf);
+
+static void logaddr(const char *event, const char *key, const char *a, size_t n,
+                    const char *result, const char *why)
+{
+  log_begin(PROG, event);
+  log_kv("ip", ss.remoteip);
+  log_kb(key, a, n);
+  if (result) log_kv("result", result);
+  if (why) log_kv("reason", why);
+  log_end();
+}
+
+/* --- EHLO keywords: a table so that STARTTLS and AUTH can add theirs. */
+static int always(void) { return 1; }
+static void kw_size(void)
+{
+  static str s;
+  s.len = 0;
+  if (str_cats(&s, "SIZE") < 0 || (cf.databytes && (str_catc(&s, ' ') < 0
+      || str_catu(&s, cf.databytes) < 0))) quit(1, "nomem");
+  out_put(s.s, s.len);
+}
+
+static const struct {
+  const char *keyword;
+  int (*offered)(void);
+  void (*print)(void);         /* instead of keyword, when set */
+} extensions[] = {
+  { "PIPELINING", always, 0 },
+  { "8BITMIME", always, 0 },
+  { "SIZE", always, kw_size },
+  { "ENHANCEDSTATUSCODES", always, 0 },
+  { "SMTPUTF8", always, 0 },
+  { "CHUNKING", always, 0 },
+};
+
+static int helo_arg(const char *arg, size_t n)
+{
+  if (!n) { bad_command("501 5.5.4 syntax: HELO/EHLO hostname"); return -1; }
+  txn_reset();
+  if (str_copyb(&ss.helo, arg, n) < 0 || str_0(&ss.helo) < 0) quit(1, "nomem");
+  ss.seenhelo = 1;
+  return 0;
+}
+
+static void smtp_helo(const char *arg, size_t n)
+{
+  if (helo_arg(arg, n) < 0) return;
+  ss.esmtp = 0;
+  logaddr("helo", "name", arg, n, "helo", 0);
+  out_puts("250 ");
+  out_put(cf.me.s, cf.me.len);
+  out_puts("\r\n");
+}
+
+static void smtp_ehlo(const char *arg, size_t n)
+{
+  size_t i, k = sizeof extensions / sizeof extensions[0];
+  if (helo_arg(arg, n) < 0) return;
+  ss.esmtp = 1;
+  logaddr("helo", "name", arg, n, "ehlo", 0);
+  out_puts("250-");
+  out_put(cf.me.s, cf.me.len);
+  out_puts("\r\n");
+  for (i = 0; i < k; i++) {
+    if (!extensions[i].offered()) continue;
+    out_puts(i + 1 == k ? "250 " : "250-");
+    if (extensions[i].print) extensions[i].print();
+    else out_puts(extensions[i].keyword);
+    out_puts("\r\n");
+  }
+}
+
+static int need_helo(void)
+{
+  if (ss.seenhelo) return 1;
+  reply("503 5.5.1 send HELO or EHLO first");
+  return 0;
+}
+
+static const char *addr_error(int r)
+{
+  if (r == ADDR_LONG) return "501 5.1.3 address too long";
+  if (r == ADDR_NOMEM) quit(1, "nomem");
+  return "501 5.1.3 bad address syntax";
+}
+
+static void smtp_mail(const char *arg, size_t n)
+{
+  static addr a = ADDR_INIT;
+  struct mailparams p;
+  size_t k = cmd_prefix(arg, n, "FROM:"), used;
+  int r;
+
+  if (!need_helo()) return;
+  if (ss.inmail) { reply("503 5.5.1 nested MAIL command"); return; }
+  if (!k) { bad_command("501 5.5.4 syntax: MAIL FROM:<address>"); return; }
+  r = addr_path(arg + k, n - k, ADDR_EMPTY | ADDR_UTF8, &a, &used);
+  if (r != ADDR_OK) { bad_command(addr_error(r)); return; }
+  r = mail_params(arg + k + used, n - k - used, &p);
+  if (r == PARAM_OK && !ss.esmtp && n - k - used) r = PARAM_UNKNOWN;
+  if (r == PARAM_SYNTAX) { bad_command("501 5.5.4 bad MAIL parameter syntax"); return; }
+  if (r == PARAM_UNKNOWN) { bad_command("555 5.5.4 MAIL parameter not recognised"); return; }
+  if (a.utf8 && !p.utf8) {
+    logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", "utf8");
+    reply("553 5.6.7 non-ASCII address needs SMTPUTF8");
+    return;
+  }
+  if (p.has_size && cf.databytes && p.size > cf.databytes) {
+    logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", "size");
+    reply("552 5.3.4 message size exceeds fixed maximum message size");
+    return;
+  }
+  if (sender_bad(&a)) {
+    logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", "badmailfrom");
+    reply("553 5.7.1 sender refused");
+    return;
+  }
+  if (str_copyb(&ss.sender, a.mbox.s, a.mbox.len) < 0) quit(1, "nomem");
+  ss.inmail = 1;
+  ss.utf8 = p.utf8;
+  logaddr("mail", "from", a.mbox.s, a.mbox.len, "accepted", 0);
+  reply("250 2.1.0 sender ok");
+}
+
+static void smtp_rcpt(const char *arg, size_t n)
+{
+  static addr a = ADDR_INIT;
+  static str final;
+  size_t k = cmd_prefix(arg, n, "TO:"), used;
+  const char *no, *why = 0;
+  int r;
+
+  if (!ss.inmail) { reply("503 5.5.1 need MAIL first"); return; }
+  if (!k) { bad_command("501 5.5.4 syntax: RCPT TO:<address>"); return; }
+  r = addr_path(arg + k, n - k, ADDR_NOAT | ADDR_UTF8, &a, &used);
+  if (r != ADDR_OK) {
+    logaddr("rcpt", "to", arg + k, n - k, "refused", "syntax");
+    bad_command(addr_error(r));
+    return;
+  }
+  if (rcpt_params(arg + k + used, n - k - used) != PARAM_OK) {
+    bad_command("555 5.5.4 RCPT parameter not recognised");
+    return;
+  }
+  if (a.utf8 && !ss.utf8) {
+    logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", "utf8");
+    reply("553 5.6.7 non-ASCII address needs SMTPUTF8");
+    return;
+  }
+  if (ss.nrcpt >= cf.maxrcpt) {
+    logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", "maxrcpt");
+    reply("452 4.5.3 too many recipients");
+    return;
+  }
+  no = rcpt_check(&a, &final, &why);
+  if (no) {
+    logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", why);
+    reply(no);
+    return;
+  }
+  if (str_catc(&ss.env, 'T') < 0 || str_catb(&ss.env, final.s, final.len) < 0
+      || str_catc(&ss.env, 0) < 0) quit(1, "nomem");
+  ss.nrcpt++;
+  logaddr("rcpt", "to", final.s, final.len, "accepted", 0);
+  reply("250 2.1.5 recipient ok");
+}
+
+static void smtp_rset(const char *arg, size_t n)
+{
+  txn_reset();
+  reply("250 2.0.0 ok");
+}
+
+static void smtp_noop(const char *arg, size_t n) { reply("250 2.0.0 ok"); }
+static void smtp_vrfy(const char *arg, size_t n)
+{
+  reply("252 2.0.0 cannot verify, but will accept the message and try");
+}
+static void smtp_help(const char *arg, size_t n) { reply("214 2.0.0 see RFC 5321"); }
+static void smtp_quit(const char *arg, size_t n)
+{
+  out_puts("221 2.0.0 ");
+  out_put(cf.me.s, cf.me.len);
+  reply(" closing connection");
+  out_flush();
+  quit(0, "quit");
+}
+
+static void smtp_data_checked(const char *arg, size_t n)
+{
+  if (need_helo()) smtp_data(arg, n);
+}
+static void smtp_bdat_checked(const char *arg, size_t n)
+{
+  /* A BDAT chunk is consumed whatever the state; smtp_bdat knows how. */
+  smtp_bdat(arg, n);
+}
+
+/* Verbs with no handler are known but not offered here: 502. */
+static void (*const handlers[V_NVERBS])(const char *, size_t) = {
+  [V_HELO] = smtp_helo, [V_EHLO] = smtp_ehlo, [V_MAIL] = smtp_mail,
+  [V_RCPT] = smtp_rcpt, [V_DATA] = smtp_data_checked, [V_BDAT] = smtp_bdat_checked,
+  [V_RSET] = smtp_rset, [V_NOOP] = smtp_noop, [V_QUIT] = smtp_quit,
+  [V_VRFY] = smtp_vrfy, [V_HELP] = smtp_help,
+  /* V_EXPN: refused on purpose. V_STARTTLS, V_AUTH: their own issues. */
+};
+
+static void command(const str *line)
+{
+  struct cmd c;
+  switch (cmd_parse(line->s, line->len, &c)) {
+  case CMD_BARELF: bad_command("500 5.5.2 bare LF: lines end in CRLF"); return;
+  case CMD_BARECR: bad_command("500 5.5.2 bare CR: lines end in CRLF"); return;
+  case CMD_NUL: bad_command("500 5.5.2 NUL in command"); return;
+  default: break;
+  }
+  if (c.verb == V_UNKNOWN) { bad_command("500 5.5.1 command unrecognised"); return; }
+  if (!handlers[c.verb]) { reply("502 5.5.1 command not implemented"); return; }
+  handlers[c.verb](c.arg, c.arglen);
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+  const char *v = getenv(name);
+  return v && *v ? v : def;
+}
+
+int main(void)
+{
+  static str line;
+
+  signal(SIGPIPE, SIG_IGN);
+  ss.remoteip = env_or("TCPREMOTEIP", "unknown");
+  ss.remotehost = env_or("TCPREMOTEHOST", "unknown");
+  ss.relayclient = getenv("RELAYCLIENT");
+  config_load();
+  session_deadline(cf.timeoutsession);
+  log_begin(PROG, "connect");
+  log_kv("ip", ss.remoteip);
+  log_kv("host", ss.remotehost);
+  log_kv("relayclient", ss.relayclient ? "yes" : "no");
+  log_end();
+  out_puts("220 ");
+  out_put(cf.greeting.s, cf.greeting.len);
+  reply(" ESMTP");
+  for (;;) {
+    if (in_cmd(&line) == LINE_LONG) {
+      bad_command("500 5.5.2 line too long");
+      continue;
+    }
+    command(&line);
+  }
+}

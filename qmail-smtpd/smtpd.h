@@ -1,0 +1,88 @@
+#ifndef SMTPD_H
+#define SMTPD_H
+/* qmail-smtpd internals: one session per process, so its state is a few
+ * globals owned by smtpd.c, read by the other files.
+ *
+ *   smtpd.c  main, command table and state machine
+ *   reply.c  client I/O: replies, flushing, timeouts, bad-command limit
+ *   rcpt.c   control files, relay control, recipient and sender checks
+ *   data.c   DATA and BDAT, the Received: line, running qmail-queue
+ *   proto.c  the pure grammar (also driven by the fuzz target)
+ */
+#include <sys/types.h>
+#include "addr.h"
+#include "buf.h"
+#include "str.h"
+
+#define PROG "qmail-smtpd"
+
+struct config {
+  str me;              /* control/me */
+  str greeting;        /* control/smtpgreeting, default me */
+  str rcpthosts;       /* control/rcpthosts lines, each NUL-terminated */
+  str locals;          /* control/locals lines, default me */
+  str badmailfrom;     /* control/badmailfrom lines */
+  unsigned long databytes;     /* 0: no limit */
+  unsigned long timeout;       /* seconds per read or write */
+  unsigned long timeoutsession;/* seconds per connection */
+  unsigned long maxrcpt;
+  unsigned long maxbadcmds;
+  int users_cdb;       /* users/cdb exists */
+  int validrcptto_cdb; /* control/validrcptto.cdb exists */
+};
+
+struct session {
+  const char *remoteip;
+  const char *remotehost;
+  const char *relayclient;     /* NULL unless RELAYCLIENT is set */
+  str helo;                    /* as given, for Received: */
+  int seenhelo;
+  int esmtp;                   /* EHLO rather than HELO */
+  int tls;                     /* seam: set by a future STARTTLS */
+  int authed;                  /* seam: set by a future AUTH */
+  unsigned long badcmds;
+  /* The transaction, cleared by txn_reset(). */
+  int inmail;
+  int utf8;                    /* MAIL ... SMTPUTF8 */
+  int bdat;                    /* a BDAT chunk was taken in this transaction */
+  str sender;
+  str env;                     /* "T<rcpt>\0" records for qmail-queue */
+  unsigned long nrcpt;
+};
+
+extern struct config cf;
+extern struct session ss;
+extern buf in, out;
+
+/* reply.c */
+void out_put(const char *s, size_t n);
+void out_puts(const char *s);
+void reply(const char *line);            /* one line, CRLF appended */
+void out_flush(void);
+/* Reads one command line (at most CMD_MAX octets); LINE_OK or LINE_LONG.
+ * End of input and timeouts end the session here. */
+int in_cmd(str *line);
+/* Makes sure unread input is buffered (flushing replies first when none
+ * is); returns 0 at end of input. Timeouts end the session here. */
+int in_more(void);
+/* A 5xx reply to a bad command; ends the session once there were
+ * maxbadcmds of them. */
+void bad_command(const char *line);
+/* Ends the session: aborts any message, logs, exits. */
+void quit(int code, const char *why) __attribute__((noreturn));
+void session_deadline(unsigned long seconds);
+
+/* rcpt.c */
+void config_load(void);
+/* NULL when the recipient is accepted (its final form in final), else the
+ * reply line; *why gets a short reason for the log. */
+const char *rcpt_check(const addr *a, str *final, const char **why);
+/* 1 if control/badmailfrom names the sender. */
+int sender_bad(const addr *a);
+
+/* data.c */
+void smtp_data(const char *arg, size_t n);
+void smtp_bdat(const char *arg, size_t n);
+void txn_reset(void);          /* forgets the transaction, aborting qmail-queue */
+
+#endif

@@ -1,0 +1,22 @@
+# qmail-smtpd: the SMTP server (issue 3), its unit tests and its fuzz target.
+PROGS += qmail-smtpd
+qmail-smtpd_SRCS := qmail-smtpd/smtpd.c qmail-smtpd/reply.c qmail-smtpd/rcpt.c \
+                    qmail-smtpd/data.c qmail-smtpd/proto.c
+t-smtpd-proto_EXTRA := qmail-smtpd/proto.c
+
+# make fuzz: a bounded libFuzzer campaign over the command, parameter,
+# address and DATA/BDAT parsers (clang only). The corpus grows in a copy
+# under $(BUILD), never in the seed directory.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SRCS := qmail-smtpd/fuzz-smtpd.c qmail-smtpd/proto.c lib/addr.c lib/str.c
+$(BUILD)/fuzz/fuzz-smtpd: $(FUZZ_SRCS) qmail-smtpd/proto.h lib/addr.h lib/str.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-smtpd \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRCS)
+fuzz: $(BUILD)/fuzz/fuzz-smtpd
+	@mkdir -p $(BUILD)/fuzz/corpus
+	cp -n qmail-smtpd/fuzz-corpus/* $(BUILD)/fuzz/corpus/ 2>/dev/null || true
+	$(BUILD)/fuzz/fuzz-smtpd -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  $(BUILD)/fuzz/corpus
+.PHONY: fuzz
