@@ -1,0 +1,451 @@
+/* Permanent failures: their records in queue/bounce/<qid>, and the RFC 3464
+ * delivery status notification built from them once a message is final.
+ *
+ * A record is one line, "\n<i>\0<L|R>\0<rcpt>\0<text>\n": the recipient's
+ * index in the queue file, its channel, its address (queue addresses hold
+ * no NUL, CR or LF) and the failure text with control bytes made spaces.
+ * The leading "\n" ends any torn record a crash left behind, so a torn
+ * record spoils only itself. A recipient may have several records (a crash
+ * between the fsync of its record and the mark of its state byte repeats
+ * the attempt); the last one wins.
+ *
+ * The third part of the report is text/rfc822-headers, the original
+ * header section (at most DSN_HEAD_MAX bytes, cut at a line end). With
+ * control/bouncemaxbytes N > 0 it is message/rfc822 instead: the headers
+ * and the first N bytes of the body (at most DSN_BODY_MAX). The default is
+ * 0, headers only: a report never doubles the traffic of a large message,
+ * and the headers are what a sender needs to identify it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "atomic.h"
+#include "buf.h"
+#include "log.h"
+#include "send.h"
+
+#define DSN_HEAD_MAX (64u * 1024)
+#define DSN_BODY_MAX (16ull * 1024 * 1024)
+#define BOUNCE_FILE_MAX (256u * 1024 * 1024)
+#define INJECT_TIMEOUT 120
+#define FOLD 76
+
+static int bounce_path(str *p, const char *qid)
+{
+  p->len = 0;
+  return str_cats(p, "queue/bounce/") < 0 || str_cats(p, qid) < 0 || str_0(p) < 0 ? -1 : 0;
+}
+
+int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
+                  const char *text, size_t tn)
+{
+  str p = STR_INIT, r = STR_INIT;
+  int fd = -1, created = 0, ret = -1, e;
+  size_t k;
+
+  if (bounce_path(&p, qid) < 0) goto out;
+  if (str_catc(&r, '\n') < 0 || str_catu(&r, i) < 0 || str_catc(&r, 0) < 0 ||
+      str_catc(&r, ch == CH_LOCAL ? 'L' : 'R') < 0 || str_catc(&r, 0) < 0 ||
+      str_catb(&r, rcpt, rn) < 0 || str_catc(&r, 0) < 0)
+    goto out;
+  k = r.len;
+  if (str_catb(&r, text, tn) < 0 || str_catc(&r, '\n') < 0) goto out;
+  for (; k < r.len - 1; k++)
+    if ((unsigned char)r.s[k] < 32 || r.s[k] == 127) r.s[k] = ' ';
+  fd = open(p.s, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    fd = open(p.s, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    created = 1;
+  }
+  if (fd < 0) goto out;
+  if (fd_write_all(fd, r.s, r.len, 0) < 0 || fsync(fd) < 0) goto out;
+  /* A new name must be durable too before the state byte says F. */
+  if (created && fsync_dir("queue/bounce") < 0) goto out;
+  ret = 0;
+out:
+  e = errno;
+  if (fd >= 0) close(fd);
+  str_free(&p);
+  str_free(&r);
+  errno = e;
+  return ret;
+}
+
+void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt)
+{
+  size_t i = 0;
+
+  while (i < n) {
+    const char *l = p + i, *nl = memchr(l, '\n', n - i), *z[3], *q;
+    size_t len = nl ? (size_t)(nl - l) : n - i, k = 0, d = 0;
+    unsigned long long idx = 0;
+
+    i += len + 1;
+    if (!nl) break;   /* a torn last record */
+    for (q = l; q < l + len && k < 4; q++) if (!*q) { if (k < 3) z[k] = q; k++; }
+    if (k != 3) continue;
+    while (l + d < z[0] && l[d] >= '0' && l[d] <= '9') d++;
+    if (!d || l + d != z[0] || d > 9) continue;
+    while (d--) idx = idx * 10 + (unsigned)(*l++ - '0');
+    if (z[1] != z[0] + 2 || (z[0][1] != 'L' && z[0][1] != 'R') || z[2] == z[1] + 1) continue;
+    if (idx >= nrcpt) continue;
+    f[idx].ch = z[0][1] == 'L' ? CH_LOCAL : CH_REMOTE;
+    f[idx].rcpt = z[1] + 1;
+    f[idx].rn = (size_t)(z[2] - z[1] - 1);
+    f[idx].text = z[2] + 1;
+    f[idx].tn = (size_t)(nl - z[2] - 1);
+  }
+}
+
+static size_t num(const char *s, size_t n, size_t max)
+{
+  size_t i = 0;
+  while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+  return i > max ? 0 : i;
+}
+
+void dsn_status(const char *t, size_t n, char out[16])
+{
+  size_t a, b;
+
+  memcpy(out, "5.0.0", 6);
+  /* An SMTP reply code first, as in "550 5.1.1 unknown user". */
+  if (n >= 4 && num(t, n, 3) == 3 && (t[3] == ' ' || t[3] == '-')) { t += 4; n -= 4; }
+  if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return;
+  a = num(t + 2, n - 2, 3);
+  if (!a || 2 + a >= n || t[2 + a] != '.') return;
+  b = num(t + 3 + a, n - 3 - a, 3);
+  if (!b || (3 + a + b < n && t[3 + a + b] != ' ' && t[3 + a + b] != ';')) return;
+  out[0] = '5';
+  memcpy(out + 1, t + 1, 2 + a + b);
+  out[3 + a + b] = 0;
+}
+
+static int cat2(str *s, unsigned v)
+{
+  char d[2] = { (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
+  return str_catb(s, d, 2);
+}
+
+static int catdate(str *s, unsigned long long t)
+{
+  static const char wd[] = "SunMonTueWedThuFriSat";
+  static const char mo[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  time_t tt = (time_t)t;
+  struct tm tm;
+
+  if (!gmtime_r(&tt, &tm)) return str_cats(s, "Thu, 1 Jan 1970 00:00:00 +0000");
+  return str_catb(s, wd + 3 * tm.tm_wday, 3) < 0 || str_cats(s, ", ") < 0 ||
+         str_catu(s, (unsigned)tm.tm_mday) < 0 || str_catc(s, ' ') < 0 ||
+         str_catb(s, mo + 3 * tm.tm_mon, 3) < 0 || str_catc(s, ' ') < 0 ||
+         str_catu(s, (unsigned long long)tm.tm_year + 1900) < 0 || str_catc(s, ' ') < 0 ||
+         cat2(s, (unsigned)tm.tm_hour) < 0 || str_catc(s, ':') < 0 ||
+         cat2(s, (unsigned)tm.tm_min) < 0 || str_catc(s, ':') < 0 ||
+         cat2(s, (unsigned)tm.tm_sec) < 0 || str_cats(s, " +0000") < 0 ? -1 : 0;
+}
+
+/* Appends t, folded at spaces so that no line passes FOLD columns where a
+ * space allows it (col: the column it starts at). A word too long for a
+ * header line (over 900 bytes) is broken. Folding inserts "\n" before an
+ * existing space, so unfolding restores t. */
+static int catfold(str *s, const char *t, size_t n, size_t col)
+{
+  size_t i = 0;
+
+  while (i < n) {
+    size_t w = 1;
+    while (i + w < n && t[i + w] != ' ') w++;
+    if (w > 900) w = 900;
+    if (t[i] == ' ' && col + w > FOLD && col > 1) {
+      if (str_catc(s, '\n') < 0) return -1;
+      col = 0;
+    } else if (t[i] != ' ' && col + w > 998) {
+      if (str_cats(s, "\n ") < 0) return -1;
+      col = 1;
+    }
+    if (str_catb(s, t + i, w) < 0) return -1;
+    col += w;
+    i += w;
+  }
+  return 0;
+}
+
+static int contains(const str *s, const char *pat, size_t pn, const char *orig, size_t on,
+                    const struct dsn_fail *f, size_t nf)
+{
+  size_t k;
+  if (memmem(orig, on, pat, pn) || memmem(s->s, s->len, pat, pn)) return 1;
+  for (k = 0; k < nf; k++)
+    if (memmem(f[k].text, f[k].tn, pat, pn) || memmem(f[k].rcpt, f[k].rn, pat, pn)) return 1;
+  return 0;
+}
+
+int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to,
+              unsigned long long birth, unsigned long long now,
+              const struct dsn_fail *f, size_t nf, const char *orig, size_t on, int withbody)
+{
+  static const char hex[] = "0123456789abcdef";
+  unsigned char rnd[8] = { 0 };
+  str b = STR_INIT;
+  size_t k;
+  int r = -1;
+
+  out->len = 0;
+  /* An unpredictable boundary, and checked: no part may contain it. */
+  do {
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+      rnd[0] ^= (unsigned char)now;
+      rnd[1]++;
+    }
+    b.len = 0;
+    if (str_cats(&b, "--=_") < 0 || str_cats(&b, qid) < 0 || str_catc(&b, '_') < 0) goto out;
+    for (k = 0; k < sizeof rnd; k++)
+      if (str_catc(&b, hex[rnd[k] >> 4]) < 0 || str_catc(&b, hex[rnd[k] & 15]) < 0) goto out;
+  } while (contains(out, b.s, b.len, orig, on, f, nf));
+
+  if (str_cats(out, "Date: ") < 0 || catdate(out, now) < 0 ||
+      str_cats(out, "\nFrom: ") < 0 || str_cats(out, c->bouncefrom) < 0 ||
+      str_catc(out, '@') < 0 || str_cats(out, c->bouncehost) < 0 ||
+      str_cats(out, "\nTo: ") < 0 || str_cats(out, to) < 0 ||
+      str_cats(out, "\nSubject: failure notice\nMessage-ID: <") < 0 ||
+      str_cats(out, qid) < 0 || str_cats(out, ".dsn@") < 0 || str_cats(out, c->bouncehost) < 0 ||
+      str_cats(out, ">\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+                    "Content-Type: multipart/report; report-type=delivery-status;\n"
+                    " boundary=\"") < 0 ||
+      str_catb(out, b.s + 2, b.len - 2) < 0 ||
+      str_cats(out, "\"\n\nThis is a delivery status notification (RFC 3464) in MIME format.\n\n") < 0)
+    goto out;
+
+  /* 1: for people. */
+  if (str_catb(out, b.s, b.len) < 0 ||
+      str_cats(out, "\nContent-Type: text/plain; charset=utf-8\n"
+                    "Content-Transfer-Encoding: 8bit\n\n"
+                    "Hi. This is the qmail-send program at ") < 0 ||
+      str_cats(out, c->bouncehost) < 0 ||
+      str_cats(out, ".\nI'm afraid I wasn't able to deliver your message to the following addresses.\n"
+                    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n") < 0)
+    goto out;
+  for (k = 0; k < nf; k++)
+    if (str_catc(out, '<') < 0 || str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
+        str_cats(out, ">:\n") < 0 || catfold(out, f[k].text, f[k].tn, 0) < 0 ||
+        str_cats(out, "\n\n") < 0)
+      goto out;
+
+  /* 2: for programs. */
+  if (str_catb(out, b.s, b.len) < 0 ||
+      str_cats(out, "\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; ") < 0 ||
+      str_cats(out, c->me) < 0 || str_cats(out, "\nArrival-Date: ") < 0 ||
+      catdate(out, birth) < 0 || str_catc(out, '\n') < 0)
+    goto out;
+  for (k = 0; k < nf; k++) {
+    char st[16];
+    const char *dt = f[k].ch == CH_LOCAL ? "Diagnostic-Code: x-unix; " : "Diagnostic-Code: smtp; ";
+    dsn_status(f[k].text, f[k].tn, st);
+    if (str_cats(out, "\nFinal-Recipient: rfc822; ") < 0 ||
+        str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
+        str_cats(out, "\nAction: failed\nStatus: ") < 0 || str_cats(out, st) < 0 ||
+        str_catc(out, '\n') < 0 || str_cats(out, dt) < 0 ||
+        catfold(out, f[k].text, f[k].tn, strlen(dt)) < 0 || str_catc(out, '\n') < 0)
+      goto out;
+  }
+
+  /* 3: what was sent. */
+  if (str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 ||
+      str_cats(out, withbody ? "\nContent-Type: message/rfc822\n\n"
+                             : "\nContent-Type: text/rfc822-headers\n\n") < 0 ||
+      str_catb(out, orig, on) < 0 ||
+      (on && orig[on - 1] != '\n' && str_catc(out, '\n') < 0) ||
+      str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 || str_cats(out, "--\n") < 0)
+    goto out;
+  r = 0;
+out:
+  str_free(&b);
+  return r;
+}
+
+static int pread_all(int fd, char *p, size_t n, off_t off)
+{
+  while (n) {
+    ssize_t r = pread(fd, p, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { if (!r) errno = EIO; return -1; }
+    p += r;
+    n -= (size_t)r;
+    off += r;
+  }
+  return 0;
+}
+
+/* Cuts n to the last line end at or before max (0 if none). */
+static size_t cut(const char *s, size_t n, size_t max)
+{
+  const char *nl;
+  if (n <= max) return n;
+  nl = memrchr(s, '\n', max);
+  return nl ? (size_t)(nl - s) + 1 : 0;
+}
+
+/* The original's head: the header section (at most DSN_HEAD_MAX, cut at a
+ * line end), and with maxbytes > 0 the blank line and the first maxbytes
+ * of the body, cut at a line end. */
+static int read_orig(int fd, const qf_env *e, unsigned long long maxbytes, str *o, int *withbody)
+{
+  unsigned long long body = maxbytes > DSN_BODY_MAX ? DSN_BODY_MAX : maxbytes;
+  unsigned long long want = DSN_HEAD_MAX + 1 + body;
+  size_t n = (size_t)(want < e->msg_len ? want : e->msg_len), h;
+  const char *end;
+
+  *withbody = maxbytes > 0;
+  o->len = 0;
+  if (str_ready(o, n + 1) < 0 || pread_all(fd, o->s, n, QF_HDR) < 0) return -1;
+  if (n && o->s[0] == '\n') h = 0;
+  else if ((end = memmem(o->s, n, "\n\n", 2))) h = (size_t)(end - o->s) + 1;
+  else h = n == e->msg_len ? n : cut(o->s, n, n - 1);
+  if (h > DSN_HEAD_MAX) { h = cut(o->s, h, DSN_HEAD_MAX); *withbody = 0; }
+  o->len = h;
+  if (*withbody && h < n) {
+    size_t b = h + 1;   /* o->s[h] is the blank line */
+    o->len = b + cut(o->s + b, n - b, (size_t)body);
+  }
+  return 0;
+}
+
+static int slurp_bounce(const char *qid, str *out)
+{
+  str p = STR_INIT;
+  char tmp[8192];
+  int fd, r = 0;
+
+  out->len = 0;
+  if (bounce_path(&p, qid) < 0) return -1;
+  fd = open(p.s, O_RDONLY | O_CLOEXEC);
+  str_free(&p);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  for (;;) {
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { r = -1; break; }
+    if (!n) break;
+    if (out->len + (size_t)n > BOUNCE_FILE_MAX) break;   /* the rest: default texts */
+    if (str_catb(out, tmp, (size_t)n) < 0) { r = -1; break; }
+  }
+  close(fd);
+  return r;
+}
+
+/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1. */
+static int inject(const char *msg, size_t n, const char *sender, const char *rcpt)
+{
+  int mp[2], ep[2], st, ok;
+  str env = STR_INIT;
+  pid_t pid;
+
+  if (str_catc(&env, 'F') < 0 || str_cats(&env, sender) < 0 || str_catc(&env, 0) < 0 ||
+      str_catc(&env, 'T') < 0 || str_cats(&env, rcpt) < 0 || str_catc(&env, 0) < 0 ||
+      str_catc(&env, 0) < 0) { str_free(&env); return -1; }
+  if (pipe2(mp, O_CLOEXEC) < 0) { str_free(&env); return -1; }
+  if (pipe2(ep, O_CLOEXEC) < 0) { close(mp[0]); close(mp[1]); str_free(&env); return -1; }
+  pid = fork();
+  if (pid == 0) {
+    static const int sigs[] = { SIGPIPE, SIGTERM, SIGHUP, SIGALRM, SIGCHLD };
+    sigset_t none;
+    size_t k;
+    for (k = 0; k < sizeof sigs / sizeof *sigs; k++) signal(sigs[k], SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, 0);
+    if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0) _exit(111);
+    execl("bin/qmail-queue", "qmail-queue", (char *)0);
+    _exit(111);
+  }
+  close(mp[0]);
+  close(ep[0]);
+  ok = pid > 0 && fd_write_all(mp[1], msg, n, INJECT_TIMEOUT) == 0;
+  close(mp[1]);
+  ok = ok && fd_write_all(ep[1], env.s, env.len, INJECT_TIMEOUT) == 0;
+  close(ep[1]);
+  str_free(&env);
+  if (pid < 0) return -1;
+  if (!ok) kill(pid, SIGKILL);
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  if (!ok) return -1;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { errno = EIO; return -1; }
+  return 0;
+}
+
+int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
+             unsigned long long now)
+{
+  str recs = STR_INIT, orig = STR_INIT, msg = STR_INIT, to = STR_INIT;
+  struct dsn_fail *f = 0;
+  const char *envsender;
+  size_t i, nf = 0;
+  int withbody, r = -1, e2;
+
+  for (i = 0; i < e->nrcpt; i++) if (e->rcpt[i].state == QF_FAILED) nf++;
+  if (!nf) return 0;
+  if (e->sender_len == 4 && !memcmp(e->sender, "#@[]", 4)) {
+    /* A failed double bounce: reported in the log, never bounced again. */
+    for (i = 0; i < e->nrcpt; i++)
+      if (e->rcpt[i].state == QF_FAILED) {
+        log_begin("qmail-send", "bounce.drop");
+        log_kv("qid", qid);
+        log_kb("rcpt", e->rcpt[i].addr, e->rcpt[i].len);
+        log_kv("why", "triple bounce");
+        log_end();
+      }
+    return 0;
+  }
+  if (!e->sender_len) {
+    envsender = "#@[]";
+    if (str_cats(&to, c->dbto) < 0 || str_catc(&to, '@') < 0 || str_cats(&to, c->dbhost) < 0) goto out;
+  } else {
+    envsender = "";
+    if (str_catb(&to, e->sender, e->sender_len) < 0) goto out;
+  }
+  if (str_0(&to) < 0) goto out;
+
+  f = calloc(e->nrcpt, sizeof *f);
+  if (!f) { errno = ENOMEM; goto out; }
+  if (slurp_bounce(qid, &recs) < 0) goto out;
+  dsn_parse(recs.s, recs.len, f, e->nrcpt);
+  /* Compact to the failed recipients, in queue order; a failure whose
+   * record is missing still gets reported. */
+  for (i = 0, nf = 0; i < e->nrcpt; i++) {
+    if (e->rcpt[i].state != QF_FAILED) continue;
+    if (!f[i].rcpt) {
+      f[i].rcpt = e->rcpt[i].addr;
+      f[i].rn = e->rcpt[i].len;
+      f[i].ch = CH_REMOTE;
+      f[i].text = "5.0.0 the failure was not recorded";
+      f[i].tn = strlen(f[i].text);
+    }
+    f[nf++] = f[i];
+  }
+  if (read_orig(fd, e, c->maxbytes, &orig, &withbody) < 0) goto out;
+  if (dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, orig.s, orig.len, withbody) < 0)
+    goto out;
+  if (inject(msg.s, msg.len, envsender, to.s) < 0) goto out;
+  log_begin("qmail-send", "bounce");
+  log_kv("qid", qid);
+  log_kv("to", to.s);
+  log_kv("type", *envsender ? "double" : "dsn");
+  log_ku("failed", nf);
+  log_ku("bytes", msg.len);
+  log_end();
+  r = 1;
+out:
+  e2 = errno;
+  free(f);
+  str_free(&recs);
+  str_free(&orig);
+  str_free(&msg);
+  str_free(&to);
+  errno = e2;
+  return r;
+}

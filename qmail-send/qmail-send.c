@@ -1,0 +1,838 @@
+/* qmail-send: the scheduler. Runs as qmails, started by qmail-start with
+ * qmail-lspawn's socket on fd 3 and qmail-rspawn's on fd 4.
+ *
+ * One explicit event loop over poll(): the trigger fifo (a new message),
+ * the two spawner sockets (results), a self-pipe (signals) and timers.
+ *
+ * Each queued message has a small fixed record in memory (sched.c). A
+ * message being delivered is a job: its queue file open twice (read-write
+ * for our state bytes, read-only for the spawners), its envelope read, and
+ * its pending recipients ordered by channel (remote ones sorted by domain,
+ * so one request carries one domain's recipients). A job lives for one
+ * round: every due recipient is handed out once, and when the last result
+ * is in the message is finished or goes back to wait for its next retry.
+ * The number of open jobs is bounded, so memory and descriptors are too.
+ *
+ * Crash safety comes from the queue file alone: a recipient's state byte
+ * is written (in place, by qf_mark) after the spawner reports, and a
+ * failure is fsynced to queue/bounce/<qid> before its byte says F. Nothing
+ * in memory is needed to resume: a restart rereads mess/ and delivers the
+ * recipients still P. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "control.h"
+#include "fdpass.h"
+#include "log.h"
+#include "send.h"
+#include "spawnproto.h"
+
+#define P "qmail-send"
+#define JOB_MAX (2 * SPAWN_SLOTS + 64)
+#define JOB_SPARE 16                 /* open jobs beyond the concurrency */
+#define RETRY_SYSTEM 123             /* after a local error, as qmail does */
+#define RETRY_BROKEN 3600            /* after finding a malformed queue file */
+#define SCAN_EVERY 600               /* mess/ is rescanned at least this often */
+#define CLEAN_EVERY 3600
+#define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
+#define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
+#define LIFETIME_TEXT "5.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
+
+static const unsigned skip[CH_N] = { 10, 20 };
+static const char *const chname[CH_N] = { "local", "remote" };
+static const int chfd[CH_N] = { 3, 4 };
+
+struct job {
+  uint32_t m;                        /* its message, or NIL when the job is free */
+  int wfd, rfd;
+  qf_env env;
+  uint32_t *order;                   /* [0,nl) local, [nl,nl+nr) remote by domain */
+  size_t nl, nr;
+  size_t cur[CH_N], end[CH_N];       /* next to hand out, end, in order[] */
+  size_t inflight;
+  uint8_t run[CH_N];                 /* channel due in this round */
+  uint8_t z[CH_N];                   /* a temporary failure in this round */
+  uint8_t inwl[CH_N];
+  uint32_t wnext[CH_N];              /* waiting-list link */
+  uint32_t fnext;                    /* free-list link */
+};
+
+struct slot { uint32_t job; uint32_t pos; uint32_t n; };
+
+static struct mtab mt = MTAB_INIT;
+static struct rw rw = RW_INIT;
+static struct job jobs[JOB_MAX];
+static uint32_t jfree = NIL;
+static size_t njobs, jobmax;
+static uint32_t wlh[CH_N] = { NIL, NIL }, wlt[CH_N] = { NIL, NIL };
+static struct slot slots[CH_N][SPAWN_SLOTS];
+static uint32_t sfree[CH_N][SPAWN_SLOTS];
+static size_t nsfree[CH_N], inuse[CH_N];
+static int blocked[CH_N];
+
+static unsigned long conc[CH_N];
+static unsigned long long lifetime, maxbytes;
+static str bouncefrom, bouncehost, dbto, dbhost;
+static struct dsn_cfg dcfg;
+
+static int sigpipe_[2] = { -1, -1 };
+static volatile sig_atomic_t got_sig;
+static int stopping;
+static unsigned long long stop_by;
+static str scratch, req, path;
+static char rbuf[SPAWN_PKT_MAX];
+
+static unsigned long long now(void) { return (unsigned long long)time(0); }
+
+static unsigned long long mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+static const char *mpath(const char *dir, const char *qid)
+{
+  path.len = 0;
+  if (str_cats(&path, dir) < 0 || str_cats(&path, qid) < 0 || str_0(&path) < 0)
+    log_fatal(P, 111, "out of memory");
+  return path.s;
+}
+
+static void oom(void) { log_fatal(P, 111, "out of memory"); }
+
+/* ---- configuration */
+
+static int ctl_str(str *s, const char *file, const char *def)
+{
+  int r = control_line(s, file);
+  if (r < 0) return -1;
+  if ((r == 0 || !s->len) && str_copys(s, def) < 0) return -1;
+  return str_0(s);
+}
+
+/* All of it or none of it: a failed reload keeps the running values. */
+static int config(void)
+{
+  struct rw nrw = RW_INIT;
+  str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT;
+  unsigned long c[CH_N], lt, mb;
+  int e;
+
+  if (rw_load(&nrw) < 0) return -1;
+  if (control_ulong(&c[CH_LOCAL], "control/concurrencylocal", 10) < 0 ||
+      control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 20) < 0 ||
+      control_ulong(&lt, "control/queuelifetime", 604800) < 0 ||
+      control_ulong(&mb, "control/bouncemaxbytes", 0) < 0 ||
+      ctl_str(&f, "control/bouncefrom", "MAILER-DAEMON") < 0 ||
+      ctl_str(&h, "control/bouncehost", "") < 0 ||
+      ctl_str(&dt, "control/doublebounceto", "postmaster") < 0 ||
+      ctl_str(&dh, "control/doublebouncehost", "") < 0)
+    goto fail;
+  if (str_0(&nrw.me) < 0) goto fail;
+  if (!h.len && (str_copyb(&h, nrw.me.s, nrw.me.len) < 0 || str_0(&h) < 0)) goto fail;
+  if (!dh.len && (str_copyb(&dh, nrw.me.s, nrw.me.len) < 0 || str_0(&dh) < 0)) goto fail;
+  rw_free(&rw);
+  rw = nrw;
+  str_free(&bouncefrom); bouncefrom = f;
+  str_free(&bouncehost); bouncehost = h;
+  str_free(&dbto); dbto = dt;
+  str_free(&dbhost); dbhost = dh;
+  for (e = 0; e < CH_N; e++) {
+    if (c[e] < 1) c[e] = 1;
+    if (c[e] > SPAWN_SLOTS) c[e] = SPAWN_SLOTS;
+    conc[e] = c[e];
+  }
+  lifetime = lt;
+  maxbytes = mb;
+  dcfg.me = rw.me.s;
+  dcfg.bouncefrom = bouncefrom.s;
+  dcfg.bouncehost = bouncehost.s;
+  dcfg.dbto = dbto.s;
+  dcfg.dbhost = dbhost.s;
+  dcfg.maxbytes = maxbytes;
+  return 0;
+fail:
+  e = errno;
+  rw_free(&nrw);
+  str_free(&f); str_free(&h); str_free(&dt); str_free(&dh);
+  errno = e;
+  return -1;
+}
+
+static size_t job_limit(void)
+{
+  struct rlimit rl;
+  size_t n = (size_t)conc[CH_LOCAL] + conc[CH_REMOTE] + JOB_SPARE, fds;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    /* Two descriptors per job, and room for the rest of the program. */
+    fds = rl.rlim_cur > 64 ? (size_t)(rl.rlim_cur - 64) / 2 : 1;
+    if (n > fds) n = fds;
+  }
+  return n > JOB_MAX ? JOB_MAX : n;
+}
+
+/* ---- jobs: open, order, waiting lists */
+
+static const char *domain_of(const char *a, size_t n, size_t *dn)
+{
+  const char *at = memrchr(a, '@', n);
+  if (!at) { *dn = rw.envnoathost.len; return rw.envnoathost.s; }
+  *dn = n - (size_t)(at + 1 - a);
+  return at + 1;
+}
+
+static int domcmp(const char *a, size_t an, const char *b, size_t bn)
+{
+  size_t i, n = an < bn ? an : bn;
+  for (i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x += 32;
+    if (y >= 'A' && y <= 'Z') y += 32;
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return an < bn ? -1 : an > bn;
+}
+
+static int bydomain(const void *x, const void *y, void *arg)
+{
+  const qf_env *e = arg;
+  uint32_t i = *(const uint32_t *)x, k = *(const uint32_t *)y;
+  size_t an, bn;
+  const char *a = domain_of(e->rcpt[i].addr, e->rcpt[i].len, &an);
+  const char *b = domain_of(e->rcpt[k].addr, e->rcpt[k].len, &bn);
+  int c = domcmp(a, an, b, bn);
+  return c ? c : (i < k ? -1 : i > k);
+}
+
+static void wl_add(uint32_t j, int ch)
+{
+  jobs[j].wnext[ch] = NIL;
+  jobs[j].inwl[ch] = 1;
+  if (wlt[ch] == NIL) wlh[ch] = j; else jobs[wlt[ch]].wnext[ch] = j;
+  wlt[ch] = j;
+}
+
+static void wl_pop(int ch)
+{
+  uint32_t j = wlh[ch];
+  wlh[ch] = jobs[j].wnext[ch];
+  if (wlh[ch] == NIL) wlt[ch] = NIL;
+  jobs[j].inwl[ch] = 0;
+}
+
+static void job_release(uint32_t j)
+{
+  struct job *b = jobs + j;
+  if (b->wfd >= 0) close(b->wfd);
+  if (b->rfd >= 0) close(b->rfd);
+  qf_free(&b->env);
+  free(b->order);
+  b->order = 0;
+  b->m = NIL;
+  b->fnext = jfree;
+  jfree = j;
+  njobs--;
+  /* Not on a waiting list: a job is released only when both are done. */
+}
+
+static void later(uint32_t i, unsigned long long when)
+{
+  mt.m[i].job = NIL;
+  mt_wait(&mt, i, when);
+}
+
+static void finish(uint32_t j);
+static void round_end(uint32_t j);
+
+/* Opens message i's job. Returns 0, or -1 when it was rescheduled or
+ * dropped instead. */
+static int job_open(uint32_t i)
+{
+  struct msg *m = mt.m + i;
+  unsigned long long t = now();
+  struct job *b;
+  uint32_t j = jfree;
+  size_t k, np = 0, nl = 0, sz;
+  int ch;
+
+  if (j == NIL) return -1;   /* callers check njobs < jobmax first */
+  b = jobs + j;
+  b->wfd = open(mpath("queue/mess/", m->qid), O_RDWR | O_CLOEXEC);
+  if (b->wfd < 0) {
+    if (errno == ENOENT) { mt_del(&mt, i); return -1; }
+    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "open");
+    log_kv("error", strerror(errno)); log_end();
+    later(i, t + RETRY_SYSTEM);
+    return -1;
+  }
+  if (qf_read(b->wfd, &b->env) < 0) {
+    int bad = errno == EINVAL;
+    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "read");
+    log_kv("error", bad ? "malformed queue file" : strerror(errno)); log_end();
+    close(b->wfd);
+    qf_free(&b->env);
+    later(i, t + (bad ? RETRY_BROKEN : RETRY_SYSTEM));
+    return -1;
+  }
+  jfree = b->fnext;
+  njobs++;
+  b->m = i;
+  b->rfd = -1;
+  b->inflight = 0;
+  m->job = j;
+  m->state = M_OPEN;
+  for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_PENDING) np++;
+  b->order = 0;
+  if (np) {
+    if (size_mul(&sz, np, sizeof *b->order) < 0 || !(b->order = malloc(sz))) oom();
+    /* Locals fill order[] from the front, remotes from the back. */
+    for (k = 0, sz = np; k < b->env.nrcpt; k++) {
+      int c;
+      if (b->env.rcpt[k].state != QF_PENDING) continue;
+      c = rw_classify(&rw, b->env.rcpt[k].addr, b->env.rcpt[k].len, &scratch);
+      if (c < 0) oom();
+      if (c == CH_LOCAL) b->order[nl++] = (uint32_t)k;
+      else b->order[--sz] = (uint32_t)k;
+    }
+    qsort_r(b->order + nl, np - nl, sizeof *b->order, bydomain, &b->env);
+  }
+  b->nl = nl;
+  b->nr = np - nl;
+  b->cur[CH_LOCAL] = 0;
+  b->end[CH_LOCAL] = nl;
+  b->cur[CH_REMOTE] = nl;
+  b->end[CH_REMOTE] = np;
+  if (!m->tries[0] && !m->tries[1]) {
+    log_begin(P, "message"); log_kv("qid", m->qid);
+    log_kb("sender", b->env.sender, b->env.sender_len);
+    log_ku("rcpts", b->env.nrcpt); log_ku("pending", np); log_ku("bytes", b->env.msg_len);
+    log_end();
+  }
+  for (ch = 0; ch < CH_N; ch++) {
+    b->z[ch] = 0;
+    b->inwl[ch] = 0;
+    b->run[ch] = b->cur[ch] < b->end[ch] && m->due[ch] <= t;
+    if (!b->run[ch]) { b->cur[ch] = b->end[ch]; continue; }
+    if (m->tries[ch] < UINT16_MAX) m->tries[ch]++;
+    wl_add(j, ch);
+  }
+  if (!np) finish(j);
+  else if (!b->run[CH_LOCAL] && !b->run[CH_REMOTE]) round_end(j);
+  return 0;
+}
+
+/* ---- the end of a round, and of a message */
+
+static void round_end(uint32_t j)
+{
+  struct job *b = jobs + j;
+  uint32_t i = b->m;
+  struct msg *m = mt.m + i;
+  unsigned long long t = now(), when = ~0ULL;
+  size_t pend[CH_N] = { 0, 0 }, k;
+  int ch;
+
+  for (ch = 0; ch < CH_N; ch++) {
+    size_t lo = ch == CH_LOCAL ? 0 : b->nl, hi = ch == CH_LOCAL ? b->nl : b->nl + b->nr;
+    for (k = lo; k < hi; k++) if (b->env.rcpt[b->order[k]].state == QF_PENDING) pend[ch]++;
+  }
+  if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
+  for (ch = 0; ch < CH_N; ch++) {
+    if (!pend[ch]) { m->due[ch] = ~0ULL; continue; }
+    if (b->run[ch]) {
+      /* Attempted and still pending: a temporary failure. The last
+       * attempt falls at the end of the lifetime, not after it. */
+      unsigned long long d = retry_next(m->birth, t, skip[ch]), end = m->birth + lifetime;
+      if (end > t && d > end) d = end;
+      if (d <= t) d = t + 1;
+      m->due[ch] = d;
+    }
+    if (m->due[ch] < when) when = m->due[ch];
+  }
+  job_release(j);
+  later(i, when);
+}
+
+static void finish(uint32_t j)
+{
+  struct job *b = jobs + j;
+  uint32_t i = b->m;
+  const char *qid = mt.m[i].qid;
+  size_t k, nf = 0;
+
+  for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
+  if (nf && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
+    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
+    log_kv("error", strerror(errno)); log_end();
+    job_release(j);
+    later(i, now() + RETRY_SYSTEM);
+    return;
+  }
+  /* mess/ first: a crash between the two leaves a bounce/ file without a
+   * message, which the cleanup removes; the other order could report a
+   * failure with its text lost. */
+  if (unlink(mpath("queue/mess/", qid)) < 0 && errno != ENOENT) {
+    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink");
+    log_kv("error", strerror(errno)); log_end();
+    /* Kept in the index but never scheduled: retrying would repeat the
+     * report. A restart tries again. */
+    job_release(j);
+    mt.m[i].job = NIL;
+    mt.m[i].state = M_STUCK;
+    return;
+  }
+  if (nf && unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
+    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
+    log_kv("error", strerror(errno)); log_end();
+  }
+  log_begin(P, "done"); log_kv("qid", qid); log_ku("failed", nf); log_end();
+  job_release(j);
+  mt_del(&mt, i);
+}
+
+static void maybe_end(uint32_t j)
+{
+  struct job *b = jobs + j;
+  if (!b->inflight && b->cur[CH_LOCAL] == b->end[CH_LOCAL] && b->cur[CH_REMOTE] == b->end[CH_REMOTE])
+    round_end(j);
+}
+
+/* ---- requests */
+
+/* Hands out the next request of job j on channel ch. 1 sent, 0 the socket
+ * is full (try again on POLLOUT). */
+static int send_one(uint32_t j, int ch)
+{
+  struct job *b = jobs + j;
+  struct msg *m = mt.m + b->m;
+  size_t pos = b->cur[ch], n = 0;
+  uint32_t s;
+
+  if (b->rfd < 0) {
+    b->rfd = open(mpath("queue/mess/", m->qid), O_RDONLY | O_CLOEXEC);
+    if (b->rfd < 0) {
+      /* Everything still to hand out waits for the next round. */
+      log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "open");
+      log_kv("error", strerror(errno)); log_end();
+      b->z[ch] = 1;
+      b->cur[ch] = b->end[ch];
+      return 1;
+    }
+  }
+  s = sfree[ch][nsfree[ch] - 1];
+  req.len = 0;
+  if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, m->qid) < 0 ||
+      str_catc(&req, 0) < 0 || str_catu(&req, QF_HDR) < 0 || str_catc(&req, 0) < 0 ||
+      str_catu(&req, b->env.msg_len) < 0 || str_catc(&req, 0) < 0 ||
+      str_catu(&req, b->env.opts) < 0 || str_catc(&req, 0) < 0 ||
+      str_catb(&req, b->env.sender, b->env.sender_len) < 0 || str_catc(&req, 0) < 0)
+    oom();
+  do {
+    const struct qf_rcpt *r = b->env.rcpt + b->order[pos + n];
+    if (ch == CH_REMOTE && n) {
+      const struct qf_rcpt *r0 = b->env.rcpt + b->order[pos];
+      size_t an, bn;
+      const char *da = domain_of(r0->addr, r0->len, &an), *db = domain_of(r->addr, r->len, &bn);
+      if (domcmp(da, an, db, bn)) break;
+    }
+    if (rw_classify(&rw, r->addr, r->len, &scratch) < 0 ||
+        str_catu(&req, b->order[pos + n]) < 0 || str_catc(&req, 0) < 0 ||
+        str_catb(&req, scratch.s, scratch.len) < 0 || str_catc(&req, 0) < 0)
+      oom();
+    n++;
+  } while (ch == CH_REMOTE && n < SPAWN_RCPTS && pos + n < b->end[ch]);
+
+  if (pkt_send(chfd[ch], req.s, req.len, b->rfd) < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) { blocked[ch] = 1; return 0; }
+    log_fatal(P, 111, ch == CH_LOCAL ? "cannot talk to qmail-lspawn" : "cannot talk to qmail-rspawn");
+  }
+  nsfree[ch]--;
+  inuse[ch]++;
+  slots[ch][s].job = j;
+  slots[ch][s].pos = (uint32_t)pos;
+  slots[ch][s].n = (uint32_t)n;
+  b->cur[ch] += n;
+  b->inflight++;
+  return 1;
+}
+
+static int open_next(void)
+{
+  uint32_t i;
+  if (njobs >= jobmax) return 0;
+  i = mt_ready_pop(&mt);
+  if (i == NIL) return 0;
+  job_open(i);
+  return 1;
+}
+
+static void dispatch(void)
+{
+  int ch;
+  if (stopping) return;
+  for (ch = 0; ch < CH_N; ch++) {
+    while (inuse[ch] < conc[ch] && nsfree[ch] && !blocked[ch]) {
+      uint32_t j = wlh[ch];
+      if (j == NIL) {
+        if (!open_next()) break;
+        continue;
+      }
+      if (!send_one(j, ch)) break;
+      if (jobs[j].cur[ch] == jobs[j].end[ch]) {
+        wl_pop(ch);
+        maybe_end(j);
+      }
+    }
+  }
+}
+
+/* ---- results */
+
+static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
+{
+  struct job *b = jobs + j;
+  struct msg *m = mt.m + b->m;
+  const struct qf_rcpt *r = b->env.rcpt + k;
+  unsigned long long t = now();
+  const char *what = c == 'K' ? "delivered" : c == 'D' ? "failed" : "deferred";
+
+  if (c == 'Z' && t >= m->birth + lifetime) {
+    scratch.len = 0;
+    if (str_cats(&scratch, LIFETIME_TEXT) < 0 || str_catb(&scratch, text, tn) < 0) oom();
+    text = scratch.s;
+    tn = scratch.len;
+    c = 'D';
+    what = "expired";
+  }
+  if (c == 'D' && bounce_append(m->qid, k, ch, r->addr, r->len, text, tn) < 0) {
+    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "bounce record");
+    log_kv("error", strerror(errno)); log_end();
+    c = 'Z';
+    what = "deferred";
+  }
+  if (c != 'Z' && qf_mark(b->wfd, &b->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
+    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "mark");
+    log_kv("error", strerror(errno)); log_end();
+    c = 'Z';
+  }
+  if (c == 'Z') b->z[ch] = 1;
+  log_begin(P, "delivery");
+  log_kv("qid", m->qid);
+  log_ku("i", k);
+  log_kb("rcpt", r->addr, r->len);
+  log_kv("channel", chname[ch]);
+  log_kv("result", what);
+  log_ku("attempt", m->tries[ch]);
+  log_kb("text", text, tn);
+  log_end();
+}
+
+/* Reads every reply waiting on channel ch. */
+static void replies(int ch)
+{
+  for (;;) {
+    int pfd;
+    ssize_t n = pkt_recv(chfd[ch], rbuf, sizeof rbuf, &pfd);
+    unsigned long long s;
+    const char *p, *e, *z;
+    struct slot *sl;
+    size_t k;
+
+    if (pfd >= 0) close(pfd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EMSGSIZE) { log_begin(P, "error"); log_kv("op", "reply too long"); log_end(); continue; }
+    if (n <= 0) log_fatal(P, 111, ch == CH_LOCAL ? "lost qmail-lspawn" : "lost qmail-rspawn");
+    p = rbuf;
+    e = rbuf + n;
+    z = memchr(p, 0, (size_t)(e - p));
+    if (!z || scan_ulong(p, (size_t)(z - p), &s) < 0 || s >= SPAWN_SLOTS ||
+        slots[ch][s].job == NIL) {
+      log_begin(P, "error"); log_kv("op", "reply with a bad slot"); log_kv("channel", chname[ch]); log_end();
+      continue;
+    }
+    sl = &slots[ch][s];
+    p = z + 1;
+    for (k = 0; k < sl->n; k++) {
+      uint32_t idx = jobs[sl->job].order[sl->pos + k];
+      char c = 'Z';
+      const char *t = "malformed reply from the spawner";
+      size_t tn = strlen(t);
+      z = p < e ? memchr(p, 0, (size_t)(e - p)) : 0;
+      if (z && z > p && (*p == 'K' || *p == 'Z' || *p == 'D') && (size_t)(z - p - 1) <= SPAWN_TEXT) {
+        c = *p;
+        t = p + 1;
+        tn = (size_t)(z - p - 1);
+        p = z + 1;
+      } else p = e;
+      result(sl->job, ch, idx, c, t, tn);
+    }
+    jobs[sl->job].inflight--;
+    {
+      uint32_t j = sl->job;
+      sl->job = NIL;
+      sfree[ch][nsfree[ch]++] = (uint32_t)s;
+      inuse[ch]--;
+      maybe_end(j);
+    }
+  }
+}
+
+/* ---- the queue directory */
+
+static unsigned long long scan_cost_ms, scan_next_ms;
+
+/* Picks up messages not yet known. The cost of a scan grows with the
+ * queue, so scans are spaced by four times the last one's duration: with
+ * a huge queue at most a fifth of the time goes to scanning, however
+ * often the trigger is pulled. */
+static void scan(void)
+{
+  unsigned long long t0 = mono_ms();
+  size_t added = 0;
+  struct dirent *d;
+  DIR *dir = opendir("queue/mess");
+
+  if (!dir) {
+    log_begin(P, "error"); log_kv("op", "scan"); log_kv("error", strerror(errno)); log_end();
+    return;
+  }
+  while ((d = readdir(dir))) {
+    size_t n = strlen(d->d_name);
+    if (d->d_name[0] == '.') continue;
+    if (!qf_qid_ok(d->d_name, n)) {
+      log_begin(P, "error"); log_kv("op", "scan"); log_kv("name", d->d_name);
+      log_kv("error", "not a queue file name"); log_end();
+      continue;
+    }
+    if (mt_find(&mt, d->d_name, n) != NIL) continue;
+    if (mt_add(&mt, d->d_name, n) == NIL) oom();
+    added++;
+  }
+  closedir(dir);
+  scan_cost_ms = mono_ms() - t0;
+  scan_next_ms = mono_ms() + 4 * scan_cost_ms;
+  if (added > 1) { log_begin(P, "scan"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
+}
+
+/* Removes tmp/ files older than TMP_OLD (qmail-queue died mid-write) and
+ * bounce/ files whose message is gone (a crash between two unlinks). */
+static void cleanup(void)
+{
+  unsigned long long t = now();
+  struct dirent *d;
+  struct stat st;
+  DIR *dir = opendir("queue/tmp");
+
+  if (dir) {
+    while ((d = readdir(dir))) {
+      if (!qf_qid_ok(d->d_name, strlen(d->d_name))) continue;
+      if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      if ((unsigned long long)st.st_mtime + TMP_OLD < t && unlinkat(dirfd(dir), d->d_name, 0) == 0) {
+        log_begin(P, "cleanup"); log_kv("tmp", d->d_name); log_end();
+      }
+    }
+    closedir(dir);
+  }
+  dir = opendir("queue/bounce");
+  if (dir) {
+    while ((d = readdir(dir))) {
+      if (!qf_qid_ok(d->d_name, strlen(d->d_name))) continue;
+      if (stat(mpath("queue/mess/", d->d_name), &st) == 0 || errno != ENOENT) continue;
+      if (unlinkat(dirfd(dir), d->d_name, 0) == 0) {
+        log_begin(P, "cleanup"); log_kv("bounce", d->d_name); log_end();
+      }
+    }
+    closedir(dir);
+  }
+}
+
+/* ---- signals */
+
+static void on_signal(int sig)
+{
+  int e = errno;
+  char c = (char)sig;
+  got_sig = 1;
+  if (write(sigpipe_[1], &c, 1) < 0) {}   /* full pipe: a wakeup is already pending */
+  errno = e;
+}
+
+static void alarm_all(void)
+{
+  size_t i;
+  for (i = 0; i < mt.n; i++)
+    if (mt.m[i].state == M_WAIT) {
+      mt.m[i].due[CH_LOCAL] = mt.m[i].due[CH_LOCAL] == ~0ULL ? ~0ULL : 0;
+      mt.m[i].due[CH_REMOTE] = mt.m[i].due[CH_REMOTE] == ~0ULL ? ~0ULL : 0;
+    }
+  mt_due(&mt, 0, 1);
+}
+
+static void signals(void)
+{
+  char c[64];
+  ssize_t n, k;
+
+  while ((n = read(sigpipe_[0], c, sizeof c)) > 0)
+    for (k = 0; k < n; k++) {
+      if (c[k] == SIGTERM && !stopping) {
+        stopping = 1;
+        stop_by = now() + STOP_WAIT;
+        log_begin(P, "stopping"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
+      } else if (c[k] == SIGHUP) {
+        if (config() < 0) {
+          log_begin(P, "error"); log_kv("op", "reload"); log_kv("error", strerror(errno)); log_end();
+        } else {
+          jobmax = job_limit();
+          log_begin(P, "reload"); log_ku("concurrencylocal", conc[0]);
+          log_ku("concurrencyremote", conc[1]); log_end();
+        }
+      } else if (c[k] == SIGALRM) {
+        log_begin(P, "retry"); log_ku("waiting", mt.nheap); log_end();
+        alarm_all();
+      }
+    }
+}
+
+/* ---- setup and the loop */
+
+static void setup_fds(void)
+{
+  struct stat st;
+  struct sigaction sa;
+  struct rlimit rl;
+  int ch, fd;
+
+  for (ch = 0; ch < CH_N; ch++) {
+    if (fstat(chfd[ch], &st) < 0 || !S_ISSOCK(st.st_mode))
+      log_fatal(P, 111, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
+    /* Non-blocking: a full socket must never stop us reading replies.
+     * Close-on-exec: qmail-queue (for bounces) must not hold them. */
+    if (fcntl(chfd[ch], F_SETFL, fcntl(chfd[ch], F_GETFL) | O_NONBLOCK) < 0 ||
+        fcntl(chfd[ch], F_SETFD, FD_CLOEXEC) < 0)
+      log_fatal(P, 111, "cannot set up the spawner sockets");
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (pipe2(sigpipe_, O_CLOEXEC | O_NONBLOCK) < 0) log_fatal(P, 111, "cannot make the signal pipe");
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, 0);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, 0);
+  sigaction(SIGHUP, &sa, 0);
+  sigaction(SIGALRM, &sa, 0);
+
+  fd = open("queue/lock/sendmutex", O_RDWR | O_CLOEXEC);
+  if (fd < 0) log_fatal(P, 111, "cannot open queue/lock/sendmutex");
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+    log_fatal(P, 111, errno == EWOULDBLOCK ? "another qmail-send is running" : "cannot lock queue/lock/sendmutex");
+}
+
+int main(int argc, char **argv)
+{
+  struct pollfd pf[4];
+  int trig, trigw, ch, scan_pending = 0;
+  unsigned long long next_clean, next_scan;
+  size_t k;
+
+  (void)argc; (void)argv;
+  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  setup_fds();
+  if (config() < 0) log_fatal(P, 111, "cannot read the control files");
+  jobmax = job_limit();
+  for (k = 0; k < JOB_MAX; k++) {
+    jobs[JOB_MAX - 1 - k].m = NIL;
+    jobs[JOB_MAX - 1 - k].fnext = jfree;
+    jfree = (uint32_t)(JOB_MAX - 1 - k);
+  }
+  for (ch = 0; ch < CH_N; ch++)
+    for (k = 0; k < SPAWN_SLOTS; k++) {
+      slots[ch][k].job = NIL;
+      sfree[ch][nsfree[ch]++] = (uint32_t)(SPAWN_SLOTS - 1 - k);
+    }
+  /* The write end keeps the fifo from reporting EOF when qmail-queue
+   * closes it. */
+  trig = open("queue/lock/trigger", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  trigw = open("queue/lock/trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (trig < 0 || trigw < 0) log_fatal(P, 111, "cannot open queue/lock/trigger");
+
+  log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
+  log_ku("concurrencyremote", conc[1]); log_end();
+  cleanup();
+  scan();
+  next_clean = now() + CLEAN_EVERY;
+  next_scan = now() + SCAN_EVERY;
+
+  for (;;) {
+    unsigned long long t, wake, ms;
+    int timeout, r;
+
+    if (got_sig) { got_sig = 0; signals(); }
+    t = now();
+    if (!stopping) {
+      if (t >= next_clean) { cleanup(); next_clean = t + CLEAN_EVERY; }
+      if (t >= next_scan) scan_pending = 1;
+      if (scan_pending && mono_ms() >= scan_next_ms) {
+        scan_pending = 0;
+        scan();
+        next_scan = t + SCAN_EVERY;
+      }
+    }
+    wake = mt_due(&mt, t, 0);
+    dispatch();
+    if (stopping && (!(inuse[0] + inuse[1]) || t >= stop_by)) {
+      log_begin(P, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
+      return 0;
+    }
+
+    if (stopping) wake = stop_by;
+    else {
+      if (next_clean < wake) wake = next_clean;
+      if (next_scan < wake) wake = next_scan;
+    }
+    ms = wake <= t ? 0 : (wake - t) * 1000;
+    if (scan_pending && !stopping) {
+      unsigned long long m0 = mono_ms(), d = scan_next_ms > m0 ? scan_next_ms - m0 : 0;
+      if (d < ms) ms = d;
+    }
+    /* Ready work that could not start waits for a result, not a timer. */
+    timeout = ms > 60000 ? 60000 : (int)ms;
+
+    pf[0].fd = sigpipe_[0]; pf[0].events = POLLIN;
+    pf[1].fd = trig; pf[1].events = POLLIN;
+    for (ch = 0; ch < CH_N; ch++) {
+      pf[2 + ch].fd = chfd[ch];
+      pf[2 + ch].events = (short)(POLLIN | (blocked[ch] ? POLLOUT : 0));
+    }
+    r = poll(pf, 4, timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      log_fatal(P, 111, "poll failed");
+    }
+    if (pf[0].revents) got_sig = 1;
+    if (pf[1].revents & POLLIN) {
+      char junk[256];
+      while (read(trig, junk, sizeof junk) > 0) {}
+      if (!stopping) scan_pending = 1;
+    }
+    for (ch = 0; ch < CH_N; ch++) {
+      if (pf[2 + ch].revents & POLLOUT) blocked[ch] = 0;
+      if (pf[2 + ch].revents & (POLLIN | POLLHUP | POLLERR)) replies(ch);
+    }
+  }
+}

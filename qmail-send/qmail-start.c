@@ -1,0 +1,108 @@
+/* qmail-start SENDUID:GID REMOTEUID:GID [defaultdelivery]
+ *
+ * Runs as root, once. Makes one SOCK_SEQPACKET socketpair per spawner,
+ * starts bin/qmail-lspawn (stays root: it must become each recipient) and
+ * bin/qmail-rspawn (as REMOTE), each with its socket end on fd 0, then
+ * becomes SEND and execs bin/qmail-send with the local socket on fd 3 and
+ * the remote one on fd 4. stderr stays the log for all three.
+ *
+ * Not started as root (a single-uid instance), it changes no uid.
+ * Every path is relative to the compiled-in prefix. Exit 100 on a usage
+ * error, 111 when something could not be set up. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "control.h"
+#include "log.h"
+
+#define P "qmail-start"
+
+struct ids { uid_t uid; gid_t gid; };
+
+static int parse_ids(const char *s, struct ids *id)
+{
+  const char *c = strchr(s, ':');
+  unsigned long long u, g;
+  if (!c || scan_ulong(s, (size_t)(c - s), &u) < 0 || scan_ulong(c + 1, strlen(c + 1), &g) < 0)
+    return -1;
+  if (u > 0x7fffffffULL || g > 0x7fffffffULL) return -1;
+  id->uid = (uid_t)u;
+  id->gid = (gid_t)g;
+  return 0;
+}
+
+/* Drops every privilege to id; checks that it stuck. */
+static void become(const struct ids *id)
+{
+  if (setgroups(1, &id->gid) < 0 || setgid(id->gid) < 0 || setuid(id->uid) < 0)
+    log_fatal(P, 111, "cannot change uid");
+  if (getuid() != id->uid || geteuid() != id->uid || getgid() != id->gid || setuid(0) == 0)
+    log_fatal(P, 111, "uid change did not stick");
+}
+
+/* A copy of fd at 10 or above, close-on-exec, so that the dup2 to its
+ * final number in a child is never a no-op that would keep the flag. */
+static int high(int fd)
+{
+  int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  if (h < 0) log_fatal(P, 111, "cannot duplicate a socket");
+  close(fd);
+  return h;
+}
+
+static void spawner(const char *prog, const char *fail, int sock, const char *arg,
+                    const struct ids *id)
+{
+  pid_t pid = fork();
+  if (pid < 0) log_fatal(P, 111, "cannot fork");
+  if (pid) return;
+  if (id) become(id);
+  if (dup2(sock, 0) < 0) log_fatal(P, 111, "cannot dup2");
+  execl(prog, prog + 4, arg, (char *)0);
+  log_fatal(P, 111, fail);
+}
+
+int main(int argc, char **argv)
+{
+  struct ids send, remote;
+  int l[2], r[2], root = geteuid() == 0;
+  const char *dd = argc > 3 ? argv[3] : "./Maildir/";
+
+  if (argc < 3 || argc > 4 || parse_ids(argv[1], &send) < 0 || parse_ids(argv[2], &remote) < 0) {
+    log_begin(P, "usage");
+    log_kv("usage", "qmail-start SENDUID:GID REMOTEUID:GID [defaultdelivery]");
+    log_end();
+    return 100;
+  }
+  if (!*dd || strchr(dd, '\n')) {
+    log_begin(P, "usage"); log_kv("error", "bad defaultdelivery"); log_end();
+    return 100;
+  }
+  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  signal(SIGPIPE, SIG_DFL);
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, l) < 0 ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r) < 0)
+    log_fatal(P, 111, "cannot make the spawner sockets");
+  l[0] = high(l[0]); l[1] = high(l[1]);
+  r[0] = high(r[0]); r[1] = high(r[1]);
+
+  if (!root) {
+    log_begin(P, "single-uid");
+    log_ku("uid", getuid());
+    log_kv("msg", "not started as root: every program runs as this uid");
+    log_end();
+  }
+  spawner("bin/qmail-lspawn", "cannot exec bin/qmail-lspawn", l[1], dd, 0);
+  spawner("bin/qmail-rspawn", "cannot exec bin/qmail-rspawn", r[1], 0, root ? &remote : 0);
+  close(l[1]);
+  close(r[1]);
+
+  if (root) become(&send);
+  if (dup2(l[0], 3) < 0 || dup2(r[0], 4) < 0) log_fatal(P, 111, "cannot dup2");
+  execl("bin/qmail-send", "qmail-send", (char *)0);
+  log_fatal(P, 111, "cannot exec bin/qmail-send");
+}

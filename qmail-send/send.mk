@@ -1,0 +1,5 @@
+# qmail-start (root, once) and qmail-send (the scheduler).
+PROGS += qmail-start qmail-send
+qmail-start_SRCS := qmail-send/qmail-start.c
+qmail-send_SRCS := qmail-send/qmail-send.c qmail-send/sched.c qmail-send/rewrite.c qmail-send/dsn.c
+t-send_EXTRA := qmail-send/sched.c qmail-send/rewrite.c qmail-send/dsn.c
