@@ -1,0 +1,281 @@
+/* One remote delivery: read the control files, pick the hosts (route, MX,
+ * or address literal), connect to their addresses in order until one
+ * session gives final results, and report.
+ *
+ * A host is abandoned for the next only when the connection or the SMTP
+ * handshake fails; once a mail transaction has begun, its results stand.
+ * When no host could be used the results are 'Z' ("connect:" or "dns:")
+ * unless the DNS said for certain that the domain cannot take mail.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "remote.h"
+
+/* Connection attempts per delivery, whatever the DNS returns: with a 60 s
+ * connect timeout this bounds one delivery to about 16 minutes. */
+#define MAX_ATTEMPTS 16
+#define TIMEOUT_MAX 86400ul
+
+void result_set(struct rresult *r, char code, const char *tag, const char *a,
+                const char *b, size_t blen)
+{
+  size_t i;
+  r->code = code;
+  r->len = 0;
+  /* Append tag, ": ", a, b, cutting at SPAWN_TEXT bytes. */
+  for (i = 0; tag[i] && r->len < SPAWN_TEXT; i++) r->text[r->len++] = tag[i];
+  for (i = 0; i < 2 && r->len < SPAWN_TEXT; i++) r->text[r->len++] = ": "[i];
+  for (i = 0; a[i] && r->len < SPAWN_TEXT; i++) r->text[r->len++] = a[i];
+  for (i = 0; i < blen && r->len < SPAWN_TEXT; i++) r->text[r->len++] = b[i];
+  for (i = 0; i < r->len; i++) {
+    unsigned char c = (unsigned char)r->text[i];
+    if ((c < 32 && c != '\n') || c == 127) r->text[i] = '?';
+  }
+}
+
+/* Every recipient gets "<tag>: <a><b>". */
+static void all(struct rjob *j, char code, const char *tag, const char *a, const char *b)
+{
+  size_t i;
+  for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], code, tag, a, b, strlen(b));
+}
+
+static int timeout_file(unsigned long *out, const char *path, unsigned long def)
+{
+  if (control_ulong(out, path, def) < 0) return -1;
+  if (*out == 0) *out = 1;   /* 0 would mean "no timeout" to buf.h */
+  if (*out > TIMEOUT_MAX) *out = TIMEOUT_MAX;
+  return 0;
+}
+
+int rconf_load(struct rconf *c, str *err)
+{
+  str ip = STR_INIT;
+  struct raddr a;
+  const char *bad = 0;
+  size_t i;
+  int r;
+
+  if (timeout_file(&c->timeoutconnect, "control/timeoutconnect", 60) < 0) bad = "control/timeoutconnect";
+  else if (timeout_file(&c->timeoutremote, "control/timeoutremote", 1200) < 0) bad = "control/timeoutremote";
+  else if (control_ulong(&c->port, "control/smtpport", 25) < 0 || !c->port || c->port > 65535) bad = "control/smtpport";
+  else if ((r = control_line(&c->helohost, "control/helohost")) < 0 ||
+           (!r && control_line(&c->helohost, "control/me") <= 0) || !c->helohost.len) bad = "control/helohost or control/me";
+  else if (control_lines(&c->routes, "control/smtproutes") < 0) bad = "control/smtproutes";
+  else if (control_line(&c->dnsserver, "control/dnsserver") < 0) bad = "control/dnsserver";
+  else if ((r = control_line(&ip, "control/outgoingip")) < 0 || (r && (str_0(&ip) < 0 || !ip_parse(ip.s, &a))))
+    bad = "control/outgoingip";
+  else if (r) memcpy(&c->bind, &a.sa, sizeof c->bind);
+  for (i = 0; !bad && i < c->helohost.len; i++)
+    if ((unsigned char)c->helohost.s[i] <= ' ' || c->helohost.s[i] == 127) bad = "control/helohost";
+  str_free(&ip);
+  if (!bad) return 0;
+  err->len = 0;
+  if (str_cats(err, "cannot use ") < 0 || str_cats(err, bad) < 0) err->len = 0;
+  return -1;
+}
+
+void rconf_free(struct rconf *c)
+{
+  str_free(&c->helohost);
+  str_free(&c->routes);
+  str_free(&c->dnsserver);
+}
+
+/* Connects to a:port within the connect timeout, from control/outgoingip
+ * when its family matches. The socket, or -1 with errno set. */
+static int tcp_connect(const struct raddr *a, unsigned long port, const struct rconf *c)
+{
+  struct sockaddr_storage sa = a->sa;
+  int fd, e = 0, fl;
+  socklen_t elen = sizeof e;
+
+  if (sa.ss_family == AF_INET) ((struct sockaddr_in *)&sa)->sin_port = htons((unsigned short)port);
+  else ((struct sockaddr_in6 *)&sa)->sin6_port = htons((unsigned short)port);
+  fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  if (c->bind.ss_family == sa.ss_family &&
+      bind(fd, (const struct sockaddr *)&c->bind,
+           sa.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0)
+    goto fail;
+  if (connect(fd, (struct sockaddr *)&sa, a->len) < 0) {
+    if (errno != EINPROGRESS) goto fail;
+    if (fd_wait(fd, 1, (int)c->timeoutconnect) < 0) goto fail;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0) goto fail;
+    if (e) { errno = e; goto fail; }
+  }
+  /* The session uses blocking I/O bounded by poll (buf.h). */
+  fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) goto fail;
+  return fd;
+fail:
+  e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+static void ip_text(const struct raddr *a, char *out, size_t n)
+{
+  const void *p = a->sa.ss_family == AF_INET
+    ? (const void *)&((const struct sockaddr_in *)&a->sa)->sin_addr
+    : (const void *)&((const struct sockaddr_in6 *)&a->sa)->sin6_addr;
+  if (!inet_ntop(a->sa.ss_family, p, out, (socklen_t)n)) strcpy(out, "?");
+}
+
+/* What the delivery loop learnt about the hosts it could not use. */
+struct tried {
+  int attempts;
+  int soft;        /* a temporary DNS failure or a failed connection */
+  const char *tag; /* of the last failure */
+  str why;         /* its text */
+};
+
+static void note(struct tried *t, const char *tag, const char *a, const char *b, const char *c)
+{
+  t->soft = 1;
+  t->tag = tag;
+  t->why.len = 0;
+  if (str_cats(&t->why, a) < 0 || str_cats(&t->why, b) < 0 || str_cats(&t->why, c) < 0) t->why.len = 0;
+}
+
+/* The last failure's text, NUL-terminated. */
+static const char *why(struct tried *t)
+{
+  return t->why.len && str_0(&t->why) == 0 ? t->why.s : "no usable host";
+}
+
+/* Tries every address of one host; 1 when a session gave final results. */
+static int try_host(struct rjob *j, const struct rconf *c, const char *host, int literal,
+                    unsigned long port, struct tried *t, int *noaddr)
+{
+  struct raddr addrs[DNS_ADDRMAX];
+  size_t n = 0, i;
+  char ip[INET6_ADDRSTRLEN];
+  str why = STR_INIT;
+  int r, fd;
+
+  if (literal) {
+    n = ip_parse(host, addrs);
+  } else {
+    if (dns_init(&c->dnsserver) < 0) { note(t, SPAWN_TAG_LOCAL, "cannot set up the resolver", "", ""); return 0; }
+    r = dns_addrs(host, addrs, DNS_ADDRMAX, &n);
+    if (r == DNS_TEMP) { note(t, SPAWN_TAG_DNS, "temporary failure looking up the address of ", host, ""); return 0; }
+    if (r != DNS_OK) { *noaddr = 1; return 0; }
+  }
+  for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++) {
+    t->attempts++;
+    ip_text(&addrs[i], ip, sizeof ip);
+    fd = tcp_connect(&addrs[i], port, c);
+    if (fd < 0) {
+      note(t, SPAWN_TAG_CONNECT, ip, ": ", errno == ETIMEDOUT ? "connection timed out" : strerror(errno));
+      continue;
+    }
+    r = smtp_session(fd, ip, c, j, &why);
+    close(fd);
+    if (r == SMTP_FINAL) { str_free(&why); return 1; }
+    if (str_0(&why) < 0) why.len = 0;
+    note(t, SPAWN_TAG_CONNECT, why.len ? why.s : ip, "", "");
+  }
+  str_free(&why);
+  return 0;
+}
+
+/* The recipients' domain may be an address literal, "[192.0.2.1]" or
+ * "[IPv6:2001:db8::1]" (RFC 5321 4.1.3): fills host and returns 1. */
+static int domain_literal(const char *d, char *host, size_t n)
+{
+  size_t len = strlen(d);
+  struct raddr a;
+
+  if (len < 3 || d[0] != '[' || d[len - 1] != ']') return 0;
+  d++;
+  len -= 2;
+  if (len > 5 && !strncasecmp(d, "IPv6:", 5)) { d += 5; len -= 5; }
+  if (len >= n) return 0;
+  memcpy(host, d, len);
+  host[len] = 0;
+  return ip_parse(host, &a);
+}
+
+static int envelope_ok(struct rjob *j)
+{
+  size_t i;
+  const unsigned char *p;
+
+  for (i = 0; i <= j->nrcpt; i++)
+    for (p = (const unsigned char *)(i < j->nrcpt ? j->rcpt[i] : j->sender); *p; p++) {
+      if (*p < 32 || *p == 127) return 0;
+      if (*p >= 128) j->utf8 = 1;
+    }
+  return 1;
+}
+
+static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
+{
+  struct mx mx[DNS_MXMAX];
+  struct route rt;
+  char domain[DNS_NAMEMAX];
+  size_t n, i, len = strlen(j->domain);
+  unsigned long port;
+  int r, noaddr = 0;
+
+  if (!envelope_ok(j)) { all(j, 'D', SPAWN_TAG_LOCAL, "bad address in the envelope", ""); return 0; }
+  if (!len || len >= sizeof domain) { all(j, 'D', SPAWN_TAG_DNS, "bad domain", ""); return 0; }
+  memcpy(domain, j->domain, len + 1);
+  if (len > 1 && domain[len - 1] == '.') domain[len - 1] = 0;   /* absolute form */
+
+  if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
+    if (try_host(j, c, mx[0].name, 1, c->port, t, &noaddr)) return 1;
+    all(j, 'Z', t->tag, why(t), "");
+    return 0;
+  }
+  r = route_find(&c->routes, domain, &rt);
+  if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
+  port = r && rt.port ? rt.port : c->port;
+  if (r && !rt.mx) {
+    /* A static route: its host is never bounced for, only retried. */
+    if (try_host(j, c, rt.host, rt.literal, port, t, &noaddr)) return 1;
+    if (noaddr && !t->soft) note(t, SPAWN_TAG_DNS, "relay host ", rt.host, " has no address");
+    all(j, 'Z', t->tag, why(t), "");
+    return 0;
+  }
+  if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
+  r = dns_mx(domain, mx, DNS_MXMAX, &n);
+  if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
+  if (r == DNS_NX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": no such domain (5.1.2)"); return 0; }
+  if (r == DNS_NULLMX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": does not accept mail, null MX (5.1.10, RFC 7505)"); return 0; }
+  for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
+    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr)) return 1;
+  if (t->soft) all(j, 'Z', t->tag, why(t), "");
+  else all(j, 'D', SPAWN_TAG_DNS, domain, ": no mail host has an address (5.1.2)");
+  return 0;
+}
+
+void remote_deliver(struct rjob *j)
+{
+  struct rconf c = RCONF_INIT;
+  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT };
+  str err = STR_INIT;
+
+  /* Results start as a temporary failure, so that none is ever left
+   * undefined. */
+  all(j, 'Z', SPAWN_TAG_LOCAL, "delivery did not run", "");
+  if (rconf_load(&c, &err) < 0) {
+    if (str_0(&err) < 0) err.len = 0;
+    all(j, 'Z', SPAWN_TAG_LOCAL, err.len ? err.s : "cannot read control files", "");
+    j->done(j);
+  } else if (!deliver(j, &c, &t)) {
+    j->done(j);
+  }
+  str_free(&err);
+  str_free(&t.why);
+  rconf_free(&c);
+}

@@ -1,0 +1,267 @@
+/* MX and address lookups through glibc's libresolv: res_nquery sends the
+ * query (retries, TCP fallback on truncation), ns_initparse/ns_parserr and
+ * ns_name_uncompress read the answer. Nothing here parses packets by hand.
+ *
+ * Error mapping: NXDOMAIN is permanent; "no records of that type" is
+ * reported as such; everything else (SERVFAIL, REFUSED, timeout, a reply
+ * that does not parse) is temporary, so a broken resolver defers mail and
+ * never bounces it.
+ */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "control.h"
+#include "remote.h"
+
+/* Longest CNAME chain followed, across queries. */
+#define CNAME_HOPS 8
+
+static struct __res_state rs;
+static int ready;
+static unsigned char ans[NS_MAXMSG];
+
+int ip_parse(const char *s, struct raddr *a)
+{
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&a->sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->sa;
+
+  memset(a, 0, sizeof *a);
+  if (inet_pton(AF_INET, s, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    a->len = sizeof *v4;
+    return 1;
+  }
+  if (inet_pton(AF_INET6, s, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    a->len = sizeof *v6;
+    return 1;
+  }
+  return 0;
+}
+
+int dns_init(const str *server)
+{
+  char ip[64];
+  const char *colon;
+  size_t iplen;
+  unsigned long long port = NS_DEFAULTPORT;
+  struct sockaddr_in sin;
+
+  /* Once per process: a delivery is one process. */
+  if (ready) return 0;
+  if (server->len) {
+    /* control/dnsserver replaces every configured server, so that a test
+     * (or a site) talks to exactly this one, never to resolv.conf's. */
+    colon = memchr(server->s, ':', server->len);
+    iplen = colon ? (size_t)(colon - server->s) : server->len;
+    if (iplen >= sizeof ip) { errno = EINVAL; return -1; }
+    memcpy(ip, server->s, iplen);
+    ip[iplen] = 0;
+    if (colon && (scan_ulong(colon + 1, server->len - iplen - 1, &port) < 0 ||
+                  port == 0 || port > 65535)) { errno = EINVAL; return -1; }
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)port);
+    if (inet_pton(AF_INET, ip, &sin.sin_addr) != 1) { errno = EINVAL; return -1; }
+  }
+  if (res_ninit(&rs) != 0) return -1;
+  /* Names are absolute: never try search-list suffixes. */
+  rs.options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+  if (server->len) {
+    rs.nsaddr_list[0] = sin;
+    rs.nscount = 1;
+  }
+  ready = 1;
+  return 0;
+}
+
+/* One query. Returns the answer length, or DNS_NX / DNS_NODATA / DNS_TEMP. */
+static int query(const char *name, int type)
+{
+  int n;
+
+  n = res_nquery(&rs, name, ns_c_in, type, ans, sizeof ans);
+  if (n >= 0) return n;
+  switch (rs.res_h_errno) {
+  case HOST_NOT_FOUND: return DNS_NX;
+  case NO_DATA: return DNS_NODATA;
+  default: return DNS_TEMP;   /* TRY_AGAIN, NO_RECOVERY, NETDB_INTERNAL */
+  }
+}
+
+/* Calls each(rr, ctx) for every answer record of type that belongs to name
+ * once the CNAMEs in the answer are followed; a CNAME target with no
+ * record in this answer is returned in next (re-query it). Returns the
+ * number of records passed to each, or DNS_TEMP if the answer is bad. */
+static int walk(int len, const char *name, int type, char next[DNS_NAMEMAX],
+                int (*each)(const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx)
+{
+  ns_msg m;
+  ns_rr rr;
+  char cur[DNS_NAMEMAX];
+  int i, count, hops, found = 0, moved = 0;
+
+  if (ns_initparse(ans, len, &m) < 0) return DNS_TEMP;
+  count = ns_msg_count(m, ns_s_an);
+  if (strlen(name) >= sizeof cur) return DNS_TEMP;
+  strcpy(cur, name);
+  /* Follow the chain inside this answer; each hop must move forward. */
+  for (hops = 0; hops < CNAME_HOPS; hops++) {
+    int step = 0;
+    for (i = 0; i < count; i++) {
+      if (ns_parserr(&m, ns_s_an, i, &rr) < 0) return DNS_TEMP;
+      if (ns_rr_type(rr) != ns_t_cname || strcasecmp(ns_rr_name(rr), cur)) continue;
+      if (ns_name_uncompress(ns_msg_base(m), ns_msg_end(m), ns_rr_rdata(rr), cur, sizeof cur) < 0)
+        return DNS_TEMP;
+      step = moved = 1;
+      break;
+    }
+    if (!step) break;
+  }
+  for (i = 0; i < count; i++) {
+    if (ns_parserr(&m, ns_s_an, i, &rr) < 0) return DNS_TEMP;
+    if ((int)ns_rr_type(rr) != type || strcasecmp(ns_rr_name(rr), cur)) continue;
+    if (each(&m, &rr, ctx) < 0) return DNS_TEMP;
+    found++;
+  }
+  next[0] = 0;
+  if (!found && moved) strcpy(next, cur);
+  return found;
+}
+
+/* Queries name for type, following CNAMEs across queries when the answer
+ * stops at one. Returns as walk, or DNS_NX / DNS_NODATA. */
+static int lookup(const char *name, int type,
+                  int (*each)(const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx)
+{
+  char cur[DNS_NAMEMAX], next[DNS_NAMEMAX];
+  int hop, len, r;
+
+  if (strlen(name) >= sizeof cur) return DNS_NX;
+  strcpy(cur, name);
+  for (hop = 0; hop < CNAME_HOPS; hop++) {
+    len = query(cur, type);
+    if (len < 0) return len;
+    r = walk(len, cur, type, next, each, ctx);
+    if (r != 0 || !next[0]) return r ? r : DNS_NODATA;
+    strcpy(cur, next);
+  }
+  return DNS_TEMP;   /* a loop or an absurd chain: somebody will fix it */
+}
+
+struct mxctx {
+  struct mx *out;
+  size_t max, n;
+  int nullmx;
+};
+
+static int each_mx(const ns_msg *m, const ns_rr *rr, void *v)
+{
+  struct mxctx *c = v;
+  struct mx *x;
+
+  if (ns_rr_rdlen(*rr) < 3) return -1;
+  if (c->n == c->max) return 0;   /* more than we would ever try */
+  x = c->out + c->n;
+  x->pref = ns_get16(ns_rr_rdata(*rr));
+  if (ns_name_uncompress(ns_msg_base(*m), ns_msg_end(*m), ns_rr_rdata(*rr) + 2,
+                         x->name, sizeof x->name) < 0) return -1;
+  /* RFC 7505: the root as exchange means "this domain takes no mail". */
+  if (!x->name[0] || !strcmp(x->name, ".")) { c->nullmx = 1; return 0; }
+  c->n++;
+  return 0;
+}
+
+static void sort_mx(struct mx *x, size_t n)
+{
+  size_t i, j, start;
+  struct mx t;
+
+  for (i = 1; i < n; i++)
+    for (j = i; j > 0 && x[j - 1].pref > x[j].pref; j--) {
+      t = x[j]; x[j] = x[j - 1]; x[j - 1] = t;
+    }
+  /* RFC 5321 5.1: hosts of equal preference are tried in random order,
+   * spreading the load. Fisher-Yates within each run of equal pref. */
+  for (start = 0; start < n; start = i) {
+    for (i = start + 1; i < n && x[i].pref == x[start].pref; i++) {}
+    for (j = i - 1; j > start; j--) {
+      size_t k = start + arc4random_uniform((unsigned)(j - start + 1));
+      t = x[j]; x[j] = x[k]; x[k] = t;
+    }
+  }
+}
+
+int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n)
+{
+  struct mxctx c = { out, max, 0, 0 };
+  int r;
+
+  *n = 0;
+  r = lookup(domain, ns_t_mx, each_mx, &c);
+  if (r == DNS_NX || r == DNS_TEMP) return r;
+  if (c.nullmx && !c.n) return DNS_NULLMX;
+  if (c.n) {
+    sort_mx(out, c.n);
+    *n = c.n;
+    return DNS_OK;
+  }
+  /* RFC 5321 5.1: no MX records, so the domain itself is the host. */
+  if (max == 0 || strlen(domain) >= sizeof out->name) return DNS_NX;
+  out->pref = 0;
+  strcpy(out->name, domain);
+  *n = 1;
+  return DNS_OK;
+}
+
+struct addrctx {
+  struct raddr *out;
+  size_t max, n;
+};
+
+static int each_addr(const ns_msg *m, const ns_rr *rr, void *v)
+{
+  struct addrctx *c = v;
+  struct raddr *a;
+
+  (void)m;
+  if (c->n == c->max) return 0;
+  a = c->out + c->n;
+  memset(a, 0, sizeof *a);
+  if (ns_rr_type(*rr) == ns_t_aaaa) {
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->sa;
+    if (ns_rr_rdlen(*rr) != 16) return -1;
+    v6->sin6_family = AF_INET6;
+    memcpy(&v6->sin6_addr, ns_rr_rdata(*rr), 16);
+    a->len = sizeof *v6;
+  } else {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a->sa;
+    if (ns_rr_rdlen(*rr) != 4) return -1;
+    v4->sin_family = AF_INET;
+    memcpy(&v4->sin_addr, ns_rr_rdata(*rr), 4);
+    a->len = sizeof *v4;
+  }
+  c->n++;
+  return 0;
+}
+
+int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n)
+{
+  struct addrctx c = { out, max, 0 };
+  int r6, r4;
+
+  *n = 0;
+  r6 = lookup(host, ns_t_aaaa, each_addr, &c);
+  if (r6 == DNS_NX) return DNS_NX;   /* the name does not exist at all */
+  r4 = lookup(host, ns_t_a, each_addr, &c);
+  *n = c.n;
+  if (c.n) return DNS_OK;
+  if (r6 == DNS_TEMP || r4 == DNS_TEMP) return DNS_TEMP;
+  return r4 == DNS_NX ? DNS_NX : DNS_NODATA;
+}

@@ -1,0 +1,126 @@
+#ifndef REMOTE_H
+#define REMOTE_H
+/* The outbound SMTP client shared by qmail-rspawn (which runs it in a forked
+ * child per delivery) and the standalone qmail-remote program: one
+ * implementation, two front ends.
+ *
+ *   routes.c      control/smtproutes: where a domain's mail goes
+ *   dns.c         MX and address lookups through glibc's libresolv
+ *   smtpclient.c  one SMTP session with one server, DATA transparency
+ *   deliver.c     configuration, the host list, connecting, the results
+ *
+ * Results: every recipient gets a code ('K' accepted, 'Z' temporary
+ * failure, 'D' permanent failure) and a text "<tag>: <detail>", the tags
+ * as documented in lib/spawnproto.h (SPAWN_TAG_*).
+ */
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include "spawnproto.h"
+#include "str.h"
+
+/* ---- configuration (control files, read per delivery) ---- */
+struct rconf {
+  unsigned long timeoutconnect;   /* control/timeoutconnect, default 60 s */
+  unsigned long timeoutremote;    /* control/timeoutremote, default 1200 s */
+  unsigned long port;             /* control/smtpport, default 25 */
+  str helohost;                   /* control/helohost, default control/me */
+  struct sockaddr_storage bind;   /* control/outgoingip; family 0 if unset */
+  str routes;                     /* control/smtproutes, control_lines form */
+  str dnsserver;                  /* control/dnsserver, empty if unset */
+};
+#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT }
+
+/* Loads every control file; 0, or -1 with a reason in err. */
+int rconf_load(struct rconf *c, str *err);
+void rconf_free(struct rconf *c);
+
+/* ---- one delivery ---- */
+struct rresult {
+  char code;                      /* 'K', 'Z' or 'D' */
+  size_t len;
+  char text[SPAWN_TEXT];          /* no NUL inside, not NUL-terminated */
+};
+
+struct rjob {
+  const char *domain;             /* where to: the recipients' domain */
+  const char *sender;             /* may be "" (null sender) */
+  const char *const *rcpt;        /* nrcpt addresses, 1..SPAWN_RCPTS */
+  size_t nrcpt;
+  int msgfd;                      /* the message is [msgoff, msgoff+msglen) */
+  off_t msgoff;                   /*   of msgfd, read with pread: LF line ends */
+  unsigned long long msglen;
+  int utf8;                       /* the envelope needs SMTPUTF8 */
+  struct rresult *res;            /* nrcpt results, filled by remote_deliver */
+  /* Called exactly once, as soon as every result is final and before the
+   * session's polite QUIT, so that a spawner can report without waiting
+   * for the server to say goodbye. */
+  void (*done)(struct rjob *j);
+};
+
+/* Delivers j: routes, DNS, connections, SMTP. Always fills every result
+ * and calls j->done. */
+void remote_deliver(struct rjob *j);
+
+/* Sets a result: code and "<tag>: " followed by the parts, cut to
+ * SPAWN_TEXT bytes; control bytes other than LF become '?'. */
+void result_set(struct rresult *r, char code, const char *tag, const char *a,
+                const char *b, size_t blen);
+
+/* ---- routes.c ---- */
+#define ROUTE_HOSTMAX 256
+struct route {
+  int mx;                         /* 1: look up the domain's MX (no route) */
+  char host[ROUTE_HOSTMAX];       /* relay host name or literal, brackets removed */
+  int literal;                    /* host is an IP address */
+  unsigned long port;             /* 0: the default port */
+};
+/* Finds domain's route in routes (control_lines form): the exact domain,
+ * then ".parent" wildcards from the longest, then the ":" default entry.
+ * 1 found (r filled), 0 no entry (deliver by MX), -1 malformed entry
+ * (EINVAL). */
+int route_find(const str *routes, const char *domain, struct route *r);
+/* Parses a relay "host", "host:port", "[v6]" or "[v6]:port" (n bytes). */
+int route_parse_relay(const char *s, size_t n, struct route *r);
+
+/* ---- dns.c ---- */
+enum { DNS_OK = 0, DNS_TEMP = -1, DNS_NX = -2, DNS_NODATA = -3, DNS_NULLMX = -4 };
+#define DNS_MXMAX 16
+#define DNS_ADDRMAX 16
+#define DNS_NAMEMAX 1025
+struct mx {
+  unsigned pref;
+  char name[DNS_NAMEMAX];
+};
+struct raddr {
+  struct sockaddr_storage sa;     /* port not set */
+  socklen_t len;
+};
+/* Sets up the resolver; server is control/dnsserver ("IP" or "IP:port",
+ * IPv4) or empty for /etc/resolv.conf. 0 or -1. */
+int dns_init(const str *server);
+/* The MX hosts of domain, by preference, equal preferences shuffled.
+ * A domain with no MX gets itself as the only host (implicit MX).
+ * DNS_OK, DNS_TEMP, DNS_NX (no such domain), DNS_NULLMX (RFC 7505). */
+int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n);
+/* The IPv6 then IPv4 addresses of host. DNS_OK with *n > 0, DNS_TEMP, or
+ * DNS_NX / DNS_NODATA when it has no address. */
+int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
+/* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
+int ip_parse(const char *s, struct raddr *a);
+
+/* ---- smtpclient.c ---- */
+enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0 };
+/* Runs one SMTP session on the connected socket fd with the server whose
+ * address text is ip. SMTP_FINAL: every result of j is set and j->done was
+ * called. SMTP_NEXTHOST: the connection or the handshake failed before any
+ * transaction began; why is in why, and the next host may be tried. */
+int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why);
+/* DATA transparency, exposed for the unit test: converts n bytes of the
+ * stored message to wire form, appending to out; *sol carries "at the
+ * start of a line" and *cr "a CR is pending" from one call to the next.
+ * smtp_blast_end finishes the message: line end if needed, then ".\r\n". */
+int smtp_blast(str *out, const char *p, size_t n, int *sol, int *cr);
+int smtp_blast_end(str *out, int *sol, int *cr);
+
+#endif

@@ -1,0 +1,406 @@
+/* One SMTP session with one server (RFC 5321), as the client.
+ *
+ * Stages, each a function: greeting, hello (EHLO, HELO fallback),
+ * transaction (MAIL, RCPTs, DATA, the message), quit. A failure before the
+ * transaction is the server's or the network's, not the message's: the
+ * caller may try the next host (SMTP_NEXTHOST). From MAIL on, every result
+ * is final (SMTP_FINAL).
+ *
+ * Seams for later issues: STARTTLS (issue 6) goes between hello() and
+ * transaction(), answering the STARTTLS extension by handing the two
+ * descriptors s->rfd/s->wfd over to a TLS process and saying EHLO again
+ * (forgetting everything learnt before, CVE-2011-0411); AUTH (issue 7)
+ * goes right after, before MAIL, keyed on EXT_AUTH. Reads and writes go
+ * through rfd and wfd only, so either may become a pipe to that process.
+ */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "buf.h"
+#include "remote.h"
+
+#define EXT_PIPELINING 1u
+#define EXT_SIZE       2u
+#define EXT_8BITMIME   4u
+#define EXT_SMTPUTF8   8u
+#define EXT_STARTTLS  16u
+#define EXT_AUTH      32u
+
+#define REPLY_LINE 2048      /* longer than RFC 5321's 512: be lenient */
+#define REPLY_LINES 200      /* a reply of more lines is an attack */
+#define REPLY_KEEP (2 * SPAWN_TEXT)
+#define CHUNK 65536
+
+struct smtp {
+  int rfd, wfd;
+  buf in;
+  char inx[4096];
+  const char *ip;
+  const struct rconf *c;
+  unsigned ext;
+  int code;                  /* of the last reply; -1 after an I/O error */
+  str reply;                 /* the last reply, sanitised, lines LF-separated */
+  str line, cmd;
+  const char *err;           /* what went wrong when code is -1 */
+};
+
+/* Reads one reply, multi-line or not. Returns its code (200..599 style
+ * three digits), or -1 with s->err set. */
+static int get_reply(struct smtp *s)
+{
+  int n, code = -1;
+  size_t i, len;
+
+  s->reply.len = 0;
+  for (n = 0; n < REPLY_LINES; n++) {
+    int r = buf_line(&s->in, &s->line, REPLY_LINE), c;
+    if (r == LINE_ERR) {
+      s->err = errno == ETIMEDOUT ? "timed out waiting for a reply" : strerror(errno);
+      return s->code = -1;
+    }
+    if (r == LINE_LONG) { s->err = "reply line too long"; return s->code = -1; }
+    if (r != LINE_OK) { s->err = "connection closed by the server"; return s->code = -1; }
+    len = s->line.len - 1;
+    if (len && s->line.s[len - 1] == '\r') len--;
+    if (len < 3 || (len > 3 && s->line.s[3] != ' ' && s->line.s[3] != '-')) break;
+    for (c = 0, i = 0; i < 3; i++) {
+      if (s->line.s[i] < '0' || s->line.s[i] > '9') { c = -1; break; }
+      c = c * 10 + (s->line.s[i] - '0');
+    }
+    if (c < 100 || (n && c != code)) break;
+    code = c;
+    if (s->reply.len && s->reply.len < REPLY_KEEP && str_catc(&s->reply, '\n') < 0) break;
+    for (i = 0; i < len && s->reply.len < REPLY_KEEP; i++) {
+      unsigned char b = (unsigned char)s->line.s[i];
+      if (str_catc(&s->reply, (char)(b < 32 || b == 127 ? '?' : b)) < 0) { s->err = "out of memory"; return s->code = -1; }
+    }
+    if (len == 3 || s->line.s[3] == ' ') return s->code = code;
+  }
+  s->err = "malformed reply";
+  return s->code = -1;
+}
+
+static int send_cmd(struct smtp *s)
+{
+  if (fd_write_all(s->wfd, s->cmd.s, s->cmd.len, (int)s->c->timeoutremote) < 0) {
+    s->err = errno == ETIMEDOUT ? "timed out sending" : strerror(errno);
+    s->code = -1;
+    return -1;
+  }
+  return 0;
+}
+
+/* "<ip> said: <reply>", or "<ip>: <error>" after an I/O failure. */
+static int what(struct smtp *s, const char *stage, str *out)
+{
+  out->len = 0;
+  if (str_cats(out, s->ip) < 0) return -1;
+  if (s->code < 0)
+    return str_cats(out, stage) < 0 || str_cats(out, ": ") < 0 || str_cats(out, s->err) < 0 ? -1 : 0;
+  if (str_cats(out, " said: ") < 0) return -1;
+  return str_catb(out, s->reply.s, s->reply.len);
+}
+
+static void set_one(struct smtp *s, struct rresult *r, char code, const char *tag, const char *stage)
+{
+  str t = STR_INIT;
+  if (what(s, stage, &t) < 0) result_set(r, 'Z', SPAWN_TAG_LOCAL, "out of memory", "", 0);
+  else result_set(r, code, tag, "", t.s, t.len);
+  str_free(&t);
+}
+
+/* Every recipient gets the same result (ignoring the accepted marks). */
+static void set_all(struct smtp *s, struct rjob *j, char code, const char *tag, const char *stage)
+{
+  size_t i;
+  for (i = 0; i < j->nrcpt; i++) set_one(s, &j->res[i], code, tag, stage);
+}
+
+/* The result a failure reply or an I/O error means: 'Z' or 'D'. */
+static char failcode(const struct smtp *s)
+{
+  return s->code >= 500 && s->code < 600 ? 'D' : 'Z';
+}
+
+static int is2xx(const struct smtp *s) { return s->code >= 200 && s->code < 300; }
+
+/* The EHLO reply's keywords: every line but the first, "250-KEYWORD ...". */
+static void parse_ehlo(struct smtp *s)
+{
+  static const struct { const char *kw; unsigned bit; } kws[] = {
+    { "PIPELINING", EXT_PIPELINING }, { "SIZE", EXT_SIZE }, { "8BITMIME", EXT_8BITMIME },
+    { "SMTPUTF8", EXT_SMTPUTF8 }, { "STARTTLS", EXT_STARTTLS }, { "AUTH", EXT_AUTH },
+  };
+  const char *p = s->reply.s, *end = s->reply.s + s->reply.len, *nl;
+  size_t k, n;
+
+  s->ext = 0;
+  for (nl = memchr(p, '\n', (size_t)(end - p)); nl; nl = memchr(p, '\n', (size_t)(end - p))) {
+    p = nl + 1;
+    nl = memchr(p, '\n', (size_t)(end - p));
+    n = (size_t)((nl ? nl : end) - p);
+    if (n <= 4) continue;
+    for (k = 0; k < sizeof kws / sizeof kws[0]; k++) {
+      size_t kl = strlen(kws[k].kw);
+      if (n - 4 >= kl && !strncasecmp(p + 4, kws[k].kw, kl) && (n - 4 == kl || p[4 + kl] == ' '))
+        s->ext |= kws[k].bit;
+    }
+  }
+}
+
+static int greeting(struct smtp *s)
+{
+  return get_reply(s) >= 0 && is2xx(s) ? 0 : -1;
+}
+
+static int hello(struct smtp *s)
+{
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "EHLO ") < 0 || str_catb(&s->cmd, s->c->helohost.s, s->c->helohost.len) < 0 ||
+      str_cats(&s->cmd, "\r\n") < 0) { s->err = "out of memory"; s->code = -1; return -1; }
+  if (send_cmd(s) < 0 || get_reply(s) < 0) return -1;
+  if (is2xx(s)) { parse_ehlo(s); return 0; }
+  if (s->code == 421) return -1;
+  /* An old server: try HELO, which offers no extensions. */
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "HELO ") < 0 || str_catb(&s->cmd, s->c->helohost.s, s->c->helohost.len) < 0 ||
+      str_cats(&s->cmd, "\r\n") < 0) { s->err = "out of memory"; s->code = -1; return -1; }
+  if (send_cmd(s) < 0 || get_reply(s) < 0) return -1;
+  s->ext = 0;
+  return is2xx(s) ? 0 : -1;
+}
+
+/* One pass over the message: its wire size estimate (LF becomes CRLF)
+ * and whether any byte has the high bit set. 0, or -1 on a read error. */
+static int prescan(const struct rjob *j, unsigned long long *wire, int *eight, char *chunk)
+{
+  unsigned long long done = 0, lfs = 0;
+  size_t i;
+
+  *eight = 0;
+  while (done < j->msglen) {
+    size_t want = j->msglen - done > CHUNK ? CHUNK : (size_t)(j->msglen - done);
+    ssize_t r = pread(j->msgfd, chunk, want, j->msgoff + (off_t)done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    for (i = 0; i < (size_t)r; i++) {
+      if (chunk[i] == '\n') lfs++;
+      else if (chunk[i] & 0x80) *eight = 1;
+    }
+    done += (unsigned long long)r;
+  }
+  *wire = j->msglen + lfs;
+  return 0;
+}
+
+int smtp_blast(str *out, const char *p, size_t n, int *sol, int *cr)
+{
+  size_t i, max;
+
+  /* Each byte becomes at most 2 on the wire, plus a pending CR's 2. */
+  if (size_mul(&max, n, 2) < 0 || size_add(&max, max, 2) < 0 || str_readyplus(out, max) < 0) return -1;
+  for (i = 0; i < n; i++) {
+    char c = p[i];
+    if (*cr) {
+      /* A CR ends a line in any case: before LF they are one CRLF. A lone
+       * CR becomes CRLF too, and what follows it starts a new wire line,
+       * so a '.' after it is stuffed: "x\r.\n" must never become the
+       * end-of-data "x\r\n.\r\n" at the next hop (SMTP smuggling). */
+      *cr = 0;
+      out->s[out->len++] = '\r';
+      out->s[out->len++] = '\n';
+      *sol = 1;
+      if (c == '\n') continue;
+    }
+    if (c == '\r') { *cr = 1; continue; }
+    if (c == '\n') {
+      out->s[out->len++] = '\r';
+      out->s[out->len++] = '\n';
+      *sol = 1;
+      continue;
+    }
+    if (*sol && c == '.') out->s[out->len++] = '.';
+    *sol = 0;
+    out->s[out->len++] = c;
+  }
+  return 0;
+}
+
+int smtp_blast_end(str *out, int *sol, int *cr)
+{
+  /* A pending CR, or a last line without its LF, still ends in CRLF. */
+  if ((*cr || !*sol) && str_cats(out, "\r\n") < 0) return -1;
+  *cr = 0;
+  *sol = 1;
+  return str_cats(out, ".\r\n");
+}
+
+/* Sends the message and the final dot. 0, or -1 with s->err set (a read
+ * error of the message sets local to 1). */
+static int body(struct smtp *s, const struct rjob *j, char *chunk, int *local)
+{
+  unsigned long long done = 0;
+  int sol = 1, cr = 0;
+
+  *local = 0;
+  for (;;) {
+    size_t want = j->msglen - done > CHUNK ? CHUNK : (size_t)(j->msglen - done);
+    ssize_t r = 0;
+    s->cmd.len = 0;
+    if (want) {
+      r = pread(j->msgfd, chunk, want, j->msgoff + (off_t)done);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) { *local = 1; s->err = "cannot read the message"; return -1; }
+      done += (unsigned long long)r;
+      if (smtp_blast(&s->cmd, chunk, (size_t)r, &sol, &cr) < 0) { *local = 1; s->err = "out of memory"; return -1; }
+    } else if (smtp_blast_end(&s->cmd, &sol, &cr) < 0) {
+      *local = 1; s->err = "out of memory"; return -1;
+    }
+    if (send_cmd(s) < 0) return -1;
+    if (!want) return 0;
+  }
+}
+
+/* Appends to s->cmd; remembers a failure in *bad so that a command is
+ * built with a straight sequence of calls and checked once. */
+static void cat(struct smtp *s, const char *p, int *bad)
+{
+  if (str_cats(&s->cmd, p) < 0) *bad = 1;
+}
+
+static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wire, int eight)
+{
+  size_t i;
+  int bad = 0;
+
+  s->cmd.len = 0;
+  cat(s, "MAIL FROM:<", &bad);
+  cat(s, j->sender, &bad);
+  cat(s, ">", &bad);
+  if (s->ext & EXT_SIZE) {
+    cat(s, " SIZE=", &bad);
+    if (str_catu(&s->cmd, wire) < 0) bad = 1;
+  }
+  if (eight && (s->ext & EXT_8BITMIME)) cat(s, " BODY=8BITMIME", &bad);
+  if (j->utf8 && (s->ext & EXT_SMTPUTF8)) cat(s, " SMTPUTF8", &bad);
+  cat(s, "\r\n", &bad);
+  /* With PIPELINING, every RCPT goes in the same write (RFC 2920). */
+  for (i = 0; (s->ext & EXT_PIPELINING) && i < j->nrcpt; i++) {
+    cat(s, "RCPT TO:<", &bad);
+    cat(s, j->rcpt[i], &bad);
+    cat(s, ">\r\n", &bad);
+  }
+  if (bad) { s->err = "out of memory"; s->code = -1; return -1; }
+  return 0;
+}
+
+static int rcpt_cmd(struct smtp *s, const char *rcpt)
+{
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "RCPT TO:<") < 0 || str_cats(&s->cmd, rcpt) < 0 || str_cats(&s->cmd, ">\r\n") < 0) {
+    s->err = "out of memory"; s->code = -1; return -1;
+  }
+  return send_cmd(s);
+}
+
+/* MAIL, RCPTs, DATA. Sets every result. */
+static void transaction(struct smtp *s, struct rjob *j, char *chunk)
+{
+  unsigned long long wire;
+  int eight, local;
+  size_t i, ok = 0;
+  char accepted[SPAWN_RCPTS];
+
+  if (prescan(j, &wire, &eight, chunk) < 0) {
+    for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'Z', SPAWN_TAG_LOCAL, "cannot read the message", "", 0);
+    return;
+  }
+  if (j->utf8 && !(s->ext & EXT_SMTPUTF8)) {
+    static const char no8[] = " does not support SMTPUTF8, which this message needs (5.6.7)";
+    for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, s->ip, no8, sizeof no8 - 1);
+    return;
+  }
+  if (mail_cmd(s, j, wire, eight) < 0 || send_cmd(s) < 0 || get_reply(s) < 0) {
+    set_all(s, j, 'Z', SPAWN_TAG_MAIL, " MAIL");
+    return;
+  }
+  if (!is2xx(s)) {
+    set_all(s, j, failcode(s), SPAWN_TAG_MAIL, "");
+    /* Pipelined RCPTs still get their (negative) replies; read them so
+     * that QUIT's reply is QUIT's. */
+    for (i = 0; (s->ext & EXT_PIPELINING) && s->code != 421 && i < j->nrcpt; i++)
+      if (get_reply(s) < 0) break;
+    return;
+  }
+  for (i = 0; i < j->nrcpt; i++) {
+    if (!(s->ext & EXT_PIPELINING) && rcpt_cmd(s, j->rcpt[i]) < 0) break;
+    if (get_reply(s) < 0 || s->code == 421) break;
+    accepted[i] = (char)is2xx(s);
+    if (accepted[i]) ok++;
+    else set_one(s, &j->res[i], failcode(s), SPAWN_TAG_RCPT, "");
+  }
+  if (i < j->nrcpt) {   /* lost the connection or 421: nothing is final */
+    set_all(s, j, 'Z', SPAWN_TAG_RCPT, " RCPT");
+    return;
+  }
+  if (!ok) return;
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "DATA\r\n") < 0) { s->code = -1; s->err = "out of memory"; }
+  if (s->code < 0 || send_cmd(s) < 0 || get_reply(s) < 0 || s->code == 421) {
+    set_all(s, j, 'Z', SPAWN_TAG_DATA, " DATA");
+    return;
+  }
+  if (s->code != 354) {
+    for (i = 0; i < j->nrcpt; i++)
+      if (accepted[i]) set_one(s, &j->res[i], failcode(s), SPAWN_TAG_DATA, "");
+    return;
+  }
+  if (body(s, j, chunk, &local) < 0) {
+    if (local)
+      for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'Z', SPAWN_TAG_LOCAL, s->err, "", 0);
+    else
+      set_all(s, j, 'Z', SPAWN_TAG_DATA, " sending the message");
+    return;
+  }
+  if (get_reply(s) < 0 || s->code == 421) {
+    set_all(s, j, 'Z', SPAWN_TAG_DATA, " after the message");
+    return;
+  }
+  for (i = 0; i < j->nrcpt; i++)
+    if (accepted[i]) set_one(s, &j->res[i], is2xx(s) ? 'K' : failcode(s), is2xx(s) ? SPAWN_TAG_OK : SPAWN_TAG_DATA, "");
+}
+
+static void quit(struct smtp *s)
+{
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "QUIT\r\n") < 0 || send_cmd(s) < 0) return;
+  get_reply(s);
+}
+
+int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why)
+{
+  static char chunk[CHUNK];
+  struct smtp s;
+  int r = SMTP_FINAL;
+
+  memset(&s, 0, sizeof s);
+  s.rfd = s.wfd = fd;
+  s.ip = ip;
+  s.c = c;
+  buf_init(&s.in, s.rfd, s.inx, sizeof s.inx);
+  s.in.timeout = (int)c->timeoutremote;
+  if (greeting(&s) < 0 || hello(&s) < 0) {
+    if (what(&s, " handshake", why) < 0) why->len = 0;
+    if (s.code >= 0) quit(&s);
+    r = SMTP_NEXTHOST;
+  } else {
+    transaction(&s, j, chunk);
+    j->done(j);
+    quit(&s);
+  }
+  str_free(&s.reply);
+  str_free(&s.line);
+  str_free(&s.cmd);
+  return r;
+}
