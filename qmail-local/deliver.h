@@ -33,4 +33,10 @@ struct delivery {
  * happened, without NUL or newline. */
 int deliver(const struct delivery *d, str *report);
 
+/* qmail-local -n: what deliver() would do, without doing it or reading the
+ * message: one line per instruction ("maildir ./Maildir/", "mbox ./Mailbox",
+ * "program cmd", "forward addr"), or the reason of a failure. Returns as
+ * deliver(). */
+int deliver_plan(const struct delivery *d, str *plan);
+
 #endif

@@ -1,0 +1,172 @@
+/* Maildir delivery: write tmp/<unique>, fsync, link it to new/<name>,
+ * fsync new/. With a qid the final name is fixed by (qid, rcptno), so a
+ * delivery repeated after a crash finds its own earlier file and stops. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include "local.h"
+#include "qfile.h"
+
+static int cat_host(str *out, const char *host)
+{
+  for (; *host; host++) {
+    int r;
+    if (*host == '/') r = str_cats(out, "\\057");
+    else if (*host == ':') r = str_cats(out, "\\072");
+    else r = str_catc(out, *host);
+    if (r < 0) return -1;
+  }
+  return 0;
+}
+
+int maildir_name(str *out, const char *qid, unsigned long rcptno,
+                 unsigned long long sec, unsigned long usec, unsigned long pid,
+                 const char *host)
+{
+  out->len = 0;
+  if (str_catu(out, sec) < 0 || str_catc(out, '.') < 0) return -1;
+  if (qid) {
+    if (str_catc(out, 'Q') < 0) return -1;
+    for (; *qid; qid++)
+      if (str_catc(out, *qid == '.' ? '_' : *qid) < 0) return -1;
+    if (str_catc(out, 'R') < 0 || str_catu(out, rcptno) < 0) return -1;
+  } else {
+    if (str_catc(out, 'M') < 0 || str_catu(out, usec) < 0 ||
+        str_catc(out, 'P') < 0 || str_catu(out, pid) < 0) return -1;
+  }
+  if (str_catc(out, '.') < 0 || cat_host(out, host) < 0 || str_0(out) < 0) return -1;
+  return 0;
+}
+
+/* 1 if cur/ holds name":2,"<flags>: the reader already moved it there. */
+static int in_cur(int dfd, const char *name, size_t n)
+{
+  struct dirent *e;
+  DIR *d;
+  int fd = openat(dfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int found = 0;
+
+  if (fd < 0) return 0;
+  d = fdopendir(fd);
+  if (!d) { close(fd); return 0; }
+  while ((e = readdir(d)))
+    if (!strncmp(e->d_name, name, n) && !strncmp(e->d_name + n, ":2,", 3)) { found = 1; break; }
+  closedir(d);
+  return found;
+}
+
+static int exists(int dfd, const char *path)
+{
+  struct stat st;
+  return fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void hostname(char *h, size_t n)
+{
+  if (gethostname(h, n - 1) < 0 || !*h) strcpy(h, "localhost");
+  h[n - 1] = 0;
+}
+
+/* Moves tmp/<t> to new/<n> without ever replacing a file: link, or where
+ * the filesystem has no hard links, rename that refuses to overwrite. */
+static int publish(int dfd, const char *t, const char *n)
+{
+  if (linkat(dfd, t, dfd, n, 0) == 0) { unlinkat(dfd, t, 0); return 0; }
+  if (errno != EPERM && errno != EOPNOTSUPP && errno != EMLINK) return -1;
+  return renameat2(dfd, t, dfd, n, RENAME_NOREPLACE);
+}
+
+int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
+                    const char *qid, unsigned long rcptno, str *report)
+{
+  str tname = STR_INIT, nname = STR_INIT, name = STR_INIT;
+  char host[256], out[8192];
+  struct timeval tv;
+  buf b;
+  int dfd, fd = -1, code = 111, tries, lastnl, e;
+
+  hostname(host, sizeof host);
+  dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return fail(report, 111, "cannot open the Maildir", errno);
+
+  if (qid) {
+    if (maildir_name(&name, qid, rcptno, qf_qid_birth(qid), 0, 0, host) < 0 ||
+        str_copys(&nname, "new/") < 0 || str_cats(&nname, name.s) < 0 || str_0(&nname) < 0) {
+      fail(report, 111, "Maildir", errno);
+      goto out;
+    }
+    if (exists(dfd, nname.s) || in_cur(dfd, name.s, name.len)) {
+      str_cats(report, "duplicate suppressed");
+      code = 0;
+      goto out;
+    }
+  }
+
+  /* The temporary name is unique in time and pid; a collision (pid reuse
+   * within a microsecond, or an old crash) is retried a few times. */
+  for (tries = 0;; tries++) {
+    gettimeofday(&tv, 0);
+    if (maildir_name(&tname, 0, 0, (unsigned long long)tv.tv_sec, (unsigned long)tv.tv_usec,
+                     (unsigned long)getpid(), host) < 0 ||
+        str_copys(&name, "tmp/") < 0 || str_cats(&name, tname.s) < 0 || str_0(&name) < 0) {
+      fail(report, 111, "Maildir", errno);
+      goto out;
+    }
+    fd = openat(dfd, name.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) break;
+    if (errno != EEXIST || tries >= 3) {
+      fail(report, 111, "cannot create a file in Maildir/tmp", errno);
+      goto out;
+    }
+    usleep(100000);
+  }
+  if (!qid &&
+      (str_copys(&nname, "new/") < 0 || str_cats(&nname, tname.s) < 0 || str_0(&nname) < 0)) {
+    fail(report, 111, "Maildir", errno);
+    goto unlink;
+  }
+
+  buf_init(&b, fd, out, sizeof out);
+  if (buf_put(&b, l->rp.s, l->rp.len) < 0 || buf_put(&b, l->dt.s, l->dt.len) < 0 ||
+      msg_copy(m, &b, 0, &lastnl) < 0 || buf_flush(&b) < 0 || fsync(fd) < 0) {
+    fail(report, 111, "cannot write to Maildir/tmp", errno);
+    goto unlink;
+  }
+  e = close(fd);
+  fd = -1;
+  if (e < 0) { fail(report, 111, "cannot write to Maildir/tmp", errno); goto unlink; }
+
+  if (publish(dfd, name.s, nname.s) < 0) {
+    if (errno == EEXIST && qid) {
+      str_cats(report, "duplicate suppressed");
+      code = 0;
+    } else {
+      fail(report, 111, "cannot link into Maildir/new", errno);
+    }
+    goto unlink;
+  }
+  fd = openat(dfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fsync(fd) < 0) {
+    /* The file is in new/ but may not survive a crash: say so, and let the
+     * retry find it (with a qid) rather than claim success. */
+    fail(report, 111, "cannot fsync Maildir/new", errno);
+    goto out;
+  }
+  code = 0;
+  goto out;
+
+unlink:
+  unlinkat(dfd, name.s, 0);
+out:
+  if (fd >= 0) close(fd);
+  close(dfd);
+  str_free(&tname);
+  str_free(&nname);
+  str_free(&name);
+  return code;
+}

@@ -1,0 +1,65 @@
+/* qmail-local [-nN] [-q qid -r rcptno] user homedir local dash ext domain sender defaultdelivery
+ *
+ * qmail-local(8): one local delivery of the message on fd 0, run by the
+ * recipient. Prints one line saying what happened and exits 0 (done),
+ * 100 (permanent failure) or 111 (temporary failure). -n prints what
+ * would be done instead, one instruction a line; -N (the default)
+ * delivers. Extension: -q and -r name the delivery as qmail-lspawn does
+ * (queue id and recipient index), making the Maildir name deterministic
+ * so that a repeated delivery is recognised.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "deliver.h"
+#include "log.h"
+#include "qfile.h"
+
+#define PROG "qmail-local"
+#define USAGE "usage: qmail-local [-nN] [-q qid -r rcptno] user homedir local dash ext domain sender defaultdelivery"
+
+int main(int argc, char **argv)
+{
+  struct delivery d;
+  unsigned long long u;
+  str out = STR_INIT;
+  const char *qid = 0, *rcpt = 0;
+  int dry = 0, c, fd;
+  off_t at;
+
+  while ((c = getopt(argc, argv, "+nNq:r:")) != -1) {
+    switch (c) {
+    case 'n': dry = 1; break;
+    case 'N': dry = 0; break;
+    case 'q': qid = optarg; break;
+    case 'r': rcpt = optarg; break;
+    default: log_fatal(PROG, 111, USAGE);
+    }
+  }
+  if (argc - optind != 8 || !!qid != !!rcpt) log_fatal(PROG, 111, USAGE);
+  argv += optind;
+  if (qid && !qf_qid_ok(qid, strlen(qid))) log_fatal(PROG, 111, "bad qid");
+  if (rcpt && (scan_ulong(rcpt, strlen(rcpt), &u) < 0 || u > QF_RCPT_MAX))
+    log_fatal(PROG, 111, "bad recipient index");
+  /* fds 1 and 2 must be open, or a file opened later could take their number. */
+  while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
+  if (fd > 2) close(fd);
+
+  memset(&d, 0, sizeof d);
+  d.user = argv[0]; d.home = argv[1]; d.local = argv[2]; d.dash = argv[3];
+  d.ext = argv[4]; d.domain = argv[5]; d.sender = argv[6]; d.defaultdelivery = argv[7];
+  d.qid = qid;
+  d.rcptno = rcpt ? (unsigned long)u : 0;
+  d.fd = 0;
+  at = lseek(0, 0, SEEK_CUR);
+  d.off = at > 0 ? (unsigned long long)at : 0;
+  d.len = DELIVER_TO_EOF;
+
+  c = dry ? deliver_plan(&d, &out) : deliver(&d, &out);
+  if (!dry) str_catc(&out, '\n');
+  fd_write_all(1, out.s, out.len, 0);
+  return c;
+}
