@@ -16,16 +16,18 @@ set -eu
 TOP=${QMAIL_LOGSUM_TOP:-10}
 case $TOP in ''|*[!0-9]*) echo "qmail-logsum: QMAIL_LOGSUM_TOP must be a number" >&2; exit 100 ;; esac
 
+for a in "$@"; do
+  [ -d "$a" ] || [ -f "$a" ] || { echo "qmail-logsum: no such log: $a" >&2; exit 111; }
+done
+
 inputs() {
   if [ $# -eq 0 ]; then cat; return; fi
   for a in "$@"; do
     if [ -d "$a" ]; then
       for f in "$a"/@*.s "$a"/@*.u; do [ -f "$f" ] && cat "$f"; done
       [ -f "$a/current" ] && cat "$a/current"
-    elif [ -f "$a" ]; then
-      cat "$a"
     else
-      echo "qmail-logsum: no such log: $a" >&2; exit 111
+      cat "$a"
     fi
   done
 }
@@ -78,7 +80,7 @@ function best(title, arr, extra,    k, i, m, mk, done, shown) {
     for (k in arr) if (!(k in done) && arr[k] > m) { m = arr[k]; mk = k }
     if (mk == "") break
     done[mk] = 1
-    printf "%7d  %s%s\n", m, mk, (extra == "" ? "" : extra[mk])
+    printf "%7d  %s%s\n", m, mk, extra[mk]
     shown++
   }
   if (!shown) print "      (none)"
@@ -129,5 +131,5 @@ END {
     label[d] = sprintf("  (delivered %d, deferred %d, failed %d)", \
       dest_r[d, "delivered"], dest_r[d, "deferred"], dest_r[d, "failed"] + dest_r[d, "expired"])
   best("top remote destinations (attempts):", dest, label)
-  best("top failure and deferral reasons:", why, "")
+  best("top failure and deferral reasons:", why, none)
 }'

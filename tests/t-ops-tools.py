@@ -113,6 +113,58 @@ rc, out, _ = tool("qmail-qread")
 t.check("qread reports the damaged file", rc == 0 and re.search(r"^1\.2\.3  damaged: ", out, re.M)
         and "1 name(s) in queue/mess are not queue ids" in out, out)
 
+# --- qmail-logsum over a log directory (archives, then current) --------
+SAMPLE_OLD = """\
+2026-11-23 15:37:46.500200112  qmail-send event=start uid=7004 concurrencylocal=10 concurrencyremote=20
+2026-11-23 15:37:47.000000000  qmail-smtpd event=connect ip=127.0.0.1 host=unknown relayclient=yes
+2026-11-23 15:37:47.100000000  qmail-smtpd event=message ip=127.0.0.1 result=accepted bytes=120 rcpts=2 qq=0
+2026-11-23 15:37:47.150000000  qmail-smtpd event=message ip=10.0.0.9 result=refused-size bytes=9999 rcpts=1
+"""
+SAMPLE_CUR = """\
+2026-11-23 15:37:47.200000000  qmail-send event=message qid=1.2.3 sender=a@b rcpts=3 pending=3 bytes=100
+2026-11-23 15:37:47.300000000  qmail-send event=delivery qid=1.2.3 i=0 rcpt=joe@localhost channel=local result=delivered attempt=1 text=ok
+2026-11-23 15:37:47.400000000  qmail-send event=delivery qid=1.2.3 i=1 rcpt=x@Example.COM channel=remote result=deferred attempt=1 text="4.4.1 connection refused"
+2026-11-23 15:37:47.400000000  qmail-send event=delivery qid=1.2.3 i=2 rcpt=y@example.com channel=remote result=failed attempt=1 text="550 5.1.1 no \\"such\\" user"
+2026-11-23 15:37:48.400000000  qmail-send event=delivery qid=1.2.3 i=1 rcpt=x@example.com channel=remote result=deferred attempt=2 text="4.4.1 connection refused"
+2026-11-23 15:37:48.500000000  qmail-send event=delivery qid=1.2.3 i=1 rcpt=x@other.test channel=remote result=delivered attempt=3 text="250 ok"
+2026-11-23 15:37:49.400000000  qmail-send event=bounce qid=1.2.3 to=a@b type=dsn failed=1 bytes=900
+2026-11-23 15:37:49.500000000  qmail-send event=done qid=1.2.3 failed=1
+not a log line
+"""
+logdir = inst.path("log", "sample")
+os.makedirs(logdir, exist_ok=True)
+with open(os.path.join(logdir, "@400000006aa0b3c0000000000.s"), "w") as f:
+    f.write(SAMPLE_OLD)
+with open(os.path.join(logdir, "current"), "w") as f:
+    f.write(SAMPLE_CUR)
+if os.path.exists(inst.bin("qmail-logsum")):
+    r = subprocess.run([inst.bin("qmail-logsum"), logdir], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    out = r.stdout.decode()
+    t.check("logsum exit 0", r.returncode == 0, out)
+    t.check("logsum: line count and time span",
+            "log lines: 13 (2026-11-23 15:37:46.500200112 .. 2026-11-23 15:37:49.500000000)" in out, out)
+    t.check("logsum: smtp", "smtp: 1 connections" in out and "accepted 1" in out
+            and "refused-size 1" in out, out)
+    t.check("logsum: queue", "queue: 1 messages picked up, 1 finished (1 with failures), "
+            "1 bounces sent (0 double)" in out, out)
+    t.check("logsum: deliveries", "deliveries: delivered 2 (local 1, remote 1), deferred 2, "
+            "failed 1, expired 0" in out, out)
+    t.check("logsum: top destinations, case folded, most first",
+            re.search(r"destinations.*\n +3  example\.com  \(delivered 0, deferred 2, failed 1\)\n"
+                      r" +1  other\.test ", out) is not None, out)
+    t.check("logsum: top reasons, unquoted",
+            re.search(r"reasons:\n +2  4\.4\.1 connection refused\n +1  550 5\.1\.1 no \"such\" user\n",
+                      out) is not None, out)
+    r = subprocess.run([inst.bin("qmail-logsum")], input=SAMPLE_CUR.encode(),
+                       stdout=subprocess.PIPE, timeout=30)
+    t.check("logsum reads stdin", b"deferred 2, failed 1" in r.stdout, r.stdout)
+    r = subprocess.run([inst.bin("qmail-logsum"), inst.path("log", "nonexistent")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    t.check("logsum: a missing log is an error", r.returncode == 111, r.returncode)
+else:
+    t.skip("qmail-logsum", "not built")
+
 rc, _, err = tool("qmail-qstat", "x")
 t.check("qstat refuses arguments", rc == 100 and "usage" in err, (rc, err))
 rc, _, err = tool("qmail-qread", "x")
