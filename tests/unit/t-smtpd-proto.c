@@ -1,0 +1,158 @@
+/* qmail-smtpd/proto.c: command splitting, MAIL parameters, BDAT
+ * arguments, and the DATA decoder's handling of smuggling attempts. */
+#include <string.h>
+#include "check.h"
+#include "../../qmail-smtpd/proto.h"
+
+static struct cmd c;
+
+static int cmd(const char *s) { return cmd_parse(s, strlen(s), &c); }
+static int argis(const char *s) { return c.arglen == strlen(s) && memcmp(c.arg, s, c.arglen) == 0; }
+
+static char out[8192];
+static size_t outlen;
+
+/* Decodes all of s in one piece (chunk 0) or byte by byte (chunk 1);
+ * returns bytes consumed, with the decoded text in out. */
+static size_t decode(struct dd *d, const char *s, size_t n, int bytewise, int *done)
+{
+  size_t used = 0, o;
+  outlen = 0;
+  *done = 0;
+  while (used < n && !*done) {
+    size_t k = bytewise ? 1 : n - used;
+    used += dd_feed(d, s + used, k, out + outlen, &o, done);
+    outlen += o;
+  }
+  return used;
+}
+
+/* For both chunkings: does DATA end, where, with which flags, giving what. */
+static int data(const char *s, size_t endpos, unsigned flags, const char *text)
+{
+  int ok = 1, bw;
+  for (bw = 0; bw < 2; bw++) {
+    struct dd d;
+    int done;
+    size_t used;
+    dd_init(&d, 0);
+    used = decode(&d, s, strlen(s), bw, &done);
+    if (endpos) ok &= done && used == endpos;
+    else ok &= !done && used == strlen(s);
+    ok &= d.flags == flags;
+    if (text) ok &= outlen == strlen(text) && memcmp(out, text, outlen) == 0;
+  }
+  return ok;
+}
+
+int main(void)
+{
+  struct mailparams p;
+  unsigned long long size;
+  int last;
+  char longline[1100];
+
+  /* Commands. */
+  CHECK(cmd("HELO x.test\r\n") == CMD_OK && c.verb == V_HELO && argis("x.test"));
+  CHECK(cmd("ehlo x\r\n") == CMD_OK && c.verb == V_EHLO);
+  CHECK(cmd("MAIL FROM:<a@b>\r\n") == CMD_OK && c.verb == V_MAIL && argis("FROM:<a@b>"));
+  CHECK(cmd("QUIT\r\n") == CMD_OK && c.verb == V_QUIT && c.arglen == 0);
+  CHECK(cmd("STARTTLS\r\n") == CMD_OK && c.verb == V_STARTTLS);
+  CHECK(cmd("QUITX\r\n") == CMD_OK && c.verb == V_UNKNOWN);
+  CHECK(cmd("\r\n") == CMD_OK && c.verb == V_UNKNOWN);
+  CHECK(cmd("QUIT\n") == CMD_BARELF);
+  CHECK(cmd("NOOP\rQUIT\r\n") == CMD_BARECR);
+  CHECK(cmd("NOOP\r\r\n") == CMD_BARECR);
+  CHECK(cmd_parse("NO\0OP\r\n", 7, &c) == CMD_NUL);
+  CHECK(cmd("NOOP") == CMD_BARELF);
+  CHECK(cmd_prefix("from: <a>", 9, "FROM:") == 6);
+  CHECK(cmd_prefix("FROM:<a>", 8, "FROM:") == 5);
+  CHECK(cmd_prefix("FRO:<a>", 7, "FROM:") == 0);
+
+  /* MAIL parameters. */
+  CHECK(mail_params("", 0, &p) == PARAM_OK && !p.has_size && !p.utf8);
+  CHECK(mail_params(" SIZE=1000", 10, &p) == PARAM_OK && p.has_size && p.size == 1000);
+  CHECK(mail_params(" size=1 body=8bitmime smtputf8", 30, &p) == PARAM_OK && p.body8 && p.utf8);
+  CHECK(mail_params(" BODY=7BIT", 10, &p) == PARAM_OK && !p.body8);
+  CHECK(mail_params(" BODY=BINARYMIME", 16, &p) == PARAM_UNKNOWN);
+  CHECK(mail_params(" FOO=BAR", 8, &p) == PARAM_UNKNOWN);
+  CHECK(mail_params(" SIZE=", 6, &p) == PARAM_SYNTAX);
+  CHECK(mail_params(" SIZE=12x", 9, &p) == PARAM_SYNTAX);
+  CHECK(mail_params(" SIZE=99999999999999999999", 26, &p) == PARAM_SYNTAX);
+  CHECK(mail_params(" SIZE=1 SIZE=2", 14, &p) == PARAM_SYNTAX);
+  CHECK(mail_params(" SMTPUTF8=1", 11, &p) == PARAM_SYNTAX);
+  CHECK(mail_params("SIZE=1", 6, &p) == PARAM_SYNTAX);
+  CHECK(mail_params(" =1", 3, &p) == PARAM_SYNTAX);
+  CHECK(mail_params(" -X", 3, &p) == PARAM_SYNTAX);
+  CHECK(rcpt_params("", 0) == PARAM_OK);
+  CHECK(rcpt_params(" NOTIFY=NEVER", 13) == PARAM_UNKNOWN);
+
+  /* BDAT. */
+  CHECK(bdat_parse("100", 3, &size, &last) == 0 && size == 100 && !last);
+  CHECK(bdat_parse("0 LAST", 6, &size, &last) == 0 && size == 0 && last);
+  CHECK(bdat_parse("5 last", 6, &size, &last) == 0 && last);
+  CHECK(bdat_parse("", 0, &size, &last) < 0);
+  CHECK(bdat_parse("x", 1, &size, &last) < 0);
+  CHECK(bdat_parse("5 LAST x", 8, &size, &last) < 0);
+  CHECK(bdat_parse("5  LAST", 7, &size, &last) < 0);
+  CHECK(bdat_parse("-1", 2, &size, &last) < 0);
+
+  /* DATA: the normal cases. */
+  CHECK(data(".\r\n", 3, 0, ""));
+  CHECK(data("a\r\n.\r\n", 6, 0, "a\n"));
+  CHECK(data("a\r\n.\r\nQUIT\r\n", 6, 0, "a\n"));
+  CHECK(data("..x\r\n.\r\n", 8, 0, ".x\n"));
+  CHECK(data("...\r\n.\r\n", 8, 0, "..\n"));
+  CHECK(data(".x\r\n.\r\n", 7, 0, "x\n"));
+  CHECK(data("a\r\n.\r", 0, 0, "a\n"));
+  CHECK(data("\r\n\r\n.\r\n", 7, 0, "\n\n"));
+  /* Smuggling: none of these ends the message; each is flagged. */
+  CHECK(data("a\n.\nMAIL FROM:<x>\r\n", 0, DD_BARELF, 0));
+  CHECK(data("a\r\n.\nMAIL\r\n", 0, DD_BARELF, 0));
+  CHECK(data("a\n.\r\nMAIL\r\n", 0, DD_BARELF, 0));
+  CHECK(data("a\r.\r\nMAIL\r\n", 0, DD_BARECR, 0));
+  CHECK(data("a\r\n.\rMAIL\r\n", 0, DD_BARECR, 0));
+  CHECK(data("a\r.\rMAIL\r\n", 0, DD_BARECR, 0));
+  CHECK(data("a\r\r\n.\r\n", 7, DD_BARECR, 0));  /* CR CR LF: the first CR is bare */
+  CHECK(data("a\n\r\n.\r\n", 7, DD_BARELF, 0));  /* after LF CRLF, "." is at a line start */
+  CHECK(data("a\r\n.\n.\r\n", 0, DD_BARELF, 0));
+  CHECK(data("a\r\n.\n\r\n.\r\n", 10, DD_BARELF, 0));
+  CHECK(data(".\n", 0, DD_BARELF, 0));
+  CHECK(data(".\r", 0, 0, 0));
+  CHECK(data(".\rx", 0, DD_BARECR, 0));
+  {
+    struct dd d;
+    int done;
+    dd_init(&d, 0);
+    CHECK(decode(&d, "a\0b\r\n.\r\n", 8, 0, &done) == 8 && done && d.flags == DD_NUL);
+  }
+  /* Line length: 998 + CRLF is fine; 999 + CRLF is not. */
+  memset(longline, 'x', 998);
+  memcpy(longline + 998, "\r\n.\r\n", 6);
+  CHECK(data(longline, 1003, 0, 0));
+  memset(longline, 'x', 999);
+  memcpy(longline + 999, "\r\n.\r\n", 6);
+  CHECK(data(longline, 1004, DD_LONG, 0));
+  /* A stuffed dot does not count. */
+  longline[0] = '.';
+  memset(longline + 1, 'x', 998);
+  memcpy(longline + 999, "\r\n.\r\n", 6);
+  CHECK(data(longline, 1004, 0, 0));
+
+  /* BDAT chunks: no dots, no end, same line checks. */
+  {
+    struct dd d;
+    int done;
+    dd_init(&d, 1);
+    CHECK(decode(&d, ".\r\n..x\r\n", 8, 0, &done) == 8 && !done && d.flags == 0);
+    CHECK(outlen == 6 && memcmp(out, ".\n..x\n", 6) == 0);
+    CHECK(decode(&d, "a\r", 2, 0, &done) == 2 && dd_finish(&d) == DD_BARECR);
+    dd_init(&d, 1);
+    CHECK(decode(&d, "a\r", 2, 0, &done) == 2 && decode(&d, "\nb", 2, 0, &done) == 2);
+    CHECK(dd_finish(&d) == 0);
+    dd_init(&d, 1);
+    decode(&d, "a\nb", 3, 1, &done);
+    CHECK(dd_finish(&d) == DD_BARELF);
+  }
+  DONE();
+}
