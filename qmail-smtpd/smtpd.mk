@@ -18,5 +18,6 @@ fuzz: $(BUILD)/fuzz/fuzz-smtpd
 	@mkdir -p $(BUILD)/fuzz/corpus
 	cp -n qmail-smtpd/fuzz-corpus/* $(BUILD)/fuzz/corpus/ 2>/dev/null || true
 	$(BUILD)/fuzz/fuzz-smtpd -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -artifact_prefix=$(BUILD)/fuzz/ \
 	  $(BUILD)/fuzz/corpus
 .PHONY: fuzz
