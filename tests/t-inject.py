@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""sendmail and qmail-inject against the real installed qmail-queue.
+
+Each message goes through bin/sendmail or bin/qmail-inject into
+queue/mess/ (qmail-send is not running, so it stays there); the queue file
+is parsed here (format in lib/qfile.h) and its message and envelope are
+checked: recipients from arguments and from To/Cc/Bcc, Bcc removed, -f,
+-i and the "." line, added Date/From/Message-ID, CRLF input, refusals
+(NUL, overlong header line, bad address: exit 100 and nothing queued),
+$QMAILQUEUE exit codes mapped to 100/111, and a loop of 1,000 messages.
+"""
+import os, re, subprocess, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
+from harness import T, Instance
+
+t = T()
+missing = [p for p in ("sendmail", "qmail-inject", "qmail-queue")
+           if not os.path.exists(os.path.join(harness.BUILD, "bin", p))]
+if missing:
+    t.skip("injection", "not built yet: " + " ".join(missing))
+    t.done()
+
+inst = Instance(t, control={"defaulthost": "host.example.test",
+                            "defaultdomain": "example.test",
+                            "idhost": "id.example.test"})
+SENDMAIL, INJECT = inst.bin("sendmail"), inst.bin("qmail-inject")
+MESS = inst.path("queue", "mess")
+BASE_ENV = {k: v for k, v in os.environ.items()
+            if not k.startswith("QMAIL") and k not in ("NAME", "USER", "LOGNAME")}
+BASE_ENV.update(USER="alice", LOGNAME="alice")
+
+
+def parse_qfile(path):
+    """(message, sender, [(state, rcpt)], [options]) of a queue file."""
+    d = open(path, "rb").read()
+    assert d[:4] == b"QMQ1" and d[28:32] == b"DONE", "bad header"
+    mlen = int.from_bytes(d[4:12], "big")
+    off = int.from_bytes(d[12:20], "big")
+    assert off == 32 + mlen
+    msg, sender, rcpts, opts = d[32:off], None, [], []
+    i = off
+    while True:
+        typ, n = d[i:i + 1], int.from_bytes(d[i + 1:i + 5], "big")
+        data = d[i + 5:i + 5 + n]
+        i += 5 + n
+        if typ == b"F":
+            sender = data.decode()
+        elif typ == b"O":
+            opts.append(data.decode())
+        elif typ == b"R":
+            rcpts.append((data[:1].decode(), data[1:].decode()))
+        elif typ == b"E":
+            assert n == 0 and i == len(d), "end record not last"
+            break
+        else:
+            raise AssertionError("record type %r" % typ)
+    return msg, sender, rcpts, opts
+
+
+def split(msg):
+    """(header lines without Received:, body) of a queued message."""
+    head, _, body = msg.partition(b"\n\n")
+    lines = head.decode("utf-8", "replace").split("\n")
+    assert lines[0].startswith("Received:"), lines[0]
+    return lines[1:], body
+
+
+def field(lines, name):
+    return [l for l in lines if l.lower().startswith(name.lower() + ":")]
+
+
+def run(argv, data, env=None, timeout=30):
+    e = dict(BASE_ENV)
+    e.update(env or {})
+    if isinstance(data, str):
+        data = data.encode()
+    return subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=e, timeout=timeout)
+
+
+def send(argv, data, env=None):
+    """Runs argv; returns (exit code, stderr, parsed new queue file or None)."""
+    before = set(os.listdir(MESS))
+    p = run(argv, data, env)
+    new = sorted(set(os.listdir(MESS)) - before)
+    q = parse_qfile(os.path.join(MESS, new[0])) if len(new) == 1 else None
+    if len(new) > 1:
+        q = "several"
+    return p.returncode, p.stderr.decode("utf-8", "replace"), q
+
+
+def rcpt_addrs(q):
+    return [a for s, a in q[2]]
+
+
+# --- sendmail -t -------------------------------------------------------------
+rc, err, q = send([SENDMAIL, "-t"],
+                  "From: Alice <alice@a.test>\nTo: Bob <bob@b.test>, carol@c.test\n"
+                  "Cc: \"Dave, D.\" <dave@d.test>,\n  eve@e.test\nBcc: secret@s.test\n"
+                  "Subject: t\n\nhello\n")
+t.check("sendmail -t exits 0", rc == 0, err)
+t.check("sendmail -t queues one file", q is not None and q != "several", q)
+if q and q != "several":
+    lines, body = split(q[0])
+    t.check("-t takes To, Cc (folded) and Bcc recipients",
+            rcpt_addrs(q) == ["bob@b.test", "carol@c.test", "dave@d.test", "eve@e.test",
+                              "secret@s.test"], q[2])
+    t.check("every recipient is pending", all(s == "P" for s, a in q[2]), q[2])
+    t.check("Bcc is removed from the message", not field(lines, "Bcc") and b"secret" not in q[0],
+            lines)
+    t.check("To and Cc are kept as written", field(lines, "To") ==
+            ["To: Bob <bob@b.test>, carol@c.test"] and "  eve@e.test" in lines, lines)
+    t.check("the existing From is kept, not duplicated",
+            field(lines, "From") == ["From: Alice <alice@a.test>"], lines)
+    t.check("body kept", body == b"hello\n", body)
+    t.check("default envelope sender is $USER@defaulthost",
+            q[1] == "alice@host.example.test", q[1])
+
+# --- arguments, -f, qualification ----------------------------------------------
+rc, err, q = send([SENDMAIL, "-f", "bounces@f.test", "x@y.test", "root", "joe@localhost"],
+                  "To: ignored@z.test\nSubject: args\n\nbody\n")
+t.check("arguments: exit 0", rc == 0, err)
+if t.check("arguments: queued", q and q != "several", q):
+    t.check("-f sets the envelope sender", q[1] == "bounces@f.test", q[1])
+    t.check("arguments are the recipients (To ignored without -t); bare names get "
+            "@defaulthost, dotless domains .defaultdomain",
+            rcpt_addrs(q) == ["x@y.test", "root@host.example.test",
+                              "joe@localhost.example.test"], q[2])
+
+rc, err, q = send([SENDMAIL, "-t", "-f", "", "extra@x.test"], "To: a@b.test\n\nx\n")
+if t.check("-f '' with -t and an argument: queued", rc == 0 and q and q != "several", err):
+    t.check("-f '' is the null sender", q[1] == "", q[1])
+    t.check("-t adds header recipients to the arguments' ",
+            rcpt_addrs(q) == ["extra@x.test", "a@b.test"], q[2])
+
+rc, err, q = send([SENDMAIL, "-f<>", "-r", "r@x.test", "a@b.test"], "\nx\n")
+t.check("-r is -f (last one wins)", rc == 0 and q and q[1] == "r@x.test", (rc, err, q and q[1]))
+
+rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: s\n\nx\n",
+                  env={"QMAILSUSER": "bounce", "QMAILSHOST": "sh.example.test",
+                       "QMAILUSER": "fromuser", "QMAILHOST": "fh.example.test",
+                       "QMAILNAME": "From User"})
+if t.check("QMAIL* identity: queued", rc == 0 and q and q != "several", err):
+    lines, _ = split(q[0])
+    t.check("envelope sender from $QMAILSUSER@$QMAILSHOST", q[1] == "bounce@sh.example.test", q[1])
+    t.check("From from $QMAILNAME <$QMAILUSER@$QMAILHOST>",
+            field(lines, "From") == ["From: From User <fromuser@fh.example.test>"], lines)
+
+rc, err, q = send([SENDMAIL, "-F", "Dr. \"Who\"", "a@b.test"], "Subject: s\n\nx\n")
+if t.check("-F: queued", rc == 0 and q and q != "several", err):
+    lines, _ = split(q[0])
+    t.check("-F gives a quoted display name",
+            field(lines, "From") == ['From: "Dr. \\"Who\\"" <alice@host.example.test>'], lines)
+
+# --- added fields --------------------------------------------------------------
+rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: none\n\nbody\n")
+if t.check("missing fields: queued", rc == 0 and q and q != "several", err):
+    lines, _ = split(q[0])
+    d, m, f = field(lines, "Date"), field(lines, "Message-ID"), field(lines, "From")
+    t.check("Date added, RFC 5322 with offset", len(d) == 1 and re.fullmatch(
+        r"Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
+        r"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}", d[0]), d)
+    t.check("Message-ID added with idhost",
+            len(m) == 1 and re.fullmatch(r"Message-ID: <\d+\.\d{6}\.\d+@id\.example\.test>", m[0]), m)
+    t.check("From added as $USER@defaulthost", f == ["From: alice@host.example.test"], f)
+
+hdr = ("Date: Mon, 1 Jan 2024 00:00:00 +0000\nFROM: x@y.test\nmessage-id: <keep@x>\n"
+       "Return-Path: <forged@x>\nContent-Length: 3\nSubject: s\n\nbody\n")
+rc, err, q = send([SENDMAIL, "a@b.test"], hdr)
+if t.check("present fields: queued", rc == 0 and q and q != "several", err):
+    lines, _ = split(q[0])
+    t.check("present Date, From, Message-ID kept once (any case)",
+            lines == ["Date: Mon, 1 Jan 2024 00:00:00 +0000", "FROM: x@y.test",
+                      "message-id: <keep@x>", "Subject: s"], lines)
+
+# --- dots, CRLF ----------------------------------------------------------------
+msg = "Subject: dot\n\nline1\n.\nline2\n..\n"
+rc, err, q = send([SENDMAIL, "a@b.test"], msg)
+t.check("without -i, a '.' line ends the message",
+        rc == 0 and q and split(q[0])[1] == b"line1\n", q and split(q[0])[1])
+for opt in ("-i", "-oi"):
+    rc, err, q = send([SENDMAIL, opt, "a@b.test"], msg)
+    t.check("with %s, a '.' line is data" % opt,
+            rc == 0 and q and split(q[0])[1] == b"line1\n.\nline2\n..\n", q and split(q[0])[1])
+rc, err, q = send([INJECT, "a@b.test"], msg)
+t.check("qmail-inject never ends at a '.' line",
+        rc == 0 and q and split(q[0])[1] == b"line1\n.\nline2\n..\n", q and split(q[0])[1])
+rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: dot\r\n\r\nline1\r\n.\r\nline2\r\n")
+t.check("'.\\r\\n' ends the message too", rc == 0 and q and split(q[0])[1] == b"line1\n",
+        q and split(q[0])[1])
+
+rc, err, q = send([SENDMAIL, "-t"], b"To: a@b.test\r\nSubject: crlf\r\n\r\nl1\r\nbare\rcr\r\nlast")
+if t.check("CRLF input: queued", rc == 0 and q and q != "several", err):
+    t.check("CRLF becomes LF, a lone CR stays, a last line gets its LF",
+            b"\r\n" not in q[0] and split(q[0])[1] == b"l1\nbare\rcr\nlast\n", q[0])
+    t.check("recipient read from a CRLF header", rcpt_addrs(q) == ["a@b.test"], q[2])
+
+rc, err, q = send([SENDMAIL, "a@b.test"], "no header here\nsecond\n")
+if t.check("message without header: queued", rc == 0 and q and q != "several", err):
+    lines, body = split(q[0])
+    t.check("a non-field first line starts the body",
+            body == b"no header here\nsecond\n" and field(lines, "Date"), (lines, body))
+
+# --- refusals: exit 100, nothing queued ------------------------------------------
+def refused(name, argv, data, want=100, text=None):
+    rc, err, q = send(argv, data)
+    t.check(name + ": exit %d" % want, rc == want, (rc, err))
+    t.check(name + ": nothing queued", q is None, q)
+    if text:
+        t.check(name + ": says why", text in err, err)
+
+
+refused("NUL in the header", [SENDMAIL, "a@b.test"], b"Subject: a\0b\n\nx\n", text="NUL")
+refused("NUL in the body", [SENDMAIL, "a@b.test"],
+        b"Subject: a\n\n" + b"x" * 200000 + b"\0tail\n", text="NUL")
+refused("overlong header line", [SENDMAIL, "a@b.test"],
+        "Subject: " + "x" * 990 + "\n\nbody\n", text="998")
+refused("header line over the read limit", [SENDMAIL, "a@b.test"],
+        "Subject: " + "x" * 70000 + "\n\nbody\n", text="too long")
+refused("unparsable To with -t", [SENDMAIL, "-t"], "To: John Smith\n\nx\n", text="parse")
+refused("unparsable argument", [SENDMAIL, "a@b.test c@d.test"], "\nx\n", text="parse")
+refused("-t without any recipient", [SENDMAIL, "-t"], "Subject: none\n\nx\n", text="no recipients")
+refused("no recipient and no -t", [SENDMAIL], "Subject: none\n\nx\n")
+refused("unknown option", [SENDMAIL, "-X", "/tmp/log", "a@b.test"], "\nx\n")
+refused("unsupported -b mode", [SENDMAIL, "-bi"], "")
+refused("bad -f", [SENDMAIL, "-f", "a@b@c", "a@b.test"], "\nx\n", text="sender")
+refused("control byte in -F", [SENDMAIL, "-F", "a\nBcc: x@y", "a@b.test"], "\nx\n")
+rc, err, q = send([SENDMAIL, "-i", "a@b.test"], "Subject: ok\n\n" + "y" * 5000 + "\n")
+t.check("a long body line is fine", rc == 0 and q and split(q[0])[1] == b"y" * 5000 + b"\n", err)
+p = run([SENDMAIL, "-q"], "")
+t.check("-q is a no-op, exit 0", p.returncode == 0, p.stderr)
+
+# --- qmail-inject modes -----------------------------------------------------------
+rc, err, q = send([INJECT], "To: h@x.test\nBcc: hb@x.test\n\nx\n")
+t.check("qmail-inject without arguments reads the header",
+        rc == 0 and q and rcpt_addrs(q) == ["h@x.test", "hb@x.test"], (err, q))
+rc, err, q = send([INJECT, "arg@x.test"], "To: h@x.test\n\nx\n")
+t.check("qmail-inject with arguments uses only them",
+        rc == 0 and q and rcpt_addrs(q) == ["arg@x.test"], (err, q))
+rc, err, q = send([INJECT, "-t", "arg@x.test"], "To: h@x.test\n\nx\n")
+t.check("qmail-inject -t uses only the header",
+        rc == 0 and q and rcpt_addrs(q) == ["h@x.test"], (err, q))
+rc, err, q = send([INJECT, "-a"], "To: h@x.test\n\nx\n")
+t.check("qmail-inject -a with no argument: exit 100, nothing queued", rc == 100 and q is None,
+        (rc, err))
+p = run([INJECT, "-n"], "To: h@x.test\nBcc: z@x.test\n\nbody\n")
+t.check("qmail-inject -n prints the fixed message",
+        p.returncode == 0 and p.stdout.startswith(b"To: h@x.test\nDate: ")
+        and b"Bcc" not in p.stdout and p.stdout.endswith(b"\n\nbody\n"), p.stdout)
+
+# --- the exact bytes of a larger message --------------------------------------------
+body = b"".join(b"line %d " % i + bytes(range(32, 127)) + b"\n" for i in range(20000))
+rc, err, q = send([SENDMAIL, "-i", "a@b.test"], b"Subject: big\n\n" + body)
+t.check("a 2 MB body arrives byte for byte", rc == 0 and q and split(q[0])[1] == body, err)
+
+# --- $QMAILQUEUE ---------------------------------------------------------------------
+scripts = inst.path("qq-scripts")
+os.makedirs(scripts, exist_ok=True)
+
+
+def script(name, text):
+    p = os.path.join(scripts, name)
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\n" + text)
+    os.chmod(p, 0o755)
+    return p
+
+
+for code, want in ((31, 100), (11, 100), (71, 111), (53, 111), (0, 0)):
+    qq = script("exit%d" % code, "cat >/dev/null\nexit %d\n" % code)
+    p = run([SENDMAIL, "a@b.test"], "Subject: q\n\nx\n", env={"QMAILQUEUE": qq})
+    t.check("QMAILQUEUE exiting %d makes sendmail exit %d" % (code, want),
+            p.returncode == want, (p.returncode, p.stderr))
+qq = script("early", "exit 31\n")
+p = run([SENDMAIL, "-i", "a@b.test"], b"Subject: q\n\n" + b"z" * 1000000, env={"QMAILQUEUE": qq})
+t.check("QMAILQUEUE exiting 31 without reading: exit 100", p.returncode == 100,
+        (p.returncode, p.stderr))
+p = run([SENDMAIL, "a@b.test"], "\nx\n", env={"QMAILQUEUE": os.path.join(scripts, "none")})
+t.check("QMAILQUEUE not runnable: exit 111", p.returncode == 111, (p.returncode, p.stderr))
+cap = os.path.join(scripts, "captured")
+qq = script("capture", "cat > %s.msg\ncat <&1 > %s.env\n" % (cap, cap))
+p = run([SENDMAIL, "-f", "s@x.test", "r1@x.test", "r2@x.test"], "Subject: c\n\nx\n",
+        env={"QMAILQUEUE": qq})
+env = open(cap + ".env", "rb").read() if os.path.exists(cap + ".env") else b""
+t.check("QMAILQUEUE gets the qmail-queue envelope on fd 1",
+        p.returncode == 0 and env == b"Fs@x.test\0Tr1@x.test\0Tr2@x.test\0\0", (p.stderr, env))
+
+# --- -bs and -bp run the right programs ------------------------------------------------
+if os.path.exists(inst.bin("qmail-smtpd")):
+    p = run([SENDMAIL, "-bs"], "QUIT\r\n")
+    t.check("-bs speaks SMTP on stdin/stdout", p.stdout.startswith(b"220"), (p.stdout, p.stderr))
+else:
+    t.skip("-bs", "qmail-smtpd not built yet")
+
+# --- 1,000 messages ---------------------------------------------------------------------
+for f in os.listdir(MESS):
+    os.unlink(os.path.join(MESS, f))
+start, fails, n = time.time(), 0, 0
+while n < 1000 and time.time() - start < 90:
+    p = run([SENDMAIL, "-t"], "To: loop%d@x.test\nSubject: %d\n\nmessage %d\n" % (n, n, n))
+    fails += p.returncode != 0
+    n += 1
+files = os.listdir(MESS)
+t.check("1,000 messages through sendmail in under 90 s (%.1f s)" % (time.time() - start),
+        n == 1000 and fails == 0, (n, fails))
+t.check("1,000 queue files", len(files) == 1000, len(files))
+t.check("each holds its own recipient",
+        sorted(rcpt_addrs(parse_qfile(os.path.join(MESS, f)))[0] for f in files) ==
+        sorted("loop%d@x.test" % i for i in range(1000)), "")
+
+t.done()
