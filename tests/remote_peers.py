@@ -1,0 +1,218 @@
+"""Loopback peers for the qmail-remote tests: a dnsmasq serving a generated
+zone under .test, a UDP responder that answers SERVFAIL to everything (for
+dnsmasq to forward one domain to), and scriptable SMTP sinks that record the
+exact bytes of every DATA they receive. Standard library only."""
+import os, shutil, socket, socketserver, struct, subprocess, threading, time
+
+from harness import free_port, wait_for
+
+
+class Dns:
+    """dnsmasq on 127.0.0.1:<port> answering only from its command line:
+    --local=/test/ makes every other name under .test NXDOMAIN (and a name
+    with no record of the asked type NODATA), --no-resolv keeps it from
+    ever asking the machine's resolver."""
+
+    def __init__(self, t, records, forward=None):
+        self.port = free_port()
+        self.servfail = None
+        argv = ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                "--port=%d" % self.port, "--listen-address=127.0.0.1",
+                "--bind-interfaces", "--local=/test/", "--cache-size=0",
+                "--log-facility=/dev/null", "--pid-file="]
+        for domain in (forward or []):
+            if self.servfail is None:
+                self.servfail = ServfailResponder()
+                t.cleanups.append(self.servfail.close)
+            argv.append("--server=/%s/127.0.0.1#%d" % (domain, self.servfail.port))
+        argv += records
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        t.cleanups.append(self.close)
+        self.ok = wait_for(self._answers, timeout=10)
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            return False
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.2)
+        try:
+            s.sendto(query(0x1234, "ping.test", 1), ("127.0.0.1", self.port))
+            return len(s.recv(512)) > 0
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def query(qid, name, qtype):
+    pkt = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        pkt += bytes([len(label)]) + label.encode()
+    return pkt + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+class ServfailResponder:
+    """Answers every DNS query with SERVFAIL (rcode 2), question echoed."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2)
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            qid, flags = struct.unpack(">HH", data[:4])
+            reply = struct.pack(">HHHHHH", qid, 0x8182 | (flags & 0x0100), 1, 0, 0, 0) + data[12:]
+            try:
+                self.sock.sendto(reply, peer)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+class Session:
+    def __init__(self):
+        self.commands = []     # every command line as received, without CRLF
+        self.data = []         # the raw bytes of each DATA, as on the wire
+        self.peer = None
+
+
+class Sink:
+    """An SMTP server on (host, port) whose behaviour is set by keyword:
+
+    greeting   the greeting line (default "220 sink ESMTP")
+    ehlo       False: refuse EHLO with 502 (HELO works)
+    ext        EHLO extension lines (default PIPELINING, SIZE, 8BITMIME)
+    mail       reply to MAIL (default "250 ok")
+    rcpt       function(address) -> reply (default "250 ok")
+    data       reply to DATA (default "354 go")
+    end        reply after the message (default "250 ok queued")
+    drop_data  close the connection after this many body bytes
+    silent     accept connections and never say anything
+    """
+
+    def __init__(self, t, host="127.0.0.1", port=None, **behaviour):
+        self.b = dict(greeting="220 sink ESMTP", ehlo=True,
+                      ext=["PIPELINING", "SIZE 100000000", "8BITMIME"],
+                      mail="250 ok", rcpt=lambda a: "250 ok", data="354 go",
+                      end="250 ok queued", drop_data=None, silent=False)
+        self.b.update(behaviour)
+        self.sessions = []
+        sink = self
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class Server(socketserver.ThreadingTCPServer):
+            address_family = family
+            allow_reuse_address = True
+            daemon_threads = True
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                sink.converse(self)
+
+        self.server = Server((host, port or free_port()), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+        self.thread.start()
+        t.cleanups.append(self.close)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def converse(self, h):
+        s = Session()
+        s.peer = h.client_address[0]
+        self.sessions.append(s)
+        b = self.b
+        h.request.settimeout(20)
+        if b["silent"]:
+            try:
+                h.rfile.read()   # until the client gives up
+            except OSError:
+                pass
+            return
+
+        def say(line):
+            h.wfile.write(line.encode() + b"\r\n")
+            h.wfile.flush()
+
+        try:
+            say(b["greeting"])
+            if not b["greeting"].startswith("2"):
+                return
+            while True:
+                raw = h.rfile.readline(4096)
+                if not raw:
+                    return
+                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+                s.commands.append(line)
+                verb = line[:4].upper()
+                if verb == "EHLO":
+                    if not b["ehlo"]:
+                        say("502 no EHLO here")
+                        continue
+                    lines = ["sink hello"] + b["ext"]
+                    for i, l in enumerate(lines):
+                        say("250%s%s" % (" " if i == len(lines) - 1 else "-", l))
+                elif verb == "HELO":
+                    say("250 sink")
+                elif verb == "MAIL":
+                    say(b["mail"])
+                elif verb == "RCPT":
+                    addr = line[line.find("<") + 1:line.rfind(">")]
+                    say(b["rcpt"](addr))
+                elif verb == "DATA":
+                    say(b["data"])
+                    if not b["data"].startswith("354"):
+                        continue
+                    body = b""
+                    while True:
+                        chunk = h.rfile.readline(1 << 20)
+                        if not chunk:
+                            s.data.append(body)
+                            return
+                        body += chunk
+                        if b["drop_data"] is not None and len(body) >= b["drop_data"]:
+                            s.data.append(body)
+                            return
+                        if chunk == b".\r\n":
+                            break
+                    s.data.append(body)
+                    say(b["end"])
+                elif verb == "QUIT":
+                    say("221 bye")
+                    return
+                elif verb == "RSET" or verb == "NOOP":
+                    say("250 ok")
+                else:
+                    say("500 what?")
+        except OSError:
+            return
