@@ -54,7 +54,8 @@ int main(void)
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   in = open("users/assign", O_RDONLY | O_CLOEXEC);
   if (in < 0) log_fatal(PROG, 111, "cannot open users/assign");
-  out = open("users/cdb.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  /* Read-write: tinycdb reads back what it wrote to find duplicates. */
+  out = open("users/cdb.tmp", O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (out < 0) log_fatal(PROG, 111, "cannot create users/cdb.tmp");
   if (fchmod(out, 0644) < 0) die("cannot chmod users/cdb.tmp");
   if (cdb_make_start(&cm, out) < 0) die("cannot start users/cdb.tmp");
