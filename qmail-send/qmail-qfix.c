@@ -5,7 +5,7 @@
  *   queue/tmp           dir   queue uid, queue gid  2770
  *   queue/mess          dir   queue uid, queue gid  2770
  *   queue/bounce        dir   send uid,  queue gid  0700
- *   queue/lock          dir   send uid,  queue gid  0750
+ *   queue/lock          dir   queue uid, queue gid  0750
  *   queue/lock/trigger  fifo  send uid,  queue gid  0622
  *   queue/lock/sendmutex file send uid,  queue gid  0600
  *   queue/mess/<qid>    file  queue uid, queue gid  0660, valid (qf_read)
@@ -274,7 +274,7 @@ static void queue(int q)
   if (d >= 0) { scan(d, "queue/mess", mess_one); close(d); }
   d = node(q, "bounce", "queue/bounce", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
-  d = node(q, "lock", "queue/lock", S_IFDIR, u_s, g_q, 0750);
+  d = node(q, "lock", "queue/lock", S_IFDIR, u_q, g_q, 0750);
   if (d < 0) return;
   f = node(d, "trigger", "queue/lock/trigger", S_IFIFO, u_s, g_q, 0622);
   if (f >= 0) close(f);

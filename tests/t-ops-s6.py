@@ -72,7 +72,7 @@ def delivered():
             body = open(os.path.join(maildir, "new", name), "rb").read()
         except OSError:
             continue
-        for tok in re.findall(rb"token-[0-9a-z-]+", body):
+        for tok in set(re.findall(rb"token-[0-9a-z-]+", body)):
             seen[tok.decode()] = seen.get(tok.decode(), 0) + 1
     return seen
 
