@@ -131,6 +131,7 @@ class Sink:
             address_family = family
             allow_reuse_address = True
             daemon_threads = True
+            request_queue_size = 256
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
