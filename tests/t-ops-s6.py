@@ -13,7 +13,7 @@ queue clean and repairs a broken mode; s6-svscanctl -t leaves no process.
 As root the instance has separate uids; as a normal user the same flow
 runs in single-uid mode and the uid checks are skipped.
 """
-import os, re, smtplib, subprocess, sys, time
+import os, re, smtplib, socket, subprocess, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import T, Instance, free_port, wait_for
@@ -178,6 +178,76 @@ t.check("the queue empties", wait_for(lambda: not inst.queue_files(), 20), inst.
 if os.path.exists(inst.bin("qmail-qstat")):
     r = run(inst.bin("qmail-qstat"))
     t.check("qmail-qstat: empty queue", b"messages in queue: 0\n" in r.stdout, r.stdout)
+
+# --- flush: s6-svc -a (SIGALRM) retries a deferred delivery now --------
+class Sink(threading.Thread):
+    """A minimal SMTP server on loopback that accepts everything."""
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(5)
+        self.srv.settimeout(0.5)
+        self.data, self.stopped = [], False
+
+    def run(self):
+        while not self.stopped:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            c.settimeout(10)
+            f = c.makefile("rwb")
+            try:
+                f.write(b"220 sink\r\n"); f.flush()
+                while True:
+                    line = f.readline()
+                    if not line:
+                        break
+                    cmd = line[:4].upper()
+                    if cmd == b"DATA":
+                        f.write(b"354 go\r\n"); f.flush()
+                        body = b""
+                        while True:
+                            l = f.readline()
+                            if not l or l == b".\r\n":
+                                break
+                            body += l
+                        self.data.append(body)
+                        f.write(b"250 ok\r\n")
+                    elif cmd == b"QUIT":
+                        f.write(b"221 bye\r\n"); f.flush()
+                        break
+                    elif cmd == b"EHLO":
+                        f.write(b"250 sink\r\n")
+                    else:
+                        f.write(b"250 ok\r\n")
+                    f.flush()
+            except OSError:
+                pass
+            finally:
+                c.close()
+        self.srv.close()
+
+
+sinkport = free_port()
+inst.control("smtproutes", "remote.test:[127.0.0.1]:%d" % sinkport)
+sendlog = inst.path("log", "qmail-send", "current")
+t.check("queue a message for a remote domain",
+        inst.inject("a@localhost", ["bob@remote.test"], "Subject: token-flush\n\nflush\n") == 0)
+t.check("its first attempt is deferred (nothing listens)",
+        wait_for(lambda: re.search(r"event=delivery .*rcpt=bob@remote\.test .*result=deferred",
+                                   open(sendlog).read()), 20))
+sink = Sink(sinkport)
+sink.start()
+t.cleanups.append(lambda: setattr(sink, "stopped", True))
+r = run("s6-svc", "-a", svc("qmail-send"))
+t.check("s6-svc -a qmail-send", r.returncode == 0, r.stdout)
+t.check("qmail-send logs the flush", wait_for(lambda: "event=retry" in open(sendlog).read(), 10))
+t.check("the deferred message is delivered at once, not at its next retry",
+        wait_for(lambda: any(b"token-flush" in d for d in sink.data), 15), sink.data)
+t.check("and leaves the queue", wait_for(lambda: not inst.queue_files(), 10), inst.queue_files())
 
 # --- s6-svc -t restarts qmail-smtpd ------------------------------------
 old = svpid("qmail-smtpd")
