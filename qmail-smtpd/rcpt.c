@@ -17,21 +17,24 @@
  * local part, lowercased, is known if any of these knows it:
  *   - "postmaster" (RFC 5321 4.5.1), always;
  *   - control/validrcptto.cdb: key "local@domain" or "@domain";
- *   - users/cdb (qmail-newu format): key "!local\0", or a wildcard key
- *     "!prefix" where prefix is empty or ends in one of the wildcard
- *     characters stored under the empty key;
+ *   - users/cdb (qmail-newu, qmail-local/users.h): an exact entry, a
+ *     prefix entry, or the catch-all "+" entry, looked up with the same
+ *     users_find() that qmail-lspawn uses;
  *   - a system account of that name (or of the part before its first
  *     '-') other than root;
  *   - alias/.qmail-<local> or alias/.qmail-default (a catch-all).
  * When neither users/cdb nor validrcptto.cdb exists no check is possible
  * and every local part is accepted. Unknown ones get 550 5.1.1. */
+#include <cdb.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <string.h>
 #include <unistd.h>
 #include "control.h"
 #include "log.h"
 #include "smtpd.h"
+#include "../qmail-local/users.h"
 
 static void need(int r, const char *what)
 {
@@ -114,19 +117,18 @@ static int in_rcpthosts_cdb(const char *d, size_t n)
 
 static int users_known(const char *lp, size_t n)
 {
-  static str key, wild;
-  size_t j;
+  static struct uent u;
+  struct cdb c;
+  int fd = open("users/cdb", O_RDONLY | O_CLOEXEC), r;
 
-  need(str_copys(&key, "!"), "nomem");
-  need(str_catb(&key, lp, n), "nomem");
-  need(str_catc(&key, 0), "nomem");
-  if (cdb_has("users/cdb", key.s, key.len)) return 1;
-  need(cdb_lookup("users/cdb", "", 0, &wild), "users/cdb");
-  for (j = n + 1; j-- > 0;) {
-    if (j > 0 && !memchr(wild.s ? wild.s : "", lp[j - 1], wild.len)) continue;
-    if (cdb_has("users/cdb", key.s, 1 + j)) return 1;
-  }
-  return 0;
+  if (fd < 0) { need(errno == ENOENT ? 0 : -1, "users/cdb"); return 0; }
+  need(cdb_init(&c, fd), "users/cdb");
+  r = users_find(&c, lp, n, 0, &u);
+  if (r == 0) r = users_find(&c, lp, n, 1, &u);
+  cdb_free(&c);
+  close(fd);
+  need(r, "users/cdb");
+  return r;
 }
 
 static int account_known(const char *lp, size_t n)

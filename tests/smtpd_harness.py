@@ -42,7 +42,7 @@ class Server:
 
     def logtext(self):
         self.log.flush()
-        with open(self.log.name) as f:
+        with open(self.log.name, errors="replace") as f:
             return f.read()
 
     def connect(self, greet=True, timeout=10):
