@@ -6,7 +6,7 @@ DEMO_PORT  ?= 2525
 DEMO_BUILD ?= build-demo
 
 run:
-	@DEMO='$(DEMO)' DEMO_PORT='$(DEMO_PORT)' DEMO_BUILD='$(DEMO_BUILD)' MAKE='$(MAKE)' sh service/demo run
+	@DEMO='$(DEMO)' DEMO_PORT='$(DEMO_PORT)' DEMO_BUILD='$(DEMO_BUILD)' sh service/demo run
 
 stop:
 	@DEMO='$(DEMO)' DEMO_PORT='$(DEMO_PORT)' DEMO_BUILD='$(DEMO_BUILD)' sh service/demo stop

@@ -78,9 +78,19 @@ def delivered():
 
 
 def leftovers():
-    """Processes whose command line names the prefix, but for this test."""
-    r = run("pgrep", "-f", "--", P + "/")
-    return [int(p) for p in r.stdout.split() if int(p) != os.getpid()]
+    """Processes whose command line names the prefix or whose program is
+    in it (qmail-send's command line is only its name)."""
+    top = P
+    r = subprocess.run(["pgrep", "-f", "--", top + "/"], stdout=subprocess.PIPE)
+    found = {int(p) for p in r.stdout.split()}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % d).startswith(top + "/"):
+                    found.add(int(d))
+            except OSError:
+                pass
+    return sorted(found - {os.getpid()})
 
 
 svlog = open(os.path.join(os.path.dirname(P), os.path.basename(P) + "-svscan.log"), "wb")
