@@ -112,32 +112,43 @@ static void putu(unsigned long long u, unsigned width)
 static void puts_(const char *s) { put(s, strlen(s)); }
 
 /* "Received: (qmail-queue <pid> invoked by uid <uid>); <RFC 5322 date>".
- * The date is in UTC: the zone would come from the caller's environment. */
-static void received(time_t now, pid_t pid)
+ * The date is in UTC and computed here: gmtime would read /etc/localtime
+ * (seven system calls) and the zone would come from the caller anyway.
+ * Civil date from a day count: the proleptic Gregorian calendar in eras
+ * of 400 years (146097 days), with years starting on March 1st. */
+static void received(long long t, pid_t pid)
 {
-  static const char day[] = "SunMonTueWedThuFriSat";
-  static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  struct tm tm;
+  static const char wday[] = "ThuFriSatSunMonTueWed";   /* day 0 was a Thursday */
+  static const char mon[] = "MarAprMayJunJulAugSepOctNovDecJanFeb";
+  long long days = t / 86400, secs = t % 86400, z, era, doe, yoe, doy, mp, y;
 
-  if (!gmtime_r(&now, &tm)) die(81);
+  if (secs < 0) { secs += 86400; days--; }
+  z = days + 719468;                        /* days since 0000-03-01 */
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;                   /* [0, 146096] */
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;   /* [0, 399] */
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                  /* [0, 365] */
+  mp = (5 * doy + 2) / 153;                 /* month from March, [0, 11] */
+  y = yoe + era * 400 + (mp >= 10);
+
   puts_("Received: (qmail-queue ");
   putu((unsigned long long)pid, 0);
   puts_(" invoked by uid ");
   putu((unsigned long long)getuid(), 0);
   puts_("); ");
-  put(day + 3 * tm.tm_wday, 3);
+  put(wday + 3 * (((days % 7) + 7) % 7), 3);
   puts_(", ");
-  putu((unsigned long long)tm.tm_mday, 0);
+  putu((unsigned long long)(doy - (153 * mp + 2) / 5 + 1), 0);
   put(" ", 1);
-  put(mon + 3 * tm.tm_mon, 3);
+  put(mon + 3 * mp, 3);
   put(" ", 1);
-  putu((unsigned long long)tm.tm_year + 1900, 4);
+  putu(y > 0 ? (unsigned long long)y : 0, 4);
   put(" ", 1);
-  putu((unsigned long long)tm.tm_hour, 2);
+  putu((unsigned long long)secs / 3600, 2);
   put(":", 1);
-  putu((unsigned long long)tm.tm_min, 2);
+  putu((unsigned long long)secs / 60 % 60, 2);
   put(":", 1);
-  putu((unsigned long long)tm.tm_sec, 2);
+  putu((unsigned long long)secs % 60, 2);
   puts_(" +0000\n");
 }
 
@@ -265,7 +276,7 @@ int main(void)
 
   memset(out, 0, QF_HDR);   /* reserved; the header is written last */
   outlen = QF_HDR;
-  received(now.tv_sec, pid);
+  received((long long)now.tv_sec, pid);
   msg_len = outlen - QF_HDR;
   msg_len += message();
   envelope();
