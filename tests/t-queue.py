@@ -216,6 +216,51 @@ os.close(rr)
 t.check("queue: closed fd 1 exits 55 or 91", rc in (55, 91), rc)
 t.check("queue: closed fd 1 queues nothing", mess() == old_m and tmp() == [], tmp())
 
+# Recipient count: QF_RCPT_MAX (100000) is accepted, one more is refused.
+# The envelope is too big for a pipe written before the run, so fd 1 is a
+# regular file opened read-only.
+def envelope_file(data):
+    path = inst.path("envelope.tmp")
+    with open(path, "wb") as f:
+        f.write(data)
+    fd = os.open(path, os.O_RDONLY)
+    os.unlink(path)
+    return fd
+
+RCPT_MAX = 100000
+fd = envelope_file(envl(b"a@b", [b"%d@r" % i for i in range(RCPT_MAX)]))
+old = set(mess())
+rc = qq(b"", b"many\n", stdout=fd)
+os.close(fd)
+new = sorted(set(mess()) - old)
+t.check("queue: QF_RCPT_MAX recipients accepted",
+        rc == 0 and len(new) == 1 and len(parse(read_mess(new[0]))["rcpts"]) == RCPT_MAX, (rc, new))
+for f in new:
+    os.unlink(os.path.join(MESS, f))
+fd = envelope_file(envl(b"a@b", [b"%d@r" % i for i in range(RCPT_MAX + 1)]))
+refused("QF_RCPT_MAX + 1 recipients", 91, b"", stdout=fd)
+os.close(fd)
+
+# --- the 24-hour timer: SIGALRM ends a run with 52 and removes its file ---
+old_m = mess()
+r, w = os.pipe()
+os.write(w, envl(b"a@b", [b"c@d"]))
+os.close(w)
+p = subprocess.Popen([QQ], stdin=subprocess.PIPE, stdout=r, env={})
+os.close(r)
+p.stdin.write(b"Subject: slow\n\n")
+p.stdin.flush()
+wait_for(lambda: tmp(), timeout=10)
+p.send_signal(signal.SIGALRM)
+try:
+    rc = p.wait(10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    rc = p.wait()
+p.stdin.close()
+t.check("queue: timeout (SIGALRM) exits 52", rc == 52, rc)
+t.check("queue: timeout leaves tmp/ clean and commits nothing", tmp() == [] and mess() == old_m, tmp())
+
 # --- SIGKILL in the middle of a message ------------------------------------
 old_m = mess()
 r, w = os.pipe()
