@@ -146,12 +146,12 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
   return text->len ? 1 : 0;
 }
 
-/* Appends a ": "/"; " separator and item to the success report. */
+/* Appends "; " (unless first), what, and arg[0..n) to the success report. */
 static void note(str *done, const char *what, const char *arg, size_t n)
 {
   if (done->len) str_cats(done, "; ");
   str_cats(done, what);
-  if (arg) str_catb(done, arg, n);
+  str_catb(done, arg, n);
 }
 
 struct run {
@@ -193,7 +193,7 @@ static int one(struct run *r, int kind, const char *arg, size_t n, int fwdonly)
   case DQ_MAILDIR:
     code = maildir_deliver(r->m, a.s, r->l, r->d->qid, r->d->rcptno, &sub);
     if (code == 0) note(&r->done, "maildir ", a.s, n);
-    if (code == 0 && sub.len) note(&r->done, sub.s, 0, 0);
+    if (code == 0 && sub.len) note(&r->done, "", sub.s, sub.len);
     break;
   case DQ_MBOX:
     code = mbox_deliver(r->m, a.s, r->l, &sub);
@@ -201,7 +201,7 @@ static int one(struct run *r, int kind, const char *arg, size_t n, int fwdonly)
     break;
   case DQ_PROGRAM:
     code = prog_deliver(r->m, a.s, r->l, r->e->v, &sub);
-    if (code == 0 || code == 99) note(&r->done, "program", 0, 0);
+    if (code == 0 || code == 99) note(&r->done, "program", "", 0);
     break;
   }
   if (code != 0 && code != 99) {
@@ -241,7 +241,7 @@ static int run_lines(struct run *r, const str *text, int fwdonly)
   if (r->nfwd && !r->plan) {
     str sub = STR_INIT;
     code = forward_deliver(r->m, r->d->sender, &r->fwd, r->nfwd, r->l, &sub);
-    if (code == 0) note(&r->done, sub.s, 0, 0);
+    if (code == 0) note(&r->done, "", sub.s, sub.len);
     else str_catb(r->report, sub.s, sub.len);
     str_free(&sub);
     if (code) return code;
