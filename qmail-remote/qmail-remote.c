@@ -9,6 +9,17 @@
  * the reports are written; 100 on a usage error, 111 if they could not be.
  *
  * The delivery code is the one qmail-rspawn runs in its children.
+ *
+ * Control files (relative to the prefix; all optional but me/helohost):
+ *   me, helohost    the name said in EHLO/HELO (helohost wins)
+ *   smtproutes      static routes, see routes.c
+ *   smtpport        port for MX deliveries and routes without a port (25)
+ *   timeoutconnect  seconds to wait for a connection (60)
+ *   timeoutremote   seconds to wait for each reply or write (1200)
+ *   outgoingip      local address to connect from (used for connections of
+ *                   its family only)
+ *   dnsserver       "IP" or "IP:port" (IPv4): the only DNS server asked;
+ *                   otherwise /etc/resolv.conf's
  */
 #include <errno.h>
 #include <signal.h>

@@ -371,10 +371,14 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
     if (accepted[i]) set_one(s, &j->res[i], is2xx(s) ? 'K' : failcode(s), is2xx(s) ? SPAWN_TAG_OK : SPAWN_TAG_DATA, "");
 }
 
+/* Politeness only: the results are already out, so a server slow to say
+ * goodbye holds this process for at most QUIT_WAIT seconds. */
+#define QUIT_WAIT 10
 static void quit(struct smtp *s)
 {
   s->cmd.len = 0;
   if (str_cats(&s->cmd, "QUIT\r\n") < 0 || send_cmd(s) < 0) return;
+  if (s->in.timeout > QUIT_WAIT) s->in.timeout = QUIT_WAIT;
   get_reply(s);
 }
 

@@ -6,7 +6,7 @@ or never answer. The DATA that reaches a sink is checked byte for byte.
 
 MX deliveries go to control/smtpport (default 25; the test sets the sinks'
 port), routes in control/smtproutes carry their own ports."""
-import os, subprocess, sys, time
+import os, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, free_port
@@ -227,5 +227,46 @@ new = sessions(good)
 r, m, _ = remote("routed.test", ["u@routed.test"], sender="")
 s = new()
 t.check("null sender", m[0] == "K" and s and s[0].commands[1].startswith("MAIL FROM:<> "), s and s[0].commands)
+
+# --- outgoingip, SMTPUTF8, connect timeout -------------------------------------------
+inst.control("outgoingip", "127.0.0.5")
+new = sessions(good)
+r, m, _ = remote("routed.test", ["u@routed.test"])
+s = new()
+t.check("outgoingip: connects from that address", m[0] == "K" and s and s[0].peer == "127.0.0.5", s and s[0].peer)
+os.unlink(inst.path("control", "outgoingip"))
+
+r, m, _ = remote("routed.test", ["j\u00fcrgen@routed.test"])
+t.check("UTF-8 address to a server without SMTPUTF8: permanent, 5.6.7",
+        r[0][0] == "h" and "5.6.7" in r[0][1] and r[0][1].startswith("mail:"), r)
+utf = Sink(t, ext=["PIPELINING", "8BITMIME", "SMTPUTF8"])
+route(utf)
+new = sessions(utf)
+r, m, _ = remote("routed.test", ["j\u00fcrgen@routed.test"])
+s = new()
+t.check("UTF-8 address with SMTPUTF8", m[0] == "K" and s and s[0].commands[1] == "MAIL FROM:<a@example.test> SMTPUTF8"
+        and s[0].commands[2] == "RCPT TO:<j\u00fcrgen@routed.test>", s and s[0].commands)
+
+# A listener whose accept queue is full drops new connections' SYNs.
+full = socket.socket()
+full.bind(("127.0.0.1", 0))
+full.listen(0)
+fillers = []
+for i in range(4):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(full.getsockname())
+    except BlockingIOError:
+        pass
+    fillers.append(c)
+t.cleanups.append(lambda: [c.close() for c in fillers + [full]])
+time.sleep(0.2)
+inst.control("smtproutes", "routed.test:127.0.0.1:%d" % full.getsockname()[1])
+inst.control("timeoutconnect", "1")
+r, m, secs = remote("routed.test", ["u@routed.test"])
+t.check("connect timeout: temporary, connect tag, prompt",
+        r[0][0] == "s" and r[0][1] == "connect: 127.0.0.1: connection timed out" and secs < 5, (r, secs))
+os.unlink(inst.path("control", "timeoutconnect"))
 
 t.done()
