@@ -137,8 +137,12 @@ static int node(int dir, const char *name, const char *path, mode_t type, uid_t 
     if (dry) { finding("missing", path); return -1; }
     if (create(dir, name, type) < 0) { error(path, "create"); return -1; }
     finding("created", path);
+  } else if ((st.st_mode & S_IFMT) != type) {
+    finding("badtype", path);   /* symlinks, sockets, ...: never opened */
+    return -1;
   }
-  /* O_NONBLOCK: opening the fifo must not wait for a writer. */
+  /* O_NONBLOCK: opening the fifo must not wait for a writer. The type is
+   * checked again on the descriptor: the name may have changed since. */
   fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 && errno == ELOOP) { finding("badtype", path); return -1; }
   if (fd < 0) { error(path, "open"); return -1; }
