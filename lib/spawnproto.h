@@ -52,7 +52,8 @@
  *            server after the handshake also lands here or in mail/rcpt).
  *   ok       accepted ('K'); the detail is the server's final reply.
  *   local    this side could not run the delivery (bad request, cannot
- *            read the message, out of memory). Always 'Z'.
+ *            read the message, out of memory): 'Z'; or an envelope
+ *            address holds a control byte, which it never sends: 'D'.
  */
 #define SPAWN_TAG_CONNECT "connect"
 #define SPAWN_TAG_DNS "dns"

@@ -136,8 +136,8 @@ static void parse_ehlo(struct smtp *s)
   size_t k, n;
 
   s->ext = 0;
-  for (nl = memchr(p, '\n', (size_t)(end - p)); nl; nl = memchr(p, '\n', (size_t)(end - p))) {
-    p = nl + 1;
+  nl = memchr(p, '\n', s->reply.len);   /* the first line names the server */
+  for (p = nl ? nl + 1 : end; p < end; p = nl ? nl + 1 : end) {
     nl = memchr(p, '\n', (size_t)(end - p));
     n = (size_t)((nl ? nl : end) - p);
     if (n <= 4) continue;
