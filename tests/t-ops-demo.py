@@ -2,16 +2,17 @@
 """make run, a message with sendmail (and swaks), make stop.
 
 Uses its own demo prefix, port and build directory (DEMO, DEMO_PORT,
-DEMO_BUILD), all under /tmp and named after the checkout, so it neither
-touches nor is disturbed by a ./var/demo the developer may be running. It
-builds the tree once more for that prefix (the prefix is compiled in).
+DEMO_BUILD), all under /tmp and named after the checkout and the build
+under test, so it neither touches nor is disturbed by a ./var/demo the
+developer may be running, or by another test run. It builds the tree once
+more for that prefix (the prefix is compiled in), without sanitizers.
 """
 import os, shutil, subprocess, sys, time, zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, T, free_port, wait_for
+from harness import BUILD, ROOT, T, free_port, wait_for
 
 t = T()
-tag = "%d" % zlib.crc32(ROOT.encode())
+tag = "%d" % zlib.crc32((ROOT + "\0" + BUILD).encode())   # one per checkout and build
 demo = "/tmp/qmail-ops-demo-%s" % tag
 build = "/tmp/qmail-ops-demo-%s-build" % tag
 port = free_port()
