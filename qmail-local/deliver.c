@@ -240,7 +240,8 @@ static int run_lines(struct run *r, const str *text, int fwdonly)
   }
   if (r->nfwd && !r->plan) {
     str sub = STR_INIT;
-    code = forward_deliver(r->m, r->d->sender, &r->fwd, r->nfwd, r->l, &sub);
+    code = forward_deliver(r->m, r->d->sender, &r->fwd, r->nfwd,
+                           (r->d->opts & QF_OPT_UTF8) != 0, r->l, &sub);
     if (code == 0) note(&r->done, "", sub.s, sub.len);
     else str_catb(r->report, sub.s, sub.len);
     str_free(&sub);

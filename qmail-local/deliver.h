@@ -24,6 +24,8 @@ struct delivery {
   int fd;                      /* the message */
   unsigned long long off;      /* where it starts in fd */
   unsigned long long len;      /* its length; DELIVER_TO_EOF reads to EOF */
+  unsigned opts;               /* QF_OPT_* of the message: with QF_OPT_UTF8
+                                  a forward is queued as SMTPUTF8 too */
 };
 
 #define DELIVER_TO_EOF (~0ULL)

@@ -78,9 +78,10 @@ int mbox_deliver(const struct msg *m, const char *path, const struct lines *l, s
 int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
                  char *const envp[], str *report);
 /* Reinjects the message (after Delivered-To) to the NUL-terminated
- * addresses in addrs (count of them) with PREFIX/bin/qmail-queue. */
+ * addresses in addrs (count of them) with PREFIX/bin/qmail-queue, in an
+ * environment holding only SMTPUTF8=1 when utf8 is set. */
 int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
-                    unsigned long count, const struct lines *l, str *report);
+                    unsigned long count, int utf8, const struct lines *l, str *report);
 
 /* Appends "what: strerror(errno)" to report; returns code. */
 int fail(str *report, int code, const char *what, int err);

@@ -181,7 +181,7 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
 }
 
 int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
-                    unsigned long count, const struct lines *l, str *report)
+                    unsigned long count, int utf8, const struct lines *l, str *report)
 {
   static char b[8192];
   str path = STR_INIT, env = STR_INIT;
@@ -208,8 +208,9 @@ int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
   pid = fork();
   if (pid == 0) {
     char *argv[] = { (char *)"qmail-queue", 0 };
+    char *envp[] = { (char *)"SMTPUTF8=1", 0 };
     child_fds(mp[0], ep[0], -1);
-    execv(path.s, argv);
+    execve(path.s, argv, utf8 ? envp : envp + 1);
     _exit(120);
   }
   e = errno;

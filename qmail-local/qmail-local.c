@@ -6,10 +6,12 @@
  * would be done instead, one instruction a line; -N (the default)
  * delivers. Extension: -q and -r name the delivery as qmail-lspawn does
  * (queue id and recipient index), making the Maildir name deterministic
- * so that a repeated delivery is recognised.
+ * so that a repeated delivery is recognised. A non-empty $SMTPUTF8 is
+ * passed on to the qmail-queue of forwards, as qmail-queue(8) reads it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "buf.h"
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
   at = lseek(0, 0, SEEK_CUR);
   d.off = at > 0 ? (unsigned long long)at : 0;
   d.len = DELIVER_TO_EOF;
+  if (getenv("SMTPUTF8") && *getenv("SMTPUTF8")) d.opts = QF_OPT_UTF8;
 
   c = dry ? deliver_plan(&d, &out) : deliver(&d, &out);
   if (!dry) str_catc(&out, '\n');

@@ -166,8 +166,8 @@ static void become(const struct uent *u)
  * nothing else of the parent's (the request socket, other children's
  * pipes) stays open. */
 static void child(int msgfd, int wfd, const char *qid, unsigned long long off,
-                  unsigned long long len, const char *sender, unsigned long long rcptno,
-                  char *rcpt)
+                  unsigned long long len, unsigned long long opts, const char *sender,
+                  unsigned long long rcptno, char *rcpt)
 {
   struct uent u = { 0, 0, 0, 0, 0, 0, STR_INIT };
   struct delivery d;
@@ -188,7 +188,7 @@ static void child(int msgfd, int wfd, const char *qid, unsigned long long off,
   d.local = rcpt; d.domain = at + 1; d.sender = sender;
   d.defaultdelivery = defaultdelivery;
   d.qid = qid; d.rcptno = (unsigned long)rcptno;
-  d.fd = 0; d.off = off; d.len = len;
+  d.fd = 0; d.off = off; d.len = len; d.opts = (unsigned)(opts & QF_OPT_UTF8);
   code = deliver(&d, &report);
   if (str_0(&report) < 0) child_exit(code, "");
   child_exit(code, report.s);
@@ -247,7 +247,7 @@ static void request(size_t n, int fd)
   if (pipe2(p, O_CLOEXEC) < 0) REFUSE("cannot make a pipe");
   pid = fork();
   if (pid < 0) { close(p[0]); close(p[1]); REFUSE("cannot fork"); }
-  if (pid == 0) child(fd, p[1], f[1], off, mlen, f[5], rcptno, (char *)f[7]);
+  if (pid == 0) child(fd, p[1], f[1], off, mlen, opts, f[5], rcptno, (char *)f[7]);
   close(p[1]);
   close(fd);
   fcntl(p[0], F_SETFL, O_NONBLOCK);

@@ -33,15 +33,16 @@ def home(dotqmail=None, maildir=True):
 
 
 def run(h, local="joe", dash="", ext="", sender="sender@example.org", msg=MSG,
-        default="./Maildir/", opts=(), pipe=False, preexec=None):
+        default="./Maildir/", opts=(), pipe=False, preexec=None, env=None):
     argv = [QL] + list(opts) + ["joe", h, local, dash, ext, "example.com", sender, default]
+    kw = dict(capture_output=True, timeout=30, preexec_fn=preexec, env=env)
     if pipe:
-        p = subprocess.run(argv, input=msg, capture_output=True, timeout=30, preexec_fn=preexec)
+        p = subprocess.run(argv, input=msg, **kw)
     else:
         with tempfile.TemporaryFile() as f:
             f.write(msg)
             f.seek(0)
-            p = subprocess.run(argv, stdin=f, capture_output=True, timeout=30, preexec_fn=preexec)
+            p = subprocess.run(argv, stdin=f, **kw)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 
@@ -150,6 +151,12 @@ if after:
     t.check("forward: the message is there", MSG in q)
     t.check("forward: both recipients and the original sender",
             b"fwd1@example.org" in q and b"fwd2@example.net" in q and b"orig@example.org" in q)
+    t.check("forward: no SMTPUTF8 option by default", b"SMTPUTF8" not in q)
+before = set(inst.queue_files())
+rc, out, err = run(h, local="joe-fwd", dash="-", ext="fwd", env=dict(os.environ, SMTPUTF8="1"))
+after = set(inst.queue_files()) - before
+t.check("forward: SMTPUTF8 is passed on to qmail-queue", rc == 0 and len(after) == 1 and
+        b"SMTPUTF8" in read(inst.path("queue", "mess", after.pop())), (rc, out))
 
 # --- .qmail search ---------------------------------------------------------
 h = home({"-foo-bar": "|echo exact > which\n", "-foo-default": "|echo \"foo $DEFAULT\" > which\n",
