@@ -220,16 +220,11 @@ static void smtp_data_checked(const char *arg, size_t n)
 {
   if (need_helo()) smtp_data(arg, n);
 }
-static void smtp_bdat_checked(const char *arg, size_t n)
-{
-  /* A BDAT chunk is consumed whatever the state; smtp_bdat knows how. */
-  smtp_bdat(arg, n);
-}
 
 /* Verbs with no handler are known but not offered here: 502. */
 static void (*const handlers[V_NVERBS])(const char *, size_t) = {
   [V_HELO] = smtp_helo, [V_EHLO] = smtp_ehlo, [V_MAIL] = smtp_mail,
-  [V_RCPT] = smtp_rcpt, [V_DATA] = smtp_data_checked, [V_BDAT] = smtp_bdat_checked,
+  [V_RCPT] = smtp_rcpt, [V_DATA] = smtp_data_checked, [V_BDAT] = smtp_bdat, /* consumes its chunk in any state */
   [V_RSET] = smtp_rset, [V_NOOP] = smtp_noop, [V_QUIT] = smtp_quit,
   [V_VRFY] = smtp_vrfy, [V_HELP] = smtp_help,
   /* V_EXPN: refused on purpose. V_STARTTLS, V_AUTH: their own issues. */

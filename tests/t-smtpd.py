@@ -253,6 +253,28 @@ if shutil.which("swaks"):
 else:
     t.skip("swaks", "not installed")
 
+# --- 20 concurrent sessions -------------------------------------------------
+import threading
+results = []
+def client(i):
+    try:
+        s = smtplib.SMTP("127.0.0.1", srv.port, timeout=20)
+        for j in range(3):
+            s.sendmail("s%d@client.test" % i, ["u@example.test"],
+                       ("Subject: c%d-%d\r\n\r\n" % (i, j) + ("x" * 70 + "\r\n") * 30).encode())
+        s.quit()
+        results.append(True)
+    except Exception as e:
+        results.append(e)
+threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join(60)
+new = q.new(expect=60, wait=20)
+t.check("20 concurrent sessions, 3 messages each: all queued",
+        results == [True] * 20 and len(new) == 60, (results, len(new)))
+
 # --- qmail-queue exit codes ----------------------------------------------
 for code, want in ((31, 554), (53, 451), (81, 451)):
     fake = inst.path("bin", "fake-qq-%d" % code)
