@@ -243,6 +243,36 @@ static void set_sender(void)
   parse_one(&sender, f, strlen(f), "bad envelope sender");
 }
 
+/* Marks a repeated recipient: no address holds a line feed. */
+#define DUP '\n'
+
+static int cmp_rcpt(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  int r = strcmp(rcpts.s + x, rcpts.s + y);
+  return r ? r : (x > y) - (x < y);
+}
+
+/* Marks every repeat of an earlier recipient (an address in both To and
+ * Cc, say), so that it is delivered once. Sorting offsets keeps this
+ * O(n log n) for QF_RCPT_MAX recipients; equal addresses sort by offset,
+ * so the first of each run is the one kept. */
+static void dedup(void)
+{
+  size_t *off, i, k = 0, bytes, first;
+
+  if (nrcpt < 2) return;
+  if (size_mul(&bytes, nrcpt, sizeof *off) < 0 || !(off = malloc(bytes))) nomem();
+  for (i = 0; i < rcpts.len; i += strlen(rcpts.s + i) + 1) off[k++] = i;
+  qsort(off, k, sizeof *off, cmp_rcpt);
+  first = off[0];
+  for (i = 1; i < k; i++) {
+    if (!strcmp(rcpts.s + off[i], rcpts.s + first)) rcpts.s[off[i]] = DUP;
+    else first = off[i];
+  }
+  free(off);
+}
+
 /* --- the header --------------------------------------------------------- */
 
 static int named(const char *name, size_t n, const char *want)
@@ -448,6 +478,16 @@ static void copy_body(void)
     }
     for (i = in.pos; i < in.end; i++) {
       c = in.x[i];
+      if (c != 0 && c != '\n' && c != '\r' && !(c == '.' && bol)) {
+        /* A run of ordinary bytes goes out in one piece. */
+        size_t j = i + 1;
+        while (j < in.end && in.x[j] != 0 && in.x[j] != '\n' && in.x[j] != '\r') j++;
+        if (nheld) { put(held, nheld); nheld = 0; }
+        put(in.x + i, j - i);
+        bol = last_nl = 0;
+        i = j - 1;
+        continue;
+      }
       if (c == 0) fatal(100, "NUL byte in the message", 0);
       if (c == '\n') {
         if (nheld && held[0] == '.') return;   /* "." line: end of input */
@@ -468,7 +508,7 @@ static void copy_body(void)
         continue;
       }
       if (nheld) { put(held, nheld); nheld = 0; }
-      put(&c, 1);
+      put(&c, 1);   /* a '.' starting a line without INJ_DOT */
       bol = last_nl = 0;
     }
     in.pos = in.end;
@@ -509,7 +549,9 @@ void inject_run(const struct inject *in_opt)
   cats(&env, "F");
   cat(&env, sender.s, sender.len);
   cat(&env, "", 1);
+  dedup();
   for (i = 0; i < rcpts.len; i += strlen(rcpts.s + i) + 1) {
+    if (rcpts.s[i] == DUP) continue;
     cats(&env, "T");
     cat(&env, rcpts.s + i, strlen(rcpts.s + i) + 1);
   }
