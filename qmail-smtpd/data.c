@@ -13,6 +13,7 @@
  *   250 2.0.0   qmail-queue exited 0: the message is queued
  *   554 5.6.0   bare CR or LF, NUL, or a line over 1000 octets
  *   552 5.3.4   over control/databytes
+ *   554 5.4.6   MAXHOPS Received:/Delivered-To: header lines: a loop
  *   554 5.3.0   qmail-queue refused it for good (exit 11..40)
  *   451 4.3.0   any other qmail-queue failure (temporary)
  */
@@ -41,6 +42,7 @@ static struct {
 } qq;
 
 static struct dd dec;
+static struct hops hops;
 static unsigned long long msgbytes;
 static int over;               /* over databytes */
 
@@ -223,6 +225,7 @@ static void received(void)
 static void msg_begin(int chunking)
 {
   dd_init(&dec, chunking);
+  hops_init(&hops);
   msgbytes = 0;
   over = 0;
   qq.msg.fd = qq.envfd = -1;
@@ -247,6 +250,7 @@ static void msg_bytes(const char *s, size_t n)
     qq_abort();                /* nothing more will be queued */
     return;
   }
+  hops_feed(&hops, s, n);
   if (!dec.flags) qq_put(s, n);
 }
 
@@ -290,6 +294,7 @@ static const char *msg_verdict(unsigned flags)
   if (flags & DD_NUL) return "554 5.6.0 message refused: NUL byte";
   if (flags & DD_LONG) return "554 5.6.0 message refused: line over 1000 octets";
   if (over) return "552 5.3.4 message refused: over the size limit";
+  if (hops.count >= MAXHOPS) return "554 5.4.6 message refused: too many hops, a mail loop";
   return 0;
 }
 
@@ -301,7 +306,7 @@ static void msg_end(unsigned flags)
 
   if (bad) {
     qq_abort();
-    log_msg(flags ? "refused-content" : "refused-size", -1);
+    log_msg(flags ? "refused-content" : over ? "refused-size" : "refused-loop", -1);
     reply(bad);
     txn_reset();
     return;
@@ -384,7 +389,7 @@ void smtp_bdat(const char *arg, size_t n)
     /* RFC 3030: after an error reply the client sends no more chunks;
      * any it had pipelined get 503 and are dropped. */
     qq_abort();
-    log_msg(dec.flags ? "refused-content" : "refused-size", -1);
+    log_msg(dec.flags ? "refused-content" : over ? "refused-size" : "refused-loop", -1);
     reply(bad);
     txn_reset();
     return;

@@ -43,6 +43,12 @@ static void lines(const char *s, size_t n)
     i += len;
   }
   if (addr_mailbox(s, n, ADDR_UTF8 | ADDR_NOAT, &a) == ADDR_OK && a.mbox.len != n) abort();
+  {
+    struct hops h;
+    hops_init(&h);
+    hops_feed(&h, s, n);
+    if (h.count > n / 10) abort();     /* every counted line has 10+ bytes */
+  }
 }
 
 struct run { size_t used, outlen; int done; unsigned flags; };

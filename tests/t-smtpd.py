@@ -151,6 +151,17 @@ if new:
     t.check("UTF8SMTP in Received:, sender kept as UTF-8",
             b"with UTF8SMTP;" in msg and sender == "j\u00f6rg@client.test".encode(), (msg[:200], sender))
 
+# --- mail loops ----------------------------------------------------------------
+for n, want in ((99, 250), (100, 554)):
+    c = srv.connect()
+    c.transaction("s@client.test", ["u@example.test"])
+    c.cmd("DATA")
+    c.send("".join("Received: from hop%d\r\n" % i for i in range(n)) + "Subject: loop\r\n\r\nx\r\n.\r\n")
+    r = c.reply()
+    t.check("%d Received: lines -> %d" % (n, want), r[0] == want and (want == 250 or r[1].startswith("5.4.6")), r)
+    c.close()
+t.check("only the 99-hop message was queued", len(q.new(expect=1)) == 1)
+
 # --- pipelining ----------------------------------------------------------
 c = srv.connect()
 c.send("EHLO client.test\r\nMAIL FROM:<s@client.test>\r\nRCPT TO:<a@example.test>\r\n"

@@ -154,5 +154,22 @@ int main(void)
     decode(&d, "a\nb", 3, 1, &done);
     CHECK(dd_finish(&d) == DD_BARELF);
   }
+  /* Hop counting: header lines only, case ignored, continuation lines not. */
+  {
+    struct hops h;
+    const char *m = "Received: a\nDELIVERED-TO: b\n received: c\nX-Received: d\nreceived:e\n"
+                    "\nReceived: in the body\n";
+    hops_init(&h);
+    hops_feed(&h, m, strlen(m));
+    CHECK(h.count == 3 && !h.inhdr);
+    hops_init(&h);
+    hops_feed(&h, "Recei", 5);
+    hops_feed(&h, "ved: x\nRe", 9);
+    hops_feed(&h, "ceived: y\n", 10);
+    CHECK(h.count == 2 && h.inhdr);
+    hops_init(&h);
+    hops_feed(&h, "Received:\n", 10);
+    CHECK(h.count == 1);
+  }
   DONE();
 }
