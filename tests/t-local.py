@@ -93,6 +93,22 @@ t.check("mbox: second message appended, MAILER-DAEMON for <>",
         rc == 0 and box2.startswith(box) and box2[size1:].startswith(b"From MAILER-DAEMON "), box2[size1:size1 + 40])
 t.check("mbox: message ends with a blank line", box2.endswith(b"line two\n\n"), box2[-20:])
 
+# A write error half-way (a file size limit stands in for a full disk or a
+# quota): the mailbox is cut back to what it was, the failure is temporary.
+import resource, signal
+def fsize_limit(n):
+    def pre():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+    return pre
+rc, out, err = run(h, msg=MSG * 1000, preexec=fsize_limit(len(box2) + 500))
+t.check("mbox: write error is temporary", rc == 111, (rc, out))
+t.check("mbox: cut back to the old size", read(os.path.join(h, "Mailbox")) == box2)
+h = home()
+rc, out, err = run(h, msg=MSG * 1000, preexec=fsize_limit(1000))
+t.check("maildir: write error is temporary, nothing left behind", rc == 111 and newfiles(h) == [] and
+        os.listdir(os.path.join(h, "Maildir", "tmp")) == [], (rc, out))
+
 # --- programs ----------------------------------------------------------------
 h = home({"-prog": "|env > envout; cat > msgout\n"})
 rc, out, err = run(h, local="joe-prog", dash="-", ext="prog", sender="s@example.org")
