@@ -166,6 +166,16 @@ if new:
             rc == [b"x@evil.test", b"y@evil.test", b"a%b@evil.test", b"z@[192.0.2.1]", b"alice@example.test"], rc)
 t.check("relay log says relayclient=yes", "relayclient=yes" in relay.logtext())
 
+# --- a large message streams through (no databytes here) ----------------------
+import smtplib
+body = b"".join(b"%07d " % i + b"z" * 70 + b"\r\n" for i in range(40000))   # 3.1 MB
+s = smtplib.SMTP("127.0.0.1", srv.port, timeout=30)
+refused = s.sendmail("s@client.test", ["alice@example.test"], b"Subject: big\r\n\r\n" + body)
+s.quit()
+new = q.new(expect=1)
+t.check("3 MB message accepted and queued whole", refused == {} and len(new) == 1 and
+        q.read(new[0])[0].endswith(b"Subject: big\n\n" + body.replace(b"\r\n", b"\n")))
+
 # --- recipient limit ----------------------------------------------------------
 c = srv.connect()
 c.cmd("EHLO client.test")
