@@ -179,9 +179,12 @@ static int contains(const str *s, const char *pat, size_t pn, const char *orig, 
                     const struct dsn_fail *f, size_t nf)
 {
   size_t k;
-  if (memmem(orig, on, pat, pn) || memmem(s->s, s->len, pat, pn)) return 1;
+  /* memmem wants non-NULL pointers even for empty ranges. */
+  if ((on && memmem(orig, on, pat, pn)) || (s->len && memmem(s->s, s->len, pat, pn))) return 1;
   for (k = 0; k < nf; k++)
-    if (memmem(f[k].text, f[k].tn, pat, pn) || memmem(f[k].rcpt, f[k].rn, pat, pn)) return 1;
+    if ((f[k].tn && memmem(f[k].text, f[k].tn, pat, pn)) ||
+        (f[k].rn && memmem(f[k].rcpt, f[k].rn, pat, pn)))
+      return 1;
   return 0;
 }
 
