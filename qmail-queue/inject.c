@@ -334,7 +334,7 @@ enum { BODY_NONE, BODY_LINE, BODY_REST };
  * any) is still unread. */
 static int read_header(str *line)
 {
-  int r;
+  int r, first = 1;
 
   for (;;) {
     r = buf_line(&in, line, HDR_READ_MAX);
@@ -347,6 +347,9 @@ static int read_header(str *line)
       line->len--;
     }
     if (memchr(line->s, 0, line->len)) fatal(100, "NUL byte in the message", 0);
+    /* An mbox "From " separator first is not part of the message. */
+    if (first && line->len >= 5 && !memcmp(line->s, "From ", 5)) { first = 0; continue; }
+    first = 0;
     if ((opt->flags & INJ_DOT) && line->len == 2 && line->s[0] == '.') {
       end_field();
       return BODY_NONE;

@@ -14,7 +14,8 @@
  * kept), no NUL byte. The header is every line up to the first empty line
  * or the first line that is neither a field ("name:") nor a continuation;
  * its lines may hold at most 998 bytes and it at most INJECT_HDR_MAX in
- * all. Fields removed: Bcc, Resent-Bcc, Return-Path, Content-Length.
+ * all. A first line starting "From " (an mbox separator) is dropped.
+ * Fields removed: Bcc, Resent-Bcc, Return-Path, Content-Length.
  * Fields added when missing, after the others: Date (local time with
  * offset), From, Message-ID <sec.usec.pid@idhost>. A last line without
  * a line end gets one.
@@ -22,7 +23,8 @@
  * Addresses (arguments, To/Cc/Bcc, -f) are RFC 5322 address lists
  * (inject-alist.h). One without "@" gets "@defaulthost"; a domain without
  * a dot (not a literal) gets "." defaultdomain, as qmail-inject(8) does.
- * Header fields themselves are never rewritten.
+ * A recipient repeated byte for byte after that is queued once. Header
+ * fields themselves are never rewritten.
  *
  * Control files, read from PREFIX/control (compiled in): defaulthost,
  * defaultdomain, idhost, each defaulting to me; defaulthost gets

@@ -237,6 +237,15 @@ if t.check("message without header: queued", rc == 0 and q and q != "several", e
     t.check("a non-field first line starts the body",
             body == b"no header here\nsecond\n" and field(lines, "Date"), (lines, body))
 
+rc, err, q = send([SENDMAIL, "a@b.test"], "From someone@x.test Mon Jan  1 00:00:00 2024\nSubject: m\n\nx\n")
+t.check("a leading mbox 'From ' line is dropped",
+        rc == 0 and q and field(split(q[0])[0], "Subject") == ["Subject: m"]
+        and b"From someone" not in q[0], q and q[0])
+
+rc = subprocess.run(["sh", "-c", 'printf "Subject: c\\n\\nx\\n" | "$0" a@b.test >&- 2>&-', SENDMAIL],
+                    env=BASE_ENV, timeout=30).returncode
+t.check("works with stdout and stderr closed", rc == 0, rc)
+
 # --- refusals: exit 100, nothing queued ------------------------------------------
 def refused(name, argv, data, want=100, text=None):
     rc, err, q = send(argv, data)
@@ -327,6 +336,14 @@ if os.path.exists(inst.bin("qmail-smtpd")):
     t.check("-bs speaks SMTP on stdin/stdout", p.stdout.startswith(b"220"), (p.stdout, p.stderr))
 else:
     t.skip("-bs", "qmail-smtpd not built yet")
+
+if os.path.exists(inst.bin("qmail-qread")):
+    a = run([SENDMAIL, "-bp"], "")
+    b = run([inst.bin("qmail-qread")], "")
+    t.check("-bp runs qmail-qread", (a.returncode, a.stdout) == (b.returncode, b.stdout),
+            (a.returncode, a.stderr, b.returncode))
+else:
+    t.skip("-bp", "qmail-qread not built yet")
 
 # --- 1,000 messages ---------------------------------------------------------------------
 # Eight at a time, as concurrent applications would: qmail-queue's fsyncs
