@@ -23,22 +23,24 @@ static int build(str *out, const char *dash, const char *ext, size_t n, const ch
 int dq_candidate(str *out, const char *dash, const char *ext, unsigned i, long *deflen)
 {
   size_t n = strlen(ext), k;
-  unsigned seen = 0;
+  unsigned seen = 0;   /* candidates before this one */
 
   /* Without a dash there is no extension: only ".qmail" itself. */
   if (!*dash) n = 0;
-  if (i == 0) {
-    if (memchr(ext, '/', n)) return 0;
-    *deflen = -1;
-    return build(out, dash, ext, n, "") < 0 ? -1 : 1;
+  if (!memchr(ext, '/', n)) {
+    if (i == seen) {
+      *deflen = -1;
+      return build(out, dash, ext, n, "") < 0 ? -1 : 1;
+    }
+    seen++;
   }
   if (!*dash) return 0;
-  /* Candidate i >= 1: the (i-1)th prefix ending just after a '-', longest
-   * first; prefix length 0 ("default" alone) comes last. */
+  /* Then each prefix ending just after a '-', longest first; prefix
+   * length 0 ("default" alone) comes last. */
   for (k = n + 1; k-- > 0;) {
     if (k && ext[k - 1] != '-') continue;
     if (memchr(ext, '/', k)) continue;
-    if (++seen == i) {
+    if (seen++ == i) {
       *deflen = (long)(n - k);
       return build(out, dash, ext, k, "default") < 0 ? -1 : 1;
     }

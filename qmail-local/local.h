@@ -48,7 +48,8 @@ struct lines {
  * extension is lowercased and '.' becomes ':'. *deflen receives the length
  * of ext matched by "default" (the $DEFAULT part), or -1 for the exact
  * name. Returns 1 with the name in out, 0 when there are no more
- * candidates, -1 on ENOMEM. Names holding '/' are skipped. */
+ * candidates, -1 on ENOMEM. Names that would hold '/' are left out of
+ * the numbering. */
 int dq_candidate(str *out, const char *dash, const char *ext, unsigned i, long *deflen);
 
 enum { DQ_SKIP, DQ_PROGRAM, DQ_FORWARD, DQ_MBOX, DQ_MAILDIR };

@@ -50,8 +50,10 @@ int main(void)
   CHECK(!strcmp(cand("-", "Foo.Bar", 0, &dl), ".qmail-foo:bar"));
   CHECK(!strcmp(cand("-", "..", 0, &dl), ".qmail-::"));
   /* A '/' never reaches a file name. */
-  CHECK(!strcmp(cand("-", "x/y-z", 0, &dl), ""));
-  CHECK(!strcmp(cand("-", "x/y-z", 1, &dl), ".qmail-default") && dl == 5);
+  CHECK(!strcmp(cand("-", "x/y-z", 0, &dl), ".qmail-default") && dl == 5);
+  CHECK(!strcmp(cand("-", "x/y-z", 1, &dl), ""));
+  CHECK(!strcmp(cand("-", "a-x/y", 0, &dl), ".qmail-a-default") && dl == 3);
+  CHECK(!strcmp(cand("-", "a-x/y", 1, &dl), ".qmail-default") && dl == 5);
 
   /* Lines. */
   CHECK(line("", 0) == DQ_SKIP);
