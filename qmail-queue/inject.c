@@ -89,7 +89,7 @@ static void read_controls(void)
 {
   str me = STR_INIT;
 
-  control(&me, "me", &me);
+  control(&me, "me", 0);
   control(&defaultdomain, "defaultdomain", &me);
   control(&defaulthost, "defaulthost", &me);
   control(&idhost, "idhost", &me);
@@ -301,7 +301,7 @@ static void end_field(void)
   int keep = 1, rcpt = 0;
 
   if (!field.len) return;
-  v = (size_t)((char *)memchr(field.s, ':', field.len) - field.s) + 1;
+  v = (size_t)((const char *)memchr(field.s, ':', field.len) - field.s) + 1;
   if (named(name, nlen, "bcc") || named(name, nlen, "resent-bcc")) {
     keep = 0;
     rcpt = named(name, nlen, "bcc");
