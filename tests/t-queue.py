@@ -331,9 +331,16 @@ if IS_ROOT and inst.multi:
     r, w = os.pipe()
     os.write(w, envl(b"a@b", [b"c@d"]))
     os.close(w)
+    trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
     p = subprocess.run([QQ], input=b"from smtpd\n", stdout=r, preexec_fn=dropper(u, g), env={},
                        cwd="/", timeout=30)
     os.close(r)
+    try:
+        got = os.read(trig, 16)
+    except BlockingIOError:
+        got = b""
+    os.close(trig)
+    t.check("queue: setuid run from the smtpd uid pulls the trigger", got == b"\0", got)
     new = sorted(set(mess()) - old)
     ok = p.returncode == 0 and len(new) == 1
     if ok:
