@@ -31,7 +31,10 @@ int atomic_write(const char *dir, const char *name, const void *p, size_t n, mod
 
   snprintf(pid, sizeof pid, ".%ld.tmp", (long)getpid());
   if (build(&tmp, dir, ".", name, pid) < 0 || build(&dst, dir, "", name, "") < 0) goto out;
-  fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  /* O_EXCL after removing a leftover: a name planted there (a link to
+   * another file) is never opened, let alone truncated. */
+  if (unlink(tmp.s) < 0 && errno != ENOENT) goto out;
+  fd = open(tmp.s, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) goto out;
   if (fd_write_all(fd, p, n, 0) < 0 || fsync(fd) < 0) goto fail;
   if (close(fd) < 0) { fd = -1; goto fail; }

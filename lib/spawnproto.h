@@ -30,7 +30,10 @@
 #define SPAWN_SLOTS 1000
 #define SPAWN_RCPTS 100
 #define SPAWN_TEXT 1000
-#define SPAWN_PKT_MAX (256 * 1024)
+/* The largest request, SPAWN_RCPTS addresses of QF_ADDR_MAX bytes plus the
+ * fixed fields, is about 102 KB; this must stay below the default unix
+ * socket send buffer (208 KB here), or a datagram fails with EMSGSIZE. */
+#define SPAWN_PKT_MAX (192 * 1024)
 
 /* Remote replies (qmail-rspawn), additive: each text is "<tag>: <detail>"
  * so that qmail-send can tell a failure of the destination from a refusal

@@ -13,7 +13,7 @@ compiled into the programs), wiping what a previous test left there. As
 root it uses real separate uids, picked from unused numbers; otherwise it
 is a single-uid instance, and root-only checks must call t.skip().
 """
-import os, pwd, grp, shutil, signal, socket, subprocess, sys, time
+import atexit, os, pwd, grp, shutil, signal, socket, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build-check"))
@@ -27,6 +27,8 @@ class T:
     def __init__(self):
         self.passed = self.failed = self.skipped = 0
         self.cleanups = []
+        # A test that dies on an exception must not leave servers running.
+        atexit.register(self.cleanup)
 
     def check(self, name, cond, detail=""):
         if cond:
@@ -41,12 +43,16 @@ class T:
         self.skipped += 1
         print("skip " + name + ": " + why, flush=True)
 
-    def done(self):
-        for c in reversed(self.cleanups):
+    def cleanup(self):
+        while self.cleanups:
+            c = self.cleanups.pop()
             try:
                 c()
             except Exception as e:  # cleanup must not hide results
                 print("cleanup error: %r" % e)
+
+    def done(self):
+        self.cleanup()
         print("%d passed, %d failed, %d skipped" % (self.passed, self.failed, self.skipped), flush=True)
         sys.exit(1 if self.failed else 0)
 
