@@ -62,8 +62,13 @@ static long long entries(const char *dir)
   long long n = 0;
 
   if (!d) return -1;
-  while ((de = readdir(d)))
+  for (;;) {
+    errno = 0;
+    de = readdir(d);
+    if (!de) break;
     if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+  }
+  if (errno) n = -1;
   closedir(d);
   return n;
 }

@@ -7,14 +7,11 @@
 #include "qfile.h"
 #include "qtool.h"
 
-/* qsort has no context argument: the names being sorted. Set only for the
- * duration of one qtool_list call. */
-static const char *sort_base;
-
-static int by_birth(const void *x, const void *y)
+/* qsort_r comparison: a and b are offsets into the names at base. */
+static int by_birth(const void *x, const void *y, void *base)
 {
-  const char *a = sort_base + *(const size_t *)x;
-  const char *b = sort_base + *(const size_t *)y;
+  const char *a = (const char *)base + *(const size_t *)x;
+  const char *b = (const char *)base + *(const size_t *)y;
   unsigned long long ba = qf_qid_birth(a), bb = qf_qid_birth(b);
 
   if (ba != bb) return ba < bb ? -1 : 1;
@@ -51,9 +48,7 @@ int qtool_list(const char *dir, str *names, size_t **at, size_t *n, size_t *othe
     (*at)[i] = off;
     off += strlen(names->s + off) + 1;
   }
-  sort_base = names->s;
-  qsort(*at, count, sizeof **at, by_birth);
-  sort_base = 0;
+  qsort_r(*at, count, sizeof **at, by_birth, names->s);
   *n = count;
   return 0;
 }
