@@ -1,7 +1,6 @@
 /* Maildir delivery: write tmp/<unique>, fsync, link it to new/<name>,
  * fsync new/. With a qid the final name is fixed by (qid, rcptno), so a
  * delivery repeated after a crash finds its own earlier file and stops. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,28 +42,33 @@ int maildir_name(str *out, const char *qid, unsigned long rcptno,
   return 0;
 }
 
-/* 1 if cur/ holds name":2,"<flags>: the reader already moved it there. */
-static int in_cur(int dfd, const char *name, size_t n)
-{
-  struct dirent *e;
-  DIR *d;
-  int fd = openat(dfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int found = 0;
-
-  if (fd < 0) return 0;
-  d = fdopendir(fd);
-  if (!d) { close(fd); return 0; }
-  while ((e = readdir(d)))
-    if (!strncmp(e->d_name, name, n) && !strncmp(e->d_name + n, ":2,", 3)) { found = 1; break; }
-  closedir(d);
-  return found;
-}
-
 static int exists(int dfd, const char *path)
 {
   struct stat st;
   return fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
+
+/* 1 if a reader already moved the message to cur/ unread or read only
+ * (":2," or ":2,S"). A repeat can only happen in the instant of a crash,
+ * so two stats stand in for a scan of cur/, which would cost the size of
+ * the mailbox on every delivery. */
+static int in_cur(int dfd, const char *name, size_t n)
+{
+  static const char *const flags[] = { ":2,", ":2,S" };
+  str p = STR_INIT;
+  size_t i;
+  int found = 0;
+
+  for (i = 0; i < sizeof flags / sizeof *flags && !found; i++) {
+    p.len = 0;
+    if (str_cats(&p, "cur/") < 0 || str_catb(&p, name, n) < 0 ||
+        str_cats(&p, flags[i]) < 0 || str_0(&p) < 0) break;
+    found = exists(dfd, p.s);
+  }
+  str_free(&p);
+  return found;
+}
+
 
 static void hostname(char *h, size_t n)
 {
