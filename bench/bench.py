@@ -1,0 +1,838 @@
+"""This MTA against Postfix, side by side, on loopback (bench/run calls it).
+
+Two throwaway instances under BASE: ours in BASE/this (installed by
+service/install with unused numeric uids, qmail-start and tcpserver run
+directly), Postfix in BASE/pf (its own config, queue and data directories,
+started with `postfix -c`). Both deliver *@local.test into one Maildir and
+relay *@remote.test to an smtp-sink on loopback; nothing resolves names.
+Every figure is taken alternately for both, several times; the table gives
+median, min and max and the ratio this/Postfix. Every process started here
+is ended by pid at exit, and every wait is bounded in count and time.
+"""
+import argparse, json, os, platform, pwd, grp, re, shutil, signal, smtplib
+import socket, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+LOCAL, REMOTE, DOWN = "local.test", "remote.test", "down.test"
+SENDER = "bench@client.test"
+PROCS = []          # Popen objects of long-running helpers, ended at exit
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def free_ids(n, start=7400):
+    used = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
+    out, i = [], start
+    while len(out) < n:
+        if i not in used:
+            out.append(i)
+        i += 1
+    return out
+
+
+def wait_for(cond, timeout, step=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
+def wait_port(port, timeout=20):
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            return False
+    if not wait_for(up, timeout, 0.05):
+        raise RuntimeError("nothing listens on 127.0.0.1:%d" % port)
+
+
+def spawn(argv, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    PROCS.append(p)
+    return p
+
+
+def end(p, grace=10):
+    """Ends one started process (and its process group) by its id."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
+    if p in PROCS:
+        PROCS.remove(p)
+
+
+# --- /proc ------------------------------------------------------------------
+
+def stat_of(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    comm = s[s.index("(") + 1:s.rindex(")")]
+    rest = s[s.rindex(")") + 2:].split()
+    # rest[0] is field 3 (state): ppid 4, utime 14, stime 15, cutime 16, cstime 17
+    return {"pid": pid, "comm": comm, "ppid": int(rest[1]),
+            "cpu": sum(int(x) for x in rest[11:15])}
+
+
+def all_stats():
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = stat_of(int(d))
+            if st:
+                out[st["pid"]] = st
+    return out
+
+
+def tree(roots, stats=None):
+    """The live processes under roots (included)."""
+    stats = stats or all_stats()
+    kids = {}
+    for st in stats.values():
+        kids.setdefault(st["ppid"], []).append(st["pid"])
+    out, todo = [], [r for r in roots if r in stats]
+    while todo and len(out) < 100000:
+        p = todo.pop()
+        out.append(stats[p])
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_ticks(roots):
+    """CPU of everything ever run under roots: a live process's own time
+    plus, in cutime/cstime, that of every child it has reaped."""
+    return sum(st["cpu"] for st in tree(roots))
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def server_inode(server_port, client_port):
+    """Inode of the server side of a loopback TCP connection."""
+    want_local = "0100007F:%04X" % server_port
+    want_rem = "0100007F:%04X" % client_port
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            x = line.split()
+            if len(x) > 9 and x[1] == want_local and x[2] == want_rem:
+                return x[9]
+    return None
+
+
+def session_procs(roots, server_port, client_port):
+    """The processes of an instance that hold one session's socket."""
+    ino = server_inode(server_port, client_port)
+    if not ino:
+        return []
+    target = "socket:[%s]" % ino
+    out = []
+    for st in tree(roots):
+        try:
+            fds = os.listdir("/proc/%d/fd" % st["pid"])
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (st["pid"], fd)) == target:
+                    out.append(st)
+                    break
+            except OSError:
+                pass
+    return out
+
+
+def count_dir(d):
+    try:
+        return len(os.listdir(d))
+    except FileNotFoundError:
+        return 0
+
+
+def empty_dir(d):
+    for n in os.listdir(d):
+        try:
+            os.unlink(os.path.join(d, n))
+        except FileNotFoundError:
+            pass
+
+
+# --- the sink -----------------------------------------------------------------
+
+class Sink:
+    """smtp-sink on loopback; -c writes a running count of messages."""
+
+    def __init__(self, base):
+        self.port = free_port()
+        self.out = os.path.join(base, "sink.%d.out" % self.port)
+        f = open(self.out, "wb")
+        self.p = spawn(["/usr/sbin/smtp-sink", "-c", "-u", "postfix",
+                        "127.0.0.1:%d" % self.port, "256"], stdout=f,
+                       stderr=subprocess.STDOUT)
+        f.close()
+        wait_port(self.port)
+        self.base = 0
+        self.base = self.count()
+
+    def count(self):
+        """Messages received since the last reset()."""
+        try:
+            with open(self.out, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.out) - 256))
+                tail = f.read().decode("ascii", "replace")
+        except OSError:
+            return 0
+        nums = re.findall(r"(\d+)\s*$", tail.replace("\r", "\n").strip())
+        # smtp-sink -c prints "sessions [quits] messages" counters per update.
+        line = tail.replace("\r", "\n").strip().split("\n")[-1] if tail.strip() else ""
+        fields = [int(x) for x in re.findall(r"\d+", line)]
+        return (fields[-1] if fields else (int(nums[-1]) if nums else 0)) - self.base
+
+    def reset(self):
+        self.base = 0
+        self.base = self.count()
+
+
+# --- the two MTAs ---------------------------------------------------------------
+
+class This:
+    name = "this"
+
+    def __init__(self, base, sink_port, down_port):
+        self.base = base
+        self.prefix = os.path.join(base, "this")
+        self.build = os.path.join(base, "build")
+        self.sink_port, self.down_port = sink_port, down_port
+        self.procs = []
+        self.install()
+
+    def path(self, *p):
+        return os.path.join(self.prefix, *p)
+
+    def install(self):
+        env = dict(os.environ, PREFIX=self.prefix, BUILD=self.build, DESTDIR="")
+        names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND",
+                 "QMAIL_REMOTE", "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH"]
+        for k, v in zip(names, free_ids(len(names))):
+            env[k] = str(v)
+        subprocess.run(["sh", os.path.join(ROOT, "service", "install")], env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        self.ids = dict(l.strip().split("=", 1) for l in open(self.path("control/ids")) if "=" in l)
+        self.alias = tuple(int(x) for x in self.ids["alias"].split(":"))
+        ctl = {"me": "mx.bench.test", "locals": LOCAL, "rcpthosts": LOCAL,
+               "smtproutes": "%s:127.0.0.1:%d\n%s:127.0.0.1:%d" % (
+                   REMOTE, self.sink_port, DOWN, self.down_port)}
+        for k, v in ctl.items():
+            with open(self.path("control", k), "w") as f:
+                f.write(v + "\n")
+        with open(self.path("users", "assign"), "w") as f:
+            f.write("+:alias:%d:%d:%s:-::\n.\n" % (self.alias + (self.path("alias"),)))
+        subprocess.run([self.path("bin", "qmail-newu")], check=True)
+        dq = self.path("alias", ".qmail-default")
+        with open(dq, "w") as f:
+            f.write("./Maildir/\n")
+        os.chown(dq, *self.alias)
+        os.chmod(dq, 0o644)
+        self.maildir = self.path("alias", "Maildir", "new")
+        self.logfile = self.path("send.log")
+
+    def start(self):
+        self.port = free_port()
+        lf = open(self.logfile, "ab")
+        s = "%s" % self.ids["send"]
+        r = "%s" % self.ids["remote"]
+        self.send = spawn([self.path("bin", "qmail-start"), s, r, "./Maildir/"],
+                          cwd=self.prefix, stdout=lf, stderr=lf)
+        u, g = self.ids["smtpd"].split(":")
+        self.smtpd = spawn(["tcpserver", "-H", "-R", "-l", "mx.bench.test", "-c", "100",
+                            "-x", self.path("control", "tcp.smtp.cdb"), "-u", u, "-g", g,
+                            "127.0.0.1", str(self.port), self.path("bin", "qmail-smtpd")],
+                           stdout=subprocess.DEVNULL, stderr=lf)
+        lf.close()
+        self.procs = [self.send, self.smtpd]
+        wait_port(self.port)
+        time.sleep(0.3)
+
+    def stop(self):
+        for p in self.procs:
+            end(p, 70)
+        self.procs = []
+
+    def roots(self):
+        return [p.pid for p in self.procs]
+
+    def queue_count(self):
+        return count_dir(self.path("queue", "mess"))
+
+    def wipe_queue(self):
+        for d in ("mess", "bounce", "tmp"):
+            qd = self.path("queue", d)
+            for n in os.listdir(qd):
+                os.unlink(os.path.join(qd, n))
+        open(self.logfile, "w").close()
+
+
+    def scheduler_rss(self):
+        return sum(rss_kb(st["pid"]) for st in tree([self.send.pid])
+                   if st["comm"] == "qmail-send")
+
+    def first_attempts(self, state):
+        """Messages that have had their first delivery attempt, from the log."""
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(state.get("off", 0))
+                data = f.read()
+        except OSError:
+            return len(state.get("seen", ()))
+        cut = data.rfind(b"\n") + 1
+        state["off"] = state.get("off", 0) + cut
+        seen = state.setdefault("seen", set())
+        for line in data[:cut].split(b"\n"):
+            if b"event=delivery" in line and b"result=" in line:
+                m = re.search(rb"qid=(\S+)", line)
+                if m:
+                    seen.add(m.group(1))
+        return len(seen)
+
+
+class Postfix:
+    name = "Postfix"
+
+    def __init__(self, base, sink_port, down_port, uid, gid):
+        self.top = os.path.join(base, "pf")
+        self.etc = os.path.join(self.top, "etc")
+        self.queue = os.path.join(self.top, "queue")
+        self.data = os.path.join(self.top, "data")
+        self.mail = os.path.join(self.top, "mail")
+        self.sink_port, self.down_port = sink_port, down_port
+        self.uid, self.gid = uid, gid
+        self.setup()
+
+    def setup(self):
+        if os.path.isdir(self.top):
+            shutil.rmtree(self.top)
+        for d in (self.etc, self.queue, self.data, self.mail):
+            os.makedirs(d)
+        os.chmod(self.top, 0o755)
+        os.chmod(self.mail, 0o755)
+        pfu = pwd.getpwnam("postfix")
+        os.chown(self.data, pfu.pw_uid, pfu.pw_gid)
+        box = os.path.join(self.mail, "box")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(box, sub), exist_ok=True)
+            os.chown(os.path.join(box, sub), self.uid, self.gid)
+            os.chmod(os.path.join(box, sub), 0o700)
+        self.maildir = os.path.join(box, "new")
+        self.port = free_port()
+        self.maillog = os.path.join(self.top, "maillog")
+
+    def write_config(self):
+        main = """compatibility_level = 3.6
+queue_directory = {q}
+data_directory = {d}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = pf.bench.test
+mydomain = bench.test
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:{sink}
+transport_maps = inline:{{ {down}=smtp:[127.0.0.1]:{downp} }}
+disable_dns_lookups = yes
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+lmtp_host_lookup = native
+smtpd_peername_lookup = no
+alias_maps =
+alias_database =
+biff = no
+smtpd_banner = $myhostname ESMTP
+virtual_mailbox_domains = {local}
+virtual_mailbox_base = {mail}
+virtual_mailbox_maps = static:box/
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_minimum_uid = 1
+maillog_file_prefixes = /tmp
+maillog_file = {maillog}
+""".format(q=self.queue, d=self.data, sink=self.sink_port, down=DOWN, downp=self.down_port,
+           local=LOCAL, mail=self.mail, uid=self.uid, gid=self.gid, maillog=self.maillog)
+        master = """127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+""".format(port=self.port)
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(main)
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(master)
+
+    def start(self):
+        self.write_config()
+        r = subprocess.run(["postfix", "-c", self.etc, "start"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("postfix start: " + r.stdout.decode(errors="replace"))
+        wait_port(self.port)
+        self.master = int(wait_for(self._master_pid, 10, 0.05) or 0)
+        if not self.master:
+            raise RuntimeError("postfix master pid not found")
+        time.sleep(0.3)
+
+    def _master_pid(self):
+        try:
+            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+                p = int(f.read().split()[0])
+            return p if stat_of(p) else None
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self):
+        if not getattr(self, "master", 0):
+            return
+        subprocess.run(["postfix", "-c", self.etc, "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+        if not wait_for(lambda: stat_of(self.master) is None, 20, 0.1):
+            for st in tree([self.master]):
+                try:
+                    os.kill(st["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.master = 0
+
+    def roots(self):
+        return [self.master] if self.master else []
+
+    def queue_count(self):
+        n = 0
+        for d in ("maildrop", "incoming", "active", "deferred", "hold"):
+            for _, _, files in os.walk(os.path.join(self.queue, d)):
+                n += len(files)
+        return n
+
+    def wipe_queue(self):
+        for d in ("maildrop", "incoming", "active", "deferred", "defer", "bounce", "hold"):
+            p = os.path.join(self.queue, d)
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+
+
+    def scheduler_rss(self):
+        return sum(rss_kb(st["pid"]) for st in tree(self.roots()) if st["comm"] == "qmgr")
+
+    def first_attempts(self, state):
+        n = 0
+        for _, _, files in os.walk(os.path.join(self.queue, "deferred")):
+            n += len(files)
+        return n
+
+
+# --- load -------------------------------------------------------------------------
+
+def smtp_source(port, sessions, count, size, rcpt, timeout):
+    argv = ["/usr/sbin/smtp-source", "-s", str(sessions), "-m", str(count), "-l", str(size),
+            "-f", SENDER, "-t", rcpt, "-M", "client.test", "127.0.0.1:%d" % port]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("smtp-source: " + r.stdout.decode(errors="replace")[-500:])
+
+
+def drain(mta, timeout):
+    if not wait_for(lambda: mta.queue_count() == 0, timeout, 0.05):
+        raise RuntimeError("%s: queue not empty after %ds (%d left)" % (
+            mta.name, timeout, mta.queue_count()))
+
+
+def run_local(mta, sessions, count, size):
+    """smtp-source into the MTA for count messages to one local Maildir:
+    seconds to accept, seconds to the last message in the Maildir, CPU ms
+    per message over every process of the instance."""
+    empty_dir(mta.maildir)
+    cpu0 = cpu_ticks(mta.roots())
+    t0 = time.monotonic()
+    limit = 60 + count * (0.2 if size > 10000 else 0.05)
+    smtp_source(mta.port, sessions, count, size, "box@" + LOCAL, limit)
+    t1 = time.monotonic()
+    if not wait_for(lambda: count_dir(mta.maildir) >= count, limit, 0.01):
+        raise RuntimeError("%s: %d of %d delivered" % (mta.name, count_dir(mta.maildir), count))
+    t2 = time.monotonic()
+    drain(mta, 60)
+    cpu = cpu_ticks(mta.roots()) - cpu0
+    empty_dir(mta.maildir)
+    return t1 - t0, t2 - t0, cpu * 1000.0 / TICK / count
+
+
+def run_relay(mta, sink, count, size=2048):
+    sink.reset()
+    t0 = time.monotonic()
+    limit = 60 + count * 0.05
+    smtp_source(mta.port, 20, count, size, "peer@" + REMOTE, limit)
+    if not wait_for(lambda: sink.count() >= count, limit, 0.01):
+        raise RuntimeError("%s: sink got %d of %d" % (mta.name, sink.count(), count))
+    t = time.monotonic() - t0
+    drain(mta, 60)
+    return t
+
+
+def latency_one(mta):
+    """One message over SMTP, from connect to its file in the Maildir."""
+    empty_dir(mta.maildir)
+    msg = "From: <%s>\r\nTo: <box@%s>\r\nSubject: latency\r\n\r\n%s\r\n" % (
+        SENDER, LOCAL, "x" * 70)
+    t0 = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", mta.port, local_hostname="client.test", timeout=30) as s:
+        s.sendmail(SENDER, ["box@" + LOCAL], msg)
+    if not wait_for(lambda: count_dir(mta.maildir) >= 1, 30, 0.0005):
+        raise RuntimeError("%s: latency message not delivered" % mta.name)
+    t = time.monotonic() - t0
+    drain(mta, 30)
+    empty_dir(mta.maildir)
+    return t
+
+
+def memory(mta):
+    """KB: RSS of one idle SMTP session's own processes (and their PSS),
+    and of every process of the instance when idle."""
+    time.sleep(1.0)
+    idle = tree(mta.roots())
+    idle_rss = sum(rss_kb(st["pid"]) for st in idle)
+    before = {st["pid"] for st in idle}
+    s = socket.create_connection(("127.0.0.1", mta.port), 10)
+    try:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO client.test\r\n")
+        while True:
+            line = f.readline()
+            if not line or line[3:4] != b"-":
+                break
+        s.sendall(b"MAIL FROM:<%s>\r\n" % SENDER.encode())
+        f.readline()
+        cport = s.getsockname()[1]
+        procs = wait_for(lambda: session_procs(mta.roots(), mta.port, cport), 5, 0.02) or []
+        extra_comms = [st["comm"] for st in procs]
+        sess = sum(rss_kb(st["pid"]) for st in procs)
+        sess_pss = sum(pss_kb(st["pid"]) for st in procs)
+        s.sendall(b"QUIT\r\n")
+        f.readline()
+    finally:
+        s.close()
+    return sess, sess_pss, idle_rss, sorted(st["comm"] for st in idle) + ["session:"] + extra_comms
+
+
+def fsync_rate(d, seconds):
+    """fsyncs per second of a small new file on d's filesystem."""
+    n, t0 = 0, time.monotonic()
+    names = []
+    while time.monotonic() - t0 < seconds and n < 100000:
+        p = os.path.join(d, "fsync.%d" % n)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, b"x" * 2048)
+        os.fsync(fd)
+        os.close(fd)
+        names.append(p)
+        n += 1
+    rate = n / (time.monotonic() - t0)
+    for p in names:
+        os.unlink(p)
+    return rate
+
+
+def strace_one(mta, base):
+    """Syscall counts over every process of the instance for one message,
+    SMTP in to Maildir: fsyncs, process creations, execs."""
+    out = os.path.join(base, "strace.%s.out" % mta.name)
+    pids = [st["pid"] for st in tree(mta.roots())]
+    argv = ["strace", "-f", "-c", "-o", out, "-e",
+            "trace=fsync,fdatasync,sync_file_range,fork,vfork,clone,clone3,execve"]
+    for p in pids:
+        argv += ["-p", str(p)]
+    st = spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    latency_one(mta)
+    time.sleep(0.5)
+    try:
+        st.send_signal(signal.SIGINT)
+        st.wait(20)
+    except subprocess.TimeoutExpired:
+        pass
+    end(st)
+    counts = {}
+    for line in open(out):
+        m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$", line)
+        if m:
+            counts[m.group(2)] = int(m.group(1))
+    fs = sum(counts.get(k, 0) for k in ("fsync", "fdatasync", "sync_file_range"))
+    procs = sum(counts.get(k, 0) for k in ("fork", "vfork", "clone", "clone3"))
+    return fs, procs, counts.get("execve", 0), counts
+
+
+def scale(mta, n, timeout):
+    """Queue n messages to a destination that is down; seconds to queue,
+    seconds until each has had its first delivery attempt, and the
+    scheduler's RSS in KB then."""
+    state = {}
+    t0 = time.monotonic()
+    smtp_source(mta.port, 20, n, 2048, "peer@" + DOWN, timeout)
+    t1 = time.monotonic()
+    done = wait_for(lambda: mta.first_attempts(state) >= n, timeout, 0.5)
+    t2 = time.monotonic()
+    if not done:
+        log("%s: only %d of %d attempted within %ds" % (mta.name, mta.first_attempts(state), n, timeout))
+    return t1 - t0, (t2 - t0) if done else None, mta.scheduler_rss()
+
+
+# --- stats and report ------------------------------------------------------------
+
+def mmm(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    med, lo, hi = v
+    def f(x):
+        return ("%.0f" % x) if abs(x) >= 100 else ("%.1f" % x) if abs(x) >= 10 else ("%.2f" % x)
+    if lo == hi:
+        return "%s%s" % (f(med), unit)
+    return "%s%s (%s-%s)" % (f(med), unit, f(lo), f(hi))
+
+
+def machine():
+    cpu = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) // 1024
+    df = subprocess.run(["df", "-T", "/tmp"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[-1].split()
+    pv = subprocess.run(["postconf", "-d", "-h", "mail_version"], stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_mb": mem, "disk": "%s (%s)" % (df[0], df[1]),
+            "kernel": platform.release(), "postfix": pv,
+            "load": open("/proc/loadavg").read().split()[:3]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--scale")
+    ap.add_argument("--only", help="comma list of phases: memory,local,relay,latency,fsync,scale")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    a = ap.parse_args()
+    q = a.quick
+    reps = a.reps or (2 if q else 3)
+    cfg = {
+        "local": [(20, 2048, 300 if q else 5000), (1, 2048, 100 if q else 1000),
+                  (20, 102400, 100 if q else 1000), (1, 102400, 50 if q else 300)],
+        "relay": 300 if q else 3000,
+        "latency": 10 if q else 50,
+        "scale": [int(x) for x in (a.scale or ("1000,3000" if q else "10000,100000")).split(",")],
+    }
+    phases = (a.only or "memory,local,relay,latency,fsync,scale").split(",")
+    base = a.base
+    load0 = open("/proc/loadavg").read().split()[:3]
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    sink = Sink(base)
+    down_port = free_port()
+    this = This(base, sink.port, down_port)
+    pf = Postfix(base, sink.port, down_port, *this.alias)
+    mtas = [this, pf]
+    R = {}  # figure -> {mta name: [values]}
+
+    def add(fig, mta, v):
+        R.setdefault(fig, {}).setdefault(mta.name, []).append(v)
+
+    def alternate(i):
+        return mtas if i % 2 == 0 else mtas[::-1]
+
+    extra = {}
+    try:
+        for m in mtas:
+            m.start()
+        if "memory" in phases:
+            for i in range(reps):
+                for m in alternate(i):
+                    sess, sess_pss, idle, comms = memory(m)
+                    add("memory: one SMTP session (RSS KB)", m, sess)
+                    add("memory: one SMTP session (PSS KB)", m, sess_pss)
+                    add("memory: all processes idle (RSS KB)", m, idle)
+                    extra["idle processes " + m.name] = comms
+            log("memory done")
+        if "local" in phases:
+            for sessions, size, count in cfg["local"]:
+                label = "%d session%s, %s, %d msgs" % (sessions, "s" if sessions > 1 else "",
+                                                     "2 KB" if size < 10000 else "100 KB", count)
+                for i in range(reps):
+                    for m in alternate(i):
+                        acc, e2e, cpu = run_local(m, sessions, count, size)
+                        add("accept (msg/s), " + label, m, count / acc)
+                        add("end-to-end local (msg/s), " + label, m, count / e2e)
+                        add("CPU per message (ms), end to end, " + label, m, cpu)
+                        log("%s %s: accept %.0f/s e2e %.0f/s cpu %.2f ms" % (
+                            m.name, label, count / acc, count / e2e, cpu))
+        if "relay" in phases:
+            n = cfg["relay"]
+            for i in range(reps):
+                for m in alternate(i):
+                    t = run_relay(m, sink, n)
+                    add("relay to smtp-sink (msg/s), 20 sessions, 2 KB, %d msgs" % n, m, n / t)
+                    log("%s relay %.0f/s" % (m.name, n / t))
+        if "latency" in phases:
+            for m in mtas:   # warm both
+                latency_one(m)
+            vals = {m.name: [] for m in mtas}
+            for i in range(cfg["latency"]):
+                for m in alternate(i):
+                    vals[m.name].append(latency_one(m) * 1000)
+            for m in mtas:
+                add("latency (ms), one message, connect to Maildir, median of %d" % cfg["latency"],
+                    m, statistics.median(vals[m.name]))
+            log("latency done")
+        if "fsync" in phases:
+            qfs = this.path("queue")
+            rates = [fsync_rate(qfs, 1.0 if q else 3.0) for _ in range(reps)]
+            for m in mtas:
+                fs, procs, execs, counts = strace_one(m, base)
+                extra["strace " + m.name] = counts
+                add("fsyncs per message (local delivery)", m, fs)
+                add("processes created per message (local delivery)", m, procs)
+                add("execs per message (local delivery)", m, execs)
+                add("best rate the disk allows (msg/s; fsyncs/s / fsyncs per msg)", m,
+                    statistics.median(rates) / fs if fs else None)
+            extra["fsyncs/s"] = mmm(rates)
+            log("fsync done: %.0f fsyncs/s" % statistics.median(rates))
+        if "scale" in phases:
+            for n in cfg["scale"]:
+                for m in mtas:
+                    m.stop()
+                    m.wipe_queue()
+                    m.start()
+                    tq, ts, rss = scale(m, n, 120 + n * 0.02)
+                    add("scale %d: time to queue (s)" % n, m, tq)
+                    add("scale %d: time to first attempt of all (s)" % n, m, ts)
+                    add("scale %d: scheduler RSS (KB; qmail-send / qmgr)" % n, m, rss)
+                    log("%s scale %d: queue %.1fs schedule %s rss %d KB" % (m.name, n, tq, ts, rss))
+                    m.stop()
+                    m.wipe_queue()
+                    m.start()
+    finally:
+        for m in mtas:
+            try:
+                m.stop()
+            except Exception as e:   # cleanup goes on for the others
+                log("stop %s: %s" % (m.name, e))
+        for p in list(PROCS):
+            end(p)
+    load1 = open("/proc/loadavg").read().split()[:3]
+    report(a, cfg, reps, R, extra, started, load0, load1)
+
+
+def report(a, cfg, reps, R, extra, started, load0, load1):
+    mach = machine()
+    rows = []
+    for fig, by in R.items():
+        t, p = mmm(by.get("this", [])), mmm(by.get("Postfix", []))
+        ratio = "n/a" if not t or not p or not p[0] else "%.2f" % (t[0] / p[0])
+        rows.append((fig, fmt(t), fmt(p), ratio))
+    data = {"started": started, "machine": mach, "reps": reps, "cfg": cfg, "load_before": load0,
+            "load_after": load1, "raw": R, "extra": {k: (list(v) if isinstance(v, tuple) else v)
+                                                     for k, v in extra.items()}}
+    with open(os.path.join(a.base, "results.json"), "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    table = ["| figure | this | Postfix | this/Postfix |", "|---|---|---|---|"]
+    table += ["| %s | %s | %s | %s |" % r for r in rows]
+    print("\n".join(table))
+    if extra.get("fsyncs/s"):
+        print("disk: %s fsyncs/s on the queue filesystem" % fmt(extra["fsyncs/s"]))
+    with open(os.path.join(a.base, "table.md"), "w") as f:
+        f.write("\n".join(table) + "\n")
+    log("raw results in %s/results.json, table in %s/table.md" % (a.base, a.base))
+
+
+if __name__ == "__main__":
+    def bye(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, bye)
+    signal.signal(signal.SIGINT, bye)
+    signal.signal(signal.SIGHUP, bye)
+    main()
