@@ -65,11 +65,21 @@ int main(void)
   CHECK(atomic_write(dir, "f", "new", 3, 0644) == 0 && contents(p, "new", 3));
   CHECK(access(tmp, F_OK) < 0);
 
-  /* The temporary name is never followed as a symlink. */
-  CHECK(symlink("/etc/passwd-should-not-be-touched", tmp) == 0);
-  CHECK(atomic_write(dir, "f", "no", 2, 0644) == -1 && errno == ELOOP);
-  CHECK(contents(p, "new", 3));
-  CHECK(unlink(tmp) == 0);
+  /* A link planted at the temporary name is removed, never followed: its
+   * target is untouched and the write goes to a fresh file. */
+  {
+    char victim[300];
+    strcpy(victim, dir); strcat(victim, "/victim");
+    CHECK(close(open(victim, O_WRONLY | O_CREAT, 0644)) == 0);
+    CHECK(symlink(victim, tmp) == 0);
+    CHECK(atomic_write(dir, "f", "ok", 2, 0644) == 0 && contents(p, "ok", 2));
+    CHECK(contents(victim, "", 0));
+    CHECK(access(tmp, F_OK) < 0);
+    CHECK(link(victim, tmp) == 0);
+    CHECK(atomic_write(dir, "f", "new", 3, 0644) == 0 && contents(p, "new", 3));
+    CHECK(contents(victim, "", 0));
+    CHECK(unlink(victim) == 0);
+  }
 
   /* Failure at the rename (target is a non-empty directory): old state kept,
    * temporary removed. */
