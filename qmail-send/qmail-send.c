@@ -13,6 +13,15 @@
  * is in the message is finished or goes back to wait for its next retry.
  * The number of open jobs is bounded, so memory and descriptors are too.
  *
+ * Remote recipients also answer to their destination (dest.c): a request
+ * goes out only while the destination is not held and has fewer requests
+ * in flight than its limit. Connection failures hold it for a growing
+ * time, then mark it dead; its messages meanwhile are parked on its list
+ * (no job, no slot, no timer of their own but their lifetime) and one
+ * probe is released when the hold ends, more as it answers again. A
+ * message that would only wait in a job for a busy destination is parked
+ * too, so one slow domain cannot take every job.
+ *
  * Crash safety comes from the queue file alone: a recipient's state byte
  * is written (in place, by qf_mark) after the spawner reports, and a
  * failure is fsynced to queue/bounce/<qid> before its byte says F. Nothing
@@ -59,6 +68,9 @@ struct job {
   size_t nl, nr;
   size_t cur[CH_N], end[CH_N];       /* next to hand out, end, in order[] */
   size_t inflight;
+  uint32_t *dst;                     /* destination of order[nl + k], k < nr */
+  uint32_t skipdest;                 /* the first held destination skipped, or NIL */
+  uint8_t sent;                      /* a remote request went out in this round */
   uint8_t run[CH_N];                 /* channel due in this round */
   uint8_t z[CH_N];                   /* a temporary failure in this round */
   uint8_t inwl[CH_N];
@@ -66,7 +78,7 @@ struct job {
   uint32_t fnext;                    /* free-list link */
 };
 
-struct slot { uint32_t job; uint32_t pos; uint32_t n; };
+struct slot { uint32_t job; uint32_t pos; uint32_t n; uint32_t dest, gen; };
 
 static struct mtab mt = MTAB_INIT;
 static struct rw rw = RW_INIT;
@@ -80,6 +92,7 @@ static size_t nsfree[CH_N], inuse[CH_N];
 static int blocked[CH_N];
 
 static unsigned long conc[CH_N];
+static struct backoff bo;
 static unsigned long long lifetime, maxbytes;
 static str bouncefrom, bouncehost, dbto, dbhost;
 static struct dsn_cfg dcfg;
@@ -125,7 +138,7 @@ static int config(void)
 {
   struct rw nrw = RW_INIT;
   str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT;
-  unsigned long c[CH_N], lt, mb;
+  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime;
   int e;
 
   if (rw_load(&nrw) < 0) return -1;
@@ -133,6 +146,11 @@ static int config(void)
       control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 20) < 0 ||
       control_ulong(&lt, "control/queuelifetime", 604800) < 0 ||
       control_ulong(&mb, "control/bouncemaxbytes", 0) < 0 ||
+      control_ulong(&pd, "control/concurrencyperdest", 5) < 0 ||
+      control_ulong(&bmin, "control/backoffmin", 60) < 0 ||
+      control_ulong(&bmax, "control/backoffmax", 3600) < 0 ||
+      control_ulong(&dth, "control/deadthreshold", 5) < 0 ||
+      control_ulong(&dtime, "control/deadtime", 600) < 0 ||
       ctl_str(&f, "control/bouncefrom", "MAILER-DAEMON") < 0 ||
       ctl_str(&h, "control/bouncehost", "") < 0 ||
       ctl_str(&dt, "control/doublebounceto", "postmaster") < 0 ||
@@ -154,6 +172,11 @@ static int config(void)
   }
   lifetime = lt;
   maxbytes = mb;
+  bo.perdest = pd ? pd : 1;
+  bo.min = bmin ? bmin : 1;
+  bo.max = bmax < bo.min ? bo.min : bmax;
+  bo.deadthreshold = dth ? dth : 1;
+  bo.deadtime = dtime;
   dcfg.me = rw.me.s;
   dcfg.bouncefrom = bouncefrom.s;
   dcfg.bouncehost = bouncehost.s;
@@ -237,7 +260,9 @@ static void job_release(uint32_t j)
   if (b->rfd >= 0) close(b->rfd);
   qf_free(&b->env);
   free(b->order);
+  free(b->dst);
   b->order = 0;
+  b->dst = 0;
   b->m = NIL;
   b->fnext = jfree;
   jfree = j;
@@ -253,6 +278,35 @@ static void later(uint32_t i, unsigned long long when)
 
 static void finish(uint32_t j);
 static void round_end(uint32_t j);
+
+static int expired(const struct msg *m, unsigned long long t) { return t >= m->birth + lifetime; }
+
+/* Parks message i, whose job (if any) is released, on destination d: it
+ * has only remote recipients, all waiting for d. */
+static void park(uint32_t i, uint32_t d)
+{
+  struct msg *m = mt.m + i;
+  m->job = NIL;
+  m->due[CH_LOCAL] = ~0ULL;
+  mt_park(&mt, i, dest_plist(d), d, m->birth + lifetime);
+}
+
+/* The end of the group of recipients starting at pos (one destination). */
+static size_t group_end(const struct job *b, size_t pos)
+{
+  size_t k = pos;
+  while (k < b->end[CH_REMOTE] && b->dst[k - b->nl] == b->dst[pos - b->nl]) k++;
+  return k;
+}
+
+/* Marks every group in [pos, end) as no longer waiting for its destination. */
+static void groups_gone(struct job *b, size_t pos)
+{
+  while (pos < b->end[CH_REMOTE]) {
+    dest_at(b->dst[pos - b->nl])->queued--;
+    pos = group_end(b, pos);
+  }
+}
 
 /* Opens message i's job. Returns 0, or -1 when it was rescheduled or
  * dropped instead. */
@@ -308,6 +362,34 @@ static int job_open(uint32_t i)
   }
   b->nl = nl;
   b->nr = np - nl;
+  b->dst = 0;
+  b->skipdest = NIL;
+  b->sent = 0;
+  if (b->nr) {
+    if (size_mul(&sz, b->nr, sizeof *b->dst) < 0 || !(b->dst = malloc(sz))) oom();
+    for (k = 0; k < b->nr; k++) {
+      const struct qf_rcpt *r = b->env.rcpt + b->order[nl + k], *q;
+      size_t an, pn;
+      const char *da = domain_of(r->addr, r->len, &an), *dp;
+      if (k) {
+        q = b->env.rcpt + b->order[nl + k - 1];
+        dp = domain_of(q->addr, q->len, &pn);
+        if (!domcmp(da, an, dp, pn)) { b->dst[k] = b->dst[k - 1]; continue; }
+      }
+      if ((b->dst[k] = dest_get(da, an)) == NIL) oom();
+    }
+    /* Remote only, for one destination that is held or already has enough
+     * jobs waiting: no job for it now. */
+    if (!nl && b->dst[0] == b->dst[b->nr - 1] && m->due[CH_REMOTE] <= t && !expired(m, t)) {
+      struct dest *x = dest_at(b->dst[0]);
+      if (x->hold > t || x->queued >= dest_limit(x, bo.perdest)) {
+        uint32_t d = b->dst[0];
+        job_release(j);
+        park(i, d);
+        return -1;
+      }
+    }
+  }
   b->cur[CH_LOCAL] = 0;
   b->end[CH_LOCAL] = nl;
   b->cur[CH_REMOTE] = nl;
@@ -324,6 +406,8 @@ static int job_open(uint32_t i)
     b->run[ch] = b->cur[ch] < b->end[ch] && m->due[ch] <= t;
     if (!b->run[ch]) { b->cur[ch] = b->end[ch]; continue; }
     if (m->tries[ch] < UINT16_MAX) m->tries[ch]++;
+    if (ch == CH_REMOTE)
+      for (k = b->cur[ch]; k < b->end[ch]; k = group_end(b, k)) dest_at(b->dst[k - nl])->queued++;
     wl_add(j, ch);
   }
   if (!np) finish(j);
@@ -347,6 +431,21 @@ static void round_end(uint32_t j)
     for (k = lo; k < hi; k++) if (b->env.rcpt[b->order[k]].state == QF_PENDING) pend[ch]++;
   }
   if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
+  /* Nothing went out because every remote group met a hold: not an
+   * attempt. A remote-only message waits on the destination's list; one
+   * with local work waits for the hold's end in the heap. */
+  if (b->run[CH_REMOTE] && pend[CH_REMOTE] && !b->sent && b->skipdest != NIL &&
+      dest_at(b->skipdest)->name && dest_at(b->skipdest)->hold > t) {
+    uint32_t d = b->skipdest;
+    if (m->tries[CH_REMOTE]) m->tries[CH_REMOTE]--;
+    if (!pend[CH_LOCAL]) {
+      job_release(j);
+      park(i, d);
+      return;
+    }
+    b->run[CH_REMOTE] = 0;
+    m->due[CH_REMOTE] = dest_at(d)->hold;
+  }
   for (ch = 0; ch < CH_N; ch++) {
     if (!pend[ch]) { m->due[ch] = ~0ULL; continue; }
     if (b->run[ch]) {
@@ -425,6 +524,7 @@ static int send_one(uint32_t j, int ch)
       log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "open");
       log_kv("error", strerror(errno)); log_end();
       b->z[ch] = 1;
+      if (ch == CH_REMOTE) groups_gone(b, b->cur[ch]);
       b->cur[ch] = b->end[ch];
       return 1;
     }
@@ -439,12 +539,7 @@ static int send_one(uint32_t j, int ch)
     oom();
   do {
     const struct qf_rcpt *r = b->env.rcpt + b->order[pos + n];
-    if (ch == CH_REMOTE && n) {
-      const struct qf_rcpt *r0 = b->env.rcpt + b->order[pos];
-      size_t an, bn;
-      const char *da = domain_of(r0->addr, r0->len, &an), *db = domain_of(r->addr, r->len, &bn);
-      if (domcmp(da, an, db, bn)) break;
-    }
+    if (ch == CH_REMOTE && n && b->dst[pos + n - b->nl] != b->dst[pos - b->nl]) break;
     if (rw_classify(&rw, r->addr, r->len, &scratch) < 0 ||
         str_catu(&req, b->order[pos + n]) < 0 || str_catc(&req, 0) < 0 ||
         str_catb(&req, scratch.s, scratch.len) < 0 || str_catc(&req, 0) < 0)
@@ -461,6 +556,16 @@ static int send_one(uint32_t j, int ch)
   slots[ch][s].job = j;
   slots[ch][s].pos = (uint32_t)pos;
   slots[ch][s].n = (uint32_t)n;
+  slots[ch][s].dest = NIL;
+  if (ch == CH_REMOTE) {
+    uint32_t d = b->dst[pos - b->nl];
+    struct dest *x = dest_at(d);
+    slots[ch][s].dest = d;
+    slots[ch][s].gen = x->gen;
+    x->active++;
+    b->sent = 1;
+    if (pos + n == b->end[ch] || b->dst[pos + n - b->nl] != d) x->queued--;
+  }
   b->cur[ch] += n;
   b->inflight++;
   return 1;
@@ -476,24 +581,90 @@ static int open_next(void)
   return 1;
 }
 
-static void dispatch(void)
+static void wl_unlink(int ch, uint32_t prev, uint32_t j)
 {
-  int ch;
-  if (stopping) return;
-  for (ch = 0; ch < CH_N; ch++) {
-    while (inuse[ch] < conc[ch] && nsfree[ch] && !blocked[ch]) {
-      uint32_t j = wlh[ch];
-      if (j == NIL) {
-        if (!open_next()) break;
+  if (prev == NIL) { wl_pop(ch); return; }
+  jobs[prev].wnext[ch] = jobs[j].wnext[ch];
+  if (wlt[ch] == j) wlt[ch] = prev;
+  jobs[j].inwl[ch] = 0;
+}
+
+/* Finds the first job on the remote waiting list whose next group may go
+ * out now. Groups whose destination is held are skipped on the way (they
+ * wait for the next round, or the message parks), and jobs left with
+ * nothing to hand out leave the list. The list holds at most the open
+ * jobs, never the whole queue. */
+static int pick_remote(uint32_t *jp, uint32_t *prevp)
+{
+  unsigned long long t = now();
+  uint32_t j = wlh[CH_REMOTE], prev = NIL;
+
+  while (j != NIL) {
+    struct job *b = jobs + j;
+    uint32_t next = b->wnext[CH_REMOTE];
+    while (b->cur[CH_REMOTE] < b->end[CH_REMOTE]) {
+      uint32_t d = b->dst[b->cur[CH_REMOTE] - b->nl];
+      struct dest *x = dest_at(d);
+      if (x->hold > t && !expired(mt.m + b->m, t)) {
+        x->queued--;
+        if (b->skipdest == NIL) b->skipdest = d;
+        b->cur[CH_REMOTE] = group_end(b, b->cur[CH_REMOTE]);
         continue;
       }
-      if (!send_one(j, ch)) break;
-      if (jobs[j].cur[ch] == jobs[j].end[ch]) {
-        wl_pop(ch);
-        maybe_end(j);
-      }
+      if (x->active >= dest_limit(x, bo.perdest)) break;
+      *jp = j;
+      *prevp = prev;
+      return 1;
+    }
+    if (b->cur[CH_REMOTE] == b->end[CH_REMOTE]) {
+      wl_unlink(CH_REMOTE, prev, j);
+      maybe_end(j);
+    } else prev = j;
+    j = next;
+  }
+  return 0;
+}
+
+static void dispatch_local(void)
+{
+  while (inuse[CH_LOCAL] < conc[CH_LOCAL] && nsfree[CH_LOCAL] && !blocked[CH_LOCAL]) {
+    uint32_t j = wlh[CH_LOCAL];
+    if (j == NIL) {
+      if (!open_next()) break;
+      continue;
+    }
+    if (!send_one(j, CH_LOCAL)) break;
+    if (jobs[j].cur[CH_LOCAL] == jobs[j].end[CH_LOCAL]) {
+      wl_pop(CH_LOCAL);
+      maybe_end(j);
     }
   }
+}
+
+static int dispatch_remote(void)
+{
+  int opened = 0;
+  while (inuse[CH_REMOTE] < conc[CH_REMOTE] && nsfree[CH_REMOTE] && !blocked[CH_REMOTE]) {
+    uint32_t j, prev;
+    if (!pick_remote(&j, &prev)) {
+      if (!open_next()) break;
+      opened = 1;
+      continue;
+    }
+    if (!send_one(j, CH_REMOTE)) break;
+    if (jobs[j].cur[CH_REMOTE] == jobs[j].end[CH_REMOTE]) {
+      wl_unlink(CH_REMOTE, prev, j);
+      maybe_end(j);
+    }
+  }
+  return opened;
+}
+
+/* A job opened for one channel may have work for the other too. */
+static void dispatch(void)
+{
+  if (stopping) return;
+  do dispatch_local(); while (dispatch_remote());
 }
 
 /* ---- results */
@@ -537,6 +708,62 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
   log_end();
 }
 
+/* ---- destinations */
+
+enum { OUT_NONE = 0, OUT_FAIL, OUT_ALIVE };
+
+static int tagged(const char *t, size_t n, const char *tag)
+{
+  size_t k = strlen(tag);
+  return n > k && !memcmp(t, tag, k) && t[k] == ':';
+}
+
+static void dest_log(uint32_t d, const char *state)
+{
+  struct dest *x = dest_at(d);
+  log_begin(P, "dest");
+  log_kb("domain", x->name, x->len);
+  log_kv("state", state);
+  log_ku("fails", x->fails);
+  if (x->hold) log_ku("delay", x->delay);
+  if (x->park.n) log_ku("parked", x->park.n);
+  log_end();
+}
+
+/* Lets parked messages of d go while it is not held and has room under
+ * its limit; they go before the other ready messages. A message released
+ * too early parks again when opened: cheap, and it cannot loop, because
+ * each release follows a result or the end of a hold. */
+static void release(uint32_t d)
+{
+  struct dest *x = dest_at(d);
+  unsigned long lim = dest_limit(x, bo.perdest), busy = (unsigned long)x->active + x->queued;
+  if (x->hold > now()) return;
+  while (busy < lim) {
+    uint32_t i = mt_unpark_head(&mt, &x->park);
+    if (i == NIL) break;
+    mt_ready_push_front(&mt, i);
+    busy++;
+  }
+}
+
+/* A request to d that went out at failure count gen has ended with o. */
+static void dest_outcome(uint32_t d, uint32_t gen, int o)
+{
+  struct dest *x = dest_at(d);
+  x->active--;
+  if (o == OUT_FAIL && gen == x->gen) {
+    int r = dest_fail(x, now(), &bo);
+    dest_sethold(d);
+    dest_log(d, r == DEST_DEAD ? "dead" : "held");
+  } else if (o == OUT_ALIVE && dest_ok(x)) {
+    dest_unhold(d);
+    dest_log(d, "recovered");
+  }
+  release(d);
+  dest_maybe_free(d);
+}
+
 /* Reads every reply waiting on channel ch. */
 static void replies(int ch)
 {
@@ -546,7 +773,7 @@ static void replies(int ch)
     unsigned long long s;
     const char *p, *e, *z;
     struct slot *sl;
-    size_t k;
+    size_t k, nconn, nalive, nbare;
 
     if (pfd >= 0) close(pfd);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -562,6 +789,7 @@ static void replies(int ch)
     }
     sl = &slots[ch][s];
     p = z + 1;
+    nconn = nalive = nbare = 0;
     for (k = 0; k < sl->n; k++) {
       uint32_t idx = jobs[sl->job].order[sl->pos + k];
       char c = 'Z';
@@ -573,9 +801,19 @@ static void replies(int ch)
         t = p + 1;
         tn = (size_t)(z - p - 1);
         p = z + 1;
+        if (tagged(t, tn, SPAWN_TAG_CONNECT)) nconn++;
+        else if (tagged(t, tn, SPAWN_TAG_OK) || tagged(t, tn, SPAWN_TAG_RCPT) ||
+                 tagged(t, tn, SPAWN_TAG_MAIL) || tagged(t, tn, SPAWN_TAG_DATA)) nalive++;
+        else if (c == 'Z' && !tagged(t, tn, SPAWN_TAG_DNS) && !tagged(t, tn, SPAWN_TAG_LOCAL)) nbare++;
       } else p = e;
       result(sl->job, ch, idx, c, t, tn);
     }
+    /* Only a failure to reach the destination counts against it: a
+     * "connect" reply, or an untagged temporary failure of the whole
+     * request. A refused recipient proves the destination alive. */
+    if (sl->dest != NIL)
+      dest_outcome(sl->dest, sl->gen, nconn ? OUT_FAIL : nalive ? OUT_ALIVE :
+                   nbare == sl->n ? OUT_FAIL : OUT_NONE);
     jobs[sl->job].inflight--;
     {
       uint32_t j = sl->job;
@@ -695,10 +933,11 @@ static void signals(void)
         } else {
           jobmax = job_limit();
           log_begin(P, "reload"); log_ku("concurrencylocal", conc[0]);
-          log_ku("concurrencyremote", conc[1]); log_end();
+          log_ku("concurrencyremote", conc[1]); log_ku("concurrencyperdest", bo.perdest); log_end();
         }
       } else if (c[k] == SIGALRM) {
         log_begin(P, "retry"); log_ku("waiting", mt.nheap); log_end();
+        dest_clear_all();
         alarm_all();
       }
     }
@@ -752,6 +991,7 @@ int main(int argc, char **argv)
 
   (void)argc; (void)argv;
   if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  mt.plist = dest_plist;
   setup_fds();
   if (config() < 0) log_fatal(P, 111, "cannot read the control files");
   jobmax = job_limit();
@@ -793,7 +1033,16 @@ int main(int argc, char **argv)
         next_scan = t + SCAN_EVERY;
       }
     }
+    {
+      uint32_t d;
+      while ((d = dest_expired(t)) != NIL) {
+        dest_log(d, "retry");
+        release(d);
+        dest_maybe_free(d);
+      }
+    }
     wake = mt_due(&mt, t, 0);
+    if (dest_next() < wake) wake = dest_next();
     dispatch();
     if (stopping && (!(inuse[0] + inuse[1]) || t >= stop_by)) {
       log_begin(P, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();

@@ -120,7 +120,7 @@ uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
   memset(m, 0, sizeof *m);
   memcpy(m->qid, qid, n);
   m->birth = qf_qid_birth(m->qid);
-  m->heap = m->next = m->job = NIL;
+  m->heap = m->next = m->job = m->dest = m->pprev = m->pnext = NIL;
   m->state = M_READY;
   hput(t->hash, t->hcap, t->m, i);
   t->live++;
@@ -199,15 +199,60 @@ uint32_t mt_ready_pop(struct mtab *t)
   return i;
 }
 
+static void unlink_park(struct mtab *t, uint32_t i, struct plist *l)
+{
+  struct msg *m = t->m + i;
+  if (m->pprev == NIL) l->head = m->pnext; else t->m[m->pprev].pnext = m->pnext;
+  if (m->pnext == NIL) l->tail = m->pprev; else t->m[m->pnext].pprev = m->pprev;
+  m->pprev = m->pnext = NIL;
+  m->dest = NIL;
+  l->n--;
+}
+
 unsigned long long mt_due(struct mtab *t, unsigned long long now, int all)
 {
   while (t->nheap) {
     uint32_t i = t->heap[0];
     if (!all && t->m[i].when > now) return t->m[i].when;
     heap_remove(t, i);
+    if (t->m[i].state == M_HELD) unlink_park(t, i, t->plist(t->m[i].dest));
     mt_ready_push(t, i);
   }
   return ~0ULL;
+}
+
+void mt_ready_push_front(struct mtab *t, uint32_t i)
+{
+  t->m[i].state = M_READY;
+  t->m[i].next = t->rhead;
+  t->rhead = i;
+  if (t->rtail == NIL) t->rtail = i;
+  t->nready++;
+}
+
+void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned long long expire)
+{
+  struct msg *m = t->m + i;
+  m->when = expire;
+  t->heap[t->nheap] = i;
+  heap_up(t, t->nheap++);
+  m->state = M_HELD;
+  m->dest = d;
+  m->pnext = NIL;
+  m->pprev = l->tail;
+  if (l->tail == NIL) l->head = i; else t->m[l->tail].pnext = i;
+  l->tail = i;
+  l->n++;
+}
+
+uint32_t mt_unpark_head(struct mtab *t, struct plist *l)
+{
+  uint32_t i = l->head;
+  if (i == NIL) return NIL;
+  unlink_park(t, i, l);
+  if (t->m[i].heap != NIL) heap_remove(t, i);
+  t->m[i].state = M_READY;
+  return i;
 }
 
 /* Only messages not in the ready list are deleted (the caller holds them:
@@ -217,6 +262,7 @@ void mt_del(struct mtab *t, uint32_t i)
   size_t h, j, k;
 
   if (t->m[i].heap != NIL) heap_remove(t, i);
+  if (t->m[i].state == M_HELD) unlink_park(t, i, t->plist(t->m[i].dest));
   h = hashq(t->m[i].qid, strlen(t->m[i].qid)) & (t->hcap - 1);
   while (t->hash[h] != i) h = (h + 1) & (t->hcap - 1);
   /* Backward-shift deletion keeps every probe chain unbroken. */

@@ -1,8 +1,9 @@
 #ifndef SEND_H
 #define SEND_H
 /* qmail-send's parts: recipient rewriting (rewrite.c), the retry schedule
- * and the message index (sched.c), failure records and delivery status
- * notifications (dsn.c). The event loop is qmail-send.c. */
+ * and the message index (sched.c), destination state (dest.c), failure
+ * records and delivery status notifications (dsn.c). The event loop is
+ * qmail-send.c. */
 #include <stddef.h>
 #include <stdint.h>
 #include "qfile.h"
@@ -54,14 +55,23 @@ struct msg {
   uint32_t heap;                     /* position in the timer heap, or NIL */
   uint32_t next;                     /* ready list / free list link */
   uint32_t job;                      /* index of its job while open, or NIL */
+  uint32_t dest;                     /* M_HELD: the destination it is parked on */
+  uint32_t pprev, pnext;             /* M_HELD: links in that destination's list */
   uint16_t tries[CH_N];              /* attempts since qmail-send started */
   uint8_t state;                     /* M_* */
 };
 
 /* M_READY: in the ready list; M_WAIT: in the heap; M_OPEN: has a job;
  * M_STUCK: finished but its file could not be removed, known only so that
- * a scan does not take it up again. */
-enum { M_FREE = 0, M_READY, M_WAIT, M_OPEN, M_STUCK };
+ * a scan does not take it up again; M_HELD: parked on a destination's list
+ * (waiting for its hold to end or for room under its concurrency limit)
+ * and also in the heap, keyed by the end of its lifetime, so that it gets
+ * its last attempt however long the destination stays down. */
+enum { M_FREE = 0, M_READY, M_WAIT, M_OPEN, M_STUCK, M_HELD };
+
+/* A destination's parked messages: a doubly linked FIFO through msg.pprev
+ * and msg.pnext. */
+struct plist { uint32_t head, tail; size_t n; };
 
 struct mtab {
   struct msg *m;
@@ -73,9 +83,10 @@ struct mtab {
   size_t nheap;
   uint32_t rhead, rtail;             /* ready FIFO */
   size_t nready;
+  struct plist *(*plist)(uint32_t dest); /* the list of an M_HELD message */
 };
 
-#define MTAB_INIT { 0, 0, 0, NIL, 0, 0, 0, 0, 0, NIL, NIL, 0 }
+#define MTAB_INIT { 0, 0, 0, NIL, 0, 0, 0, 0, 0, NIL, NIL, 0, 0 }
 
 /* Index of qid, or NIL. */
 uint32_t mt_find(const struct mtab *t, const char *qid, size_t n);
@@ -88,8 +99,77 @@ uint32_t mt_ready_pop(struct mtab *t);
 /* Puts i (not in the heap) into the heap at key when, state M_WAIT. */
 void mt_wait(struct mtab *t, uint32_t i, unsigned long long when);
 /* Moves every waiting message whose time has come (or all with all) to
- * the ready list; returns the earliest remaining key, or ~0ULL. */
+ * the ready list, unparking M_HELD ones; returns the earliest remaining
+ * key, or ~0ULL. */
 unsigned long long mt_due(struct mtab *t, unsigned long long now, int all);
+/* Puts i at the front of the ready list (a message released by its
+ * destination goes before the ones that have not waited). */
+void mt_ready_push_front(struct mtab *t, uint32_t i);
+/* Parks i (neither ready, waiting nor open) at the tail of l, for
+ * destination d, and puts it in the heap at expire. */
+void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned long long expire);
+/* Takes the head of l out of the list and the heap, in state M_READY but
+ * in no list; NIL if l is empty. */
+uint32_t mt_unpark_head(struct mtab *t, struct plist *l);
+
+/* ---- dest.c: per-destination backoff, dead marking, concurrency. */
+
+#define DEST_FAILS_MAX 64
+enum { DEST_HELD = 1, DEST_DEAD = 2 };
+
+struct backoff {
+  unsigned long long min, max;       /* first hold, longest hold (seconds) */
+  unsigned long long deadtime;       /* hold of a dead destination */
+  unsigned long deadthreshold;       /* consecutive failures that make it dead */
+  unsigned long perdest;             /* concurrency limit of a healthy destination */
+};
+
+struct dest {
+  char *name;                        /* lowercased domain, not terminated; 0 = free */
+  size_t len;
+  struct plist park;                 /* messages waiting for it */
+  unsigned long long hold;           /* no new request before this time; 0 = none */
+  unsigned long long delay;          /* the length of the current hold */
+  uint32_t fails;                    /* connection failures, halved by a success */
+  uint32_t gen;                      /* counts failures: a request sent before the
+                                        last counted failure cannot count again */
+  uint32_t active;                   /* requests in flight */
+  uint32_t queued;                   /* unsent groups of open jobs */
+  uint32_t heap;                     /* position in the hold heap, or NIL */
+  uint32_t hnext;                    /* hash chain / free list link */
+  uint8_t dead;
+};
+
+/* The hold after fails consecutive failures: min doubled fails-1 times,
+ * at most max; 0 for none. */
+unsigned long long dest_delay(unsigned fails, unsigned long long min, unsigned long long max);
+/* Counts a connection failure at now: a longer hold, or the dead time once
+ * there were deadthreshold of them. DEST_HELD or DEST_DEAD. The caller
+ * puts it in the hold heap (dest_sethold). */
+int dest_fail(struct dest *x, unsigned long long now, const struct backoff *b);
+/* Counts a sign of life: the failure count halves (recovery is gradual),
+ * the hold and the dead mark end. 1 if it had failures or a hold. The
+ * caller takes it out of the heap (dest_unhold). */
+int dest_ok(struct dest *x);
+/* Requests a destination may have in flight: perdest halved per
+ * remembered failure, at least 1 (a probe). */
+unsigned long dest_limit(const struct dest *x, unsigned long perdest);
+
+/* The record of domain dom (any case), made if new; NIL on ENOMEM. */
+uint32_t dest_get(const char *dom, size_t n);
+/* Valid until the next dest_get. */
+struct dest *dest_at(uint32_t i);
+struct plist *dest_plist(uint32_t i);
+size_t dest_count(void);
+/* Frees i if nothing refers to it and it remembers no failure. */
+void dest_maybe_free(uint32_t i);
+void dest_sethold(uint32_t i);       /* (re)places i in the heap at its hold */
+void dest_unhold(uint32_t i);        /* takes i out of the heap, if there */
+unsigned long long dest_next(void);  /* the earliest hold, or ~0ULL */
+/* Takes out and returns one destination whose hold has ended, or NIL. */
+uint32_t dest_expired(unsigned long long now);
+/* Forgets every failure and hold (SIGALRM). */
+void dest_clear_all(void);
 
 /* ---- dsn.c: failure records and bounces. */
 

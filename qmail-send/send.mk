@@ -1,5 +1,6 @@
 # qmail-start (root, once) and qmail-send (the scheduler).
 PROGS += qmail-start qmail-send
 qmail-start_SRCS := qmail-send/qmail-start.c
-qmail-send_SRCS := qmail-send/qmail-send.c qmail-send/sched.c qmail-send/rewrite.c qmail-send/dsn.c
-t-send_EXTRA := qmail-send/sched.c qmail-send/rewrite.c qmail-send/dsn.c
+qmail-send_SRCS := qmail-send/qmail-send.c qmail-send/sched.c qmail-send/dest.c qmail-send/rewrite.c qmail-send/dsn.c
+t-send_EXTRA := qmail-send/sched.c qmail-send/dest.c qmail-send/rewrite.c qmail-send/dsn.c
+t-send-dest_EXTRA := qmail-send/dest.c qmail-send/sched.c

@@ -1,0 +1,229 @@
+/* Destinations: what qmail-send remembers about each remote domain it
+ * delivers to, for backoff, "dead" marking and the per-destination
+ * concurrency limit (Postfix's model, in qmail's shape).
+ *
+ * A destination is the recipient domain, lowercased. Its record lives
+ * while anything refers to it (open jobs with a group for it, requests in
+ * flight, parked messages) or while it remembers failures; a destination
+ * with nothing going on and no failure is freed, so the table holds the
+ * domains in use plus those that failed and have not succeeded since.
+ *
+ * Records are addressed by index (the table grows by realloc). Lookup is
+ * a chained hash; the hold timers are a binary min-heap: every operation
+ * is O(1) or O(log n) in the number of destinations. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "send.h"
+
+static struct dest *dv;
+static size_t dn, dcap;              /* slots used (incl. free list), allocated */
+static uint32_t dfree = NIL;
+static uint32_t *bucket;             /* chain heads, NIL = empty; nbucket a power of two */
+static size_t nbucket, dlive;
+static uint32_t *dheap;              /* destinations with a hold, by hold time */
+static size_t ndheap;
+
+unsigned long long dest_delay(unsigned fails, unsigned long long min, unsigned long long max)
+{
+  unsigned long long d = min ? min : 1;
+  if (!fails) return 0;
+  while (--fails && d < max) d = d > ~0ULL / 2 ? ~0ULL : d * 2;
+  return d > max ? max : d;
+}
+
+int dest_fail(struct dest *x, unsigned long long now, const struct backoff *b)
+{
+  unsigned long long d;
+  if (x->fails < DEST_FAILS_MAX) x->fails++;
+  x->gen++;
+  if (x->fails >= b->deadthreshold) {
+    x->dead = 1;
+    d = b->deadtime;
+  } else d = dest_delay(x->fails, b->min, b->max);
+  x->delay = d;
+  x->hold = now > ~0ULL - d ? ~0ULL : now + d;
+  return x->dead ? DEST_DEAD : DEST_HELD;
+}
+
+int dest_ok(struct dest *x)
+{
+  int was = x->fails || x->dead || x->hold;
+  x->fails /= 2;
+  x->dead = 0;
+  x->hold = 0;
+  x->delay = 0;
+  return was;
+}
+
+unsigned long dest_limit(const struct dest *x, unsigned long perdest)
+{
+  unsigned long l = x->fails >= 8 * sizeof l ? 0 : perdest >> x->fails;
+  return l ? l : 1;
+}
+
+static size_t hashd(const char *s, size_t n)
+{
+  size_t h = 5381;
+  while (n--) h = (h * 33) ^ (unsigned char)*s++;
+  return h;
+}
+
+static int rehash(void)
+{
+  size_t cap = nbucket ? nbucket * 2 : 256, i, sz;
+  uint32_t *b;
+  if (size_mul(&sz, cap, sizeof *b) < 0 || !(b = malloc(sz))) { errno = ENOMEM; return -1; }
+  memset(b, 0xff, sz);
+  for (i = 0; i < dn; i++) {
+    size_t h;
+    if (!dv[i].name) continue;
+    h = hashd(dv[i].name, dv[i].len) & (cap - 1);
+    dv[i].hnext = b[h];
+    b[h] = (uint32_t)i;
+  }
+  free(bucket);
+  bucket = b;
+  nbucket = cap;
+  return 0;
+}
+
+uint32_t dest_get(const char *dom, size_t n)
+{
+  char low[256];
+  size_t k, h, sz;
+  uint32_t i;
+  struct dest *x;
+
+  /* A domain is at most 255 bytes; longer names share one record. */
+  if (n > sizeof low) n = sizeof low;
+  for (k = 0; k < n; k++) {
+    char c = dom[k];
+    low[k] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+  }
+  if (nbucket) {
+    for (i = bucket[hashd(low, n) & (nbucket - 1)]; i != NIL; i = dv[i].hnext)
+      if (dv[i].len == n && !memcmp(dv[i].name, low, n)) return i;
+  }
+  if (dlive + 1 > nbucket && rehash() < 0) return NIL;
+  if (dfree != NIL) {
+    i = dfree;
+    dfree = dv[i].hnext;
+  } else {
+    if (dn == dcap) {
+      size_t cap;
+      void *p;
+      if (size_mul(&cap, dcap ? dcap : 64, 2) < 0 || cap >= NIL || size_mul(&sz, cap, sizeof *dv) < 0 ||
+          !(p = realloc(dv, sz))) { errno = ENOMEM; return NIL; }
+      dv = p;
+      if (size_mul(&sz, cap, sizeof *dheap) < 0 || !(p = realloc(dheap, sz))) { errno = ENOMEM; return NIL; }
+      dheap = p;
+      dcap = cap;
+    }
+    i = (uint32_t)dn++;
+  }
+  x = dv + i;
+  memset(x, 0, sizeof *x);
+  if (!(x->name = malloc(n ? n : 1))) {
+    x->hnext = dfree;
+    dfree = i;
+    errno = ENOMEM;
+    return NIL;
+  }
+  memcpy(x->name, low, n);
+  x->len = n;
+  x->heap = NIL;
+  x->park.head = x->park.tail = NIL;
+  h = hashd(low, n) & (nbucket - 1);
+  x->hnext = bucket[h];
+  bucket[h] = i;
+  dlive++;
+  return i;
+}
+
+struct dest *dest_at(uint32_t i) { return dv + i; }
+struct plist *dest_plist(uint32_t i) { return &dv[i].park; }
+size_t dest_count(void) { return dlive; }
+
+void dest_maybe_free(uint32_t i)
+{
+  struct dest *x = dv + i;
+  uint32_t *p;
+  if (x->fails || x->dead || x->active || x->queued || x->park.n || x->heap != NIL) return;
+  for (p = &bucket[hashd(x->name, x->len) & (nbucket - 1)]; *p != i; p = &dv[*p].hnext) {}
+  *p = x->hnext;
+  free(x->name);
+  x->name = 0;
+  x->hnext = dfree;
+  dfree = i;
+  dlive--;
+}
+
+/* ---- the hold heap */
+
+static void hset(size_t pos, uint32_t i) { dheap[pos] = i; dv[i].heap = (uint32_t)pos; }
+
+static void hup(size_t pos)
+{
+  uint32_t i = dheap[pos];
+  while (pos) {
+    size_t up = (pos - 1) / 2;
+    if (dv[dheap[up]].hold <= dv[i].hold) break;
+    hset(pos, dheap[up]);
+    pos = up;
+  }
+  hset(pos, i);
+}
+
+static void hdown(size_t pos)
+{
+  uint32_t i = dheap[pos];
+  for (;;) {
+    size_t c = 2 * pos + 1;
+    if (c >= ndheap) break;
+    if (c + 1 < ndheap && dv[dheap[c + 1]].hold < dv[dheap[c]].hold) c++;
+    if (dv[dheap[c]].hold >= dv[i].hold) break;
+    hset(pos, dheap[c]);
+    pos = c;
+  }
+  hset(pos, i);
+}
+
+void dest_unhold(uint32_t i)
+{
+  size_t pos = dv[i].heap;
+  uint32_t last;
+  if (pos == NIL) return;
+  last = dheap[--ndheap];
+  dv[i].heap = NIL;
+  if (last == i) return;
+  hset(pos, last);
+  hup(pos);
+  hdown(dv[last].heap);
+}
+
+void dest_sethold(uint32_t i)
+{
+  dest_unhold(i);
+  dheap[ndheap] = i;
+  hup(ndheap++);
+}
+
+unsigned long long dest_next(void) { return ndheap ? dv[dheap[0]].hold : ~0ULL; }
+
+uint32_t dest_expired(unsigned long long now)
+{
+  uint32_t i;
+  if (!ndheap || dv[dheap[0]].hold > now) return NIL;
+  i = dheap[0];
+  dest_unhold(i);
+  return i;
+}
+
+void dest_clear_all(void)
+{
+  size_t i;
+  while (ndheap) dest_unhold(dheap[0]);
+  for (i = 0; i < dn; i++)
+    if (dv[i].name) { dv[i].fails = 0; dv[i].dead = 0; dv[i].hold = 0; dv[i].delay = 0; }
+}
