@@ -258,8 +258,15 @@ class This:
 
     def install(self):
         env = dict(os.environ, PREFIX=self.prefix, BUILD=self.build, DESTDIR="")
-        names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND",
-                 "QMAIL_REMOTE", "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH"]
+        # Every account install knows (parts in install.d may add some)
+        # gets an unused number: no account is created on this machine.
+        names = set()
+        srcs = [os.path.join(ROOT, "service", "install")]
+        d = os.path.join(ROOT, "service", "install.d")
+        srcs += [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".sh")]
+        for src in srcs:
+            names |= set(re.findall(r"\b(QMAIL_[A-Z]+)=\$\{", open(src).read()))
+        names = sorted(names)
         for k, v in zip(names, free_ids(len(names))):
             env[k] = str(v)
         subprocess.run(["sh", os.path.join(ROOT, "service", "install")], env=env,
@@ -273,6 +280,9 @@ class This:
             with open(self.path("control", k), "w") as f:
                 f.write(v + "\n")
         with open(self.path("users", "assign"), "w") as f:
+            # box@ has its own entry (the common case: a known user); any
+            # other local part falls to the catch-all.
+            f.write("=box:alias:%d:%d:%s:::\n" % (self.alias + (self.path("alias"),)))
             f.write("+:alias:%d:%d:%s:-::\n.\n" % (self.alias + (self.path("alias"),)))
         subprocess.run([self.path("bin", "qmail-newu")], check=True)
         dq = self.path("alias", ".qmail-default")
@@ -566,7 +576,6 @@ def memory(mta):
     time.sleep(1.0)
     idle = tree(mta.roots())
     idle_rss = sum(rss_kb(st["pid"]) for st in idle)
-    before = {st["pid"] for st in idle}
     s = socket.create_connection(("127.0.0.1", mta.port), 10)
     try:
         f = s.makefile("rb")
