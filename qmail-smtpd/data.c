@@ -214,6 +214,17 @@ static void received(void)
   put_safe(&r, cf.me.s, cf.me.len, 255);
   str_cats(&r, " with ");
   str_cats(&r, proto_name());
+  if (ss.tls && ss.tlsinfo[0]) {       /* RFC 8314 7.4: "(TLS1.2 cipher NAME)" */
+    const char *sp = strchr(ss.tlsinfo, ' ');
+    size_t vn = sp ? (size_t)(sp - ss.tlsinfo) : strlen(ss.tlsinfo);
+    str_cats(&r, " (");
+    put_safe(&r, ss.tlsinfo, vn, 16);
+    if (sp) {
+      str_cats(&r, " cipher ");
+      put_safe(&r, sp + 1, strlen(sp + 1), 64);
+    }
+    str_cats(&r, ")");
+  }
   str_cats(&r, "; ");
   date822(&r);
   if (str_catc(&r, '\n') < 0) { qq.broken = 1; return; }

@@ -9,10 +9,11 @@
  * enhanced status codes except the greeting and the EHLO/HELO lines,
  * which RFC 2034 leaves without them.
  *
- * Seams for STARTTLS and AUTH: both verbs are in the command table with
- * no handler (502 for now), their EHLO keywords come from the
- * extension table below, and ss.tls / ss.authed already select the
- * Received: protocol name (ESMTPS, ESMTPA) and, for AUTH, relaying.
+ * STARTTLS is starttls.c's, offered only under qmail-tlsd. The seam for
+ * AUTH: the verb is in the command table with no handler (502 for now),
+ * its EHLO keyword would come from the extension table below, and
+ * ss.authed already selects the Received: protocol name (ESMTPA) and
+ * relaying.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -60,7 +61,8 @@ static const struct {
   { "SIZE", always, kw_size },
   { "ENHANCEDSTATUSCODES", always, 0 },
   { "SMTPUTF8", always, 0 },
-  { "CHUNKING", always, 0 },
+  { "STARTTLS", tls_offered, 0 },
+  { "CHUNKING", always, 0 },     /* last: always offered, ends the reply */
 };
 
 static int helo_arg(const char *arg, size_t n)
@@ -226,8 +228,8 @@ static void (*const handlers[V_NVERBS])(const char *, size_t) = {
   [V_HELO] = smtp_helo, [V_EHLO] = smtp_ehlo, [V_MAIL] = smtp_mail,
   [V_RCPT] = smtp_rcpt, [V_DATA] = smtp_data_checked, [V_BDAT] = smtp_bdat, /* consumes its chunk in any state */
   [V_RSET] = smtp_rset, [V_NOOP] = smtp_noop, [V_QUIT] = smtp_quit,
-  [V_VRFY] = smtp_vrfy, [V_HELP] = smtp_help,
-  /* V_EXPN: refused on purpose. V_STARTTLS, V_AUTH: their own issues. */
+  [V_VRFY] = smtp_vrfy, [V_HELP] = smtp_help, [V_STARTTLS] = smtp_starttls,
+  /* V_EXPN: refused on purpose. V_AUTH: its own issue. */
 };
 
 static void command(const str *line)
@@ -265,6 +267,7 @@ int main(void)
   log_kv("host", ss.remotehost);
   log_kv("relayclient", ss.relayclient ? "yes" : "no");
   log_end();
+  tls_init();
   out_puts("220 ");
   out_put(cf.greeting.s, cf.greeting.len);
   reply(" ESMTP");

@@ -38,7 +38,8 @@ struct session {
   str helo;                    /* as given, for Received: */
   int seenhelo;
   int esmtp;                   /* EHLO rather than HELO */
-  int tls;                     /* seam: set by a future STARTTLS */
+  int tls;                     /* TLS is active (starttls.c) */
+  char tlsinfo[100];           /* "<version> <cipher>" from qmail-tlsd */
   int authed;                  /* seam: set by a future AUTH */
   unsigned long badcmds;
   /* The transaction, cleared by txn_reset(). */
@@ -79,6 +80,11 @@ void config_load(void);
 const char *rcpt_check(const addr *a, str *final, const char **why);
 /* 1 if control/badmailfrom names the sender. */
 int sender_bad(const addr *a);
+
+/* starttls.c: the control socket to qmail-tlsd (tlsctl.h). */
+void tls_init(void);           /* before the greeting; waits for implicit TLS */
+int tls_offered(void);         /* STARTTLS goes in the EHLO reply */
+void smtp_starttls(const char *arg, size_t n);
 
 /* data.c */
 void smtp_data(const char *arg, size_t n);

@@ -1,0 +1,82 @@
+#ifndef TLSIO_H
+#define TLSIO_H
+/* TLS with BearSSL, shared by qmail-tlsd (server) and qmail-remote
+ * (client). Nothing here allocates: the caller owns the engine context,
+ * its I/O buffer (TLS_IOBUF bytes) and the credential stores below.
+ *
+ *   tlsio.c   drives an engine between a network fd pair and a plaintext
+ *             fd pair, with an idle timeout; suite and version names
+ *   tlspem.c  PEM files: a certificate chain, an RSA or EC private key,
+ *             a bundle of trust anchors; every size checked
+ *
+ * Versions and suites: the server speaks TLS 1.2 only, ECDHE with AES-GCM
+ * or ChaCha20-Poly1305 only (tls_server_setup). Randomness comes from
+ * BearSSL's own OS seeder (getrandom or /dev/urandom), run at each
+ * br_ssl_*_reset; a reset fails if it cannot seed.
+ */
+#include <stddef.h>
+#include <bearssl.h>
+
+#define TLS_IOBUF BR_SSL_BUFSIZE_BIDI
+
+/* ---- tlsio.c ---- */
+
+/* Runs the engine until the handshake is done (0) or failed (-1: errno
+ * ETIMEDOUT, EPIPE at end of input, or EPROTO with the engine's error in
+ * br_ssl_engine_last_error). nr/nw may be the same descriptor. */
+int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout);
+
+/* Relays plaintext: what arrives on pr is sent over TLS, what TLS brings
+ * is written to pw. Ends when the peer closes (its close_notify or EOF),
+ * or after end of input on pr (then close_notify is sent). 0 on a clean
+ * end, -1 on a failure as tls_handshake (also ETIMEDOUT after timeout
+ * seconds with no progress). Sets every descriptor non-blocking. */
+int tls_relay(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int timeout);
+
+/* "TLS1.2", or "TLS?" for others; an OpenSSL-style suite name such as
+ * "ECDHE-RSA-AES128-GCM-SHA256", or "0xHHHH" in a caller buffer of 8. */
+const char *tls_version_name(unsigned v);
+const char *tls_suite_name(unsigned suite, char hex[8]);
+/* A short text for an engine or X.509 error code. */
+const char *tls_error_text(int err);
+
+/* The server's policy on an initialised server context: TLS 1.2, ECDHE
+ * AEAD suites, server preferences, no renegotiation; sets the buffer. */
+void tls_server_policy(br_ssl_server_context *sc, unsigned char *iobuf, size_t n);
+
+/* ---- tlspem.c ---- */
+#define TLS_CHAIN_MAX 8
+#define TLS_CERT_MAX 16384          /* one DER certificate or key */
+#define TLS_CREDS_ARENA 65536       /* the chain's DER bytes */
+
+struct tls_creds {
+  br_x509_certificate chain[TLS_CHAIN_MAX];
+  size_t nchain;
+  br_skey_decoder_context key;      /* holds the decoded private key */
+  int keytype;                      /* BR_KEYTYPE_RSA or BR_KEYTYPE_EC */
+  size_t used;
+  unsigned char arena[TLS_CREDS_ARENA];
+};
+
+/* Loads the chain (leaf first) and the key. 0, or -1 with *err saying
+ * what is wrong (errno set for a system error). Key bytes that passed
+ * through intermediate buffers are wiped. */
+int tls_creds_load(struct tls_creds *c, const char *certfile, const char *keyfile,
+                   const char **err);
+
+#define TLS_ANCHORS_MAX 512
+#define TLS_ANCHORS_ARENA (1u << 20)
+
+struct tls_anchors {
+  br_x509_trust_anchor ta[TLS_ANCHORS_MAX];
+  size_t n;
+  size_t used;
+  unsigned char arena[TLS_ANCHORS_ARENA];
+};
+
+/* Adds every CERTIFICATE of a PEM bundle as a trust anchor (CA flag as
+ * the certificate says). 0, or -1 with *err. An undecodable certificate
+ * is skipped, so one odd entry does not disable a system bundle. */
+int tls_anchors_load(struct tls_anchors *a, const char *file, const char **err);
+
+#endif

@@ -1,0 +1,281 @@
+/* qmail-tlsd [-i] tlsuid:gid smtpduid:gid
+ *
+ * The TLS half of an SMTP server session, in the UCSPI-TLS spirit: run by
+ * tcpserver as root (no -u/-g) with the client on fds 0 and 1, in place
+ * of qmail-smtpd. It
+ *
+ *   1. reads control/tls/cert.pem (the chain, leaf first) and
+ *      control/tls/key.pem (RSA or EC) as root, relative to the prefix;
+ *   2. makes a plaintext socketpair and a control socket (SEQPACKET), and
+ *      forks: the child takes the smtpd ids and execs bin/qmail-smtpd
+ *      with fds 0/1 = its end of the plaintext pair, fd 5 = the control
+ *      socket, SMTPD_TLS=starttls (or implicit with -i);
+ *   3. takes the TLS ids itself, then only relays. Neither process has
+ *      read a byte from the network before dropping root.
+ *
+ * So the process that parses SMTP never holds the key, and the one that
+ * holds the key never parses SMTP.
+ *
+ * STARTTLS: qmail-smtpd replies 220, flushes, and sends "Y" on fd 5.
+ * qmail-tlsd forwards what qmail-smtpd wrote before that (the 220), drops
+ * any plaintext it read from the client but did not forward, closes the
+ * plaintext pair and runs the handshake. On success it makes a fresh
+ * plaintext pair and passes one end with the datagram "TLS1.2 <cipher>";
+ * qmail-smtpd puts it on fds 0 and 1. Nothing sent in plaintext can reach
+ * the TLS session (CVE-2011-0411): the channel it travelled on is gone.
+ * With -i the handshake comes first and the datagram carries no
+ * descriptor. A failed handshake ends both processes.
+ *
+ * Without control/tls/cert.pem there is no TLS: qmail-tlsd takes the smtpd
+ * ids and execs qmail-smtpd on the client directly (and -i refuses).
+ *
+ * Exit codes: 0 after a session, 1 after a failed one, 100 usage, 111
+ * when it cannot set up (a missing key, ids, fork).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "fdpass.h"
+#include "log.h"
+#include "tlsio.h"
+#include "tlsctl.h"
+
+#define PROG "qmail-tlsd"
+
+static struct tls_creds creds;
+static br_ssl_server_context sc;
+static unsigned char iobuf[TLS_IOBUF];
+static const char *remoteip = "unknown";
+static int timeout = 1200;
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void)
+{
+  log_fatal(PROG, 100, "usage: qmail-tlsd [-i] tlsuid:gid smtpduid:gid");
+}
+
+struct ids { unsigned long long uid, gid; };
+
+static int parse_ids(const char *s, struct ids *id)
+{
+  const char *c = strchr(s, ':');
+  if (!c || scan_ulong(s, (size_t)(c - s), &id->uid) < 0
+      || scan_ulong(c + 1, strlen(c + 1), &id->gid) < 0
+      || id->uid > 0x7fffffffu || id->gid > 0x7fffffffu) return -1;
+  return 0;
+}
+
+/* Takes the ids for good. A non-root run (a single-uid instance) must
+ * already have them. */
+static void become(const struct ids *id, const char *who)
+{
+  gid_t g = (gid_t)id->gid;
+  if (getuid() == 0) {
+    if (setgroups(1, &g) < 0 || setgid(g) < 0 || setuid((uid_t)id->uid) < 0)
+      log_fatal(PROG, 111, who);
+  }
+  if (getuid() != (uid_t)id->uid || geteuid() != (uid_t)id->uid || getegid() != g)
+    log_fatal(PROG, 111, who);
+}
+
+static void exec_smtpd(void) __attribute__((noreturn));
+static void exec_smtpd(void)
+{
+  char *argv[] = { (char *)"qmail-smtpd", 0 };
+  execv("bin/qmail-smtpd", argv);
+  log_fatal(PROG, 111, "cannot exec bin/qmail-smtpd");
+}
+
+static void logtls(const char *result, const char *why)
+{
+  char hex[8];
+  log_begin(PROG, "tls");
+  log_kv("ip", remoteip);
+  log_kv("result", result);
+  if (why) log_kv("reason", why);
+  else {
+    log_kv("version", tls_version_name(br_ssl_engine_get_version(&sc.eng)));
+    log_kv("cipher", tls_suite_name(sc.eng.session.cipher_suite, hex));
+    if (*br_ssl_engine_get_server_name(&sc.eng)) log_kv("sni", br_ssl_engine_get_server_name(&sc.eng));
+  }
+  log_end();
+}
+
+static int nonblock(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
+}
+
+/* Before STARTTLS: bytes both ways, until qmail-smtpd asks for TLS (1) or
+ * either side ends (0). At most one chunk per direction is held here. */
+static int plain_phase(int p, int ctl)
+{
+  static char n2p[8192], p2n[8192];
+  size_t nlen = 0, plen = 0;
+  int ctl_open = 1;
+
+  if (nonblock(0) < 0 || nonblock(1) < 0 || nonblock(p) < 0) return 0;
+  for (;;) {
+    struct pollfd f[5];
+    int k = 0, i_nr = -1, i_pw = -1, i_pr = -1, i_nw = -1, i_c = -1, r;
+    ssize_t n;
+    char c[8];
+    int passed = -1;
+
+    if (!nlen) { i_nr = k; f[k].fd = 0; f[k++].events = POLLIN; }
+    else { i_pw = k; f[k].fd = p; f[k++].events = POLLOUT; }
+    if (!plen) { i_pr = k; f[k].fd = p; f[k++].events = POLLIN; }
+    else { i_nw = k; f[k].fd = 1; f[k++].events = POLLOUT; }
+    if (ctl_open) { i_c = k; f[k].fd = ctl; f[k++].events = POLLIN; }
+    r = poll(f, (nfds_t)k, timeout * 1000);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;
+    if (i_c >= 0 && f[i_c].revents) {
+      n = pkt_recv(ctl, c, sizeof c, &passed);
+      if (passed >= 0) close(passed);     /* never expected from qmail-smtpd */
+      if (n <= 0) ctl_open = 0;
+      else if (n == 1 && c[0] == 'Y') {
+        /* The 220 is already in p: qmail-smtpd wrote it before "Y". */
+        if (plen && fd_write_all(1, p2n, plen, timeout) < 0) return 0;
+        while ((n = read(p, p2n, sizeof p2n)) > 0)
+          if (fd_write_all(1, p2n, (size_t)n, timeout) < 0) return 0;
+        return 1;             /* n2p, read but not forwarded, is dropped */
+      }
+      continue;
+    }
+    if (i_nr >= 0 && f[i_nr].revents) {
+      n = read(0, n2p, sizeof n2p);
+      if (n > 0) nlen = (size_t)n;
+      else if (n == 0 || errno != EAGAIN) return 0;
+    }
+    if (i_pr >= 0 && f[i_pr].revents) {
+      n = read(p, p2n, sizeof p2n);
+      if (n > 0) plen = (size_t)n;
+      else if (n == 0 || errno != EAGAIN) return 0;
+    }
+    if (i_pw >= 0 && f[i_pw].revents) {
+      if (fd_write_all(p, n2p, nlen, timeout) < 0) return 0;
+      nlen = 0;
+    }
+    if (i_nw >= 0 && f[i_nw].revents) {
+      if (fd_write_all(1, p2n, plen, timeout) < 0) return 0;
+      plen = 0;
+    }
+  }
+}
+
+/* The handshake, then the news for qmail-smtpd: the datagram "<version>
+ * <cipher>", carrying pass (or no descriptor when pass < 0). 0 or -1. */
+static int handshake(int ctl, int pass)
+{
+  char info[TLSCTL_INFO_MAX], hex[8];
+  size_t n;
+
+  if (!br_ssl_server_reset(&sc)) { logtls("failed", "cannot seed the random generator"); return -1; }
+  if (tls_handshake(&sc.eng, 0, 1, timeout) < 0) {
+    logtls("failed", errno == EPROTO ? tls_error_text(br_ssl_engine_last_error(&sc.eng))
+                   : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "eof" : strerror(errno));
+    return -1;
+  }
+  logtls("ok", 0);
+  n = strlen(tls_version_name(br_ssl_engine_get_version(&sc.eng)));
+  memcpy(info, tls_version_name(br_ssl_engine_get_version(&sc.eng)), n);
+  info[n++] = ' ';
+  {
+    const char *cn = tls_suite_name(sc.eng.session.cipher_suite, hex);
+    size_t k = strlen(cn);
+    if (k > sizeof info - n) k = sizeof info - n;
+    memcpy(info + n, cn, k);
+    n += k;
+  }
+  return pkt_send(ctl, info, n, pass);
+}
+
+static void server_init(void)
+{
+  const br_x509_certificate *ch = creds.chain;
+  if (creds.keytype == BR_KEYTYPE_RSA)
+    br_ssl_server_init_full_rsa(&sc, ch, creds.nchain, br_skey_decoder_get_rsa(&creds.key));
+  else
+    br_ssl_server_init_full_ec(&sc, ch, creds.nchain, BR_KEYTYPE_EC, br_skey_decoder_get_ec(&creds.key));
+  tls_server_policy(&sc, iobuf, sizeof iobuf);
+}
+
+int main(int argc, char **argv)
+{
+  struct ids tlsid, smtpdid;
+  int implicit = 0, pl[2], ct[2], fresh[2], status, r = 0;
+  const char *err = 0, *ip;
+  unsigned long t;
+  pid_t pid;
+
+  if (argc > 1 && !strcmp(argv[1], "-i")) { implicit = 1; argv++; argc--; }
+  if (argc != 3 || parse_ids(argv[1], &tlsid) < 0 || parse_ids(argv[2], &smtpdid) < 0) usage();
+  signal(SIGPIPE, SIG_IGN);
+  if ((ip = getenv("TCPREMOTEIP")) && *ip) remoteip = ip;
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  if (control_ulong(&t, "control/timeoutsmtpd", 1200) < 0) log_fatal(PROG, 111, "bad control/timeoutsmtpd");
+  timeout = t == 0 ? 1 : t > 86400 ? 86400 : (int)t;
+
+  if (access("control/tls/cert.pem", F_OK) < 0 && errno == ENOENT) {
+    if (implicit) log_fatal(PROG, 111, "no control/tls/cert.pem for implicit TLS");
+    become(&smtpdid, "cannot take the smtpd ids");
+    exec_smtpd();
+  }
+  if (tls_creds_load(&creds, "control/tls/cert.pem", "control/tls/key.pem", &err) < 0) {
+    log_begin(PROG, "fatal");
+    log_kv("msg", err);
+    log_end();
+    _exit(111);
+  }
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pl) < 0
+      || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ct) < 0)
+    log_fatal(PROG, 111, "cannot make socketpairs");
+  pid = fork();
+  if (pid < 0) log_fatal(PROG, 111, "cannot fork");
+  if (pid == 0) {
+    explicit_bzero(&creds, sizeof creds);
+    if (dup2(pl[1], 0) < 0 || dup2(pl[1], 1) < 0 || dup2(ct[1], TLSCTL_FD) < 0)
+      log_fatal(PROG, 111, "cannot set up qmail-smtpd's descriptors");
+    if (setenv(TLSCTL_ENV, implicit ? "implicit" : "starttls", 1) < 0) log_fatal(PROG, 111, "nomem");
+    become(&smtpdid, "cannot take the smtpd ids");
+    exec_smtpd();
+  }
+  close(pl[1]);
+  close(ct[1]);
+  become(&tlsid, "cannot take the tls ids");
+  server_init();
+
+  if (implicit) {
+    if (handshake(ct[0], -1) < 0) r = 1;
+    else if (tls_relay(&sc.eng, 0, 1, pl[0], pl[0], timeout) < 0) r = 1;
+  } else if (plain_phase(pl[0], ct[0])) {
+    close(pl[0]);
+    pl[0] = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh) < 0) r = 1;
+    else if (handshake(ct[0], fresh[1]) < 0) r = 1;
+    else {
+      close(fresh[1]);
+      if (tls_relay(&sc.eng, 0, 1, fresh[0], fresh[0], timeout) < 0) r = 1;
+      close(fresh[0]);
+    }
+  }
+  /* qmail-smtpd sees the end of its input and quits; wait for it, so that
+   * tcpserver's session count stays true. */
+  if (pl[0] >= 0) close(pl[0]);
+  close(ct[0]);
+  close(0);
+  close(1);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) ;
+  return r;
+}

@@ -1,0 +1,58 @@
+# Sourced by service/install after 50-services.sh: TLS for the SMTP
+# server (issue 6). See SECURITY, "TLS".
+#
+#   - the TLS uid ($QMAIL_TLS, default qmailt) and control/tls/, owned by
+#     it, mode 0700: key.pem (0400) and cert.pem (the chain, leaf first)
+#   - qmail-smtpd's run script goes through qmail-tlsd, which tcpserver
+#     runs as root: it reads the key, then splits into a TLS process (TLS
+#     uid) and qmail-smtpd (smtpd uid). Without control/tls/cert.pem it
+#     simply becomes qmail-smtpd, with no STARTTLS.
+#   - service/qmail-smtps: implicit TLS (RFC 8314) on SMTPS_PORT (default
+#     465), with a down file while there is no certificate at install.
+#
+# Variables: QMAIL_TLS, SMTPS_PORT, and TLS_SELFSIGNED=yes to make a
+# self-signed certificate for control/me when there is none (the demo).
+
+QMAIL_TLS=${QMAIL_TLS:-qmailt}
+SMTPS_PORT=${SMTPS_PORT:-465}
+TLS_SELFSIGNED=${TLS_SELFSIGNED:-no}
+case $SMTPS_PORT in ''|*[!0-9]*) echo "install: not a number: $SMTPS_PORT" >&2; exit 100 ;; esac
+
+if [ "$MODE" = multi ]; then
+  u_t=$(uid_of "$QMAIL_TLS" "$PREFIX" "$g_n")
+  tlsd_ids="${u_t}:${g_n} ${u_d}:${g_n}"
+else
+  u_t=$u_q
+  tlsd_ids="${u_q}:${g_n} ${u_q}:${g_n}"
+fi
+echo "tls=$u_t:$g_n" >> "$D/control/ids"
+
+dir "$u_t" "$g_n" 0700 "$D/control/tls"
+if [ "$TLS_SELFSIGNED" = yes ] && [ ! -e "$D/control/tls/cert.pem" ]; then
+  tls_cn=$(head -n 1 "$D/control/me")
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=${tls_cn:-localhost}" -addext "subjectAltName=DNS:${tls_cn:-localhost}" \
+    -keyout "$D/control/tls/key.pem" -out "$D/control/tls/cert.pem" 2>/dev/null
+fi
+[ -e "$D/control/tls/key.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/key.pem"; chmod 0400 "$D/control/tls/key.pem"; }
+[ -e "$D/control/tls/cert.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/cert.pem"; chmod 0444 "$D/control/tls/cert.pem"; }
+
+# tlsrun service port [-i]: tcpserver as root (qmail-tlsd drops), the same
+# limits and readiness as 50-services.sh's qmail-smtpd.
+tlsrun() {
+  script "$D/service/$1/run" <<EOF
+#!/bin/sh
+exec 2>&1
+me=\$(head -n 1 ${PREFIX}/control/me)
+exec ${limit}tcpserver -1 -H -R -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
+  -x ${PREFIX}/control/tcp.smtp.cdb \\
+  ${SMTP_ADDR} $2 ${PREFIX}/bin/qmail-tlsd $3 ${tlsd_ids} 1>&3 3>&-
+EOF
+}
+tlsrun qmail-smtpd "$SMTP_PORT" ""
+
+dir "$u_root" "$g_root" 0755 "$D/service/qmail-smtps"
+setting "$D/service/qmail-smtps/notification-fd" 3
+tlsrun qmail-smtps "$SMTPS_PORT" -i
+[ -e "$D/control/tls/cert.pem" ] || [ -e "$D/service/qmail-smtps/down" ] || : > "$D/service/qmail-smtps/down"
+logservice qmail-smtps

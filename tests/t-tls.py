@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Inbound TLS: qmail-tlsd + qmail-smtpd under tcpserver against real
+clients (Python ssl and smtplib, openssl s_client, swaks): STARTTLS and
+implicit TLS, the STARTTLS injection bug (CVE-2011-0411), the session
+reset after STARTTLS, the Received: line, versions and suites refused,
+RSA and EC keys, and the key out of the SMTP process's reach."""
+import os, re, smtplib, socket, ssl, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, Instance, IS_ROOT, wait_for
+from smtpd_harness import Client, Queue
+from tls_harness import CA, TlsServer, install_cert
+
+t = T()
+inst = Instance(t)
+ca = CA(t)
+rsa_cert, rsa_key = ca.issue("mail.example.test", "rsa")
+ec_cert, ec_key = ca.issue("mail.example.test", "ec")
+install_cert(inst, rsa_cert, rsa_key)
+srv = TlsServer(inst)
+smtps = TlsServer(inst, implicit=True, name="smtps")
+q = Queue(inst)
+
+
+def ctx(verify=True):
+    c = ssl.create_default_context(cafile=ca.cert)
+    if not verify:
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+class TlsClient(Client):
+    def wrap(self, verify=True):
+        self.s = ctx(verify).wrap_socket(self.s, server_hostname="mail.example.test")
+        self.buf = b""
+
+
+# --- STARTTLS with a raw client; the injected command --------------------
+c = TlsClient(srv.port)
+t.check("greeting", c.greeting[0] == 220, c.greeting)
+code, text = c.cmd("EHLO client.test")
+t.check("EHLO offers STARTTLS", code == 250 and "STARTTLS" in text.split("\n"), text)
+# STARTTLS and a command in the same packet: the NOOP must never run.
+c.send("STARTTLS\r\nNOOP injected\r\n")
+code, text = c.reply()
+t.check("220 to STARTTLS", code == 220, (code, text))
+time.sleep(0.3)
+t.check("nothing after the 220 in plaintext", c.buf == b"", c.buf)
+c.wrap()
+t.check("TLS 1.2", c.s.version() == "TLSv1.2", c.s.version())
+t.check("AEAD ECDHE suite", re.match(r"ECDHE-RSA-(AES\d+-GCM|CHACHA20-POLY1305)", c.s.cipher()[0]),
+        c.s.cipher())
+code, text = c.cmd("MAIL FROM:<a@example.test>")
+t.check("HELO forgotten after STARTTLS: MAIL refused", code == 503, (code, text))
+code, text = c.cmd("EHLO client.test")
+t.check("first reply in TLS is EHLO's (the NOOP never ran)",
+        code == 250 and text.startswith("mail.example.test"), (code, text))
+t.check("STARTTLS not offered twice", "STARTTLS" not in text, text)
+code, text = c.cmd("STARTTLS")
+t.check("second STARTTLS refused", code == 503, (code, text))
+codes = c.transaction("a@example.test", ["b@example.test"])
+c.send("DATA\r\n")
+d = c.reply()
+c.send("Subject: tls\r\n\r\nover TLS\r\n.\r\n")
+end = c.reply()
+t.check("a message over TLS", codes[1:] == [250, 250] and d[0] == 354 and end[0] == 250,
+        (codes, d, end))
+t.check("QUIT", c.cmd("QUIT")[0] == 221)
+c.close()
+new = q.new(expect=1)
+msg = q.read(new[0])[0].decode() if new else ""
+t.check("Received: says ESMTPS and the TLS version and cipher",
+        re.search(r"with ESMTPS \(TLS1\.2 cipher ECDHE-RSA-[A-Z0-9-]+\);", msg), msg[:300])
+
+# --- a plaintext session is unaffected ------------------------------------
+c = Client(srv.port)
+codes = c.transaction("a@example.test", ["b@example.test"])
+t.check("plaintext through qmail-tlsd", codes == [250, 250, 250], codes)
+c.close()
+
+# --- smtplib, verifying the chain and the name ---------------------------
+try:
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as s:
+        s.ehlo("py.test")
+        s.starttls(context=ctx())
+        s.ehlo("py.test")
+        refused = s.sendmail("a@example.test", ["c@example.test"], b"Subject: smtplib\r\n\r\nhi\r\n")
+        ok = refused == {}
+except Exception as e:
+    ok = repr(e)
+t.check("smtplib starttls with a verified chain, sendmail", ok is True, ok)
+new = q.new(expect=1)
+t.check("smtplib's message queued", len(new) == 1, new)
+
+# --- openssl s_client -----------------------------------------------------
+def s_client(port, extra, starttls=True, data=b"EHLO x\r\nQUIT\r\n"):
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", ca.cert,
+            "-servername", "mail.example.test", "-verify_return_error", "-ign_eof"]
+    if starttls:
+        argv += ["-starttls", "smtp"]
+    p = subprocess.run(argv + extra, input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+rc, out = s_client(srv.port, [])
+t.check("s_client -starttls smtp: verified TLS 1.2",
+        rc == 0 and "Verify return code: 0" in out and "TLSv1.2" in out, out[-600:])
+rc, out = s_client(srv.port, ["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"])
+t.check("TLS 1.1 refused", rc != 0 and "Cipher is (NONE)" in out, out[-400:])
+rc, out = s_client(srv.port, ["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"])
+t.check("TLS 1.0 refused", rc != 0 and "Cipher is (NONE)" in out, out[-400:])
+for suite in ("AES128-SHA256", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA256", "ECDHE-RSA-AES128-SHA"):
+    rc, out = s_client(srv.port, ["-tls1_2", "-cipher", suite])
+    t.check("non-AEAD or non-ECDHE suite %s refused" % suite, rc != 0 and "Cipher is (NONE)" in out,
+            out[-400:])
+rc, out = s_client(srv.port, ["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"])
+t.check("ChaCha20-Poly1305 accepted", rc == 0 and "ECDHE-RSA-CHACHA20-POLY1305" in out, out[-400:])
+
+# --- implicit TLS (port 465 style) ---------------------------------------
+rc, out = s_client(smtps.port, [], starttls=False)
+t.check("implicit TLS: s_client gets the greeting over TLS",
+        rc == 0 and "220 mail.example.test" in out and "Verify return code: 0" in out, out[-600:])
+s = ctx().wrap_socket(socket.create_connection(("127.0.0.1", smtps.port), 10),
+                      server_hostname="mail.example.test")
+c = Client.__new__(Client)
+c.s, c.buf = s, b""
+code, text = c.reply()
+t.check("implicit TLS greeting", code == 220, (code, text))
+code, text = c.cmd("EHLO client.test")
+t.check("implicit TLS: no STARTTLS offered", code == 250 and "STARTTLS" not in text, text)
+code, text = c.cmd("STARTTLS")
+t.check("implicit TLS: STARTTLS refused", code == 503, (code, text))
+c.close()
+
+# --- swaks ----------------------------------------------------------------
+def swaks(port, mode):
+    p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), mode,
+                        "--from", "a@example.test", "--to", "d@example.test",
+                        "--helo", "swaks.test", "--timeout", "20"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+rc, out = swaks(srv.port, "--tls")
+t.check("swaks --tls", rc == 0 and "TLS started" in out, out[-800:])
+rc, out = swaks(smtps.port, "--tlsc")
+t.check("swaks --tlsc (implicit)", rc == 0 and "TLS started" in out, out[-800:])
+new = q.new(expect=2)
+t.check("swaks' messages queued", len(new) == 2, new)
+msgs = [q.read(n)[0].decode() for n in new]
+t.check("Received: of the implicit session says ESMTPS",
+        all("with ESMTPS (TLS1.2 cipher" in m for m in msgs), [m[:200] for m in msgs])
+
+# --- an EC key ------------------------------------------------------------
+install_cert(inst, ec_cert, ec_key)
+c = TlsClient(srv.port)
+c.cmd("EHLO client.test")
+code, _ = c.cmd("STARTTLS")
+c.wrap()
+t.check("EC key: ECDHE-ECDSA suite", code == 220 and c.s.cipher()[0].startswith("ECDHE-ECDSA-"),
+        c.s.cipher())
+t.check("EC key: EHLO over TLS", c.cmd("EHLO client.test")[0] == 250)
+c.close()
+install_cert(inst, rsa_cert, rsa_key)
+
+# --- a failed handshake ends the session --------------------------------
+c = Client(srv.port)
+c.cmd("EHLO client.test")
+c.send("STARTTLS\r\n")
+t.check("220 before garbage", c.reply()[0] == 220)
+c.send(b"\x16\x03\x01\x00\x05hello" + b"not tls at all\r\n" * 4)
+t.check("garbage instead of a handshake: the server closes", c.closed(10))
+c.close()
+
+# --- logs -----------------------------------------------------------------
+log = srv.logtext()
+t.check("qmail-tlsd logs the version and cipher",
+        re.search(r"qmail-tlsd event=tls ip=127\.0\.0\.1 result=ok version=TLS1\.2 cipher=ECDHE-", log),
+        log[-800:])
+t.check("qmail-tlsd logs the failed handshake", "qmail-tlsd event=tls ip=127.0.0.1 result=failed" in log,
+        log[-800:])
+t.check("qmail-smtpd logs the TLS session", re.search(r"qmail-smtpd event=tls ip=127\.0\.0\.1 tls=\"TLS1\.2 ECDHE", log),
+        log[-800:])
+
+# --- the key is out of the SMTP process's reach ---------------------------
+if IS_ROOT and inst.multi:
+    uid, gid = inst.uid("smtpd")
+    key = inst.path("control", "tls", "key.pem")
+    p = subprocess.run([sys.executable, "-c", "open(%r).read()" % key], user=uid, group=gid,
+                       extra_groups=[], stderr=subprocess.PIPE)
+    t.check("the smtpd uid cannot open the key", p.returncode != 0 and b"PermissionError" in p.stderr,
+            p.stderr[-200:])
+    tuid, tgid = inst.uid("tls")
+    p = subprocess.run([sys.executable, "-c", "open(%r).read()" % key], user=tuid, group=tgid,
+                       extra_groups=[], stderr=subprocess.PIPE)
+    t.check("the tls uid can read the key", p.returncode == 0, p.stderr[-200:])
+    # During a session: which uid runs which program.
+    c = TlsClient(srv.port)
+    c.cmd("EHLO client.test")
+
+    def procs():
+        out = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                exe = os.readlink("/proc/%s/exe" % pid)
+                st = open("/proc/%s/status" % pid).read()
+            except OSError:
+                continue
+            if exe.startswith(inst.prefix):
+                u = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", st, re.M).groups()
+                out.setdefault(os.path.basename(exe), set()).add(tuple(int(x) for x in u))
+        return out
+
+    ps = wait_for(lambda: (lambda p: p if "qmail-smtpd" in p and "qmail-tlsd" in p else None)(procs()), 5)
+    t.check("qmail-smtpd runs as the smtpd uid only", ps and ps["qmail-smtpd"] == {(uid,) * 4}, ps)
+    t.check("qmail-tlsd runs as the tls uid only", ps and ps["qmail-tlsd"] == {(tuid,) * 4}, ps)
+    c.close()
+else:
+    t.skip("key permissions", "needs root and a multi-uid instance")
+
+t.done()
