@@ -711,9 +711,9 @@ def main():
     q = a.quick
     reps = a.reps or (2 if q else 3)
     cfg = {
-        "local": [(20, 2048, 300 if q else 5000), (1, 2048, 100 if q else 1000),
-                  (20, 102400, 100 if q else 1000), (1, 102400, 50 if q else 300)],
-        "relay": 300 if q else 3000,
+        "local": [(20, 2048, 300 if q else 2000), (1, 2048, 100 if q else 500),
+                  (20, 102400, 100 if q else 500), (1, 102400, 50 if q else 200)],
+        "relay": 300 if q else 2000,
         "latency": 10 if q else 50,
         "scale": [int(x) for x in (a.scale or ("1000,3000" if q else "10000,100000")).split(",")],
     }
@@ -823,19 +823,85 @@ def report(a, cfg, reps, R, extra, started, load0, load1):
         t, p = mmm(by.get("this", [])), mmm(by.get("Postfix", []))
         ratio = "n/a" if not t or not p or not p[0] else "%.2f" % (t[0] / p[0])
         rows.append((fig, fmt(t), fmt(p), ratio))
+    if extra.get("fsyncs/s"):
+        f = fmt(extra["fsyncs/s"])
+        rows.append(("disk: fsyncs per second on the queue filesystem (2 KB file, write+fsync)",
+                     f, f, "1.00"))
     data = {"started": started, "machine": mach, "reps": reps, "cfg": cfg, "load_before": load0,
-            "load_after": load1, "raw": R, "extra": {k: (list(v) if isinstance(v, tuple) else v)
-                                                     for k, v in extra.items()}}
+            "load_after": load1, "raw": R, "extra": extra}
     with open(os.path.join(a.base, "results.json"), "w") as f:
         json.dump(data, f, indent=1, default=str)
     table = ["| figure | this | Postfix | this/Postfix |", "|---|---|---|---|"]
     table += ["| %s | %s | %s | %s |" % r for r in rows]
     print("\n".join(table))
-    if extra.get("fsyncs/s"):
-        print("disk: %s fsyncs/s on the queue filesystem" % fmt(extra["fsyncs/s"]))
-    with open(os.path.join(a.base, "table.md"), "w") as f:
-        f.write("\n".join(table) + "\n")
-    log("raw results in %s/results.json, table in %s/table.md" % (a.base, a.base))
+    args, skip = [], False
+    for x in sys.argv[1:]:
+        if skip or x in ("--base", "--out"):
+            skip = not skip
+            continue
+        args.append(x)
+    argv = " ".join(["bench/run"] + args)
+    out = ["# Benchmark results: this MTA against Postfix", "",
+           "Written by `%s` (bench/bench.py); started %s. Each cell is the median of %d runs, "
+           "min-max in parentheses; the runs alternate between the two MTAs. Rates are "
+           "messages per second (higher is better); times, memory, CPU, fsyncs and processes: "
+           "lower is better. The ratio is this/Postfix of the medians." % (argv.strip(), started, reps),
+           "",
+           "## Machine", "",
+           "- %s CPUs: %s; %d MB memory; kernel %s" % (mach["nproc"], mach["cpu"], mach["mem_mb"], mach["kernel"]),
+           "- queue filesystem (/tmp): %s" % mach["disk"],
+           "- Postfix %s (Debian package), smtp-source and smtp-sink from it" % mach["postfix"],
+           "- load average (1, 5, 15 min) before the run: %s; after: %s" % (
+               " ".join(load0), " ".join(load1)),
+           "", "## Results", ""] + table + [""]
+    out += ["## Set-up and commands", "",
+            "- Both MTAs deliver `box@local.test` into one Maildir and relay `peer@remote.test` "
+            "to one `smtp-sink -c 127.0.0.1:PORT 256`; only loopback, no DNS (this: control/smtproutes; "
+            "Postfix: relayhost [127.0.0.1]:PORT, smtp_dns_support_level=disabled, "
+            "smtp_host_lookup=native, smtpd_peername_lookup=no). fsync on for both (their defaults).",
+            "- this: service/install into %s/this with unused numeric uids; `qmail-start SEND REMOTE ./Maildir/` "
+            "and `tcpserver -H -R -c 100 -x control/tcp.smtp.cdb -u SMTPD -g GID 127.0.0.1 PORT qmail-smtpd`, "
+            "logging to a file; users/assign `=box:alias:...` (plus a `+` catch-all)." % a.base,
+            "- Postfix: `postfix -c %s/pf/etc start` with its own queue_directory and data_directory, "
+            "master.cf without chroot, `inet_interfaces = 127.0.0.1`, delivery by virtual(8) "
+            "(`virtual_mailbox_domains = local.test`, `virtual_mailbox_maps = static:box/`), "
+            "logging to a file through postlogd (`maillog_file`)." % a.base,
+            "- accept / end-to-end: `smtp-source -s S -m N -l SIZE -f bench@client.test -t box@local.test "
+            "-M client.test 127.0.0.1:PORT` (one message per connection, smtp-source's default); accept = "
+            "N / time until smtp-source exits; end-to-end = N / time from its start until the N-th "
+            "file is in Maildir/new. Counts: %s (sessions, bytes, messages)." % (cfg["local"],),
+            "- CPU per message: utime+stime+cutime+cstime summed over the live process tree of each "
+            "instance (tcpserver and qmail-start for this; master for Postfix: every child they reaped "
+            "is in cutime/cstime), before and after a run, divided by N; the load tools are not counted.",
+            "- relay: the same smtp-source, 20 sessions, 2 KB, %d messages to peer@remote.test; "
+            "time until smtp-sink has counted them all." % cfg["relay"],
+            "- latency: one message per SMTP session (Python smtplib), connect to its file in "
+            "Maildir/new, polled every 0.5 ms; median of %d, alternating." % cfg["latency"],
+            "- memory: VmRSS (and PSS from smaps_rollup) of the processes that hold the server side "
+            "of one idle session after EHLO and MAIL; all processes idle = the instance's process tree "
+            "after start, before any mail.",
+            "- fsyncs, processes and execs per message: `strace -f -c -e trace=fsync,fdatasync,"
+            "sync_file_range,fork,vfork,clone,clone3,execve -p` every process of the instance, around "
+            "one message from SMTP to Maildir. The disk's limit: small files written and fsynced in a "
+            "loop on the queue's filesystem; best rate = fsyncs/s / fsyncs per message (serial fsyncs; "
+            "concurrent ones may share a journal commit).",
+            "- scale: N messages to peer@down.test, routed to a loopback port where nothing listens; "
+            "time to queue = smtp-source's time (20 sessions); first attempt of all = time from the start "
+            "until every message has had one delivery attempt (this: a delivery line in qmail-send's "
+            "log for each qid; Postfix: N files in deferred/); scheduler RSS then. Counts: %s." % (cfg["scale"],),
+            ""]
+    det = []
+    for k, v in extra.items():
+        if k != "fsyncs/s":
+            det.append("- %s: %s" % (k, v))
+    if det:
+        out += ["## Details", ""] + det + [""]
+    notes = os.path.join(ROOT, "bench", "analysis.md")
+    if os.path.exists(notes):
+        out += [open(notes).read().rstrip(), ""]
+    with open(a.out, "w") as f:
+        f.write("\n".join(out))
+    log("wrote %s; raw results in %s/results.json" % (a.out, a.base))
 
 
 if __name__ == "__main__":
