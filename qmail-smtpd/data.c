@@ -35,6 +35,10 @@ extern char **environ;
 
 static struct {
   pid_t pid;                   /* 0 when none runs */
+  pid_t last;                  /* the last one started: the qid that
+                                  qmail-queue makes ends in ".<pid>", so
+                                  logging it ties this session's message
+                                  to qmail-send's lines about it */
   int envfd;
   int broken;                  /* a write to it failed: it is gone */
   buf msg;
@@ -136,6 +140,7 @@ static int qq_start(void)
   close(m[0]);
   close(e[0]);
   if (r != 0) { qq.pid = 0; close(m[1]); close(e[1]); errno = r; return -1; }
+  qq.last = qq.pid;
   buf_init(&qq.msg, m[1], qq.msgbuf, sizeof qq.msgbuf);
   qq.msg.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
   qq.envfd = e[1];
@@ -293,7 +298,10 @@ static void log_msg(const char *result, int code)
   log_kv("result", result);
   log_ku("bytes", msgbytes);
   log_ku("rcpts", ss.nrcpt);
-  if (code >= 0) log_ku("qq", (unsigned)code);
+  if (code >= 0) {
+    log_ku("qq", (unsigned)code);
+    log_ku("qqpid", (unsigned long long)qq.last);
+  }
   log_end();
 }
 

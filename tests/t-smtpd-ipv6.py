@@ -1,6 +1,6 @@
 """qmail-smtpd over IPv6: tcpserver on ::1, a real smtplib client, the
 message queued with the client's IPv6 address in its Received: line."""
-import os, smtplib, socket, sys
+import os, re, smtplib, socket, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, wait_for, IS_ROOT
 from smtpd_harness import Queue
@@ -52,5 +52,10 @@ if new:
     first = next((l for l in msg.split(b"\n") if l.startswith(b"Received: from")), b"")
     t.check("Received: names the IPv6 client", b"[::1]" in first or b"[IPv6:::1]" in first, first)
     t.check("Received: names the HELO", b"client6.test" in first, first)
+    log.flush()
+    text = open(log.name, errors="replace").read()
+    pid = new[0].rsplit(".", 1)[1]
+    t.check("the smtpd log ties the message to its qid (qqpid)",
+            re.search(r"event=message .*result=accepted .*qqpid=%s\b" % pid, text), text[-500:])
     t.check("envelope", sender == b"s@client6.test" and rcpts == [(b"P", b"u@example.test")], (sender, rcpts))
 t.done()
