@@ -225,5 +225,5 @@ void dest_clear_all(void)
   size_t i;
   while (ndheap) dest_unhold(dheap[0]);
   for (i = 0; i < dn; i++)
-    if (dv[i].name) { dv[i].fails = 0; dv[i].dead = 0; dv[i].hold = 0; dv[i].delay = 0; }
+    if (dv[i].name) { dv[i].dead = 0; dv[i].hold = 0; dv[i].delay = 0; }
 }

@@ -168,7 +168,9 @@ void dest_unhold(uint32_t i);        /* takes i out of the heap, if there */
 unsigned long long dest_next(void);  /* the earliest hold, or ~0ULL */
 /* Takes out and returns one destination whose hold has ended, or NIL. */
 uint32_t dest_expired(unsigned long long now);
-/* Forgets every failure and hold (SIGALRM). */
+/* Ends every hold and dead mark now (SIGALRM). The failure counts stay:
+ * a destination still down is held again by its first failure, and one
+ * that is back regains its concurrency gradually. */
 void dest_clear_all(void);
 
 /* ---- dsn.c: failure records and bounces. */
