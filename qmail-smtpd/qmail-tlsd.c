@@ -16,10 +16,13 @@
  * So the process that parses SMTP never holds the key, and the one that
  * holds the key never parses SMTP.
  *
- * STARTTLS: qmail-smtpd replies 220, flushes, and sends "Y" on fd 5.
- * qmail-tlsd forwards what qmail-smtpd wrote before that (the 220), drops
- * any plaintext it read from the client but did not forward, closes the
- * plaintext pair and runs the handshake. On success it makes a fresh
+ * STARTTLS: qmail-smtpd flushes its replies and sends "Y" followed by
+ * its 220 reply on fd 5. qmail-tlsd forwards what qmail-smtpd wrote
+ * before that, drops any plaintext it read from the client but did not
+ * forward, stops reading plaintext, writes the 220, closes the plaintext
+ * pair and runs the handshake. The 220 travels with "Y" so that no
+ * byte the client sends after seeing it (its ClientHello) can be read by
+ * the plaintext relay. On success it makes a fresh
  * plaintext pair and passes one end with the datagram "TLS1.2 <cipher>";
  * qmail-smtpd puts it on fds 0 and 1. Nothing sent in plaintext can reach
  * the TLS session (CVE-2011-0411): the channel it travelled on is gone.
@@ -129,7 +132,7 @@ static int plain_phase(int p, int ctl)
     struct pollfd f[5];
     int k = 0, i_nr = -1, i_pw = -1, i_pr = -1, i_nw = -1, i_c = -1, r;
     ssize_t n;
-    char c[8];
+    char c[TLSCTL_INFO_MAX];
     int passed = -1;
 
     if (!nlen) { i_nr = k; f[k].fd = 0; f[k++].events = POLLIN; }
@@ -144,11 +147,14 @@ static int plain_phase(int p, int ctl)
       n = pkt_recv(ctl, c, sizeof c, &passed);
       if (passed >= 0) close(passed);     /* never expected from qmail-smtpd */
       if (n <= 0) ctl_open = 0;
-      else if (n == 1 && c[0] == 'Y') {
-        /* The 220 is already in p: qmail-smtpd wrote it before "Y". */
+      else if (c[0] == 'Y') {
+        /* Every earlier reply is in p or p2n: qmail-smtpd wrote them
+         * before "Y". Then the 220, and not one more plaintext byte. */
+        ssize_t m;
         if (plen && fd_write_all(1, p2n, plen, timeout) < 0) return 0;
-        while ((n = read(p, p2n, sizeof p2n)) > 0)
-          if (fd_write_all(1, p2n, (size_t)n, timeout) < 0) return 0;
+        while ((m = read(p, p2n, sizeof p2n)) > 0)
+          if (fd_write_all(1, p2n, (size_t)m, timeout) < 0) return 0;
+        if (fd_write_all(1, c + 1, (size_t)n - 1, timeout) < 0) return 0;
         return 1;             /* n2p, read but not forwarded, is dropped */
       }
       continue;

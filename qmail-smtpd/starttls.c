@@ -62,17 +62,18 @@ int tls_offered(void) { return ctl >= 0 && !ss.tls; }
 
 void smtp_starttls(const char *arg, size_t n)
 {
+  static const char go[] = "Y220 2.0.0 ready to start TLS\r\n";
   int fd = -1;
 
   if (ctl < 0) { reply("502 5.5.1 command not implemented"); return; }
   if (ss.tls) { reply("503 5.5.1 TLS already active"); return; }
   if (n) { bad_command("501 5.5.4 syntax: STARTTLS takes no argument"); return; }
-  reply("220 2.0.0 ready to start TLS");
   out_flush();
   /* CVE-2011-0411: whatever the client pipelined after STARTTLS came in
-   * plaintext and is never executed. */
+   * plaintext and is never executed. The 220 goes through qmail-tlsd,
+   * which stops relaying plaintext before it sends it (tlsctl.h). */
   in.pos = in.end = 0;
-  if (pkt_send(ctl, "Y", 1, -1) < 0) quit(1, "tls control");
+  if (pkt_send(ctl, go, sizeof go - 1, -1) < 0) quit(1, "tls control");
   tls_result(&fd);
   if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0) quit(1, "tls channel");
   close(fd);

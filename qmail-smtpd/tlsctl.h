@@ -7,7 +7,9 @@
  * TLSCTL_ENV=implicit the session is TLS from the start (port 465) and
  * qmail-smtpd waits for the handshake's datagram before its greeting.
  *
- *   qmail-smtpd -> qmail-tlsd   "Y": the 220 reply to STARTTLS is written
+ *   qmail-smtpd -> qmail-tlsd   "Y<the 220 reply, CRLF>": qmail-tlsd
+ *                               sends that reply itself, after every
+ *                               earlier one (at most TLSCTL_INFO_MAX)
  *   qmail-tlsd -> qmail-smtpd   "<version> <cipher>" (at most
  *                               TLSCTL_INFO_MAX bytes), with STARTTLS
  *                               carrying the new plaintext descriptor
