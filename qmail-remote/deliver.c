@@ -70,6 +70,7 @@ int rconf_load(struct rconf *c, str *err)
            (!r && control_line(&c->helohost, "control/me") <= 0) || !c->helohost.len) bad = "control/helohost or control/me";
   else if (control_lines(&c->routes, "control/smtproutes") < 0) bad = "control/smtproutes";
   else if (control_line(&c->dnsserver, "control/dnsserver") < 0) bad = "control/dnsserver";
+  else if (control_lines(&c->tlspolicy, "control/tlspolicy") < 0) bad = "control/tlspolicy";
   else if ((r = control_line(&ip, "control/outgoingip")) < 0 || (r && (str_0(&ip) < 0 || !ip_parse(ip.s, &a))))
     bad = "control/outgoingip";
   else if (r) memcpy(&c->bind, &a.sa, sizeof c->bind);
@@ -87,6 +88,7 @@ void rconf_free(struct rconf *c)
   str_free(&c->helohost);
   str_free(&c->routes);
   str_free(&c->dnsserver);
+  str_free(&c->tlspolicy);
 }
 
 /* Connects to a:port within the connect timeout, from control/outgoingip
@@ -136,6 +138,7 @@ struct tried {
   int soft;        /* a temporary DNS failure or a failed connection */
   const char *tag; /* of the last failure */
   str why;         /* its text */
+  int tlspolicy;   /* the domain's, from control/tlspolicy */
 };
 
 static void note(struct tried *t, const char *tag, const char *a, const char *b, const char *c)
@@ -178,7 +181,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       note(t, SPAWN_TAG_CONNECT, ip, ": ", errno == ETIMEDOUT ? "connection timed out" : strerror(errno));
       continue;
     }
-    r = smtp_session(fd, ip, c, j, &why);
+    r = smtp_session_tls(fd, ip, host, literal, t->tlspolicy, c, j, &why);
     close(fd);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
@@ -231,6 +234,10 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   if (!len || len >= sizeof domain) { all(j, 'D', SPAWN_TAG_DNS, "bad domain", ""); return 0; }
   memcpy(domain, j->domain, len + 1);
   if (len > 1 && domain[len - 1] == '.') domain[len - 1] = 0;   /* absolute form */
+  if (tls_policy(&c->tlspolicy, domain, &t->tlspolicy) < 0) {
+    all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/tlspolicy", "");
+    return 0;
+  }
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     if (try_host(j, c, mx[0].name, 1, c->port, t, &noaddr)) return 1;
@@ -262,7 +269,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 void remote_deliver(struct rjob *j)
 {
   struct rconf c = RCONF_INIT;
-  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT };
+  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY };
   str err = STR_INIT;
 
   /* Results start as a temporary failure, so that none is ever left

@@ -28,8 +28,9 @@ struct rconf {
   struct sockaddr_storage bind;   /* control/outgoingip; family 0 if unset */
   str routes;                     /* control/smtproutes, control_lines form */
   str dnsserver;                  /* control/dnsserver, empty if unset */
+  str tlspolicy;                  /* control/tlspolicy, control_lines form */
 };
-#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT }
+#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT }
 
 /* Loads every control file; 0, or -1 with a reason in err. */
 int rconf_load(struct rconf *c, str *err);
@@ -116,11 +117,34 @@ enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0 };
  * called. SMTP_NEXTHOST: the connection or the handshake failed before any
  * transaction began; why is in why, and the next host may be tried. */
 int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why);
+/* The same with STARTTLS under policy (TLS_*), host being the name the
+ * certificate must carry (literal: an address, no name check or SNI).
+ * When the policy requires TLS and it fails or is not offered, the
+ * session ends before any transaction: SMTP_NEXTHOST, never plaintext. */
+int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int policy,
+                     const struct rconf *c, struct rjob *j, str *why);
 /* DATA transparency, exposed for the unit test: converts n bytes of the
  * stored message to wire form, appending to out; *sol carries "at the
  * start of a line" and *cr "a CR is pending" from one call to the next.
  * smtp_blast_end finishes the message: line end if needed, then ".\r\n". */
 int smtp_blast(str *out, const char *p, size_t n, int *sol, int *cr);
 int smtp_blast_end(str *out, int *sol, int *cr);
+
+/* ---- tlsclient.c ---- */
+enum { TLS_NONE = 0, TLS_MAY, TLS_ENCRYPT, TLS_VERIFY, TLS_DANE };
+/* control/tlspolicy (lines "domain:policy", ":policy" the default, which
+ * is otherwise may): the policy for domain. 0, or -1 for a malformed
+ * file. dane is parsed, and refused by smtp_session_tls for now. */
+int tls_policy(const str *lines, const char *domain, int *policy);
+const char *tls_policy_name(int policy);
+struct tlsconn {
+  int fd;                         /* plaintext side, or -1 */
+  int pid;                        /* the relay child, or -1 */
+};
+/* Handshake on fd, then a relay child: t->fd carries the plaintext. 0, or
+ * -1 with *err. Logs the version, suite, subject and chain verdict. */
+int tls_client_start(int fd, const char *ip, const char *host, int literal, int policy,
+                     int timeout, struct tlsconn *t, const char **err);
+void tls_client_end(struct tlsconn *t);
 
 #endif

@@ -6,12 +6,11 @@
  * caller may try the next host (SMTP_NEXTHOST). From MAIL on, every result
  * is final (SMTP_FINAL).
  *
- * Seams for later issues: STARTTLS (issue 6) goes between hello() and
- * transaction(), answering the STARTTLS extension by handing the two
- * descriptors s->rfd/s->wfd over to a TLS process and saying EHLO again
- * (forgetting everything learnt before, CVE-2011-0411); AUTH (issue 7)
- * goes right after, before MAIL, keyed on EXT_AUTH. Reads and writes go
- * through rfd and wfd only, so either may become a pipe to that process.
+ * STARTTLS goes between hello() and transaction() (starttls()): after
+ * the handshake, s->rfd/s->wfd become the plaintext side of a relay
+ * child (tlsclient.c), and EHLO is said again, everything learnt before
+ * forgotten (CVE-2011-0411). The seam for AUTH (issue 7): right after,
+ * before MAIL, keyed on EXT_AUTH.
  */
 #include <errno.h>
 #include <string.h>
@@ -43,6 +42,7 @@ struct smtp {
   str reply;                 /* the last reply, sanitised, lines LF-separated */
   str line, cmd;
   const char *err;           /* what went wrong when code is -1 */
+  struct tlsconn tls;        /* fd -1 without TLS */
 };
 
 /* Reads one reply, multi-line or not. Returns its code (200..599 style
@@ -382,27 +382,72 @@ static void quit(struct smtp *s)
   get_reply(s);
 }
 
+/* STARTTLS as the policy says: 0 to go on (with TLS, or without when
+ * the policy allows), -1 to give up this host (s->err set when code is
+ * -1; a polite QUIT is still possible when *polite). */
+static int starttls(struct smtp *s, const char *host, int literal, int policy, int *polite)
+{
+  const char *err = 0;
+
+  *polite = 1;
+  if (policy == TLS_NONE) return 0;
+  if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
+  else if (!(s->ext & EXT_STARTTLS)) {
+    if (policy == TLS_MAY) return 0;
+    err = policy == TLS_VERIFY ? "TLS required (policy verify) but STARTTLS not offered"
+                               : "TLS required (policy encrypt) but STARTTLS not offered";
+  }
+  if (err) { s->code = -1; s->err = err; return -1; }
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "STARTTLS\r\n") < 0) { s->code = -1; s->err = "out of memory"; return -1; }
+  if (send_cmd(s) < 0 || get_reply(s) < 0) { *polite = 0; return -1; }
+  if (s->code != 220) return -1;
+  /* Bytes after the 220 were sent in plaintext: an injection attempt. */
+  if (buf_ready(&s->in)) { *polite = 0; s->code = -1; s->err = "data after the 220 to STARTTLS"; return -1; }
+  *polite = 0;                 /* from here on the socket speaks TLS or nothing */
+  if (tls_client_start(s->rfd, s->ip, host, literal, policy, (int)s->c->timeoutremote, &s->tls, &err) < 0) {
+    s->code = -1;
+    s->err = err;
+    return -1;
+  }
+  s->rfd = s->wfd = s->tls.fd;
+  buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
+  s->in.timeout = (int)s->c->timeoutremote;
+  *polite = 1;
+  return hello(s);
+}
+
 int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why)
+{
+  return smtp_session_tls(fd, ip, ip, 1, TLS_NONE, c, j, why);
+}
+
+int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int policy,
+                     const struct rconf *c, struct rjob *j, str *why)
 {
   static char chunk[CHUNK];
   struct smtp s;
-  int r = SMTP_FINAL;
+  int r = SMTP_FINAL, polite = 1;
 
   memset(&s, 0, sizeof s);
   s.rfd = s.wfd = fd;
+  s.tls.fd = s.tls.pid = -1;
   s.ip = ip;
   s.c = c;
   buf_init(&s.in, s.rfd, s.inx, sizeof s.inx);
   s.in.timeout = (int)c->timeoutremote;
-  if (greeting(&s) < 0 || hello(&s) < 0) {
+  if (greeting(&s) < 0 || hello(&s) < 0 || starttls(&s, host, literal, policy, &polite) < 0) {
+    int code = s.code;
     if (what(&s, " handshake", why) < 0) why->len = 0;
-    if (s.code >= 0) quit(&s);
+    if (code < 0 && polite && s.tls.fd < 0) s.code = 0;   /* a policy refusal: still say QUIT */
+    if (s.code >= 0 && polite) quit(&s);
     r = SMTP_NEXTHOST;
   } else {
     transaction(&s, j, chunk);
     j->done(j);
     quit(&s);
   }
+  tls_client_end(&s.tls);
   str_free(&s.reply);
   str_free(&s.line);
   str_free(&s.cmd);

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Outbound TLS: qmail-remote's STARTTLS and control/tlspolicy against this
+MTA's own qmail-tlsd + qmail-smtpd (certificates from a CA made here,
+trusted through control/tlsca) and a plaintext sink without STARTTLS.
+Names come from a dnsmasq zone; routes in control/smtproutes."""
+import os, re, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, Instance, IS_ROOT
+from remote_peers import Dns, Sink
+from smtpd_harness import Queue
+from tls_harness import CA, TlsServer, install_cert, self_signed
+
+t = T()
+inst = Instance(t)
+ca = CA(t)
+good = ca.issue("mx.good.test", "rsa")
+expired = ca.issue("mx.good.test", "ec", start="20200101000000Z", end="20200201000000Z")
+selfsigned = self_signed(ca.dir, "mx.good.test")
+install_cert(inst, *good)
+srv = TlsServer(inst)
+sink = Sink(t)                       # no STARTTLS
+q = Queue(inst)
+
+dns = Dns(t, ["--host-record=mx.good.test,127.0.0.1", "--host-record=other.test,127.0.0.1",
+              "--host-record=sink.test,127.0.0.1"])
+t.check("dnsmasq answers", dns.ok)
+inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
+inst.control("helohost", "client.example.test")
+inst.control("tlsca", open(ca.cert).read())
+os.chmod(inst.path("control", "tlsca"), 0o644)
+tls = "mx.good.test:%d" % srv.port
+inst.control("smtproutes", [
+    "may-tls.test:" + tls, "may-plain.test:sink.test:%d" % sink.port,
+    "verify.test:" + tls, "badname.test:other.test:%d" % srv.port,
+    "encrypt.test:" + tls, "encrypt-plain.test:sink.test:%d" % sink.port,
+    "none.test:" + tls, "dane.test:" + tls])
+inst.control("tlspolicy", ["verify.test:verify", "badname.test:verify", "encrypt.test:encrypt",
+                           "encrypt-plain.test:encrypt", "none.test:none", "dane.test:dane", ":may"])
+
+user = {}
+if IS_ROOT and inst.multi:
+    uid, gid = inst.uid("remote")
+    user = dict(user=uid, group=gid, extra_groups=[])
+
+
+def remote(domain):
+    """qmail-remote to rcpt@domain: (code, text, stderr)."""
+    p = subprocess.run([inst.bin("qmail-remote"), domain, "a@example.test", "rcpt@" + domain],
+                       input=b"Subject: tls\n\nhello\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60, **user)
+    parts = p.stdout.split(b"\0")
+    if p.returncode != 0 or len(parts) < 3:
+        return "?", repr(p), p.stderr.decode()
+    last = parts[1].decode("utf-8", "replace")
+    return last[:1], last[1:], p.stderr.decode("utf-8", "replace")
+
+
+def received():
+    new = q.new(expect=1)
+    if len(new) != 1:
+        return ""
+    msg = q.read(new[0])[0].decode("utf-8", "replace")
+    return msg.split("\n\n")[0]
+
+
+code, text, err = remote("may-tls.test")
+t.check("may, STARTTLS offered: delivered", code == "K", (code, text, err))
+t.check("may: logged with version, suite and subject",
+        re.search(r"qmail-remote event=tls ip=127\.0\.0\.1 host=mx\.good\.test policy=may result=ok "
+                  r"version=TLS1\.2 cipher=ECDHE-RSA-\S+ subject=mx\.good\.test chain=unchecked", err), err)
+t.check("may: the server saw TLS", "with ESMTPS (TLS1.2 cipher" in received())
+
+n = len(sink.sessions)
+code, text, err = remote("may-plain.test")
+t.check("may, no STARTTLS: delivered in plaintext", code == "K" and len(sink.sessions) == n + 1
+        and len(sink.sessions[-1].data) == 1, (code, text, err))
+t.check("may, no STARTTLS: no TLS attempted", "event=tls" not in err, err)
+
+code, text, err = remote("verify.test")
+t.check("verify, good chain and name: delivered", code == "K", (code, text, err))
+t.check("verify: chain verified in the log", "policy=verify result=ok" in err and "chain=verified" in err, err)
+received()
+
+code, text, err = remote("badname.test")
+t.check("verify, wrong name: deferred", code == "Z" and "does not match the host name" in text, (code, text))
+t.check("verify, wrong name: nothing delivered", q.new() == [])
+
+code, text, err = remote("none.test")
+t.check("none: delivered without TLS", code == "K" and "event=tls" not in err, (code, text, err))
+r = received()
+t.check("none: the server saw plaintext ESMTP", "with ESMTP;" in r, r)
+
+code, text, err = remote("dane.test")
+t.check("dane: not implemented, deferred", code == "Z" and "dane" in text, (code, text))
+
+n = len(sink.sessions)
+code, text, err = remote("encrypt-plain.test")
+t.check("encrypt, no STARTTLS offered: deferred", code == "Z" and "STARTTLS not offered" in text, (code, text))
+t.check("encrypt, no STARTTLS: no MAIL sent in plaintext",
+        len(sink.sessions) == n + 1 and not any(c.upper().startswith("MAIL") for c in sink.sessions[-1].commands),
+        sink.sessions[-1].commands if len(sink.sessions) > n else "no session")
+
+install_cert(inst, *expired)
+code, text, err = remote("verify.test")
+t.check("verify, expired certificate: deferred", code == "Z" and "expired" in text, (code, text))
+code, text, err = remote("encrypt.test")
+t.check("encrypt, expired certificate: delivered (not checked)", code == "K", (code, text, err))
+received()
+
+install_cert(inst, *selfsigned)
+code, text, err = remote("verify.test")
+t.check("verify, self-signed certificate: deferred", code == "Z" and "not trusted" in text, (code, text))
+code, text, err = remote("may-tls.test")
+t.check("may, self-signed certificate: delivered over TLS", code == "K" and "result=ok" in err, (code, text, err))
+received()
+install_cert(inst, *good)
+
+inst.control("tlspolicy", ["verify.test:bogus"])
+code, text, err = remote("verify.test")
+t.check("a malformed tlspolicy defers", code == "Z" and "tlspolicy" in text, (code, text))
+
+t.done()
