@@ -707,7 +707,15 @@ def main():
     ap.add_argument("--scale")
     ap.add_argument("--only", help="comma list of phases: memory,local,relay,latency,fsync,scale")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite RESULTS.md from BASE/results.json without measuring")
     a = ap.parse_args()
+    if a.report_only:
+        d = json.load(open(os.path.join(a.base, "results.json")))
+        sys.argv = d.get("argv", sys.argv)
+        report(a, d["cfg"], d["reps"], d["raw"], d["extra"], d["started"], d["load_before"],
+               d["load_after"], d["machine"])
+        return
     q = a.quick
     reps = a.reps or (2 if q else 3)
     cfg = {
@@ -816,8 +824,8 @@ def main():
     report(a, cfg, reps, R, extra, started, load0, load1)
 
 
-def report(a, cfg, reps, R, extra, started, load0, load1):
-    mach = machine()
+def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
+    mach = mach or machine()
     rows = []
     for fig, by in R.items():
         t, p = mmm(by.get("this", [])), mmm(by.get("Postfix", []))
@@ -827,7 +835,8 @@ def report(a, cfg, reps, R, extra, started, load0, load1):
         f = fmt(extra["fsyncs/s"])
         rows.append(("disk: fsyncs per second on the queue filesystem (2 KB file, write+fsync)",
                      f, f, "1.00"))
-    data = {"started": started, "machine": mach, "reps": reps, "cfg": cfg, "load_before": load0,
+    data = {"argv": sys.argv, "started": started, "machine": mach, "reps": reps, "cfg": cfg,
+            "load_before": load0,
             "load_after": load1, "raw": R, "extra": extra}
     with open(os.path.join(a.base, "results.json"), "w") as f:
         json.dump(data, f, indent=1, default=str)
@@ -836,6 +845,8 @@ def report(a, cfg, reps, R, extra, started, load0, load1):
     print("\n".join(table))
     args, skip = [], False
     for x in sys.argv[1:]:
+        if x == "--report-only":
+            continue
         if skip or x in ("--base", "--out"):
             skip = not skip
             continue
