@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "auth.h"
 #include "control.h"
 #include "log.h"
 #include "proto.h"
@@ -228,6 +229,11 @@ static void received(void)
       str_cats(&r, " cipher ");
       put_safe(&r, sp + 1, strlen(sp + 1), 64);
     }
+    str_cats(&r, ")");
+  }
+  if (auth_user()) {                   /* RFC 3848: who sent it (auth.c) */
+    str_cats(&r, " (authenticated user ");
+    put_safe(&r, auth_user(), strlen(auth_user()), 255);
     str_cats(&r, ")");
   }
   str_cats(&r, "; ");

@@ -9,15 +9,14 @@
  * enhanced status codes except the greeting and the EHLO/HELO lines,
  * which RFC 2034 leaves without them.
  *
- * STARTTLS is starttls.c's, offered only under qmail-tlsd. The seam for
- * AUTH: the verb is in the command table with no handler (502 for now),
- * its EHLO keyword would come from the extension table below, and
- * ss.authed already selects the Received: protocol name (ESMTPA) and
- * relaying.
+ * STARTTLS is starttls.c's, offered only under qmail-tlsd. AUTH is
+ * auth.c's: its verb and EHLO keyword come from the tables below, and
+ * ss.authed selects the Received: protocol name (ESMTPA) and relaying.
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth.h"
 #include "control.h"
 #include "log.h"
 #include "proto.h"
@@ -62,6 +61,7 @@ static const struct {
   { "ENHANCEDSTATUSCODES", always, 0 },
   { "SMTPUTF8", always, 0 },
   { "STARTTLS", tls_offered, 0 },
+  { "AUTH PLAIN LOGIN", auth_offered, 0 },
   { "CHUNKING", always, 0 },     /* last: always offered, ends the reply */
 };
 
@@ -121,6 +121,7 @@ static void smtp_mail(const char *arg, size_t n)
   static addr a = ADDR_INIT;
   struct mailparams p;
   size_t k = cmd_prefix(arg, n, "FROM:"), used;
+  const char *no, *why = 0;
   int r;
 
   if (!need_helo()) return;
@@ -145,6 +146,11 @@ static void smtp_mail(const char *arg, size_t n)
   if (sender_bad(&a)) {
     logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", "badmailfrom");
     reply("553 5.7.1 sender refused");
+    return;
+  }
+  if ((no = auth_mail_check(&a, &why))) {
+    logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", why);
+    reply(no);
     return;
   }
   if (str_copyb(&ss.sender, a.mbox.s, a.mbox.len) < 0) quit(1, "nomem");
@@ -229,7 +235,8 @@ static void (*const handlers[V_NVERBS])(const char *, size_t) = {
   [V_RCPT] = smtp_rcpt, [V_DATA] = smtp_data_checked, [V_BDAT] = smtp_bdat, /* consumes its chunk in any state */
   [V_RSET] = smtp_rset, [V_NOOP] = smtp_noop, [V_QUIT] = smtp_quit,
   [V_VRFY] = smtp_vrfy, [V_HELP] = smtp_help, [V_STARTTLS] = smtp_starttls,
-  /* V_EXPN: refused on purpose. V_AUTH: its own issue. */
+  [V_AUTH] = smtp_auth,          /* auth.c */
+  /* V_EXPN: refused on purpose. */
 };
 
 static void command(const str *line)

@@ -1,0 +1,46 @@
+# Sourced by service/install after 60-tls.sh: SMTP AUTH (issue 7). See
+# SECURITY, "SMTP AUTH".
+#
+#   - bin/qmail-authcheck: setuid to the auth uid, mode 4710, group of the
+#     daemons (only they may run it); control/authusers.cdb (written by
+#     bin/qmail-passwd from users/authusers, root 0600) is the auth uid's,
+#     mode 0400: qmail-smtpd cannot read it.
+#   - service/qmail-submission: qmail-tlsd + qmail-smtpd on
+#     SUBMISSION_PORT (default 587) with SMTPD_AUTH=required (MAIL needs
+#     AUTH first); AUTH itself needs STARTTLS there, or a loopback client
+#     with control/authloopback "1". A down file is written at install
+#     when neither a certificate nor authloopback allows any AUTH.
+#   - service/qmail-smtps (465, 60-tls.sh) gets SMTPD_AUTH=required too:
+#     RFC 8314 makes it the implicit-TLS submission port.
+
+SUBMISSION_PORT=${SUBMISSION_PORT:-587}
+case $SUBMISSION_PORT in ''|*[!0-9]*) echo "install: not a number: $SUBMISSION_PORT" >&2; exit 100 ;; esac
+
+if [ "$MODE" = multi ]; then
+  chown "$u_p:$g_n" "$D/bin/qmail-authcheck"; chmod 4710 "$D/bin/qmail-authcheck"
+  chmod 0700 "$D/bin/qmail-passwd"
+fi
+[ -e "$D/control/authusers.cdb" ] && { chown "$u_p:$g_n" "$D/control/authusers.cdb"; chmod 0400 "$D/control/authusers.cdb"; }
+[ -e "$D/users/authusers" ] && { chown "$u_root:$g_root" "$D/users/authusers"; chmod 0600 "$D/users/authusers"; }
+
+# authrun service port [-i]: as tlsrun (60-tls.sh), with AUTH required.
+authrun() {
+  script "$D/service/$1/run" <<EOF
+#!/bin/sh
+exec 2>&1
+me=\$(head -n 1 ${PREFIX}/control/me)
+SMTPD_AUTH=required
+export SMTPD_AUTH
+exec ${limit}tcpserver -1 -H -R -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
+  -x ${PREFIX}/control/tcp.smtp.cdb \\
+  ${SMTP_ADDR} $2 ${PREFIX}/bin/qmail-tlsd $3 ${tlsd_ids} 1>&3 3>&-
+EOF
+}
+dir "$u_root" "$g_root" 0755 "$D/service/qmail-submission"
+setting "$D/service/qmail-submission/notification-fd" 3
+authrun qmail-submission "$SUBMISSION_PORT" ""
+if [ ! -e "$D/control/tls/cert.pem" ] && [ "$(head -n 1 "$D/control/authloopback" 2>/dev/null)" != 1 ]; then
+  [ -e "$D/service/qmail-submission/down" ] || : > "$D/service/qmail-submission/down"
+fi
+logservice qmail-submission
+authrun qmail-smtps "$SMTPS_PORT" -i
