@@ -2,6 +2,7 @@
  * gradual recovery, the record table and its hold heap, and parking
  * messages on a destination. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "check.h"
 #include "../../qmail-send/send.h"
@@ -139,6 +140,9 @@ static void t_park(void)
   mt_due(&t, 0, 1);
   CHECK(dest_plist(dx)->n == 0 && dest_plist(dx)->head == NIL && dest_plist(dx)->tail == NIL);
   CHECK(t.nready == 6 && mt_ready_pop(&t) == m[3]);
+  free(t.m);
+  free(t.hash);
+  free(t.heap);
 }
 
 int main(void)
