@@ -82,7 +82,7 @@ check: deps
 check-asan: deps
 	$(MAKE) CC=clang BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan \
 	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' progs tests
-	BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan ASAN_OPTIONS=detect_leaks=0 tests/run
+	BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 tests/run
 
 tests: $(TESTBINS)
 

@@ -21,6 +21,9 @@ if os.path.isabs(os.environ.get("BUILD", "")):
     BUILD = os.environ["BUILD"]
 PREFIX = os.environ.get("PREFIX", "")
 IS_ROOT = os.geteuid() == 0
+# Set by make check-asan: programs exec several times slower there, so load
+# loops use smaller counts (the same paths, fewer repetitions).
+SANITIZED = bool(os.environ.get("SANITIZED"))
 
 
 class T:

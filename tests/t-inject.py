@@ -12,7 +12,7 @@ $QMAILQUEUE exit codes mapped to 100/111, and a loop of 1,000 messages.
 import os, re, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import T, Instance
+from harness import T, Instance, SANITIZED
 
 t = T()
 missing = [p for p in ("sendmail", "qmail-inject", "qmail-queue")
