@@ -35,11 +35,13 @@ static const char *const names[] = { "none", "may", "encrypt", "verify", "dane" 
 
 int tls_policy(const str *lines, const char *domain, int *policy)
 {
-  const char *p = lines->s, *end = lines->s + lines->len;
+  const char *p = lines->s, *end;
   size_t dl = strlen(domain);
   int found = 0, k;
 
   *policy = TLS_MAY;
+  if (!lines->len) return 0;    /* no file: s may be NULL */
+  end = lines->s + lines->len;
   for (; p < end; p += strlen(p) + 1) {
     const char *colon = strrchr(p, ':');
     size_t kl;
