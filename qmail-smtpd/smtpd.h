@@ -40,7 +40,7 @@ struct session {
   int esmtp;                   /* EHLO rather than HELO */
   int tls;                     /* TLS is active (starttls.c) */
   char tlsinfo[100];           /* "<version> <cipher>" from qmail-tlsd */
-  int authed;                  /* seam: set by a future AUTH */
+  int authed;                  /* AUTH succeeded (auth.c); cleared by STARTTLS */
   unsigned long badcmds;
   /* The transaction, cleared by txn_reset(). */
   int inmail;

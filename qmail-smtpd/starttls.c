@@ -81,5 +81,7 @@ void smtp_starttls(const char *arg, size_t n)
   txn_reset();
   ss.seenhelo = 0;
   ss.esmtp = 0;
+  /* RFC 3207 4.2: nothing learnt before TLS survives it, a login neither. */
+  ss.authed = 0;
   ss.helo.len = 0;
 }

@@ -230,6 +230,20 @@ if new:
     first = q.read(new[-1])[0].split(b"\n\n")[0].decode()
     t.check("Received: with ESMTPSA", "with ESMTPSA" in first, first)
 
+# A login made in plaintext (loopback allowed) does not survive STARTTLS.
+inst.control("authloopback", "1")
+s = smtplib.SMTP("127.0.0.1", tls.port, timeout=20)
+s.ehlo("client.test")
+code, _ = s.docmd("AUTH", "PLAIN " + b64("\0joe\0" + PW))
+t.check("plaintext AUTH on loopback before STARTTLS", code == 235, code)
+s.starttls(context=ctx)
+s.ehlo("client.test")
+s.mail("joe@example.org")
+code, _ = s.rcpt("x@elsewhere.test")
+t.check("STARTTLS forgets the login: relay refused", code == 553, code)
+s.quit()
+inst.control("authloopback", "0")
+
 for mech in ("PLAIN", "LOGIN"):
     r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % tls.port, "--tls", "--from", "joe@example.org",
                         "--to", "someone@elsewhere.test", "--auth", mech, "--auth-user", "joe",
