@@ -88,23 +88,57 @@ static int rehash(void)
   return 0;
 }
 
-uint32_t dest_get(const char *dom, size_t n)
+/* Lowercases dom into low (at most 256 bytes: a domain is at most 255,
+ * longer names share one record); the length used. */
+static size_t lower(char low[256], const char *dom, size_t n)
 {
-  char low[256];
-  size_t k, h, sz;
-  uint32_t i;
-  struct dest *x;
-
-  /* A domain is at most 255 bytes; longer names share one record. */
-  if (n > sizeof low) n = sizeof low;
+  size_t k;
+  if (n > 256) n = 256;
   for (k = 0; k < n; k++) {
     char c = dom[k];
     low[k] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
   }
-  if (nbucket) {
-    for (i = bucket[hashd(low, n) & (nbucket - 1)]; i != NIL; i = dv[i].hnext)
-      if (dv[i].len == n && !memcmp(dv[i].name, low, n)) return i;
+  return n;
+}
+
+static uint32_t find(const char *low, size_t n)
+{
+  uint32_t i;
+  if (!nbucket) return NIL;
+  for (i = bucket[hashd(low, n) & (nbucket - 1)]; i != NIL; i = dv[i].hnext)
+    if (dv[i].len == n && !memcmp(dv[i].name, low, n)) return i;
+  return NIL;
+}
+
+uint32_t dest_find(const char *dom, size_t n)
+{
+  char low[256];
+  n = lower(low, dom, n);
+  return find(low, n);
+}
+
+int dest_name_ok(const char *s, size_t n)
+{
+  size_t k;
+  if (!n || n > 255 || s[0] == '.' || s[n - 1] == '.') return 0;
+  for (k = 0; k < n; k++) {
+    char c = s[k];
+    if (c == '.') { if (s[k + 1] == '.') return 0; continue; }
+    if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') && c != '-')
+      return 0;
   }
+  return 1;
+}
+
+uint32_t dest_get(const char *dom, size_t n)
+{
+  char low[256];
+  size_t h, sz;
+  uint32_t i;
+  struct dest *x;
+
+  n = lower(low, dom, n);
+  if ((i = find(low, n)) != NIL) return i;
   if (dlive + 1 > nbucket && rehash() < 0) return NIL;
   if (dfree != NIL) {
     i = dfree;
@@ -226,4 +260,12 @@ void dest_clear_all(void)
   while (ndheap) dest_unhold(dheap[0]);
   for (i = 0; i < dn; i++)
     if (dv[i].name) { dv[i].dead = 0; dv[i].hold = 0; dv[i].delay = 0; }
+}
+
+void dest_reset(uint32_t i, unsigned long long now)
+{
+  dv[i].dead = 0;
+  dv[i].delay = 0;
+  dv[i].hold = now;
+  dest_sethold(i);
 }

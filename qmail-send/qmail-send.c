@@ -22,6 +22,15 @@
  * message that would only wait in a job for a busy destination is parked
  * too, so one slow domain cannot take every job.
  *
+ * qmail-qdest asks for one destination's reset with an empty file named
+ * after the domain in queue/flushdest/, read on SIGUSR1 (and SIGALRM, and
+ * every SCAN_EVERY): the hold and dead mark end as if the hold had
+ * expired, and the messages last deferred for it are retried now.
+ *
+ * Started with -dFD (qmail-start passes it on), it writes one newline to
+ * fd FD, s6's notification-fd, once it holds the mutex, has opened the
+ * trigger and has scanned the queue: the service is then ready.
+ *
  * Crash safety comes from the queue file alone: a recipient's state byte
  * is written (in place, by qf_mark) after the spawner reports, and a
  * failure is fsynced to queue/bounce/<qid> before its byte says F. Nothing
@@ -417,6 +426,20 @@ static int job_open(uint32_t i)
 
 /* ---- the end of a round, and of a message */
 
+/* The msg.dest hint of a message going back to wait: the destination of
+ * its pending remote recipients, DEST_MANY when there are several. */
+static uint32_t remote_dest(const struct job *b)
+{
+  uint32_t d = NIL;
+  size_t k;
+  for (k = 0; k < b->nr; k++) {
+    if (b->env.rcpt[b->order[b->nl + k]].state != QF_PENDING) continue;
+    if (d == NIL) d = b->dst[k];
+    else if (d != b->dst[k]) return DEST_MANY;
+  }
+  return d;
+}
+
 static void round_end(uint32_t j)
 {
   struct job *b = jobs + j;
@@ -458,6 +481,7 @@ static void round_end(uint32_t j)
     }
     if (m->due[ch] < when) when = m->due[ch];
   }
+  m->dest = pend[CH_REMOTE] ? remote_dest(b) : NIL;
   job_release(j);
   later(i, when);
 }
@@ -718,7 +742,8 @@ static int tagged(const char *t, size_t n, const char *tag)
   return n > k && !memcmp(t, tag, k) && t[k] == ':';
 }
 
-static void dest_log(uint32_t d, const char *state)
+/* Begins d's event=dest line; the caller may add keys and ends it. */
+static void dest_line(uint32_t d, const char *state)
 {
   struct dest *x = dest_at(d);
   log_begin(P, "dest");
@@ -727,6 +752,11 @@ static void dest_log(uint32_t d, const char *state)
   log_ku("fails", x->fails);
   if (x->hold) log_ku("delay", x->delay);
   if (x->park.n) log_ku("parked", x->park.n);
+}
+
+static void dest_log(uint32_t d, const char *state)
+{
+  dest_line(d, state);
   log_end();
 }
 
@@ -894,6 +924,65 @@ static void cleanup(void)
   }
 }
 
+/* ---- resetting one destination (qmail-qdest) */
+
+/* Ends d's hold and dead mark now (the main loop then logs its "retry"
+ * and releases its parked messages) and makes the messages whose pending
+ * remote recipients were last for d (or for several destinations) due
+ * now. Its failure count stays: a destination still down is held again
+ * by its first failure. */
+static void dest_flush(uint32_t d)
+{
+  size_t i, n = 0;
+  dest_reset(d, now());
+  for (i = 0; i < mt.n; i++) {
+    struct msg *m = mt.m + i;
+    if (m->state != M_WAIT || (m->dest != d && m->dest != DEST_MANY) || m->due[CH_REMOTE] == ~0ULL)
+      continue;
+    m->due[CH_REMOTE] = 0;
+    mt_ready_now(&mt, (uint32_t)i);
+    n++;
+  }
+  dest_line(d, "reset");
+  log_ku("waiting", n);
+  log_end();
+}
+
+/* Reads the requests in queue/flushdest: one empty file per domain, made
+ * by qmail-qdest. The names are checked again here; a request for a
+ * domain without a record (no failure, nothing queued for it) has
+ * nothing to reset. Each request is removed once acted on: one repeated
+ * after a crash is harmless. */
+static void flushdest(void)
+{
+  struct dirent *e;
+  DIR *dir = opendir("queue/flushdest");
+
+  if (!dir) {
+    if (errno != ENOENT) {
+      log_begin(P, "error"); log_kv("op", "flushdest"); log_kv("error", strerror(errno)); log_end();
+    }
+    return;
+  }
+  while ((e = readdir(dir))) {
+    const char *s = e->d_name;
+    size_t n = strlen(s);
+    uint32_t d;
+    if (!strcmp(s, ".") || !strcmp(s, "..")) continue;
+    if (!dest_name_ok(s, n)) {
+      log_begin(P, "error"); log_kv("op", "flushdest"); log_kv("name", s);
+      log_kv("error", "not a domain name"); log_end();
+    } else if ((d = dest_find(s, n)) == NIL) {
+      log_begin(P, "dest"); log_kv("domain", s); log_kv("state", "unknown"); log_end();
+    } else dest_flush(d);
+    if (unlinkat(dirfd(dir), s, 0) < 0 && errno != ENOENT) {
+      log_begin(P, "error"); log_kv("op", "flushdest unlink"); log_kv("name", s);
+      log_kv("error", strerror(errno)); log_end();
+    }
+  }
+  closedir(dir);
+}
+
 /* ---- signals */
 
 static void on_signal(int sig)
@@ -939,11 +1028,48 @@ static void signals(void)
         log_begin(P, "retry"); log_ku("waiting", mt.nheap); log_end();
         dest_clear_all();
         alarm_all();
-      }
+        flushdest();
+      } else if (c[k] == SIGUSR1) flushdest();
     }
 }
 
 /* ---- setup and the loop */
+
+static int ready_fd = -1;
+
+/* -dFD: the readiness fd. Checked before anything else is opened, so that
+ * a number that was not open cannot be taken by one of our own
+ * descriptors: only an inherited pipe or fifo is written to. */
+static void args(int argc, char **argv)
+{
+  unsigned long long fd;
+  struct stat st;
+
+  if (argc == 1) return;
+  if (argc != 2 || strncmp(argv[1], "-d", 2) ||
+      scan_ulong(argv[1] + 2, strlen(argv[1] + 2), &fd) < 0 || fd < 5 || fd > 1023) {
+    errno = 0;
+    log_fatal(P, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  }
+  if (fstat((int)fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
+    log_begin(P, "error"); log_kv("op", "readiness"); log_ku("fd", fd);
+    log_kv("error", "not an open pipe: no readiness notification"); log_end();
+    return;
+  }
+  ready_fd = (int)fd;
+}
+
+static void ready(void)
+{
+  ssize_t r;
+  if (ready_fd < 0) return;
+  do r = write(ready_fd, "\n", 1); while (r < 0 && errno == EINTR);
+  if (r != 1) {
+    log_begin(P, "error"); log_kv("op", "readiness"); log_kv("error", strerror(errno)); log_end();
+  }
+  close(ready_fd);
+  ready_fd = -1;
+}
 
 static void setup_fds(void)
 {
@@ -975,6 +1101,7 @@ static void setup_fds(void)
   sigaction(SIGTERM, &sa, 0);
   sigaction(SIGHUP, &sa, 0);
   sigaction(SIGALRM, &sa, 0);
+  sigaction(SIGUSR1, &sa, 0);
 
   fd = open("queue/lock/sendmutex", O_RDWR | O_CLOEXEC);
   if (fd < 0) log_fatal(P, 111, "cannot open queue/lock/sendmutex");
@@ -986,10 +1113,10 @@ int main(int argc, char **argv)
 {
   struct pollfd pf[4];
   int trig, trigw, ch, scan_pending = 0;
-  unsigned long long next_clean, next_scan;
+  unsigned long long next_clean, next_scan, next_flush;
   size_t k;
 
-  (void)argc; (void)argv;
+  args(argc, argv);
   if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
   mt.plist = dest_plist;
   setup_fds();
@@ -1015,8 +1142,10 @@ int main(int argc, char **argv)
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
   scan();
+  ready();
+  flushdest();
   next_clean = now() + CLEAN_EVERY;
-  next_scan = now() + SCAN_EVERY;
+  next_scan = next_flush = now() + SCAN_EVERY;
 
   for (;;) {
     unsigned long long t, wake, ms;
@@ -1026,6 +1155,7 @@ int main(int argc, char **argv)
     t = now();
     if (!stopping) {
       if (t >= next_clean) { cleanup(); next_clean = t + CLEAN_EVERY; }
+      if (t >= next_flush) { flushdest(); next_flush = t + SCAN_EVERY; }
       if (t >= next_scan) scan_pending = 1;
       if (scan_pending && mono_ms() >= scan_next_ms) {
         scan_pending = 0;
@@ -1053,6 +1183,7 @@ int main(int argc, char **argv)
     else {
       if (next_clean < wake) wake = next_clean;
       if (next_scan < wake) wake = next_scan;
+      if (next_flush < wake) wake = next_flush;
     }
     ms = wake <= t ? 0 : (wake - t) * 1000;
     if (scan_pending && !stopping) {

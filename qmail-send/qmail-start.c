@@ -1,10 +1,13 @@
-/* qmail-start SENDUID:GID REMOTEUID:GID [defaultdelivery]
+/* qmail-start [-dFD] SENDUID:GID REMOTEUID:GID [defaultdelivery]
  *
  * Runs as root, once. Makes one SOCK_SEQPACKET socketpair per spawner,
  * starts bin/qmail-lspawn (stays root: it must become each recipient) and
  * bin/qmail-rspawn (as REMOTE), each with its socket end on fd 0, then
  * becomes SEND and execs bin/qmail-send with the local socket on fd 3 and
  * the remote one on fd 4. stderr stays the log for all three.
+ *
+ * -dFD (5 to 1023): fd FD is s6's notification-fd. qmail-send gets it
+ * (and "-dFD") and reports readiness on it; the spawners never see it.
  *
  * Not started as root (a single-uid instance), it changes no uid.
  * Every path is relative to the compiled-in prefix. Exit 100 on a usage
@@ -54,12 +57,15 @@ static int high(int fd)
   return h;
 }
 
+static int ready_fd = -1;
+
 static void spawner(const char *prog, const char *fail, int sock, const char *arg,
                     const struct ids *id)
 {
   pid_t pid = fork();
   if (pid < 0) log_fatal(P, 111, "cannot fork");
   if (pid) return;
+  if (ready_fd >= 0) close(ready_fd);
   if (id) become(id);
   if (dup2(sock, 0) < 0) log_fatal(P, 111, "cannot dup2");
   execl(prog, prog + 4, arg, (char *)0);
@@ -70,11 +76,21 @@ int main(int argc, char **argv)
 {
   struct ids send, remote;
   int l[2], r[2], root = geteuid() == 0;
-  const char *dd = argc > 3 ? argv[3] : "./Maildir/";
+  const char *dd, *dopt = 0;
+  unsigned long long fd;
+  int bad = 0;
 
-  if (argc < 3 || argc > 4 || parse_ids(argv[1], &send) < 0 || parse_ids(argv[2], &remote) < 0) {
+  if (argc > 1 && !strncmp(argv[1], "-d", 2)) {
+    dopt = argv[1];
+    if (scan_ulong(dopt + 2, strlen(dopt + 2), &fd) < 0 || fd < 5 || fd > 1023) bad = 1;
+    else ready_fd = (int)fd;
+    argv++;
+    argc--;
+  }
+  dd = argc > 3 ? argv[3] : "./Maildir/";
+  if (bad || argc < 3 || argc > 4 || parse_ids(argv[1], &send) < 0 || parse_ids(argv[2], &remote) < 0) {
     log_begin(P, "usage");
-    log_kv("usage", "qmail-start SENDUID:GID REMOTEUID:GID [defaultdelivery]");
+    log_kv("usage", "qmail-start [-dFD] SENDUID:GID REMOTEUID:GID [defaultdelivery]");
     log_end();
     return 100;
   }
@@ -103,6 +119,6 @@ int main(int argc, char **argv)
 
   if (root) become(&send);
   if (dup2(l[0], 3) < 0 || dup2(r[0], 4) < 0) log_fatal(P, 111, "cannot dup2");
-  execl("bin/qmail-send", "qmail-send", (char *)0);
+  execl("bin/qmail-send", "qmail-send", dopt, (char *)0);
   log_fatal(P, 111, "cannot exec bin/qmail-send");
 }

@@ -188,6 +188,12 @@ void mt_ready_push(struct mtab *t, uint32_t i)
   t->nready++;
 }
 
+void mt_ready_now(struct mtab *t, uint32_t i)
+{
+  heap_remove(t, i);
+  mt_ready_push(t, i);
+}
+
 uint32_t mt_ready_pop(struct mtab *t)
 {
   uint32_t i = t->rhead;

@@ -55,7 +55,8 @@ struct msg {
   uint32_t heap;                     /* position in the timer heap, or NIL */
   uint32_t next;                     /* ready list / free list link */
   uint32_t job;                      /* index of its job while open, or NIL */
-  uint32_t dest;                     /* M_HELD: the destination it is parked on */
+  uint32_t dest;                     /* M_HELD: the destination it is parked on;
+                                        otherwise a hint (see DEST_MANY) */
   uint32_t pprev, pnext;             /* M_HELD: links in that destination's list */
   uint16_t tries[CH_N];              /* attempts since qmail-send started */
   uint8_t state;                     /* M_* */
@@ -111,6 +112,8 @@ void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned l
 /* Takes the head of l out of the list and the heap, in state M_READY but
  * in no list; NIL if l is empty. */
 uint32_t mt_unpark_head(struct mtab *t, struct plist *l);
+/* Moves i, in state M_WAIT, from the heap to the ready list now. */
+void mt_ready_now(struct mtab *t, uint32_t i);
 
 /* ---- dest.c: per-destination backoff, dead marking, concurrency. */
 
@@ -155,8 +158,21 @@ int dest_ok(struct dest *x);
  * remembered failure, at least 1 (a probe). */
 unsigned long dest_limit(const struct dest *x, unsigned long perdest);
 
+/* msg.dest of a message that is not parked: the destination of its
+ * pending remote recipients at the end of its last round, DEST_MANY when
+ * they have several, NIL when none or not yet known. Only a hint for
+ * resetting one destination (qmail-qdest): the record may have been freed
+ * and reused since, which costs an early retry, nothing more. Never an
+ * index: the table stops growing below it. */
+#define DEST_MANY (NIL - 1)
+
 /* The record of domain dom (any case), made if new; NIL on ENOMEM. */
 uint32_t dest_get(const char *dom, size_t n);
+/* The record of dom (any case) if there is one, else NIL; makes none. */
+uint32_t dest_find(const char *dom, size_t n);
+/* 1 if s[0..n) is a domain name qmail-qdest accepts: 1 to 255 bytes of
+ * letters, digits, '-' and '.', no empty label (so never "." or ".."). */
+int dest_name_ok(const char *s, size_t n);
 /* Valid until the next dest_get. */
 struct dest *dest_at(uint32_t i);
 struct plist *dest_plist(uint32_t i);
@@ -172,6 +188,10 @@ uint32_t dest_expired(unsigned long long now);
  * a destination still down is held again by its first failure, and one
  * that is back regains its concurrency gradually. */
 void dest_clear_all(void);
+/* Ends i's dead mark and hold by making the hold expire at now, so that
+ * dest_expired returns it and its parked messages are released as after
+ * any hold (qmail-qdest). Its failure count stays, as with SIGALRM. */
+void dest_reset(uint32_t i, unsigned long long now);
 
 /* ---- dsn.c: failure records and bounces. */
 

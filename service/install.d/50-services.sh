@@ -71,14 +71,17 @@ dir "$u_root" "$g_root" 0755 "$D/log"
 # qmail-send: qmail-start (root) makes the spawners and becomes qmail-send.
 # Its log lines (and those of the spawners) go to stderr, into the log
 # pipe. SIGTERM (s6-svc -d, -t) stops it; a kill at any moment loses
-# nothing (see README, the queue). No readiness: the queue is the interface,
-# and a message queued before qmail-send is up waits for it.
+# nothing (see README, the queue). SIGUSR1 (s6-svc -1) makes it read
+# qmail-qdest's requests. Readiness on fd 5 (qmail-start -d5, passed to
+# qmail-send): written once qmail-send holds the mutex, has opened the
+# trigger and scanned the queue. A message queued before that waits for it.
 dir "$u_root" "$g_root" 0755 "$D/service/qmail-send"
+setting "$D/service/qmail-send/notification-fd" 5
 script "$D/service/qmail-send/run" <<EOF
 #!/bin/sh
 exec 2>&1
 cd ${PREFIX}
-exec ${PREFIX}/bin/qmail-start ${u_s}:${g_q} ${u_r}:${g_n} ./Maildir/
+exec ${PREFIX}/bin/qmail-start -d5 ${u_s}:${g_q} ${u_r}:${g_n} ./Maildir/
 EOF
 logservice qmail-send
 

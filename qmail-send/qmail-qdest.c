@@ -1,0 +1,103 @@
+/* qmail-qdest DOMAIN...: asks qmail-send to reset the backoff of each
+ * destination now: its hold and dead mark end, its parked messages and
+ * those last deferred for it are retried (README, Operating it).
+ *
+ * A request is an empty file queue/flushdest/<domain>, the domain checked
+ * (letters, digits, '-', '.', no empty label, at most 255 bytes) and
+ * lowercased. queue/flushdest belongs to the send uid, mode 0700: only
+ * root (multi-uid instances) or the instance's user (single-uid) can
+ * write there, and qmail-send reads and removes the files. Then it wakes
+ * qmail-send with SIGUSR1 through `s6-svc -1 PREFIX/service/qmail-send`;
+ * when that fails it says so, and qmail-send acts on the request at its
+ * next SIGUSR1 or SIGALRM, or within 10 minutes by itself.
+ *
+ * The directory belongs to a less trusted uid than root, so the request
+ * is made relative to a descriptor of it opened without following a
+ * symbolic link, with O_CREAT|O_EXCL|O_NOFOLLOW: an existing name (a
+ * pending request, or anything planted) is never opened.
+ *
+ * Output: one key=value line per domain on stderr. Exit 0 when every
+ * request was made (woken or not), 100 on a usage error or a bad domain
+ * (then no request is made), 111 when a request could not be made.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "control.h"
+#include "log.h"
+#include "send.h"
+
+#define P "qmail-qdest"
+#define SERVICE "service/qmail-send"
+
+/* s6-svc is not looked up in $PATH: the caller is usually root. */
+static const char *const svc[] = { "/usr/bin/s6-svc", "/usr/local/bin/s6-svc", "/command/s6-svc", 0 };
+
+static void lower(char *s)
+{
+  for (; *s; s++) if (*s >= 'A' && *s <= 'Z') *s = (char)(*s + 32);
+}
+
+/* Runs s6-svc -1 on qmail-send's service directory; 1 when it worked. */
+static int wake(void)
+{
+  struct stat st;
+  int status, k;
+  pid_t pid;
+
+  if (stat(SERVICE, &st) < 0 || !S_ISDIR(st.st_mode)) return 0;
+  pid = fork();
+  if (pid < 0) return 0;
+  if (!pid) {
+    for (k = 0; svc[k]; k++) execl(svc[k], "s6-svc", "-1", "--", SERVICE, (char *)0);
+    _exit(127);
+  }
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return 0;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int main(int argc, char **argv)
+{
+  int dir, i, fd, bad = 0;
+
+  if (argc < 2) {
+    errno = 0;
+    log_fatal(P, 100, "usage: qmail-qdest DOMAIN...");
+  }
+  for (i = 1; i < argc; i++) {
+    if (dest_name_ok(argv[i], strlen(argv[i]))) { lower(argv[i]); continue; }
+    log_begin(P, "error"); log_kv("domain", argv[i]);
+    log_kv("error", "not a domain name (letters, digits, '-', '.'; at most 255 bytes)"); log_end();
+    bad = 1;
+  }
+  if (bad) return 100;
+  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  dir = open("queue/flushdest", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0)
+    log_fatal(P, 111, errno == ENOENT ? "no queue/flushdest (install, or qmail-qfix, creates it)"
+                                      : "cannot open queue/flushdest (run as root or the instance's user)");
+  for (i = 1; i < argc; i++) {
+    fd = openat(dir, argv[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) {
+      log_begin(P, "error"); log_kv("domain", argv[i]); log_kv("op", "request");
+      log_kv("error", strerror(errno)); log_end();
+      return 111;
+    }
+    if (fd >= 0) close(fd);
+    log_begin(P, "request"); log_kv("domain", argv[i]); log_end();
+  }
+  close(dir);
+  if (wake()) {
+    log_begin(P, "wake"); log_kv("via", "s6-svc -1 " SERVICE); log_end();
+  } else {
+    log_begin(P, "wake"); log_kv("via", "none");
+    log_kv("msg", "could not signal qmail-send: send it SIGUSR1 (s6-svc -1 PREFIX/" SERVICE
+                  "); else it acts on the request within 10 minutes");
+    log_end();
+  }
+  return 0;
+}
