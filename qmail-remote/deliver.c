@@ -139,6 +139,7 @@ struct tried {
   const char *tag; /* of the last failure */
   str why;         /* its text */
   int tlspolicy;   /* the domain's, from control/tlspolicy */
+  struct sessopts o; /* TLS and AUTH for the hosts tried */
 };
 
 static void note(struct tried *t, const char *tag, const char *a, const char *b, const char *c)
@@ -181,7 +182,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       note(t, SPAWN_TAG_CONNECT, ip, ": ", errno == ETIMEDOUT ? "connection timed out" : strerror(errno));
       continue;
     }
-    r = smtp_session_tls(fd, ip, host, literal, t->tlspolicy, c, j, &why);
+    r = smtp_session_opts(fd, ip, host, literal, &t->o, c, j, &why);
     close(fd);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
@@ -221,6 +222,45 @@ static int envelope_ok(struct rjob *j)
   return 1;
 }
 
+/* A route's session options. With credentials, the route decides the TLS
+ * policy, not control/tlspolicy: verify (chain and name), so that a
+ * password goes only to the server it is meant for; verify=no makes it
+ * encrypt, auth=plain-ok leaves the domain's policy. tls=starttls and
+ * tls=implicit need at least encrypt; tls=none is none. */
+static void route_sessopts(const struct route *rt, int creds, struct sessopts *o)
+{
+  o->implicit = rt->tls == ROUTE_TLS_IMPLICIT;
+  o->plainauth = rt->plainauth;
+  if (rt->tls == ROUTE_TLS_NONE) { o->policy = TLS_NONE; return; }
+  if (creds && !rt->plainauth) o->policy = TLS_VERIFY;
+  if (rt->tls != ROUTE_TLS_DEFAULT && o->policy < TLS_ENCRYPT) o->policy = TLS_ENCRYPT;
+  if (rt->noverify && o->policy == TLS_VERIFY) o->policy = TLS_ENCRYPT;
+}
+
+/* Delivers through a static route's relay, with its credentials. */
+static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const struct route *rt,
+                 unsigned long port)
+{
+  str creds = STR_INIT;
+  int r, noaddr = 0, ok;
+
+  r = auth_find(&creds, rt->host, &t->o.user, &t->o.pass);
+  if (r < 0) {
+    remote_wipe(&creds);
+    all(j, 'Z', SPAWN_TAG_AUTH, "cannot use control/smtpauth", "");
+    return 0;
+  }
+  route_sessopts(rt, r, &t->o);
+  ok = try_host(j, c, rt->host, rt->literal, port, t, &noaddr);
+  remote_wipe(&creds);
+  t->o.user = t->o.pass = 0;
+  if (ok) return 1;
+  /* A static route's host is never bounced for, only retried. */
+  if (noaddr && !t->soft) note(t, SPAWN_TAG_DNS, "relay host ", rt->host, " has no address");
+  all(j, 'Z', t->tag, why(t), "");
+  return 0;
+}
+
 static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 {
   struct mx mx[DNS_MXMAX];
@@ -238,6 +278,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/tlspolicy", "");
     return 0;
   }
+  t->o.policy = t->tlspolicy;
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     if (try_host(j, c, mx[0].name, 1, c->port, t, &noaddr)) return 1;
@@ -247,13 +288,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   r = route_find(&c->routes, domain, &rt);
   if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
   port = r && rt.port ? rt.port : c->port;
-  if (r && !rt.mx) {
-    /* A static route: its host is never bounced for, only retried. */
-    if (try_host(j, c, rt.host, rt.literal, port, t, &noaddr)) return 1;
-    if (noaddr && !t->soft) note(t, SPAWN_TAG_DNS, "relay host ", rt.host, " has no address");
-    all(j, 'Z', t->tag, why(t), "");
-    return 0;
-  }
+  if (r && !rt.mx) return relay(j, c, t, &rt, port);
   if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
   r = dns_mx(domain, mx, DNS_MXMAX, &n);
   if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
@@ -269,7 +304,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 void remote_deliver(struct rjob *j)
 {
   struct rconf c = RCONF_INIT;
-  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY };
+  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0 } };
   str err = STR_INIT;
 
   /* Results start as a temporary failure, so that none is ever left

@@ -75,7 +75,13 @@ struct route {
   char host[ROUTE_HOSTMAX];       /* relay host name or literal, brackets removed */
   int literal;                    /* host is an IP address */
   unsigned long port;             /* 0: the default port */
+  /* Options after the relay, separated by white space (issue 7):
+   * tls=starttls|implicit|none, verify=no, auth=plain-ok. */
+  int tls;                        /* ROUTE_TLS_* */
+  int noverify;                   /* verify=no: encrypt, certificate unchecked */
+  int plainauth;                  /* auth=plain-ok: AUTH allowed without TLS */
 };
+enum { ROUTE_TLS_DEFAULT = 0, ROUTE_TLS_STARTTLS, ROUTE_TLS_IMPLICIT, ROUTE_TLS_NONE };
 /* Finds domain's route in routes (control_lines form): the exact domain,
  * then ".parent" wildcards from the longest, then the ":" default entry.
  * 1 found (r filled), 0 no entry (deliver by MX), -1 malformed entry
@@ -83,6 +89,28 @@ struct route {
 int route_find(const str *routes, const char *domain, struct route *r);
 /* Parses a relay "host", "host:port", "[v6]" or "[v6]:port" (n bytes). */
 int route_parse_relay(const char *s, size_t n, struct route *r);
+/* Parses the options of a route (n bytes, words separated by blanks) into
+ * r's option fields; 0, or -1 (EINVAL) for an unknown or repeated one. */
+int route_parse_opts(const char *s, size_t n, struct route *r);
+
+/* ---- routes.c: credentials for a smarthost (control/smtpauth) ---- */
+#define SPAWN_TAG_AUTH "auth"
+/* control/smtpauth, lines "host:user:password" (host as in smtproutes,
+ * "[literal]" or a name, "*" for any relay; the password is the rest of
+ * the line). The credentials for host (the exact host first, then "*"):
+ * 1 with *user and *pass pointing into buf, 0 none, -1 unreadable or
+ * malformed file. The caller wipes buf with remote_wipe. */
+int auth_find(str *buf, const char *host, const char **user, const char **pass);
+/* Overwrites the whole allocation of s, then frees it. */
+void remote_wipe(str *s);
+
+/* What a session does beyond plain SMTP: TLS and AUTH. */
+struct sessopts {
+  int policy;                     /* TLS_* */
+  int implicit;                   /* TLS right after connect (port 465) */
+  int plainauth;                  /* credentials may go without TLS */
+  const char *user, *pass;        /* both NULL: no AUTH */
+};
 
 /* ---- dns.c ---- */
 enum { DNS_OK = 0, DNS_TEMP = -1, DNS_NX = -2, DNS_NODATA = -3, DNS_NULLMX = -4 };
@@ -123,6 +151,13 @@ int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, 
  * session ends before any transaction: SMTP_NEXTHOST, never plaintext. */
 int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int policy,
                      const struct rconf *c, struct rjob *j, str *why);
+/* The same with the options o: implicit TLS under o->policy before the
+ * greeting, and AUTH (PLAIN, else LOGIN) after TLS, before MAIL. Never
+ * sends credentials without TLS unless o->plainauth. An AUTH failure
+ * (not offered, refused, no TLS) is final: every result 'Z' with the tag
+ * "auth". */
+int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
+                      const struct sessopts *o, const struct rconf *c, struct rjob *j, str *why);
 /* DATA transparency, exposed for the unit test: converts n bytes of the
  * stored message to wire form, appending to out; *sol carries "at the
  * start of a line" and *cr "a CR is pending" from one call to the next.

@@ -10,6 +10,24 @@
  * The first line matching a key wins; keys are tried from the most
  * specific: the exact domain, then ".parent" for each parent from the
  * longest, then "" (the default). Without a port, control/smtpport.
+ *
+ * Options may follow the relay, separated by blanks (issue 7):
+ *
+ *   :smtp.example.net:587 tls=starttls    STARTTLS required (the default
+ *                                         with credentials)
+ *   :smtp.example.net:465 tls=implicit    TLS right after connecting
+ *   :relay.example.net tls=none           never TLS
+ *   ... verify=no                         TLS without checking the
+ *                                         certificate (chain and name)
+ *   ... auth=plain-ok                     credentials may be sent without
+ *                                         TLS (and TLS falls back to
+ *                                         control/tlspolicy)
+ *
+ * control/smtpauth holds the credentials, "host:user:password" per line,
+ * readable by the remote uid only (install makes it 0400). A route whose
+ * relay has a line there (or a "*" line) authenticates; its TLS policy is
+ * then verify, whatever control/tlspolicy says, unless the route says
+ * otherwise.
  */
 #include <errno.h>
 #include <string.h>
@@ -70,9 +88,46 @@ static const char *find_key(const str *routes, const char *key, size_t klen, siz
   return 0;
 }
 
+/* One option word w[0..n). */
+static int route_opt(const char *w, size_t n, struct route *r, unsigned *seen)
+{
+  static const struct { const char *word; unsigned bit; int tls; } opts[] = {
+    { "tls=starttls", 1, ROUTE_TLS_STARTTLS }, { "tls=implicit", 1, ROUTE_TLS_IMPLICIT },
+    { "tls=none", 1, ROUTE_TLS_NONE }, { "verify=no", 2, 0 }, { "auth=plain-ok", 4, 0 },
+  };
+  size_t k;
+
+  for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+    if (strlen(opts[k].word) != n || strncasecmp(w, opts[k].word, n)) continue;
+    if (*seen & opts[k].bit) break;           /* said twice: refuse, never guess */
+    *seen |= opts[k].bit;
+    if (opts[k].bit == 1) r->tls = opts[k].tls;
+    else if (opts[k].bit == 2) r->noverify = 1;
+    else r->plainauth = 1;
+    return 0;
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+int route_parse_opts(const char *s, size_t n, struct route *r)
+{
+  size_t i = 0, start;
+  unsigned seen = 0;
+
+  r->tls = ROUTE_TLS_DEFAULT;
+  r->noverify = r->plainauth = 0;
+  while (i < n) {
+    if (s[i] == ' ' || s[i] == '\t') { i++; continue; }
+    for (start = i; i < n && s[i] != ' ' && s[i] != '\t'; i++) ;
+    if (route_opt(s + start, i - start, r, &seen) < 0) return -1;
+  }
+  return 0;
+}
+
 int route_find(const str *routes, const char *domain, struct route *r)
 {
-  size_t dlen = strlen(domain), n;
+  size_t dlen = strlen(domain), n, rl;
   const char *line, *p;
 
   line = find_key(routes, domain, dlen, &n);
@@ -81,6 +136,64 @@ int route_find(const str *routes, const char *domain, struct route *r)
   if (!line) line = find_key(routes, "", 0, &n);
   if (!line) return 0;
   p = (const char *)memchr(line, ':', n) + 1;
-  if (route_parse_relay(p, n - (size_t)(p - line), r) < 0) return -1;
+  n -= (size_t)(p - line);
+  for (rl = 0; rl < n && p[rl] != ' ' && p[rl] != '\t'; rl++) ;
+  if (route_parse_relay(p, rl, r) < 0 || route_parse_opts(p + rl, n - rl, r) < 0) return -1;
+  /* Options on an MX entry would be silently meaningless: refuse them. */
+  if (r->mx && (r->tls || r->noverify || r->plainauth)) { errno = EINVAL; return -1; }
+  return 1;
+}
+
+void remote_wipe(str *s)
+{
+  if (s->s) explicit_bzero(s->s, s->cap);
+  str_free(s);
+}
+
+/* The host key of a control/smtpauth line, brackets removed: its length
+ * and where the user starts, or 0 for a malformed line. */
+static size_t auth_key(const char *line, const char **key, const char **rest)
+{
+  const char *end;
+
+  if (line[0] == '[') {
+    end = strchr(line, ']');
+    if (!end || end[1] != ':') return 0;
+    *key = line + 1;
+    *rest = end + 2;
+    return (size_t)(end - line - 1);
+  }
+  end = strchr(line, ':');
+  if (!end || end == line) return 0;
+  *key = line;
+  *rest = end + 1;
+  return (size_t)(end - line);
+}
+
+int auth_find(str *buf, const char *host, const char **user, const char **pass)
+{
+  const char *line, *key, *rest, *colon, *any = 0;
+  size_t i, kl, hl = strlen(host);
+  int r;
+
+  *user = *pass = 0;
+  r = control_lines(buf, "control/smtpauth");
+  if (r <= 0) return r;
+  for (i = 0; i < buf->len; i += strlen(line) + 1) {
+    line = buf->s + i;
+    kl = auth_key(line, &key, &rest);
+    colon = kl ? strchr(rest, ':') : 0;
+    if (!colon || colon == rest) { errno = EINVAL; return -1; }
+    if (kl == hl && !strncasecmp(key, host, hl)) { any = line; break; }
+    if (kl == 1 && *key == '*' && !any) any = line;
+  }
+  if (!any) return 0;
+  auth_key(any, &key, &rest);
+  /* The user ends at the next ':'; the password is all the rest, which
+   * control_lines has stripped of trailing white space. */
+  colon = strchr(rest, ':');
+  buf->s[colon - buf->s] = 0;
+  *user = rest;
+  *pass = colon + 1;
   return 1;
 }

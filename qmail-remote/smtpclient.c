@@ -9,14 +9,22 @@
  * STARTTLS goes between hello() and transaction() (starttls()): after
  * the handshake, s->rfd/s->wfd become the plaintext side of a relay
  * child (tlsclient.c), and EHLO is said again, everything learnt before
- * forgotten (CVE-2011-0411). The seam for AUTH (issue 7): right after,
- * before MAIL, keyed on EXT_AUTH.
+ * forgotten (CVE-2011-0411). Implicit TLS (port 465) does the same
+ * handshake before the greeting instead.
+ *
+ * AUTH (RFC 4954, issue 7) goes after TLS, before MAIL (authenticate()):
+ * PLAIN when offered, else LOGIN. Credentials never go over a connection
+ * without TLS unless the route allows it, and every buffer that held the
+ * password is wiped. A failure there is a deferral tagged "auth", never
+ * a bounce: the message is fine, the configuration or the relay is not.
  */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "base64.h"
 #include "buf.h"
+#include "log.h"
 #include "remote.h"
 
 #define EXT_PIPELINING 1u
@@ -25,6 +33,8 @@
 #define EXT_SMTPUTF8   8u
 #define EXT_STARTTLS  16u
 #define EXT_AUTH      32u
+#define EXT_AUTH_PLAIN 64u
+#define EXT_AUTH_LOGIN 128u
 
 #define REPLY_LINE 2048      /* longer than RFC 5321's 512: be lenient */
 #define REPLY_LINES 200      /* a reply of more lines is an attack */
@@ -125,6 +135,19 @@ static char failcode(const struct smtp *s)
 
 static int is2xx(const struct smtp *s) { return s->code >= 200 && s->code < 300; }
 
+/* The mechanisms of an "AUTH mech mech ..." line, words of p[0..n). */
+static void auth_mechs(struct smtp *s, const char *p, size_t n)
+{
+  size_t i = 0, w;
+
+  while (i < n) {
+    if (p[i] == ' ') { i++; continue; }
+    for (w = i; i < n && p[i] != ' '; i++) ;
+    if (i - w == 5 && !strncasecmp(p + w, "PLAIN", 5)) s->ext |= EXT_AUTH_PLAIN;
+    if (i - w == 5 && !strncasecmp(p + w, "LOGIN", 5)) s->ext |= EXT_AUTH_LOGIN;
+  }
+}
+
 /* The EHLO reply's keywords: every line but the first, "250-KEYWORD ...". */
 static void parse_ehlo(struct smtp *s)
 {
@@ -146,6 +169,7 @@ static void parse_ehlo(struct smtp *s)
       if (n - 4 >= kl && !strncasecmp(p + 4, kws[k].kw, kl) && (n - 4 == kl || p[4 + kl] == ' '))
         s->ext |= kws[k].bit;
     }
+    if (n > 9 && !strncasecmp(p + 4, "AUTH ", 5)) auth_mechs(s, p + 9, n - 9);
   }
 }
 
@@ -390,7 +414,7 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   const char *err = 0;
 
   *polite = 1;
-  if (policy == TLS_NONE) return 0;
+  if (policy == TLS_NONE || s->tls.fd >= 0) return 0;   /* s->tls.fd: implicit TLS */
   if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
   else if (!(s->ext & EXT_STARTTLS)) {
     if (policy == TLS_MAY) return 0;
@@ -417,6 +441,92 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   return hello(s);
 }
 
+/* Sends s->cmd (which holds credentials) and wipes it. */
+static int send_secret(struct smtp *s)
+{
+  int r = send_cmd(s);
+  explicit_bzero(s->cmd.s, s->cmd.cap);
+  s->cmd.len = 0;
+  return r;
+}
+
+/* s->cmd = prefix base64(p[0..n)) CRLF; 0 or -1 (s->err set). */
+static int b64_cmd(struct smtp *s, const char *prefix, const void *p, size_t n)
+{
+  str b = STR_INIT;
+  int bad = base64_encode(&b, p, n) < 0;
+
+  s->cmd.len = 0;
+  if (!bad && (str_cats(&s->cmd, prefix) < 0 || str_catb(&s->cmd, b.s, b.len) < 0 ||
+               str_cats(&s->cmd, "\r\n") < 0)) bad = 1;
+  remote_wipe(&b);
+  if (bad) { s->code = -1; s->err = "out of memory"; return -1; }
+  return 0;
+}
+
+/* AUTH PLAIN with an initial response: "\0user\0password". */
+static int auth_plain(struct smtp *s, const struct sessopts *o)
+{
+  str t = STR_INIT;
+  int r = -1;
+
+  if (str_catc(&t, 0) == 0 && str_cats(&t, o->user) == 0 && str_catc(&t, 0) == 0 &&
+      str_cats(&t, o->pass) == 0)
+    r = b64_cmd(s, "AUTH PLAIN ", t.s, t.len);
+  else { s->code = -1; s->err = "out of memory"; }
+  remote_wipe(&t);
+  if (r < 0 || send_secret(s) < 0) return -1;
+  return get_reply(s);
+}
+
+/* AUTH LOGIN: the user and the password, each after a 334. */
+static int auth_login(struct smtp *s, const struct sessopts *o)
+{
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "AUTH LOGIN\r\n") < 0) { s->code = -1; s->err = "out of memory"; return -1; }
+  if (send_cmd(s) < 0 || get_reply(s) < 0 || s->code != 334) return s->code;
+  if (b64_cmd(s, "", o->user, strlen(o->user)) < 0 || send_cmd(s) < 0 || get_reply(s) < 0 ||
+      s->code != 334) return s->code;
+  if (b64_cmd(s, "", o->pass, strlen(o->pass)) < 0 || send_secret(s) < 0) return -1;
+  return get_reply(s);
+}
+
+/* AUTH before MAIL. 0 authenticated (or nothing to do), -1 failed: the
+ * reason in s (code -1 with s->err for a local refusal or an I/O error;
+ * *alive says whether the connection can still say QUIT). */
+static int authenticate(struct smtp *s, const struct sessopts *o, const char *host, int *alive)
+{
+  const char *mech = "none", *err = 0;
+
+  if (!o->user) return 0;
+  if (s->tls.fd < 0 && !o->plainauth) err = "credentials are never sent without TLS (route has no auth=plain-ok)";
+  else if (!(s->ext & (EXT_AUTH_PLAIN | EXT_AUTH_LOGIN)))
+    err = s->ext & EXT_AUTH ? "AUTH offered without PLAIN or LOGIN" : "AUTH not offered";
+  *alive = 1;
+  if (err) {
+    s->code = -1;
+    s->err = err;
+  } else if (s->ext & EXT_AUTH_PLAIN) {
+    mech = "PLAIN";
+    auth_plain(s, o);
+  } else {
+    mech = "LOGIN";
+    auth_login(s, o);
+  }
+  if (!err && s->code < 0) *alive = 0;
+  log_begin("qmail-remote", "auth");
+  log_kv("ip", s->ip);
+  log_kv("host", host);
+  log_kv("user", o->user);
+  log_kv("mech", mech);
+  log_kv("tls", s->tls.fd >= 0 ? "yes" : "no");
+  log_kv("result", s->code == 235 ? "ok" : "failed");
+  if (s->code < 0) log_kv("reason", s->err);
+  else if (s->code != 235) log_kb("reply", s->reply.s, s->reply.len);
+  log_end();
+  return s->code == 235 ? 0 : -1;
+}
+
 int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why)
 {
   return smtp_session_tls(fd, ip, ip, 1, TLS_NONE, c, j, why);
@@ -425,9 +535,33 @@ int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, 
 int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int policy,
                      const struct rconf *c, struct rjob *j, str *why)
 {
+  struct sessopts o = { policy, 0, 0, 0, 0 };
+  return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
+}
+
+/* TLS right after connecting (RFC 8314): the greeting comes over it. */
+static int implicit_tls(struct smtp *s, const char *host, int literal, int policy)
+{
+  const char *err = 0;
+
+  if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
+  else if (tls_client_start(s->rfd, s->ip, host, literal, policy, (int)s->c->timeoutremote, &s->tls, &err) == 0) {
+    s->rfd = s->wfd = s->tls.fd;
+    buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
+    s->in.timeout = (int)s->c->timeoutremote;
+    return 0;
+  }
+  s->code = -1;
+  s->err = err;
+  return -1;
+}
+
+int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
+                      const struct sessopts *o, const struct rconf *c, struct rjob *j, str *why)
+{
   static char chunk[CHUNK];
   struct smtp s;
-  int r = SMTP_FINAL, polite = 1;
+  int r = SMTP_FINAL, polite = 1, alive = 1;
 
   memset(&s, 0, sizeof s);
   s.rfd = s.wfd = fd;
@@ -436,12 +570,19 @@ int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int 
   s.c = c;
   buf_init(&s.in, s.rfd, s.inx, sizeof s.inx);
   s.in.timeout = (int)c->timeoutremote;
-  if (greeting(&s) < 0 || hello(&s) < 0 || starttls(&s, host, literal, policy, &polite) < 0) {
+  if (o->implicit && implicit_tls(&s, host, literal, o->policy) < 0) {
+    if (what(&s, " TLS", why) < 0) why->len = 0;
+    r = SMTP_NEXTHOST;
+  } else if (greeting(&s) < 0 || hello(&s) < 0 || starttls(&s, host, literal, o->policy, &polite) < 0) {
     int code = s.code;
     if (what(&s, " handshake", why) < 0) why->len = 0;
     if (code < 0 && polite && s.tls.fd < 0) s.code = 0;   /* a policy refusal: still say QUIT */
     if (s.code >= 0 && polite) quit(&s);
     r = SMTP_NEXTHOST;
+  } else if (authenticate(&s, o, host, &alive) < 0) {
+    set_all(&s, j, 'Z', SPAWN_TAG_AUTH, " AUTH");
+    j->done(j);
+    if (alive) quit(&s);
   } else {
     transaction(&s, j, chunk);
     j->done(j);
@@ -450,6 +591,6 @@ int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int 
   tls_client_end(&s.tls);
   str_free(&s.reply);
   str_free(&s.line);
-  str_free(&s.cmd);
+  remote_wipe(&s.cmd);
   return r;
 }

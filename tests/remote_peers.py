@@ -101,6 +101,7 @@ class Session:
         self.commands = []     # every command line as received, without CRLF
         self.data = []         # the raw bytes of each DATA, as on the wire
         self.peer = None
+        self.auth = []         # (mechanism, user, accepted) per AUTH
 
 
 class Sink:
@@ -115,13 +116,15 @@ class Sink:
     end        reply after the message (default "250 ok queued")
     drop_data  close the connection after this many body bytes
     silent     accept connections and never say anything
+    auth       {user: password}: answer AUTH PLAIN and LOGIN (offer them in
+               ext yourself); a session records (mech, user, ok) in .auth
     """
 
     def __init__(self, t, host="127.0.0.1", port=None, **behaviour):
         self.b = dict(greeting="220 sink ESMTP", ehlo=True,
                       ext=["PIPELINING", "SIZE 100000000", "8BITMIME"],
                       mail="250 ok", rcpt=lambda a: "250 ok", data="354 go",
-                      end="250 ok queued", drop_data=None, silent=False)
+                      end="250 ok queued", drop_data=None, silent=False, auth=None)
         self.b.update(behaviour)
         self.sessions = []
         sink = self
@@ -211,9 +214,40 @@ class Sink:
                 elif verb == "QUIT":
                     say("221 bye")
                     return
+                elif verb == "AUTH" and b["auth"] is not None:
+                    self.do_auth(h, s, line, say)
                 elif verb == "RSET" or verb == "NOOP":
                     say("250 ok")
                 else:
                     say("500 what?")
         except OSError:
             return
+
+    def do_auth(self, h, s, line, say):
+        import base64, binascii
+
+        def b64(x):
+            try:
+                return base64.b64decode(x, validate=True).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                return None
+
+        def ask(prompt):
+            say("334 " + prompt)
+            return h.rfile.readline(4096).rstrip(b"\r\n").decode("ascii", "replace")
+
+        words = line.split()
+        mech = words[1].upper() if len(words) > 1 else ""
+        if mech == "PLAIN":
+            resp = b64(words[2] if len(words) > 2 else ask(""))
+            parts = resp.split("\0") if resp is not None else []
+            user, pw = (parts[1], parts[2]) if len(parts) == 3 else (None, None)
+        elif mech == "LOGIN":
+            user = b64(ask("VXNlcm5hbWU6"))
+            pw = b64(ask("UGFzc3dvcmQ6"))
+        else:
+            say("504 unknown mechanism")
+            return
+        ok = user is not None and self.b["auth"].get(user) == pw
+        s.auth.append((mech, user, ok))
+        say("235 2.7.0 ok" if ok else "535 5.7.8 authentication failed")
