@@ -121,6 +121,11 @@ t.check("s6-supervise runs for every service",
 r = run("s6-svwait", "-U", "-t", "20000", svc("qmail-smtpd"), timeout=30)
 t.check("qmail-smtpd reports ready (tcpserver listening)", r.returncode == 0, r.stdout)
 t.check("qmail-send is up", wait_for(lambda: svpid("qmail-send"), 10))
+if os.path.exists(svc("qmail-send") + "/notification-fd"):
+    r = run("s6-svwait", "-U", "-t", "20000", svc("qmail-send"), timeout=30)
+    t.check("qmail-send reports ready (s6-svwait -U)", r.returncode == 0, r.stdout)
+    r = run("s6-svstat", "-o", "ready", svc("qmail-send"))
+    t.check("s6-svstat: qmail-send ready", r.stdout.strip() == b"true", r.stdout)
 t.check("log services ready", run("s6-svwait", "-U", "-t", "10000", svc("qmail-send/log"),
                                   svc("qmail-smtpd/log")).returncode == 0)
 
@@ -262,6 +267,16 @@ t.check("qmail-send logs the flush", wait_for(lambda: "event=retry" in open(send
 t.check("the deferred message is delivered at once, not at its next retry",
         wait_for(lambda: any(b"token-flush" in d for d in sink.data), 15), sink.data)
 t.check("and leaves the queue", wait_for(lambda: not inst.queue_files(), 10), inst.queue_files())
+
+# --- qmail-qdest wakes the supervised qmail-send with s6-svc -1 --------
+if os.path.exists(inst.bin("qmail-qdest")):
+    r = run(inst.bin("qmail-qdest"), "remote.test")
+    t.check("qmail-qdest remote.test: woken through s6-svc -1",
+            r.returncode == 0 and b"event=wake via=" in r.stdout and b"via=none" not in r.stdout, r.stdout)
+    t.check("qmail-send reads the request",
+            wait_for(lambda: "event=dest domain=remote.test state=" in open(sendlog).read(), 10))
+    t.check("and removes it", wait_for(lambda: not os.listdir(inst.path("queue", "flushdest")), 5),
+            os.listdir(inst.path("queue", "flushdest")))
 
 # --- s6-svc -t restarts qmail-smtpd ------------------------------------
 old = svpid("qmail-smtpd")
