@@ -1,0 +1,45 @@
+#ifndef SPAWNER_H
+#define SPAWNER_H
+/* The resident loop of a spawner (lib/spawnproto.h), shared by
+ * qmail-lspawn and qmail-rspawn: requests in on fd 0, one forked child per
+ * delivery, each child's report collected through a pipe, children reaped
+ * through a SIGCHLD self-pipe, one reply per request.
+ *
+ * Every request is parsed by spawnreq_parse, then checked against the
+ * message descriptor: present, a regular file, the window inside it.
+ * A request with no valid slot, or whose slot is busy, is logged and
+ * dropped (an answer would be taken for the busy slot's). Any other
+ * refusal goes to the refuse callback, which must answer.
+ *
+ * The child starts with fd 0 the message, fd 1 the write end of its
+ * report pipe, fd 2 the log, and nothing else of the parent's open. */
+#include <stddef.h>
+#include "spawnreq.h"
+
+struct spawner {
+  const char *prog;         /* names the log lines */
+  size_t maxrcpt;           /* recipients per request, 1..SPAWN_RCPTS */
+  size_t reportmax;         /* report bytes kept; more sets overflow */
+  /* 1: the reply waits for the child's exit too, and done gets its wait
+   * status; 0: the reply goes at EOF of the report (the child may go on,
+   * e.g. to say QUIT), and an abnormal exit is only logged. */
+  int wait_exit;
+  /* Optional further checks of a parsed request: why to refuse it, or 0. */
+  const char *(*check)(const struct spawnreq *r);
+  /* Answers a request that will not run: bad = 1, the request is invalid;
+   * bad = 0, it could not be started (no pipe, no fork). */
+  void (*refuse)(const struct spawnreq *r, int bad, const char *why);
+  /* Runs the delivery in the child; must not return (if it does, the
+   * child exits 111). */
+  void (*child)(struct spawnreq *r);
+  /* The report of the child for slot is complete: send the reply. status
+   * is the wait status with wait_exit, else -1. */
+  void (*done)(unsigned long slot, size_t nrcpt, const char *report, size_t n, int overflow,
+               int status);
+};
+
+/* Serves requests until EOF on fd 0 and the end of every child. Returns
+ * the exit code: 0, or 111 when reading requests failed. */
+int spawner_run(const struct spawner *sp);
+
+#endif

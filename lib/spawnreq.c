@@ -1,0 +1,142 @@
+/* Request parsing and replies for the spawners (lib/spawnreq.h). */
+#include <errno.h>
+#include <string.h>
+#include "control.h"
+#include "fdpass.h"
+#include "log.h"
+#include "qfile.h"
+#include "spawnreq.h"
+
+/* The next field of [*p, end), NUL-terminated; 0 if there is none. */
+static char *field(char **p, char *end, size_t *len)
+{
+  char *f = *p, *nul;
+
+  if (f >= end || !(nul = memchr(f, 0, (size_t)(end - f)))) return 0;
+  *len = (size_t)(nul - f);
+  *p = nul + 1;
+  return f;
+}
+
+static int number(char **p, char *end, unsigned long long *u)
+{
+  size_t n;
+  const char *f = field(p, end, &n);
+
+  return f && scan_ulong(f, n, u) == 0 ? 0 : -1;
+}
+
+/* One refusal item per recipient the request appears to hold: after the
+ * slot come five fields, then (index, address) pairs. */
+static size_t answers(const char *p, size_t n)
+{
+  size_t nf = 0, i;
+
+  for (i = 0; i < n; i++) if (!p[i]) nf++;
+  nf = nf > 5 ? (nf - 5) / 2 : 0;
+  return nf < 1 ? 1 : nf > SPAWN_RCPTS ? SPAWN_RCPTS : nf;
+}
+
+int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const char **why)
+{
+  char *end = p + n, *f, *at;
+  unsigned long long slot;
+  size_t len;
+
+  *why = "malformed request";
+  if (!n || p[n - 1]) return SPAWNREQ_NOSLOT;
+  *why = "bad slot";
+  if (number(&p, end, &slot) < 0 || slot >= SPAWN_SLOTS) return SPAWNREQ_NOSLOT;
+  r->slot = (unsigned long)slot;
+  r->nanswer = answers(p, (size_t)(end - p));
+  r->nrcpt = 0;
+  *why = "bad qid";
+  if (!(r->qid = field(&p, end, &len)) || !qf_qid_ok(r->qid, len)) return SPAWNREQ_BAD;
+  *why = "bad number";
+  if (number(&p, end, &r->off) < 0 || number(&p, end, &r->len) < 0 ||
+      number(&p, end, &r->opts) < 0) return SPAWNREQ_BAD;
+  *why = "bad sender";
+  if (!(r->sender = field(&p, end, &len)) || len > QF_ADDR_MAX) return SPAWNREQ_BAD;
+  /* The datagram ends in a NUL, so each pair is two whole fields or none. */
+  while (p < end) {
+    struct spawnrcpt *x = &r->rcpt[r->nrcpt];
+    *why = "too many recipients";
+    if (r->nrcpt >= maxrcpt || r->nrcpt >= SPAWN_RCPTS) return SPAWNREQ_BAD;
+    *why = "bad recipient index";
+    if (number(&p, end, &x->i) < 0 || x->i > QF_RCPT_MAX) return SPAWNREQ_BAD;
+    *why = "bad recipient";
+    if (!(f = field(&p, end, &len)) || !len || len > QF_ADDR_MAX || !(at = strrchr(f, '@')))
+      return SPAWNREQ_BAD;
+    x->addr = f;
+    x->domain = at + 1;
+    r->nrcpt++;
+  }
+  *why = "no recipient";
+  if (!r->nrcpt) return SPAWNREQ_BAD;
+  *why = 0;
+  return SPAWNREQ_OK;
+}
+
+size_t spawnreq_item(char *out, char c, const char *text, size_t n)
+{
+  size_t i;
+
+  if (n > SPAWN_TEXT) n = SPAWN_TEXT;
+  out[0] = c;
+  for (i = 0; i < n; i++) out[i + 1] = text[i] ? text[i] : ' ';
+  out[n + 1] = 0;
+  return n + 2;
+}
+
+int spawnreq_items_ok(const char *p, size_t n, size_t count)
+{
+  const char *end = p + n, *nul;
+  size_t k;
+
+  for (k = 0; k < count; k++) {
+    if (p >= end || !(nul = memchr(p, 0, (size_t)(end - p)))) return 0;
+    if (nul == p || (size_t)(nul - p) > SPAWN_TEXT + 1 || (*p != 'K' && *p != 'Z' && *p != 'D'))
+      return 0;
+    p = nul + 1;
+  }
+  return p == end;
+}
+
+/* Room for the slot's digits and NUL, then the items. */
+static char reply_buf[24 + SPAWN_ITEMS_MAX];
+
+void spawnreq_reply(const char *prog, unsigned long slot, const char *items, size_t n)
+{
+  char digits[24];
+  size_t d = sizeof digits;
+  unsigned long s = slot;
+
+  do { digits[--d] = (char)('0' + s % 10); s /= 10; } while (s);
+  if (n > SPAWN_ITEMS_MAX) n = SPAWN_ITEMS_MAX;
+  memcpy(reply_buf, digits + d, sizeof digits - d);
+  reply_buf[sizeof digits - d] = 0;
+  memmove(reply_buf + sizeof digits - d + 1, items, n);
+  if (pkt_send(0, reply_buf, sizeof digits - d + 1 + n, -1) < 0) {
+    log_begin(prog, "reply_failed");
+    log_ku("slot", slot);
+    log_kv("error", strerror(errno));
+    log_end();
+  }
+}
+
+void spawnreq_refuse(const char *prog, unsigned long slot, size_t count, const char *tag,
+                     const char *why)
+{
+  static char items[SPAWN_ITEMS_MAX];
+  char text[SPAWN_TEXT];
+  size_t t = strlen(tag), w = strlen(why), n = 0, k;
+
+  if (t > SPAWN_TEXT) t = SPAWN_TEXT;
+  if (w > SPAWN_TEXT - t) w = SPAWN_TEXT - t;
+  memcpy(text, tag, t);
+  memcpy(text + t, why, w);
+  if (count < 1) count = 1;
+  if (count > SPAWN_RCPTS) count = SPAWN_RCPTS;
+  for (k = 0; k < count; k++) n += spawnreq_item(items + n, 'Z', text, t + w);
+  spawnreq_reply(prog, slot, items, n);
+}
