@@ -35,6 +35,8 @@ static str sender = STR_INIT;
 static str hdr = STR_INIT;             /* fields kept, LF line ends */
 static str field = STR_INIT;           /* the field being read */
 static int has_date, has_from, has_msgid;
+static str rewrite = STR_INIT;         /* control/rewritesender, qualified; empty: none */
+static str localdoms = STR_INIT;       /* domains of local accounts, NUL-terminated each */
 static str tmp = STR_INIT;
 static struct qq qq = { 0, -1, -1 };
 static char inspace[65536], outspace[65536];
@@ -85,6 +87,8 @@ static void control(str *outv, const char *name, const str *def)
   str_free(&path);
 }
 
+static void read_rewrite(const str *me);
+
 static void read_controls(void)
 {
   str me = STR_INIT;
@@ -97,6 +101,7 @@ static void read_controls(void)
     cats(&defaulthost, ".");
     cat(&defaulthost, defaultdomain.s, defaultdomain.len);
   }
+  read_rewrite(&me);
   str_free(&me);
 }
 
@@ -165,6 +170,79 @@ static void parse_one(str *dst, const char *s, size_t n, const char *what)
   if (r == ALIST_STOP) fatal(100, what, "more than one address");
   if (r != ALIST_OK) fatal(100, what, why);
   if (!dst->len) fatal(100, what, "no address");
+}
+
+/* --- rewriting local senders (control/rewritesender) -------------------- */
+
+/* control/rewritesender: an address that replaces the envelope sender and
+ * the From: of mail from local accounts (root, cron, daemons), so that a
+ * smarthost accepts it. Local means: a domain of control/locals, me,
+ * defaulthost, "localhost" or "localhost." defaultdomain (what a bare
+ * "localhost" qualifies to). Absent: nothing is rewritten. */
+static void read_rewrite(const str *me)
+{
+  str path = STR_INIT, line = STR_INIT;
+  int r;
+
+  cats(&path, auto_prefix);
+  cats(&path, "/control/rewritesender");
+  if (str_0(&path) < 0) nomem();
+  r = control_line(&line, path.s);
+  if (r < 0) fatal(111, "unable to read control file", "rewritesender");
+  if (r > 0 && line.len) {
+    parse_one(&rewrite, line.s, line.len, "bad control/rewritesender");
+    path.len -= strlen("rewritesender");
+    cats(&path, "locals");
+    if (str_0(&path) < 0) nomem();
+    if (control_lines(&localdoms, path.s) < 0) fatal(111, "unable to read control file", "locals");
+    cat(&localdoms, me->s, me->len);
+    cat(&localdoms, "", 1);
+    cat(&localdoms, defaulthost.s, defaulthost.len);
+    cat(&localdoms, "", 1);
+    cats(&localdoms, "localhost");
+    cat(&localdoms, "", 1);
+    cats(&localdoms, "localhost.");
+    cat(&localdoms, defaultdomain.s, defaultdomain.len);
+    cat(&localdoms, "", 1);
+  }
+  str_free(&path);
+  str_free(&line);
+}
+
+/* Whether the qualified address a[0..n) belongs to a local account. */
+static int is_local(const char *a, size_t n)
+{
+  const char *at = 0, *d;
+  size_t i, dl;
+
+  for (i = n; i > 0; i--)
+    if (a[i - 1] == '@') { at = a + i; break; }
+  if (!at) return 1;
+  dl = n - (size_t)(at - a);
+  for (i = 0; i < localdoms.len; i += strlen(d) + 1) {
+    d = localdoms.s + i;
+    if (strlen(d) == dl && !strncasecmp(d, at, dl)) return 1;
+  }
+  return 0;
+}
+
+/* Counts the addresses of a From: field and the local ones among them. */
+struct fromcount { size_t all, local; };
+static int count_from(void *ctx, const struct alist_addr *a)
+{
+  struct fromcount *c = ctx;
+  qualify(a);
+  c->all++;
+  if (is_local(tmp.s, tmp.len)) c->local++;
+  return 0;
+}
+
+/* A From: value whose every address is local; an unparsable one is left
+ * alone (it is the author's, not an address this host made up). */
+static int from_is_local(const char *s, size_t n)
+{
+  struct fromcount c = { 0, 0 };
+  return alist_parse(s, n, count_from, &c, 0) == ALIST_OK && c.all && c.local == c.all;
 }
 
 static int is_atext(unsigned char c)
@@ -243,6 +321,14 @@ static void set_sender(void)
   parse_one(&sender, f, strlen(f), "bad envelope sender");
 }
 
+/* After set_sender: a local sender becomes control/rewritesender. The
+ * null sender stays null. */
+static void rewrite_sender(void)
+{
+  if (rewrite.len && sender.len && is_local(sender.s, sender.len) &&
+      str_copyb(&sender, rewrite.s, rewrite.len) < 0) nomem();
+}
+
 /* Marks a repeated recipient: no address holds a line feed. */
 #define DUP '\n'
 
@@ -313,6 +399,14 @@ static void end_field(void)
     has_date = 1;
   } else if (named(name, nlen, "from")) {
     has_from = 1;
+    if (rewrite.len && from_is_local(field.s + v, field.len - v - 1)) {
+      /* The whole field goes, display name included: it may name the
+       * local account, which the rewriting is meant to hide. */
+      cats(&hdr, "From: ");
+      cat(&hdr, rewrite.s, rewrite.len);
+      cats(&hdr, "\n");
+      keep = 0;
+    }
   } else if (named(name, nlen, "message-id")) {
     has_msgid = 1;
   }
@@ -417,6 +511,7 @@ static void add_fields(void)
     str from = STR_INIT;
     const char *name = opt->name ? opt->name : env_first(names);
     identity(&from, users, hosts, "bad From address from the environment");
+    if (rewrite.len && is_local(from.s, from.len) && str_copyb(&from, rewrite.s, rewrite.len) < 0) nomem();
     cats(&hdr, "From: ");
     if (name && *name) {
       cat_word(&hdr, name, 0, "bad full name");
@@ -541,6 +636,7 @@ void inject_run(const struct inject *in_opt)
   open_std();
   read_controls();
   set_sender();
+  rewrite_sender();
   if (opt->flags & INJ_ARGS)
     for (i = 0; i < opt->nargs; i++) parse_rcpts(opt->args[i], strlen(opt->args[i]), "argument");
 

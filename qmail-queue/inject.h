@@ -30,6 +30,13 @@
  * defaultdomain, idhost, each defaulting to me; defaulthost gets
  * "." defaultdomain when it has no dot.
  *
+ * control/rewritesender (absent: nothing happens): an address that
+ * replaces a local envelope sender (not the null sender) and a From:
+ * field whose every address is local, display name included; a
+ * generated From: gets it too. Local: a domain of control/locals, me,
+ * defaulthost, localhost, localhost.defaultdomain. For containers that
+ * send as root or a daemon through a smarthost (README, the recipe).
+ *
  * Envelope sender: -f (empty or "<>" is the null sender), else
  * user@host with user the first of $QMAILSUSER $QMAILUSER $USER $LOGNAME
  * or the passwd name of the real uid, and host the first of $QMAILSHOST

@@ -118,13 +118,14 @@ class Sink:
     silent     accept connections and never say anything
     auth       {user: password}: answer AUTH PLAIN and LOGIN (offer them in
                ext yourself); a session records (mech, user, ok) in .auth
+    tls        an ssl.SSLContext (server side): implicit TLS on connect
     """
 
     def __init__(self, t, host="127.0.0.1", port=None, **behaviour):
         self.b = dict(greeting="220 sink ESMTP", ehlo=True,
                       ext=["PIPELINING", "SIZE 100000000", "8BITMIME"],
                       mail="250 ok", rcpt=lambda a: "250 ok", data="354 go",
-                      end="250 ok queued", drop_data=None, silent=False, auth=None)
+                      end="250 ok queued", drop_data=None, silent=False, auth=None, tls=None)
         self.b.update(behaviour)
         self.sessions = []
         sink = self
@@ -135,6 +136,13 @@ class Sink:
             allow_reuse_address = True
             daemon_threads = True
             request_queue_size = 256
+
+            def get_request(self):
+                sock, addr = super().get_request()
+                if sink.b["tls"] is not None:
+                    # The handshake runs in the session's thread.
+                    sock = sink.b["tls"].wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                return sock, addr
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
@@ -157,6 +165,12 @@ class Sink:
         self.sessions.append(s)
         b = self.b
         h.request.settimeout(20)
+        if b["tls"] is not None:
+            try:
+                h.request.do_handshake()
+            except OSError:
+                s.commands.append("TLS handshake failed")
+                return
         if b["silent"]:
             try:
                 h.rfile.read()   # until the client gives up

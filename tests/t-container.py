@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""The outbound-only container mode (issue 7): service/container setup on an
+installed instance, then s6-svscan on PREFIX/service as the container's
+one command. The smarthost is a Python sink with implicit TLS (certificate
+from a CA made here, trusted through TLS_CA) that requires AUTH.
+
+sendmail from root: the smarthost gets it once, with the envelope sender
+and From: rewritten (control/rewritesender) and after AUTH; nothing
+listens; smarthost down, then up and a flush (SIGALRM): delivered once; a
+550 from the smarthost: the bounce goes to the rewritten sender through
+the smarthost, from <>; when that bounce is refused too, the double bounce
+is dropped locally, never sent anywhere.
+
+As root the instance is multi-uid (the harness's); the single-uid "one
+normal user" case is the same scripts run by that user (service/install
+picks single-uid mode), checked here only when not root."""
+import os, re, ssl, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, Instance, IS_ROOT, ROOT, free_port, wait_for
+from remote_peers import Dns, Sink
+from tls_harness import CA
+
+t = T()
+inst = Instance(t)
+ca = CA(t)
+cert, key = ca.issue("smarthost.test", "ec")
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+PW = "container-secret"
+port = free_port()
+EXT = ["PIPELINING", "8BITMIME", "AUTH PLAIN LOGIN"]
+
+
+def smarthost(**kw):
+    return Sink(t, port=port, tls=ctx, ext=EXT, auth={"app": PW}, **kw)
+
+
+sink = smarthost()
+dns = Dns(t, ["--host-record=smarthost.test,127.0.0.1"])
+t.check("dnsmasq answers", dns.ok)
+inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
+
+pwfile = inst.path("smarthost-password")
+with open(pwfile, "w") as f:
+    f.write(PW + "\n")
+env = dict(os.environ, PREFIX=inst.prefix, SMARTHOST="smarthost.test:%d" % port, SMARTHOST_TLS="implicit",
+           SMARTHOST_USER="app", SMARTHOST_PASSWORD_FILE=pwfile, REWRITE_SENDER="noreply@example.test",
+           CONTAINER_ME="app.example.test", TLS_CA=ca.cert)
+r = subprocess.run(["sh", os.path.join(ROOT, "service", "container"), "setup"], env=env,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+t.check("service/container setup", r.returncode == 0, r.stdout)
+os.unlink(pwfile)
+services = sorted(os.listdir(inst.path("service")))
+t.check("only qmail-send is left to supervise", services == ["qmail-send"], services)
+t.check("route: implicit TLS, verified", open(inst.path("control", "smtproutes")).read()
+        == ":smarthost.test:%d tls=implicit\n" % port)
+st = os.stat(inst.path("control", "smtpauth"))
+t.check("control/smtpauth: remote uid, 0400", st.st_mode & 0o777 == 0o400 and
+        st.st_uid == inst.uid("remote")[0], (oct(st.st_mode), st.st_uid))
+r = subprocess.run(["sh", os.path.join(ROOT, "service", "container"), "setup"],
+                   env=dict(env, SMARTHOST="bad host"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+t.check("setup refuses a bad SMARTHOST", r.returncode == 100, r.stdout)
+
+
+def run(*argv, timeout=30):
+    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+
+
+P = inst.prefix
+
+
+def leftovers():
+    found = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % d).startswith(P + "/"):
+                    found.add(int(d))
+            except OSError:
+                pass
+    return sorted(found - {os.getpid()})
+
+
+svlog = open(P + "-svscan.log", "wb")
+scan = inst.spawn(["sh", os.path.join(ROOT, "service", "container"), "run"], env=env, stdout=svlog,
+                  stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_scan():
+    if scan.poll() is None:
+        run("s6-svscanctl", "-t", inst.path("service"))
+        try:
+            scan.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+    for p in leftovers():   # only this instance's processes
+        try:
+            os.kill(p, 9)
+        except ProcessLookupError:
+            pass
+
+
+t.cleanups.append(stop_scan)
+
+
+def up():
+    out = run("s6-svstat", "-o", "up", inst.path("service", "qmail-send")).stdout.decode().strip()
+    return out == "true"
+
+
+t.check("qmail-send up under s6-svscan", wait_for(up, 20))
+
+
+def log():
+    try:
+        return open(inst.path("log", "qmail-send", "current"), errors="replace").read()
+    except OSError:
+        return ""
+
+
+def listening():
+    """Sockets in LISTEN state owned by this instance's processes."""
+    inodes = set()
+    for pid in leftovers():
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            pass
+    found = []
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(f).read().splitlines()[1:]:
+            parts = line.split()
+            if parts[3] == "0A" and parts[9] in inodes:
+                found.append(parts[1])
+    return found
+
+
+t.check("no listening socket", wait_for(lambda: leftovers(), 5) and listening() == [], listening())
+
+
+def sendmail(msg, *args):
+    return subprocess.run([inst.bin("sendmail")] + list(args), input=msg.encode(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                          env=dict(os.environ, USER="root", LOGNAME="root"))
+
+
+def got(s, n=1):
+    return wait_for(lambda: sum(len(x.data) for x in s.sessions) >= n, 30)
+
+
+def delivered(s):
+    return [x for x in s.sessions if x.data]
+
+
+# --- mail from root through the smarthost ------------------------------------
+r = sendmail("Subject: cron job\n\nthe output\n", "ops@far.test")
+t.check("sendmail queued", r.returncode == 0, r.stderr)
+t.check("the smarthost received it", got(sink), log())
+time.sleep(1)
+d = delivered(sink)
+t.check("once", len(d) == 1 and len(d[0].data) == 1, [x.commands for x in sink.sessions])
+if d:
+    s = d[0]
+    body = s.data[0].decode("utf-8", "replace")
+    t.check("after AUTH PLAIN as app", s.auth == [("PLAIN", "app", True)], s.commands)
+    t.check("envelope sender rewritten", "MAIL FROM:<noreply@example.test>" in s.commands, s.commands)
+    t.check("From: rewritten", re.search(r"^From: noreply@example\.test\r$", body, re.M), body)
+    t.check("nothing names root@", "root@" not in body and not any("root@" in c for c in s.commands),
+            (body, s.commands))
+    t.check("RCPT as given", "RCPT TO:<ops@far.test>" in s.commands, s.commands)
+
+r = sendmail("From: Cron Daemon <root>\nTo: ops@far.test\nSubject: hdr\n\nx\n", "-t")
+t.check("sendmail -t with a local From:", r.returncode == 0, r.stderr)
+t.check("delivered", got(sink, 2), log())
+s = delivered(sink)[-1]
+body = s.data[-1].decode("utf-8", "replace")
+t.check("a local From: header is replaced, display name too",
+        re.search(r"^From: noreply@example\.test\r$", body, re.M) and "Cron Daemon" not in body, body)
+
+r = sendmail("From: Someone <someone@example.org>\nSubject: own\n\nx\n", "-f", "someone@example.org",
+             "ops@far.test")
+t.check("delivered", got(sink, 3), log())
+s = delivered(sink)[-1]
+body = s.data[-1].decode("utf-8", "replace")
+t.check("a non-local sender and From: are kept",
+        "MAIL FROM:<someone@example.org>" in s.commands and "From: Someone <someone@example.org>" in body,
+        (s.commands, body))
+
+# --- smarthost down, then up ---------------------------------------------------
+sink.close()
+r = sendmail("Subject: while down\n\ntoken-down\n", "ops@far.test")
+t.check("queued while the smarthost is down", r.returncode == 0, r.stderr)
+t.check("deferred", wait_for(lambda: re.search(r"result=deferred", log()), 30), log()[-2000:])
+sink = smarthost()
+run("s6-svc", "-a", inst.path("service", "qmail-send"))
+t.check("after SIGALRM: delivered", got(sink), log()[-2000:])
+time.sleep(2)
+run("s6-svc", "-a", inst.path("service", "qmail-send"))
+time.sleep(2)
+d = delivered(sink)
+t.check("delivered once", len(d) == 1 and len(d[0].data) == 1 and b"token-down" in d[0].data[0],
+        [x.commands for x in sink.sessions])
+t.check("the queue is empty", wait_for(lambda: inst.queue_files() == [], 10), inst.queue_files())
+
+# --- permanent failure: bounce to the rewritten sender, through the smarthost -----
+sink.close()
+sink = smarthost(rcpt=lambda a: "550 5.1.1 no such user" if a.startswith("nobody") else "250 ok")
+r = sendmail("Subject: to nobody\n\ntoken-bounce\n", "nobody@far.test")
+t.check("queued", r.returncode == 0, r.stderr)
+
+
+def bounce():
+    for x in sink.sessions:
+        if x.data and "MAIL FROM:<>" in x.commands:
+            return x
+    return None
+
+
+b = wait_for(bounce, 30)
+t.check("the bounce reached the smarthost from <>", b is not None, [x.commands for x in sink.sessions])
+if b:
+    t.check("addressed to the rewritten sender", "RCPT TO:<noreply@example.test>" in b.commands, b.commands)
+    t.check("it quotes the failure", b"no such user" in b.data[0] and b"nobody@far.test" in b.data[0])
+t.check("the queue is empty", wait_for(lambda: inst.queue_files() == [], 20), inst.queue_files())
+
+# --- the bounce bounces: dropped, never sent ---------------------------------------
+sink.close()
+sink = smarthost(rcpt=lambda a: "550 5.1.1 refused" if a.startswith(("nobody", "noreply")) else "250 ok")
+r = sendmail("Subject: double\n\ntoken-double\n", "nobody@far.test")
+t.check("queued", r.returncode == 0, r.stderr)
+t.check("the double bounce is dropped locally",
+        wait_for(lambda: re.search(r"rcpt=doublebounce@localhost channel=local result=delivered", log()), 40),
+        log()[-3000:])
+t.check("the queue is empty", wait_for(lambda: inst.queue_files() == [], 20), inst.queue_files())
+t.check("no session ever sent the double bounce",
+        not any(c.startswith("MAIL FROM:<#@[]>") or "doublebounce" in c for x in sink.sessions for c in x.commands),
+        [x.commands for x in sink.sessions])
+t.check("nothing kept in the alias Maildir", inst.maildir(inst.path("alias", "Maildir")) == [])
+
+t.check("no password in the log", PW not in log())
+
+stop_scan()
+t.check("s6-svscanctl -t leaves no process", wait_for(lambda: leftovers() == [], 10), leftovers())
+if IS_ROOT:
+    t.skip("as one non-root user", "root: the harness instance is multi-uid; run the tests as a "
+           "normal user for the single-uid case")
+else:
+    t.check("single-uid instance", not inst.multi)
+
+t.done()
