@@ -2,3 +2,4 @@
 # (it shares dest.c's check of a domain name with qmail-send).
 PROGS += qmail-qdest
 qmail-qdest_SRCS := qmail-send/qmail-qdest.c qmail-send/dest.c
+t-send-qdest_EXTRA := qmail-send/dest.c
