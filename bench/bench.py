@@ -740,12 +740,8 @@ def main():
     base = a.base
     load0 = open("/proc/loadavg").read().split()[:3]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    sink = Sink(base)
-    down_port = free_port()
-    this = This(base, sink.port, down_port)
-    pf = Postfix(base, sink.port, down_port, *this.alias)
-    mtas = [this, pf]
     R = {}  # figure -> {mta name: [values]}
+    mtas = []
 
     def add(fig, mta, v):
         R.setdefault(fig, {}).setdefault(mta.name, []).append(v)
@@ -756,6 +752,12 @@ def main():
     extra = {}
     err = None
     try:
+        sink = Sink(base)
+        down_port = free_port()
+        this = This(base, sink.port, down_port)
+        mtas.append(this)
+        pf = Postfix(base, sink.port, down_port, *this.alias)
+        mtas.append(pf)
         for m in mtas:
             m.start()
         if "memory" in phases:
