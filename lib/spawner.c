@@ -225,10 +225,14 @@ int spawner_run(const struct spawner *s)
       if (who[i] < SPAWN_SLOTS) { drain(who[i]); continue; }
       r = pkt_recv(0, pkt, sizeof pkt, &fd);
       if (r > 0) request((size_t)r, fd);
-      else if (r == 0) eof = 1;
+      /* qmail-send killed with requests unread: ECONNRESET, an EOF too. */
+      else if (r == 0 || errno == ECONNRESET) eof = 1;
       else if (errno == EMSGSIZE) event("bad_request", 0, "request too long");
       else if (errno != EINTR && errno != EAGAIN) {
-        event("error", 0, "cannot read requests");
+        log_begin(sp->prog, "error");
+        log_kv("msg", "cannot read requests");
+        log_kv("error", strerror(errno));
+        log_end();
         eof = 1;
         code = 111;
       }
