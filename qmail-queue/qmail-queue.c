@@ -38,8 +38,10 @@
  *
  * Life of a message (README): tmp/<qid> created O_EXCL, QF_HDR bytes
  * reserved, the Received: line, the message, the envelope records, the
- * header pwritten last; fsync; rename into mess/<qid>; fsync mess/; one
- * byte into lock/trigger. Two fsyncs, one rename: the rename commits.
+ * header pwritten last; fsync; rename into mess/<qid>; fsync mess/;
+ * "<qid>\n" into lock/trigger, so that qmail-send picks up this one file
+ * without scanning mess/ (one write of under PIPE_BUF bytes: atomic, never
+ * mixed with another writer's). Two fsyncs, one rename: the rename commits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -291,7 +293,15 @@ int main(void)
   dfd = open("mess", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0 || fsync(dfd) < 0) _exit(53);
 
+  /* A full fifo (qmail-send stalled) just loses this notice: qmail-send
+   * rescans mess/ when it finds the fifo was full. */
   dfd = open("lock/trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (dfd >= 0) { ssize_t w = write(dfd, "", 1); (void)w; }
+  if (dfd >= 0) {
+    size_t n = strlen(messname + 5);
+    ssize_t w;
+    messname[5 + n] = '\n';
+    w = write(dfd, messname + 5, n + 1);
+    (void)w;
+  }
   _exit(0);
 }

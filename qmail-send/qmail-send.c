@@ -892,6 +892,44 @@ static void scan(void)
   if (added > 1) { log_begin(P, "scan"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
 }
 
+/* Reads the trigger fifo. qmail-queue writes "<qid>\n" for each message it
+ * commits, atomically; such a message is picked up by name, at the cost of
+ * one lookup instead of a scan of mess/. Anything else, or a fifo that may
+ * have filled up (a writer then lost its notice), asks for a scan: returns
+ * 1. A forged qid costs one failed open when the message is loaded. */
+static int trigger(int fd)
+{
+  static char b[65536 + QF_QID_MAX];
+  static size_t have;               /* an unfinished line kept from the last read */
+  size_t total = 0, added = 0;
+  int want_scan = 0;
+  ssize_t r;
+
+  while ((r = read(fd, b + have, sizeof b - have)) > 0) {
+    size_t start = 0, k, end = have + (size_t)r;
+    total += (size_t)r;
+    for (k = have; k < end; k++) {
+      if (b[k] != '\n') continue;
+      if (qf_qid_ok(b + start, k - start)) {
+        if (mt_find(&mt, b + start, k - start) == NIL) {
+          if (mt_add(&mt, b + start, k - start) == NIL) oom();
+          added++;
+        }
+      } else {
+        want_scan = 1;
+      }
+      start = k + 1;
+    }
+    have = end - start;
+    if (have >= QF_QID_MAX) { have = 0; want_scan = 1; }
+    else memmove(b, b + start, have);
+  }
+  /* The fifo holds 64 KB: a drain near that size may have dropped notices. */
+  if (total >= 65536 - 2 * QF_QID_MAX) want_scan = 1;
+  if (added > 1) { log_begin(P, "pickup"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
+  return want_scan;
+}
+
 /* Removes tmp/ files older than TMP_OLD (qmail-queue died mid-write) and
  * bounce/ files whose message is gone (a crash between two unlinks). */
 static void cleanup(void)
@@ -1205,11 +1243,7 @@ int main(int argc, char **argv)
       log_fatal(P, 111, "poll failed");
     }
     if (pf[0].revents) got_sig = 1;
-    if (pf[1].revents & POLLIN) {
-      char junk[256];
-      while (read(trig, junk, sizeof junk) > 0) {}
-      if (!stopping) scan_pending = 1;
-    }
+    if (pf[1].revents & POLLIN && trigger(trig) && !stopping) scan_pending = 1;
     for (ch = 0; ch < CH_N; ch++) {
       if (pf[2 + ch].revents & POLLOUT) blocked[ch] = 0;
       if (pf[2 + ch].revents & (POLLIN | POLLHUP | POLLERR)) replies(ch);

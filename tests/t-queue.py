@@ -281,13 +281,16 @@ for f in tmp():
 
 # --- the trigger -------------------------------------------------------------
 trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
+before = set(inst.queue_files())
 rc = inst.inject("a@b", ["c@d"], "trigger\n")
 try:
-    got = os.read(trig, 16)
+    got = os.read(trig, 256)
 except BlockingIOError:
     got = b""
 os.close(trig)
-t.check("queue: trigger receives one byte", rc == 0 and got == b"\0", (rc, got))
+made = sorted(set(inst.queue_files()) - before)
+t.check("queue: the trigger receives the new qid and a newline",
+        rc == 0 and len(made) == 1 and got == made[0].encode() + b"\n", (rc, got, made))
 # No reader on the fifo: qmail-queue must not block or fail.
 rc = inst.inject("a@b", ["c@d"], "no reader\n")
 t.check("queue: works with nobody on the trigger", rc == 0, rc)
@@ -336,11 +339,12 @@ if IS_ROOT and inst.multi:
                        cwd="/", timeout=30)
     os.close(r)
     try:
-        got = os.read(trig, 16)
+        got = os.read(trig, 256)
     except BlockingIOError:
         got = b""
     os.close(trig)
-    t.check("queue: setuid run from the smtpd uid pulls the trigger", got == b"\0", got)
+    t.check("queue: setuid run from the smtpd uid pulls the trigger",
+            got.endswith(b"\n") and os.path.exists(inst.path("queue", "mess", got[:-1].decode())), got)
     new = sorted(set(mess()) - old)
     ok = p.returncode == 0 and len(new) == 1
     if ok:
