@@ -21,3 +21,4 @@ fuzz: $(BUILD)/fuzz/fuzz-smtpd
 	  -artifact_prefix=$(BUILD)/fuzz/ \
 	  $(BUILD)/fuzz/corpus
 .PHONY: fuzz
+STATIC += qmail-smtpd
