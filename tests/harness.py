@@ -79,6 +79,41 @@ def free_port():
     return p
 
 
+def processes_under(top, cmdline=True):
+    """Pids of processes whose program lives under top, or (cmdline) whose
+    command line names it, this one excepted. qmail-send's command line is
+    only its name; s6-log's names its log directory."""
+    found = set()
+    if cmdline:
+        r = subprocess.run(["pgrep", "-f", "--", top + "/"], stdout=subprocess.PIPE)
+        found = {int(p) for p in r.stdout.split()}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % d).startswith(top + "/"):
+                    found.add(int(d))
+            except OSError:
+                pass
+    return sorted(found - {os.getpid()})
+
+
+def stop_svscan(scan, top, scandir):
+    """Ends an s6-svscan started on scandir and kills whatever of top's
+    processes is left."""
+    if scan.poll() is None:
+        subprocess.run(["s6-svscanctl", "-t", scandir], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+        try:
+            scan.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+    for p in processes_under(top):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def wait_for(cond, timeout=30.0, step=0.05):
     end = time.time() + timeout
     while time.time() < end:

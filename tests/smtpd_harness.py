@@ -8,7 +8,9 @@ class Server:
     """tcpserver on 127.0.0.1 running PREFIX/bin/qmail-smtpd. relay=True
     gives every client RELAYCLIENT="" through a tcprules cdb."""
 
-    def __init__(self, inst, relay=False, env=None, name="smtpd"):
+    def __init__(self, inst, relay=False, env=None, name="smtpd", program=None):
+        """program: the argv tcpserver runs; by default qmail-smtpd, with
+        tcpserver taking the smtpd uid."""
         self.inst = inst
         self.port = free_port()
         rules = inst.path("control", "%s-%d.rules" % (name, self.port))
@@ -21,10 +23,12 @@ class Server:
         self.log = open(inst.path("%s-%d.log" % (name, self.port)), "w+")
         argv = ["tcpserver", "-q", "-R", "-H", "-l", "mail.example.test", "-c", "40",
                 "-x", cdb]
-        if IS_ROOT and inst.multi:
-            uid, gid = inst.uid("smtpd")
-            argv += ["-u", str(uid), "-g", str(gid)]
-        argv += ["127.0.0.1", str(self.port), inst.bin("qmail-smtpd")]
+        if program is None:
+            if IS_ROOT and inst.multi:
+                uid, gid = inst.uid("smtpd")
+                argv += ["-u", str(uid), "-g", str(gid)]
+            program = [inst.bin("qmail-smtpd")]
+        argv += ["127.0.0.1", str(self.port)] + program
         e = dict(os.environ)
         e.pop("RELAYCLIENT", None)
         e.update(env or {})

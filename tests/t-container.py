@@ -17,7 +17,7 @@ picks single-uid mode), checked here only when not root."""
 import os, re, ssl, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, IS_ROOT, ROOT, free_port, wait_for
+from harness import T, Instance, IS_ROOT, ROOT, free_port, processes_under, stop_svscan, wait_for
 from remote_peers import Dns, Sink
 from tls_harness import CA
 
@@ -71,15 +71,7 @@ P = inst.prefix
 
 
 def leftovers():
-    found = set()
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if os.readlink("/proc/%s/exe" % d).startswith(P + "/"):
-                    found.add(int(d))
-            except OSError:
-                pass
-    return sorted(found - {os.getpid()})
+    return processes_under(P, cmdline=False)
 
 
 svlog = open(P + "-svscan.log", "wb")
@@ -88,17 +80,7 @@ scan = inst.spawn(["sh", os.path.join(ROOT, "service", "container"), "run"], env
 
 
 def stop_scan():
-    if scan.poll() is None:
-        run("s6-svscanctl", "-t", inst.path("service"))
-        try:
-            scan.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    for p in leftovers():   # only this instance's processes
-        try:
-            os.kill(p, 9)
-        except ProcessLookupError:
-            pass
+    stop_svscan(scan, P, inst.path("service"))
 
 
 t.cleanups.append(stop_scan)

@@ -9,7 +9,7 @@ more for that prefix (the prefix is compiled in), without sanitizers.
 """
 import os, shutil, subprocess, sys, time, zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, ROOT, T, free_port, wait_for
+from harness import BUILD, ROOT, T, free_port, processes_under, wait_for
 
 t = T()
 tag = "%d" % zlib.crc32((ROOT + "\0" + BUILD).encode())   # one per checkout and build
@@ -43,18 +43,7 @@ def alive(pid):
 
 
 def leftovers():
-    """Processes whose command line names the demo or whose program is in
-    it (qmail-send's command line is only its name)."""
-    r = subprocess.run(["pgrep", "-f", "--", demo + "/"], stdout=subprocess.PIPE)
-    found = {int(p) for p in r.stdout.split()}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if os.readlink("/proc/%s/exe" % d).startswith(demo + "/"):
-                    found.add(int(d))
-            except OSError:
-                pass
-    return sorted(found - {os.getpid()})
+    return processes_under(demo)
 
 
 def landed(token):

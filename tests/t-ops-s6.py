@@ -16,7 +16,7 @@ runs in single-uid mode and the uid checks are skipped.
 import os, re, smtplib, socket, subprocess, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import T, Instance, free_port, wait_for
+from harness import T, Instance, free_port, processes_under, stop_svscan, wait_for
 
 t = T()
 NEED = ["qmail-start", "qmail-send", "qmail-lspawn", "qmail-rspawn", "qmail-smtpd",
@@ -78,19 +78,7 @@ def delivered():
 
 
 def leftovers():
-    """Processes whose command line names the prefix or whose program is
-    in it (qmail-send's command line is only its name)."""
-    top = P
-    r = subprocess.run(["pgrep", "-f", "--", top + "/"], stdout=subprocess.PIPE)
-    found = {int(p) for p in r.stdout.split()}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if os.readlink("/proc/%s/exe" % d).startswith(top + "/"):
-                    found.add(int(d))
-            except OSError:
-                pass
-    return sorted(found - {os.getpid()})
+    return processes_under(P)
 
 
 svlog = open(os.path.join(os.path.dirname(P), os.path.basename(P) + "-svscan.log"), "wb")
@@ -99,17 +87,7 @@ scan = inst.spawn(["s6-svscan", inst.path("service")], stdout=svlog, stderr=subp
 
 
 def stop_scan():
-    if scan.poll() is None:
-        run("s6-svscanctl", "-t", inst.path("service"))
-        try:
-            scan.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    for p in leftovers():   # only this instance's processes
-        try:
-            os.kill(p, 9)
-        except ProcessLookupError:
-            pass
+    stop_svscan(scan, P, inst.path("service"))
 
 
 t.cleanups.append(stop_scan)

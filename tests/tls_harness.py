@@ -89,23 +89,6 @@ class TlsServer(Server):
     Server (connect, logtext, port)."""
 
     def __init__(self, inst, relay=True, implicit=False, env=None, name="tlsd"):
-        self.inst = inst
-        self.port = free_port()
-        rules = inst.path("control", "%s-%d.rules" % (name, self.port))
-        cdb = rules + ".cdb"
-        with open(rules, "w") as f:
-            f.write('127.0.0.1:allow,RELAYCLIENT=""\n' if relay else "127.0.0.1:allow\n")
-            f.write(":allow\n")
-        subprocess.run(["tcprules", cdb, cdb + ".tmp"], stdin=open(rules), check=True)
-        os.chmod(cdb, 0o644)
-        self.log = open(inst.path("%s-%d.log" % (name, self.port)), "w+")
         ids = ["%d:%d" % inst.uid("tls"), "%d:%d" % inst.uid("smtpd")]
-        argv = ["tcpserver", "-q", "-R", "-H", "-l", "mail.example.test", "-c", "40", "-x", cdb,
-                "127.0.0.1", str(self.port), inst.bin("qmail-tlsd")]
-        argv += (["-i"] if implicit else []) + ids
-        e = dict(os.environ)
-        e.pop("RELAYCLIENT", None)
-        e.update(env or {})
-        inst.spawn(argv, stdout=self.log, stderr=self.log, env=e)
-        if not wait_for(self._up, 10):
-            raise SystemExit("tcpserver did not start")
+        super().__init__(inst, relay, env, name,
+                         program=[inst.bin("qmail-tlsd")] + (["-i"] if implicit else []) + ids)
