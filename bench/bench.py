@@ -334,10 +334,9 @@ class This:
                    if st["comm"] == "qmail-send")
 
     def taken_in(self, state):
-        """Messages qmail-send knows: the largest queued= of its event=scan
-        lines (a scan that finds a single new message logs nothing, hence
-        also its event=message lines), whether attempted, waiting for a
-        slot, or parked on a destination that is held."""
+        """Messages qmail-send knows: its event=message lines (one per
+        message taken in, parked or not) and the largest queued= of its
+        event=scan and event=pickup lines."""
         try:
             with open(self.logfile, "rb") as f:
                 f.seek(state.get("off", 0))
@@ -352,7 +351,7 @@ class This:
                 m = re.search(rb"qid=(\S+)", line)
                 if m:
                     seen.add(m.group(1))
-            elif line.startswith(b"qmail-send event=scan "):
+            elif line.startswith((b"qmail-send event=scan ", b"qmail-send event=pickup ")):
                 m = re.search(rb"queued=(\d+)", line)
                 if m:
                     state["queued"] = max(state.get("queued", 0), int(m.group(1)))

@@ -355,6 +355,14 @@ static int job_open(uint32_t i)
   m->job = j;
   m->state = M_OPEN;
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_PENDING) np++;
+  /* Once per message and run, before it may be parked on a destination. */
+  if (!m->logged) {
+    m->logged = 1;
+    log_begin(P, "message"); log_kv("qid", m->qid);
+    log_kb("sender", b->env.sender, b->env.sender_len);
+    log_ku("rcpts", b->env.nrcpt); log_ku("pending", np); log_ku("bytes", b->env.msg_len);
+    log_end();
+  }
   b->order = 0;
   if (np) {
     if (size_mul(&sz, np, sizeof *b->order) < 0 || !(b->order = malloc(sz))) oom();
@@ -403,12 +411,6 @@ static int job_open(uint32_t i)
   b->end[CH_LOCAL] = nl;
   b->cur[CH_REMOTE] = nl;
   b->end[CH_REMOTE] = np;
-  if (!m->tries[0] && !m->tries[1]) {
-    log_begin(P, "message"); log_kv("qid", m->qid);
-    log_kb("sender", b->env.sender, b->env.sender_len);
-    log_ku("rcpts", b->env.nrcpt); log_ku("pending", np); log_ku("bytes", b->env.msg_len);
-    log_end();
-  }
   for (ch = 0; ch < CH_N; ch++) {
     b->z[ch] = 0;
     b->inwl[ch] = 0;

@@ -60,6 +60,7 @@ struct msg {
   uint32_t pprev, pnext;             /* M_HELD: links in that destination's list */
   uint16_t tries[CH_N];              /* attempts since qmail-send started */
   uint8_t state;                     /* M_* */
+  uint8_t logged;                    /* its event=message line is written */
 };
 
 /* M_READY: in the ready list; M_WAIT: in the heap; M_OPEN: has a job;
