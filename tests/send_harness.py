@@ -110,3 +110,18 @@ def comm(pid):
             return f.read().strip()
     except OSError:
         return ""
+
+
+def tokens(sink):
+    """The TOKEN-<name>-<n>- marks in every message a Sink received."""
+    out = []
+    for s in list(sink.sessions):
+        for d in s.data:
+            out += re.findall(rb"TOKEN-[a-z]+-\d+-", d)
+    return out
+
+
+def dest_lines(log, domain):
+    """qmail-send's event=dest lines about one domain."""
+    return [l for l in read_log(log).splitlines()
+            if "event=dest" in l and "domain=%s " % domain in l + " "]

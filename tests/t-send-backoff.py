@@ -57,19 +57,6 @@ def slow_ok(a):
     return "250 ok"
 
 
-def tokens(sink):
-    out = []
-    for s in list(sink.sessions):
-        for d in s.data:
-            out += re.findall(rb"TOKEN-[a-z]+-\d+-", d)
-    return out
-
-
-def dest_lines(log, domain):
-    return [l for l in sh.read_log(log).splitlines()
-            if "event=dest" in l and "domain=%s " % domain in l + " "]
-
-
 t = T()
 inst = sh.setup(t, control={"concurrencyperdest": "2", "concurrencyremote": "20",
                             "backoffmin": "1", "backoffmax": "4",
@@ -94,16 +81,16 @@ for k in range(NUP):
     if k % 4 == 0:
         inst.inject("alice@%s" % D, ["ok%d@soft.test" % k], "Subject: s%d\n\nTOKEN-soft-%d- body\n" % (k, k))
 
-ok = wait_for(lambda: len(tokens(up)) >= NUP, 30)
-t.check("the healthy destination's mail flows while the other is down", ok, (len(tokens(up)), time.time() - t0))
+ok = wait_for(lambda: len(sh.tokens(up)) >= NUP, 30)
+t.check("the healthy destination's mail flows while the other is down", ok, (len(sh.tokens(up)), time.time() - t0))
 t.check("... promptly", time.time() - t0 < 20, time.time() - t0)
-t.check("... each message once", sorted(tokens(up)) == sorted(b"TOKEN-up-%d-" % k for k in range(NUP)),
-        tokens(up))
+t.check("... each message once", sorted(sh.tokens(up)) == sorted(b"TOKEN-up-%d-" % k for k in range(NUP)),
+        sh.tokens(up))
 t.check("per-destination concurrency respected", up.max <= 2, up.max)
 t.check("... and used", up.max == 2, up.max)
 
-ok = wait_for(lambda: any("state=dead" in l for l in dest_lines(log, "down.test")), 30)
-lines = dest_lines(log, "down.test")
+ok = wait_for(lambda: any("state=dead" in l for l in sh.dest_lines(log, "down.test")), 30)
+lines = sh.dest_lines(log, "down.test")
 t.check("the down destination is marked dead", ok, lines)
 held = [int(re.search(r"delay=(\d+)", l).group(1)) for l in lines if "state=held" in l]
 t.check("held with growing delays before", held[:2] == [1, 2], lines)
@@ -116,23 +103,23 @@ refused = len([l for l in sh.read_log(log).splitlines()
                if "event=delivery" in l and "@down.test" in l and "result=deferred" in l])
 t.check("no busy loop on the held destination", refused <= 8, refused)
 
-soft_ok = lambda: sorted(x for x in tokens(soft) if b"soft" in x)
+soft_ok = lambda: sorted(x for x in sh.tokens(soft) if b"soft" in x)
 t.check("a 4xx to RCPT does not hold the destination",
-        wait_for(lambda: len(soft_ok()) == 4, 20) and not dest_lines(log, "soft.test"),
-        (soft_ok(), dest_lines(log, "soft.test")))
+        wait_for(lambda: len(soft_ok()) == 4, 20) and not sh.dest_lines(log, "soft.test"),
+        (soft_ok(), sh.dest_lines(log, "soft.test")))
 t.check("the other recipients of that destination are delivered", len(soft_ok()) == 4, soft_ok())
 
 # The destination comes back; SIGALRM clears every hold.
 down = CountingSink(t, port=down_port)
 os.kill(p.pid, signal.SIGALRM)
 want = sorted(b"TOKEN-down-%d-" % k for k in range(NDOWN))
-ok = wait_for(lambda: sorted(tokens(down)) == want, 30)
-t.check("after SIGALRM the revived destination gets every message", ok, (tokens(down), len(want)))
+ok = wait_for(lambda: sorted(sh.tokens(down)) == want, 30)
+t.check("after SIGALRM the revived destination gets every message", ok, (sh.tokens(down), len(want)))
 time.sleep(1)
-t.check("... exactly once", sorted(tokens(down)) == want, tokens(down))
+t.check("... exactly once", sorted(sh.tokens(down)) == want, sh.tokens(down))
 t.check("... within its concurrency limit", down.max <= 2, down.max)
-t.check("recovery is logged", any("state=recovered" in l for l in dest_lines(log, "down.test")),
-        dest_lines(log, "down.test"))
+t.check("recovery is logged", any("state=recovered" in l for l in sh.dest_lines(log, "down.test")),
+        sh.dest_lines(log, "down.test"))
 t.check("the 4xx recipient is still queued, nothing else",
         wait_for(lambda: len(inst.queue_files()) == 1, 10), inst.queue_files())
 t.check("the refused recipient was never bounced",

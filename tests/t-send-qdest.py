@@ -19,19 +19,6 @@ import send_harness as sh
 from remote_peers import Sink
 
 
-def tokens(sink):
-    out = []
-    for s in list(sink.sessions):
-        for d in s.data:
-            out += re.findall(rb"TOKEN-[a-z]+-\d+-", d)
-    return out
-
-
-def dest_lines(log, domain):
-    return [l for l in sh.read_log(log).splitlines()
-            if "event=dest" in l and "domain=%s " % domain in l + " "]
-
-
 def qdest(*args):
     return subprocess.run([inst.bin("qmail-qdest")] + list(args), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=30)
@@ -99,16 +86,16 @@ for k in range(N):
     inst.inject("alice@%s" % D, ["r%d@b.test" % k], "Subject: b%d\n\nTOKEN-b-%d- body\n" % (k, k))
 for dom in ("a.test", "b.test"):
     t.check("%s is marked dead" % dom,
-            wait_for(lambda: any("state=dead" in l for l in dest_lines(log, dom)), 30),
-            dest_lines(log, dom))
-parked = lambda dom: [int(x) for x in re.findall(r"parked=(\d+)", "\n".join(dest_lines(log, dom)))]
+            wait_for(lambda: any("state=dead" in l for l in sh.dest_lines(log, dom)), 30),
+            sh.dest_lines(log, dom))
+parked = lambda dom: [int(x) for x in re.findall(r"parked=(\d+)", "\n".join(sh.dest_lines(log, dom)))]
 t.check("messages are parked on a.test",
         wait_for(lambda: sum(1 for l in sh.read_log(log).splitlines()
                              if "@a.test" in l and "event=delivery" in l) >= 1, 10))
 sink_a = Sink(t, port=a_port)
 sink_b = Sink(t, port=b_port)
 time.sleep(1)
-t.check("nothing is tried while dead", not tokens(sink_a) and not tokens(sink_b))
+t.check("nothing is tried while dead", not sh.tokens(sink_a) and not sh.tokens(sink_b))
 
 # --- the tool's checks ---------------------------------------------------------
 for bad in ["", "../etc", "a..b", ".", "..", "x/y", "a_b.test", "-n\n", "a" * 256, "a.test."]:
@@ -132,20 +119,20 @@ t0 = time.time()
 os.kill(p.pid, signal.SIGUSR1)
 
 t.check("SIGUSR1: a.test is reset",
-        wait_for(lambda: any("state=reset" in l for l in dest_lines(log, "a.test")), 10),
-        dest_lines(log, "a.test"))
+        wait_for(lambda: any("state=reset" in l for l in sh.dest_lines(log, "a.test")), 10),
+        sh.dest_lines(log, "a.test"))
 want = sorted(b"TOKEN-a-%d-" % k for k in range(N))
-ok = wait_for(lambda: sorted(tokens(sink_a)) == want, 20)
-t.check("every a.test message is delivered at once", ok, (tokens(sink_a), time.time() - t0))
+ok = wait_for(lambda: sorted(sh.tokens(sink_a)) == want, 20)
+t.check("every a.test message is delivered at once", ok, (sh.tokens(sink_a), time.time() - t0))
 t.check("... promptly", time.time() - t0 < 15, time.time() - t0)
 time.sleep(1)
-t.check("... exactly once", sorted(tokens(sink_a)) == want, tokens(sink_a))
-t.check("a.test recovers", any("state=recovered" in l for l in dest_lines(log, "a.test")),
-        dest_lines(log, "a.test"))
-t.check("b.test stays dead: its sink saw nothing", not tokens(sink_b), tokens(sink_b))
+t.check("... exactly once", sorted(sh.tokens(sink_a)) == want, sh.tokens(sink_a))
+t.check("a.test recovers", any("state=recovered" in l for l in sh.dest_lines(log, "a.test")),
+        sh.dest_lines(log, "a.test"))
+t.check("b.test stays dead: its sink saw nothing", not sh.tokens(sink_b), sh.tokens(sink_b))
 t.check("... and it was not reset", not any("state=reset" in l or "state=retry" in l
-                                             for l in dest_lines(log, "b.test")),
-        dest_lines(log, "b.test"))
+                                             for l in sh.dest_lines(log, "b.test")),
+        sh.dest_lines(log, "b.test"))
 t.check("b.test's messages are still queued",
         wait_for(lambda: len(inst.queue_files()) == N, 10), inst.queue_files())
 text = sh.read_log(log)
@@ -158,6 +145,6 @@ t.check("every request is removed", wait_for(lambda: not os.listdir(fd_dir), 5),
 os.kill(p.pid, signal.SIGALRM)
 want_b = sorted(b"TOKEN-b-%d-" % k for k in range(N))
 t.check("SIGALRM then delivers b.test's messages",
-        wait_for(lambda: sorted(tokens(sink_b)) == want_b, 30), tokens(sink_b))
+        wait_for(lambda: sorted(sh.tokens(sink_b)) == want_b, 30), sh.tokens(sink_b))
 t.check("the queue empties", wait_for(lambda: not inst.queue_files(), 10), inst.queue_files())
 t.done()
