@@ -12,6 +12,9 @@ is ended by pid at exit, and every wait is bounded in count and time.
 import argparse, json, os, platform, pwd, grp, re, shutil, signal, smtplib
 import socket, statistics, subprocess, sys, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import harness  # noqa: E402  (free_ids: one definition for tests and bench)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
 LOCAL, REMOTE, DOWN = "local.test", "remote.test", "down.test"
@@ -31,14 +34,9 @@ def free_port():
     return p
 
 
-def free_ids(n, start=7400):
-    used = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
-    out, i = [], start
-    while len(out) < n:
-        if i not in used:
-            out.append(i)
-        i += 1
-    return out
+def free_ids(n):
+    """Unused numeric ids, above the range the tests take."""
+    return harness.free_ids(n, start=7400)
 
 
 def wait_for(cond, timeout, step=0.01):

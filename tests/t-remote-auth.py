@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT
 from remote_peers import Dns, Sink
 from smtpd_harness import Queue
-from tls_harness import CA, TlsServer, install_cert, self_signed
+from tls_harness import CA, TlsServer, install_cert, received_header, run_remote, self_signed
 
 t = T()
 inst = Instance(t, control={"locals": "mail.example.test", "rcpthosts": "mail.example.test"})
@@ -77,22 +77,11 @@ if IS_ROOT and inst.multi:
 
 
 def remote(domain):
-    """qmail-remote to rcpt@far.test via domain's route: (code, text, stderr)."""
-    p = subprocess.run([inst.bin("qmail-remote"), domain, "app@example.test", "rcpt@far.test"],
-                       input=b"Subject: via smarthost\n\nhello\n", stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=60, **user)
-    parts = p.stdout.split(b"\0")
-    if p.returncode != 0 or len(parts) < 3:
-        return "?", repr(p), p.stderr.decode()
-    last = parts[1].decode("utf-8", "replace")
-    return last[:1], last[1:], p.stderr.decode("utf-8", "replace")
+    return run_remote(inst, domain, "rcpt@far.test", b"Subject: via smarthost\n\nhello\n", **user)
 
 
 def received():
-    new = q.new(expect=1)
-    if len(new) != 1:
-        return ""
-    return q.read(new[0])[0].decode("utf-8", "replace").split("\n\n")[0]
+    return received_header(q)
 
 
 def last_session(sink, n):

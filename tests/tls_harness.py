@@ -92,3 +92,25 @@ class TlsServer(Server):
         ids = ["%d:%d" % inst.uid("tls"), "%d:%d" % inst.uid("smtpd")]
         super().__init__(inst, relay, env, name,
                          program=[inst.bin("qmail-tlsd")] + (["-i"] if implicit else []) + ids)
+
+
+def run_remote(inst, domain, rcpt, message, **kw):
+    """Runs bin/qmail-remote to rcpt through domain's route with message on
+    fd 0: (result letter K/Z/D or "?", its text, stderr). kw goes to
+    subprocess.run (e.g. a preexec_fn taking the remote uid)."""
+    p = subprocess.run([inst.bin("qmail-remote"), domain, "a@example.test", rcpt],
+                       input=message, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60, **kw)
+    parts = p.stdout.split(b"\0")
+    if p.returncode != 0 or len(parts) < 3:
+        return "?", repr(p), p.stderr.decode()
+    last = parts[1].decode("utf-8", "replace")
+    return last[:1], last[1:], p.stderr.decode("utf-8", "replace")
+
+
+def received_header(q):
+    """The header of the one message queued since q was last asked, or ""."""
+    new = q.new(expect=1)
+    if len(new) != 1:
+        return ""
+    return q.read(new[0])[0].decode("utf-8", "replace").split("\n\n")[0]

@@ -37,13 +37,15 @@ fi
 [ -e "$D/control/tls/key.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/key.pem"; chmod 0400 "$D/control/tls/key.pem"; }
 [ -e "$D/control/tls/cert.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/cert.pem"; chmod 0444 "$D/control/tls/cert.pem"; }
 
-# tlsrun service port [-i]: tcpserver as root (qmail-tlsd drops), the same
-# limits and readiness as 50-services.sh's qmail-smtpd.
+# tlsrun service port [-i] [VAR=value]: tcpserver as root (qmail-tlsd
+# drops), the same limits and readiness as 50-services.sh's qmail-smtpd;
+# the optional assignment is exported to qmail-smtpd (70-auth.sh uses it).
 tlsrun() {
   script "$D/service/$1/run" <<EOF
 #!/bin/sh
 exec 2>&1
 me=\$(head -n 1 ${PREFIX}/control/me)
+${4:+export $4}
 exec ${limit}tcpserver -1 -H -R -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
   -x ${PREFIX}/control/tcp.smtp.cdb \\
   ${SMTP_ADDR} $2 ${PREFIX}/bin/qmail-tlsd $3 ${tlsd_ids} 1>&3 3>&-

@@ -23,19 +23,8 @@ fi
 [ -e "$D/control/authusers.cdb" ] && { chown "$u_p:$g_n" "$D/control/authusers.cdb"; chmod 0400 "$D/control/authusers.cdb"; }
 [ -e "$D/users/authusers" ] && { chown "$u_root:$g_root" "$D/users/authusers"; chmod 0600 "$D/users/authusers"; }
 
-# authrun service port [-i]: as tlsrun (60-tls.sh), with AUTH required.
-authrun() {
-  script "$D/service/$1/run" <<EOF
-#!/bin/sh
-exec 2>&1
-me=\$(head -n 1 ${PREFIX}/control/me)
-SMTPD_AUTH=required
-export SMTPD_AUTH
-exec ${limit}tcpserver -1 -H -R -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
-  -x ${PREFIX}/control/tcp.smtp.cdb \\
-  ${SMTP_ADDR} $2 ${PREFIX}/bin/qmail-tlsd $3 ${tlsd_ids} 1>&3 3>&-
-EOF
-}
+# authrun service port [-i]: tlsrun (60-tls.sh) with AUTH required.
+authrun() { tlsrun "$1" "$2" "$3" SMTPD_AUTH=required; }
 dir "$u_root" "$g_root" 0755 "$D/service/qmail-submission"
 setting "$D/service/qmail-submission/notification-fd" 3
 authrun qmail-submission "$SUBMISSION_PORT" ""
