@@ -255,7 +255,8 @@ class This:
         return os.path.join(self.prefix, *p)
 
     def install(self):
-        env = dict(os.environ, PREFIX=self.prefix, BUILD=self.build, DESTDIR="")
+        env = dict(os.environ, PREFIX=self.prefix, BUILD=self.build, DESTDIR="",
+                   TLS_SELFSIGNED="yes")
         # Every account install knows (parts in install.d may add some)
         # gets an unused number: no account is created on this machine.
         names = set()
@@ -303,9 +304,18 @@ class This:
                             "-x", self.path("control", "tcp.smtp.cdb"), "-u", u, "-g", g,
                             "127.0.0.1", str(self.port), self.path("bin", "qmail-smtpd")],
                            stdout=subprocess.DEVNULL, stderr=lf)
+        # STARTTLS on a port of its own: tcpserver as root, qmail-tlsd
+        # drops to the TLS and smtpd ids (service/install.d/60-tls.sh).
+        self.tls_port = free_port()
+        self.tls = spawn(["tcpserver", "-H", "-R", "-l", "mx.bench.test", "-c", "100",
+                          "-x", self.path("control", "tcp.smtp.cdb"), "127.0.0.1",
+                          str(self.tls_port), self.path("bin", "qmail-tlsd"),
+                          self.ids["tls"], self.ids["smtpd"]],
+                         stdout=subprocess.DEVNULL, stderr=lf)
         lf.close()
-        self.procs = [self.send, self.smtpd]
+        self.procs = [self.send, self.smtpd, self.tls]
         wait_port(self.port)
+        wait_port(self.tls_port)
         time.sleep(0.3)
 
     def stop(self):
@@ -385,7 +395,14 @@ class Postfix:
             os.chmod(os.path.join(box, sub), 0o700)
         self.maildir = os.path.join(box, "new")
         self.port = free_port()
+        self.tls_port = free_port()
         self.maillog = os.path.join(self.top, "maillog")
+
+    def use_tls_files(self, cert, key):
+        """Serves STARTTLS with the same certificate and key as ours."""
+        for src, dst, mode in ((cert, "tls.pem", 0o644), (key, "tls.key", 0o600)):
+            shutil.copyfile(src, os.path.join(self.etc, dst))
+            os.chmod(os.path.join(self.etc, dst), mode)
 
     def write_config(self):
         main = """compatibility_level = 3.6
@@ -422,6 +439,10 @@ maillog_file = {maillog}
 """.format(q=self.queue, d=self.data, sink=self.sink_port, down=DOWN, downp=self.down_port,
            local=LOCAL, mail=self.mail, uid=self.uid, gid=self.gid, maillog=self.maillog)
         master = """127.0.0.1:{port} inet n - n - - smtpd
+127.0.0.1:{tls_port} inet n - n - - smtpd
+  -o smtpd_tls_security_level=may
+  -o smtpd_tls_cert_file={etc}/tls.pem
+  -o smtpd_tls_key_file={etc}/tls.key
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -444,7 +465,8 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-""".format(port=self.port)
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+""".format(port=self.port, tls_port=self.tls_port, etc=self.etc)
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(main)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
@@ -457,6 +479,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         if r.returncode != 0:
             raise RuntimeError("postfix start: " + r.stdout.decode(errors="replace"))
         wait_port(self.port)
+        wait_port(self.tls_port)
         self.master = int(wait_for(self._master_pid, 10, 0.05) or 0)
         if not self.master:
             raise RuntimeError("postfix master pid not found")
@@ -575,6 +598,96 @@ def latency_one(mta):
     drain(mta, 30)
     empty_dir(mta.maildir)
     return t
+
+
+def smtp_reply(f):
+    """The last line of one SMTP reply, or b"" at EOF."""
+    for _ in range(100):
+        line = f.readline()
+        if not line or line[3:4] != b"-":
+            return line
+    return b""
+
+
+def tls_context():
+    """TLS 1.2 for both MTAs (ours offers nothing newer), full handshakes:
+    no session is resumed."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def tls_open(port, ctx):
+    """Connect, EHLO, STARTTLS, handshake, EHLO: the TLS socket."""
+    s = socket.create_connection(("127.0.0.1", port), 10)
+    try:
+        f = s.makefile("rb")
+        for cmd, want in ((None, b"220"), (b"EHLO client.test", b"250"), (b"STARTTLS", b"220")):
+            if cmd:
+                s.sendall(cmd + b"\r\n")
+            r = smtp_reply(f)
+            if not r.startswith(want):
+                raise RuntimeError("STARTTLS session: %r after %r" % (r, cmd))
+        t = ctx.wrap_socket(s, server_hostname="mx.bench.test")
+    except BaseException:
+        s.close()
+        raise
+    t.sendall(b"EHLO client.test\r\n")
+    if not smtp_reply(t.makefile("rb")).startswith(b"250"):
+        t.close()
+        raise RuntimeError("STARTTLS session: EHLO refused after the handshake")
+    return t
+
+
+def tls_worker(port, n):
+    ctx = tls_context()
+    for _ in range(n):
+        t = tls_open(port, ctx)
+        t.sendall(b"QUIT\r\n")
+        smtp_reply(t.makefile("rb"))
+        t.close()
+
+
+def tls_rate(mta, clients, n):
+    """STARTTLS sessions per second from `clients` parallel client
+    processes (n sessions in all), and the instance's CPU ms per session."""
+    import multiprocessing
+    per = n // clients
+    cpu0 = cpu_ticks(mta.roots())
+    t0 = time.monotonic()
+    ps = [multiprocessing.Process(target=tls_worker, args=(mta.tls_port, per)) for _ in range(clients)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(60 + per)
+        if p.is_alive():
+            p.kill()
+            raise RuntimeError("%s: a TLS client did not finish" % mta.name)
+        if p.exitcode != 0:
+            raise RuntimeError("%s: a TLS client failed" % mta.name)
+    t = time.monotonic() - t0
+    time.sleep(0.2)
+    cpu = cpu_ticks(mta.roots()) - cpu0
+    return per * clients / t, cpu * 1000.0 / TICK / (per * clients)
+
+
+def tls_memory(mta):
+    """KB: RSS and PSS of the processes of one idle STARTTLS session
+    after the handshake and EHLO (the socket's holders and their children)."""
+    t = tls_open(mta.tls_port, tls_context())
+    try:
+        cport = t.getsockname()[1]
+        holders = wait_for(lambda: session_procs(mta.roots(), mta.tls_port, cport), 5, 0.02) or []
+        procs = tree([st["pid"] for st in holders])
+        rss = sum(rss_kb(st["pid"]) for st in procs)
+        pss = sum(pss_kb(st["pid"]) for st in procs)
+        t.sendall(b"QUIT\r\n")
+    finally:
+        t.close()
+    return rss, pss, sorted(st["comm"] for st in procs)
 
 
 def memory(mta):
@@ -713,7 +826,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--scale")
-    ap.add_argument("--only", help="comma list of phases: memory,local,relay,latency,fsync,scale")
+    ap.add_argument("--only", help="comma list of phases: memory,tls,local,relay,latency,fsync,scale")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from BASE/results.json without measuring")
@@ -731,9 +844,10 @@ def main():
                   (20, 102400, 100 if q else 500), (1, 102400, 50 if q else 200)],
         "relay": 300 if q else 2000,
         "latency": 10 if q else 50,
+        "tls": 200 if q else 1000,
         "scale": [int(x) for x in (a.scale or ("1000,3000" if q else "10000,100000")).split(",")],
     }
-    phases = (a.only or "memory,local,relay,latency,fsync,scale").split(",")
+    phases = (a.only or "memory,tls,local,relay,latency,fsync,scale").split(",")
     base = a.base
     load0 = open("/proc/loadavg").read().split()[:3]
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -754,6 +868,7 @@ def main():
         this = This(base, sink.port, down_port)
         mtas.append(this)
         pf = Postfix(base, sink.port, down_port, *this.alias)
+        pf.use_tls_files(this.path("control", "tls", "cert.pem"), this.path("control", "tls", "key.pem"))
         mtas.append(pf)
         for m in mtas:
             m.start()
@@ -766,6 +881,18 @@ def main():
                     add("memory: all processes idle (RSS KB)", m, idle)
                     extra["idle processes " + m.name] = comms
             log("memory done")
+        if "tls" in phases:
+            n = cfg["tls"]
+            for i in range(reps):
+                for m in alternate(i):
+                    rss, pss, comms = tls_memory(m)
+                    add("memory: one STARTTLS session (RSS KB)", m, rss)
+                    add("memory: one STARTTLS session (PSS KB)", m, pss)
+                    extra["STARTTLS session processes " + m.name] = comms
+                    rate, cpu = tls_rate(m, 4, n)
+                    add("STARTTLS sessions (per s), 4 clients, %d sessions" % n, m, rate)
+                    add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu)
+                    log("%s tls %.0f/s cpu %.2f ms rss %d KB" % (m.name, rate, cpu, rss))
         if "local" in phases:
             for sessions, size, count in cfg["local"]:
                 label = "%d session%s, %s, %d msgs" % (sessions, "s" if sessions > 1 else "",
@@ -914,6 +1041,12 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "one message from SMTP to Maildir. The disk's limit: small files written and fsynced in a "
             "loop on the queue's filesystem; best rate = fsyncs/s / fsyncs per message (serial fsyncs; "
             "concurrent ones may share a journal commit).",
+            "- STARTTLS: a port of its own on each (this: tcpserver running qmail-tlsd as root, which "
+            "drops to the TLS and smtpd ids; Postfix: a second smtpd with smtpd_tls_security_level=may), "
+            "the same self-signed P-256 certificate and key; the client (Python ssl, TLS 1.2 at most, "
+            "since ours offers nothing newer; no session resumption) connects, EHLO, STARTTLS, "
+            "handshake, EHLO, QUIT; %d sessions from 4 client processes. Memory: RSS and PSS of the "
+            "processes holding one idle session after the handshake and EHLO, with their children." % cfg["tls"],
             "- scale: N messages to peer@down.test, routed to a loopback port where nothing listens; "
             "time to queue = smtp-source's time (20 sessions); taken in = time from the start "
             "until the scheduler knows every message (this: qmail-send's event=scan lines report "

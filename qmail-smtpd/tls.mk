@@ -4,3 +4,5 @@ PROGS += qmail-tlsd
 qmail-tlsd_SRCS := qmail-smtpd/qmail-tlsd.c
 qmail-tlsd_LIBS := -lbearssl
 qmail-smtpd_SRCS += qmail-smtpd/starttls.c
+# Exec'd per TLS connection: static, as qmail-smtpd.
+STATIC += qmail-tlsd
