@@ -1,7 +1,10 @@
-/* qmail-smtpd: an ESMTP server for one connection on fds 0 and 1, under
- * tcpserver (UCSPI), as an unprivileged uid. It reads control files once,
- * speaks RFC 5321 with the extensions EHLO lists, and reaches the queue
- * only by running qmail-queue (data.c).
+/* The SMTP session of qmail-smtpd: an ESMTP server for one connection on
+ * fds 0 and 1, as an unprivileged uid, with the environment tcpserver sets
+ * (TCPREMOTEIP, RELAYCLIENT, ...). smtpd_session() is the whole process:
+ * qmail-smtpd.c calls it under tcpserver, qmail-smtpd-listen.c in each
+ * forked child. It reads control files once, speaks RFC 5321 with the
+ * extensions EHLO lists, and reaches the queue only by running
+ * qmail-queue (data.c).
  *
  * States: before HELO/EHLO (seenhelo 0); idle; in a transaction after MAIL
  * (inmail); with recipients (nrcpt > 0); inside BDAT chunks (bdat). Every
@@ -20,6 +23,7 @@
 #include "control.h"
 #include "log.h"
 #include "proto.h"
+#include "session.h"
 #include "smtpd.h"
 
 struct config cf;
@@ -259,7 +263,7 @@ static const char *env_or(const char *name, const char *def)
   return v && *v ? v : def;
 }
 
-int main(void)
+void smtpd_session(void)
 {
   static str line;
 

@@ -22,3 +22,7 @@ fuzz: $(BUILD)/fuzz/fuzz-smtpd
 	  $(BUILD)/fuzz/corpus
 .PHONY: fuzz
 STATIC += qmail-smtpd
+
+# qmail-smtpd's main is its own file: the session (smtpd.c) is a function
+# that other programs can link.
+qmail-smtpd_SRCS += qmail-smtpd/qmail-smtpd.c
