@@ -23,6 +23,12 @@ fuzz: $(BUILD)/fuzz/fuzz-smtpd
 .PHONY: fuzz
 STATIC += qmail-smtpd
 
-# qmail-smtpd's main is its own file: the session (smtpd.c) is a function
-# that other programs can link.
+# qmail-smtpd's main is its own file, so that qmail-smtpd-listen (the
+# resident listener: no tcpserver, no exec per connection) links the same
+# session code; '=' picks up what later fragments add to qmail-smtpd_SRCS.
 qmail-smtpd_SRCS += qmail-smtpd/qmail-smtpd.c
+PROGS += qmail-smtpd-listen
+qmail-smtpd-listen_SRCS = $(filter-out qmail-smtpd/qmail-smtpd.c,$(qmail-smtpd_SRCS)) \
+                          qmail-smtpd/qmail-smtpd-listen.c qmail-smtpd/tcprules.c
+STATIC += qmail-smtpd-listen
+t-listen-rules_EXTRA := qmail-smtpd/tcprules.c

@@ -1,0 +1,377 @@
+/* qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] [-u uid] [-g gid]
+ *                    [-l localname] host port
+ *
+ * qmail-smtpd as a resident listener, in place of `tcpserver -H -R ...
+ * qmail-smtpd`: it accepts connections itself and forks, without exec, one
+ * child per connection that runs qmail-smtpd's session (smtpd.c, linked
+ * in). A session is still a process of its own, so nothing of it outlives
+ * the connection; what goes is tcpserver and the exec and start-up of
+ * qmail-smtpd on every connection.
+ *
+ * Parent. Binds host:port -- "0" and "::" are every address, IPv6 and
+ * IPv4 (as Debian's ucspi-tcp-ipv6 tcpserver binds "0"), an IPv4 or IPv6
+ * address just that one; port 0 picks a free port -- then, when -g or -u
+ * is given, drops every supplementary group and takes gid and uid (numeric)
+ * before it accepts anything. -1 prints the port on stdout once it listens
+ * (s6 readiness). At most limit sessions (-c, default 40) run at once: at
+ * the limit it stops accepting until a child exits. SIGCHLD and SIGTERM
+ * come through a signalfd, so no signal handler ever runs. SIGTERM closes
+ * the socket and exits 0; running sessions finish on their own, as under
+ * tcpserver. It reads no control file and no byte from any client, and
+ * keeps no state per connection but a count: its small image is what
+ * every fork copies.
+ *
+ * Child. Closes the listening socket, puts the connection on fds 0 and 1
+ * (fd 2 stays the log), sets the environment as `tcpserver -H -R -l
+ * localname` does: PROTO (TCP or TCP6), TCPLOCALIP, TCPLOCALPORT,
+ * TCPLOCALHOST (only with -l), TCPREMOTEIP, TCPREMOTEPORT, each also as
+ * TCP6* with the address in IPv6 form, TCP6INTERFACE for a scoped local
+ * address; TCPREMOTEHOST, TCPREMOTEINFO and their TCP6 twins removed. Then
+ * the -x table, read per connection with tcpserver's key search
+ * (tcprules.h): a deny closes the connection (exit 100, logged), an allow
+ * sets its variables over the others, an unreadable table (a missing one
+ * too) drops the connection (exit 111). Then the session.
+ *
+ * Log lines (stderr): event=start, event=stop, event=deny, event=crash
+ * (a session killed by a signal), event=error, event=fatal.
+ * Exit codes: 0 after SIGTERM, 100 usage, 111 set-up failure.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "log.h"
+#include "session.h"
+#include "tcprules.h"
+
+#define PROG "qmail-smtpd-listen"
+#define BACKLOG 64
+
+static const char *rules;       /* -x */
+static const char *localname;   /* -l */
+static int lfd = -1, sfd = -1;  /* listening socket, signalfd */
+static sigset_t oldmask;        /* restored in the child */
+static unsigned long live, limit = 40;
+
+static void usage(void) __attribute__((noreturn));
+static void usage(void)
+{
+  log_fatal(PROG, 100, "usage: qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] "
+            "[-u uid] [-g gid] [-l localname] host port");
+}
+
+static unsigned long number(const char *s, unsigned long max)
+{
+  unsigned long long u;
+  if (scan_ulong(s, strlen(s), &u) < 0 || u > max) usage();
+  return (unsigned long)u;
+}
+
+/* --- the child: environment, rules, session ----------------------------- */
+
+/* An address as tcpserver holds it: 16 bytes, IPv4 mapped; port, scope. */
+struct peer { unsigned char ip[16]; unsigned port; unsigned scope; };
+
+static void to_peer(const struct sockaddr_storage *ss, struct peer *p)
+{
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    memset(p->ip, 0, 10);
+    p->ip[10] = p->ip[11] = 0xff;
+    memcpy(p->ip + 12, &a->sin_addr, 4);
+    p->port = ntohs(a->sin_port);
+    p->scope = 0;
+  } else {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    memcpy(p->ip, &a->sin6_addr, 16);
+    p->port = ntohs(a->sin6_port);
+    p->scope = a->sin6_scope_id;
+  }
+}
+
+static void set(const char *name, const char *value)
+{
+  if ((value ? setenv(name, value, 1) : unsetenv(name)) < 0) log_fatal(PROG, 111, "nomem");
+}
+
+static void set_ip(const char *name, const char *name6, const unsigned char ip[16])
+{
+  char s[IP_FMT];
+  ip_fmt(s, ip);
+  set(name, s);
+  ip6_fmt(s, ip);
+  set(name6, s);
+}
+
+static void set_port(const char *name, const char *name6, unsigned port)
+{
+  str s = STR_INIT;
+  if (str_catu(&s, port) < 0 || str_0(&s) < 0) log_fatal(PROG, 111, "nomem");
+  set(name, s.s);
+  set(name6, s.s);
+  str_free(&s);
+}
+
+static void tcp_env(const struct peer *local, const struct peer *remote)
+{
+  char ifname[IF_NAMESIZE];
+
+  set("PROTO", ip_mapped(remote->ip) ? "TCP" : "TCP6");
+  set_ip("TCPLOCALIP", "TCP6LOCALIP", local->ip);
+  set_port("TCPLOCALPORT", "TCP6LOCALPORT", local->port);
+  set("TCPLOCALHOST", localname);
+  set("TCP6LOCALHOST", localname);
+  if (local->scope && if_indextoname(local->scope, ifname)) set("TCP6INTERFACE", ifname);
+  set_ip("TCPREMOTEIP", "TCP6REMOTEIP", remote->ip);
+  set_port("TCPREMOTEPORT", "TCP6REMOTEPORT", remote->port);
+  set("TCPREMOTEHOST", 0);
+  set("TCP6REMOTEHOST", 0);
+  set("TCPREMOTEINFO", 0);
+  set("TCP6REMOTEINFO", 0);
+}
+
+/* tcpserver's -x: exits unless the rules let the client in. */
+static void apply_rules(const struct peer *remote)
+{
+  static str rule;
+  char ip[IP_FMT];
+  int r;
+
+  ip_fmt(ip, remote->ip);
+  if (tcprules_find(rules, ip, &rule) < 0) {
+    int e = errno;
+    log_begin(PROG, "fatal");
+    log_kv("msg", "cannot read the rules");
+    log_kv("file", rules);
+    log_kv("error", strerror(e));
+    log_end();
+    _exit(111);
+  }
+  r = tcprules_apply(&rule);
+  if (r < 0) log_fatal(PROG, 111, "nomem");
+  if (r) {
+    log_begin(PROG, "deny");
+    log_kv("ip", ip);
+    log_end();
+    _exit(100);
+  }
+}
+
+static void child(int fd, const struct sockaddr_storage *from) __attribute__((noreturn));
+static void child(int fd, const struct sockaddr_storage *from)
+{
+  struct sockaddr_storage here;
+  socklen_t n = sizeof here;
+  struct peer local, remote;
+
+  close(lfd);
+  close(sfd);
+  if (sigprocmask(SIG_SETMASK, &oldmask, 0) < 0) log_fatal(PROG, 111, "cannot restore the signal mask");
+  if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0) log_fatal(PROG, 111, "cannot move the connection to fds 0 and 1");
+  if (fd > 1) close(fd);
+  if (getsockname(0, (struct sockaddr *)&here, &n) < 0) log_fatal(PROG, 111, "cannot get the local address");
+  prctl(PR_SET_NAME, "qmail-smtpd");   /* what ps and top show for a session */
+  to_peer(&here, &local);
+  to_peer(from, &remote);
+  tcp_env(&local, &remote);
+  if (rules) apply_rules(&remote);
+  smtpd_session();
+}
+
+/* --- the parent ----------------------------------------------------------- */
+
+/* Binds and listens; returns the socket. "0" and "::" are the dual-stack
+ * wildcard, or IPv4's alone where the kernel has no IPv6. */
+static int listen_on(const char *host, unsigned port)
+{
+  struct sockaddr_in a4;
+  struct sockaddr_in6 a6;
+  struct sockaddr *sa = (struct sockaddr *)&a6;
+  socklen_t salen = sizeof a6;
+  int any = !strcmp(host, "0") || !strcmp(host, "::"), fd, one = 1, zero = 0;
+
+  memset(&a4, 0, sizeof a4);
+  memset(&a6, 0, sizeof a6);
+  a4.sin_family = AF_INET;
+  a4.sin_port = htons((unsigned short)port);
+  a6.sin6_family = AF_INET6;
+  a6.sin6_port = htons((unsigned short)port);
+  if (any) a6.sin6_addr = in6addr_any;
+  else if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) { sa = (struct sockaddr *)&a4; salen = sizeof a4; }
+  else if (inet_pton(AF_INET6, host, &a6.sin6_addr) != 1) usage();
+
+  fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 && any && errno == EAFNOSUPPORT) {
+    sa = (struct sockaddr *)&a4;
+    salen = sizeof a4;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  }
+  if (fd < 0) log_fatal(PROG, 111, "cannot make a socket");
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
+      || (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0))
+    log_fatal(PROG, 111, "cannot set socket options");
+  if (bind(fd, sa, salen) < 0) log_fatal(PROG, 111, "cannot bind");
+  if (listen(fd, BACKLOG) < 0) log_fatal(PROG, 111, "cannot listen");
+  return fd;
+}
+
+/* Takes the ids for good: no supplementary group, then gid, then uid. */
+static void drop(int has_gid, gid_t gid, int has_uid, uid_t uid)
+{
+  if (!has_gid && !has_uid) return;
+  if (setgroups(0, 0) < 0) log_fatal(PROG, 111, "cannot drop the supplementary groups");
+  if (has_gid && (setgid(gid) < 0 || getgid() != gid || getegid() != gid))
+    log_fatal(PROG, 111, "cannot take the gid");
+  if (has_uid && (setuid(uid) < 0 || getuid() != uid || geteuid() != uid))
+    log_fatal(PROG, 111, "cannot take the uid");
+}
+
+static unsigned bound_port(void)
+{
+  struct sockaddr_storage ss;
+  socklen_t n = sizeof ss;
+  struct peer p;
+  if (getsockname(lfd, (struct sockaddr *)&ss, &n) < 0) log_fatal(PROG, 111, "cannot get the bound address");
+  to_peer(&ss, &p);
+  return p.port;
+}
+
+static void ready(unsigned port)
+{
+  str s = STR_INIT;
+  if (str_catu(&s, port) < 0 || str_catc(&s, '\n') < 0
+      || fd_write_all(1, s.s, s.len, 0) < 0) log_fatal(PROG, 111, "cannot write the port");
+  str_free(&s);
+}
+
+static void reap(void)
+{
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (live) live--;
+    if (WIFSIGNALED(status)) {
+      log_begin(PROG, "crash");
+      log_ku("pid", (unsigned long long)pid);
+      log_ku("signal", (unsigned long long)WTERMSIG(status));
+      log_end();
+    }
+  }
+}
+
+/* Drains the signalfd: SIGCHLD reaps, SIGTERM ends the parent. */
+static void signals(void)
+{
+  struct signalfd_siginfo si;
+  while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (si.ssi_signo == SIGTERM) {
+      close(lfd);
+      reap();
+      log_begin(PROG, "stop");
+      log_ku("sessions", live);
+      log_end();
+      _exit(0);
+    }
+  }
+  reap();
+}
+
+/* One connection. Returns 0, or -1 when accept lacks a resource (a pause
+ * is due, rather than a busy loop on a socket that stays readable). */
+static int accept_one(void)
+{
+  struct sockaddr_storage from;
+  socklen_t n = sizeof from;
+  pid_t pid;
+  int fd = accept4(lfd, (struct sockaddr *)&from, &n, SOCK_CLOEXEC);
+
+  if (fd < 0) {
+    if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return 0;
+    log_begin(PROG, "error");
+    log_kv("msg", "cannot accept");
+    log_kv("error", strerror(errno));
+    log_end();
+    return -1;
+  }
+  pid = fork();
+  if (pid == 0) child(fd, &from);
+  if (pid < 0) {
+    log_begin(PROG, "error");
+    log_kv("msg", "cannot fork");
+    log_kv("error", strerror(errno));
+    log_end();
+  } else {
+    live++;
+  }
+  close(fd);
+  return pid < 0 ? -1 : 0;
+}
+
+static void serve(void) __attribute__((noreturn));
+static void serve(void)
+{
+  int pause = 0;
+  for (;;) {
+    struct pollfd p[2] = { { sfd, POLLIN, 0 }, { lfd, POLLIN, 0 } };
+    nfds_t n = !pause && live < limit ? 2 : 1;
+    int r = poll(p, n, pause ? 1000 : -1);
+    if (r < 0 && errno != EINTR) log_fatal(PROG, 111, "poll");
+    pause = 0;
+    if (r <= 0) continue;
+    if (p[0].revents) signals();
+    if (n == 2 && p[1].revents && accept_one() < 0) pause = 1;
+  }
+}
+
+int main(int argc, char **argv)
+{
+  unsigned long uid = 0, gid = 0, port;
+  int c, has_uid = 0, has_gid = 0, announce = 0;
+  sigset_t set;
+
+  while ((c = getopt(argc, argv, "+1c:x:u:g:l:")) != -1) {
+    switch (c) {
+    case '1': announce = 1; break;
+    case 'c': limit = number(optarg, 1000000); if (!limit) usage(); break;
+    case 'x': rules = optarg; break;
+    case 'u': uid = number(optarg, 0x7fffffff); has_uid = 1; break;
+    case 'g': gid = number(optarg, 0x7fffffff); has_gid = 1; break;
+    case 'l': localname = optarg; break;
+    default: usage();
+    }
+  }
+  if (argc - optind != 2) usage();
+  port = number(argv[optind + 1], 65535);
+
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &set, &oldmask) < 0
+      || (sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+    log_fatal(PROG, 111, "cannot make the signalfd");
+  lfd = listen_on(argv[optind], (unsigned)port);
+  drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
+  port = bound_port();
+
+  log_begin(PROG, "start");
+  log_kv("host", argv[optind]);
+  log_ku("port", port);
+  log_ku("limit", limit);
+  log_ku("uid", getuid());
+  log_ku("gid", getgid());
+  log_end();
+  if (announce) ready((unsigned)port);
+  serve();
+}
