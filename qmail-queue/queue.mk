@@ -1,3 +1,3 @@
 PROGS += qmail-queue
 STATIC += qmail-queue
-qmail-queue_SRCS := qmail-queue/qmail-queue.c
+qmail-queue_SRCS := qmail-queue/qmail-queue.c qmail-queue/qwrite.c

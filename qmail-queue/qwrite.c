@@ -1,0 +1,282 @@
+/* Writing one message into the queue (qwrite.h): qmail-queue's steps,
+ * shared with qmail-queued. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>     /* renameat2 */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "buf.h"
+#include "qwrite.h"
+
+/* The envelope parser's states. */
+enum { E_FIRST, E_ADDR, E_NEXT, E_DONE };
+
+/* Appends u in decimal, at least width digits, at dst; returns the end. */
+static char *fmtu(char *dst, unsigned long long u, unsigned width)
+{
+  char tmp[24];
+  size_t i = sizeof tmp;
+  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u || sizeof tmp - i < width);
+  memcpy(dst, tmp + i, sizeof tmp - i);
+  return dst + (sizeof tmp - i);
+}
+
+static int flush(struct qw *w)
+{
+  if (fd_write_all(w->fd, w->out, w->len, 0) < 0) return 53;
+  w->written += w->len;
+  w->len = 0;
+  return 0;
+}
+
+/* n is at most a record (5 + 1 + QF_ADDR_MAX bytes), below QW_OUT_MIN. */
+static int put(struct qw *w, const void *p, size_t n)
+{
+  if (n > w->cap - w->len && flush(w)) return 53;
+  memcpy(w->out + w->len, p, n);
+  w->len += n;
+  return 0;
+}
+
+static void putu(struct qw *w, unsigned long long u, unsigned width)
+{
+  char tmp[24];
+  put(w, tmp, (size_t)(fmtu(tmp, u, width) - tmp));
+}
+
+static void puts_(struct qw *w, const char *s) { put(w, s, strlen(s)); }
+
+/* "<dir>/<seconds>.<microseconds>.<pid>": at most 20 + 1 + 6 + 1 + 10
+ * bytes after the slash, under QF_QID_MAX - 1, so both names fit. */
+static void name(char *dst, const char *dir, const struct timespec *t, pid_t pid)
+{
+  size_t n = strlen(dir);
+  memcpy(dst, dir, n);
+  dst += n;
+  *dst++ = '/';
+  dst = fmtu(dst, (unsigned long long)t->tv_sec, 0);
+  *dst++ = '.';
+  dst = fmtu(dst, (unsigned long long)t->tv_nsec / 1000, 6);
+  *dst++ = '.';
+  dst = fmtu(dst, (unsigned long long)pid, 0);
+  *dst = 0;
+}
+
+int qw_create(struct qw *w, char *out, size_t cap, const struct timespec *t, pid_t pid, int utf8)
+{
+  w->fd = -1;
+  w->made = 0;
+  w->out = out;
+  w->cap = cap;
+  w->written = w->msg_len = 0;
+  w->utf8 = utf8;
+  w->est = E_FIRST;
+  w->nrcpt = 0;
+  w->an = 0;
+  name(w->tmp, "tmp", t, pid);
+  name(w->mess, "mess", t, pid);
+  w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+  if (w->fd < 0) return 64;
+  w->made = 1;
+  if (fchmod(w->fd, 0660) < 0) return 64;   /* the umask took the group bits */
+  memset(out, 0, QF_HDR);                   /* reserved; the header is written last */
+  w->len = QF_HDR;
+  return 0;
+}
+
+/* The date is in UTC and computed here: gmtime would read /etc/localtime
+ * (seven system calls) and the zone would come from the caller anyway.
+ * Civil date from a day count: the proleptic Gregorian calendar in eras
+ * of 400 years (146097 days), with years starting on March 1st. */
+void qw_received(struct qw *w, const char *prog, unsigned long long pid,
+                 unsigned long long uid, unsigned long long cpid, long long t)
+{
+  static const char wday[] = "ThuFriSatSunMonTueWed";   /* day 0 was a Thursday */
+  static const char mon[] = "MarAprMayJunJulAugSepOctNovDecJanFeb";
+  long long days = t / 86400, secs = t % 86400, z, era, doe, yoe, doy, mp, y;
+
+  if (secs < 0) { secs += 86400; days--; }
+  z = days + 719468;                        /* days since 0000-03-01 */
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;                   /* [0, 146096] */
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;   /* [0, 399] */
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                  /* [0, 365] */
+  mp = (5 * doy + 2) / 153;                 /* month from March, [0, 11] */
+  y = yoe + era * 400 + (mp >= 10);
+
+  puts_(w, "Received: (");
+  puts_(w, prog);
+  put(w, " ", 1);
+  putu(w, pid, 0);
+  puts_(w, " invoked by uid ");
+  putu(w, uid, 0);
+  if (cpid) {
+    puts_(w, " pid ");
+    putu(w, cpid, 0);
+  }
+  puts_(w, "); ");
+  put(w, wday + 3 * (((days % 7) + 7) % 7), 3);
+  puts_(w, ", ");
+  putu(w, (unsigned long long)(doy - (153 * mp + 2) / 5 + 1), 0);
+  put(w, " ", 1);
+  put(w, mon + 3 * mp, 3);
+  put(w, " ", 1);
+  putu(w, y > 0 ? (unsigned long long)y : 0, 4);
+  put(w, " ", 1);
+  putu(w, (unsigned long long)secs / 3600, 2);
+  put(w, ":", 1);
+  putu(w, (unsigned long long)secs / 60 % 60, 2);
+  put(w, ":", 1);
+  putu(w, (unsigned long long)secs % 60, 2);
+  puts_(w, " +0000\n");
+}
+
+int qw_message(struct qw *w, int fd)
+{
+  ssize_t r;
+
+  if (w->len == w->cap && flush(w)) return 53;
+  r = read(fd, w->out + w->len, w->cap - w->len);
+  if (r < 0) return errno == EINTR ? QW_MORE : errno == EAGAIN ? QW_AGAIN : 54;
+  if (r == 0) return QW_END;
+  w->len += (size_t)r;
+  return QW_MORE;
+}
+
+/* The address in w->a is complete: appends it as a record of type t. */
+static int record(struct qw *w, char t)
+{
+  unsigned char h[5];
+  h[0] = (unsigned char)t;
+  h[1] = (unsigned char)(w->an >> 24);
+  h[2] = (unsigned char)(w->an >> 16);
+  h[3] = (unsigned char)(w->an >> 8);
+  h[4] = (unsigned char)w->an;
+  if (put(w, h, sizeof h) || put(w, w->a, w->an)) return 53;
+  return 0;
+}
+
+/* One envelope byte. The sender's record is F (it may be empty); each
+ * recipient's is R with QF_PENDING first (never empty). */
+static int env_byte(struct qw *w, unsigned char c)
+{
+  static const unsigned char opt[] = { 'O', 0, 0, 0, 8, 'S', 'M', 'T', 'P', 'U', 'T', 'F', '8' };
+  static const unsigned char end[] = { 'E', 0, 0, 0, 0 };
+  int sender = w->nrcpt == 0;
+  size_t max = sender ? QF_ADDR_MAX : 1 + QF_ADDR_MAX;
+
+  switch (w->est) {
+  case E_FIRST:
+    if (c != 'F') return 91;
+    w->msg_len = w->written + w->len - QF_HDR;
+    w->an = 0;
+    w->est = E_ADDR;
+    return QW_MORE;
+  case E_NEXT:
+    if (c == 0) {
+      if (!w->nrcpt) return 91;
+      if (put(w, end, sizeof end)) return 53;
+      w->est = E_DONE;
+      return QW_END;
+    }
+    if (c != 'T' || w->nrcpt == QF_RCPT_MAX) return 91;
+    w->nrcpt++;
+    w->a[0] = QF_PENDING;
+    w->an = 1;
+    w->est = E_ADDR;
+    return QW_MORE;
+  default:   /* E_ADDR */
+    if (c == 0) {
+      if (!sender && w->an == 1) return 91;
+      if (record(w, sender ? 'F' : 'R')) return 53;
+      if (sender && w->utf8 && put(w, opt, sizeof opt)) return 53;
+      w->est = E_NEXT;
+      return QW_MORE;
+    }
+    if (c == '\r' || c == '\n') return 91;
+    if (w->an == max) return 11;
+    w->a[w->an++] = (char)c;
+    return QW_MORE;
+  }
+}
+
+/* One read of up to 4096 bytes, as qmail-queue always did: what follows
+ * the final "\0" in it is ignored. */
+int qw_envelope(struct qw *w, int fd)
+{
+  char b[4096];
+  ssize_t r, i;
+  int c;
+
+  if (w->est == E_DONE) return QW_END;
+  r = read(fd, b, sizeof b);
+  if (r < 0) return errno == EINTR ? QW_MORE : errno == EAGAIN ? QW_AGAIN : 55;
+  if (r == 0) return 91;
+  for (i = 0; i < r; i++) {
+    c = env_byte(w, (unsigned char)b[i]);
+    if (c != QW_MORE) return c;
+  }
+  return QW_MORE;
+}
+
+int qw_finish(struct qw *w)
+{
+  unsigned char hdr[QF_HDR];
+
+  if (w->est != E_DONE) return 81;
+  if (flush(w)) return 53;
+  qf_header(hdr, w->msg_len);
+  if (pwrite(w->fd, hdr, QF_HDR, 0) != QF_HDR) return 53;
+  if (fsync(w->fd) < 0) return 53;
+  return 0;
+}
+
+int qw_commit(struct qw *w)
+{
+  if (renameat2(AT_FDCWD, w->tmp, AT_FDCWD, w->mess, RENAME_NOREPLACE) < 0) return 64;
+  w->made = 0;
+  close(w->fd);
+  w->fd = -1;
+  return 0;
+}
+
+void qw_abort(struct qw *w)
+{
+  if (w->made) unlink(w->tmp);
+  w->made = 0;
+  if (w->fd >= 0) close(w->fd);
+  w->fd = -1;
+}
+
+const char *qw_qid(const struct qw *w)
+{
+  return w->mess + 5;
+}
+
+size_t qw_line(const struct qw *w, char *dst)
+{
+  size_t n = strlen(w->mess + 5);
+  memcpy(dst, w->mess + 5, n);
+  dst[n] = '\n';
+  return n + 1;
+}
+
+int qw_sync_mess(void)
+{
+  int fd = open("mess", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+  if (fd < 0) return 53;
+  r = fsync(fd);
+  close(fd);
+  return r < 0 ? 53 : 0;
+}
+
+void qw_trigger(const char *lines, size_t n)
+{
+  int fd = open("lock/trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ssize_t w;
+  if (fd < 0) return;
+  w = write(fd, lines, n);
+  (void)w;
+  close(fd);
+}
