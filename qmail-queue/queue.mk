@@ -1,3 +1,4 @@
-PROGS += qmail-queue
-STATIC += qmail-queue
+PROGS += qmail-queue qmail-queued
+STATIC += qmail-queue qmail-queued
 qmail-queue_SRCS := qmail-queue/qmail-queue.c qmail-queue/qwrite.c
+qmail-queued_SRCS := qmail-queue/qmail-queued.c qmail-queue/qwrite.c

@@ -1,13 +1,17 @@
-/* DATA and BDAT for qmail-smtpd: the message goes to qmail-queue while it
+/* DATA and BDAT for qmail-smtpd: the message goes to the queue while it
  * is read, so memory stays bounded whatever its size.
  *
- * qmail-queue (or $QMAILQUEUE) is started when the first byte of the
- * message is due, with the message on its fd 0 and the envelope on its
- * fd 1 (qmail-queue(8)). The message is decoded (CRLF -> LF, dots
- * unstuffed) and checked as it streams; if it turns out bad, too big, or
- * the client goes away, both pipes are closed without the envelope's
- * final NUL, so qmail-queue queues nothing. Every bad message is read to
- * its end before the reply, so the client's next bytes are a command.
+ * When the first byte of the message is due, two pipes are made: the
+ * message's and the envelope's (qmail-queue(8)). Their read ends go to
+ * qmail-queued over its socket (lib/qqclient.h), which saves a process
+ * per message; when $QMAILQUEUE is set, or qmail-queued does not run or
+ * is full, they become fd 0 and fd 1 of qmail-queue (or $QMAILQUEUE)
+ * instead. Both answer with qmail-queue's exit codes. The message is
+ * decoded (CRLF -> LF, dots unstuffed) and checked as it streams; if it
+ * turns out bad, too big, or the client goes away, both pipes are closed
+ * without the envelope's final NUL, so nothing is queued. Every bad
+ * message is read to its end before the reply, so the client's next bytes
+ * are a command.
  *
  * Replies after the message:
  *   250 2.0.0   qmail-queue exited 0: the message is queued
@@ -30,21 +34,26 @@
 #include "control.h"
 #include "log.h"
 #include "proto.h"
+#include "qqclient.h"
 #include "smtpd.h"
 
 extern char **environ;
 
+#define QQD_WAIT 10            /* seconds for qmail-queued's go-ahead */
+
 static struct {
-  pid_t pid;                   /* 0 when none runs */
-  pid_t last;                  /* the last one started: the qid that
-                                  qmail-queue makes ends in ".<pid>", so
-                                  logging it ties this session's message
-                                  to qmail-send's lines about it */
+  pid_t pid;                   /* qmail-queue running, 0 when none */
+  int sock;                    /* qmail-queued's socket, -1 when none */
+  pid_t last;                  /* the last qmail-queue started: the qid it
+                                  makes ends in ".<pid>", so logging it ties
+                                  this session's message to qmail-send's
+                                  lines about it */
+  char qid[QF_QID_MAX];        /* qmail-queued's answer, "" when none */
   int envfd;
   int broken;                  /* a write to it failed: it is gone */
   buf msg;
   char msgbuf[16384];
-} qq;
+} qq = { .sock = -1 };
 
 static struct dd dec;
 static struct hops hops;
@@ -58,11 +67,23 @@ static void qq_close(void)
   qq.msg.fd = qq.envfd = -1;
 }
 
-/* Waits for qmail-queue; its exit code, or -1 if it did not exit. */
+static int qq_running(void)
+{
+  return qq.pid || qq.sock >= 0;
+}
+
+/* Waits for the answer: qmail-queue's exit code, or -1 if there is none
+ * (it was killed; qmail-queued closed or did not answer in time). */
 static int qq_wait(void)
 {
   int st;
   pid_t p;
+  if (qq.sock >= 0) {
+    st = qqd_result(qq.sock, qq.qid, qq.msg.timeout);
+    close(qq.sock);
+    qq.sock = -1;
+    return st;
+  }
   if (!qq.pid) return -1;
   do p = waitpid(qq.pid, &st, 0); while (p < 0 && errno == EINTR);
   qq.pid = 0;
@@ -74,8 +95,12 @@ static int qq_wait(void)
  * give up: nothing is queued. */
 static void qq_abort(void)
 {
-  if (!qq.pid) return;
+  if (!qq_running()) return;
   qq_close();
+  if (qq.sock >= 0) {          /* a hang-up: qmail-queued drops the message */
+    close(qq.sock);
+    qq.sock = -1;
+  }
   qq_wait();
 }
 
@@ -106,29 +131,26 @@ static char **qq_env(void)
   return e;
 }
 
-static int qq_start(void)
+static int qq_spawn(const char *qqpath, int m, int e)
 {
-  const char *qqpath = getenv("QMAILQUEUE");
   static str path;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   sigset_t def;
-  int m[2], e[2], r;
+  int r;
   char *argv[] = { "qmail-queue", 0 };
   char **env;
 
-  if (!qqpath || !*qqpath) {
+  if (!qqpath) {
     if (str_copys(&path, auto_prefix) < 0 || str_cats(&path, "/bin/qmail-queue") < 0
         || str_0(&path) < 0) return -1;
     qqpath = path.s;
   }
   env = qq_env();
   if (!env) return -1;
-  if (pipe2(m, O_CLOEXEC) < 0) { free(env); return -1; }
-  if (pipe2(e, O_CLOEXEC) < 0) { close(m[0]); close(m[1]); free(env); return -1; }
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, m[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, e[0], 1);
+  posix_spawn_file_actions_adddup2(&fa, m, 0);
+  posix_spawn_file_actions_adddup2(&fa, e, 1);
   posix_spawnattr_init(&at);
   sigemptyset(&def);
   sigaddset(&def, SIGPIPE);
@@ -138,10 +160,41 @@ static int qq_start(void)
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   free(env);
+  if (r != 0) { qq.pid = 0; errno = r; return -1; }
+  qq.last = qq.pid;
+  return 0;
+}
+
+/* qmail-queued when it can take the message, else qmail-queue. Only a
+ * server that runs but fails is worth a log line: without one (ENOENT,
+ * ECONNREFUSED) qmail-queue is the normal way. */
+static int qq_hand(int m, int e)
+{
+  const char *qqpath = getenv("QMAILQUEUE");
+
+  if (qqpath && *qqpath) return qq_spawn(qqpath, m, e);
+  qq.sock = qqd_open(m, e, ss.utf8 ? QQD_UTF8 : 0, QQD_WAIT);
+  if (qq.sock >= 0) return 0;
+  if (errno != ENOENT && errno != ECONNREFUSED) {
+    log_begin(PROG, "warning");
+    log_kv("msg", "qmail-queued not used");
+    log_kv("errno", strerror(errno));
+    log_end();
+  }
+  return qq_spawn(0, m, e);
+}
+
+static int qq_start(void)
+{
+  int m[2], e[2], r;
+
+  qq.qid[0] = 0;
+  if (pipe2(m, O_CLOEXEC) < 0) return -1;
+  if (pipe2(e, O_CLOEXEC) < 0) { close(m[0]); close(m[1]); return -1; }
+  r = qq_hand(m[0], e[0]);
   close(m[0]);
   close(e[0]);
-  if (r != 0) { qq.pid = 0; close(m[1]); close(e[1]); errno = r; return -1; }
-  qq.last = qq.pid;
+  if (r < 0) { close(m[1]); close(e[1]); return -1; }
   buf_init(&qq.msg, m[1], qq.msgbuf, sizeof qq.msgbuf);
   qq.msg.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
   qq.envfd = e[1];
@@ -151,7 +204,7 @@ static int qq_start(void)
 
 static void qq_put(const char *s, size_t n)
 {
-  if (!qq.pid || qq.broken) return;
+  if (!qq_running() || qq.broken) return;
   if (buf_put(&qq.msg, s, n) < 0) qq.broken = 1;
 }
 
@@ -256,7 +309,6 @@ static void msg_begin(int chunking)
     log_kv("msg", "cannot start qmail-queue");
     log_kv("errno", strerror(errno));
     log_end();
-    qq.pid = 0;
     qq.broken = 1;
     return;
   }
@@ -306,7 +358,8 @@ static void log_msg(const char *result, int code)
   log_ku("rcpts", ss.nrcpt);
   if (code >= 0) {
     log_ku("qq", (unsigned)code);
-    log_ku("qqpid", (unsigned long long)qq.last);
+    if (qq.qid[0]) log_kv("qid", qq.qid);
+    else log_ku("qqpid", (unsigned long long)qq.last);
   }
   log_end();
 }
@@ -336,10 +389,10 @@ static void msg_end(unsigned flags)
     txn_reset();
     return;
   }
-  if (qq.pid && !qq.broken && buf_flush(&qq.msg) < 0) qq.broken = 1;
+  if (qq_running() && !qq.broken && buf_flush(&qq.msg) < 0) qq.broken = 1;
   if (qq.msg.fd >= 0) close(qq.msg.fd);
   qq.msg.fd = -1;
-  if (qq.pid && !qq.broken) {
+  if (qq_running() && !qq.broken) {
     static str env;
     env.len = 0;
     if (str_catc(&env, 'F') < 0 || str_catb(&env, ss.sender.s, ss.sender.len) < 0

@@ -1,0 +1,78 @@
+/* qmail-queued's client side: see qqclient.h. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "fdpass.h"
+#include "qqclient.h"
+
+static int sock_connect(void)
+{
+  struct sockaddr_un sa;
+  size_t p = strlen(auto_prefix), n = sizeof QQD_SOCKET;   /* n counts the NUL */
+  int s, r;
+
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (p + 1 + n > sizeof sa.sun_path) { errno = ENAMETOOLONG; return -1; }
+  memcpy(sa.sun_path, auto_prefix, p);
+  sa.sun_path[p] = '/';
+  memcpy(sa.sun_path + p + 1, QQD_SOCKET, n);
+  s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  do r = connect(s, (struct sockaddr *)&sa, sizeof sa); while (r < 0 && errno == EINTR);
+  if (r < 0) { int e = errno; close(s); errno = e; return -1; }
+  return s;
+}
+
+/* One datagram from the server, within timeout seconds; its length, or
+ * -1 (EPIPE when the server closed). */
+static ssize_t answer(int sock, char *p, size_t n, int timeout)
+{
+  ssize_t r;
+  int fd;
+
+  if (fd_wait(sock, 0, timeout) < 0) return -1;
+  r = pkt_recv(sock, p, n, &fd);
+  if (fd >= 0) { close(fd); errno = EPROTO; return -1; }
+  if (r == 0) { errno = EPIPE; return -1; }
+  return r;
+}
+
+int qqd_open(int msg_r, int env_r, unsigned flags, int timeout)
+{
+  char q[2] = { 'Q', (char)flags }, k;
+  int s = sock_connect(), e;
+  ssize_t r;
+
+  if (s < 0) return -1;
+  if (pkt_send(s, q, sizeof q, msg_r) < 0 || pkt_send(s, "E", 1, env_r) < 0) goto fail;
+  r = answer(s, &k, 1, timeout);
+  if (r < 0) goto fail;
+  if (k == 'K') return s;
+  errno = k == 'B' ? EBUSY : EPROTO;
+fail:
+  e = errno;
+  close(s);
+  errno = e;
+  return -1;
+}
+
+int qqd_result(int sock, char *qid, int timeout)
+{
+  char a[1 + QF_QID_MAX];
+  ssize_t r = answer(sock, a, sizeof a, timeout);
+
+  if (r < 0) return -1;
+  if (a[0] != 0) {
+    if (r != 1) { errno = EPROTO; return -1; }
+    return (unsigned char)a[0];
+  }
+  if (!qf_qid_ok(a + 1, (size_t)r - 1)) { errno = EPROTO; return -1; }
+  memcpy(qid, a + 1, (size_t)r - 1);
+  qid[r - 1] = 0;
+  return 0;
+}
