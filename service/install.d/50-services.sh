@@ -6,8 +6,9 @@
 # helpers dir/default. Run scripts carry numeric ids, fixed here, so that
 # starting a service never consults the password database. Variables:
 #
-#   SMTP_ADDR      address tcpserver binds for qmail-smtpd (default 0: all
-#                  IPv4 addresses; "::" for IPv6 and IPv4)
+#   SMTP_ADDR      address qmail-smtpd's listener binds (default 0, like
+#                  "::": every IPv6 and IPv4 address, as Debian's
+#                  ucspi-tcp-ipv6 tcpserver binds 0; or one address)
 #   SMTP_PORT      its port (default 25)
 #   SMTP_LIMIT     concurrent SMTP sessions (default 40)
 #   SMTP_MEMLIMIT  bytes of memory per SMTP session, set with s6-softlimit
@@ -85,12 +86,16 @@ exec ${PREFIX}/bin/qmail-start -d5 ${u_s}:${g_q} ${u_r}:${g_n} ./Maildir/
 EOF
 logservice qmail-send
 
-# qmail-smtpd under tcpserver. tcpserver -1 prints the bound port on its
-# stdout once it listens: that stdout is the notification fd, so s6
-# reports the service ready only when connections are accepted. Each
-# session runs as the smtpd uid under a memory limit; the tcprules table
-# sets RELAYCLIENT for trusted clients. -H -R -l: no DNS or ident lookups
-# on the way in.
+# qmail-smtpd under qmail-smtpd-listen: it binds as root, takes the smtpd
+# uid and gid (no supplementary group) before accepting, and forks one
+# qmail-smtpd session per connection without exec (no tcpserver). Its
+# environment, -c limit and tcprules table are tcpserver's; no DNS or
+# ident lookups on the way in (tcpserver's -H -R -l). -1 prints the bound
+# port on its stdout once it listens: that stdout is the notification fd,
+# so s6 reports the service ready only when connections are accepted.
+# Each session runs under the memory limit; the tcprules table sets
+# RELAYCLIENT for trusted clients. 60-tls.sh keeps this for a start
+# without control/tls/cert.pem.
 default "$D/control/tcp.smtp" '# tcprules(1) source for qmail-smtpd; compiled into tcp.smtp.cdb by install
 # (or: tcprules tcp.smtp.cdb tcp.smtp.tmp < tcp.smtp). RELAYCLIENT="" lets a
 # client send to any domain; everyone else may send only to rcpthosts.
@@ -103,12 +108,12 @@ chmod 0644 "$D/control/tcp.smtp.cdb"
 if [ "$SMTP_MEMLIMIT" = 0 ]; then limit=; else limit="s6-softlimit -m ${SMTP_MEMLIMIT} "; fi
 dir "$u_root" "$g_root" 0755 "$D/service/qmail-smtpd"
 setting "$D/service/qmail-smtpd/notification-fd" 3
+smtpd_listen="exec ${limit}${PREFIX}/bin/qmail-smtpd-listen -1 -l \"\${me:-localhost}\" -c ${SMTP_LIMIT} \\
+  -x ${PREFIX}/control/tcp.smtp.cdb ${smtpd_ids}${SMTP_ADDR} ${SMTP_PORT} 1>&3 3>&-"
 script "$D/service/qmail-smtpd/run" <<EOF
 #!/bin/sh
 exec 2>&1
 me=\$(head -n 1 ${PREFIX}/control/me)
-exec ${limit}tcpserver -1 -H -R -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
-  -x ${PREFIX}/control/tcp.smtp.cdb ${smtpd_ids}\\
-  ${SMTP_ADDR} ${SMTP_PORT} ${PREFIX}/bin/qmail-smtpd 1>&3 3>&-
+${smtpd_listen}
 EOF
 logservice qmail-smtpd
