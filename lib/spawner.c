@@ -1,4 +1,5 @@
-/* The spawners' resident loop (lib/spawner.h). */
+/* The spawners' resident loop (lib/spawner.h): a child per request, or
+ * resident workers (lib/spawnpool.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -11,17 +12,21 @@
 #include "fdpass.h"
 #include "log.h"
 #include "spawner.h"
+#include "spawnpool.h"
 #include "str.h"
 
 struct kid {
   pid_t pid;                /* 0: slot free */
-  int rfd;                  /* the child's report; -1 once at EOF */
+  int rfd;                  /* the child's report, or w's socket; -1 once at EOF */
+  struct worker *w;         /* the worker serving the slot (spawner_run_work) */
   int exited, status, overflow;
   size_t nrcpt;
   str report;               /* at most sp->reportmax bytes */
 };
 
 static const struct spawner *sp;
+static const struct spawnwork *work;
+static int eof;             /* no more requests: finish and exit */
 static struct kid kids[SPAWN_SLOTS];
 static size_t busy;         /* slots with a pid */
 static size_t live;         /* children forked and not yet reaped */
@@ -68,6 +73,15 @@ static void reap(void)
 
   while (read(selfpipe[0], b, sizeof b) > 0) {}
   while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    if (pool_reaped(pid)) {
+      if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+        log_begin(sp->prog, "worker_died");
+        log_ku("pid", (unsigned long long)pid);
+        log_ku("status", (unsigned long long)st);
+        log_end();
+      }
+      continue;
+    }
     live--;
     for (s = 0; s < SPAWN_SLOTS && kids[s].pid != pid; s++) {}
     if (s < SPAWN_SLOTS) {
@@ -84,6 +98,35 @@ static void reap(void)
   }
 }
 
+/* The worker of slot s answered, or died, or broke the protocol: then
+ * the delivery is a temporary failure and the worker is retired. */
+static void work_reply(unsigned long s)
+{
+  static char b[SPAWN_ITEMS_MAX];
+  struct kid *k = &kids[s];
+  ssize_t r;
+  int fd;
+
+  r = pkt_recv(k->rfd, b, sizeof b, &fd);
+  if (fd >= 0) close(fd);
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (r > 0 && spawnreq_items_ok(b, (size_t)r, k->nrcpt)) {
+    spawnreq_reply(sp->prog, s, b, (size_t)r);
+    pool_release(k->w, eof);
+  } else {
+    log_begin(sp->prog, "worker_failed");
+    log_ku("slot", s);
+    log_kv("msg", r > 0 ? "bad reply" : "no reply");
+    log_end();
+    spawnreq_refuse(sp->prog, s, k->nrcpt, "", work->crashed);
+    pool_retire(k->w);
+  }
+  k->pid = 0;
+  k->w = 0;
+  k->rfd = -1;
+  busy--;
+}
+
 static void drain(unsigned long s)
 {
   struct kid *k = &kids[s];
@@ -92,6 +135,7 @@ static void drain(unsigned long s)
   ssize_t r;
 
   if (!k->pid || k->rfd < 0) return;
+  if (k->w) { work_reply(s); return; }
   r = read(k->rfd, b, sizeof b);
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (r <= 0) {
@@ -127,12 +171,68 @@ static const char *message_bad(int fd, const struct spawnreq *r)
   return 0;
 }
 
+static void occupy(pid_t pid, int rfd, struct worker *w)
+{
+  struct kid *k = &kids[req.slot];
+
+  k->pid = pid;
+  k->rfd = rfd;
+  k->w = w;
+  k->exited = k->overflow = 0;
+  k->nrcpt = req.nrcpt;
+  k->report.len = 0;
+  busy++;
+}
+
+/* Forks the child for req; why it could not, or 0. */
+static const char *to_child(int fd)
+{
+  int p[2];
+  pid_t pid;
+
+  if (pipe2(p, O_CLOEXEC) < 0) return "cannot make a pipe";
+  if ((pid = fork()) < 0) {
+    close(p[0]);
+    close(p[1]);
+    return "cannot fork";
+  }
+  if (pid == 0) run_child(fd, p[1]);
+  close(p[1]);
+  fcntl(p[0], F_SETFL, O_NONBLOCK);
+  occupy(pid, p[0], 0);
+  live++;
+  return 0;
+}
+
+/* Hands req to a worker, unless route answers it; why that failed, or 0.
+ * An idle worker that died since its last request fails the send, and is
+ * replaced once. */
+static const char *to_worker(int fd)
+{
+  static struct spawnjob job;
+  struct worker *w;
+  const char *why = 0;
+  int tries;
+
+  job.data.len = 0;
+  if (!work->route(&req, &job)) return 0;
+  for (tries = 0; tries < 2; tries++) {
+    w = pool_get(work, job.uid, job.gid, &why);
+    if (!w) return why;
+    if (pkt_send(w->sock, job.data.s, job.data.len, fd) == 0) {
+      occupy(w->pid, w->sock, w);
+      return 0;
+    }
+    why = "cannot reach the delivery process";
+    pool_retire(w);
+  }
+  return why;
+}
+
 static void request(size_t n, int fd)
 {
   const char *why;
-  struct kid *k;
-  int p[2], rc;
-  pid_t pid;
+  int rc;
 
   rc = spawnreq_parse(&req, pkt, n, sp->maxrcpt, &why);
   if (rc == SPAWNREQ_NOSLOT || kids[req.slot].pid) {
@@ -148,29 +248,12 @@ static void request(size_t n, int fd)
     if (fd >= 0) close(fd);
     return;
   }
-  if (pipe2(p, O_CLOEXEC) < 0) {
-    why = "cannot make a pipe";
-  } else if ((pid = fork()) < 0) {
-    close(p[0]);
-    close(p[1]);
-    why = "cannot fork";
-  } else {
-    if (pid == 0) run_child(fd, p[1]);
-    close(p[1]);
-    close(fd);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    k = &kids[req.slot];
-    k->pid = pid;
-    k->rfd = p[0];
-    k->exited = k->overflow = 0;
-    k->nrcpt = req.nrcpt;
-    k->report.len = 0;
-    busy++;
-    live++;
-    return;
+  why = work ? to_worker(fd) : to_child(fd);
+  if (why) {
+    event("spawn_failed", &req, why);
+    sp->refuse(&req, 0, why);
   }
-  event("spawn_failed", &req, why);
-  sp->refuse(&req, 0, why);
+  /* The child or the worker has its own copy. */
   close(fd);
 }
 
@@ -183,9 +266,10 @@ static void setup(void)
   /* fds 1 and 2 must be open, or a pipe could take their number. */
   while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
   if (fd > 2) close(fd);
-  /* One pipe per busy slot, plus fd 0 and the few a child opens. */
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < SPAWN_SLOTS + 64) {
-    rl.rlim_cur = rl.rlim_max < SPAWN_SLOTS + 64 ? rl.rlim_max : SPAWN_SLOTS + 64;
+  /* One pipe per busy slot or socket per worker, plus fd 0 and the few a
+   * child opens. */
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < POOL_SIZE + 64) {
+    rl.rlim_cur = rl.rlim_max < POOL_SIZE + 64 ? rl.rlim_max : POOL_SIZE + 64;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0) log_fatal(sp->prog, 111, "cannot make a pipe");
@@ -197,25 +281,25 @@ static void setup(void)
   signal(SIGPIPE, SIG_IGN);
 }
 
-int spawner_run(const struct spawner *s)
+static int loop(void)
 {
   static struct pollfd pf[SPAWN_SLOTS + 2];
   static unsigned long who[SPAWN_SLOTS + 2];
   enum { REQUESTS = SPAWN_SLOTS, SIGNALS = SPAWN_SLOTS + 1 };
-  int eof = 0, code = 0, np, i, fd;
+  int code = 0, np, i, fd, timeout;
   unsigned long k;
   ssize_t r;
 
-  sp = s;
   setup();
   for (;;) {
-    if (eof && !busy && !live) return code;
+    timeout = work ? pool_expire(eof) : -1;
+    if (eof && !busy && !live && !pool_live()) return code;
     np = 0;
     if (!eof) { pf[np].fd = 0; pf[np].events = POLLIN; who[np++] = REQUESTS; }
     pf[np].fd = selfpipe[0]; pf[np].events = POLLIN; who[np++] = SIGNALS;
     for (k = 0; k < SPAWN_SLOTS; k++)
       if (kids[k].pid && kids[k].rfd >= 0) { pf[np].fd = kids[k].rfd; pf[np].events = POLLIN; who[np++] = k; }
-    if (poll(pf, (nfds_t)np, -1) < 0) {
+    if (poll(pf, (nfds_t)np, timeout) < 0) {
       if (errno == EINTR) continue;
       log_fatal(sp->prog, 111, "poll failed");
     }
@@ -238,4 +322,17 @@ int spawner_run(const struct spawner *s)
       }
     }
   }
+}
+
+int spawner_run(const struct spawner *s)
+{
+  sp = s;
+  return loop();
+}
+
+int spawner_run_work(const struct spawner *s, const struct spawnwork *w)
+{
+  sp = s;
+  work = w;
+  return loop();
 }

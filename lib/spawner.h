@@ -1,9 +1,11 @@
 #ifndef SPAWNER_H
 #define SPAWNER_H
 /* The resident loop of a spawner (lib/spawnproto.h), shared by
- * qmail-lspawn and qmail-rspawn: requests in on fd 0, one forked child per
- * delivery, each child's report collected through a pipe, children reaped
- * through a SIGCHLD self-pipe, one reply per request.
+ * qmail-lspawn and qmail-rspawn: requests in on fd 0, one reply per
+ * request, children reaped through a SIGCHLD self-pipe. spawner_run forks
+ * one child per delivery and collects its report through a pipe
+ * (qmail-rspawn); spawner_run_work hands each delivery to a resident
+ * worker of the delivery's uid and gid (qmail-lspawn, lib/spawnpool.h).
  *
  * Every request is parsed by spawnreq_parse, then checked against the
  * message descriptor: present, a regular file, the window inside it.
@@ -15,6 +17,7 @@
  * report pipe, fd 2 the log, and nothing else of the parent's open. */
 #include <stddef.h>
 #include "spawnreq.h"
+#include "str.h"
 
 struct spawner {
   const char *prog;         /* names the log lines */
@@ -41,5 +44,34 @@ struct spawner {
 /* Serves requests until EOF on fd 0 and the end of every child. Returns
  * the exit code: 0, or 111 when reading requests failed. */
 int spawner_run(const struct spawner *sp);
+
+/* Who serves a request, as route (below) decides it. */
+struct spawnjob {
+  unsigned long long uid, gid;
+  str data;                 /* the datagram the worker receives */
+};
+
+/* Resident workers instead of a child per request. The spawner's child,
+ * done, wait_exit and reportmax are then unused. */
+struct spawnwork {
+  /* In the spawner, for each request that passed the checks: 1 with j's
+   * uid, gid and data set (no longer than serve can receive), to hand the
+   * request to a worker of that uid and gid; 0 when route has answered it
+   * itself (spawnreq_reply). */
+  int (*route)(struct spawnreq *r, struct spawnjob *j);
+  /* Runs in a new worker, whose fd 0 is its socket, fd 1 /dev/null, fd 2
+   * the log, nothing else open, SIGCHLD and SIGPIPE at their defaults.
+   * Per datagram received (j's data, the message fd attached) it sends
+   * one datagram back: the request's reply items, exactly as many as the
+   * request has recipients (spawnreq_items_ok), without the slot. At EOF
+   * it exits 0. Must not return. */
+  void (*serve)(unsigned long long uid, unsigned long long gid);
+  /* The text answered ('Z') for a request whose worker died, or answered
+   * anything but items, before its reply. */
+  const char *crashed;
+};
+
+/* As spawner_run, with workers; returns once every worker is gone too. */
+int spawner_run_work(const struct spawner *sp, const struct spawnwork *w);
 
 #endif
