@@ -1,14 +1,16 @@
-# Local delivery: qmail-lspawn (root spawner, delivers in its children
-# without exec), qmail-local (the same delivery as a standalone program),
-# qmail-newu (users/assign -> users/cdb).
+# Local delivery: qmail-lspawn (root spawner, delivers in resident workers
+# of each uid, without exec), qmail-local (the same delivery as a standalone
+# program), qmail-newu (users/assign -> users/cdb).
 LOCAL_DELIVER_SRCS := qmail-local/deliver.c qmail-local/dotqmail.c qmail-local/msg.c \
                       qmail-local/maildir.c qmail-local/mbox.c qmail-local/prog.c
 
 PROGS += qmail-lspawn qmail-local qmail-newu
-qmail-lspawn_SRCS := qmail-local/qmail-lspawn.c qmail-local/users.c $(LOCAL_DELIVER_SRCS)
+qmail-lspawn_SRCS := qmail-local/qmail-lspawn.c qmail-local/users.c qmail-local/job.c \
+                     qmail-local/worker.c $(LOCAL_DELIVER_SRCS)
 qmail-local_SRCS := qmail-local/qmail-local.c $(LOCAL_DELIVER_SRCS)
 qmail-newu_SRCS := qmail-local/qmail-newu.c qmail-local/users.c
 
+t-local-job_EXTRA := qmail-local/job.c
 t-local-dotqmail_EXTRA := qmail-local/dotqmail.c
 t-local-maildir_EXTRA := qmail-local/maildir.c qmail-local/msg.c
 t-local-msg_EXTRA := qmail-local/msg.c
