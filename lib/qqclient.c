@@ -49,7 +49,10 @@ int qqd_open(int msg_r, int env_r, unsigned flags, int timeout)
   ssize_t r;
 
   if (s < 0) return -1;
-  if (pkt_send(s, q, sizeof q, msg_r) < 0 || pkt_send(s, "E", 1, env_r) < 0) goto fail;
+  /* A busy server says 'B' and shuts its side: a send then fails with
+   * EPIPE, and the 'B' is still there to be read. */
+  if ((pkt_send(s, q, sizeof q, msg_r) < 0 || pkt_send(s, "E", 1, env_r) < 0) && errno != EPIPE)
+    goto fail;
   r = answer(s, &k, 1, timeout);
   if (r < 0) goto fail;
   if (k == 'K') return s;

@@ -281,6 +281,22 @@ static void commit(void)
 
 /* ---- the listening socket */
 
+/* 'B', then the client's datagrams (and descriptors) are read and
+ * dropped before the close: a close with unread data would reset the
+ * connection, and the client would lose the 'B' with it. SHUT_RD makes
+ * its later sends fail at once, so the reads end. */
+static void busy(int s)
+{
+  char b[4];
+  int fd;
+
+  if (pkt_send(s, "B", 1, -1) < 0) {}
+  shutdown(s, SHUT_RD);
+  while (pkt_recv(s, b, sizeof b, &fd) > 0)
+    if (fd >= 0) close(fd);
+  close(s);
+}
+
 static void accept_all(void)
 {
   struct client *c;
@@ -289,11 +305,7 @@ static void accept_all(void)
   int s;
 
   while ((s = accept4(lfd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-    if (nclients == maxclients) {
-      if (pkt_send(s, "B", 1, -1) < 0) {}
-      close(s);
-      continue;
-    }
+    if (nclients == maxclients) { busy(s); continue; }
     for (i = 0; cl[i].phase != C_FREE; i++) {}
     c = cl + i;
     n = sizeof c->cred;
