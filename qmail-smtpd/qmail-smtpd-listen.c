@@ -38,6 +38,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -335,6 +336,15 @@ static void serve(void)
   }
 }
 
+/* fds 0 to 2 open, so that no socket of ours takes the place of the log. */
+static void std_fds(void)
+{
+  int fd;
+  do fd = open("/dev/null", O_RDWR); while (fd >= 0 && fd <= 2);
+  if (fd < 0) log_fatal(PROG, 111, "cannot open /dev/null");
+  close(fd);
+}
+
 int main(int argc, char **argv)
 {
   unsigned long uid = 0, gid = 0, port;
@@ -354,6 +364,7 @@ int main(int argc, char **argv)
   }
   if (argc - optind != 2) usage();
   port = number(argv[optind + 1], 65535);
+  std_fds();
 
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
