@@ -299,10 +299,26 @@ class This:
         r = "%s" % self.ids["remote"]
         self.send = spawn([self.path("bin", "qmail-start"), s, r, "./Maildir/"],
                           cwd=self.prefix, stdout=lf, stderr=lf)
+        # As the installed services run them: qmail-queued as the queue
+        # uid, qmail-smtpd-listen as root dropping to the smtpd ids.
+        qu, qg = self.ids["queue"].split(":")
+        self.queued = spawn(["s6-applyuidgid", "-u", qu, "-g", qg, "-G", "",
+                             self.path("bin", "qmail-queued")], stdout=lf, stderr=lf)
+        def listening():
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                u.connect(self.path("queued", "socket"))
+                return True
+            except OSError:
+                return False
+            finally:
+                u.close()
+        if not wait_for(listening, 10, 0.01):
+            raise RuntimeError("qmail-queued did not start")
         u, g = self.ids["smtpd"].split(":")
-        self.smtpd = spawn(["tcpserver", "-H", "-R", "-l", "mx.bench.test", "-c", "100",
-                            "-x", self.path("control", "tcp.smtp.cdb"), "-u", u, "-g", g,
-                            "127.0.0.1", str(self.port), self.path("bin", "qmail-smtpd")],
+        self.smtpd = spawn([self.path("bin", "qmail-smtpd-listen"), "-l", "mx.bench.test",
+                            "-c", "100", "-x", self.path("control", "tcp.smtp.cdb"),
+                            "-u", u, "-g", g, "127.0.0.1", str(self.port)],
                            stdout=subprocess.DEVNULL, stderr=lf)
         # STARTTLS on a port of its own: tcpserver as root, qmail-tlsd
         # drops to the TLS and smtpd ids (service/install.d/60-tls.sh).
@@ -313,7 +329,7 @@ class This:
                           self.ids["tls"], self.ids["smtpd"]],
                          stdout=subprocess.DEVNULL, stderr=lf)
         lf.close()
-        self.procs = [self.send, self.smtpd, self.tls]
+        self.procs = [self.send, self.queued, self.smtpd, self.tls]
         wait_port(self.port)
         wait_port(self.tls_port)
         time.sleep(0.3)
@@ -1016,7 +1032,7 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "Postfix: relayhost [127.0.0.1]:PORT, smtp_dns_support_level=disabled, "
             "smtp_host_lookup=native, smtpd_peername_lookup=no). fsync on for both (their defaults).",
             "- this: service/install into %s/this with unused numeric uids; `qmail-start SEND REMOTE ./Maildir/` "
-            "and `tcpserver -H -R -c 100 -x control/tcp.smtp.cdb -u SMTPD -g GID 127.0.0.1 PORT qmail-smtpd`, "
+            "and `qmail-queued` (as the queue uid) and `qmail-smtpd-listen -c 100 -x control/tcp.smtp.cdb -u SMTPD -g GID 127.0.0.1 PORT`, "
             "logging to a file; users/assign `=box:alias:...` (plus a `+` catch-all)." % a.base,
             "- Postfix: `postfix -c %s/pf/etc start` with its own queue_directory and data_directory, "
             "master.cf without chroot, `inet_interfaces = 127.0.0.1`, delivery by virtual(8) "
@@ -1027,7 +1043,7 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "N / time until smtp-source exits; end-to-end = N / time from its start until the N-th "
             "file is in Maildir/new. Counts: %s (sessions, bytes, messages)." % (cfg["local"],),
             "- CPU per message: utime+stime+cutime+cstime summed over the live process tree of each "
-            "instance (tcpserver and qmail-start for this; master for Postfix: every child they reaped "
+            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS tcpserver for this; master for Postfix: every child they reaped "
             "is in cutime/cstime), before and after a run, divided by N; the load tools are not counted.",
             "- relay: the same smtp-source, 20 sessions, 2 KB, %d messages to peer@remote.test; "
             "time until smtp-sink has counted them all." % cfg["relay"],
