@@ -23,7 +23,9 @@ static const char *become(unsigned long long uid, unsigned long long gid, int ro
   return 0;
 }
 
-static void reset(mode_t mask)
+static mode_t mask;         /* the umask the worker started with */
+
+static void reset(void)
 {
   sigset_t none;
 
@@ -37,10 +39,13 @@ static void reset(mode_t mask)
   sigprocmask(SIG_SETMASK, &none, 0);
 }
 
+/* Ends a job: the state is reset before the answer, so that a worker
+ * whose answer is in is already what it will be when the next job comes. */
 static void answer(char c, const char *text, size_t n)
 {
   char item[SPAWN_TEXT + 2];
 
+  reset();
   if (!n) {
     text = "delivery gave no report";
     n = strlen(text);
@@ -54,7 +59,7 @@ static void refuse(const char *why) { answer('Z', why, strlen(why)); }
 static void one(char *p, size_t n, int fd, unsigned long long uid, unsigned long long gid,
                 const char *defaultdelivery)
 {
-  static str report;
+  static str report;       /* deliver() keeps it to one short line */
   struct job j;
   int code;
 
@@ -64,8 +69,6 @@ static void one(char *p, size_t n, int fd, unsigned long long uid, unsigned long
   j.d.defaultdelivery = defaultdelivery;
   code = deliver(&j.d, &report);
   answer(code == 0 ? 'K' : code == 100 ? 'D' : 'Z', report.s, report.len);
-  /* An ordinary buffer for the next delivery, not a huge one. */
-  if (report.cap > 65536) str_free(&report);
 }
 
 void worker_serve(unsigned long long uid, unsigned long long gid, const char *defaultdelivery,
@@ -73,12 +76,12 @@ void worker_serve(unsigned long long uid, unsigned long long gid, const char *de
 {
   static char p[JOB_MAX];
   const char *broken = become(uid, gid, root);
-  mode_t mask = umask(077);
   ssize_t n;
   int fd;
 
+  mask = umask(077);
+  reset();
   for (;;) {
-    reset(mask);
     n = pkt_recv(0, p, sizeof p, &fd);
     if (n == 0) _exit(0);
     if (n < 0 && errno != EMSGSIZE) _exit(111);

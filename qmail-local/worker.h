@@ -10,10 +10,10 @@
  * uid is its own. A job for another uid or gid is refused ('Z'). When it
  * cannot take the uid, it answers its first job 'Z' and exits 111.
  *
- * Nothing of one delivery reaches the next: before each job it returns to
- * the same state, every descriptor but 0, 1 and 2 closed (the previous
- * message with them), cwd "/", the umask it started with, no alarm
- * pending, no signal blocked, SIGPIPE ignored and SIGALRM at its default
+ * Nothing of one delivery reaches the next: at start and after each job,
+ * before it answers, it returns to the same state: every descriptor but
+ * 0, 1 and 2 closed (the message with them), cwd "/", the umask it
+ * started with, no alarm pending, no signal blocked, SIGPIPE ignored and SIGALRM at its default
  * (the only dispositions deliver() changes). deliver() keeps nothing else
  * between calls but scratch buffers, and never touches the environment:
  * programs and qmail-queue get environments of their own. */
