@@ -1,5 +1,6 @@
 /* qmail-queued's client side: see qqclient.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,10 +22,13 @@ static int sock_connect(void)
   memcpy(sa.sun_path, auto_prefix, p);
   sa.sun_path[p] = '/';
   memcpy(sa.sun_path + p + 1, QQD_SOCKET, n);
-  s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  /* Non-blocking for the connect only: a server that stopped accepting
+   * (its backlog full) gives EAGAIN at once instead of holding the
+   * caller. Blocking after it, so that a timeout of 0 waits for ever. */
+  s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s < 0) return -1;
   do r = connect(s, (struct sockaddr *)&sa, sizeof sa); while (r < 0 && errno == EINTR);
-  if (r < 0) { int e = errno; close(s); errno = e; return -1; }
+  if (r < 0 || fcntl(s, F_SETFL, 0) < 0) { int e = errno; close(s); errno = e; return -1; }
   return s;
 }
 

@@ -33,7 +33,8 @@
 /* Connects, hands over the two read ends (still the caller's to close)
  * and waits up to timeout seconds for the go-ahead. The socket, or -1
  * with errno: ENOENT or ECONNREFUSED when no server runs, EBUSY when it
- * is full, ETIMEDOUT, EPROTO, or the system call's. */
+ * is full, EAGAIN when it does not accept, ETIMEDOUT, EPROTO, or the
+ * system call's. A timeout of 0 waits for ever, here and below. */
 int qqd_open(int msg_r, int env_r, unsigned flags, int timeout);
 /* Waits up to timeout seconds for the answer. The exit code, or -1 when
  * none came (EPIPE: the server closed; ETIMEDOUT; EPROTO). On 0, qid[]

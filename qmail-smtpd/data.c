@@ -165,15 +165,29 @@ static int qq_spawn(const char *qqpath, int m, int e)
   return 0;
 }
 
-/* qmail-queued when it can take the message, else qmail-queue. Only a
- * server that runs but fails is worth a log line: without one (ENOENT,
- * ECONNREFUSED) qmail-queue is the normal way. */
-static int qq_hand(int m, int e)
+/* The two pipes: the message's and the envelope's; the write ends are
+ * ours (qq.msg, qq.envfd), the read ends m[0], e[0] go to the writer. */
+static int qq_pipes(int m[2], int e[2])
 {
-  const char *qqpath = getenv("QMAILQUEUE");
+  if (pipe2(m, O_CLOEXEC) < 0) return -1;
+  if (pipe2(e, O_CLOEXEC) < 0) { close(m[0]); close(m[1]); return -1; }
+  return 0;
+}
 
-  if (qqpath && *qqpath) return qq_spawn(qqpath, m, e);
-  qq.sock = qqd_open(m, e, ss.utf8 ? QQD_UTF8 : 0, QQD_WAIT);
+static void qq_close4(int m[2], int e[2])
+{
+  close(m[0]); close(m[1]); close(e[0]); close(e[1]);
+}
+
+/* qmail-queued. On failure its pipes are dropped, never passed on: a
+ * server that did not answer in time may still hold their read ends, and
+ * two readers of one message would each take part of it. Only a server
+ * that runs but fails is worth a log line: without one (ENOENT,
+ * ECONNREFUSED) qmail-queue is the normal way. */
+static int qq_daemon(int m[2], int e[2])
+{
+  if (qq_pipes(m, e) < 0) return -1;
+  qq.sock = qqd_open(m[0], e[0], ss.utf8 ? QQD_UTF8 : 0, QQD_WAIT);
   if (qq.sock >= 0) return 0;
   if (errno != ENOENT && errno != ECONNREFUSED) {
     log_begin(PROG, "warning");
@@ -181,20 +195,23 @@ static int qq_hand(int m, int e)
     log_kv("errno", strerror(errno));
     log_end();
   }
-  return qq_spawn(0, m, e);
+  qq_close4(m, e);
+  return -1;
 }
 
 static int qq_start(void)
 {
-  int m[2], e[2], r;
+  const char *qqpath = getenv("QMAILQUEUE");
+  int m[2], e[2];
 
   qq.qid[0] = 0;
-  if (pipe2(m, O_CLOEXEC) < 0) return -1;
-  if (pipe2(e, O_CLOEXEC) < 0) { close(m[0]); close(m[1]); return -1; }
-  r = qq_hand(m[0], e[0]);
+  if (qqpath && !*qqpath) qqpath = 0;
+  if (qqpath || qq_daemon(m, e) < 0) {
+    if (qq_pipes(m, e) < 0) return -1;
+    if (qq_spawn(qqpath, m[0], e[0]) < 0) { qq_close4(m, e); return -1; }
+  }
   close(m[0]);
   close(e[0]);
-  if (r < 0) { close(m[1]); close(e[1]); return -1; }
   buf_init(&qq.msg, m[1], qq.msgbuf, sizeof qq.msgbuf);
   qq.msg.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
   qq.envfd = e[1];

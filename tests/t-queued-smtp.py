@@ -4,14 +4,16 @@ is queued through the daemon (250, the file in mess/, its qid on the
 trigger and in the smtpd log, Received: naming the smtpd uid); SMTPUTF8
 and BDAT; refused, oversized and abandoned messages leave nothing; many
 sessions at once while one stalls in DATA; SIGKILL of the daemon in the
-middle of DATA gives 451 and commits nothing; with the daemon dead,
-absent or full, and with QMAILQUEUE set, qmail-smtpd runs qmail-queue."""
+middle of DATA gives 451 and commits nothing; with the daemon stopped
+(after a 10 s wait, and the pipes it may still read are not the ones
+qmail-queue gets), dead, absent or full, and with QMAILQUEUE set,
+qmail-smtpd runs qmail-queue."""
 import os, re, smtplib, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
 from smtpd_harness import Server, Queue
-from queued_harness import Daemon, Client, RECEIVED_QQD, RECEIVED_QQ, parse
+from queued_harness import Daemon, Client, RECEIVED_QQD, RECEIVED_QQ, parse, envl, queue_once
 
 t = T()
 inst = Instance(t, control={"rcpthosts": "example.test", "databytes": "100000",
@@ -144,6 +146,38 @@ t.check("60 new files, all qmail-queued's", len(new) == 60 and all(n.endswith(".
 stall.send(b".\r\n")
 t.check("the stalled session then gets its 250", stall.reply()[0] == 250)
 stall.close()
+q.new(expect=1)
+
+# --- a stopped daemon: qmail-queue after QQD_WAIT (10 s), never both ----------
+os.kill(d.pid, 19)   # SIGSTOP: it accepts nothing and answers nothing
+before = mess()
+c = srv.connect(timeout=30)
+c.transaction("s@client.test", ["u@example.test"])
+start = time.time()
+r354 = c.cmd("DATA")[0]
+took = time.time() - start
+# qmail-queue runs now. The daemon resumes and finds the pipes it was
+# handed: were they qmail-queue's, it would take part of the message.
+os.kill(d.pid, 18)
+wait_for(lambda: False, 0.5)
+lines = [b"line %04d " % i + b"w" * 68 + b"\r\n" for i in range(300)]
+for k in range(0, 300, 50):
+    c.send(b"".join(lines[k:k + 50]))
+    wait_for(lambda: False, 0.05)
+c.send(b".\r\n")
+code = c.reply()[0]
+c.close()
+new = q.new(expect=1)
+t.check("daemon stopped: 354 after the 10 s wait, then 250", r354 == 354 and 9 < took < 19 and code == 250
+        and len(new) == 1, (r354, took, code, new))
+t.check("daemon stopped: written by qmail-queue, whole",
+        len(new) == 1 and RECEIVED_QQ.match(message_of(new[0])["message"]) is not None
+        and message_of(new[0])["message"].endswith(b"".join(lines).replace(b"\r\n", b"\n")), new)
+t.check("daemon stopped: a warning names the timeout", "Connection timed out" in srv.logtext(), srv.logtext()[-300:])
+t.check("daemon resumed: the pipes it was handed queue nothing, tmp/ clean",
+        wait_for(lambda: tmp() == [], 5) and mess() == sorted(before + new), (tmp(), sorted(set(mess()) - set(before))))
+ack, code, qid = queue_once(d.sock, b"after SIGCONT\n", envl(b"a@b", [b"c@d"]))
+t.check("daemon resumed: serving", code == 0, (ack, code))
 q.new(expect=1)
 
 # --- SIGKILL of the daemon in the middle of DATA ---------------------------------
