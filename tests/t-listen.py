@@ -10,7 +10,7 @@ environment). Then: deny and RELAYCLIENT from the table, a message queued
 by the real qmail-queue, the -c limit, a session killed by SIGSEGV while
 another runs, SIGTERM (sessions finish, no new connection), usage errors,
 the parent's memory, and as root the uid, gid and empty supplementary
-groups of the parent and of a session.
+groups of the parent and of a session, which its own uid cannot inspect.
 """
 import os, select, signal, socket, stat, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -328,6 +328,19 @@ if IS_ROOT and inst.multi:
     t.check("as root: the parent runs as the smtpd uid and gid, no supplementary group",
             ids(srv.p.pid) == want, ids(srv.p.pid))
     t.check("so does the session", len(kids) == 1 and ids(kids[0]) == want, kids and ids(kids[0]))
+
+    # The parent changed uid, so it and its forks are not dumpable: another
+    # process of the smtpd uid (another session taken over) can neither
+    # ptrace a session nor read its memory or environment through /proc.
+    def as_smtpd():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    if kids:
+        r = subprocess.run(["cat", "/proc/%d/environ" % kids[0]], preexec_fn=as_smtpd,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        t.check("the smtpd uid cannot read a session's /proc/PID/environ",
+                r.returncode != 0 and not r.stdout and b"ermission denied" in r.stderr, (r.returncode, r.stderr))
     c.cmd("QUIT")
     c.close()
     srv.p.terminate()
