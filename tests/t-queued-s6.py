@@ -48,6 +48,7 @@ svlog = open(inst.path("scan-queued.log"), "wb")
 scan = inst.spawn(["s6-svscan", scandir], stdout=svlog, stderr=subprocess.STDOUT, start_new_session=True)
 t.cleanups.append(lambda: stop_svscan(scan, P, scandir))
 
+t.check("s6-supervise runs for it", wait_for(lambda: run("s6-svok", SVC).returncode == 0, 10))
 r = run("s6-svwait", "-U", "-t", "20000", SVC)
 t.check("s6-svwait -U: ready", r.returncode == 0, r.stdout)
 t.check("ready means listening", not refused_connect(SOCK))
