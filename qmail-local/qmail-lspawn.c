@@ -74,30 +74,64 @@ static int system_user(const char *local, size_t n, struct uent *u, const char *
   return 0;
 }
 
-static int lookup(const char *local, size_t n, struct uent *u, const char **why)
-{
+/* users/cdb stays open and mapped while it is the same file: a stat per
+ * request instead of an open, a mapping, its page faults and an unmap.
+ * qmail-newu replaces the file by a rename (a new inode); a change in
+ * place shows in the size or the mtime. */
+static struct {
+  int mapped;
+  int fd;
   struct cdb c;
-  int fd, r = 0, code;
+  struct stat st;
+} users;
 
-  fd = open("users/cdb", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno != ENOENT) { *why = "cannot open users/cdb"; return 111; }
-  if (fd >= 0 && cdb_init(&c, fd) < 0) {
-    close(fd);
+static void users_close(void)
+{
+  if (!users.mapped) return;
+  cdb_free(&users.c);
+  close(users.fd);
+  users.mapped = 0;
+}
+
+static int same(const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* 1 with users.c ready, 0 when there is no users/cdb, 111 with *why. */
+static int users_open(const char **why)
+{
+  struct stat st;
+
+  if (stat("users/cdb", &st) == 0 && users.mapped && same(&st, &users.st)) return 1;
+  users_close();
+  users.fd = open("users/cdb", O_RDONLY | O_CLOEXEC);
+  if (users.fd < 0 && errno == ENOENT) return 0;
+  if (users.fd < 0) { *why = "cannot open users/cdb"; return 111; }
+  if (fstat(users.fd, &users.st) < 0 || cdb_init(&users.c, users.fd) < 0) {
+    close(users.fd);
     *why = "cannot read users/cdb";
     return 111;
   }
-  if (fd >= 0) r = users_find(&c, local, n, 0, u);
+  users.mapped = 1;
+  return 1;
+}
+
+static int lookup(const char *local, size_t n, struct uent *u, const char **why)
+{
+  int have, r = 0, code;
+
+  have = users_open(why);
+  if (have > 1) return have;
+  if (have) r = users_find(&users.c, local, n, 0, u);
   code = r ? 0 : system_user(local, n, u, why);
-  if (code == 100 && fd >= 0 && (r = users_find(&c, local, n, 1, u)) > 0) code = 0;
+  if (code == 100 && have && (r = users_find(&users.c, local, n, 1, u)) > 0) code = 0;
   if (r < 0) {
     *why = errno == EINVAL ? "users/cdb holds a malformed entry" : "cannot read users/cdb";
     code = 111;
   }
   if (code == 100) *why = "no such user here";
-  if (fd >= 0) {
-    cdb_free(&c);
-    close(fd);
-  }
   return code;
 }
 
@@ -144,8 +178,10 @@ static int route(struct spawnreq *r, struct spawnjob *sj)
   return 1;
 }
 
+/* A worker needs nothing of the lookups. */
 static void serve(unsigned long long uid, unsigned long long gid)
 {
+  users_close();
   worker_serve(uid, gid, defaultdelivery, root);
 }
 
