@@ -250,4 +250,29 @@ except subprocess.TimeoutExpired:
 t.check("EOF: exits 0", rc == 0, rc)
 t.check("no worker is left", not sh.children(lsp.pid))
 a.close()
+
+# --- a killed qmail-lspawn leaves no worker behind ------------------------------------
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+lsp = inst.spawn([inst.bin("qmail-lspawn"), "./Maildir/"], stdin=b.fileno(), stderr=errlog)
+b.close()
+a.settimeout(30)
+for n, name in enumerate(users):
+    r = deliver("%s@example.com" % name, slot=n)
+    t.check("second qmail-lspawn: %s K" % name, r and r[1].startswith("K"), r)
+orphans = sorted(workers())
+t.check("it has workers", len(orphans) >= 1, orphans)
+os.kill(lsp.pid, signal.SIGKILL)
+lsp.wait()
+
+
+def running(pid):
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+t.check("killed with SIGKILL: its workers exit too",
+        wait_for(lambda: not any(running(p) for p in orphans), 10), [p for p in orphans if running(p)])
+a.close()
 t.done()
