@@ -63,12 +63,12 @@
 #include "qwrite.h"
 
 #define P "qmail-queued"
-#define QD_CLIENTS 256
+#define QD_CLIENTS 256       /* at once; over three SMTP services' 40 each */
 #define QD_OUT     32768     /* each client's image buffer */
 #define QD_READS   8         /* reads per client per turn: fairness */
-#define QD_HELLO   10
-#define QD_GRACE   10
-#define DEATH      86400
+#define QD_HELLO   10        /* seconds from connect to both pipes */
+#define QD_GRACE   10        /* seconds for clients in flight after SIGTERM */
+#define DEATH      86400     /* seconds per message, as qmail-queue */
 #define FDS_PER_CLIENT 4     /* socket, two pipes, the queue file */
 
 enum { C_FREE, C_HELLO, C_MESSAGE, C_ENVELOPE, C_READY, C_COMMITTED };
