@@ -215,9 +215,10 @@ static const char *to_worker(int fd)
   int tries;
 
   job.data.len = 0;
+  job.key = 0;
   if (!work->route(&req, &job)) return 0;
   for (tries = 0; tries < 2; tries++) {
-    w = pool_get(work, job.uid, job.gid, &why);
+    w = pool_get(work, &job, &why);
     if (!w) return why;
     if (pkt_send(w->sock, job.data.s, job.data.len, fd) == 0) {
       occupy(w->pid, w->sock, w);

@@ -48,6 +48,12 @@ int spawner_run(const struct spawner *sp);
 /* Who serves a request, as route (below) decides it. */
 struct spawnjob {
   unsigned long long uid, gid;
+  /* Further affinity, or NULL: a worker serves only requests of its uid,
+   * gid and key (e.g. qmail-rspawn's destination domain, so that a
+   * worker's kept connection serves the next request there). Only the
+   * first POOL_KEYMAX - 1 bytes count: a key says which worker is likely
+   * to help, never what a worker may do. */
+  const char *key;
   str data;                 /* the datagram the worker receives */
 };
 
@@ -55,8 +61,8 @@ struct spawnjob {
  * done, wait_exit and reportmax are then unused. */
 struct spawnwork {
   /* In the spawner, for each request that passed the checks: 1 with j's
-   * uid, gid and data set (no longer than serve can receive), to hand the
-   * request to a worker of that uid and gid; 0 when route has answered it
+   * uid, gid, key and data set (no longer than serve can receive), to hand
+   * the request to a worker of that uid, gid and key; 0 when route has answered it
    * itself (spawnreq_reply). */
   int (*route)(struct spawnreq *r, struct spawnjob *j);
   /* Runs in a new worker, whose fd 0 is its socket, fd 1 /dev/null, fd 2

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,8 +40,23 @@ static void run_worker(const struct spawnwork *work, int sock, unsigned long lon
   _exit(111);
 }
 
-static struct worker *spawn(const struct spawnwork *work, unsigned long long uid,
-                            unsigned long long gid, const char **why)
+/* The key as a worker keeps it: cut to POOL_KEYMAX - 1 bytes. */
+static void key_set(struct worker *w, const char *key)
+{
+  size_t n = key ? strnlen(key, POOL_KEYMAX - 1) : 0;
+
+  memcpy(w->key, key ? key : "", n);
+  w->key[n] = 0;
+}
+
+static int same(const struct worker *w, unsigned long long uid, unsigned long long gid,
+                const char *key)
+{
+  return w->uid == uid && w->gid == gid && !strncmp(w->key, key ? key : "", POOL_KEYMAX - 1);
+}
+
+static struct worker *spawn(const struct spawnwork *work, const struct spawnjob *j,
+                            const char **why)
 {
   struct worker *w;
   size_t i;
@@ -60,7 +76,7 @@ static struct worker *spawn(const struct spawnwork *work, unsigned long long uid
     *why = "cannot fork";
     return 0;
   }
-  if (pid == 0) run_worker(work, s[1], uid, gid);
+  if (pid == 0) run_worker(work, s[1], j->uid, j->gid);
   close(s[1]);
   fcntl(s[0], F_SETFL, O_NONBLOCK);
   w = &pool[i];
@@ -68,8 +84,9 @@ static struct worker *spawn(const struct spawnwork *work, unsigned long long uid
   w->sock = s[0];
   w->pid = pid;
   w->busy = 1;
-  w->uid = uid;
-  w->gid = gid;
+  w->uid = j->uid;
+  w->gid = j->gid;
+  key_set(w, j->key);
   w->uses = 1;
   alive++;
   return w;
@@ -84,8 +101,7 @@ static int quiet(const struct worker *w)
   return recv(w->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
 }
 
-struct worker *pool_get(const struct spawnwork *work, unsigned long long uid,
-                        unsigned long long gid, const char **why)
+struct worker *pool_get(const struct spawnwork *work, const struct spawnjob *j, const char **why)
 {
   struct worker *w;
   size_t i;
@@ -94,10 +110,10 @@ struct worker *pool_get(const struct spawnwork *work, unsigned long long uid,
     /* The one idle the shortest time: the others age out when few are needed. */
     w = 0;
     for (i = 0; i < top; i++)
-      if (idle(&pool[i]) && pool[i].uid == uid && pool[i].gid == gid &&
+      if (idle(&pool[i]) && same(&pool[i], j->uid, j->gid, j->key) &&
           (!w || pool[i].idle_since > w->idle_since))
         w = &pool[i];
-    if (!w) return spawn(work, uid, gid, why);
+    if (!w) return spawn(work, j, why);
     if (quiet(w)) break;
     pool_retire(w);
   }
@@ -117,12 +133,12 @@ void pool_retire(struct worker *w)
 
 void pool_release(struct worker *w, int closing)
 {
-  size_t i, same = 0;
+  size_t i, mine = 0;
 
   for (i = 0; i < top; i++)
-    if (idle(&pool[i]) && pool[i].uid == w->uid && pool[i].gid == w->gid) same++;
+    if (idle(&pool[i]) && same(&pool[i], w->uid, w->gid, w->key)) mine++;
   if (closing || !w->pid || w->uses >= POOL_USES || nidle >= POOL_IDLE_MAX ||
-      same >= POOL_IDLE_PER_ID) {
+      mine >= POOL_IDLE_PER_ID) {
     pool_retire(w);
     return;
   }

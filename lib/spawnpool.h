@@ -2,12 +2,12 @@
 #define SPAWNPOOL_H
 /* The resident workers of spawner_run_work (lib/spawner.h).
  *
- * A worker is a child forked for one (uid, gid), which it alone serves,
- * one request at a time, over a SOCK_SEQPACKET socketpair: our end here
- * (non-blocking, close-on-exec), its end as its fd 0. A worker whose
- * request is answered stays idle for the next request of its (uid, gid),
- * unless it has served POOL_USES requests, or POOL_IDLE_PER_ID workers of
- * its (uid, gid) or POOL_IDLE_MAX in all are idle already: past those
+ * A worker is a child forked for one (uid, gid, key), which it alone
+ * serves, one request at a time, over a SOCK_SEQPACKET socketpair: our end
+ * here (non-blocking, close-on-exec), its end as its fd 0. A worker whose
+ * request is answered stays idle for the next request of its (uid, gid,
+ * key), unless it has served POOL_USES requests, or POOL_IDLE_PER_ID
+ * workers of its own or POOL_IDLE_MAX in all are idle already: past those
  * limits a worker serves one request, as the children of spawner_run do,
  * so busy workers are bounded by the requests in flight (SPAWN_SLOTS)
  * and idle ones by POOL_IDLE_MAX. An idle worker is retired after
@@ -22,6 +22,7 @@
 #define POOL_IDLE_PER_ID 4
 #define POOL_IDLE_MAX 64
 #define POOL_IDLE_MS 10000
+#define POOL_KEYMAX 256
 /* Entries: one per request in flight, plus the idle ones. */
 #define POOL_SIZE (SPAWN_SLOTS + POOL_IDLE_MAX)
 
@@ -30,15 +31,15 @@ struct worker {
   pid_t pid;                /* 0 once reaped (a busy entry lives on until its socket reads EOF) */
   int busy;
   unsigned long long uid, gid;
+  char key[POOL_KEYMAX];    /* NUL-terminated, "" for none */
   unsigned long uses;       /* requests handed to it */
   long long idle_since;     /* monotonic ms */
 };
 
-/* A busy worker for (uid, gid): the idle one of them last used, or a new
- * one forked to run work->serve. NULL with *why set when none can be
- * made (no socketpair, no fork). */
-struct worker *pool_get(const struct spawnwork *work, unsigned long long uid,
-                        unsigned long long gid, const char **why);
+/* A busy worker for j's uid, gid and key: the idle one of them last used,
+ * or a new one forked to run work->serve. NULL with *why set when none
+ * can be made (no socketpair, no fork). */
+struct worker *pool_get(const struct spawnwork *work, const struct spawnjob *j, const char **why);
 /* w's request is answered: w goes idle, or is retired by the rules above
  * (always with closing set: the spawner is on its way out). */
 void pool_release(struct worker *w, int closing);
