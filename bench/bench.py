@@ -554,8 +554,9 @@ tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 
 # --- load -------------------------------------------------------------------------
 
-def smtp_source(port, sessions, count, size, rcpt, timeout):
-    argv = ["/usr/sbin/smtp-source", "-s", str(sessions), "-m", str(count), "-l", str(size),
+def smtp_source(port, sessions, count, size, rcpt, timeout, keep=False):
+    argv = ["/usr/sbin/smtp-source"] + (["-d"] if keep else []) + [
+            "-s", str(sessions), "-m", str(count), "-l", str(size),
             "-f", SENDER, "-t", rcpt, "-M", "client.test", "127.0.0.1:%d" % port]
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=timeout)
@@ -569,7 +570,7 @@ def drain(mta, timeout):
             mta.name, timeout, mta.queue_count()))
 
 
-def run_local(mta, sessions, count, size):
+def run_local(mta, sessions, count, size, keep=False):
     """smtp-source into the MTA for count messages to one local Maildir:
     seconds to accept, seconds to the last message in the Maildir, CPU ms
     per message over every process of the instance."""
@@ -577,7 +578,7 @@ def run_local(mta, sessions, count, size):
     cpu0 = cpu_ticks(mta.roots())
     t0 = time.monotonic()
     limit = 60 + count * (0.2 if size > 10000 else 0.05)
-    smtp_source(mta.port, sessions, count, size, "box@" + LOCAL, limit)
+    smtp_source(mta.port, sessions, count, size, "box@" + LOCAL, limit, keep)
     t1 = time.monotonic()
     if not wait_for(lambda: count_dir(mta.maildir) >= count, limit, 0.01):
         raise RuntimeError("%s: %d of %d delivered" % (mta.name, count_dir(mta.maildir), count))
@@ -856,8 +857,9 @@ def main():
     q = a.quick
     reps = a.reps or (2 if q else 3)
     cfg = {
-        "local": [(20, 2048, 300 if q else 2000), (1, 2048, 100 if q else 500),
-                  (20, 102400, 100 if q else 500), (1, 102400, 50 if q else 200)],
+        "local": [(20, 2048, 300 if q else 2000, False), (1, 2048, 100 if q else 500, False),
+                  (20, 102400, 100 if q else 500, False), (1, 102400, 50 if q else 200, False),
+                  (20, 2048, 300 if q else 2000, True)],
         "relay": 300 if q else 2000,
         "latency": 10 if q else 50,
         "tls": 200 if q else 1000,
@@ -910,12 +912,13 @@ def main():
                     add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu)
                     log("%s tls %.0f/s cpu %.2f ms rss %d KB" % (m.name, rate, cpu, rss))
         if "local" in phases:
-            for sessions, size, count in cfg["local"]:
-                label = "%d session%s, %s, %d msgs" % (sessions, "s" if sessions > 1 else "",
-                                                     "2 KB" if size < 10000 else "100 KB", count)
+            for sessions, size, count, keep in cfg["local"]:
+                label = "%d session%s, %s, %d msgs%s" % (
+                    sessions, "s" if sessions > 1 else "", "2 KB" if size < 10000 else "100 KB",
+                    count, ", kept connections" if keep else "")
                 for i in range(reps):
                     for m in alternate(i):
-                        acc, e2e, cpu = run_local(m, sessions, count, size)
+                        acc, e2e, cpu = run_local(m, sessions, count, size, keep)
                         add("accept (msg/s), " + label, m, count / acc)
                         add("end-to-end local (msg/s), " + label, m, count / e2e)
                         add("CPU per message (ms), end to end, " + label, m, cpu)
@@ -1039,9 +1042,10 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "(`virtual_mailbox_domains = local.test`, `virtual_mailbox_maps = static:box/`), "
             "logging to a file through postlogd (`maillog_file`)." % a.base,
             "- accept / end-to-end: `smtp-source -s S -m N -l SIZE -f bench@client.test -t box@local.test "
-            "-M client.test 127.0.0.1:PORT` (one message per connection, smtp-source's default); accept = "
+            "-M client.test 127.0.0.1:PORT` (one message per connection, smtp-source's default; "
+            "\"kept connections\" adds `-d`: each session sends its messages over one connection); accept = "
             "N / time until smtp-source exits; end-to-end = N / time from its start until the N-th "
-            "file is in Maildir/new. Counts: %s (sessions, bytes, messages)." % (cfg["local"],),
+            "file is in Maildir/new. Counts: %s (sessions, bytes, messages, -d)." % (cfg["local"],),
             "- CPU per message: utime+stime+cutime+cstime summed over the live process tree of each "
             "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS tcpserver for this; master for Postfix: every child they reaped "
             "is in cutime/cstime), before and after a run, divided by N; the load tools are not counted.",
