@@ -758,6 +758,7 @@ def strace_one(mta, base):
     """Syscall counts over every process of the instance for one message,
     SMTP in to Maildir: fsyncs, process creations, execs."""
     out = os.path.join(base, "strace.%s.out" % mta.name)
+    latency_one(mta)   # steady state: resident processes up, workers warm
     pids = [st["pid"] for st in tree(mta.roots())]
     argv = ["strace", "-f", "-c", "-o", out, "-e",
             "trace=fsync,fdatasync,sync_file_range,fork,vfork,clone,clone3,execve"]
