@@ -6,6 +6,13 @@
  * handshake fails; once a mail transaction has begun, its results stand.
  * When no host could be used the results are 'Z' ("connect:" or "dns:")
  * unless the DNS said for certain that the domain cannot take mail.
+ *
+ * A worker's delivery (j->keep) first offers the connection kept from its
+ * last delivery (smtp_reuse), under a key naming everything that chose
+ * the server and the session: the domain, the route's relay and port (or
+ * the MX), the TLS policy and options, the credentials, the HELO name and
+ * the source address. Reuse skips the DNS: the kept connection goes to
+ * the host the lookup gave at most KEEP_AGE_MS ago (smtpclient.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -183,13 +190,53 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       continue;
     }
     r = smtp_session_opts(fd, ip, host, literal, &t->o, c, j, &why);
-    close(fd);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
     note(t, SPAWN_TAG_CONNECT, why.len ? why.s : ip, "", "");
   }
   str_free(&why);
   return 0;
+}
+
+/* The key of a connection for the domain through host (empty: its MX) at
+ * port with t's session options: NUL-separated fields, the domain in
+ * lower case. The password is in it: remote_deliver wipes it. */
+static int conn_key(str *k, const char *domain, const char *host, unsigned long port,
+                    const struct tried *t, const struct rconf *c)
+{
+  const struct sessopts *o = &t->o;
+  size_t i;
+
+  k->len = 0;
+  if (str_cats(k, domain) < 0) return -1;
+  for (i = 0; i < k->len; i++)
+    if (k->s[i] >= 'A' && k->s[i] <= 'Z') k->s[i] = (char)(k->s[i] + 32);
+  if (str_catc(k, 0) < 0 || str_cats(k, host) < 0 || str_catc(k, 0) < 0 || str_catu(k, port) < 0 ||
+      str_catc(k, 0) < 0 || str_catu(k, (unsigned long long)o->policy) < 0 ||
+      str_catc(k, (char)('0' + o->implicit)) < 0 || str_catc(k, (char)('0' + o->plainauth)) < 0 ||
+      str_catc(k, 0) < 0 || str_cats(k, o->user ? o->user : "") < 0 || str_catc(k, 0) < 0 ||
+      str_cats(k, o->pass ? o->pass : "") < 0 || str_catc(k, 0) < 0 ||
+      str_catb(k, c->helohost.s, c->helohost.len) < 0 || str_catc(k, 0) < 0 ||
+      str_catb(k, (const char *)&c->bind, sizeof c->bind) < 0)
+    return -1;
+  return 0;
+}
+
+static str key;
+
+/* Delivers over the kept connection, if it was made for exactly this: 1
+ * when that gave final results. Sets t->o's key for a new connection. */
+static int reuse(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
+                 const char *host, unsigned long port)
+{
+  t->o.key = 0;
+  if (!j->keep || conn_key(&key, domain, host, port, t, c) < 0) {
+    smtp_drop(1);
+    return 0;
+  }
+  t->o.key = key.s;
+  t->o.keylen = key.len;
+  return smtp_reuse(&t->o, c, j) == SMTP_FINAL;
 }
 
 /* The recipients' domain may be an address literal, "[192.0.2.1]" or
@@ -238,8 +285,8 @@ static void route_sessopts(const struct route *rt, int creds, struct sessopts *o
 }
 
 /* Delivers through a static route's relay, with its credentials. */
-static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const struct route *rt,
-                 unsigned long port)
+static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
+                 const struct route *rt, unsigned long port)
 {
   str creds = STR_INIT;
   int r, noaddr = 0, ok;
@@ -251,7 +298,7 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const s
     return 0;
   }
   route_sessopts(rt, r, &t->o);
-  ok = try_host(j, c, rt->host, rt->literal, port, t, &noaddr);
+  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr);
   remote_wipe(&creds);
   t->o.user = t->o.pass = 0;
   if (ok) return 1;
@@ -281,14 +328,16 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   t->o.policy = t->tlspolicy;
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
-    if (try_host(j, c, mx[0].name, 1, c->port, t, &noaddr)) return 1;
+    if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr))
+      return 1;
     all(j, 'Z', t->tag, why(t), "");
     return 0;
   }
   r = route_find(&c->routes, domain, &rt);
   if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
   port = r && rt.port ? rt.port : c->port;
-  if (r && !rt.mx) return relay(j, c, t, &rt, port);
+  if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
+  if (reuse(j, c, t, domain, "", port)) return 1;
   if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
   r = dns_mx(domain, mx, DNS_MXMAX, &n);
   if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
@@ -304,7 +353,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 void remote_deliver(struct rjob *j)
 {
   struct rconf c = RCONF_INIT;
-  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0 } };
+  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0 } };
   str err = STR_INIT;
 
   /* Results start as a temporary failure, so that none is ever left
@@ -319,5 +368,6 @@ void remote_deliver(struct rjob *j)
   }
   str_free(&err);
   str_free(&t.why);
+  remote_wipe(&key);
   rconf_free(&c);
 }

@@ -1,12 +1,14 @@
 /* qmail-rspawn: the resident remote spawner, as the remote uid.
  *
  * fd 0 is a SOCK_SEQPACKET socket to qmail-send (lib/spawnproto.h); the
- * loop, the checks common to both spawners and the children's bookkeeping
- * are lib/spawner.h. Each request is delivered by a forked child running
- * the SMTP client (no exec: the client is linked in). The child writes its
- * results, "<c><text>\0" per recipient, into its report pipe and closes it
- * as soon as they are final, before the server's QUIT; the parent checks
- * them and answers "<slot>\0" + results.
+ * loop, the checks common to both spawners and the workers' bookkeeping
+ * are lib/spawner.h and lib/spawnpool.h. Each request goes, as it came,
+ * to a resident worker (rworker.c, forked from here, the same uid) of its
+ * recipients' domain: the one idle the shortest time, whose SMTP
+ * connection to that domain is still open, or a new one. The worker's
+ * reply items, checked here, go to qmail-send as "<slot>\0" + items; a
+ * worker that dies before it answers costs its request a 'Z' ("local:")
+ * and the next request gets a new worker.
  *
  * A request that cannot be parsed is answered, if its slot is readable and
  * free, with a single 'Z' ("local: bad request"); otherwise it is logged
@@ -15,48 +17,13 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include "buf.h"
 #include "control.h"
 #include "log.h"
-#include "qfile.h"
 #include "remote.h"
 #include "spawner.h"
+#include "spawnpool.h"
 
 static const char prog[] = "qmail-rspawn";
-
-static struct rresult res[SPAWN_RCPTS];
-static const char *rcpts[SPAWN_RCPTS];
-
-/* Child side: hand the results to the parent as soon as they are final. */
-static void child_done(struct rjob *j)
-{
-  static char out[SPAWN_ITEMS_MAX];
-  size_t i, n = 0;
-
-  for (i = 0; i < j->nrcpt; i++) n += spawnreq_item(out + n, j->res[i].code, j->res[i].text, j->res[i].len);
-  fd_write_all(1, out, n, 0);
-  close(1);
-}
-
-static void child(struct spawnreq *r)
-{
-  struct rjob j;
-  size_t i;
-
-  for (i = 0; i < r->nrcpt; i++) rcpts[i] = r->rcpt[i].addr;
-  j.domain = r->rcpt[0].domain;
-  j.sender = r->sender;
-  j.rcpt = rcpts;
-  j.nrcpt = r->nrcpt;
-  j.msgfd = 0;
-  j.msgoff = (off_t)r->off;
-  j.msglen = r->len;
-  j.utf8 = (r->opts & QF_OPT_UTF8) != 0;
-  j.res = res;
-  j.done = child_done;
-  remote_deliver(&j);
-  _exit(0);
-}
 
 /* One SMTP transaction: every recipient in the same, non-empty, domain. */
 static const char *check(const struct spawnreq *r)
@@ -75,24 +42,54 @@ static void refuse(const struct spawnreq *r, int bad, const char *why)
   else spawnreq_refuse(prog, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", why);
 }
 
-static void done(unsigned long slot, size_t nrcpt, const char *report, size_t n, int overflow,
-                 int status)
+static int field(str *d, const char *s)
 {
-  (void)status;
-  if (!overflow && spawnreq_items_ok(report, n, nrcpt)) {
-    spawnreq_reply(prog, slot, report, n);
-    return;
+  return str_cats(d, s) < 0 || str_catc(d, 0) < 0 ? -1 : 0;
+}
+
+static int number(str *d, unsigned long long u)
+{
+  return str_catu(d, u) < 0 || str_catc(d, 0) < 0 ? -1 : 0;
+}
+
+/* The request again, slot 0, for the worker of its domain (lower case). */
+static int route(struct spawnreq *r, struct spawnjob *j)
+{
+  static char key[POOL_KEYMAX];
+  size_t i, n;
+  int bad;
+
+  bad = number(&j->data, 0) || field(&j->data, r->qid) || number(&j->data, r->off) ||
+        number(&j->data, r->len) || number(&j->data, r->opts) || field(&j->data, r->sender);
+  for (i = 0; !bad && i < r->nrcpt; i++)
+    bad = number(&j->data, r->rcpt[i].i) || field(&j->data, r->rcpt[i].addr);
+  if (bad) {
+    spawnreq_refuse(prog, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", "out of memory");
+    return 0;
   }
-  log_begin(prog, "child_failed");
-  log_ku("slot", slot);
-  log_end();
-  spawnreq_refuse(prog, slot, nrcpt, SPAWN_TAG_LOCAL ": ", "delivery process failed");
+  n = strnlen(r->rcpt[0].domain, sizeof key - 1);
+  for (i = 0; i < n; i++) {
+    char c = r->rcpt[0].domain[i];
+    key[i] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+  }
+  key[n] = 0;
+  j->key = key;
+  j->uid = j->gid = 0;       /* every worker runs as this process does */
+  return 1;
+}
+
+static void serve(unsigned long long uid, unsigned long long gid)
+{
+  (void)uid;
+  (void)gid;
+  rworker_serve();
 }
 
 int main(void)
 {
-  static const struct spawner sp = { prog, SPAWN_RCPTS, SPAWN_ITEMS_MAX, 0, check, refuse, child, done };
+  static const struct spawner sp = { prog, SPAWN_RCPTS, 0, 0, check, refuse, 0, 0 };
+  static const struct spawnwork work = { route, serve, SPAWN_TAG_LOCAL ": delivery process crashed" };
 
   if (prefix_chdir() < 0) log_fatal(prog, 111, "cannot chdir to the prefix");
-  return spawner_run(&sp);
+  return spawner_run_work(&sp, &work);
 }

@@ -1,13 +1,15 @@
 #ifndef REMOTE_H
 #define REMOTE_H
-/* The outbound SMTP client shared by qmail-rspawn (which runs it in a forked
- * child per delivery) and the standalone qmail-remote program: one
- * implementation, two front ends.
+/* The outbound SMTP client shared by qmail-rspawn (which runs it in
+ * resident workers, rworker.c) and the standalone qmail-remote program:
+ * one implementation, two front ends.
  *
  *   routes.c      control/smtproutes: where a domain's mail goes
  *   dns.c         MX and address lookups through glibc's libresolv
  *   smtpclient.c  one SMTP session with one server, DATA transparency
  *   deliver.c     configuration, the host list, connecting, the results
+ *   rworker.c     qmail-rspawn's worker: deliveries one after another,
+ *                 the connection kept between them
  *
  * Results: every recipient gets a code ('K' accepted, 'Z' temporary
  * failure, 'D' permanent failure) and a text "<tag>: <detail>", the tags
@@ -52,6 +54,10 @@ struct rjob {
   off_t msgoff;                   /*   of msgfd, read with pread: LF line ends */
   unsigned long long msglen;
   int utf8;                       /* the envelope needs SMTPUTF8 */
+  /* 1: a worker's delivery: use the connection kept from an earlier one
+   * when it was made for exactly this, and keep this one (smtp_reuse);
+   * 0: QUIT at the end. */
+  int keep;
   struct rresult *res;            /* nrcpt results, filled by remote_deliver */
   /* Called exactly once, as soon as every result is final and before the
    * session's polite QUIT, so that a spawner can report without waiting
@@ -62,6 +68,14 @@ struct rjob {
 /* Delivers j: routes, DNS, connections, SMTP. Always fills every result
  * and calls j->done. */
 void remote_deliver(struct rjob *j);
+
+/* ---- rworker.c ---- */
+/* qmail-rspawn's worker (lib/spawnpool.h): on fd 0, per datagram a
+ * request in lib/spawnproto.h's form (slot ignored) with the message fd
+ * attached, answered by one datagram of the reply's items. Keeps the
+ * connection of a delivery for the next one (smtp_reuse) while it is
+ * healthy and used; at EOF on fd 0, QUIT and exit 0. Does not return. */
+void rworker_serve(void);
 
 /* Sets a result: code and "<tag>: " followed by the parts, cut to
  * SPAWN_TEXT bytes; control bytes other than LF become '?'. */
@@ -110,6 +124,11 @@ struct sessopts {
   int implicit;                   /* TLS right after connect (port 465) */
   int plainauth;                  /* credentials may go without TLS */
   const char *user, *pass;        /* both NULL: no AUTH */
+  /* What a kept connection must have been made for to serve the delivery
+   * (keylen bytes, deliver.c), and the key a new one is kept under; NULL:
+   * never kept. */
+  const char *key;
+  size_t keylen;
 };
 
 /* ---- dns.c ---- */
@@ -140,24 +159,40 @@ int ip_parse(const char *s, struct raddr *a);
 
 /* ---- smtpclient.c ---- */
 enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0 };
-/* Runs one SMTP session on the connected socket fd with the server whose
- * address text is ip. SMTP_FINAL: every result of j is set and j->done was
- * called. SMTP_NEXTHOST: the connection or the handshake failed before any
- * transaction began; why is in why, and the next host may be tried. */
-int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why);
-/* The same with STARTTLS under policy (TLS_*), host being the name the
+/* Runs one SMTP session on the connected socket fd, which it owns, with
+ * the server whose address text is ip, host being the name the
  * certificate must carry (literal: an address, no name check or SNI).
- * When the policy requires TLS and it fails or is not offered, the
- * session ends before any transaction: SMTP_NEXTHOST, never plaintext. */
-int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int policy,
-                     const struct rconf *c, struct rjob *j, str *why);
-/* The same with the options o: implicit TLS under o->policy before the
- * greeting, and AUTH (PLAIN, else LOGIN) after TLS, before MAIL. Never
- * sends credentials without TLS unless o->plainauth. An AUTH failure
- * (not offered, refused, no TLS) is final: every result 'Z' with the tag
- * "auth". */
+ * SMTP_FINAL: every result of j is set and j->done was called.
+ * SMTP_NEXTHOST: the connection or the handshake failed before any
+ * transaction began; why is in why, and the next host may be tried.
+ * With the options o: implicit TLS under o->policy before the greeting,
+ * else STARTTLS under o->policy (when the policy requires TLS and it fails
+ * or is not offered, the session ends before any transaction:
+ * SMTP_NEXTHOST, never plaintext), then AUTH (PLAIN, else LOGIN) before
+ * MAIL. Never sends credentials without TLS unless o->plainauth. An AUTH
+ * failure (not offered, refused, no TLS) is final: every result 'Z' with
+ * the tag "auth". With o->key set, a connection the transaction left
+ * ready for another is kept instead of QUIT (any kept before is dropped
+ * first). */
 int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
                       const struct sessopts *o, const struct rconf *c, struct rjob *j, str *why);
+/* One transaction on the kept connection, if it was kept under o's key
+ * and is still healthy: SMTP_FINAL as above, the connection kept again
+ * or QUIT. Otherwise SMTP_NEXTHOST: the kept connection (if any) is
+ * dropped, and the caller connects afresh; whatever this attempt wrote in
+ * j's results is to be overwritten, j->done was not called. */
+int smtp_reuse(const struct sessopts *o, const struct rconf *c, struct rjob *j);
+/* Closes the kept connection, if any, after a QUIT when polite. */
+void smtp_drop(int polite);
+/* A kept connection is closed after this long idle: Postfix keeps its
+ * cached connections 2 s; 5 s covers the gap between a queue run's
+ * deliveries to a destination and qmail-send's retries a few seconds
+ * apart, and stays well under the 5 minutes a server waits for a command
+ * (RFC 5321 4.5.3.2.7), so the server rarely closes first. */
+#define SMTP_KEEP_IDLE_MS 5000
+/* The kept connection's socket to watch while idle (*fd, -1 when none is
+ * kept), and the milliseconds until it must be dropped (-1 when none). */
+int smtp_kept(int *fd);
 /* DATA transparency, exposed for the unit test: converts n bytes of the
  * stored message to wire form, appending to out; *sol carries "at the
  * start of a line" and *cr "a CR is pending" from one call to the next.
@@ -169,7 +204,7 @@ int smtp_blast_end(str *out, int *sol, int *cr);
 enum { TLS_NONE = 0, TLS_MAY, TLS_ENCRYPT, TLS_VERIFY, TLS_DANE };
 /* control/tlspolicy (lines "domain:policy", ":policy" the default, which
  * is otherwise may): the policy for domain. 0, or -1 for a malformed
- * file. dane is parsed, and refused by smtp_session_tls for now. */
+ * file. dane is parsed, and refused by smtp_session_opts for now. */
 int tls_policy(const str *lines, const char *domain, int *policy);
 const char *tls_policy_name(int policy);
 struct tlsconn {

@@ -17,10 +17,23 @@
  * without TLS unless the route allows it, and every buffer that held the
  * password is wiped. A failure there is a deferral tagged "auth", never
  * a bounce: the message is fine, the configuration or the relay is not.
+ *
+ * A worker of qmail-rspawn keeps the connection after a transaction that
+ * left the server ready for another (no QUIT), under the key the caller
+ * gives (struct sessopts: the destination, the route, the TLS and AUTH
+ * parameters), and smtp_reuse starts the next transaction on it with MAIL
+ * (RFC 5321 3.3), after an RSET only when the last one did not complete.
+ * TLS and AUTH belong to the connection: only a request with the very
+ * same key gets it. A kept connection that fails before any recipient is
+ * accepted (closed, 421, I/O error) is dropped without a trace in the
+ * results, and the caller connects afresh: a stale connection never costs
+ * a delivery. One connection at a time per process.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include "base64.h"
 #include "buf.h"
@@ -41,12 +54,29 @@
 #define REPLY_KEEP (2 * SPAWN_TEXT)
 #define CHUNK 65536
 
+/* A kept connection serves at most KEEP_USES transactions and is not
+ * reused past KEEP_AGE_MS (Postfix's smtp_connection_reuse_time_limit),
+ * so that a destination's DNS and our control files take effect; idle,
+ * it is closed after SMTP_KEEP_IDLE_MS, see remote.h. */
+#define KEEP_USES 100
+#define KEEP_AGE_MS 300000
+
+/* What the last transaction left the connection fit for. */
+enum { STATE_DEAD = 0, STATE_READY, STATE_RSET };
+
 struct smtp {
-  int rfd, wfd;
+  int fd;                    /* the TCP socket */
+  int rfd, wfd;              /* fd, or the TLS relay's socket */
   buf in;
   char inx[4096];
-  const char *ip;
-  const struct rconf *c;
+  char ip[64];               /* the server's address, as text */
+  const struct rconf *c;     /* during a delivery only */
+  int timeout;               /* seconds per read or write */
+  int state;                 /* STATE_*, after a transaction */
+  size_t accepted;           /* recipients accepted in the last transaction */
+  str key;                   /* what the connection was made for (may hold a password) */
+  unsigned long uses;        /* transactions */
+  long long born, idle_since; /* monotonic ms */
   unsigned ext;
   int code;                  /* of the last reply; -1 after an I/O error */
   str reply;                 /* the last reply, sanitised, lines LF-separated */
@@ -93,7 +123,7 @@ static int get_reply(struct smtp *s)
 
 static int send_cmd(struct smtp *s)
 {
-  if (fd_write_all(s->wfd, s->cmd.s, s->cmd.len, (int)s->c->timeoutremote) < 0) {
+  if (fd_write_all(s->wfd, s->cmd.s, s->cmd.len, s->timeout) < 0) {
     s->err = errno == ETIMEDOUT ? "timed out sending" : strerror(errno);
     s->code = -1;
     return -1;
@@ -345,6 +375,8 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
     for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, s->ip, no8, sizeof no8 - 1);
     return;
   }
+  s->state = STATE_DEAD;      /* until the server is known to be ready again */
+  s->accepted = 0;
   if (mail_cmd(s, j, wire, eight) < 0 || send_cmd(s) < 0 || get_reply(s) < 0) {
     set_all(s, j, 'Z', SPAWN_TAG_MAIL, " MAIL");
     return;
@@ -355,20 +387,21 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
      * that QUIT's reply is QUIT's. */
     for (i = 0; (s->ext & EXT_PIPELINING) && s->code != 421 && i < j->nrcpt; i++)
       if (get_reply(s) < 0) break;
+    if (s->code >= 0 && s->code != 421) s->state = STATE_RSET;
     return;
   }
   for (i = 0; i < j->nrcpt; i++) {
     if (!(s->ext & EXT_PIPELINING) && rcpt_cmd(s, j->rcpt[i]) < 0) break;
     if (get_reply(s) < 0 || s->code == 421) break;
     accepted[i] = (char)is2xx(s);
-    if (accepted[i]) ok++;
+    if (accepted[i]) s->accepted = ++ok;
     else set_one(s, &j->res[i], failcode(s), SPAWN_TAG_RCPT, "");
   }
   if (i < j->nrcpt) {   /* lost the connection or 421: nothing is final */
     set_all(s, j, 'Z', SPAWN_TAG_RCPT, " RCPT");
     return;
   }
-  if (!ok) return;
+  if (!ok) { s->state = STATE_RSET; return; }
   s->cmd.len = 0;
   if (str_cats(&s->cmd, "DATA\r\n") < 0) { s->code = -1; s->err = "out of memory"; }
   if (s->code < 0 || send_cmd(s) < 0 || get_reply(s) < 0 || s->code == 421) {
@@ -378,6 +411,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
   if (s->code != 354) {
     for (i = 0; i < j->nrcpt; i++)
       if (accepted[i]) set_one(s, &j->res[i], failcode(s), SPAWN_TAG_DATA, "");
+    s->state = STATE_RSET;
     return;
   }
   if (body(s, j, chunk, &local) < 0) {
@@ -393,6 +427,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
   }
   for (i = 0; i < j->nrcpt; i++)
     if (accepted[i]) set_one(s, &j->res[i], is2xx(s) ? 'K' : failcode(s), is2xx(s) ? SPAWN_TAG_OK : SPAWN_TAG_DATA, "");
+  s->state = STATE_READY;     /* the final reply ends the transaction, whatever it says */
 }
 
 /* Politeness only: the results are already out, so a server slow to say
@@ -401,6 +436,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
 static void quit(struct smtp *s)
 {
   s->cmd.len = 0;
+  if (s->timeout > QUIT_WAIT) s->timeout = QUIT_WAIT;
   if (str_cats(&s->cmd, "QUIT\r\n") < 0 || send_cmd(s) < 0) return;
   if (s->in.timeout > QUIT_WAIT) s->in.timeout = QUIT_WAIT;
   get_reply(s);
@@ -429,14 +465,14 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   /* Bytes after the 220 were sent in plaintext: an injection attempt. */
   if (buf_ready(&s->in)) { *polite = 0; s->code = -1; s->err = "data after the 220 to STARTTLS"; return -1; }
   *polite = 0;                 /* from here on the socket speaks TLS or nothing */
-  if (tls_client_start(s->rfd, s->ip, host, literal, policy, (int)s->c->timeoutremote, &s->tls, &err) < 0) {
+  if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, &s->tls, &err) < 0) {
     s->code = -1;
     s->err = err;
     return -1;
   }
   s->rfd = s->wfd = s->tls.fd;
   buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
-  s->in.timeout = (int)s->c->timeoutremote;
+  s->in.timeout = s->timeout;
   *polite = 1;
   return hello(s);
 }
@@ -527,28 +563,16 @@ static int authenticate(struct smtp *s, const struct sessopts *o, const char *ho
   return s->code == 235 ? 0 : -1;
 }
 
-int smtp_session(int fd, const char *ip, const struct rconf *c, struct rjob *j, str *why)
-{
-  return smtp_session_tls(fd, ip, ip, 1, TLS_NONE, c, j, why);
-}
-
-int smtp_session_tls(int fd, const char *ip, const char *host, int literal, int policy,
-                     const struct rconf *c, struct rjob *j, str *why)
-{
-  struct sessopts o = { policy, 0, 0, 0, 0 };
-  return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
-}
-
 /* TLS right after connecting (RFC 8314): the greeting comes over it. */
 static int implicit_tls(struct smtp *s, const char *host, int literal, int policy)
 {
   const char *err = 0;
 
   if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
-  else if (tls_client_start(s->rfd, s->ip, host, literal, policy, (int)s->c->timeoutremote, &s->tls, &err) == 0) {
+  else if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, &s->tls, &err) == 0) {
     s->rfd = s->wfd = s->tls.fd;
     buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
-    s->in.timeout = (int)s->c->timeoutremote;
+    s->in.timeout = s->timeout;
     return 0;
   }
   s->code = -1;
@@ -556,41 +580,160 @@ static int implicit_tls(struct smtp *s, const char *host, int literal, int polic
   return -1;
 }
 
+static char chunk[CHUNK];
+static struct smtp conn;    /* the session; kept between deliveries when kept is 1 */
+static int kept;
+
+static long long now_ms(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
+{
+  size_t n = strnlen(ip, sizeof s->ip - 1);
+
+  memset(s, 0, sizeof *s);
+  s->fd = s->rfd = s->wfd = fd;
+  s->tls.fd = s->tls.pid = -1;
+  memcpy(s->ip, ip, n);
+  s->c = c;
+  s->timeout = (int)c->timeoutremote;
+  buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
+  s->in.timeout = s->timeout;
+  s->born = now_ms();
+}
+
+/* Closes the connection and frees (wiping) what the session held. */
+static void end(struct smtp *s)
+{
+  tls_client_end(&s->tls);
+  close(s->fd);
+  s->fd = -1;
+  str_free(&s->reply);
+  str_free(&s->line);
+  remote_wipe(&s->cmd);
+  remote_wipe(&s->key);
+  kept = 0;
+}
+
+/* After a transaction: kept for the next one under o's key, if the server
+ * is ready for it and the connection young enough; else QUIT. */
+static void keep_or_quit(struct smtp *s, const struct sessopts *o)
+{
+  s->uses++;
+  if (o->key && s->state != STATE_DEAD && s->uses < KEEP_USES && now_ms() - s->born < KEEP_AGE_MS &&
+      (s->key.len || str_catb(&s->key, o->key, o->keylen) == 0)) {
+    s->c = 0;
+    s->idle_since = now_ms();
+    kept = 1;
+    return;
+  }
+  quit(s);
+  end(s);
+}
+
 int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
                       const struct sessopts *o, const struct rconf *c, struct rjob *j, str *why)
 {
-  static char chunk[CHUNK];
-  struct smtp s;
-  int r = SMTP_FINAL, polite = 1, alive = 1;
+  struct smtp *s = &conn;
+  int polite = 1, alive = 1;
 
-  memset(&s, 0, sizeof s);
-  s.rfd = s.wfd = fd;
-  s.tls.fd = s.tls.pid = -1;
-  s.ip = ip;
-  s.c = c;
-  buf_init(&s.in, s.rfd, s.inx, sizeof s.inx);
-  s.in.timeout = (int)c->timeoutremote;
-  if (o->implicit && implicit_tls(&s, host, literal, o->policy) < 0) {
-    if (what(&s, " TLS", why) < 0) why->len = 0;
-    r = SMTP_NEXTHOST;
-  } else if (greeting(&s) < 0 || hello(&s) < 0 || starttls(&s, host, literal, o->policy, &polite) < 0) {
-    int code = s.code;
-    if (what(&s, " handshake", why) < 0) why->len = 0;
-    if (code < 0 && polite && s.tls.fd < 0) s.code = 0;   /* a policy refusal: still say QUIT */
-    if (s.code >= 0 && polite) quit(&s);
-    r = SMTP_NEXTHOST;
-  } else if (authenticate(&s, o, host, &alive) < 0) {
-    set_all(&s, j, 'Z', SPAWN_TAG_AUTH, " AUTH");
-    j->done(j);
-    if (alive) quit(&s);
-  } else {
-    transaction(&s, j, chunk);
-    j->done(j);
-    quit(&s);
+  smtp_drop(1);
+  begin(s, fd, ip, c);
+  if (o->implicit && implicit_tls(s, host, literal, o->policy) < 0) {
+    if (what(s, " TLS", why) < 0) why->len = 0;
+    end(s);
+    return SMTP_NEXTHOST;
   }
-  tls_client_end(&s.tls);
-  str_free(&s.reply);
-  str_free(&s.line);
-  remote_wipe(&s.cmd);
-  return r;
+  if (greeting(s) < 0 || hello(s) < 0 || starttls(s, host, literal, o->policy, &polite) < 0) {
+    int code = s->code;
+    if (what(s, " handshake", why) < 0) why->len = 0;
+    if (code < 0 && polite && s->tls.fd < 0) s->code = 0;   /* a policy refusal: still say QUIT */
+    if (s->code >= 0 && polite) quit(s);
+    end(s);
+    return SMTP_NEXTHOST;
+  }
+  if (authenticate(s, o, host, &alive) < 0) {
+    set_all(s, j, 'Z', SPAWN_TAG_AUTH, " AUTH");
+    j->done(j);
+    if (alive) quit(s);
+    end(s);
+    return SMTP_FINAL;
+  }
+  transaction(s, j, chunk);
+  j->done(j);
+  keep_or_quit(s, o);
+  return SMTP_FINAL;
+}
+
+/* A kept connection the server has closed, or spoken on unasked (a 421
+ * before closing, or garbage), is readable: the next reply read would not
+ * be the answer to our next command. */
+static int readable(const struct smtp *s)
+{
+  struct pollfd p = { s->rfd, POLLIN, 0 };
+
+  return buf_ready(&s->in) || poll(&p, 1, 0) != 0;
+}
+
+static int rset(struct smtp *s)
+{
+  s->cmd.len = 0;
+  if (str_cats(&s->cmd, "RSET\r\n") < 0) { s->code = -1; s->err = "out of memory"; return -1; }
+  if (send_cmd(s) < 0 || get_reply(s) < 0) return -1;
+  return is2xx(s) ? 0 : -1;
+}
+
+int smtp_reuse(const struct sessopts *o, const struct rconf *c, struct rjob *j)
+{
+  struct smtp *s = &conn;
+  const char *stale = 0;
+
+  if (!kept) return SMTP_NEXTHOST;
+  if (!o->key || s->key.len != o->keylen || memcmp(s->key.s, o->key, o->keylen)) {
+    smtp_drop(1);
+    return SMTP_NEXTHOST;
+  }
+  kept = 0;
+  s->c = c;
+  s->timeout = s->in.timeout = (int)c->timeoutremote;
+  if (readable(s)) stale = "closed by the server, or spoken on while idle";
+  else if (s->state == STATE_RSET && rset(s) < 0) stale = s->code < 0 ? s->err : "RSET refused";
+  else {
+    transaction(s, j, chunk);
+    if (s->state == STATE_DEAD && !s->accepted) stale = s->code < 0 ? s->err : "421 before any recipient";
+  }
+  if (stale) {
+    log_begin("qmail-remote", "reuse_failed");
+    log_kv("ip", s->ip);
+    log_kv("reason", stale);
+    log_end();
+    end(s);
+    return SMTP_NEXTHOST;
+  }
+  j->done(j);
+  keep_or_quit(s, o);
+  return SMTP_FINAL;
+}
+
+void smtp_drop(int polite)
+{
+  if (!kept) return;
+  if (polite) quit(&conn);
+  end(&conn);
+}
+
+int smtp_kept(int *fd)
+{
+  long long left;
+
+  *fd = -1;
+  if (!kept) return -1;
+  *fd = conn.rfd;
+  left = conn.idle_since + SMTP_KEEP_IDLE_MS - now_ms();
+  return left < 0 ? 0 : left > SMTP_KEEP_IDLE_MS ? SMTP_KEEP_IDLE_MS : (int)left;
 }
