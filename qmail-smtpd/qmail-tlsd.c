@@ -2,19 +2,25 @@
  *
  * The TLS half of an SMTP server session, in the UCSPI-TLS spirit: run by
  * tcpserver as root (no -u/-g) with the client on fds 0 and 1, in place
- * of qmail-smtpd. It
+ * of qmail-smtpd. qmail-smtpd's session code (session.h) is linked in, so
+ * that no exec follows the fork. It
  *
- *   1. reads control/tls/cert.pem (the chain, leaf first) and
- *      control/tls/key.pem (RSA or EC) as root, relative to the prefix;
- *   2. makes a plaintext socketpair and a control socket (SEQPACKET), and
- *      forks: the child takes the smtpd ids and execs bin/qmail-smtpd
- *      with fds 0/1 = its end of the plaintext pair, fd 5 = the control
- *      socket, SMTPD_TLS=starttls (or implicit with -i);
- *   3. takes the TLS ids itself, then only relays. Neither process has
- *      read a byte from the network before dropping root.
+ *   1. makes a plaintext socketpair and a control socket (SEQPACKET) and
+ *      forks, before it has read the key: the child never has it in its
+ *      memory. The child puts its end of the plaintext pair on fds 0/1
+ *      and the control socket on fd 5, sets SMTPD_TLS=starttls (or
+ *      implicit with -i), takes the smtpd ids (no supplementary group)
+ *      and runs the SMTP session as qmail-smtpd would;
+ *   2. reads control/tls/cert.pem (the chain, leaf first) and
+ *      control/tls/key.pem (RSA or EC) as root, relative to the prefix,
+ *      takes the TLS ids, then only relays. Neither process has read a
+ *      byte from the network before dropping root.
  *
  * So the process that parses SMTP never holds the key, and the one that
- * holds the key never parses SMTP.
+ * holds the key never parses SMTP. The client reaches the session only
+ * through the relay: when the key cannot be loaded, qmail-tlsd closes its
+ * ends of both sockets without relaying a byte, and the session ends on
+ * EOF unseen by the client.
  *
  * STARTTLS: qmail-smtpd flushes its replies and sends "Y" followed by
  * its 220 reply on fd 5. qmail-tlsd forwards what qmail-smtpd wrote
@@ -30,16 +36,18 @@
  * descriptor. A failed handshake ends both processes.
  *
  * Without control/tls/cert.pem there is no TLS: qmail-tlsd takes the smtpd
- * ids and execs qmail-smtpd on the client directly (and -i refuses).
+ * ids and runs the session itself on the client (and -i refuses).
  *
  * Exit codes: 0 after a session, 1 after a failed one, 100 usage, 111
- * when it cannot set up (a missing key, ids, fork).
+ * when it cannot set up (a missing or bad key, ids, fork); the process
+ * that runs the session exits as qmail-smtpd does (session.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,6 +57,7 @@
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
+#include "session.h"
 #include "tlsio.h"
 #include "tlsctl.h"
 
@@ -77,25 +86,44 @@ static int parse_ids(const char *s, struct ids *id)
   return 0;
 }
 
-/* Takes the ids for good. A non-root run (a single-uid instance) must
- * already have them. */
+/* Takes the ids for good, with no supplementary group. A non-root run (a
+ * single-uid instance) must already have them. */
 static void become(const struct ids *id, const char *who)
 {
   gid_t g = (gid_t)id->gid;
   if (getuid() == 0) {
-    if (setgroups(1, &g) < 0 || setgid(g) < 0 || setuid((uid_t)id->uid) < 0)
+    if (setgroups(0, 0) < 0 || setgid(g) < 0 || setuid((uid_t)id->uid) < 0
+        || getgroups(0, 0) != 0)
       log_fatal(PROG, 111, who);
   }
   if (getuid() != (uid_t)id->uid || geteuid() != (uid_t)id->uid || getegid() != g)
     log_fatal(PROG, 111, who);
 }
 
-static void exec_smtpd(void) __attribute__((noreturn));
-static void exec_smtpd(void)
+/* What exec'ing qmail-smtpd did, without the exec. */
+static void run_smtpd(const struct ids *smtpdid) __attribute__((noreturn));
+static void run_smtpd(const struct ids *smtpdid)
 {
-  char *argv[] = { (char *)"qmail-smtpd", 0 };
-  execv("bin/qmail-smtpd", argv);
-  log_fatal(PROG, 111, "cannot exec bin/qmail-smtpd");
+  become(smtpdid, "cannot take the smtpd ids");
+  prctl(PR_SET_NAME, "qmail-smtpd");    /* what ps and top show for a session */
+  smtpd_session();
+}
+
+/* The child of the fork: fds 0/1 its end of the plaintext pair, fd 5 the
+ * control socket, and no other descriptor of the parent's, as the exec
+ * left qmail-smtpd. */
+static void child(const int pl[2], const int ct[2], int implicit, const struct ids *smtpdid)
+  __attribute__((noreturn));
+static void child(const int pl[2], const int ct[2], int implicit, const struct ids *smtpdid)
+{
+  close(pl[0]);
+  close(ct[0]);
+  if (dup2(pl[1], 0) < 0 || dup2(pl[1], 1) < 0 || dup2(ct[1], TLSCTL_FD) < 0)
+    log_fatal(PROG, 111, "cannot set up qmail-smtpd's descriptors");
+  if (pl[1] != TLSCTL_FD) close(pl[1]);
+  if (ct[1] != TLSCTL_FD) close(ct[1]);
+  if (setenv(TLSCTL_ENV, implicit ? "implicit" : "starttls", 1) < 0) log_fatal(PROG, 111, "nomem");
+  run_smtpd(smtpdid);
 }
 
 static void logtls(const char *result, const char *why)
@@ -217,11 +245,44 @@ static void server_init(void)
   tls_server_policy(&sc, iobuf, sizeof iobuf);
 }
 
+/* As root, after the fork: the session process never maps the key. */
+static int load_creds(void)
+{
+  const char *err = 0;
+  if (tls_creds_load(&creds, "control/tls/cert.pem", "control/tls/key.pem", &err) == 0) return 0;
+  log_begin(PROG, "fatal");
+  log_kv("msg", err);
+  log_end();
+  return -1;
+}
+
+/* The relay for one session, on p (the plaintext pair, closed here) and
+ * ctl: 0, or 1 when it failed. */
+static int serve(int p, int ctl, int implicit)
+{
+  int fresh[2], r = 0;
+
+  if (implicit) {
+    if (handshake(ctl, -1) < 0) r = 1;
+    else if (tls_relay(&sc.eng, 0, 1, p, p, timeout) < 0) r = 1;
+    close(p);
+    return r;
+  }
+  if (!plain_phase(p, ctl)) { close(p); return 0; }
+  close(p);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh) < 0) return 1;
+  if (handshake(ctl, fresh[1]) < 0) r = 1;
+  close(fresh[1]);
+  if (!r && tls_relay(&sc.eng, 0, 1, fresh[0], fresh[0], timeout) < 0) r = 1;
+  close(fresh[0]);
+  return r;
+}
+
 int main(int argc, char **argv)
 {
   struct ids tlsid, smtpdid;
-  int implicit = 0, pl[2], ct[2], fresh[2], status, r = 0;
-  const char *err = 0, *ip;
+  int implicit = 0, pl[2], ct[2], status, r;
+  const char *ip;
   unsigned long t;
   pid_t pid;
 
@@ -235,50 +296,26 @@ int main(int argc, char **argv)
 
   if (access("control/tls/cert.pem", F_OK) < 0 && errno == ENOENT) {
     if (implicit) log_fatal(PROG, 111, "no control/tls/cert.pem for implicit TLS");
-    become(&smtpdid, "cannot take the smtpd ids");
-    exec_smtpd();
-  }
-  if (tls_creds_load(&creds, "control/tls/cert.pem", "control/tls/key.pem", &err) < 0) {
-    log_begin(PROG, "fatal");
-    log_kv("msg", err);
-    log_end();
-    _exit(111);
+    run_smtpd(&smtpdid);
   }
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pl) < 0
       || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ct) < 0)
     log_fatal(PROG, 111, "cannot make socketpairs");
   pid = fork();
   if (pid < 0) log_fatal(PROG, 111, "cannot fork");
-  if (pid == 0) {
-    explicit_bzero(&creds, sizeof creds);
-    if (dup2(pl[1], 0) < 0 || dup2(pl[1], 1) < 0 || dup2(ct[1], TLSCTL_FD) < 0)
-      log_fatal(PROG, 111, "cannot set up qmail-smtpd's descriptors");
-    if (setenv(TLSCTL_ENV, implicit ? "implicit" : "starttls", 1) < 0) log_fatal(PROG, 111, "nomem");
-    become(&smtpdid, "cannot take the smtpd ids");
-    exec_smtpd();
-  }
+  if (pid == 0) child(pl, ct, implicit, &smtpdid);
   close(pl[1]);
   close(ct[1]);
-  become(&tlsid, "cannot take the tls ids");
-  server_init();
-
-  if (implicit) {
-    if (handshake(ct[0], -1) < 0) r = 1;
-    else if (tls_relay(&sc.eng, 0, 1, pl[0], pl[0], timeout) < 0) r = 1;
-  } else if (plain_phase(pl[0], ct[0])) {
+  if (load_creds() < 0) {
     close(pl[0]);
-    pl[0] = -1;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh) < 0) r = 1;
-    else if (handshake(ct[0], fresh[1]) < 0) r = 1;
-    else {
-      close(fresh[1]);
-      if (tls_relay(&sc.eng, 0, 1, fresh[0], fresh[0], timeout) < 0) r = 1;
-      close(fresh[0]);
-    }
+    r = 111;
+  } else {
+    become(&tlsid, "cannot take the tls ids");
+    server_init();
+    r = serve(pl[0], ct[0], implicit);
   }
-  /* qmail-smtpd sees the end of its input and quits; wait for it, so that
-   * tcpserver's session count stays true. */
-  if (pl[0] >= 0) close(pl[0]);
+  /* The session sees the end of its input and quits; wait for it, so
+   * that tcpserver's session count stays true. */
   close(ct[0]);
   close(0);
   close(1);

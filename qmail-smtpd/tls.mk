@@ -1,8 +1,12 @@
 # TLS for the server (issue 6): qmail-tlsd holds the key and runs BearSSL,
 # qmail-smtpd speaks STARTTLS through it (starttls.c, tlsctl.h).
-PROGS += qmail-tlsd
-qmail-tlsd_SRCS := qmail-smtpd/qmail-tlsd.c
-qmail-tlsd_LIBS := -lbearssl
 qmail-smtpd_SRCS += qmail-smtpd/starttls.c
+# qmail-tlsd runs the session itself in its forked child, with no exec of
+# qmail-smtpd: it links qmail-smtpd's sources but its main, as
+# qmail-smtpd-listen does ('=' picks up what later fragments add).
+PROGS += qmail-tlsd
+qmail-tlsd_SRCS = qmail-smtpd/qmail-tlsd.c \
+                  $(filter-out qmail-smtpd/qmail-smtpd.c,$(qmail-smtpd_SRCS))
+qmail-tlsd_LIBS := -lbearssl
 # Exec'd per TLS connection: static, as qmail-smtpd.
 STATIC += qmail-tlsd

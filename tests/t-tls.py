@@ -198,7 +198,8 @@ if IS_ROOT and inst.multi:
     p = subprocess.run(["/bin/cat", key], user=tuid, group=tgid, extra_groups=[],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t.check("the tls uid can read the key", p.returncode == 0, p.stderr[-200:])
-    # During a session: which uid runs which program.
+    # During a session: which uid runs which part. The session runs in
+    # qmail-tlsd's forked child, named qmail-smtpd (no exec).
     c = TlsClient(srv.port)
     c.cmd("EHLO client.test")
 
@@ -213,13 +214,18 @@ if IS_ROOT and inst.multi:
             except OSError:
                 continue
             if exe.startswith(inst.prefix):
+                name = re.search(r"^Name:\s+(\S+)", st, re.M).group(1)
                 u = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", st, re.M).groups()
-                out.setdefault(os.path.basename(exe), set()).add(tuple(int(x) for x in u))
+                g = re.search(r"^Groups:(.*)$", st, re.M).group(1).split()
+                out.setdefault(name, {})[int(pid)] = (tuple(int(x) for x in u), tuple(g))
         return out
 
     ps = wait_for(lambda: (lambda p: p if "qmail-smtpd" in p and "qmail-tlsd" in p else None)(procs()), 5)
-    t.check("qmail-smtpd runs as the smtpd uid only", ps and ps["qmail-smtpd"] == {(uid,) * 4}, ps)
-    t.check("qmail-tlsd runs as the tls uid only", ps and ps["qmail-tlsd"] == {(tuid,) * 4}, ps)
+    t.check("the session runs as the smtpd uid only, no supplementary group",
+            ps and set(ps["qmail-smtpd"].values()) == {((uid,) * 4, ())}, ps)
+    t.check("qmail-tlsd runs as the tls uid only", ps and {v[0] for v in ps["qmail-tlsd"].values()} == {(tuid,) * 4}, ps)
+    t.check("the session is qmail-tlsd's child, with no exec of qmail-smtpd",
+            ps and all(os.readlink("/proc/%d/exe" % p) == inst.bin("qmail-tlsd") for p in ps["qmail-smtpd"]), ps)
     c.close()
 else:
     t.skip("key permissions", "needs root and a multi-uid instance")
