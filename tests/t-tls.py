@@ -187,6 +187,41 @@ t.check("qmail-smtpd logs the TLS session", re.search(r"qmail-smtpd event=tls ip
         log[-800:])
 
 # --- the key is out of the SMTP process's reach ---------------------------
+def key_needles(path):
+    """Byte strings that betray a private key: 32 bytes from the middle of
+    its secret (RSA's first prime, EC's scalar) as BearSSL's decoder keeps
+    it, then 32 of its DER, then a line of its PEM."""
+    text = subprocess.run(["openssl", "pkey", "-in", path, "-noout", "-text"], check=True,
+                          stdout=subprocess.PIPE).stdout.decode()
+    m = re.search(r"^(?:prime1|priv):\s*\n((?:\s+[0-9a-f:]+\n)+)", text, re.M)
+    secret = bytes.fromhex(re.sub(r"[\s:]", "", m.group(1))).lstrip(b"\0")
+    der = subprocess.run(["openssl", "pkey", "-in", path, "-outform", "DER"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    pem = open(path, "rb").read().split(b"\n")[1]
+    mid = len(der) // 2
+    return [secret[len(secret) // 2 - 16:][:32], der[mid:mid + 32], pem]
+
+
+def memory_has(pid, needles):
+    """True when one of needles is in a readable mapping of pid."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read().splitlines()
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+        for line in maps:
+            f = line.split()
+            if f[1][0] != "r" or (len(f) > 5 and f[5] in ("[vvar]", "[vsyscall]", "[vvar_vclock]")):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            if any(n in data for n in needles):
+                return True
+    return False
+
+
 if IS_ROOT and inst.multi:
     uid, gid = inst.uid("smtpd")
     key = inst.path("control", "tls", "key.pem")
@@ -198,9 +233,12 @@ if IS_ROOT and inst.multi:
     p = subprocess.run(["/bin/cat", key], user=tuid, group=tgid, extra_groups=[],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t.check("the tls uid can read the key", p.returncode == 0, p.stderr[-200:])
-    # During a session: which uid runs which part. The session runs in
-    # qmail-tlsd's forked child, named qmail-smtpd (no exec).
+    # During a session after STARTTLS: which uid runs which part. The
+    # session runs in qmail-tlsd's forked child, named qmail-smtpd (no exec).
     c = TlsClient(srv.port)
+    c.cmd("EHLO client.test")
+    c.cmd("STARTTLS")
+    c.wrap()
     c.cmd("EHLO client.test")
 
     def procs():
@@ -226,8 +264,67 @@ if IS_ROOT and inst.multi:
     t.check("qmail-tlsd runs as the tls uid only", ps and {v[0] for v in ps["qmail-tlsd"].values()} == {(tuid,) * 4}, ps)
     t.check("the session is qmail-tlsd's child, with no exec of qmail-smtpd",
             ps and all(os.readlink("/proc/%d/exe" % p) == inst.bin("qmail-tlsd") for p in ps["qmail-smtpd"]), ps)
+    # The fork comes before the key is read: the session's memory never
+    # held it. The TLS process's memory must (else the search proves nothing).
+    needles = key_needles(key)
+    t.check("the TLS process has the key in its memory",
+            ps and any(memory_has(p, needles[:1]) for p in ps["qmail-tlsd"]), ps)
+    t.check("the session process has no key material in its memory",
+            ps and not any(memory_has(p, needles) for p in ps["qmail-smtpd"]), ps)
     c.close()
 else:
     t.skip("key permissions", "needs root and a multi-uid instance")
+
+# --- a key that cannot be loaded: no byte of SMTP reaches the client -------
+# The session is forked before the key is read; qmail-tlsd closes its ends
+# and the client sees the connection close, as before the fork.
+keyfile = inst.path("control", "tls", "key.pem")
+good = open(keyfile, "rb").read()
+with open(keyfile, "wb") as f:
+    f.write(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+for server, what in ((srv, "STARTTLS"), (smtps, "implicit")):
+    c = Client(server.port, greet=False)
+    c.s.settimeout(10)
+    try:
+        got = c.s.recv(4096)
+    except (socket.timeout, ConnectionResetError) as e:
+        got = repr(e)
+    c.close()
+    t.check("%s: a bad key closes the connection without a byte" % what, got == b"", got)
+t.check("qmail-tlsd logs the bad key", re.search(r"qmail-tlsd event=fatal msg=", srv.logtext()),
+        srv.logtext()[-400:])
+
+
+def sessions():
+    """Pids of sessions run by qmail-tlsd's children."""
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and os.readlink("/proc/%s/exe" % p) == inst.bin("qmail-tlsd") \
+                    and open("/proc/%s/comm" % p).read().strip() == "qmail-smtpd":
+                out.append(int(p))
+        except OSError:
+            pass
+    return out
+
+
+t.check("no session is left running", wait_for(lambda: not sessions(), 5), sessions())
+with open(keyfile, "wb") as f:
+    f.write(good)
+
+# --- no certificate: qmail-tlsd is qmail-smtpd without STARTTLS ----------
+certfile = inst.path("control", "tls", "cert.pem")
+os.rename(certfile, certfile + ".off")
+c = Client(srv.port)
+t.check("no certificate: greeting", c.greeting[0] == 220, c.greeting)
+code, text = c.cmd("EHLO client.test")
+t.check("no certificate: no STARTTLS offered", code == 250 and "STARTTLS" not in text, text)
+codes = c.transaction("a@example.test", ["e@example.test"])
+t.check("no certificate: a plaintext transaction", codes == [250, 250, 250], codes)
+c.close()
+c = Client(smtps.port, greet=False)
+t.check("no certificate: implicit TLS refuses", c.closed(10))
+c.close()
+os.rename(certfile + ".off", certfile)
 
 t.done()
