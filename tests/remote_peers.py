@@ -128,6 +128,7 @@ class Sink:
                       end="250 ok queued", drop_data=None, silent=False, auth=None, tls=None)
         self.b.update(behaviour)
         self.sessions = []
+        self.live = set()      # the sockets of sessions in progress
         sink = self
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -156,10 +157,24 @@ class Sink:
         t.cleanups.append(self.close)
 
     def close(self):
+        """Down: no new connection, and every open one cut (a client may
+        keep its connection between messages)."""
         self.server.shutdown()
         self.server.server_close()
+        for sock in list(self.live):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def converse(self, h):
+        self.live.add(h.request)
+        try:
+            self._converse(h)
+        finally:
+            self.live.discard(h.request)
+
+    def _converse(self, h):
         s = Session()
         s.peer = h.client_address[0]
         self.sessions.append(s)
