@@ -13,15 +13,26 @@
  * address just that one; port 0 picks a free port -- then, when -g or -u
  * is given, drops every supplementary group and takes gid and uid (numeric)
  * before it accepts anything. -1 prints the port on stdout once it listens
- * (s6 readiness). At most limit sessions (-c, default 40) run at once: at
- * the limit it stops accepting until a child exits. SIGCHLD and SIGTERM
- * come through a signalfd, so no signal handler ever runs. SIGTERM closes
- * the socket and exits 0; running sessions finish on their own, as under
- * tcpserver. It reads no control file and no byte from any client, and
- * keeps no state per connection but a count: its small image is what
- * every fork copies.
+ * (s6 readiness). It never accepts itself: it keeps SPARES children
+ * forked ahead, each waiting to accept one connection, so that the fork
+ * is paid while the previous session runs, not while a client waits for
+ * the greeting. A spare that has accepted writes its pid on the "taken"
+ * pipe and the parent forks the next one. At most limit children (-c,
+ * default 40), spares included, live at once: at the limit no spare is
+ * made, so connections wait in the backlog until a session ends, as
+ * under tcpserver. SIGCHLD and SIGTERM come through a signalfd, so no
+ * signal handler ever runs. SIGTERM closes the socket and the "alive"
+ * pipe, which the waiting spares see as EOF and exit without accepting,
+ * and exits 0; running sessions finish on their own, as under tcpserver.
+ * It reads no control file and no byte from any client, and keeps no
+ * state per connection but counts and the spares' pids: its small image
+ * is what every fork copies.
  *
- * Child. Closes the listening socket, puts the connection on fds 0 and 1
+ * Spare. Polls the listening socket and the "alive" pipe; accepts one
+ * connection (the socket is non-blocking: another spare may win), says
+ * so on the "taken" pipe, closes both pipes and the listening socket.
+ *
+ * Session. Puts the connection on fds 0 and 1
  * (fd 2 stays the log), sets the environment as `tcpserver -H -R -l
  * localname` does: PROTO (TCP or TCP6), TCPLOCALIP, TCPLOCALPORT,
  * TCPLOCALHOST (only with -l), TCPREMOTEIP, TCPREMOTEPORT, each also as
@@ -59,12 +70,17 @@
 
 #define PROG "qmail-smtpd-listen"
 #define BACKLOG 64
+#define SPARES 2
+
 
 static const char *rules;       /* -x */
 static const char *localname;   /* -l */
 static int lfd = -1, sfd = -1;  /* listening socket, signalfd */
+static int taken[2] = { -1, -1 };   /* spare -> parent: "<pid>" once it has a connection */
+static int alive[2] = { -1, -1 };   /* parent -> spares: EOF when they must not accept */
 static sigset_t oldmask;        /* restored in the child */
-static unsigned long live, limit = 40;
+static unsigned long live, limit = 40;  /* children (spares included) and their limit */
+static pid_t spare[SPARES];     /* 0: no spare in that slot */
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
@@ -170,16 +186,13 @@ static void apply_rules(const struct peer *remote)
   }
 }
 
-static void child(int fd, const struct sockaddr_storage *from) __attribute__((noreturn));
-static void child(int fd, const struct sockaddr_storage *from)
+static void session(int fd, const struct sockaddr_storage *from) __attribute__((noreturn));
+static void session(int fd, const struct sockaddr_storage *from)
 {
   struct sockaddr_storage here;
   socklen_t n = sizeof here;
   struct peer local, remote;
 
-  close(lfd);
-  close(sfd);
-  if (sigprocmask(SIG_SETMASK, &oldmask, 0) < 0) log_fatal(PROG, 111, "cannot restore the signal mask");
   if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0) log_fatal(PROG, 111, "cannot move the connection to fds 0 and 1");
   if (fd > 1) close(fd);
   if (getsockname(0, (struct sockaddr *)&here, &n) < 0) log_fatal(PROG, 111, "cannot get the local address");
@@ -189,6 +202,46 @@ static void child(int fd, const struct sockaddr_storage *from)
   tcp_env(&local, &remote);
   if (rules) apply_rules(&remote);
   smtpd_session();
+}
+
+/* Waits for one connection; a spare that has one tells the parent, drops
+ * everything of the parent's and becomes its session. */
+static void spare_child(void) __attribute__((noreturn));
+static void spare_child(void)
+{
+  struct sockaddr_storage from;
+  socklen_t n;
+  pid_t me = getpid();
+  int fd;
+
+  close(sfd);
+  close(taken[0]);
+  close(alive[1]);
+  if (sigprocmask(SIG_SETMASK, &oldmask, 0) < 0) log_fatal(PROG, 111, "cannot restore the signal mask");
+  for (;;) {
+    struct pollfd p[2] = { { alive[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      log_fatal(PROG, 111, "poll");
+    }
+    if (p[0].revents) _exit(0);          /* the parent is stopping or gone */
+    if (!p[1].revents) continue;
+    n = sizeof from;
+    fd = accept4(lfd, (struct sockaddr *)&from, &n, SOCK_CLOEXEC);
+    if (fd >= 0) break;
+    if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
+    log_begin(PROG, "error");
+    log_kv("msg", "cannot accept");
+    log_kv("error", strerror(errno));
+    log_end();
+    sleep(1);                             /* a lack of resources: no busy loop */
+  }
+  /* One write of sizeof(pid_t) < PIPE_BUF bytes: atomic among the spares. */
+  if (write(taken[1], &me, sizeof me) != (ssize_t)sizeof me) log_fatal(PROG, 111, "cannot tell the parent");
+  close(taken[1]);
+  close(alive[0]);
+  close(lfd);
+  session(fd, &from);
 }
 
 /* --- the parent ----------------------------------------------------------- */
@@ -257,12 +310,36 @@ static void ready(unsigned port)
   str_free(&s);
 }
 
+/* A spare that took a connection, or died, leaves its slot. */
+static void forget_spare(pid_t pid)
+{
+  size_t i;
+  for (i = 0; i < SPARES; i++)
+    if (pid && spare[i] == pid) spare[i] = 0;
+}
+
+/* Reads which spares have taken a connection: they are sessions now. */
+static void on_taken(void)
+{
+  pid_t pid;
+  while (read(taken[0], &pid, sizeof pid) == (ssize_t)sizeof pid) forget_spare(pid);
+}
+
+static unsigned long spares(void)
+{
+  unsigned long n = 0;
+  size_t i;
+  for (i = 0; i < SPARES; i++) n += spare[i] != 0;
+  return n;
+}
+
 static void reap(void)
 {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     if (live) live--;
+    forget_spare(pid);
     if (WIFSIGNALED(status)) {
       log_begin(PROG, "crash");
       log_ku("pid", (unsigned long long)pid);
@@ -279,9 +356,11 @@ static void signals(void)
   while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
     if (si.ssi_signo == SIGTERM) {
       close(lfd);
+      close(alive[1]);
       reap();
+      on_taken();
       log_begin(PROG, "stop");
-      log_ku("sessions", live);
+      log_ku("sessions", live - spares());
       log_end();
       _exit(0);
     }
@@ -289,35 +368,27 @@ static void signals(void)
   reap();
 }
 
-/* One connection. Returns 0, or -1 when accept lacks a resource (a pause
- * is due, rather than a busy loop on a socket that stays readable). */
-static int accept_one(void)
+/* Forks spares into the free slots while under the limit. Returns -1 when
+ * fork fails (a pause is due, not a busy loop). */
+static int top_up(void)
 {
-  struct sockaddr_storage from;
-  socklen_t n = sizeof from;
+  size_t i;
   pid_t pid;
-  int fd = accept4(lfd, (struct sockaddr *)&from, &n, SOCK_CLOEXEC);
-
-  if (fd < 0) {
-    if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return 0;
-    log_begin(PROG, "error");
-    log_kv("msg", "cannot accept");
-    log_kv("error", strerror(errno));
-    log_end();
-    return -1;
-  }
-  pid = fork();
-  if (pid == 0) child(fd, &from);
-  if (pid < 0) {
-    log_begin(PROG, "error");
-    log_kv("msg", "cannot fork");
-    log_kv("error", strerror(errno));
-    log_end();
-  } else {
+  for (i = 0; i < SPARES && live < limit; i++) {
+    if (spare[i]) continue;
+    pid = fork();
+    if (pid == 0) spare_child();
+    if (pid < 0) {
+      log_begin(PROG, "error");
+      log_kv("msg", "cannot fork");
+      log_kv("error", strerror(errno));
+      log_end();
+      return -1;
+    }
+    spare[i] = pid;
     live++;
   }
-  close(fd);
-  return pid < 0 ? -1 : 0;
+  return 0;
 }
 
 static void serve(void) __attribute__((noreturn));
@@ -325,14 +396,15 @@ static void serve(void)
 {
   int pause = 0;
   for (;;) {
-    struct pollfd p[2] = { { sfd, POLLIN, 0 }, { lfd, POLLIN, 0 } };
-    nfds_t n = !pause && live < limit ? 2 : 1;
-    int r = poll(p, n, pause ? 1000 : -1);
+    struct pollfd p[2] = { { sfd, POLLIN, 0 }, { taken[0], POLLIN, 0 } };
+    int r;
+    if (!pause && top_up() < 0) pause = 1;
+    r = poll(p, 2, pause ? 1000 : -1);
     if (r < 0 && errno != EINTR) log_fatal(PROG, 111, "poll");
     pause = 0;
     if (r <= 0) continue;
+    if (p[1].revents) on_taken();
     if (p[0].revents) signals();
-    if (n == 2 && p[1].revents && accept_one() < 0) pause = 1;
   }
 }
 
@@ -373,6 +445,8 @@ int main(int argc, char **argv)
       || (sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
     log_fatal(PROG, 111, "cannot make the signalfd");
   lfd = listen_on(argv[optind], (unsigned)port);
+  if (pipe2(taken, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(alive, O_CLOEXEC) < 0)
+    log_fatal(PROG, 111, "cannot make a pipe");
   drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
   port = bound_port();
 

@@ -42,14 +42,24 @@ def cpu(pid):
 
 
 def wait_reaped(pid, timeout=10):
-    """Until pid has no child left (every session counted in cutime)."""
+    """Until pid has no session left (every session counted in cutime);
+    qmail-smtpd-listen's spares, still waiting to accept, do not count."""
     end = time.time() + timeout
     while time.time() < end:
-        kids = [d for d in os.listdir("/proc") if d.isdigit() and _ppid(d) == pid]
+        kids = [d for d in os.listdir("/proc") if d.isdigit() and _ppid(d) == pid
+                and _comm(d) != "qmail-smtpd-lis"]
         if not kids:
             return True
         time.sleep(0.05)
     return False
+
+
+def _comm(d):
+    try:
+        st = open("/proc/%s/stat" % d).read()
+        return st[st.index("(") + 1:st.rindex(")")]
+    except (OSError, ValueError):
+        return ""
 
 
 def _ppid(d):

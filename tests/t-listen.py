@@ -93,12 +93,16 @@ class Srv:
         self.log.flush()
         return open(self.log.name, errors="replace").read()
 
-    def children(self):
+    def children(self, comm="qmail-smtpd"):
+        """The sessions (a session names itself qmail-smtpd), or with
+        comm="qmail-smtpd-lis" the spares waiting to accept."""
         out = []
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
-                    if int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1]) == self.p.pid:
+                    st = open("/proc/%s/stat" % d).read()
+                    if (int(st.rsplit(")", 1)[1].split()[1]) == self.p.pid
+                            and st[st.index("(") + 1:st.rindex(")")] == comm):
                         out.append(int(d))
                 except (OSError, IndexError, ValueError):
                     pass
@@ -260,6 +264,7 @@ b = C("127.0.0.1", srv.port)
 t.check("two sessions under -c 2", a.greeting[0] == 220 and b.greeting[0] == 220)
 kids = srv.children()
 t.check("one child process per session", len(kids) == 2, kids)
+t.check("no spare beyond the limit", srv.children("qmail-smtpd-lis") == [], srv.children("qmail-smtpd-lis"))
 c = C("127.0.0.1", srv.port, greet=False, timeout=1.5)
 t.check("a third connection waits: no greeting at the limit", c.reply()[0] == -1)
 t.check("the first session still answers", a.cmd("NOOP")[0] == 250)
@@ -288,6 +293,8 @@ b.close()
 
 # --- SIGTERM: stop accepting, running sessions finish ------------------------
 t.check("one session left", wait_for(lambda: len(srv.children()) == 1, 5), srv.children())
+spares = wait_for(lambda: srv.children("qmail-smtpd-lis"), 5) or []
+t.check("spares wait to accept the next connections", len(spares) >= 1, spares)
 srv.p.send_signal(signal.SIGTERM)
 try:
     rc = srv.p.wait(10)
@@ -301,6 +308,8 @@ try:
 except OSError:
     refused = True
 t.check("no new connection is accepted", refused)
+t.check("the spares exit without accepting",
+        wait_for(lambda: not any(os.path.exists("/proc/%d" % p) for p in spares), 5), spares)
 c.cmd("RCPT TO:<u@example.test>")
 t.check("the running session goes on to its end", c.cmd("QUIT")[0] == 221)
 c.close()
@@ -331,6 +340,9 @@ if IS_ROOT and inst.multi:
     t.check("as root: the parent runs as the smtpd uid and gid, no supplementary group",
             ids(srv.p.pid) == want, ids(srv.p.pid))
     t.check("so does the session", len(kids) == 1 and ids(kids[0]) == want, kids and ids(kids[0]))
+    sp = wait_for(lambda: srv.children("qmail-smtpd-lis"), 5) or []
+    t.check("and the spares waiting to accept", sp and all(ids(p) == want for p in sp),
+            [ids(p) for p in sp])
 
     # The parent changed uid, so it and its forks are not dumpable: another
     # process of the smtpd uid (another session taken over) can neither
