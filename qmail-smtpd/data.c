@@ -441,8 +441,11 @@ void smtp_data(const char *arg, size_t n)
   if (ss.bdat) { reply("503 5.5.1 DATA cannot follow BDAT in a transaction"); return; }
   if (!ss.inmail) { reply("503 5.5.1 need MAIL first"); return; }
   if (!ss.nrcpt) { reply("503 5.5.1 need RCPT first"); return; }
-  msg_begin(0);
+  /* 354 first: the client's first bytes are then on their way while the
+   * queue writer is reached (a round trip to qmail-queued, or a spawn).
+   * A writer that cannot be started is reported after the message. */
   reply("354 go ahead, end with <CRLF>.<CRLF>");
+  msg_begin(0);
   msg_read(0, 0);
   msg_end(dec.flags);
 }
