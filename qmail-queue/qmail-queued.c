@@ -61,6 +61,7 @@
 #include "log.h"
 #include "qqclient.h"
 #include "qwrite.h"
+#include "ready.h"
 
 #define P "qmail-queued"
 #define QD_CLIENTS 256       /* at once; over three SMTP services' 40 each */
@@ -339,25 +340,11 @@ static void expire(unsigned long long now)
 
 static int ready_fd = -1;
 
-/* -dFD: checked before anything is opened, so that only an inherited
- * pipe is ever written to. */
 static void args(int argc, char **argv)
 {
-  unsigned long long fd;
-  struct stat st;
-
   if (argc == 1) return;
-  if (argc != 2 || strncmp(argv[1], "-d", 2) ||
-      scan_ulong(argv[1] + 2, strlen(argv[1] + 2), &fd) < 0 || fd < 3 || fd > 1023) {
-    errno = 0;
-    log_fatal(P, 100, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
-  }
-  if (fstat((int)fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
-    log_begin(P, "error"); log_kv("op", "readiness"); log_ku("fd", fd);
-    log_kv("error", "not an open pipe: no readiness notification"); log_end();
-    return;
-  }
-  ready_fd = (int)fd;
+  if (argc != 2) log_fatal(P, 100, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
+  ready_fd = ready_arg(P, argv[1], 3, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
 }
 
 /* Every client may hold FDS_PER_CLIENT descriptors; a few more are the
@@ -418,10 +405,7 @@ static void setup(void)
   listen_socket();
   if (chdir("queue") < 0) log_fatal(P, 111, "cannot chdir to queue");
   log_begin(P, "start"); log_ku("clients", maxclients); log_end();
-  if (ready_fd >= 0) {
-    if (write(ready_fd, "\n", 1) < 0) {}
-    close(ready_fd);
-  }
+  ready_notify(P, ready_fd);
 }
 
 /* ---- the loop */

@@ -51,6 +51,7 @@
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
+#include "ready.h"
 #include "send.h"
 #include "spawnproto.h"
 
@@ -1077,38 +1078,11 @@ static void signals(void)
 
 static int ready_fd = -1;
 
-/* -dFD: the readiness fd. Checked before anything else is opened, so that
- * a number that was not open cannot be taken by one of our own
- * descriptors: only an inherited pipe or fifo is written to. */
 static void args(int argc, char **argv)
 {
-  unsigned long long fd;
-  struct stat st;
-
   if (argc == 1) return;
-  if (argc != 2 || strncmp(argv[1], "-d", 2) ||
-      scan_ulong(argv[1] + 2, strlen(argv[1] + 2), &fd) < 0 || fd < 5 || fd > 1023) {
-    errno = 0;
-    log_fatal(P, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
-  }
-  if (fstat((int)fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
-    log_begin(P, "error"); log_kv("op", "readiness"); log_ku("fd", fd);
-    log_kv("error", "not an open pipe: no readiness notification"); log_end();
-    return;
-  }
-  ready_fd = (int)fd;
-}
-
-static void ready(void)
-{
-  ssize_t r;
-  if (ready_fd < 0) return;
-  do r = write(ready_fd, "\n", 1); while (r < 0 && errno == EINTR);
-  if (r != 1) {
-    log_begin(P, "error"); log_kv("op", "readiness"); log_kv("error", strerror(errno)); log_end();
-  }
-  close(ready_fd);
-  ready_fd = -1;
+  if (argc != 2) log_fatal(P, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  ready_fd = ready_arg(P, argv[1], 5, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
 }
 
 static void setup_fds(void)
@@ -1182,7 +1156,7 @@ int main(int argc, char **argv)
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
   scan();
-  ready();
+  ready_notify(P, ready_fd);
   flushdest();
   next_clean = now() + CLEAN_EVERY;
   next_scan = next_flush = now() + SCAN_EVERY;
