@@ -11,6 +11,24 @@ RECEIVED_QQD = re.compile(rb"Received: \(qmail-queued (\d+) invoked by uid (\d+)
 RECEIVED_QQ = re.compile(rb"Received: \(qmail-queue (\d+) invoked by uid (\d+)\); [^\n]*\n")
 
 
+class QueueDir:
+    """A queue's mess/ and tmp/ as the tests look at them."""
+
+    def __init__(self, inst):
+        self.mess_dir = inst.path("queue", "mess")
+        self.tmp_dir = inst.path("queue", "tmp")
+
+    def mess(self):
+        return sorted(os.listdir(self.mess_dir))
+
+    def tmp(self):
+        return sorted(os.listdir(self.tmp_dir))
+
+    def read(self, name):
+        with open(os.path.join(self.mess_dir, name), "rb") as f:
+            return f.read()
+
+
 def envl(sender, rcpts):
     return b"F" + sender + b"\0" + b"".join(b"T" + r + b"\0" for r in rcpts) + b"\0"
 

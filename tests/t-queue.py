@@ -7,6 +7,7 @@ import os, re, signal, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
+from queued_harness import QueueDir, envl, parse
 
 t = T()
 inst = Instance(t)
@@ -14,36 +15,8 @@ QQ = inst.bin("qmail-queue")
 QFIX = inst.bin("qmail-qfix")
 MESS = inst.path("queue", "mess")
 TMP = inst.path("queue", "tmp")
+QD = QueueDir(inst)
 ADDR_MAX = 1000
-
-
-def parse(data):
-    """The queue file format of lib/qfile.h, read strictly. Returns a dict
-    or raises ValueError."""
-    if len(data) < 32 or data[:4] != b"QMQ1" or data[28:32] != b"DONE" or data[20:28] != bytes(8):
-        raise ValueError("bad header")
-    msg_len = int.from_bytes(data[4:12], "big")
-    env_off = int.from_bytes(data[12:20], "big")
-    if env_off != 32 + msg_len or env_off > len(data):
-        raise ValueError("bad lengths")
-    recs, i = [], env_off
-    while i < len(data):
-        if len(data) - i < 5:
-            raise ValueError("cut record")
-        n = int.from_bytes(data[i + 1:i + 5], "big")
-        if i + 5 + n > len(data):
-            raise ValueError("record past EOF")
-        recs.append((chr(data[i]), data[i + 5:i + 5 + n]))
-        i += 5 + n
-    types = "".join(r[0] for r in recs)
-    if not re.fullmatch(r"FO*R+E", types) or recs[-1][1] != b"":
-        raise ValueError("record order " + types)
-    return {
-        "message": data[32:env_off],
-        "sender": recs[0][1],
-        "opts": [d for ty, d in recs if ty == "O"],
-        "rcpts": [(d[:1], d[1:]) for ty, d in recs if ty == "R"],
-    }
 
 
 def qq(envelope, message=b"", stdin=None, stdout=None, env=None, preexec=None, kill_after=None):
@@ -77,21 +50,7 @@ def qq(envelope, message=b"", stdin=None, stdout=None, env=None, preexec=None, k
     return p.returncode
 
 
-def envl(sender, rcpts):
-    return b"F" + sender + b"\0" + b"".join(b"T" + r + b"\0" for r in rcpts) + b"\0"
-
-
-def mess():
-    return sorted(os.listdir(MESS))
-
-
-def tmp():
-    return sorted(os.listdir(TMP))
-
-
-def read_mess(name):
-    with open(os.path.join(MESS, name), "rb") as f:
-        return f.read()
+mess, tmp, read_mess = QD.mess, QD.tmp, QD.read
 
 
 def qfix(*args):

@@ -12,27 +12,18 @@ import os, re, select, socket, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
-from queued_harness import (Daemon, Client, envl, parse, swap_received, queue_once,
+from queued_harness import (Daemon, Client, QueueDir, envl, parse, swap_received, queue_once,
                             refused_connect, RECEIVED_QQD)
 
 t = T()
 inst = Instance(t)
 MESS = inst.path("queue", "mess")
 TMP = inst.path("queue", "tmp")
+QD = QueueDir(inst)
 QID = re.compile(r"(\d+)\.(\d{6})\.(\d+)")
 
 
-def mess():
-    return sorted(os.listdir(MESS))
-
-
-def tmp():
-    return sorted(os.listdir(TMP))
-
-
-def read_mess(name):
-    with open(os.path.join(MESS, name), "rb") as f:
-        return f.read()
+mess, tmp, read_mess = QD.mess, QD.tmp, QD.read
 
 
 def qq(message, envelope, env=None):
