@@ -97,16 +97,22 @@ def processes_under(top, cmdline=True):
     return sorted(found - {os.getpid()})
 
 
-def stop_svscan(scan, top, scandir):
-    """Ends an s6-svscan started on scandir and kills whatever of top's
-    processes is left."""
+def svscan_stops(scan, scandir):
+    """s6-svscanctl -t on scandir: whether the s6-svscan exits within 30 s."""
     if scan.poll() is None:
         subprocess.run(["s6-svscanctl", "-t", scandir], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=30)
         try:
             scan.wait(30)
         except subprocess.TimeoutExpired:
-            pass
+            return False
+    return True
+
+
+def stop_svscan(scan, top, scandir):
+    """Ends an s6-svscan started on scandir and kills whatever of top's
+    processes is left."""
+    svscan_stops(scan, scandir)
     for p in processes_under(top):
         try:
             os.kill(p, signal.SIGKILL)

@@ -11,7 +11,7 @@ after s6-svscanctl -t.
 """
 import os, smtplib, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, free_port, processes_under, stop_svscan, wait_for, SANITIZED
+from harness import T, Instance, free_port, processes_under, stop_svscan, svscan_stops, wait_for, SANITIZED
 from smtpd_harness import Queue
 from tls_harness import self_signed, install_cert
 
@@ -115,13 +115,7 @@ t.check("certificate removed, after s6-svc -t: the listener again", exe(pid) == 
         (pid, exe(pid)))
 t.check("and it serves", "starttls" not in ehlo_keywords())
 
-run("s6-svscanctl", "-t", inst.path("service"))
-try:
-    scan.wait(30)
-    stopped = True
-except subprocess.TimeoutExpired:
-    stopped = False
-t.check("s6-svscan exits on s6-svscanctl -t", stopped)
+t.check("s6-svscan exits on s6-svscanctl -t", svscan_stops(scan, inst.path("service")))
 t.check("no process of the instance is left", wait_for(lambda: not processes_under(inst.prefix), 10),
         processes_under(inst.prefix))
 t.done()

@@ -16,7 +16,7 @@ runs in single-uid mode and the uid checks are skipped.
 import os, re, smtplib, socket, subprocess, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import T, Instance, free_port, processes_under, stop_svscan, wait_for
+from harness import T, Instance, free_port, processes_under, stop_svscan, svscan_stops, wait_for
 
 t = T()
 NEED = ["qmail-start", "qmail-send", "qmail-lspawn", "qmail-rspawn", "qmail-smtpd",
@@ -271,13 +271,7 @@ except Exception as e:
 t.check("and accepts mail again", ok and wait_for(lambda: "token-smtp-2" in delivered(), 20))
 
 # --- stop: nothing left behind -----------------------------------------
-run("s6-svscanctl", "-t", inst.path("service"))
-try:
-    scan.wait(30)
-    stopped = True
-except subprocess.TimeoutExpired:
-    stopped = False
-t.check("s6-svscan exits on s6-svscanctl -t", stopped)
+t.check("s6-svscan exits on s6-svscanctl -t", svscan_stops(scan, inst.path("service")))
 t.check("no process of the instance is left",
         wait_for(lambda: not leftovers(), 10), [open("/proc/%d/cmdline" % p).read() for p in leftovers()])
 
