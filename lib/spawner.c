@@ -1,5 +1,5 @@
-/* The spawners' resident loop (lib/spawner.h): a child per request, or
- * resident workers (lib/spawnpool.h). */
+/* The spawners' resident loop (lib/spawner.h), its workers in
+ * lib/spawnpool.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -15,21 +15,15 @@
 #include "spawnpool.h"
 #include "str.h"
 
-struct kid {
-  pid_t pid;                /* 0: slot free */
-  int rfd;                  /* the child's report, or w's socket; -1 once at EOF */
-  struct worker *w;         /* the worker serving the slot (spawner_run_work) */
-  int exited, status, overflow;
+struct slot {
+  struct worker *w;         /* the worker serving the slot; 0: slot free */
   size_t nrcpt;
-  str report;               /* at most sp->reportmax bytes */
 };
 
 static const struct spawner *sp;
-static const struct spawnwork *work;
 static int eof;             /* no more requests: finish and exit */
-static struct kid kids[SPAWN_SLOTS];
-static size_t busy;         /* slots with a pid */
-static size_t live;         /* children forked and not yet reaped */
+static struct slot slots[SPAWN_SLOTS];
+static size_t busy;         /* slots with a worker */
 static int selfpipe[2] = { -1, -1 };
 static char pkt[SPAWN_PKT_MAX];
 static struct spawnreq req;
@@ -50,64 +44,32 @@ static void event(const char *ev, const struct spawnreq *r, const char *why)
   log_end();
 }
 
-/* Replies once the report is complete and, with wait_exit, the child gone. */
-static void finish(unsigned long s)
-{
-  struct kid *k = &kids[s];
-
-  if (!k->pid || k->rfd >= 0 || (sp->wait_exit && !k->exited)) return;
-  sp->done(s, k->nrcpt, k->report.s ? k->report.s : "", k->report.len, k->overflow,
-           sp->wait_exit ? k->status : -1);
-  k->pid = 0;
-  busy--;
-  /* Keep an ordinary buffer for the next delivery, not a huge one. */
-  if (k->report.cap > 65536) str_free(&k->report);
-}
-
 static void reap(void)
 {
   char b[64];
-  unsigned long s;
   int st;
   pid_t pid;
 
   while (read(selfpipe[0], b, sizeof b) > 0) {}
-  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-    if (pool_reaped(pid)) {
-      if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-        log_begin(sp->prog, "worker_died");
-        log_ku("pid", (unsigned long long)pid);
-        log_ku("status", (unsigned long long)st);
-        log_end();
-      }
-      continue;
-    }
-    live--;
-    for (s = 0; s < SPAWN_SLOTS && kids[s].pid != pid; s++) {}
-    if (s < SPAWN_SLOTS) {
-      kids[s].exited = 1;
-      kids[s].status = st;
-      finish(s);
-    }
-    if (!sp->wait_exit && (!WIFEXITED(st) || WEXITSTATUS(st))) {
-      log_begin(sp->prog, "child_died");
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+    if (pool_reaped(pid) && (!WIFEXITED(st) || WEXITSTATUS(st))) {
+      log_begin(sp->prog, "worker_died");
       log_ku("pid", (unsigned long long)pid);
       log_ku("status", (unsigned long long)st);
       log_end();
     }
-  }
 }
 
 /* The worker of slot s answered, or died, or broke the protocol: then
  * the delivery is a temporary failure and the worker is retired. */
-static void work_reply(unsigned long s)
+static void reply(unsigned long s)
 {
   static char b[SPAWN_ITEMS_MAX];
-  struct kid *k = &kids[s];
+  struct slot *k = &slots[s];
   ssize_t r;
   int fd;
 
-  r = pkt_recv(k->rfd, b, sizeof b, &fd);
+  r = pkt_recv(k->w->sock, b, sizeof b, &fd);
   if (fd >= 0) close(fd);
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (r > 0 && spawnreq_items_ok(b, (size_t)r, k->nrcpt)) {
@@ -118,45 +80,11 @@ static void work_reply(unsigned long s)
     log_ku("slot", s);
     log_kv("msg", r > 0 ? "bad reply" : "no reply");
     log_end();
-    spawnreq_refuse(sp->prog, s, k->nrcpt, "", work->crashed);
+    spawnreq_refuse(sp->prog, s, k->nrcpt, "", sp->crashed);
     pool_retire(k->w);
   }
-  k->pid = 0;
   k->w = 0;
-  k->rfd = -1;
   busy--;
-}
-
-static void drain(unsigned long s)
-{
-  struct kid *k = &kids[s];
-  char b[8192];
-  size_t room;
-  ssize_t r;
-
-  if (!k->pid || k->rfd < 0) return;
-  if (k->w) { work_reply(s); return; }
-  r = read(k->rfd, b, sizeof b);
-  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
-  if (r <= 0) {
-    close(k->rfd);
-    k->rfd = -1;
-    finish(s);
-    return;
-  }
-  room = sp->reportmax - k->report.len;
-  if ((size_t)r > room) { k->overflow = 1; r = (ssize_t)room; }
-  if (r && str_catb(&k->report, b, (size_t)r) < 0) k->overflow = 1;
-}
-
-/* In the child: the message on 0, the report pipe on 1, nothing else. */
-static void run_child(int msgfd, int wfd)
-{
-  signal(SIGCHLD, SIG_DFL);
-  if (dup2(msgfd, 0) < 0 || dup2(wfd, 1) < 0) _exit(111);
-  close_range(3, ~0u, 0);
-  sp->child(&req);
-  _exit(111);
 }
 
 /* Why the message descriptor cannot serve r, or 0. */
@@ -168,39 +96,6 @@ static const char *message_bad(int fd, const struct spawnreq *r)
   if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return "message is not a regular file";
   if (r->off > (unsigned long long)st.st_size || r->len > (unsigned long long)st.st_size - r->off)
     return "message window beyond the end of the file";
-  return 0;
-}
-
-static void occupy(pid_t pid, int rfd, struct worker *w)
-{
-  struct kid *k = &kids[req.slot];
-
-  k->pid = pid;
-  k->rfd = rfd;
-  k->w = w;
-  k->exited = k->overflow = 0;
-  k->nrcpt = req.nrcpt;
-  k->report.len = 0;
-  busy++;
-}
-
-/* Forks the child for req; why it could not, or 0. */
-static const char *to_child(int fd)
-{
-  int p[2];
-  pid_t pid;
-
-  if (pipe2(p, O_CLOEXEC) < 0) return "cannot make a pipe";
-  if ((pid = fork()) < 0) {
-    close(p[0]);
-    close(p[1]);
-    return "cannot fork";
-  }
-  if (pid == 0) run_child(fd, p[1]);
-  close(p[1]);
-  fcntl(p[0], F_SETFL, O_NONBLOCK);
-  occupy(pid, p[0], 0);
-  live++;
   return 0;
 }
 
@@ -216,12 +111,14 @@ static const char *to_worker(int fd)
 
   job.data.len = 0;
   job.key = 0;
-  if (!work->route(&req, &job)) return 0;
+  if (!sp->route(&req, &job)) return 0;
   for (tries = 0; tries < 2; tries++) {
-    w = pool_get(work, &job, &why);
+    w = pool_get(sp, &job, &why);
     if (!w) return why;
     if (pkt_send(w->sock, job.data.s, job.data.len, fd) == 0) {
-      occupy(w->pid, w->sock, w);
+      slots[req.slot].w = w;
+      slots[req.slot].nrcpt = req.nrcpt;
+      busy++;
       return 0;
     }
     why = "cannot reach the delivery process";
@@ -236,7 +133,7 @@ static void request(size_t n, int fd)
   int rc;
 
   rc = spawnreq_parse(&req, pkt, n, sp->maxrcpt, &why);
-  if (rc == SPAWNREQ_NOSLOT || kids[req.slot].pid) {
+  if (rc == SPAWNREQ_NOSLOT || slots[req.slot].w) {
     event("bad_request", rc == SPAWNREQ_NOSLOT ? 0 : &req, rc == SPAWNREQ_NOSLOT ? why : "slot already in use");
     if (fd >= 0) close(fd);
     return;
@@ -249,12 +146,12 @@ static void request(size_t n, int fd)
     if (fd >= 0) close(fd);
     return;
   }
-  why = work ? to_worker(fd) : to_child(fd);
+  why = to_worker(fd);
   if (why) {
     event("spawn_failed", &req, why);
     sp->refuse(&req, 0, why);
   }
-  /* The child or the worker has its own copy. */
+  /* The worker has its own copy. */
   close(fd);
 }
 
@@ -264,11 +161,11 @@ static void setup(void)
   struct rlimit rl;
   int fd;
 
-  /* fds 1 and 2 must be open, or a pipe could take their number. */
+  /* fds 1 and 2 must be open, or a socket could take their number. */
   while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
   if (fd > 2) close(fd);
-  /* One pipe per busy slot or socket per worker, plus fd 0 and the few a
-   * child opens. */
+  /* One socket per worker, plus fd 0, the self-pipe and the few a lookup
+   * opens. */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < POOL_SIZE + 64) {
     rl.rlim_cur = rl.rlim_max < POOL_SIZE + 64 ? rl.rlim_max : POOL_SIZE + 64;
     setrlimit(RLIMIT_NOFILE, &rl);
@@ -293,13 +190,13 @@ static int loop(void)
 
   setup();
   for (;;) {
-    timeout = work ? pool_expire(eof) : -1;
-    if (eof && !busy && !live && !pool_live()) return code;
+    timeout = pool_expire(eof);
+    if (eof && !busy && !pool_live()) return code;
     np = 0;
     if (!eof) { pf[np].fd = 0; pf[np].events = POLLIN; who[np++] = REQUESTS; }
     pf[np].fd = selfpipe[0]; pf[np].events = POLLIN; who[np++] = SIGNALS;
     for (k = 0; k < SPAWN_SLOTS; k++)
-      if (kids[k].pid && kids[k].rfd >= 0) { pf[np].fd = kids[k].rfd; pf[np].events = POLLIN; who[np++] = k; }
+      if (slots[k].w) { pf[np].fd = slots[k].w->sock; pf[np].events = POLLIN; who[np++] = k; }
     if (poll(pf, (nfds_t)np, timeout) < 0) {
       if (errno == EINTR) continue;
       log_fatal(sp->prog, 111, "poll failed");
@@ -307,7 +204,7 @@ static int loop(void)
     for (i = 0; i < np; i++) {
       if (!pf[i].revents) continue;
       if (who[i] == SIGNALS) { reap(); continue; }
-      if (who[i] < SPAWN_SLOTS) { drain(who[i]); continue; }
+      if (who[i] < SPAWN_SLOTS) { reply(who[i]); continue; }
       r = pkt_recv(0, pkt, sizeof pkt, &fd);
       if (r > 0) request((size_t)r, fd);
       /* qmail-send killed with requests unread: ECONNRESET, an EOF too. */
@@ -328,12 +225,5 @@ static int loop(void)
 int spawner_run(const struct spawner *s)
 {
   sp = s;
-  return loop();
-}
-
-int spawner_run_work(const struct spawner *s, const struct spawnwork *w)
-{
-  sp = s;
-  work = w;
   return loop();
 }

@@ -26,7 +26,7 @@ static int idle(const struct worker *w) { return w->sock > 0 && w->pid > 0 && !w
 
 /* In the new worker: nothing of the spawner's but the log stays open, and
  * the spawner's SIGCHLD handler, which writes to its self-pipe, is gone. */
-static void run_worker(const struct spawnwork *work, int sock, unsigned long long uid,
+static void run_worker(const struct spawner *sp, int sock, unsigned long long uid,
                        unsigned long long gid)
 {
   int null;
@@ -36,7 +36,7 @@ static void run_worker(const struct spawnwork *work, int sock, unsigned long lon
   null = open("/dev/null", O_WRONLY);
   if (null < 0 || dup2(sock, 0) < 0 || dup2(null, 1) < 0) _exit(111);
   close_range(3, ~0u, 0);
-  work->serve(uid, gid);
+  sp->serve(uid, gid);
   _exit(111);
 }
 
@@ -55,7 +55,7 @@ static int same(const struct worker *w, unsigned long long uid, unsigned long lo
   return w->uid == uid && w->gid == gid && !strncmp(w->key, key ? key : "", POOL_KEYMAX - 1);
 }
 
-static struct worker *spawn(const struct spawnwork *work, const struct spawnjob *j,
+static struct worker *spawn(const struct spawner *sp, const struct spawnjob *j,
                             const char **why)
 {
   struct worker *w;
@@ -76,7 +76,7 @@ static struct worker *spawn(const struct spawnwork *work, const struct spawnjob 
     *why = "cannot fork";
     return 0;
   }
-  if (pid == 0) run_worker(work, s[1], j->uid, j->gid);
+  if (pid == 0) run_worker(sp, s[1], j->uid, j->gid);
   close(s[1]);
   fcntl(s[0], F_SETFL, O_NONBLOCK);
   w = &pool[i];
@@ -101,7 +101,7 @@ static int quiet(const struct worker *w)
   return recv(w->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
 }
 
-struct worker *pool_get(const struct spawnwork *work, const struct spawnjob *j, const char **why)
+struct worker *pool_get(const struct spawner *sp, const struct spawnjob *j, const char **why)
 {
   struct worker *w;
   size_t i;
@@ -113,7 +113,7 @@ struct worker *pool_get(const struct spawnwork *work, const struct spawnjob *j, 
       if (idle(&pool[i]) && same(&pool[i], j->uid, j->gid, j->key) &&
           (!w || pool[i].idle_since > w->idle_since))
         w = &pool[i];
-    if (!w) return spawn(work, j, why);
+    if (!w) return spawn(sp, j, why);
     if (quiet(w)) break;
     pool_retire(w);
   }

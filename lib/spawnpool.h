@@ -1,6 +1,6 @@
 #ifndef SPAWNPOOL_H
 #define SPAWNPOOL_H
-/* The resident workers of spawner_run_work (lib/spawner.h).
+/* The resident workers of spawner_run (lib/spawner.h).
  *
  * A worker is a child forked for one (uid, gid, key), which it alone
  * serves, one request at a time, over a SOCK_SEQPACKET socketpair: our end
@@ -8,11 +8,11 @@
  * request is answered stays idle for the next request of its (uid, gid,
  * key), unless it has served POOL_USES requests, or POOL_IDLE_PER_ID
  * workers of its own or POOL_IDLE_MAX in all are idle already: past those
- * limits a worker serves one request, as the children of spawner_run do,
- * so busy workers are bounded by the requests in flight (SPAWN_SLOTS)
- * and idle ones by POOL_IDLE_MAX. An idle worker is retired after
- * POOL_IDLE_MS. Retiring closes our end: the worker reads EOF and exits.
- * A spawner that dies closes every end as well, so no worker outlives it.
+ * limits a worker serves one request and is retired, so busy workers are
+ * bounded by the requests in flight (SPAWN_SLOTS) and idle ones by
+ * POOL_IDLE_MAX. An idle worker is retired after POOL_IDLE_MS. Retiring
+ * closes our end: the worker reads EOF and exits. A spawner that dies
+ * closes every end as well, so no worker outlives it.
  */
 #include <stddef.h>
 #include <sys/types.h>
@@ -37,9 +37,9 @@ struct worker {
 };
 
 /* A busy worker for j's uid, gid and key: the idle one of them last used,
- * or a new one forked to run work->serve. NULL with *why set when none
- * can be made (no socketpair, no fork). */
-struct worker *pool_get(const struct spawnwork *work, const struct spawnjob *j, const char **why);
+ * or a new one forked to run sp->serve. NULL with *why set when none can
+ * be made (no socketpair, no fork, too many). */
+struct worker *pool_get(const struct spawner *sp, const struct spawnjob *j, const char **why);
 /* w's request is answered: w goes idle, or is retired by the rules above
  * (always with closing set: the spawner is on its way out). */
 void pool_release(struct worker *w, int closing);

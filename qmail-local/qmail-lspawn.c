@@ -206,8 +206,7 @@ static void refuse(const struct spawnreq *r, int bad, const char *why)
 
 int main(int argc, char **argv)
 {
-  static const struct spawner sp = { PROG, 1, SPAWN_TEXT, 0, check, refuse, 0, 0 };
-  static const struct spawnwork work = { route, serve, "delivery process crashed" };
+  static const struct spawner sp = { PROG, 1, check, refuse, route, serve, "delivery process crashed" };
 
   if (argc != 2 || !*argv[1]) log_fatal(PROG, 111, "usage: qmail-lspawn defaultdelivery");
   defaultdelivery = argv[1];
@@ -217,5 +216,5 @@ int main(int argc, char **argv)
    * system account costs some 80 syscalls and ~4 ms of CPU. */
   (void)getpwnam("root");
   endpwent();
-  return spawner_run_work(&sp, &work);
+  return spawner_run(&sp);
 }

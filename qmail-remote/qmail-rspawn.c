@@ -87,9 +87,9 @@ static void serve(unsigned long long uid, unsigned long long gid)
 
 int main(void)
 {
-  static const struct spawner sp = { prog, SPAWN_RCPTS, 0, 0, check, refuse, 0, 0 };
-  static const struct spawnwork work = { route, serve, SPAWN_TAG_LOCAL ": delivery process crashed" };
+  static const struct spawner sp = { prog, SPAWN_RCPTS, check, refuse, route, serve,
+                                     SPAWN_TAG_LOCAL ": delivery process crashed" };
 
   if (prefix_chdir() < 0) log_fatal(prog, 111, "cannot chdir to the prefix");
-  return spawner_run_work(&sp, &work);
+  return spawner_run(&sp);
 }

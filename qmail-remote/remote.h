@@ -206,7 +206,6 @@ enum { TLS_NONE = 0, TLS_MAY, TLS_ENCRYPT, TLS_VERIFY, TLS_DANE };
  * is otherwise may): the policy for domain. 0, or -1 for a malformed
  * file. dane is parsed, and refused by smtp_session_opts for now. */
 int tls_policy(const str *lines, const char *domain, int *policy);
-const char *tls_policy_name(int policy);
 struct tlsconn {
   int fd;                         /* plaintext side, or -1 */
   int pid;                        /* the relay child, or -1 */

@@ -59,8 +59,6 @@ int tls_policy(const str *lines, const char *domain, int *policy)
   return 0;
 }
 
-const char *tls_policy_name(int policy) { return names[policy]; }
-
 /* ---- the X.509 wrapper ---- */
 struct xwrap {
   const br_x509_class *vtable;
