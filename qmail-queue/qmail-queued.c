@@ -252,7 +252,7 @@ static void commit(void)
 {
   char lines[PIPE_BUF];
   size_t i, n = 0, done = 0;
-  int bad, code;
+  int bad, code, e;
 
   for (i = 0; i < QD_CLIENTS; i++) {
     if (cl[i].phase != C_READY) continue;
@@ -261,9 +261,10 @@ static void commit(void)
   }
   if (!done) return;
   bad = qw_sync_mess();
+  e = errno;                   /* each fail() logs the fsync's error */
   for (i = 0; i < QD_CLIENTS; i++) {
     if (cl[i].phase != C_COMMITTED) continue;
-    if (bad) { fail(cl + i, bad); continue; }
+    if (bad) { errno = e; fail(cl + i, bad); continue; }
     if (n > sizeof lines - (QF_QID_MAX + 1)) { qw_trigger(lines, n); n = 0; }
     n += qw_line(&cl[i].w, lines + n);
   }

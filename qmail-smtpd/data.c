@@ -205,6 +205,7 @@ static int qq_start(void)
   int m[2], e[2];
 
   qq.qid[0] = 0;
+  qq.last = 0;                 /* no earlier message's pid in this one's log line */
   if (qqpath && !*qqpath) qqpath = 0;
   if (qqpath || qq_daemon(m, e) < 0) {
     if (qq_pipes(m, e) < 0) return -1;
@@ -376,7 +377,7 @@ static void log_msg(const char *result, int code)
   if (code >= 0) {
     log_ku("qq", (unsigned)code);
     if (qq.qid[0]) log_kv("qid", qq.qid);
-    else log_ku("qqpid", (unsigned long long)qq.last);
+    else if (qq.last) log_ku("qqpid", (unsigned long long)qq.last);
   }
   log_end();
 }

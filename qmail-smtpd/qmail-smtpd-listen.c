@@ -445,7 +445,10 @@ int main(int argc, char **argv)
       || (sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
     log_fatal(PROG, 111, "cannot make the signalfd");
   lfd = listen_on(argv[optind], (unsigned)port);
-  if (pipe2(taken, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(alive, O_CLOEXEC) < 0)
+  /* Only the parent's end of "taken" is non-blocking: a spare's write
+   * must never fail because the parent is slow to read. */
+  if (pipe2(taken, O_CLOEXEC) < 0 || pipe2(alive, O_CLOEXEC) < 0
+      || fcntl(taken[0], F_SETFL, O_NONBLOCK) < 0)
     log_fatal(PROG, 111, "cannot make a pipe");
   drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
   port = bound_port();
