@@ -156,7 +156,7 @@ static int config(void)
       control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 20) < 0 ||
       control_ulong(&lt, "control/queuelifetime", 604800) < 0 ||
       control_ulong(&mb, "control/bouncemaxbytes", 0) < 0 ||
-      control_ulong(&pd, "control/concurrencyperdest", 5) < 0 ||
+      control_ulong(&pd, "control/concurrencyperdest", 20) < 0 ||
       control_ulong(&bmin, "control/backoffmin", 60) < 0 ||
       control_ulong(&bmax, "control/backoffmax", 3600) < 0 ||
       control_ulong(&dth, "control/deadthreshold", 5) < 0 ||
