@@ -202,8 +202,14 @@ def key_needles(path):
     return [secret[len(secret) // 2 - 16:][:32], der[mid:mid + 32], pem]
 
 
+MAP_MAX = 256 << 20     # larger mappings are ASan's shadow and allocator
+CHUNK = 4 << 20         # reservations, not where a program keeps a key
+
+
 def memory_has(pid, needles):
-    """True when one of needles is in a readable mapping of pid."""
+    """True when one of needles is in a readable mapping of pid, read in
+    chunks that overlap by the longest needle."""
+    keep = max(len(n) for n in needles)
     with open("/proc/%d/maps" % pid) as f:
         maps = f.read().splitlines()
     with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
@@ -212,13 +218,18 @@ def memory_has(pid, needles):
             if f[1][0] != "r" or (len(f) > 5 and f[5] in ("[vvar]", "[vsyscall]", "[vvar_vclock]")):
                 continue
             lo, hi = (int(x, 16) for x in f[0].split("-"))
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except OSError:
+            if hi - lo > MAP_MAX:
                 continue
-            if any(n in data for n in needles):
-                return True
+            tail = b""
+            for at in range(lo, hi, CHUNK):
+                try:
+                    mem.seek(at)
+                    data = tail + mem.read(min(CHUNK, hi - at))
+                except OSError:
+                    break
+                if any(n in data for n in needles):
+                    return True
+                tail = data[-keep:]
     return False
 
 
