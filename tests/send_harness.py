@@ -1,10 +1,21 @@
 """Shared setup for the qmail-send tests: local users mapped through
 users/assign, starting qmail-start, reading Maildirs and the log."""
-import os, re, subprocess, time
+import os, re, socket, subprocess, time
 from harness import Instance, wait_for
 
 USERS = ["alice", "bob", "carol", "dave", "erin"]
 DOMAIN = "mail.example.test"
+
+
+def run_spawner(inst, argv, log, timeout, **kw):
+    """A spawner (qmail-lspawn, qmail-rspawn) on a SOCK_SEQPACKET
+    socketpair, as qmail-start makes it (lib/spawnproto.h): our end of the
+    pair, with timeout, and the process, its stderr to log."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    p = inst.spawn(argv, stdin=theirs.fileno(), stderr=log, **kw)
+    theirs.close()
+    ours.settimeout(timeout)
+    return ours, p
 
 
 def setup(t, control=None):

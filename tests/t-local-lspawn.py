@@ -5,6 +5,7 @@ attached; users/assign compiled by qmail-newu."""
 import os, shutil, socket, stat, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, free_ids
+import send_harness as sh
 
 t = T()
 inst = Instance(t)
@@ -60,11 +61,8 @@ with open(mf, "wb") as f:
 OFF, LEN = 11, len(MSG)
 msgfd = os.open(mf, os.O_RDONLY)
 
-a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 errlog = open(os.path.join(base, "stderr"), "w+")
-lsp = inst.spawn([inst.bin("qmail-lspawn"), "./Maildir/"], stdin=b.fileno(), stderr=errlog)
-b.close()
-a.settimeout(20)
+a, lsp = sh.run_spawner(inst, [inst.bin("qmail-lspawn"), "./Maildir/"], errlog, 20)
 
 
 def req(slot, rcpts, qid=QID, off=OFF, ln=LEN, sender="s@example.org", first=0, raw=None):

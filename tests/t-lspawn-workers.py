@@ -62,11 +62,8 @@ with open(mf, "wb") as f:
     f.write(b"HEAD" + MSG + b"TAIL")
 msgfd = os.open(mf, os.O_RDONLY)
 
-a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 errlog = open(os.path.join(base, "stderr"), "w+")
-lsp = inst.spawn([inst.bin("qmail-lspawn"), "./Maildir/"], stdin=b.fileno(), stderr=errlog)
-b.close()
-a.settimeout(30)
+a, lsp = sh.run_spawner(inst, [inst.bin("qmail-lspawn"), "./Maildir/"], errlog, 30)
 qn = [0]
 
 
@@ -252,10 +249,7 @@ t.check("no worker is left", not sh.children(lsp.pid))
 a.close()
 
 # --- a killed qmail-lspawn leaves no worker behind ------------------------------------
-a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-lsp = inst.spawn([inst.bin("qmail-lspawn"), "./Maildir/"], stdin=b.fileno(), stderr=errlog)
-b.close()
-a.settimeout(30)
+a, lsp = sh.run_spawner(inst, [inst.bin("qmail-lspawn"), "./Maildir/"], errlog, 30)
 for n, name in enumerate(users):
     r = deliver("%s@example.com" % name, slot=n)
     t.check("second qmail-lspawn: %s K" % name, r and r[1].startswith("K"), r)

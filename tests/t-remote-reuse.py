@@ -13,6 +13,7 @@ import os, signal, socket, socketserver, subprocess, sys, tempfile, threading, t
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
 from remote_peers import Sink
+import send_harness as sh
 
 t = T()
 inst = Instance(t)
@@ -109,11 +110,8 @@ user = {}
 if IS_ROOT and inst.multi:
     uid, gid = inst.uid("remote")
     user = dict(user=uid, group=gid, extra_groups=[])
-ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 errlog = open(inst.path("rspawn.log"), "wb")
-proc = inst.spawn([inst.bin("qmail-rspawn")], stdin=theirs, stderr=errlog, **user)
-theirs.close()
-ours.settimeout(20)
+ours, proc = sh.run_spawner(inst, [inst.bin("qmail-rspawn")], errlog, 20, **user)
 
 msg = b"Subject: reuse\n\nbody\n"
 tmp = tempfile.NamedTemporaryFile(dir="/tmp", delete=False)
