@@ -18,6 +18,22 @@ def run_spawner(inst, argv, log, timeout, **kw):
     return ours, p
 
 
+def make_home(base, name, owner, dotqmail=None):
+    """base/name, a home with a Maildir and the given .qmail<ext> files,
+    all owned by owner (uid and gid)."""
+    h = os.path.join(base, name)
+    os.mkdir(h, 0o755)
+    for sub in ("", "tmp", "new", "cur"):
+        os.mkdir(os.path.join(h, "Maildir", sub), 0o700)
+    for k, v in (dotqmail or {}).items():
+        with open(os.path.join(h, ".qmail" + k), "w") as f:
+            f.write(v)
+    for dp, dn, fn in os.walk(h):
+        for x in [dp] + [os.path.join(dp, f) for f in fn]:
+            os.chown(x, owner, owner)
+    return h
+
+
 def setup(t, control=None):
     c = {"locals": [DOMAIN]}
     c.update(control or {})

@@ -23,17 +23,7 @@ t.cleanups.append(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
 def mkhome(name, owner, dotqmail=None):
-    h = os.path.join(base, name)
-    os.mkdir(h, 0o755)
-    for sub in ("", "tmp", "new", "cur"):
-        os.mkdir(os.path.join(h, "Maildir", sub), 0o700)
-    for k, v in (dotqmail or {}).items():
-        with open(os.path.join(h, ".qmail" + k), "w") as f:
-            f.write(v)
-    for dp, dn, fn in os.walk(h):
-        for x in [dp] + [os.path.join(dp, f) for f in fn]:
-            os.chown(x, owner, owner)
-    return h
+    return sh.make_home(base, name, owner, dotqmail)
 
 
 bob = mkhome("bob", uid, {"-slow": "|sleep 1\n./Maildir/\n", "-env": "|echo \"$USER $EXT\" > envout\n"})
