@@ -18,6 +18,19 @@ def run_spawner(inst, argv, log, timeout, **kw):
     return ours, p
 
 
+def spawner_reply(sock):
+    """One reply datagram of a spawner: (slot, item, ...), None on
+    timeout, ("malformed", data) when it does not end in a NUL."""
+    try:
+        d = sock.recv(65536)
+    except socket.timeout:
+        return None
+    if not d.endswith(b"\0"):
+        return ("malformed", d)
+    parts = d.split(b"\0")
+    return (parts[0].decode(),) + tuple(x.decode(errors="replace") for x in parts[1:-1])
+
+
 def make_home(base, name, owner, dotqmail=None):
     """base/name, a home with a Maildir and the given .qmail<ext> files,
     all owned by owner (uid and gid)."""

@@ -70,14 +70,7 @@ def send(data, fd=msgfd):
 
 
 def recv():
-    try:
-        d = a.recv(65536)
-    except socket.timeout:
-        return None
-    parts = d.split(b"\0")
-    if not d.endswith(b"\0"):
-        return ("malformed", d)
-    return (parts[0].decode(),) + tuple(x.decode(errors="replace") for x in parts[1:-1])
+    return sh.spawner_reply(a)
 
 
 def deliver(slot, rcpt, **kw):

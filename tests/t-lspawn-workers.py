@@ -68,12 +68,7 @@ def send(slot, rcpt, q, i=0):
 
 
 def recv():
-    try:
-        d = a.recv(65536)
-    except socket.timeout:
-        return None
-    parts = d.split(b"\0")
-    return (parts[0].decode(),) + tuple(x.decode(errors="replace") for x in parts[1:-1])
+    return sh.spawner_reply(a)
 
 
 def deliver(rcpt, q=None, i=0, slot=1):
