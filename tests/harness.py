@@ -97,6 +97,14 @@ def processes_under(top, cmdline=True):
     return sorted(found - {os.getpid()})
 
 
+def supervised(svcdir):
+    """s6-supervise runs for svcdir and has written its status file: only
+    then can s6-svwait read it (s6-svok alone may answer before)."""
+    return (os.path.exists(os.path.join(svcdir, "supervise", "status"))
+            and subprocess.run(["s6-svok", svcdir], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL).returncode == 0)
+
+
 def svscan_stops(scan, scandir):
     """s6-svscanctl -t on scandir: whether the s6-svscan exits within 30 s."""
     if scan.poll() is None:

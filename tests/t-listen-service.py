@@ -11,7 +11,7 @@ after s6-svscanctl -t.
 """
 import os, smtplib, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, free_port, processes_under, stop_svscan, svscan_stops, wait_for, SANITIZED
+from harness import T, Instance, free_port, processes_under, stop_svscan, supervised, svscan_stops, wait_for, SANITIZED
 from smtpd_harness import Queue
 from tls_harness import self_signed, install_cert
 
@@ -68,7 +68,7 @@ scan = inst.spawn(["s6-svscan", inst.path("service")], stdout=subprocess.DEVNULL
                   stderr=subprocess.DEVNULL, start_new_session=True)
 t.cleanups.append(lambda: stop_svscan(scan, inst.prefix, inst.path("service")))
 
-t.check("s6-supervise runs qmail-smtpd", wait_for(lambda: run("s6-svok", svc("qmail-smtpd")).returncode == 0, 10))
+t.check("s6-supervise runs qmail-smtpd", wait_for(lambda: supervised(svc("qmail-smtpd")), 10))
 r = run("s6-svwait", "-U", "-t", "20000", svc("qmail-smtpd"))
 t.check("ready (the listener's -1 on the notification fd)", r.returncode == 0, r.stdout)
 pid = svpid()

@@ -16,7 +16,7 @@ runs in single-uid mode and the uid checks are skipped.
 import os, re, smtplib, socket, subprocess, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import T, Instance, free_port, processes_under, stop_svscan, svscan_stops, wait_for
+from harness import T, Instance, free_port, processes_under, stop_svscan, supervised, svscan_stops, wait_for
 
 t = T()
 NEED = ["qmail-start", "qmail-send", "qmail-lspawn", "qmail-rspawn", "qmail-smtpd",
@@ -93,7 +93,7 @@ def stop_scan():
 t.cleanups.append(stop_scan)
 
 t.check("s6-supervise runs for every service",
-        wait_for(lambda: all(run("s6-svok", svc(s)).returncode == 0 for s in
+        wait_for(lambda: all(supervised(svc(s)) for s in
                              ("qmail-send", "qmail-smtpd", "qmail-send/log", "qmail-smtpd/log")),
                  10))
 r = run("s6-svwait", "-U", "-t", "20000", svc("qmail-smtpd"), timeout=30)

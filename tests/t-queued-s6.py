@@ -7,7 +7,7 @@ supervised daemon, s6-svc -k (a restart that serves again), s6-svc -d
 import os, stat, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, IS_ROOT, processes_under, stop_svscan, wait_for
+from harness import T, Instance, IS_ROOT, processes_under, stop_svscan, supervised, wait_for
 from queued_harness import envl, queue_once, refused_connect
 
 t = T()
@@ -48,7 +48,7 @@ svlog = open(inst.path("scan-queued.log"), "wb")
 scan = inst.spawn(["s6-svscan", scandir], stdout=svlog, stderr=subprocess.STDOUT, start_new_session=True)
 t.cleanups.append(lambda: stop_svscan(scan, P, scandir))
 
-t.check("s6-supervise runs for it", wait_for(lambda: run("s6-svok", SVC).returncode == 0, 10))
+t.check("s6-supervise runs for it", wait_for(lambda: supervised(SVC), 10))
 r = run("s6-svwait", "-U", "-t", "20000", SVC)
 t.check("s6-svwait -U: ready", r.returncode == 0, r.stdout)
 t.check("ready means listening", not refused_connect(SOCK))
