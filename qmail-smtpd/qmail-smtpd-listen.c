@@ -1,5 +1,5 @@
 /* qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] [-u uid] [-g gid]
- *                    [-l localname] host port
+ *                    [-t tlsuid:gid [-i]] [-l localname] host port
  *
  * qmail-smtpd as a resident listener, in place of `tcpserver -H -R ...
  * qmail-smtpd`: it accepts connections itself and forks, without exec, one
@@ -7,6 +7,14 @@
  * in). A session is still a process of its own, so nothing of it outlives
  * the connection; what goes is tcpserver and the exec and start-up of
  * qmail-smtpd on every connection.
+ *
+ * With -t, in place of `tcpserver ... qmail-tlsd [-i] tlsids smtpdids`:
+ * every session goes through tlsd.h's TLS relay, STARTTLS (or implicit
+ * TLS with -i). The parent then keeps root, as tcpserver did, since each
+ * connection's relay reads the key as root and takes the TLS ids (-t)
+ * while its session child takes the smtpd ids (-u and -g, both needed).
+ * Neither reads a byte from the client before dropping root; the parent
+ * and the spares read none at all.
  *
  * Parent. Binds host:port -- "0" and "::" are every address, IPv6 and
  * IPv4 (as Debian's ucspi-tcp-ipv6 tcpserver binds "0"), an IPv4 or IPv6
@@ -67,6 +75,7 @@
 #include "log.h"
 #include "session.h"
 #include "tcprules.h"
+#include "tlsd.h"
 
 #define PROG "qmail-smtpd-listen"
 #define BACKLOG 64
@@ -81,12 +90,14 @@ static int alive[2] = { -1, -1 };   /* parent -> spares: EOF when they must not 
 static sigset_t oldmask;        /* restored in the child */
 static unsigned long live, limit = 40;  /* children (spares included) and their limit */
 static pid_t spare[SPARES];     /* 0: no spare in that slot */
+static int tls, implicit;       /* -t, -i */
+static struct tlsd_ids tlsid, smtpdid;
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
   log_fatal(PROG, 100, "usage: qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] "
-            "[-u uid] [-g gid] [-l localname] host port");
+            "[-u uid] [-g gid] [-t tlsuid:gid [-i]] [-l localname] host port");
 }
 
 static unsigned long number(const char *s, unsigned long max)
@@ -196,11 +207,13 @@ static void session(int fd, const struct sockaddr_storage *from)
   if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0) log_fatal(PROG, 111, "cannot move the connection to fds 0 and 1");
   if (fd > 1) close(fd);
   if (getsockname(0, (struct sockaddr *)&here, &n) < 0) log_fatal(PROG, 111, "cannot get the local address");
-  prctl(PR_SET_NAME, "qmail-smtpd");   /* what ps and top show for a session */
+  /* What ps and top show for a session (tlsd names its session child). */
+  prctl(PR_SET_NAME, tls ? "qmail-tlsd" : "qmail-smtpd");
   to_peer(&here, &local);
   to_peer(from, &remote);
   tcp_env(&local, &remote);
   if (rules) apply_rules(&remote);
+  if (tls) tlsd_session(implicit, &tlsid, &smtpdid);
   smtpd_session();
 }
 
@@ -423,18 +436,22 @@ int main(int argc, char **argv)
   int c, has_uid = 0, has_gid = 0, announce = 0;
   sigset_t set;
 
-  while ((c = getopt(argc, argv, "+1c:x:u:g:l:")) != -1) {
+  while ((c = getopt(argc, argv, "+1c:x:u:g:t:il:")) != -1) {
     switch (c) {
     case '1': announce = 1; break;
     case 'c': limit = number(optarg, 1000000); if (!limit) usage(); break;
     case 'x': rules = optarg; break;
     case 'u': uid = number(optarg, 0x7fffffff); has_uid = 1; break;
     case 'g': gid = number(optarg, 0x7fffffff); has_gid = 1; break;
+    case 't': if (tlsd_ids(optarg, &tlsid) < 0) usage(); tls = 1; break;
+    case 'i': implicit = 1; break;
     case 'l': localname = optarg; break;
     default: usage();
     }
   }
-  if (argc - optind != 2) usage();
+  if (argc - optind != 2 || (implicit && !tls) || (tls && (!has_uid || !has_gid))) usage();
+  smtpdid.uid = uid;
+  smtpdid.gid = gid;
   port = number(argv[optind + 1], 65535);
   std_fds();
 
@@ -450,7 +467,7 @@ int main(int argc, char **argv)
   if (pipe2(taken, O_CLOEXEC) < 0 || pipe2(alive, O_CLOEXEC) < 0
       || fcntl(taken[0], F_SETFL, O_NONBLOCK) < 0)
     log_fatal(PROG, 111, "cannot make a pipe");
-  drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
+  if (!tls) drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
   port = bound_port();
 
   log_begin(PROG, "start");
@@ -459,6 +476,7 @@ int main(int argc, char **argv)
   log_ku("limit", limit);
   log_ku("uid", getuid());
   log_ku("gid", getgid());
+  if (tls) log_kv("tls", implicit ? "implicit" : "starttls");
   log_end();
   if (announce) ready((unsigned)port);
   serve();

@@ -8,9 +8,10 @@ class Server:
     """tcpserver on 127.0.0.1 running PREFIX/bin/qmail-smtpd. relay=True
     gives every client RELAYCLIENT="" through a tcprules cdb."""
 
-    def __init__(self, inst, relay=False, env=None, name="smtpd", program=None):
+    def __init__(self, inst, relay=False, env=None, name="smtpd", program=None, listener=None):
         """program: the argv tcpserver runs; by default qmail-smtpd, with
-        tcpserver taking the smtpd uid."""
+        tcpserver taking the smtpd uid. listener: options for
+        qmail-smtpd-listen, which then serves in tcpserver's place."""
         self.inst = inst
         self.port = free_port()
         rules = inst.path("control", "%s-%d.rules" % (name, self.port))
@@ -23,7 +24,10 @@ class Server:
         self.log = open(inst.path("%s-%d.log" % (name, self.port)), "w+")
         argv = ["tcpserver", "-q", "-R", "-H", "-l", "mail.example.test", "-c", "40",
                 "-x", cdb]
-        if program is None:
+        if listener is not None:
+            argv = [inst.bin("qmail-smtpd-listen")] + argv[4:] + listener
+            program = []
+        elif program is None:
             if IS_ROOT and inst.multi:
                 uid, gid = inst.uid("smtpd")
                 argv += ["-u", str(uid), "-g", str(gid)]
@@ -34,7 +38,7 @@ class Server:
         e.update(env or {})
         inst.spawn(argv, stdout=self.log, stderr=self.log, env=e)
         if not wait_for(self._up, 10):
-            raise SystemExit("tcpserver did not start")
+            raise SystemExit("%s did not start" % argv[0])
 
     def _up(self):
         try:

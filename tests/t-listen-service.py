@@ -1,12 +1,13 @@
 """The qmail-smtpd service under a real s6-svscan chooses its server when
-it starts: qmail-smtpd-listen (no tcpserver) without control/tls/cert.pem,
-tcpserver + qmail-tlsd (STARTTLS) with one; s6-svc -t switches.
+it starts: qmail-smtpd-listen as the smtpd uid without control/tls/cert.pem,
+qmail-smtpd-listen -t (STARTTLS; the parent root) with one; s6-svc -t
+switches. Neither is tcpserver.
 
 Checks, with qmail-send down so that messages stay in the queue: ready
 through the notification fd (-1), the listener's uid (as root), the
 memory limit of s6-softlimit on the listener and so on its sessions, a
 message over SMTP queued with its log lines in log/qmail-smtpd/current,
-then the switch to tcpserver with STARTTLS and back, and nothing left
+then the switch to STARTTLS and back, and nothing left
 after s6-svscanctl -t.
 """
 import os, smtplib, subprocess, sys
@@ -98,14 +99,19 @@ t.check("log/qmail-smtpd has the listener's start and the session",
         wait_for(lambda: "qmail-smtpd-listen event=start" in log() and "qmail-smtpd event=message" in log(), 10),
         log()[-500:])
 
-# --- with a certificate: tcpserver + qmail-tlsd after a restart --------------
+# --- with a certificate: qmail-smtpd-listen -t after a restart ---------------
 crt, key = self_signed(inst.prefix, "mail.example.test")
 install_cert(inst, crt, key)
 old = pid
 run("s6-svc", "-t", svc("qmail-smtpd"))
 pid = wait_for(lambda: (lambda p: p if p not in (0, old) else 0)(svpid()), 20)
-t.check("with control/tls/cert.pem, after s6-svc -t: tcpserver", exe(pid) == "tcpserver", (pid, exe(pid)))
-t.check("STARTTLS offered (qmail-tlsd)", "starttls" in ehlo_keywords())
+t.check("with control/tls/cert.pem, after s6-svc -t: the listener", exe(pid) == "qmail-smtpd-listen",
+        (pid, exe(pid)))
+t.check("with -t", b"-t" in open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0"), pid)
+if inst.multi:
+    t.check("as root: each connection reads the key, then drops", status(pid, "Uid")[0] == "0",
+            status(pid, "Uid"))
+t.check("STARTTLS offered", "starttls" in ehlo_keywords())
 
 os.unlink(inst.path("control", "tls", "cert.pem"))
 old = pid

@@ -316,7 +316,9 @@ c.close()
 
 # --- usage -------------------------------------------------------------------
 for argv in ([], ["127.0.0.1"], ["-c", "0", "127.0.0.1", "0"], ["-c", "x", "127.0.0.1", "0"],
-             ["not-an-address", "0"], ["127.0.0.1", "65536"], ["-u", "-1", "127.0.0.1", "0"]):
+             ["not-an-address", "0"], ["127.0.0.1", "65536"], ["-u", "-1", "127.0.0.1", "0"],
+             ["-i", "-u", "1", "-g", "1", "127.0.0.1", "0"], ["-t", "1:1", "127.0.0.1", "0"],
+             ["-t", "1", "-u", "1", "-g", "1", "127.0.0.1", "0"]):
     r = subprocess.run([LISTEN] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
     t.check("usage error exits 100: %s" % " ".join(argv), r.returncode == 100 and b"usage" in r.stderr,
             (r.returncode, r.stderr))

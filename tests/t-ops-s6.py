@@ -112,12 +112,12 @@ if inst.multi:
     t.check("qmail-send runs as the send uid", uid_of(svpid("qmail-send")) == inst.uid("send")[0],
             uid_of(svpid("qmail-send")))
     # Without control/tls/cert.pem the run script starts qmail-smtpd-listen,
-    # which takes the smtpd uid before accepting; with one, tcpserver stays
-    # root for qmail-tlsd, which reads the key and drops (SECURITY, TLS).
+    # which takes the smtpd uid before accepting; with one, -t keeps the
+    # parent root: each connection reads the key and drops (SECURITY, TLS).
     smtpd = svpid("qmail-smtpd")
-    listener = os.path.basename(os.readlink("/proc/%d/exe" % smtpd)) == "qmail-smtpd-listen"
-    t.check("the SMTP listener runs as the smtpd uid (tcpserver as root under qmail-tlsd)",
-            uid_of(smtpd) == (inst.uid("smtpd")[0] if listener else 0), (listener, uid_of(smtpd)))
+    tls = os.path.exists(inst.path("control", "tls", "cert.pem"))
+    t.check("the SMTP listener runs as the smtpd uid (as root with -t, for TLS)",
+            uid_of(smtpd) == (0 if tls else inst.uid("smtpd")[0]), (tls, uid_of(smtpd)))
     t.check("s6-log runs as the log uid", uid_of(svpid("qmail-send/log")) == inst.uid("log")[0])
 else:
     t.skip("uids", "single-uid mode (not root)")

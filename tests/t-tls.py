@@ -273,8 +273,9 @@ if IS_ROOT and inst.multi:
     t.check("the session runs as the smtpd uid only, no supplementary group",
             ps and set(ps["qmail-smtpd"].values()) == {((uid,) * 4, ())}, ps)
     t.check("qmail-tlsd runs as the tls uid only", ps and {v[0] for v in ps["qmail-tlsd"].values()} == {(tuid,) * 4}, ps)
-    t.check("the session is qmail-tlsd's child, with no exec of qmail-smtpd",
-            ps and all(os.readlink("/proc/%d/exe" % p) == inst.bin("qmail-tlsd") for p in ps["qmail-smtpd"]), ps)
+    front = inst.bin("qmail-smtpd-listen" if os.environ.get("TLS_FRONT") == "listen" else "qmail-tlsd")
+    t.check("the session is the relay's child, with no exec of qmail-smtpd",
+            ps and all(os.readlink("/proc/%d/exe" % p) == front for p in ps["qmail-smtpd"]), ps)
     # The fork comes before the key is read: the session's memory never
     # held it. The TLS process's memory must (else the search proves nothing).
     needles = key_needles(key)
@@ -282,6 +283,9 @@ if IS_ROOT and inst.multi:
             ps and any(memory_has(p, needles[:1]) for p in ps["qmail-tlsd"]), ps)
     t.check("the session process has no key material in its memory",
             ps and not any(memory_has(p, needles) for p in ps["qmail-smtpd"]), ps)
+    # qmail-smtpd-listen -t: the root parent and its spares never load it.
+    t.check("no listener process (root) has key material in its memory",
+            ps and not any(memory_has(p, needles) for p in ps.get("qmail-smtpd-lis", ())), ps)
     c.close()
 else:
     t.skip("key permissions", "needs root and a multi-uid instance")

@@ -85,13 +85,20 @@ def install_cert(inst, cert, key):
 
 class TlsServer(Server):
     """tcpserver, as root when we are, running qmail-tlsd [-i] tls-ids
-    smtpd-ids, which runs qmail-smtpd. The interface of smtpd_harness's
-    Server (connect, logtext, port)."""
+    smtpd-ids, which runs qmail-smtpd; or, with TLS_FRONT=listen in the
+    environment (t-tls-listen.py), qmail-smtpd-listen -t tls-ids [-i] -u
+    -g smtpd-ids, the same relay and session without tcpserver. The
+    interface of smtpd_harness's Server (connect, logtext, port)."""
 
     def __init__(self, inst, relay=True, implicit=False, env=None, name="tlsd"):
-        ids = ["%d:%d" % inst.uid("tls"), "%d:%d" % inst.uid("smtpd")]
-        super().__init__(inst, relay, env, name,
-                         program=[inst.bin("qmail-tlsd")] + (["-i"] if implicit else []) + ids)
+        i = ["-i"] if implicit else []
+        tls, smtpd = "%d:%d" % inst.uid("tls"), inst.uid("smtpd")
+        if os.environ.get("TLS_FRONT") == "listen":
+            super().__init__(inst, relay, env, name, listener=["-t", tls] + i + [
+                "-u", str(smtpd[0]), "-g", str(smtpd[1])])
+        else:
+            super().__init__(inst, relay, env, name,
+                             program=[inst.bin("qmail-tlsd")] + i + [tls, "%d:%d" % smtpd])
 
 
 def run_remote(inst, domain, rcpt, message, **kw):

@@ -4,12 +4,13 @@
 #   - the TLS uid ($QMAIL_TLS, default qmailt) and control/tls/, owned by
 #     it, mode 0700: key.pem (0400) and cert.pem (the chain, leaf first)
 #   - qmail-smtpd's run script, when it finds control/tls/cert.pem at
-#     start, goes through qmail-tlsd, which tcpserver runs as root: it
-#     reads the key, then splits into a TLS process (TLS uid) and
-#     qmail-smtpd (smtpd uid). Without a certificate there is no STARTTLS
-#     and it runs qmail-smtpd-listen as 50-services.sh wrote it (no
-#     tcpserver, no exec per connection). s6-svc -t after adding or
-#     removing the certificate switches.
+#     start, runs qmail-smtpd-listen -t: the parent stays root, and each
+#     connection's process reads the key, then splits into a TLS relay
+#     (TLS uid) and qmail-smtpd (smtpd uid). Without a certificate there
+#     is no STARTTLS and it runs qmail-smtpd-listen as 50-services.sh
+#     wrote it (smtpd uid from the start). Neither uses tcpserver or an
+#     exec per connection. s6-svc -t after adding or removing the
+#     certificate switches.
 #   - service/qmail-smtps: implicit TLS (RFC 8314) on SMTPS_PORT (default
 #     465), with a down file while there is no certificate at install.
 #
@@ -23,10 +24,10 @@ case $SMTPS_PORT in ''|*[!0-9]*) echo "install: not a number: $SMTPS_PORT" >&2; 
 
 if [ "$MODE" = multi ]; then
   u_t=$(uid_of "$QMAIL_TLS" "$PREFIX" "$g_n")
-  tlsd_ids="${u_t}:${g_n} ${u_d}:${g_n}"
+  tls_ids="-t ${u_t}:${g_n} -u ${u_d} -g ${g_n}"
 else
   u_t=$u_q
-  tlsd_ids="${u_q}:${g_n} ${u_q}:${g_n}"
+  tls_ids="-t ${u_q}:${g_n} -u ${u_q} -g ${g_n}"
 fi
 echo "tls=$u_t:$g_n" >> "$D/control/ids"
 
@@ -40,10 +41,10 @@ fi
 [ -e "$D/control/tls/key.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/key.pem"; chmod 0400 "$D/control/tls/key.pem"; }
 [ -e "$D/control/tls/cert.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/cert.pem"; chmod 0444 "$D/control/tls/cert.pem"; }
 
-# tlsrun service port [-i] [VAR=value] [command]: tcpserver as root
-# (qmail-tlsd drops), the same limits and readiness as 50-services.sh's
-# qmail-smtpd; the optional assignment is exported to qmail-smtpd
-# (70-auth.sh uses it); the optional command runs first.
+# tlsrun service port [-i] [VAR=value] [command]: qmail-smtpd-listen -t
+# as root (each connection drops), the same limits and readiness as
+# 50-services.sh's qmail-smtpd; the optional assignment is exported to
+# qmail-smtpd (70-auth.sh uses it); the optional command runs first.
 tlsrun() {
   script "$D/service/$1/run" <<EOF
 #!/bin/sh
@@ -51,9 +52,8 @@ exec 2>&1
 me=\$(head -n 1 ${PREFIX}/control/me)
 ${4:+export $4}
 ${5:+$5}
-exec ${limit}tcpserver -1 -H -R -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
-  -x ${PREFIX}/control/tcp.smtp.cdb \\
-  ${SMTP_ADDR} $2 ${PREFIX}/bin/qmail-tlsd $3 ${tlsd_ids} 1>&3 3>&-
+exec ${limit}${PREFIX}/bin/qmail-smtpd-listen -1 -l "\${me:-localhost}" -c ${SMTP_LIMIT} \\
+  -x ${PREFIX}/control/tcp.smtp.cdb ${tls_ids} $3 ${SMTP_ADDR} $2 1>&3 3>&-
 EOF
 }
 tlsrun qmail-smtpd "$SMTP_PORT" "" "" "[ -e ${PREFIX}/control/tls/cert.pem ] || ${smtpd_listen}"

@@ -5,7 +5,7 @@
 #     daemons (only they may run it); control/authusers.cdb (written by
 #     bin/qmail-passwd from users/authusers, root 0600) is the auth uid's,
 #     mode 0400: qmail-smtpd cannot read it.
-#   - service/qmail-submission: qmail-tlsd + qmail-smtpd on
+#   - service/qmail-submission: qmail-smtpd-listen -t on
 #     SUBMISSION_PORT (default 587) with SMTPD_AUTH=required (MAIL needs
 #     AUTH first); AUTH itself needs STARTTLS there, or a loopback client
 #     with control/authloopback "1". A down file is written at install

@@ -1,0 +1,271 @@
+/* The TLS half of a server session: see tlsd.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "buf.h"
+#include "control.h"
+#include "fdpass.h"
+#include "log.h"
+#include "session.h"
+#include "tlsio.h"
+#include "tlsctl.h"
+#include "tlsd.h"
+
+#define PROG "qmail-tlsd"
+
+static struct tls_creds creds;
+static br_ssl_server_context sc;
+static unsigned char iobuf[TLS_IOBUF];
+static const char *remoteip = "unknown";
+static int timeout = 1200;
+
+int tlsd_ids(const char *s, struct tlsd_ids *id)
+{
+  const char *c = strchr(s, ':');
+  if (!c || scan_ulong(s, (size_t)(c - s), &id->uid) < 0
+      || scan_ulong(c + 1, strlen(c + 1), &id->gid) < 0
+      || id->uid > 0x7fffffffu || id->gid > 0x7fffffffu) return -1;
+  return 0;
+}
+
+/* Takes the ids for good, with no supplementary group. A non-root run (a
+ * single-uid instance) must already have them. */
+static void become(const struct tlsd_ids *id, const char *who)
+{
+  gid_t g = (gid_t)id->gid;
+  if (getuid() == 0) {
+    if (setgroups(0, 0) < 0 || setgid(g) < 0 || setuid((uid_t)id->uid) < 0
+        || getgroups(0, 0) != 0)
+      log_fatal(PROG, 111, who);
+  }
+  if (getuid() != (uid_t)id->uid || geteuid() != (uid_t)id->uid || getegid() != g)
+    log_fatal(PROG, 111, who);
+}
+
+/* What exec'ing qmail-smtpd did, without the exec. */
+static void run_smtpd(const struct tlsd_ids *smtpdid) __attribute__((noreturn));
+static void run_smtpd(const struct tlsd_ids *smtpdid)
+{
+  become(smtpdid, "cannot take the smtpd ids");
+  prctl(PR_SET_NAME, "qmail-smtpd");    /* what ps and top show for a session */
+  smtpd_session();
+}
+
+/* The child of the fork: fds 0/1 its end of the plaintext pair, fd 5 the
+ * control socket, and no other descriptor of the parent's, as the exec
+ * left qmail-smtpd. */
+static void child(const int pl[2], const int ct[2], int implicit, const struct tlsd_ids *smtpdid)
+  __attribute__((noreturn));
+static void child(const int pl[2], const int ct[2], int implicit, const struct tlsd_ids *smtpdid)
+{
+  close(pl[0]);
+  close(ct[0]);
+  if (dup2(pl[1], 0) < 0 || dup2(pl[1], 1) < 0 || dup2(ct[1], TLSCTL_FD) < 0)
+    log_fatal(PROG, 111, "cannot set up qmail-smtpd's descriptors");
+  if (pl[1] != TLSCTL_FD) close(pl[1]);
+  if (ct[1] != TLSCTL_FD) close(ct[1]);
+  if (setenv(TLSCTL_ENV, implicit ? "implicit" : "starttls", 1) < 0) log_fatal(PROG, 111, "nomem");
+  run_smtpd(smtpdid);
+}
+
+static void logtls(const char *result, const char *why)
+{
+  char hex[8];
+  log_begin(PROG, "tls");
+  log_kv("ip", remoteip);
+  log_kv("result", result);
+  if (why) log_kv("reason", why);
+  else {
+    log_kv("version", tls_version_name(br_ssl_engine_get_version(&sc.eng)));
+    log_kv("cipher", tls_suite_name(sc.eng.session.cipher_suite, hex));
+    if (*br_ssl_engine_get_server_name(&sc.eng)) log_kv("sni", br_ssl_engine_get_server_name(&sc.eng));
+  }
+  log_end();
+}
+
+static int nonblock(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
+}
+
+/* Before STARTTLS: bytes both ways, until qmail-smtpd asks for TLS (1) or
+ * either side ends (0). At most one chunk per direction is held here. */
+static int plain_phase(int p, int ctl)
+{
+  static char n2p[8192], p2n[8192];
+  size_t nlen = 0, plen = 0;
+  int ctl_open = 1;
+
+  if (nonblock(0) < 0 || nonblock(1) < 0 || nonblock(p) < 0) return 0;
+  for (;;) {
+    struct pollfd f[5];
+    int k = 0, i_nr = -1, i_pw = -1, i_pr = -1, i_nw = -1, i_c = -1, r;
+    ssize_t n;
+    char c[TLSCTL_INFO_MAX];
+    int passed = -1;
+
+    if (!nlen) { i_nr = k; f[k].fd = 0; f[k++].events = POLLIN; }
+    else { i_pw = k; f[k].fd = p; f[k++].events = POLLOUT; }
+    if (!plen) { i_pr = k; f[k].fd = p; f[k++].events = POLLIN; }
+    else { i_nw = k; f[k].fd = 1; f[k++].events = POLLOUT; }
+    if (ctl_open) { i_c = k; f[k].fd = ctl; f[k++].events = POLLIN; }
+    r = poll(f, (nfds_t)k, timeout * 1000);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;
+    if (i_c >= 0 && f[i_c].revents) {
+      n = pkt_recv(ctl, c, sizeof c, &passed);
+      if (passed >= 0) close(passed);     /* never expected from qmail-smtpd */
+      if (n <= 0) ctl_open = 0;
+      else if (c[0] == 'Y') {
+        /* Every earlier reply is in p or p2n: qmail-smtpd wrote them
+         * before "Y". Then the 220, and not one more plaintext byte. */
+        ssize_t m;
+        if (plen && fd_write_all(1, p2n, plen, timeout) < 0) return 0;
+        while ((m = read(p, p2n, sizeof p2n)) > 0)
+          if (fd_write_all(1, p2n, (size_t)m, timeout) < 0) return 0;
+        if (fd_write_all(1, c + 1, (size_t)n - 1, timeout) < 0) return 0;
+        return 1;             /* n2p, read but not forwarded, is dropped */
+      }
+      continue;
+    }
+    if (i_nr >= 0 && f[i_nr].revents) {
+      n = read(0, n2p, sizeof n2p);
+      if (n > 0) nlen = (size_t)n;
+      else if (n == 0 || errno != EAGAIN) return 0;
+    }
+    if (i_pr >= 0 && f[i_pr].revents) {
+      n = read(p, p2n, sizeof p2n);
+      if (n > 0) plen = (size_t)n;
+      else if (n == 0 || errno != EAGAIN) return 0;
+    }
+    if (i_pw >= 0 && f[i_pw].revents) {
+      if (fd_write_all(p, n2p, nlen, timeout) < 0) return 0;
+      nlen = 0;
+    }
+    if (i_nw >= 0 && f[i_nw].revents) {
+      if (fd_write_all(1, p2n, plen, timeout) < 0) return 0;
+      plen = 0;
+    }
+  }
+}
+
+/* The handshake, then the news for qmail-smtpd: the datagram "<version>
+ * <cipher>", carrying pass (or no descriptor when pass < 0). 0 or -1. */
+static int handshake(int ctl, int pass)
+{
+  char info[TLSCTL_INFO_MAX], hex[8];
+  size_t n;
+
+  if (!br_ssl_server_reset(&sc)) { logtls("failed", "cannot seed the random generator"); return -1; }
+  if (tls_handshake(&sc.eng, 0, 1, timeout) < 0) {
+    logtls("failed", errno == EPROTO ? tls_error_text(br_ssl_engine_last_error(&sc.eng))
+                   : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "eof" : strerror(errno));
+    return -1;
+  }
+  logtls("ok", 0);
+  n = strlen(tls_version_name(br_ssl_engine_get_version(&sc.eng)));
+  memcpy(info, tls_version_name(br_ssl_engine_get_version(&sc.eng)), n);
+  info[n++] = ' ';
+  {
+    const char *cn = tls_suite_name(sc.eng.session.cipher_suite, hex);
+    size_t k = strlen(cn);
+    if (k > sizeof info - n) k = sizeof info - n;
+    memcpy(info + n, cn, k);
+    n += k;
+  }
+  return pkt_send(ctl, info, n, pass);
+}
+
+static void server_init(void)
+{
+  const br_x509_certificate *ch = creds.chain;
+  if (creds.keytype == BR_KEYTYPE_RSA)
+    br_ssl_server_init_full_rsa(&sc, ch, creds.nchain, br_skey_decoder_get_rsa(&creds.key));
+  else
+    br_ssl_server_init_full_ec(&sc, ch, creds.nchain, BR_KEYTYPE_EC, br_skey_decoder_get_ec(&creds.key));
+  tls_server_policy(&sc, iobuf, sizeof iobuf);
+}
+
+/* As root, after the fork: the session process never maps the key. */
+static int load_creds(void)
+{
+  const char *err = 0;
+  if (tls_creds_load(&creds, "control/tls/cert.pem", "control/tls/key.pem", &err) == 0) return 0;
+  log_begin(PROG, "fatal");
+  log_kv("msg", err);
+  log_end();
+  return -1;
+}
+
+/* The relay for one session, on p (the plaintext pair, closed here) and
+ * ctl: 0, or 1 when it failed. */
+static int serve(int p, int ctl, int implicit)
+{
+  int fresh[2], r = 0;
+
+  if (implicit) {
+    if (handshake(ctl, -1) < 0) r = 1;
+    else if (tls_relay(&sc.eng, 0, 1, p, p, timeout) < 0) r = 1;
+    close(p);
+    return r;
+  }
+  if (!plain_phase(p, ctl)) { close(p); return 0; }
+  close(p);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh) < 0) return 1;
+  if (handshake(ctl, fresh[1]) < 0) r = 1;
+  close(fresh[1]);
+  if (!r && tls_relay(&sc.eng, 0, 1, fresh[0], fresh[0], timeout) < 0) r = 1;
+  close(fresh[0]);
+  return r;
+}
+
+void tlsd_session(int implicit, const struct tlsd_ids *tlsid, const struct tlsd_ids *smtpdid)
+{
+  int pl[2], ct[2], status, r;
+  const char *ip;
+  unsigned long t;
+  pid_t pid;
+
+  signal(SIGPIPE, SIG_IGN);
+  if ((ip = getenv("TCPREMOTEIP")) && *ip) remoteip = ip;
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  if (control_ulong(&t, "control/timeoutsmtpd", 1200) < 0) log_fatal(PROG, 111, "bad control/timeoutsmtpd");
+  timeout = t == 0 ? 1 : t > 86400 ? 86400 : (int)t;
+
+  if (access("control/tls/cert.pem", F_OK) < 0 && errno == ENOENT) {
+    if (implicit) log_fatal(PROG, 111, "no control/tls/cert.pem for implicit TLS");
+    run_smtpd(smtpdid);
+  }
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pl) < 0
+      || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ct) < 0)
+    log_fatal(PROG, 111, "cannot make socketpairs");
+  pid = fork();
+  if (pid < 0) log_fatal(PROG, 111, "cannot fork");
+  if (pid == 0) child(pl, ct, implicit, smtpdid);
+  close(pl[1]);
+  close(ct[1]);
+  if (load_creds() < 0) {
+    close(pl[0]);
+    r = 111;
+  } else {
+    become(tlsid, "cannot take the tls ids");
+    server_init();
+    r = serve(pl[0], ct[0], implicit);
+  }
+  /* The session sees the end of its input and quits; wait for it, so
+   * that the count of sessions (tcpserver's, the listener's) stays true. */
+  close(ct[0]);
+  close(0);
+  close(1);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) ;
+  _exit(r);
+}

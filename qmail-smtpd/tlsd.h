@@ -1,0 +1,55 @@
+#ifndef TLSD_H
+#define TLSD_H
+/* The TLS half of an SMTP server session (tlsd.c), in the UCSPI-TLS
+ * spirit. Run as root with the client on fds 0 and 1 and the environment
+ * as tcpserver sets it, by qmail-tlsd (under tcpserver) or by
+ * qmail-smtpd-listen -t (resident). qmail-smtpd's session code (session.h)
+ * is linked in, so that no exec follows the fork. tlsd_session
+ *
+ *   1. makes a plaintext socketpair and a control socket (SEQPACKET) and
+ *      forks, before it has read the key: the child never has it in its
+ *      memory. The child puts its end of the plaintext pair on fds 0/1
+ *      and the control socket on fd 5, sets SMTPD_TLS=starttls (or
+ *      implicit), takes the smtpd ids (no supplementary group) and runs
+ *      the SMTP session as qmail-smtpd would;
+ *   2. reads control/tls/cert.pem (the chain, leaf first) and
+ *      control/tls/key.pem (RSA or EC) as root, relative to the prefix,
+ *      takes the TLS ids, then only relays. Neither process has read a
+ *      byte from the network before dropping root.
+ *
+ * So the process that parses SMTP never holds the key, and the one that
+ * holds the key never parses SMTP. The client reaches the session only
+ * through the relay: when the key cannot be loaded, the relay closes its
+ * ends of both sockets without relaying a byte, and the session ends on
+ * EOF unseen by the client.
+ *
+ * STARTTLS: qmail-smtpd flushes its replies and sends "Y" followed by
+ * its 220 reply on fd 5. The relay forwards what qmail-smtpd wrote
+ * before that, drops any plaintext it read from the client but did not
+ * forward, stops reading plaintext, writes the 220, closes the plaintext
+ * pair and runs the handshake. The 220 travels with "Y" so that no
+ * byte the client sends after seeing it (its ClientHello) can be read by
+ * the plaintext relay. On success it makes a fresh plaintext pair and
+ * passes one end with the datagram "TLS1.2 <cipher>"; qmail-smtpd puts it
+ * on fds 0 and 1. Nothing sent in plaintext can reach the TLS session
+ * (CVE-2011-0411): the channel it travelled on is gone. Implicit TLS: the
+ * handshake comes first and the datagram carries no descriptor. A failed
+ * handshake ends both processes.
+ *
+ * Without control/tls/cert.pem there is no TLS: the process takes the
+ * smtpd ids and runs the session itself on the client (implicit refuses).
+ *
+ * Exit codes: 0 after a session, 1 after a failed one, 111 when it cannot
+ * set up (a missing or bad key, ids, fork); the process that runs the
+ * session exits as qmail-smtpd does (session.h). Logs as qmail-tlsd.
+ */
+
+struct tlsd_ids { unsigned long long uid, gid; };
+
+/* "uid:gid", numeric: 0, or -1 when malformed. */
+int tlsd_ids(const char *s, struct tlsd_ids *id);
+
+void tlsd_session(int implicit, const struct tlsd_ids *tls, const struct tlsd_ids *smtpd)
+  __attribute__((noreturn));
+
+#endif
