@@ -1,8 +1,7 @@
 """This MTA against Postfix, side by side, on loopback (bench/run calls it).
 
 Two throwaway instances under BASE: ours in BASE/this (installed by
-service/install with unused numeric uids, qmail-start and tcpserver run
-directly), Postfix in BASE/pf (its own config, queue and data directories,
+service/install with unused numeric uids, its daemons run directly), Postfix in BASE/pf (its own config, queue and data directories,
 started with `postfix -c`). Both deliver *@local.test into one Maildir and
 relay *@remote.test to an smtp-sink on loopback; nothing resolves names.
 Every figure is taken alternately for both, several times; the table gives
@@ -320,13 +319,14 @@ class This:
                             "-c", "100", "-x", self.path("control", "tcp.smtp.cdb"),
                             "-u", u, "-g", g, "127.0.0.1", str(self.port)],
                            stdout=subprocess.DEVNULL, stderr=lf)
-        # STARTTLS on a port of its own: tcpserver as root, qmail-tlsd
-        # drops to the TLS and smtpd ids (service/install.d/60-tls.sh).
+        # STARTTLS on a port of its own, as the service with a certificate
+        # runs it (service/install.d/60-tls.sh): qmail-smtpd-listen -t as
+        # root; each connection splits into the TLS and smtpd ids.
         self.tls_port = free_port()
-        self.tls = spawn(["tcpserver", "-H", "-R", "-l", "mx.bench.test", "-c", "100",
-                          "-x", self.path("control", "tcp.smtp.cdb"), "127.0.0.1",
-                          str(self.tls_port), self.path("bin", "qmail-tlsd"),
-                          self.ids["tls"], self.ids["smtpd"]],
+        self.tls = spawn([self.path("bin", "qmail-smtpd-listen"), "-l", "mx.bench.test",
+                          "-c", "100", "-x", self.path("control", "tcp.smtp.cdb"),
+                          "-t", self.ids["tls"], "-u", u, "-g", g,
+                          "127.0.0.1", str(self.tls_port)],
                          stdout=subprocess.DEVNULL, stderr=lf)
         lf.close()
         self.procs = [self.send, self.queued, self.smtpd, self.tls]
@@ -1048,7 +1048,7 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "N / time until smtp-source exits; end-to-end = N / time from its start until the N-th "
             "file is in Maildir/new. Counts: %s (sessions, bytes, messages, -d)." % (cfg["local"],),
             "- CPU per message: utime+stime+cutime+cstime summed over the live process tree of each "
-            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS tcpserver for this; master for Postfix: every child they reaped "
+            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS qmail-smtpd-listen -t for this; master for Postfix: every child they reaped "
             "is in cutime/cstime), before and after a run, divided by N; the load tools are not counted.",
             "- relay: the same smtp-source, 20 sessions, 2 KB, %d messages to peer@remote.test; "
             "time until smtp-sink has counted them all." % cfg["relay"],
@@ -1062,8 +1062,8 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "one message from SMTP to Maildir. The disk's limit: small files written and fsynced in a "
             "loop on the queue's filesystem; best rate = fsyncs/s / fsyncs per message (serial fsyncs; "
             "concurrent ones may share a journal commit).",
-            "- STARTTLS: a port of its own on each (this: tcpserver running qmail-tlsd as root, which "
-            "drops to the TLS and smtpd ids; Postfix: a second smtpd with smtpd_tls_security_level=may), "
+            "- STARTTLS: a port of its own on each (this: qmail-smtpd-listen -t as root, whose "
+            "connections drop to the TLS and smtpd ids, as the service with a certificate runs it; Postfix: a second smtpd with smtpd_tls_security_level=may), "
             "the same self-signed P-256 certificate and key; the client (Python ssl, TLS 1.2 at most, "
             "since ours offers nothing newer; no session resumption) connects, EHLO, STARTTLS, "
             "handshake, EHLO, QUIT; %d sessions from 4 client processes. Memory: RSS and PSS of the "
