@@ -292,6 +292,14 @@ d.close()
 b.close()
 
 # --- SIGTERM: stop accepting, running sessions finish ------------------------
+def running(pid):
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+
 t.check("one session left", wait_for(lambda: len(srv.children()) == 1, 5), srv.children())
 spares = wait_for(lambda: srv.children("qmail-smtpd-lis"), 5) or []
 t.check("spares wait to accept the next connections", len(spares) >= 1, spares)
@@ -302,6 +310,9 @@ except subprocess.TimeoutExpired:
     rc = None
 t.check("SIGTERM: the parent exits 0", rc == 0, rc)
 t.check("and logs it", "qmail-smtpd-listen event=stop sessions=1" in srv.logtext(), srv.logtext()[-300:])
+# The spares hold the socket until they see the parent's pipe close.
+t.check("the spares exit without accepting",
+        wait_for(lambda: not any(running(p) for p in spares), 10), spares)
 try:
     socket.create_connection(("127.0.0.1", srv.port), 2).close()
     refused = False
