@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,13 +104,16 @@ void rconf_free(struct rconf *c)
 static int tcp_connect(const struct raddr *a, unsigned long port, const struct rconf *c)
 {
   struct sockaddr_storage sa = a->sa;
-  int fd, e = 0, fl;
+  int fd, e = 0, fl, on = 1;
   socklen_t elen = sizeof e;
 
   if (sa.ss_family == AF_INET) ((struct sockaddr_in *)&sa)->sin_port = htons((unsigned short)port);
   else ((struct sockaddr_in6 *)&sa)->sin6_port = htons((unsigned short)port);
   fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
+  /* Every write is a whole command, or a chunk of the message ending in a
+   * whole line: none should wait for the server's delayed ACK. */
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) < 0) goto fail;
   if (c->bind.ss_family == sa.ss_family &&
       bind(fd, (const struct sockaddr *)&c->bind,
            sa.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) < 0)

@@ -100,6 +100,7 @@ class Session:
     def __init__(self):
         self.commands = []     # every command line as received, without CRLF
         self.data = []         # the raw bytes of each DATA, as on the wire
+        self.data_secs = []    # per DATA: from its first line to its dot
         self.peer = None
         self.auth = []         # (mechanism, user, accepted) per AUTH
 
@@ -227,8 +228,10 @@ class Sink:
                     if not b["data"].startswith("354"):
                         continue
                     body = b""
+                    first = None
                     while True:
                         chunk = h.rfile.readline(1 << 20)
+                        first = first or time.monotonic()
                         if not chunk:
                             s.data.append(body)
                             return
@@ -237,6 +240,7 @@ class Sink:
                             s.data.append(body)
                             return
                         if chunk == b".\r\n":
+                            s.data_secs.append(time.monotonic() - first)
                             break
                     s.data.append(body)
                     say(b["end"])
