@@ -1,8 +1,9 @@
 """This MTA against Postfix, side by side, on loopback (bench/run calls it).
 
 Two throwaway instances under BASE: ours in BASE/this (installed by
-service/install with unused numeric uids, its daemons run directly), Postfix in BASE/pf (its own config, queue and data directories,
-started with `postfix -c`). Both deliver *@local.test into one Maildir and
+service/install with unused numeric uids, its daemons run directly),
+Postfix in BASE/pf (its own config, queue and data directories, started
+with `postfix -c`). Both deliver *@local.test into one Maildir and
 relay *@remote.test to an smtp-sink on loopback; nothing resolves names.
 Every figure is taken alternately for both, several times; the table gives
 median, min and max and the ratio this/Postfix. Every process started here

@@ -51,7 +51,7 @@ static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int tim
   int ms = timeout > 0 && timeout < 86400 ? timeout * 1000 : 86400 * 1000;
 
   if (nonblock(nr) < 0 || nonblock(nw) < 0) return -1;
-  nodelay(nw);
+  if (handshake) nodelay(nw);   /* a relay always follows a handshake on nw */
   if (!handshake && (nonblock(pr) < 0 || nonblock(pw) < 0)) return -1;
   for (;;) {
     struct pollfd p[4];

@@ -22,10 +22,10 @@ class Server:
         subprocess.run(["tcprules", cdb, cdb + ".tmp"], stdin=open(rules), check=True)
         os.chmod(cdb, 0o644)
         self.log = open(inst.path("%s-%d.log" % (name, self.port)), "w+")
-        argv = ["tcpserver", "-q", "-R", "-H", "-l", "mail.example.test", "-c", "40",
-                "-x", cdb]
+        common = ["-l", "mail.example.test", "-c", "40", "-x", cdb]
+        argv = ["tcpserver", "-q", "-R", "-H"] + common
         if listener is not None:
-            argv = [inst.bin("qmail-smtpd-listen")] + argv[4:] + listener
+            argv = [inst.bin("qmail-smtpd-listen")] + common + listener
             program = []
         elif program is None:
             if IS_ROOT and inst.multi:

@@ -10,8 +10,8 @@ client's own CPU is not counted.
 Prints the figure (bench/ compares it with Postfix); checks that every
 session went through TLS and was counted, and that the handshake is not
 held up by Nagle's algorithm: a flight of several records written one by
-one would wait for the client's delayed ACK, 40 ms each time. N is 200 (40 under ASan); set
-TLS_CPU_N for a longer run.
+one would wait for the client's delayed ACK, 40 ms each time. N is 200
+(40 under ASan); set TLS_CPU_N for a longer run.
 """
 import os, socket, ssl, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -82,8 +82,7 @@ def session(srv):
 
 
 for front in ("tcpserver", "listen"):
-    os.environ["TLS_FRONT"] = front
-    srv = TlsServer(inst, name=front)
+    srv = TlsServer(inst, name=front, front=front)
     server = inst.procs[-1].pid
     handshakes = []
     session(srv)                    # page the programs in

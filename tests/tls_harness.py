@@ -85,15 +85,16 @@ def install_cert(inst, cert, key):
 
 class TlsServer(Server):
     """tcpserver, as root when we are, running qmail-tlsd [-i] tls-ids
-    smtpd-ids, which runs qmail-smtpd; or, with TLS_FRONT=listen in the
-    environment (t-tls-listen.py), qmail-smtpd-listen -t tls-ids [-i] -u
-    -g smtpd-ids, the same relay and session without tcpserver. The
-    interface of smtpd_harness's Server (connect, logtext, port)."""
+    smtpd-ids, which runs qmail-smtpd; or, with front="listen" (by default
+    when TLS_FRONT=listen is in the environment, as t-tls-listen.py sets
+    it), qmail-smtpd-listen -t tls-ids [-i] -u -g smtpd-ids, the same relay
+    and session without tcpserver. The interface of smtpd_harness's
+    Server (connect, logtext, port)."""
 
-    def __init__(self, inst, relay=True, implicit=False, env=None, name="tlsd"):
+    def __init__(self, inst, relay=True, implicit=False, env=None, name="tlsd", front=None):
         i = ["-i"] if implicit else []
         tls, smtpd = "%d:%d" % inst.uid("tls"), inst.uid("smtpd")
-        if os.environ.get("TLS_FRONT") == "listen":
+        if (front or os.environ.get("TLS_FRONT")) == "listen":
             super().__init__(inst, relay, env, name, listener=["-t", tls] + i + [
                 "-u", str(smtpd[0]), "-g", str(smtpd[1])])
         else:
