@@ -39,13 +39,29 @@ static size_t get_be32(const unsigned char *p)
   return ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
 }
 
-void qf_header(unsigned char hdr[QF_HDR], unsigned long long msg_len)
+void qf_header(unsigned char hdr[QF_HDR], unsigned long long msg_len, unsigned long long sum)
 {
-  memset(hdr, 0, QF_HDR);
   memcpy(hdr, magic, 4);
   put_be64(hdr + 4, msg_len);
   put_be64(hdr + 12, msg_len + QF_HDR);
+  put_be64(hdr + 20, sum);
   memcpy(hdr + 28, done, 4);
+}
+
+int qf_header_ok(const unsigned char hdr[QF_HDR], unsigned long long size,
+                 unsigned long long *msg_len, unsigned long long *sum)
+{
+  unsigned long long m = get_be64(hdr + 4);
+
+  /* env_off = QF_HDR + msg_len with no wrap, and inside the file. */
+  if (size < QF_HDR || memcmp(hdr, magic, 4) || memcmp(hdr + 28, done, 4) ||
+      m > size - QF_HDR || get_be64(hdr + 12) != m + QF_HDR) {
+    errno = EINVAL;
+    return -1;
+  }
+  *msg_len = m;
+  *sum = get_be64(hdr + 20);
+  return 0;
 }
 
 int qf_record(str *s, char type, const void *data, size_t n)
@@ -147,9 +163,8 @@ static int parse(qf_env *e, struct qf_rcpt *rcpt, size_t *count)
 int qf_read(int fd, qf_env *e)
 {
   unsigned char h[QF_HDR];
-  static const unsigned char zero[8];
   struct stat st;
-  unsigned long long size, envlen;
+  unsigned long long size, envlen, sum;
   size_t n;
 
   free(e->rcpt);
@@ -165,17 +180,8 @@ int qf_read(int fd, qf_env *e)
   if (!S_ISREG(st.st_mode) || st.st_size < QF_HDR) { errno = EINVAL; return -1; }
   size = (unsigned long long)st.st_size;
   if (pread_all(fd, h, QF_HDR, 0) < 0) return -1;
-  if (memcmp(h, magic, 4) || memcmp(h + 28, done, 4) || memcmp(h + 20, zero, 8)) {
-    errno = EINVAL;
-    return -1;
-  }
-  e->msg_len = get_be64(h + 4);
-  e->env_off = get_be64(h + 12);
-  /* env_off = QF_HDR + msg_len with no wrap, and inside the file. */
-  if (e->msg_len > size - QF_HDR || e->env_off != e->msg_len + QF_HDR) {
-    errno = EINVAL;
-    return -1;
-  }
+  if (qf_header_ok(h, size, &e->msg_len, &sum) < 0) return -1;
+  e->env_off = e->msg_len + QF_HDR;
   envlen = size - e->env_off;
   if (envlen > QF_ENV_MAX) { errno = EINVAL; return -1; }
   if (str_ready(&e->env, (size_t)envlen) < 0) return -1;
@@ -220,6 +226,11 @@ static size_t digits(const char *s, size_t n)
   size_t i = 0;
   while (i < n && s[i] >= '0' && s[i] <= '9') i++;
   return i > 20 ? 0 : i;
+}
+
+int qf_pool_ok(const char *s, size_t n)
+{
+  return n >= 2 && n <= 1 + QF_POOL_DIGITS && s[0] == 'p' && digits(s + 1, n - 1) == n - 1;
 }
 
 int qf_qid_ok(const char *s, size_t n)

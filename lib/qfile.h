@@ -4,13 +4,21 @@
  *
  * qmail-queue writes it in queue/tmp/<qid>, fsyncs it, renames it into
  * queue/mess/ and fsyncs queue/mess/: the rename is the commit, and a file
- * in mess/ is always complete. Layout:
+ * in mess/ is always complete. qmail-queued writes it in a name of its
+ * pool (tmp/p<n>) and answers before mess/ is fsynced: its sum lets a
+ * file whose rename a power cut undid be told from one that was never
+ * finished (qmail-queue/qwrite.h). Layout:
  *
  *   [0, QF_HDR)            header, written last:
  *                            "QMQ1"                      magic
  *                            u64 big-endian  msg_len     message bytes
  *                            u64 big-endian  env_off     = QF_HDR + msg_len
- *                            8 bytes zero                reserved
+ *                            u64 big-endian  sum         XXH64 (seed 0) of
+ *                                                        [QF_HDR, EOF) as
+ *                                                        committed; checked
+ *                                                        only by recovery,
+ *                                                        since state bytes
+ *                                                        change afterwards
  *                            "DONE"                      completion marker
  *   [QF_HDR, env_off)      the message, LF line ends, starting with the
  *                          Received: line qmail-queue adds
@@ -77,13 +85,23 @@ void qf_free(qf_env *e);
 /* Appends one record to s. 0 or -1 (ENOMEM/EOVERFLOW, or EINVAL if n is
  * over 2^32-1). */
 int qf_record(str *s, char type, const void *data, size_t n);
-/* Fills hdr[QF_HDR] for a message of msg_len bytes. */
-void qf_header(unsigned char hdr[QF_HDR], unsigned long long msg_len);
+/* Fills hdr[QF_HDR] for a message of msg_len bytes whose file after the
+ * header hashes to sum. */
+void qf_header(unsigned char hdr[QF_HDR], unsigned long long msg_len, unsigned long long sum);
+/* 0 if hdr is complete (magic, completion marker) and its lengths agree
+ * with each other and with a file of size bytes, the sum then in *sum;
+ * -1 with errno EINVAL if not. */
+int qf_header_ok(const unsigned char hdr[QF_HDR], unsigned long long size,
+                 unsigned long long *msg_len, unsigned long long *sum);
 
 /* Checks a qid's syntax (digits '.' digits '.' digits, at most
  * QF_QID_MAX-1 bytes): 1 valid, 0 not. Used on every name read from a
  * directory or a peer before it becomes a path. */
 int qf_qid_ok(const char *s, size_t n);
+/* A name of qmail-queued's pool in tmp/ (qmail-queue/qpool.h): "p" and 1
+ * to QF_POOL_DIGITS digits. 1 valid, 0 not; never a qid. */
+#define QF_POOL_DIGITS 20
+int qf_pool_ok(const char *s, size_t n);
 /* Birth time (the seconds field) of a valid qid. */
 unsigned long long qf_qid_birth(const char *qid);
 

@@ -25,20 +25,22 @@
  * qmail-queue's timer (52).
  *
  * Commit, once per turn of the loop for every message complete in it:
- * each file is finished (header, fsync) and renamed into mess/, then
- * mess/ is fsynced once for all of them, then their qids go to the
- * trigger, then each client gets 0 and its qid. No client hears 0 before
- * its file and mess/ are on disk. A kill at any instant leaves at most
- * debris in tmp/ (qmail-send removes it after 36 hours, as after a killed
- * qmail-queue); every client not yet answered sees its socket close: a
- * temporary failure. A message renamed but not yet answered may then be
- * delivered and, retried by its sender, delivered twice: the safe side,
- * as qmail-queue's 53 after its rename.
+ * each file is finished (header, fsync) and renamed into mess/, each
+ * client gets 0 and its qid, then mess/ is fsynced once for all of them,
+ * then their qids go to the trigger. The files are written in names of a
+ * pool (qpool.h) whose entries are on disk before use, so one fsync
+ * stands between a message's last byte and its answer, and a power cut
+ * that undoes a rename leaves the file whole under its pool name, for
+ * qp_recover at the next start. A kill at any instant leaves at most a
+ * pool file not finished, removed at the next start; every client not yet
+ * answered sees its socket close: a temporary failure. A message renamed
+ * but not yet answered may then be delivered and, retried by its sender,
+ * delivered twice: the safe side, as qmail-queue's 53 after its rename.
  *
  * qids are unique although they all end in this pid: each takes a time
- * (microseconds) later than the previous one's, and O_EXCL in tmp/ and
- * RENAME_NOREPLACE into mess/ refuse any clash with a file left by an
- * earlier process.
+ * (microseconds) later than the previous one's, and a check of mess/ at
+ * the start and RENAME_NOREPLACE into mess/ refuse any clash with a file
+ * left by an earlier process.
  *
  * SIGTERM: the socket stops listening (clients then run qmail-queue);
  * clients in flight get QD_GRACE seconds to finish, then are aborted.
@@ -59,6 +61,7 @@
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
+#include "qpool.h"
 #include "qqclient.h"
 #include "qwrite.h"
 #include "ready.h"
@@ -161,19 +164,22 @@ static int take_pipe(int fd)
   return fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
-/* Both read ends are here: tmp/<qid>, the Received: line, the go-ahead.
- * Anything wrong closes the socket without an answer: the client runs
- * qmail-queue instead, which reports its own error. */
+/* Both read ends are here: a pool file (qpool.h), the Received: line, the
+ * go-ahead. Anything wrong closes the socket without an answer: the
+ * client runs qmail-queue instead, which reports its own error. */
 static void start(struct client *c)
 {
+  char tmp[QP_NAME];
   struct timespec t;
-  int code, tries;
+  int code = 64, tries;
 
   if (take_pipe(c->mfd) < 0 || take_pipe(c->efd) < 0) { drop(c); return; }
-  for (tries = 1;; tries++) {
-    qid_time(&t);
-    code = qw_create(&c->w, c->out, sizeof c->out, &t, mypid, c->flags & QQD_UTF8);
-    if (!code || errno != EEXIST || tries == 8) break;
+  if (qp_take(tmp) == 0) {
+    for (tries = 1;; tries++) {
+      qid_time(&t);
+      code = qw_create_in(&c->w, tmp, c->out, sizeof c->out, &t, mypid, c->flags & QQD_UTF8);
+      if (!code || errno != EEXIST || tries == 8) break;
+    }
   }
   if (code) {
     log_begin(P, "error"); log_kv("op", "create"); log_kv("error", strerror(errno)); log_end();
@@ -252,7 +258,7 @@ static void commit(void)
 {
   char lines[PIPE_BUF];
   size_t i, n = 0, done = 0;
-  int bad, code, e;
+  int code;
 
   for (i = 0; i < QD_CLIENTS; i++) {
     if (cl[i].phase != C_READY) continue;
@@ -260,15 +266,6 @@ static void commit(void)
     else { cl[i].phase = C_COMMITTED; done++; }
   }
   if (!done) return;
-  bad = qw_sync_mess();
-  e = errno;                   /* each fail() logs the fsync's error */
-  for (i = 0; i < QD_CLIENTS; i++) {
-    if (cl[i].phase != C_COMMITTED) continue;
-    if (bad) { errno = e; fail(cl + i, bad); continue; }
-    if (n > sizeof lines - (QF_QID_MAX + 1)) { qw_trigger(lines, n); n = 0; }
-    n += qw_line(&cl[i].w, lines + n);
-  }
-  if (n) qw_trigger(lines, n);
   for (i = 0; i < QD_CLIENTS; i++) {
     char a[1 + QF_QID_MAX];
     size_t len;
@@ -277,8 +274,23 @@ static void commit(void)
     a[0] = 0;
     memcpy(a + 1, qw_qid(&cl[i].w), len);
     answer(cl + i, a, 1 + len);
+  }
+  /* After the answers: each file is on disk under mess/ or, if a power
+   * cut undoes the rename, under its pool name (qpool.h). The trigger
+   * waits for this fsync: qmail-send delivers nothing whose rename a
+   * power cut could undo. If it fails, what was answered stays in mess/,
+   * or comes back through qp_recover after a power cut. */
+  if (qw_sync_mess()) {
+    log_begin(P, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
+    log_kv("error", strerror(errno)); log_end();
+  }
+  for (i = 0; i < QD_CLIENTS; i++) {
+    if (cl[i].phase != C_COMMITTED) continue;
+    if (n > sizeof lines - (QF_QID_MAX + 1)) { qw_trigger(lines, n); n = 0; }
+    n += qw_line(&cl[i].w, lines + n);
     drop(cl + i);
   }
+  qw_trigger(lines, n);
 }
 
 /* ---- the listening socket */
@@ -405,6 +417,7 @@ static void setup(void)
   if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
   listen_socket();
   if (chdir("queue") < 0) log_fatal(P, 111, "cannot chdir to queue");
+  qp_recover(qid_time, mypid);
   log_begin(P, "start"); log_ku("clients", maxclients); log_end();
   ready_notify(P, ready_fd);
 }

@@ -22,9 +22,15 @@ static char *fmtu(char *dst, unsigned long long u, unsigned width)
   return dst + (sizeof tmp - i);
 }
 
+/* The sum covers what follows the header: the header holds it. The first
+ * flush starts with the header's reserved bytes, and every buffer holds
+ * at least them (len starts at QF_HDR). */
 static int flush(struct qw *w)
 {
+  size_t skip = w->written ? 0 : QF_HDR;
+
   if (fd_write_all(w->fd, w->out, w->len, 0) < 0) return 53;
+  XXH64_update(&w->sum, w->out + skip, w->len - skip);
   w->written += w->len;
   w->len = 0;
   return 0;
@@ -47,9 +53,9 @@ static void putu(struct qw *w, unsigned long long u, unsigned width)
 
 static void puts_(struct qw *w, const char *s) { put(w, s, strlen(s)); }
 
-/* "<dir>/<seconds>.<microseconds>.<pid>": at most 20 + 1 + 6 + 1 + 10
- * bytes after the slash, under QF_QID_MAX - 1, so both names fit. */
-static void name(char *dst, const char *dir, const struct timespec *t, pid_t pid)
+/* At most 20 + 1 + 6 + 1 + 10 bytes after the slash, under QF_QID_MAX - 1,
+ * so both names fit. */
+void qw_name(char *dst, const char *dir, const struct timespec *t, pid_t pid)
 {
   size_t n = strlen(dir);
   memcpy(dst, dir, n);
@@ -63,7 +69,7 @@ static void name(char *dst, const char *dir, const struct timespec *t, pid_t pid
   *dst = 0;
 }
 
-int qw_create(struct qw *w, char *out, size_t cap, const struct timespec *t, pid_t pid, int utf8)
+static void init(struct qw *w, char *out, size_t cap, const struct timespec *t, pid_t pid, int utf8)
 {
   w->fd = -1;
   w->made = 0;
@@ -74,14 +80,35 @@ int qw_create(struct qw *w, char *out, size_t cap, const struct timespec *t, pid
   w->est = E_FIRST;
   w->nrcpt = 0;
   w->an = 0;
-  name(w->tmp, "tmp", t, pid);
-  name(w->mess, "mess", t, pid);
+  qw_name(w->tmp, "tmp", t, pid);
+  qw_name(w->mess, "mess", t, pid);
+  XXH64_reset(&w->sum, 0);
+  memset(out, 0, QF_HDR);                   /* reserved; the header is written last */
+  w->len = QF_HDR;
+}
+
+int qw_create(struct qw *w, char *out, size_t cap, const struct timespec *t, pid_t pid, int utf8)
+{
+  init(w, out, cap, t, pid, utf8);
   w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
   if (w->fd < 0) return 64;
   w->made = 1;
   if (fchmod(w->fd, 0660) < 0) return 64;   /* the umask took the group bits */
-  memset(out, 0, QF_HDR);                   /* reserved; the header is written last */
-  w->len = QF_HDR;
+  return 0;
+}
+
+int qw_create_in(struct qw *w, const char *tmp, char *out, size_t cap,
+                 const struct timespec *t, pid_t pid, int utf8)
+{
+  size_t n = strlen(tmp);
+
+  init(w, out, cap, t, pid, utf8);
+  if (n >= sizeof w->tmp) { errno = ENAMETOOLONG; return 64; }
+  memcpy(w->tmp, tmp, n + 1);
+  if (faccessat(AT_FDCWD, w->mess, F_OK, AT_SYMLINK_NOFOLLOW) == 0) { errno = EEXIST; return 64; }
+  w->fd = open(w->tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+  if (w->fd < 0) return 64;
+  w->made = 1;
   return 0;
 }
 
@@ -226,7 +253,7 @@ int qw_finish(struct qw *w)
 
   if (w->est != E_DONE) return 81;
   if (flush(w)) return 53;
-  qf_header(hdr, w->msg_len);
+  qf_header(hdr, w->msg_len, XXH64_digest(&w->sum));
   if (pwrite(w->fd, hdr, QF_HDR, 0) != QF_HDR) return 53;
   if (fsync(w->fd) < 0) return 53;
   return 0;

@@ -8,17 +8,20 @@
  * The caller's current directory is PREFIX/queue. Steps, in this order:
  *
  *   qw_create    tmp/<qid> created O_EXCL, mode 0660, QF_HDR bytes reserved
+ *                (qw_create_in: a file of qmail-queued's pool instead)
  *   qw_received  the Received: line, first line of the message
  *   qw_message   the message, from fd, until EOF
  *   qw_envelope  the envelope, from fd, until its final "\0", appended as
  *                records (lib/qfile.h) after the sender's and recipients'
  *                checks; bytes after the final "\0" are never read
- *   qw_finish    the header written last, the file fsynced
+ *   qw_finish    the header written last, with the sum of the rest (XXH64,
+ *                computed as it was written), the file fsynced
  *   qw_commit    renamed into mess/<qid>: the commit; a name in mess/ is
  *                never replaced
  *
  * then, once for any number of commits, qw_sync_mess (fsync of mess/) and
- * qw_trigger. After a failure at any step the caller calls qw_abort, which
+ * qw_trigger: qmail-queue before it exits 0, qmail-queued after its
+ * answers (qpool.h says why that is safe). After a failure at any step the caller calls qw_abort, which
  * removes tmp/<qid>; it is async-signal-safe (qmail-queue's timer).
  *
  * Return values: 0 or an exit code (11..91), except qw_message and
@@ -35,6 +38,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY   /* XXH64_state_t in struct qw: no allocation */
+#include <xxhash.h>
 #include "qfile.h"
 
 #define QW_MORE  0
@@ -54,6 +59,7 @@ struct qw {
   unsigned long long written;      /* bytes of the file already written */
   unsigned long long msg_len;      /* set when the envelope starts */
   int utf8;                        /* add the SMTPUTF8 option record */
+  XXH64_state_t sum;               /* of what follows the header */
   /* envelope parser */
   int est;                         /* where it is: see qwrite.c */
   unsigned long nrcpt;
@@ -68,11 +74,18 @@ int qw_create(struct qw *w, char *out, size_t cap, const struct timespec *t, pid
  * with cpid shown when non-zero; the date of t, in UTC. */
 void qw_received(struct qw *w, const char *prog, unsigned long long pid,
                  unsigned long long uid, unsigned long long cpid, long long t);
+/* The same, in tmp, an existing file of the caller's (qmail-queued's
+ * pool); EEXIST: mess/<qid> exists. */
+int qw_create_in(struct qw *w, const char *tmp, char *out, size_t cap,
+                 const struct timespec *t, pid_t pid, int utf8);
 int qw_message(struct qw *w, int fd);
 int qw_envelope(struct qw *w, int fd);
 int qw_finish(struct qw *w);
 int qw_commit(struct qw *w);
 void qw_abort(struct qw *w);
+
+/* "<dir>/<qid>" in dst[strlen(dir) + 1 + QF_QID_MAX]. */
+void qw_name(char *dst, const char *dir, const struct timespec *t, pid_t pid);
 
 /* The committed qid, and "<qid>\n" in dst[QF_QID_MAX + 1]: its length. */
 const char *qw_qid(const struct qw *w);

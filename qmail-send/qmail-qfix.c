@@ -12,9 +12,11 @@
  *   queue/mess/<qid>    file  queue uid, queue gid  0660, valid (qf_read)
  *
  * Missing directories, the fifo and the mutex file are created; owners and
- * modes are set. Messages that fail qf_read, names that are not qids, and
- * tmp/ files older than 36 hours (qmail-queue's debris) are reported, never
- * removed: deciding what a damaged message was is a person's job.
+ * modes are set. Messages that fail qf_read, names that are not qids (in
+ * tmp/, nor qmail-queued's pool names), and tmp/ files older than 36 hours
+ * (debris of a killed writer; an empty pool file is a name not used yet)
+ * are reported, never removed: deciding what a damaged message was is a
+ * person's job.
  *
  * The numeric ids come from control/ids, which service/install writes
  * (lines "queue=<uid>:<gid>" and "send=<uid>:<gid>"); it must belong to
@@ -167,12 +169,14 @@ static int join(str *p, const char *dir, const char *name)
   return str_cats(p, dir) < 0 || str_catc(p, '/') < 0 || str_cats(p, name) < 0 || str_0(p) < 0 ? -1 : 0;
 }
 
-/* Calls each(dirfd, name, path) for every entry of the directory dirfd. */
-static void scan(int dirfd, const char *dirpath, void (*each)(int, const char *, const char *))
+/* Calls each(dirfd, name, path) for every entry of the directory dirfd
+ * named by a qid, or by qmail-queued's pool if pool is set. */
+static void scan(int dirfd, const char *dirpath, int pool, void (*each)(int, const char *, const char *))
 {
   str path = STR_INIT;
   struct dirent *d;
   DIR *dir;
+  size_t n;
   int fd = dup(dirfd);
 
   if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0 || !(dir = fdopendir(fd))) {
@@ -186,7 +190,8 @@ static void scan(int dirfd, const char *dirpath, void (*each)(int, const char *,
     if (!d) { if (errno) error(dirpath, "readdir"); break; }
     if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, "..")) continue;
     if (join(&path, dirpath, d->d_name) < 0) { error(dirpath, "path"); break; }
-    if (!qf_qid_ok(d->d_name, strlen(d->d_name))) { finding("badname", path.s); continue; }
+    n = strlen(d->d_name);
+    if (!qf_qid_ok(d->d_name, n) && !(pool && qf_pool_ok(d->d_name, n))) { finding("badname", path.s); continue; }
     each(dirfd, d->d_name, path.s);
   }
   closedir(dir);
@@ -219,6 +224,7 @@ static void tmp_one(int dir, const char *name, const char *path)
     if (errno != ENOENT) error(path, "stat");   /* ENOENT: committed meanwhile */
     return;
   }
+  if (st.st_size == 0 && qf_pool_ok(name, strlen(name))) return;   /* a name not used yet */
   if (now - st.st_mtime > STALE) {
     report("stale", path);
     log_ku("age", (unsigned long long)(now - st.st_mtime));
@@ -274,9 +280,9 @@ static void queue(int q)
   int d, f;
 
   d = node(q, "tmp", "queue/tmp", S_IFDIR, u_q, g_q, 02770);
-  if (d >= 0) { scan(d, "queue/tmp", tmp_one); close(d); }
+  if (d >= 0) { scan(d, "queue/tmp", 1, tmp_one); close(d); }
   d = node(q, "mess", "queue/mess", S_IFDIR, u_q, g_q, 02770);
-  if (d >= 0) { scan(d, "queue/mess", mess_one); close(d); }
+  if (d >= 0) { scan(d, "queue/mess", 0, mess_one); close(d); }
   d = node(q, "bounce", "queue/bounce", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "flushdest", "queue/flushdest", S_IFDIR, u_s, g_q, 0700);

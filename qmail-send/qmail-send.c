@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "atomic.h"
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
@@ -890,6 +891,12 @@ static void scan(void)
     added++;
   }
   closedir(dir);
+  /* A writer that answers before its fsync of mess/ (qmail-queued) may
+   * still owe it for a name just read: no delivery before it is done. */
+  if (added && fsync_dir("queue/mess") < 0) {
+    log_begin(P, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
+    log_kv("error", strerror(errno)); log_end();
+  }
   scan_cost_ms = mono_ms() - t0;
   scan_next_ms = mono_ms() + 4 * scan_cost_ms;
   if (added > 1) { log_begin(P, "scan"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }

@@ -8,6 +8,7 @@ RECEIVED_QQD = re.compile(rb"Received: \(qmail-queued (\d+) invoked by uid (\d+)
                           rb"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} "
                           rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
                           rb"\d\d:\d\d:\d\d \+0000\n")
+POOL_NAME = re.compile(r"p\d{1,20}")
 RECEIVED_QQ = re.compile(rb"Received: \(qmail-queue (\d+) invoked by uid (\d+)\); [^\n]*\n")
 
 
@@ -22,7 +23,17 @@ class QueueDir:
         return sorted(os.listdir(self.mess_dir))
 
     def tmp(self):
-        return sorted(os.listdir(self.tmp_dir))
+        """tmp/ but for qmail-queued's unused pool names (empty p<n>)."""
+        return sorted(n for n in os.listdir(self.tmp_dir) if not self.pooled(n))
+
+    def pool(self):
+        return sorted(n for n in os.listdir(self.tmp_dir) if self.pooled(n))
+
+    def pooled(self, name):
+        try:
+            return POOL_NAME.fullmatch(name) and os.stat(os.path.join(self.tmp_dir, name)).st_size == 0
+        except FileNotFoundError:
+            return False
 
     def read(self, name):
         with open(os.path.join(self.mess_dir, name), "rb") as f:
@@ -37,7 +48,7 @@ def parse(data):
     """The queue file format of lib/qfile.h, read strictly: a dict with the
     message, sender, options, recipients and the envelope's raw bytes, or
     ValueError."""
-    if len(data) < 32 or data[:4] != b"QMQ1" or data[28:32] != b"DONE" or data[20:28] != bytes(8):
+    if len(data) < 32 or data[:4] != b"QMQ1" or data[28:32] != b"DONE":
         raise ValueError("bad header")
     msg_len = int.from_bytes(data[4:12], "big")
     env_off = int.from_bytes(data[12:20], "big")
@@ -64,10 +75,17 @@ def parse(data):
     }
 
 
+def sans_sum(data):
+    """A queue file with its header's sum zeroed (it covers the Received:
+    line, which names the writer)."""
+    return data[:20] + bytes(8) + data[28:]
+
+
 def swap_received(data, line):
     """The queue file data with its first message line replaced by line,
-    the header's lengths adjusted: what qmail-queued must write for the
-    message qmail-queue wrote as data."""
+    the header's lengths adjusted and its sum zeroed: what qmail-queued
+    must write for the message qmail-queue wrote as data, but for the
+    sum."""
     q = parse(data)
     first = q["message"].index(b"\n") + 1
     msg = line + q["message"][first:]

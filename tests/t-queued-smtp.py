@@ -13,7 +13,7 @@ import os, re, smtplib, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
 from smtpd_harness import Server, Queue
-from queued_harness import Daemon, Client, RECEIVED_QQD, RECEIVED_QQ, parse, envl, queue_once
+from queued_harness import Daemon, Client, RECEIVED_QQD, RECEIVED_QQ, parse, envl, queue_once, QueueDir
 
 t = T()
 inst = Instance(t, control={"rcpthosts": "example.test", "databytes": "100000",
@@ -27,12 +27,7 @@ srv = Server(inst)
 q = Queue(inst)
 
 
-def mess():
-    return sorted(os.listdir(MESS))
-
-
-def tmp():
-    return sorted(os.listdir(TMP))
+mess, tmp = QueueDir(inst).mess, QueueDir(inst).tmp
 
 
 def message_of(qid):
@@ -185,7 +180,7 @@ before = mess()
 c = srv.connect()
 c.transaction("s@client.test", ["u@example.test"])
 c.cmd("DATA")
-c.send(b"Subject: killed\r\n\r\n" + (b"k" * 78 + b"\r\n") * 600)
+c.send(b"Subject: killed\r\n\r\n" + (b"k" * 78 + b"\r\n") * 1100)   # past the buffers to the disk
 had = wait_for(lambda: tmp(), 5)
 d.stop(9)
 c.send(b"the end\r\n.\r\n")

@@ -12,7 +12,7 @@ import os, re, select, socket, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
-from queued_harness import (Daemon, Client, QueueDir, envl, parse, swap_received, queue_once,
+from queued_harness import (Daemon, Client, QueueDir, envl, parse, sans_sum, swap_received, queue_once,
                             refused_connect, RECEIVED_QQD)
 
 t = T()
@@ -59,14 +59,17 @@ idle.connect(SOCK)
 idle_since = time.time()
 
 # --- one message, compared with qmail-queue's file -------------------------
+def read_trigger(fd):
+    """What the trigger fifo got within a second (it is pulled after the
+    answer, once mess/ is fsynced); the fd is closed."""
+    got = select.select([fd], [], [], 1)[0] and os.read(fd, 4096) or b""
+    os.close(fd)
+    return got
+
 def same_as_qmail_queue(name, message, envelope, flags=0, env=None):
     trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
     ack, code, qid = queue_once(SOCK, message, envelope, flags)
-    try:
-        got = os.read(trig, 4096)
-    except BlockingIOError:
-        got = b""
-    os.close(trig)
+    got = read_trigger(trig)
     t.check("%s: go-ahead, exit 0 and a qid" % name, ack == b"K" and code == 0 and qid, (ack, code, qid))
     if not qid:
         return None
@@ -87,7 +90,7 @@ def same_as_qmail_queue(name, message, envelope, flags=0, env=None):
             and int(rm.group(3)) == os.getpid(), q["message"][:120])
     rc, theirs = qq(message, envelope, env)
     t.check("%s: byte for byte qmail-queue's file but for the Received: line" % name,
-            rm is not None and theirs is not None and swap_received(theirs, rm.group(0)) == data,
+            rm is not None and theirs is not None and swap_received(theirs, rm.group(0)) == sans_sum(data),
             (rc, data[:200], theirs[:200] if theirs else None))
     st = os.stat(os.path.join(MESS, qid))
     t.check("%s: mode 0660" % name, stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode))
@@ -126,6 +129,23 @@ refused("bad record byte", 91, b"Fa@b\0Tc@d\0Xe@f\0\0")
 refused("CR in a recipient", 91, envl(b"a@b", [b"c\r@d"]))
 refused("abort: EOF before the final NUL", 91, b"Fa@b\0Tc@d\0")
 refused("abort: empty envelope", 91, b"")
+
+# --- one fsync between a message's last byte and its answer -------------------
+# The file's own: the pool name was on disk before, and mess/ is fsynced
+# after the answer (qpool.h). strace shows the order of the calls.
+trace = inst.path("queued.strace")
+st = subprocess.Popen(["strace", "-f", "-s", "8", "-e", "trace=fsync,fdatasync,sendmsg", "-o", trace,
+                       "-p", str(d.pid)], stderr=subprocess.PIPE)
+attached = b"attached" in st.stderr.readline()
+code, qid = queue_once(SOCK, b"Subject: traced\n\nbody\n", envl(b"a@b", [b"c@d"]))[1:]
+wait_for(lambda: False, 0.3)
+st.terminate()
+st.wait()
+calls = re.findall(r'(fsync|fdatasync)\(|sendmsg\(\d+, \{[^"]*"(K|\\0)', open(trace).read())
+seq = [c[0] or ("go" if c[1] == "K" else "answer") for c in calls]
+t.check("traced: the message queued", attached and code == 0, (attached, code))
+t.check("traced: go-ahead, one fsync, the answer, then mess/'s fsync",
+        seq[seq.index("go"):] == ["go", "fsync", "answer", "fsync"] if "go" in seq else False, seq)
 
 # A client that hangs up in the middle of its message: dropped, no file.
 old_m = mess()
@@ -272,13 +292,57 @@ d.stop(9)
 code, qid = c.result()
 t.check("SIGKILL: the client gets no answer (a temporary failure)", code is None, (code, qid))
 t.check("SIGKILL: nothing new in mess/", mess() == old_m, sorted(set(mess()) - set(old_m)))
-t.check("SIGKILL: its file stays in tmp/ as debris", len(tmp()) == 1, tmp())
-for f in tmp():
-    os.unlink(os.path.join(TMP, f))
+debris = tmp()
+t.check("SIGKILL: its file stays in tmp/ as debris", len(debris) == 1, debris)
 t.check("SIGKILL: the socket refuses connections (clients fall back)", refused_connect(SOCK))
 d = Daemon(inst)
 ack, code, qid = queue_once(SOCK, b"after restart\n", envl(b"a@b", [b"c@d"]))
 t.check("restarted over the stale socket: serves again", d.ready and code == 0, (ack, code))
+t.check("restart: the unfinished file is removed, not queued",
+        tmp() == [] and len(mess()) == len(old_m) + 1, (tmp(), len(mess()) - len(old_m)))
+t.check("restart: its removal is logged",
+        len(debris) == 1 and ("event=recover file=tmp/%s result=removed" % debris[0]) in d.logtext(),
+        d.logtext()[-400:])
+
+# --- a power cut that undid renames: qp_recover at the next start ------------
+# A cut after the answer but before the fsync of mess/ leaves a finished
+# file under its pool name. Such files are made here from real ones: the
+# one whole must come back under a new qid (and through the trigger), each
+# damaged one (a byte changed, cut short) must be removed, unused names
+# dropped quietly, and names not of the pool left alone.
+code, qid1 = queue_once(SOCK, b"Subject: undone rename\n\nbody\n", envl(b"a@b", [b"c@d", b"e@f"]))[1:]
+code2, qid2 = queue_once(SOCK, b"Subject: damaged\n\n" + b"z" * 70000, envl(b"a@b", [b"c@d"]))[1:]
+t.check("power cut: two messages queued", code == 0 and code2 == 0, (code, code2))
+d.stop()
+whole, damaged = read_mess(qid1), read_mess(qid2)
+os.rename(os.path.join(MESS, qid1), os.path.join(TMP, "p900"))
+os.unlink(os.path.join(MESS, qid2))
+for name, data in (("p901", damaged[:40000] + b"Z" + damaged[40001:]),   # one byte
+                   ("p902", damaged[:-1]),                                   # cut short
+                   ("p903", damaged[:32] + bytes(len(damaged) - 32))):      # blocks never written
+    with open(os.path.join(TMP, name), "wb") as f:
+        f.write(data)
+open(os.path.join(TMP, "p904"), "wb").close()
+with open(os.path.join(TMP, "p5x"), "wb") as f:
+    f.write(whole)
+before = set(mess())
+trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
+d = Daemon(inst)
+pulled = read_trigger(trig)
+back = sorted(set(mess()) - before)
+t.check("power cut: the whole file is queued again, under a new qid",
+        len(back) == 1 and back[0] != qid1 and read_mess(back[0]) == whole, back)
+t.check("power cut: its qid went to the trigger", back and pulled == back[0].encode() + b"\n", pulled)
+t.check("power cut: the damaged files are removed, nothing else queued",
+        not any(os.path.exists(os.path.join(TMP, n)) for n in ("p900", "p901", "p902", "p903", "p904")),
+        sorted(os.listdir(TMP)))
+t.check("power cut: a name not of the pool is left alone", os.path.exists(os.path.join(TMP, "p5x")))
+log = d.logtext()
+t.check("power cut: each file logged, the unused name not",
+        ("file=tmp/p900 result=queued qid=%s" % (back[0] if back else "?")) in log
+        and all(("file=tmp/%s result=removed" % n) in log for n in ("p901", "p902", "p903"))
+        and "p904" not in log, log[-800:])
+os.unlink(os.path.join(TMP, "p5x"))
 
 # --- SIGTERM with a message in flight ----------------------------------------
 c = Client(SOCK)

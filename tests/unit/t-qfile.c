@@ -40,7 +40,7 @@ static int try_env(const str *env)
   qf_env e = QF_ENV_INIT;
   int fd, r;
 
-  qf_header(hdr, sizeof msg - 1);
+  qf_header(hdr, sizeof msg - 1, 0);
   fd = make(hdr, msg, sizeof msg - 1, env);
   if (fd < 0) return -2;
   r = qf_read(fd, &e);
@@ -71,7 +71,7 @@ static void round_trip(void)
   int fd;
 
   env_std(&env);
-  qf_header(hdr, sizeof msg - 1);
+  qf_header(hdr, sizeof msg - 1, 0);
   CHECK(!memcmp(hdr, "QMQ1", 4) && !memcmp(hdr + 28, "DONE", 4));
   fd = make(hdr, msg, sizeof msg - 1, &env);
   CHECK(fd >= 0);
@@ -104,7 +104,7 @@ static void round_trip(void)
   qf_record(&env, 'F', "", 0);
   qf_record(&env, 'R', "Px", 2);
   qf_record(&env, 'E', "", 0);
-  qf_header(hdr, 0);
+  qf_header(hdr, 0, 0);
   fd = make(hdr, "", 0, &env);
   CHECK(qf_read(fd, &e) == 0 && e.sender_len == 0 && e.nrcpt == 1 && e.opts == 0 && e.msg_len == 0);
   close(fd);
@@ -121,7 +121,7 @@ static void hostile_header(void)
   size_t n, cut;
 
   env_std(&env);
-  qf_header(hdr, sizeof msg - 1);
+  qf_header(hdr, sizeof msg - 1, 0);
   memcpy(whole, hdr, QF_HDR);
   memcpy(whole + QF_HDR, msg, sizeof msg - 1);
   memcpy(whole + QF_HDR + sizeof msg - 1, env.s, env.len);
@@ -143,21 +143,21 @@ static void hostile_header(void)
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
   memcpy(h2, hdr, QF_HDR); memset(h2 + 28, 0, 4); /* never completed */
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
-  memcpy(h2, hdr, QF_HDR); h2[20] = 1;           /* reserved byte */
-  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
+  memcpy(h2, hdr, QF_HDR); h2[20] = 1;           /* the sum: only recovery checks it */
+  memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == 0);
   memcpy(h2, hdr, QF_HDR); h2[11]++;             /* msg_len != env_off - QF_HDR */
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
   memcpy(h2, hdr, QF_HDR); h2[19]++;             /* env_off alone */
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
   /* Lengths past the file, and ones chosen to wrap QF_HDR + msg_len. */
-  qf_header(h2, 1ull << 40);
+  qf_header(h2, 1ull << 40, 0);
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
-  qf_header(h2, ~0ull - 10);
+  qf_header(h2, ~0ull - 10, 0);
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
-  qf_header(h2, ~0ull - 31);
+  qf_header(h2, ~0ull - 31, 0);
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
   /* msg_len covering the whole envelope: no room left for records. */
-  qf_header(h2, n - QF_HDR);
+  qf_header(h2, n - QF_HDR, 0);
   memcpy(whole, h2, QF_HDR); CHECK(try_raw(whole, n) == -1);
   str_free(&env);
 }
@@ -288,6 +288,20 @@ static void qids(void)
   CHECK(!qf_qid_ok(big, QF_QID_MAX));
 }
 
+/* qmail-queued's pool names: never a qid, never a qid's prefix. */
+static void pool_names(void)
+{
+  CHECK(qf_pool_ok("p0", 2));
+  CHECK(qf_pool_ok("p18446744073709551615", 21));
+  CHECK(!qf_pool_ok("p184467440737095516150", 22));   /* 21 digits */
+  CHECK(!qf_pool_ok("p", 1));
+  CHECK(!qf_pool_ok("p12a", 4));
+  CHECK(!qf_pool_ok("p1.2.3", 6));
+  CHECK(!qf_pool_ok("q1", 2));
+  CHECK(!qf_pool_ok("1795420800.004211.3117", 22));
+  CHECK(!qf_qid_ok("p1", 2));
+}
+
 int main(void)
 {
   int fd = mkstemp(path);
@@ -298,6 +312,7 @@ int main(void)
   hostile_records();
   writer();
   qids();
+  pool_names();
   /* A directory and an empty file are not queue files. */
   {
     qf_env e = QF_ENV_INIT;

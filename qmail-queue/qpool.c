@@ -1,0 +1,149 @@
+/* The pool of durable names in queue/tmp/ (qpool.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>    /* PIPE_BUF */
+#include <stdio.h>     /* renameat2 */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "atomic.h"
+#include "log.h"
+#include "qpool.h"
+#include "qwrite.h"
+
+#define P "qmail-queued"
+#define QP_FILL 64         /* names made per fsync of tmp/ */
+
+static unsigned long long seq;          /* the next number to try */
+static unsigned long long pool[QP_FILL];
+static size_t have;
+
+static void pname(char dst[QP_NAME], unsigned long long n)
+{
+  char d[QF_POOL_DIGITS];   /* of an unsigned long long */
+  size_t i = sizeof d;
+  do d[--i] = (char)('0' + n % 10); while (n /= 10);
+  memcpy(dst, "tmp/p", 5);
+  memcpy(dst + 5, d + i, sizeof d - i);
+  dst[5 + sizeof d - i] = 0;
+}
+
+/* 1: a finished file, whole and as its sum says; 0: anything else; -1: it
+ * could not be read (errno). */
+static int intact(int fd)
+{
+  static unsigned char b[65536];
+  unsigned char hdr[QF_HDR];
+  unsigned long long size, msg_len, sum, got = 0;
+  XXH64_state_t h;
+  qf_env e = QF_ENV_INIT;
+  struct stat st;
+  ssize_t r;
+  int ok;
+
+  if (fstat(fd, &st) < 0) return -1;
+  if (!S_ISREG(st.st_mode)) return 0;
+  size = (unsigned long long)st.st_size;
+  r = pread(fd, hdr, QF_HDR, 0);
+  if (r < 0) return -1;
+  if (r != QF_HDR || qf_header_ok(hdr, size, &msg_len, &sum) < 0) return 0;
+  XXH64_reset(&h, 0);
+  while ((r = pread(fd, b, sizeof b, (off_t)(QF_HDR + got))) > 0) {
+    XXH64_update(&h, b, (size_t)r);
+    got += (unsigned long long)r;
+  }
+  if (r < 0) return -1;
+  if (got != size - QF_HDR || XXH64_digest(&h) != sum) return 0;
+  ok = qf_read(fd, &e);
+  qf_free(&e);
+  return ok == 0 ? 1 : errno == EINVAL ? 0 : -1;
+}
+
+/* One pool file at start: 2 an unused name, removed; 1 queued as mess;
+ * 0 removed; -1 left (errno). */
+static int recover(const char *path, char *mess, void (*qid_time)(struct timespec *), pid_t pid)
+{
+  struct timespec t;
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), k, e;
+
+  if (fd < 0) return -1;
+  k = fstat(fd, &st) < 0 ? -1 : S_ISREG(st.st_mode) && st.st_size == 0 ? 2 : intact(fd);
+  e = errno;
+  close(fd);
+  errno = e;
+  if (k == 2 || k == 0) return unlink(path) < 0 ? -1 : k;
+  if (k < 0) return -1;
+  qid_time(&t);
+  qw_name(mess, "mess", &t, pid);
+  return renameat2(AT_FDCWD, path, AT_FDCWD, mess, RENAME_NOREPLACE) < 0 ? -1 : 1;
+}
+
+void qp_recover(void (*qid_time)(struct timespec *), pid_t pid)
+{
+  char path[QP_NAME], mess[5 + QF_QID_MAX], lines[PIPE_BUF];
+  size_t n = 0, back = 0, len;
+  struct dirent *d;
+  DIR *dir = opendir("tmp");
+  int k;
+
+  if (!dir) log_fatal(P, 111, "cannot open queue/tmp");
+  while ((d = readdir(dir))) {
+    if (!qf_pool_ok(d->d_name, strlen(d->d_name))) continue;
+    memcpy(path, "tmp/", 4);
+    memcpy(path + 4, d->d_name, strlen(d->d_name) + 1);
+    k = recover(path, mess, qid_time, pid);
+    if (k == 2) continue;
+    log_begin(P, "recover");
+    log_kv("file", path);
+    log_kv("result", k > 0 ? "queued" : k == 0 ? "removed" : "left");
+    if (k > 0) log_kv("qid", mess + 5);
+    if (k < 0) log_kv("error", strerror(errno));
+    log_end();
+    if (k <= 0) continue;
+    back++;
+    len = strlen(mess + 5);
+    if (len + 1 > sizeof lines - n) { qw_trigger(lines, n); n = 0; }
+    memcpy(lines + n, mess + 5, len);
+    n += len;
+    lines[n++] = '\n';
+  }
+  closedir(dir);
+  if (!back) return;
+  if (qw_sync_mess()) log_fatal(P, 111, "cannot fsync queue/mess");
+  qw_trigger(lines, n);
+}
+
+/* Makes up to QP_FILL names, then one fsync of tmp/ for all of them. A
+ * name taken already (a file qp_recover left) is skipped. */
+static int refill(void)
+{
+  char path[QP_NAME];
+  size_t tries;
+  int fd, e;
+
+  for (tries = 0; have < QP_FILL && tries < 2 * QP_FILL; tries++, seq++) {
+    pname(path, seq);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) break;
+    /* The umask took the group bits; qmail-send reads as the group. */
+    e = fchmod(fd, 0660);
+    close(fd);
+    if (e < 0) { unlink(path); break; }
+    pool[have++] = seq;
+  }
+  if (have && fsync_dir("tmp") == 0) return 0;
+  e = errno;
+  while (have) { pname(path, pool[--have]); unlink(path); }
+  errno = e;
+  return -1;
+}
+
+int qp_take(char name[QP_NAME])
+{
+  if (!have && refill() < 0) return -1;
+  pname(name, pool[--have]);
+  return 0;
+}

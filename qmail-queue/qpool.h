@@ -1,0 +1,38 @@
+#ifndef QPOOL_H
+#define QPOOL_H
+/* qmail-queued's pool: names in queue/tmp/ created, and tmp/ fsynced,
+ * before any message needs them, so that a message's one fsync before
+ * its answer is that of its own file.
+ *
+ * Why that is enough: qmail-queued answers a message after its file is
+ * fsynced and renamed into mess/, and fsyncs mess/ only afterwards (once
+ * for the turn). A power cut in between may undo the rename; the file is
+ * then back under its pool name, whose entry was already on disk, whole
+ * (its data was fsynced) and with a sum that matches. A pool file that
+ * was never finished, or only partly written to disk, fails the sum.
+ * qp_recover sorts them at the next start.
+ *
+ * qmail-send never sees a message before mess/ is fsynced: qmail-queued
+ * pulls the trigger after that fsync, and qmail-send fsyncs mess/ after a
+ * scan that found new names. So a message brought back by qp_recover
+ * has had no delivery, and gets a new qid. Names: tmp/p<n>, never a qid,
+ * so qmail-send's tmp/ cleanup leaves them alone.
+ *
+ * The caller's current directory is PREFIX/queue.
+ */
+#include <sys/types.h>
+#include <time.h>
+
+#define QP_NAME 32   /* "tmp/p" + 20 digits + NUL */
+
+/* Once, at start, before qp_take: each tmp/p<n> whose sum holds is
+ * renamed into mess/ under a qid from qid_time and pid, the others
+ * removed; mess/ is fsynced and the trigger pulled for what came back.
+ * Each file is logged. A file that cannot be read is left in place. */
+void qp_recover(void (*qid_time)(struct timespec *), pid_t pid);
+
+/* An empty pool file's name, "tmp/p<n>", in name. 0, or -1 with errno
+ * when the pool was empty and could not be refilled. */
+int qp_take(char name[QP_NAME]);
+
+#endif
