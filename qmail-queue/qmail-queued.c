@@ -25,7 +25,8 @@
  * qmail-queue's timer (52).
  *
  * Commit, once per turn of the loop for every message complete in it:
- * each file is finished (header, fsync) and renamed into mess/, each
+ * each file is finished (header, writeback started), then each is fsynced
+ * and renamed into mess/ (qwrite.h says why in two passes), each
  * client gets 0 and its qid, then mess/ is fsynced once for all of them,
  * then their qids go to the trigger. The files are written in names of a
  * pool (qpool.h) whose entries are on disk before use, so one fsync
@@ -260,9 +261,11 @@ static void commit(void)
   size_t i, n = 0, done = 0;
   int code;
 
+  for (i = 0; i < QD_CLIENTS; i++)
+    if (cl[i].phase == C_READY && (code = qw_finish(&cl[i].w))) fail(cl + i, code);
   for (i = 0; i < QD_CLIENTS; i++) {
     if (cl[i].phase != C_READY) continue;
-    if ((code = qw_finish(&cl[i].w)) || (code = qw_commit(&cl[i].w))) fail(cl + i, code);
+    if ((code = qw_commit(&cl[i].w))) fail(cl + i, code);
     else { cl[i].phase = C_COMMITTED; done++; }
   }
   if (!done) return;

@@ -15,9 +15,13 @@
  *                records (lib/qfile.h) after the sender's and recipients'
  *                checks; bytes after the final "\0" are never read
  *   qw_finish    the header written last, with the sum of the rest (XXH64,
- *                computed as it was written), the file fsynced
- *   qw_commit    renamed into mess/<qid>: the commit; a name in mess/ is
- *                never replaced
+ *                computed as it was written); the writeback started
+ *   qw_commit    the file fsynced, then renamed into mess/<qid>: the
+ *                commit; a name in mess/ is never replaced
+ *
+ * qmail-queued finishes every message of a turn before it commits the
+ * first: the first fsync's journal commit then takes the blocks of all of
+ * them (ext4 allocates at writeback), and the others find theirs done.
  *
  * then, once for any number of commits, qw_sync_mess (fsync of mess/) and
  * qw_trigger: qmail-queue before it exits 0, qmail-queued after its
