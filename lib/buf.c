@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,4 +149,10 @@ int buf_putu(buf *b, unsigned long long u)
   size_t i = sizeof tmp;
   do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
   return buf_put(b, tmp + i, sizeof tmp - i);
+}
+
+int fd_nonblock(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
 }

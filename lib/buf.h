@@ -60,5 +60,7 @@ int fd_write_all(int fd, const void *p, size_t n, int timeout);
 /* Waits until fd is readable (want_write 0) or writable; 0, or -1 with
  * errno ETIMEDOUT or poll's error. timeout 0 waits for ever. */
 int fd_wait(int fd, int want_write, int timeout);
+/* Sets O_NONBLOCK, keeping fd's other status flags. 0 or -1. */
+int fd_nonblock(int fd);
 
 #endif

@@ -8,20 +8,14 @@
  * the other direction; a turn with nothing ready within the timeout ends
  * the relay. */
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <unistd.h>
+#include "buf.h"
 #include "tlsio.h"
-
-static int nonblock(int fd)
-{
-  int fl = fcntl(fd, F_GETFL);
-  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
-}
 
 /* A flight ends with records of different types (ChangeCipherSpec, then
  * Finished), each its own write. With Nagle on, the second waits for the
@@ -50,9 +44,9 @@ static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int tim
   int in_open = !handshake, out_open = !handshake, closing = 0;
   int ms = timeout > 0 && timeout < 86400 ? timeout * 1000 : 86400 * 1000;
 
-  if (nonblock(nr) < 0 || nonblock(nw) < 0) return -1;
+  if (fd_nonblock(nr) < 0 || fd_nonblock(nw) < 0) return -1;
   if (handshake) nodelay(nw);   /* a relay always follows a handshake on nw */
-  if (!handshake && (nonblock(pr) < 0 || nonblock(pw) < 0)) return -1;
+  if (!handshake && (fd_nonblock(pr) < 0 || fd_nonblock(pw) < 0)) return -1;
   for (;;) {
     struct pollfd p[4];
     int np = 0, isr = -1, isw = -1, ipr = -1, ipw = -1, r;

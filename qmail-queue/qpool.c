@@ -29,6 +29,32 @@ static void pname(char dst[QP_NAME], unsigned long long n)
   dst[5 + sizeof d - i] = 0;
 }
 
+/* Makes up to QP_FILL names, then one fsync of tmp/ for all of them. A
+ * name taken already (a file qp_recover left) is skipped. */
+static int refill(void)
+{
+  char path[QP_NAME];
+  size_t tries;
+  int fd, e;
+
+  for (tries = 0; have < QP_FILL && tries < 2 * QP_FILL; tries++, seq++) {
+    pname(path, seq);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) break;
+    /* The umask took the group bits; qmail-send reads as the group. */
+    e = fchmod(fd, 0660);
+    close(fd);
+    if (e < 0) { unlink(path); break; }
+    pool[have++] = seq;
+  }
+  if (have && fsync_dir("tmp") == 0) return 0;
+  e = errno;
+  while (have) { pname(path, pool[--have]); unlink(path); }
+  errno = e;
+  return -1;
+}
+
 /* 1: a finished file, whole and as its sum says; 0: anything else; -1: it
  * could not be read (errno). */
 static int intact(int fd)
@@ -110,35 +136,12 @@ void qp_recover(void (*qid_time)(struct timespec *), pid_t pid)
     lines[n++] = '\n';
   }
   closedir(dir);
-  if (!back) return;
-  if (qw_sync_mess()) log_fatal(P, 111, "cannot fsync queue/mess");
-  qw_trigger(lines, n);
-}
-
-/* Makes up to QP_FILL names, then one fsync of tmp/ for all of them. A
- * name taken already (a file qp_recover left) is skipped. */
-static int refill(void)
-{
-  char path[QP_NAME];
-  size_t tries;
-  int fd, e;
-
-  for (tries = 0; have < QP_FILL && tries < 2 * QP_FILL; tries++, seq++) {
-    pname(path, seq);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
-    if (fd < 0 && errno == EEXIST) continue;
-    if (fd < 0) break;
-    /* The umask took the group bits; qmail-send reads as the group. */
-    e = fchmod(fd, 0660);
-    close(fd);
-    if (e < 0) { unlink(path); break; }
-    pool[have++] = seq;
+  if (back) {
+    if (qw_sync_mess()) log_fatal(P, 111, "cannot fsync queue/mess");
+    qw_trigger(lines, n);
   }
-  if (have && fsync_dir("tmp") == 0) return 0;
-  e = errno;
-  while (have) { pname(path, pool[--have]); unlink(path); }
-  errno = e;
-  return -1;
+  /* The first message need not wait for it; qp_take tries again. */
+  (void)refill();
 }
 
 int qp_take(char name[QP_NAME])

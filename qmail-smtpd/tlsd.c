@@ -1,6 +1,5 @@
 /* The TLS half of a server session: see tlsd.h. */
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -91,12 +90,6 @@ static void logtls(const char *result, const char *why)
   log_end();
 }
 
-static int nonblock(int fd)
-{
-  int fl = fcntl(fd, F_GETFL);
-  return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
-}
-
 /* Before STARTTLS: bytes both ways, until qmail-smtpd asks for TLS (1) or
  * either side ends (0). At most one chunk per direction is held here. */
 static int plain_phase(int p, int ctl)
@@ -105,7 +98,7 @@ static int plain_phase(int p, int ctl)
   size_t nlen = 0, plen = 0;
   int ctl_open = 1;
 
-  if (nonblock(0) < 0 || nonblock(1) < 0 || nonblock(p) < 0) return 0;
+  if (fd_nonblock(0) < 0 || fd_nonblock(1) < 0 || fd_nonblock(p) < 0) return 0;
   for (;;) {
     struct pollfd f[5];
     int k = 0, i_nr = -1, i_pw = -1, i_pr = -1, i_nw = -1, i_c = -1, r;

@@ -75,6 +75,14 @@ def parse(data):
     }
 
 
+def read_trigger(fd):
+    """What the trigger fifo got within a second (qmail-queued pulls it
+    after the answer, once mess/ is fsynced); the fd is closed."""
+    got = select.select([fd], [], [], 1)[0] and os.read(fd, 4096) or b""
+    os.close(fd)
+    return got
+
+
 def sans_sum(data):
     """A queue file with its header's sum zeroed (it covers the Received:
     line, which names the writer)."""

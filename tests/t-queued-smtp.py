@@ -13,7 +13,7 @@ import os, re, smtplib, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
 from smtpd_harness import Server, Queue
-from queued_harness import Daemon, Client, RECEIVED_QQD, RECEIVED_QQ, parse, envl, queue_once, QueueDir
+from queued_harness import Daemon, Client, RECEIVED_QQD, RECEIVED_QQ, parse, envl, queue_once, QueueDir, read_trigger
 
 t = T()
 inst = Instance(t, control={"rcpthosts": "example.test", "databytes": "100000",
@@ -48,11 +48,7 @@ def last_message_log():
 trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
 t.check("SMTP: 250 for a message", smtp(b"Subject: one\r\n\r\nthrough qmail-queued\r\n") == {})
 new = q.new(expect=1)
-try:
-    got = os.read(trig, 4096)
-except BlockingIOError:
-    got = b""
-os.close(trig)
+got = read_trigger(trig)
 t.check("SMTP: one file in mess/", len(new) == 1, new)
 if new:
     qid = new[0]

@@ -12,7 +12,7 @@ import os, re, select, socket, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
-from queued_harness import (Daemon, Client, QueueDir, envl, parse, sans_sum, swap_received, queue_once,
+from queued_harness import (Daemon, Client, QueueDir, envl, parse, read_trigger, sans_sum, swap_received, queue_once,
                             refused_connect, RECEIVED_QQD)
 
 t = T()
@@ -59,13 +59,6 @@ idle.connect(SOCK)
 idle_since = time.time()
 
 # --- one message, compared with qmail-queue's file -------------------------
-def read_trigger(fd):
-    """What the trigger fifo got within a second (it is pulled after the
-    answer, once mess/ is fsynced); the fd is closed."""
-    got = select.select([fd], [], [], 1)[0] and os.read(fd, 4096) or b""
-    os.close(fd)
-    return got
-
 def same_as_qmail_queue(name, message, envelope, flags=0, env=None):
     trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
     ack, code, qid = queue_once(SOCK, message, envelope, flags)
