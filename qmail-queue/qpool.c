@@ -106,10 +106,18 @@ static int recover(const char *path, char *mess, void (*qid_time)(struct timespe
   return renameat2(AT_FDCWD, path, AT_FDCWD, mess, RENAME_NOREPLACE) < 0 ? -1 : 1;
 }
 
+/* As after a turn of qmail-queued's loop: qmail-send hears of a message
+ * only once its rename is on disk. */
+static void notify(const char *lines, size_t n)
+{
+  if (qw_sync_mess()) log_fatal(P, 111, "cannot fsync queue/mess");
+  qw_trigger(lines, n);
+}
+
 void qp_recover(void (*qid_time)(struct timespec *), pid_t pid)
 {
   char path[QP_NAME], mess[5 + QF_QID_MAX], lines[PIPE_BUF];
-  size_t n = 0, back = 0, len;
+  size_t n = 0, len;
   struct dirent *d;
   DIR *dir = opendir("tmp");
   int k;
@@ -128,18 +136,14 @@ void qp_recover(void (*qid_time)(struct timespec *), pid_t pid)
     if (k < 0) log_kv("error", strerror(errno));
     log_end();
     if (k <= 0) continue;
-    back++;
     len = strlen(mess + 5);
-    if (len + 1 > sizeof lines - n) { qw_trigger(lines, n); n = 0; }
+    if (len + 1 > sizeof lines - n) { notify(lines, n); n = 0; }
     memcpy(lines + n, mess + 5, len);
     n += len;
     lines[n++] = '\n';
   }
   closedir(dir);
-  if (back) {
-    if (qw_sync_mess()) log_fatal(P, 111, "cannot fsync queue/mess");
-    qw_trigger(lines, n);
-  }
+  if (n) notify(lines, n);
   /* The first message need not wait for it; qp_take tries again. */
   (void)refill();
 }

@@ -13,11 +13,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
 #include "log.h"
+#include "qfile.h"
 #include "qtool.h"
 #include "send.h"
 
@@ -55,10 +58,12 @@ static int count(void *ctx, const char *qid, int fd, const qf_env *e)
 }
 
 /* Entries in dir other than . and .., or -1. */
-static long long entries(const char *dir)
+/* Files in queue/tmp/ but qmail-queued's unused pool names (empty). */
+static long long writing(void)
 {
-  DIR *d = opendir(dir);
+  DIR *d = opendir("queue/tmp");
   struct dirent *de;
+  struct stat st;
   long long n = 0;
 
   if (!d) return -1;
@@ -66,7 +71,11 @@ static long long entries(const char *dir)
     errno = 0;
     de = readdir(d);
     if (!de) break;
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    if (qf_pool_ok(de->d_name, strlen(de->d_name)) &&
+        fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size == 0)
+      continue;
+    n++;
   }
   if (errno) n = -1;
   closedir(d);
@@ -93,7 +102,7 @@ int main(int argc, char **argv)
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
   if (qtool_each(count, &c, &other) < 0) log_fatal(PROG, 111, "cannot read queue/mess");
-  tmp = entries("queue/tmp");
+  tmp = writing();
   if (tmp < 0) log_fatal(PROG, 111, "cannot read queue/tmp");
 
   line(&out, "messages in queue: ", c.msgs);

@@ -81,6 +81,17 @@ t.check("qstat done", "recipients done, message not yet removed: 1\n" in out, ou
 t.check("qstat tmp", "messages being written (queue/tmp): 0\n" in out, out)
 t.check("qstat damaged", "damaged or unreadable queue files: 0\n" in out, out)
 
+# qmail-queued's unused pool names (empty p<n>) are not messages being
+# written; a pool file with bytes in it is, as is any other name.
+tmpdir = inst.path("queue", "tmp")
+for name, data in (("p1", b""), ("p2", b""), ("p3", b"QMQ1 part"), ("1.2.3", b"")):
+    with open(os.path.join(tmpdir, name), "wb") as f:
+        f.write(data)
+rc, out, err = tool("qmail-qstat")
+t.check("qstat tmp: unused pool names not counted", "messages being written (queue/tmp): 2\n" in out, out)
+for name in ("p1", "p2", "p3", "1.2.3"):
+    os.unlink(os.path.join(tmpdir, name))
+
 rc, out, err = tool("qmail-qread")
 t.check("qread exit 0", rc == 0, err)
 lines = out.splitlines()
