@@ -32,11 +32,12 @@
  * pool (qpool.h) whose entries are on disk before use, so one fsync
  * stands between a message's last byte and its answer, and a power cut
  * that undoes a rename leaves the file whole under its pool name, for
- * qp_recover at the next start. A kill at any instant leaves at most a
- * pool file not finished, removed at the next start; every client not yet
- * answered sees its socket close: a temporary failure. A message renamed
- * but not yet answered may then be delivered and, retried by its sender,
- * delivered twice: the safe side, as qmail-queue's 53 after its rename.
+ * qp_recover at the next start. A kill at any instant leaves at most pool
+ * files: those not finished are removed at the next start, those fsynced
+ * but not yet renamed are queued then. Every client not yet answered sees
+ * its socket close: a temporary failure. A message fsynced but not yet
+ * answered may then be delivered and, retried by its sender, delivered
+ * twice: the safe side, as qmail-queue's 53 after its rename.
  *
  * qids are unique although they all end in this pid: each takes a time
  * (microseconds) later than the previous one's, and a check of mess/ at
