@@ -52,7 +52,8 @@
  * too) drops the connection (exit 111). Then the session.
  *
  * Log lines (stderr): event=start, event=stop, event=deny, event=crash
- * (a session killed by a signal), event=error, event=fatal.
+ * (a session killed by a signal), event=killed (by SIGTERM: a stop, as
+ * when a whole service group is signalled), event=error, event=fatal.
  * Exit codes: 0 after SIGTERM, 100 usage, 111 set-up failure.
  */
 #include <arpa/inet.h>
@@ -354,7 +355,7 @@ static void reap(void)
     if (live) live--;
     forget_spare(pid);
     if (WIFSIGNALED(status)) {
-      log_begin(PROG, "crash");
+      log_begin(PROG, WTERMSIG(status) == SIGTERM ? "killed" : "crash");
       log_ku("pid", (unsigned long long)pid);
       log_ku("signal", (unsigned long long)WTERMSIG(status));
       log_end();

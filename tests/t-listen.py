@@ -291,6 +291,18 @@ d.cmd("QUIT")
 d.close()
 b.close()
 
+# A session ended by SIGTERM (a stop, not a fault) is logged as killed.
+srv2 = Srv("127.0.0.1")
+e = C("127.0.0.1", srv2.port)
+ek = srv2.children()
+if len(ek) == 1:
+    os.kill(ek[0], signal.SIGTERM)
+t.check("a session ended by SIGTERM is logged as killed, not as a crash",
+        len(ek) == 1 and wait_for(lambda: "event=killed pid=%d signal=15" % ek[0] in srv2.logtext(), 5)
+        and "event=crash pid=%d" % ek[0] not in srv2.logtext(), (ek, srv2.logtext()[-300:]))
+e.close()
+srv2.p.terminate()
+
 # --- SIGTERM: stop accepting, running sessions finish ------------------------
 def running(pid):
     try:
