@@ -21,12 +21,8 @@ static size_t have;
 
 static void pname(char dst[QP_NAME], unsigned long long n)
 {
-  char d[QF_POOL_DIGITS];   /* of an unsigned long long */
-  size_t i = sizeof d;
-  do d[--i] = (char)('0' + n % 10); while (n /= 10);
   memcpy(dst, "tmp/p", 5);
-  memcpy(dst + 5, d + i, sizeof d - i);
-  dst[5 + sizeof d - i] = 0;
+  *qw_fmtu(dst + 5, n, 0) = 0;
 }
 
 /* Makes up to QP_FILL names, then one fsync of tmp/ for all of them. A

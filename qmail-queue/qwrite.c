@@ -12,8 +12,7 @@
 /* The envelope parser's states. */
 enum { E_FIRST, E_ADDR, E_NEXT, E_DONE };
 
-/* Appends u in decimal, at least width digits, at dst; returns the end. */
-static char *fmtu(char *dst, unsigned long long u, unsigned width)
+char *qw_fmtu(char *dst, unsigned long long u, unsigned width)
 {
   char tmp[24];
   size_t i = sizeof tmp;
@@ -48,7 +47,7 @@ static int put(struct qw *w, const void *p, size_t n)
 static void putu(struct qw *w, unsigned long long u, unsigned width)
 {
   char tmp[24];
-  put(w, tmp, (size_t)(fmtu(tmp, u, width) - tmp));
+  put(w, tmp, (size_t)(qw_fmtu(tmp, u, width) - tmp));
 }
 
 static void puts_(struct qw *w, const char *s) { put(w, s, strlen(s)); }
@@ -61,11 +60,11 @@ void qw_name(char *dst, const char *dir, const struct timespec *t, pid_t pid)
   memcpy(dst, dir, n);
   dst += n;
   *dst++ = '/';
-  dst = fmtu(dst, (unsigned long long)t->tv_sec, 0);
+  dst = qw_fmtu(dst, (unsigned long long)t->tv_sec, 0);
   *dst++ = '.';
-  dst = fmtu(dst, (unsigned long long)t->tv_nsec / 1000, 6);
+  dst = qw_fmtu(dst, (unsigned long long)t->tv_nsec / 1000, 6);
   *dst++ = '.';
-  dst = fmtu(dst, (unsigned long long)pid, 0);
+  dst = qw_fmtu(dst, (unsigned long long)pid, 0);
   *dst = 0;
 }
 
