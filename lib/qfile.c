@@ -233,6 +233,11 @@ int qf_pool_ok(const char *s, size_t n)
   return n >= 2 && n <= 1 + QF_POOL_DIGITS && s[0] == 'p' && digits(s + 1, n - 1) == n - 1;
 }
 
+int qf_pool_unused(const char *name, const struct stat *st)
+{
+  return S_ISREG(st->st_mode) && st->st_size == 0 && qf_pool_ok(name, strlen(name));
+}
+
 int qf_qid_ok(const char *s, size_t n)
 {
   unsigned long long u;

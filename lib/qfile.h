@@ -102,6 +102,10 @@ int qf_qid_ok(const char *s, size_t n);
  * to QF_POOL_DIGITS digits. 1 valid, 0 not; never a qid. */
 #define QF_POOL_DIGITS 20
 int qf_pool_ok(const char *s, size_t n);
+/* 1 if name, of a file whose stat is st, is a pool name never used: an
+ * empty regular file. Such a name is no message, finished or not. */
+struct stat;
+int qf_pool_unused(const char *name, const struct stat *st);
 /* Birth time (the seconds field) of a valid qid. */
 unsigned long long qf_qid_birth(const char *qid);
 

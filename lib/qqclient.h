@@ -20,11 +20,12 @@
  * code is qmail-queue's exit code (0 queued, 11..40 permanent, others
  * temporary). The server answers 0 only once the file is fsynced and
  * renamed into mess/ from a name whose entry is on disk, so that a power
- * cut leaves it whole in one of the two (qmail-queue/qpool.h). A socket closed without an answer (the server died) is a
- * temporary failure; the client closing its socket, or its pipes without
- * the envelope's final "\0", queues nothing. The server learns the
- * caller's uid and pid from the socket (SO_PEERCRED) for the Received:
- * line, as qmail-queue names its real uid.
+ * cut leaves it whole in one of the two (qmail-queue/qpool.h). A socket
+ * closed without an answer (the server died) is a temporary failure; the
+ * client closing its socket, or its pipes without the envelope's final
+ * "\0", queues nothing. The server learns the caller's uid and pid from
+ * the socket (SO_PEERCRED) for the Received: line, as qmail-queue names
+ * its real uid.
  */
 #include "qfile.h"
 

@@ -91,7 +91,7 @@ static int recover(const char *path, char *mess, void (*qid_time)(struct timespe
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), k, e;
 
   if (fd < 0) return -1;
-  k = fstat(fd, &st) < 0 ? -1 : S_ISREG(st.st_mode) && st.st_size == 0 ? 2 : intact(fd);
+  k = fstat(fd, &st) < 0 ? -1 : qf_pool_unused(path + 4, &st) ? 2 : intact(fd);
   e = errno;
   close(fd);
   errno = e;

@@ -25,8 +25,9 @@
  *
  * then, once for any number of commits, qw_sync_mess (fsync of mess/) and
  * qw_trigger: qmail-queue before it exits 0, qmail-queued after its
- * answers (qpool.h says why that is safe). After a failure at any step the caller calls qw_abort, which
- * removes tmp/<qid>; it is async-signal-safe (qmail-queue's timer).
+ * answers (qpool.h says why that is safe). After a failure at any step
+ * the caller calls qw_abort, which removes tmp/<qid> (or the pool file);
+ * it is async-signal-safe (qmail-queue's timer).
  *
  * Return values: 0 or an exit code (11..91), except qw_message and
  * qw_envelope, which do one read each and return QW_MORE (call again),

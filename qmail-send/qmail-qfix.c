@@ -224,7 +224,7 @@ static void tmp_one(int dir, const char *name, const char *path)
     if (errno != ENOENT) error(path, "stat");   /* ENOENT: committed meanwhile */
     return;
   }
-  if (st.st_size == 0 && qf_pool_ok(name, strlen(name))) return;   /* a name not used yet */
+  if (qf_pool_unused(name, &st)) return;
   if (now - st.st_mtime > STALE) {
     report("stale", path);
     log_ku("age", (unsigned long long)(now - st.st_mtime));

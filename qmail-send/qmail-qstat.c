@@ -72,8 +72,7 @@ static long long writing(void)
     de = readdir(d);
     if (!de) break;
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    if (qf_pool_ok(de->d_name, strlen(de->d_name)) &&
-        fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size == 0)
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && qf_pool_unused(de->d_name, &st))
       continue;
     n++;
   }

@@ -300,6 +300,18 @@ static void pool_names(void)
   CHECK(!qf_pool_ok("q1", 2));
   CHECK(!qf_pool_ok("1795420800.004211.3117", 22));
   CHECK(!qf_qid_ok("p1", 2));
+  {
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_mode = S_IFREG | 0660;
+    CHECK(qf_pool_unused("p7", &st));
+    CHECK(!qf_pool_unused("1.2.3", &st));          /* not a pool name */
+    st.st_size = 1;
+    CHECK(!qf_pool_unused("p7", &st));             /* written to */
+    st.st_size = 0;
+    st.st_mode = S_IFDIR | 0770;
+    CHECK(!qf_pool_unused("p7", &st));             /* not a file */
+  }
 }
 
 int main(void)
