@@ -254,6 +254,36 @@ int qf_qid_ok(const char *s, size_t n)
   return scan_ulong(s, a, &u) == 0;
 }
 
+char *qf_qid_fmt(char *dst, unsigned long long sec, uint32_t usec, uint32_t pid)
+{
+  dst = fmt_u(dst, sec, 0);
+  *dst++ = '.';
+  dst = fmt_u(dst, usec, 6);
+  *dst++ = '.';
+  return fmt_u(dst, pid, 0);
+}
+
+int qf_qid_split(const char *s, size_t n, uint32_t v[3])
+{
+  unsigned long long u[3];
+  char again[QF_QID_MAX];
+  size_t i, k = 0, start = 0;
+
+  if (!qf_qid_ok(s, n)) return 0;
+  for (i = 0; i <= n; i++) {
+    if (i < n && s[i] != '.') continue;
+    if (scan_ulong(s + start, i - start, &u[k]) < 0 || u[k] > UINT32_MAX) return 0;
+    k++;
+    start = i + 1;
+  }
+  if (u[1] > 999999) return 0;
+  /* Only a qid spelt as qf_qid_fmt spells it: no leading zeros, six digits. */
+  if ((size_t)(qf_qid_fmt(again, u[0], (uint32_t)u[1], (uint32_t)u[2]) - again) != n ||
+      memcmp(again, s, n)) return 0;
+  for (k = 0; k < 3; k++) v[k] = (uint32_t)u[k];
+  return 1;
+}
+
 unsigned long long qf_qid_birth(const char *qid)
 {
   unsigned long long u = 0;

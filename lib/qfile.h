@@ -40,6 +40,7 @@
  * decimal, e.g. "1795420800.004211.3117"; seconds is the message's birth.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "str.h"
 
@@ -106,6 +107,13 @@ int qf_pool_ok(const char *s, size_t n);
  * empty regular file. Such a name is no message, finished or not. */
 struct stat;
 int qf_pool_unused(const char *name, const struct stat *st);
+/* Writes the qid of a message begun at sec.usec (usec < 10^6) by pid,
+ * "<sec>.<usec in six digits>.<pid>", without a NUL; returns the end. At
+ * most 20 + 1 + 6 + 1 + 10 bytes, under QF_QID_MAX. */
+char *qf_qid_fmt(char *dst, unsigned long long sec, uint32_t usec, uint32_t pid);
+/* Splits a qid that qf_qid_fmt spells byte for byte, with sec and pid
+ * below 2^32, into v = { sec, usec, pid }: 1. Any other string: 0. */
+int qf_qid_split(const char *s, size_t n, uint32_t v[3]);
 /* Birth time (the seconds field) of a valid qid. */
 unsigned long long qf_qid_birth(const char *qid);
 

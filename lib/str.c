@@ -48,12 +48,19 @@ int str_catb(str *x, const void *p, size_t n)
 int str_cats(str *x, const char *s) { return str_catb(x, s, strlen(s)); }
 int str_catc(str *x, char c) { return str_catb(x, &c, 1); }
 
+char *fmt_u(char *dst, unsigned long long u, unsigned width)
+{
+  char tmp[20];
+  size_t i = sizeof tmp;
+  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (i && (u || sizeof tmp - i < width));
+  memcpy(dst, tmp + i, sizeof tmp - i);
+  return dst + (sizeof tmp - i);
+}
+
 int str_catu(str *x, unsigned long long u)
 {
-  char tmp[24];
-  size_t i = sizeof tmp;
-  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
-  return str_catb(x, tmp + i, sizeof tmp - i);
+  char tmp[20];
+  return str_catb(x, tmp, (size_t)(fmt_u(tmp, u, 0) - tmp));
 }
 
 int str_copyb(str *x, const void *p, size_t n)

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "qpool.h"
 #include "qwrite.h"
+#include "str.h"
 
 #define P "qmail-queued"
 #define QP_FILL 64         /* names made per fsync of tmp/ */
@@ -22,7 +23,7 @@ static size_t have;
 static void pname(char dst[QP_NAME], unsigned long long n)
 {
   memcpy(dst, "tmp/p", 5);
-  *qw_fmtu(dst + 5, n, 0) = 0;
+  *fmt_u(dst + 5, n, 0) = 0;
 }
 
 /* Makes up to QP_FILL names, then one fsync of tmp/ for all of them. A

@@ -7,19 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buf.h"
+#include "str.h"
 #include "qwrite.h"
 
 /* The envelope parser's states. */
 enum { E_FIRST, E_ADDR, E_NEXT, E_DONE };
-
-char *qw_fmtu(char *dst, unsigned long long u, unsigned width)
-{
-  char tmp[24];
-  size_t i = sizeof tmp;
-  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u || sizeof tmp - i < width);
-  memcpy(dst, tmp + i, sizeof tmp - i);
-  return dst + (sizeof tmp - i);
-}
 
 /* The sum covers what follows the header: the header holds it. The first
  * flush starts with the header's reserved bytes, and every buffer holds
@@ -46,26 +38,19 @@ static int put(struct qw *w, const void *p, size_t n)
 
 static void putu(struct qw *w, unsigned long long u, unsigned width)
 {
-  char tmp[24];
-  put(w, tmp, (size_t)(qw_fmtu(tmp, u, width) - tmp));
+  char tmp[20];
+  put(w, tmp, (size_t)(fmt_u(tmp, u, width) - tmp));
 }
 
 static void puts_(struct qw *w, const char *s) { put(w, s, strlen(s)); }
 
-/* At most 20 + 1 + 6 + 1 + 10 bytes after the slash, under QF_QID_MAX - 1,
- * so both names fit. */
 void qw_name(char *dst, const char *dir, const struct timespec *t, pid_t pid)
 {
   size_t n = strlen(dir);
   memcpy(dst, dir, n);
   dst += n;
   *dst++ = '/';
-  dst = qw_fmtu(dst, (unsigned long long)t->tv_sec, 0);
-  *dst++ = '.';
-  dst = qw_fmtu(dst, (unsigned long long)t->tv_nsec / 1000, 6);
-  *dst++ = '.';
-  dst = qw_fmtu(dst, (unsigned long long)pid, 0);
-  *dst = 0;
+  *qf_qid_fmt(dst, (unsigned long long)t->tv_sec, (uint32_t)(t->tv_nsec / 1000), (uint32_t)pid) = 0;
 }
 
 static void init(struct qw *w, char *out, size_t cap, const struct timespec *t, pid_t pid, int utf8)

@@ -89,9 +89,6 @@ int qw_finish(struct qw *w);
 int qw_commit(struct qw *w);
 void qw_abort(struct qw *w);
 
-/* Writes u in decimal at dst, zero-padded to width digits (width at most
- * 24; u takes at most 20); returns the end. */
-char *qw_fmtu(char *dst, unsigned long long u, unsigned width);
 /* "<dir>/<qid>" in dst[strlen(dir) + 1 + QF_QID_MAX]. */
 void qw_name(char *dst, const char *dir, const struct timespec *t, pid_t pid);
 

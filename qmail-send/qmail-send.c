@@ -73,6 +73,7 @@ static const int chfd[CH_N] = { 3, 4 };
 
 struct job {
   uint32_t m;                        /* its message, or NIL when the job is free */
+  char qid[QF_QID_MAX];              /* that message's */
   int wfd, rfd;
   qf_env env;
   uint32_t *order;                   /* [0,nl) local, [nl,nl+nr) remote by domain */
@@ -290,7 +291,7 @@ static void later(uint32_t i, unsigned long long when)
 static void finish(uint32_t j);
 static void round_end(uint32_t j);
 
-static int expired(const struct msg *m, unsigned long long t) { return t >= m->birth + lifetime; }
+static int expired(uint32_t i, unsigned long long t) { return t >= mt_birth(&mt, i) + lifetime; }
 
 /* Parks message i, whose job (if any) is released, on destination d: it
  * has only remote recipients, all waiting for d. */
@@ -298,8 +299,8 @@ static void park(uint32_t i, uint32_t d)
 {
   struct msg *m = mt.m + i;
   m->job = NIL;
-  m->due[CH_LOCAL] = ~0ULL;
-  mt_park(&mt, i, dest_plist(d), d, m->birth + lifetime);
+  m->due[CH_LOCAL] = T_NEVER;
+  mt_park(&mt, i, dest_plist(d), d, mt_birth(&mt, i) + lifetime);
 }
 
 /* The end of the group of recipients starting at pos (one destination). */
@@ -332,17 +333,18 @@ static int job_open(uint32_t i)
 
   if (j == NIL) return -1;   /* callers check njobs < jobmax first */
   b = jobs + j;
-  b->wfd = open(mpath("queue/mess/", m->qid), O_RDWR | O_CLOEXEC);
+  mt_qid(&mt, i, b->qid);
+  b->wfd = open(mpath("queue/mess/", b->qid), O_RDWR | O_CLOEXEC);
   if (b->wfd < 0) {
     if (errno == ENOENT) { mt_del(&mt, i); return -1; }
-    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "open");
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
     log_kv("error", strerror(errno)); log_end();
     later(i, t + RETRY_SYSTEM);
     return -1;
   }
   if (qf_read(b->wfd, &b->env) < 0) {
     int bad = errno == EINVAL;
-    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "read");
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "read");
     log_kv("error", bad ? "malformed queue file" : strerror(errno)); log_end();
     close(b->wfd);
     qf_free(&b->env);
@@ -360,7 +362,7 @@ static int job_open(uint32_t i)
   /* Once per message and run, before it may be parked on a destination. */
   if (!m->logged) {
     m->logged = 1;
-    log_begin(P, "message"); log_kv("qid", m->qid);
+    log_begin(P, "message"); log_kv("qid", b->qid);
     log_kb("sender", b->env.sender, b->env.sender_len);
     log_ku("rcpts", b->env.nrcpt); log_ku("pending", np); log_ku("bytes", b->env.msg_len);
     log_end();
@@ -399,7 +401,7 @@ static int job_open(uint32_t i)
     }
     /* Remote only, for one destination that is held or already has enough
      * jobs waiting: no job for it now. */
-    if (!nl && b->dst[0] == b->dst[b->nr - 1] && m->due[CH_REMOTE] <= t && !expired(m, t)) {
+    if (!nl && b->dst[0] == b->dst[b->nr - 1] && m->due[CH_REMOTE] <= t && !expired(i, t)) {
       struct dest *x = dest_at(b->dst[0]);
       if (x->hold > t || x->queued >= dest_limit(x, bo.perdest)) {
         uint32_t d = b->dst[0];
@@ -471,17 +473,17 @@ static void round_end(uint32_t j)
       return;
     }
     b->run[CH_REMOTE] = 0;
-    m->due[CH_REMOTE] = dest_at(d)->hold;
+    m->due[CH_REMOTE] = t32(dest_at(d)->hold);
   }
   for (ch = 0; ch < CH_N; ch++) {
-    if (!pend[ch]) { m->due[ch] = ~0ULL; continue; }
+    if (!pend[ch]) { m->due[ch] = T_NEVER; continue; }
     if (b->run[ch]) {
       /* Attempted and still pending: a temporary failure. The last
        * attempt falls at the end of the lifetime, not after it. */
-      unsigned long long d = retry_next(m->birth, t, skip[ch]), end = m->birth + lifetime;
+      unsigned long long birth = mt_birth(&mt, i), d = retry_next(birth, t, skip[ch]), end = birth + lifetime;
       if (end > t && d > end) d = end;
       if (d <= t) d = t + 1;
-      m->due[ch] = d;
+      m->due[ch] = t32(d);
     }
     if (m->due[ch] < when) when = m->due[ch];
   }
@@ -494,7 +496,7 @@ static void finish(uint32_t j)
 {
   struct job *b = jobs + j;
   uint32_t i = b->m;
-  const char *qid = mt.m[i].qid;
+  const char *qid = b->qid;
   size_t k, nf = 0;
 
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
@@ -541,15 +543,14 @@ static void maybe_end(uint32_t j)
 static int send_one(uint32_t j, int ch)
 {
   struct job *b = jobs + j;
-  struct msg *m = mt.m + b->m;
   size_t pos = b->cur[ch], n = 0;
   uint32_t s;
 
   if (b->rfd < 0) {
-    b->rfd = open(mpath("queue/mess/", m->qid), O_RDONLY | O_CLOEXEC);
+    b->rfd = open(mpath("queue/mess/", b->qid), O_RDONLY | O_CLOEXEC);
     if (b->rfd < 0) {
       /* Everything still to hand out waits for the next round. */
-      log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "open");
+      log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
       log_kv("error", strerror(errno)); log_end();
       b->z[ch] = 1;
       if (ch == CH_REMOTE) groups_gone(b, b->cur[ch]);
@@ -559,7 +560,7 @@ static int send_one(uint32_t j, int ch)
   }
   s = sfree[ch][nsfree[ch] - 1];
   req.len = 0;
-  if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, m->qid) < 0 ||
+  if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, b->qid) < 0 ||
       str_catc(&req, 0) < 0 || str_catu(&req, QF_HDR) < 0 || str_catc(&req, 0) < 0 ||
       str_catu(&req, b->env.msg_len) < 0 || str_catc(&req, 0) < 0 ||
       str_catu(&req, b->env.opts) < 0 || str_catc(&req, 0) < 0 ||
@@ -633,7 +634,7 @@ static int pick_remote(uint32_t *jp, uint32_t *prevp)
     while (b->cur[CH_REMOTE] < b->end[CH_REMOTE]) {
       uint32_t d = b->dst[b->cur[CH_REMOTE] - b->nl];
       struct dest *x = dest_at(d);
-      if (x->hold > t && !expired(mt.m + b->m, t)) {
+      if (x->hold > t && !expired(b->m, t)) {
         x->queued--;
         if (b->skipdest == NIL) b->skipdest = d;
         b->cur[CH_REMOTE] = group_end(b, b->cur[CH_REMOTE]);
@@ -705,7 +706,7 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
   unsigned long long t = now();
   const char *what = c == 'K' ? "delivered" : c == 'D' ? "failed" : "deferred";
 
-  if (c == 'Z' && t >= m->birth + lifetime) {
+  if (c == 'Z' && expired(b->m, t)) {
     scratch.len = 0;
     if (str_cats(&scratch, LIFETIME_TEXT) < 0 || str_catb(&scratch, text, tn) < 0) oom();
     text = scratch.s;
@@ -713,20 +714,20 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     c = 'D';
     what = "expired";
   }
-  if (c == 'D' && bounce_append(m->qid, k, ch, r->addr, r->len, text, tn) < 0) {
-    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "bounce record");
+  if (c == 'D' && bounce_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "bounce record");
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
     what = "deferred";
   }
   if (c != 'Z' && qf_mark(b->wfd, &b->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
-    log_begin(P, "error"); log_kv("qid", m->qid); log_kv("op", "mark");
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "mark");
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
   }
   if (c == 'Z') b->z[ch] = 1;
   log_begin(P, "delivery");
-  log_kv("qid", m->qid);
+  log_kv("qid", b->qid);
   log_ku("i", k);
   log_kb("rcpt", r->addr, r->len);
   log_kv("channel", chname[ch]);
@@ -985,7 +986,7 @@ static void dest_flush(uint32_t d)
   dest_reset(d, now());
   for (i = 0; i < mt.n; i++) {
     struct msg *m = mt.m + i;
-    if (m->state != M_WAIT || (m->dest != d && m->dest != DEST_MANY) || m->due[CH_REMOTE] == ~0ULL)
+    if (m->state != M_WAIT || (m->dest != d && m->dest != DEST_MANY) || m->due[CH_REMOTE] == T_NEVER)
       continue;
     m->due[CH_REMOTE] = 0;
     mt_ready_now(&mt, (uint32_t)i);
@@ -1047,8 +1048,8 @@ static void alarm_all(void)
   size_t i;
   for (i = 0; i < mt.n; i++)
     if (mt.m[i].state == M_WAIT) {
-      mt.m[i].due[CH_LOCAL] = mt.m[i].due[CH_LOCAL] == ~0ULL ? ~0ULL : 0;
-      mt.m[i].due[CH_REMOTE] = mt.m[i].due[CH_REMOTE] == ~0ULL ? ~0ULL : 0;
+      mt.m[i].due[CH_LOCAL] = mt.m[i].due[CH_LOCAL] == T_NEVER ? T_NEVER : 0;
+      mt.m[i].due[CH_REMOTE] = mt.m[i].due[CH_REMOTE] == T_NEVER ? T_NEVER : 0;
     }
   mt_due(&mt, 0, 1);
 }

@@ -32,33 +32,87 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
   return birth > ~0ULL - r ? ~0ULL : birth + r;
 }
 
-static size_t hashq(const char *s, size_t n)
+/* A qid being looked up or added: split, or odd with its text. */
+struct key { uint32_t q[3]; const char *s; size_t n; };
+
+static void key_of(struct key *k, const char *qid, size_t n)
 {
-  size_t h = 5381;
-  while (n--) h = (h * 33) ^ (unsigned char)*s++;
-  return h;
+  if (!qf_qid_split(qid, n, k->q)) k->q[1] = Q_ODD;
+  k->s = qid;
+  k->n = n;
 }
 
-static int same(const struct msg *m, const char *qid, size_t n)
+static void key_at(const struct mtab *t, uint32_t i, struct key *k)
 {
-  return !memcmp(m->qid, qid, n) && !m->qid[n];
+  memcpy(k->q, t->m[i].q, sizeof k->q);
+  k->s = k->q[1] == Q_ODD ? t->odd[i] : 0;
+  k->n = k->s ? strlen(k->s) : 0;
+}
+
+static size_t hashk(const struct key *k)
+{
+  uint64_t h = 5381;
+  size_t i;
+
+  if (k->q[1] == Q_ODD)
+    for (i = 0; i < k->n; i++) h = (h * 33) ^ (unsigned char)k->s[i];
+  else
+    h = ((uint64_t)k->q[0] << 32 | k->q[2]) ^ (uint64_t)k->q[1] * 0x9e3779b97f4a7c15ULL;
+  /* Linear probing wants the low bits mixed: qids differ mostly in usec. */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return (size_t)h;
+}
+
+static size_t home(const struct mtab *t, uint32_t i)
+{
+  struct key k;
+  key_at(t, i, &k);
+  return hashk(&k) & (t->hcap - 1);
+}
+
+static int same(const struct mtab *t, uint32_t i, const struct key *k)
+{
+  const struct msg *m = t->m + i;
+  if (m->q[1] != Q_ODD)
+    return k->q[1] != Q_ODD && m->q[0] == k->q[0] && m->q[1] == k->q[1] && m->q[2] == k->q[2];
+  return k->q[1] == Q_ODD && !strncmp(t->odd[i], k->s, k->n) && !t->odd[i][k->n];
 }
 
 uint32_t mt_find(const struct mtab *t, const char *qid, size_t n)
 {
+  struct key k;
   size_t h;
+
   if (!t->hcap || n >= QF_QID_MAX) return NIL;
-  for (h = hashq(qid, n) & (t->hcap - 1);; h = (h + 1) & (t->hcap - 1)) {
+  key_of(&k, qid, n);
+  for (h = hashk(&k) & (t->hcap - 1);; h = (h + 1) & (t->hcap - 1)) {
     uint32_t i = t->hash[h];
     if (i == NIL) return NIL;
-    if (same(t->m + i, qid, n)) return i;
+    if (same(t, i, &k)) return i;
   }
 }
 
-static void hput(uint32_t *hash, size_t hcap, const struct msg *m, uint32_t i)
+const char *mt_qid(const struct mtab *t, uint32_t i, char buf[QF_QID_MAX])
 {
+  const struct msg *m = t->m + i;
+  if (m->q[1] == Q_ODD) memcpy(buf, t->odd[i], strlen(t->odd[i]) + 1);
+  else *qf_qid_fmt(buf, m->q[0], m->q[1], m->q[2]) = 0;
+  return buf;
+}
+
+unsigned long long mt_birth(const struct mtab *t, uint32_t i)
+{
+  return t->m[i].q[1] == Q_ODD ? qf_qid_birth(t->odd[i]) : t->m[i].q[0];
+}
+
+static void hput(const struct mtab *t, uint32_t *hash, size_t hcap, uint32_t i)
+{
+  struct key k;
   size_t h;
-  for (h = hashq(m[i].qid, strlen(m[i].qid)) & (hcap - 1); hash[h] != NIL; h = (h + 1) & (hcap - 1)) {}
+  key_at(t, i, &k);
+  for (h = hashk(&k) & (hcap - 1); hash[h] != NIL; h = (h + 1) & (hcap - 1)) {}
   hash[h] = i;
 }
 
@@ -76,10 +130,24 @@ static int hgrow(struct mtab *t)
   if (!h) { errno = ENOMEM; return -1; }
   memset(h, 0xff, sz);
   for (i = 0; i < t->n; i++)
-    if (t->m[i].state != M_FREE) hput(h, cap, t->m, (uint32_t)i);
+    if (t->m[i].state != M_FREE) hput(t, h, cap, (uint32_t)i);
   free(t->hash);
   t->hash = h;
   t->hcap = cap;
+  return 0;
+}
+
+/* Makes odd hold cap entries, the ones past old zeroed. */
+static int odd_grow(struct mtab *t, size_t old, size_t cap)
+{
+  size_t sz;
+  char **p;
+
+  if (size_mul(&sz, cap, sizeof *p) < 0) return -1;
+  p = realloc(t->odd, sz);
+  if (!p) { errno = ENOMEM; return -1; }
+  memset(p + old, 0, (cap - old) * sizeof *p);
+  t->odd = p;
   return 0;
 }
 
@@ -98,34 +166,59 @@ static int tgrow(struct mtab *t)
   p = realloc(t->heap, sz);
   if (!p) { errno = ENOMEM; return -1; }
   t->heap = p;
+  if (t->odd && odd_grow(t, t->cap, cap) < 0) return -1;
   t->cap = cap;
+  return 0;
+}
+
+/* Stores the text of odd qid k for slot i. */
+static int odd_put(struct mtab *t, uint32_t i, const struct key *k)
+{
+  char *s;
+  if (!t->odd && odd_grow(t, 0, t->cap) < 0) return -1;
+  if (!(s = malloc(k->n + 1))) { errno = ENOMEM; return -1; }
+  memcpy(s, k->s, k->n);
+  s[k->n] = 0;
+  t->odd[i] = s;
   return 0;
 }
 
 uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
 {
+  struct key k;
   uint32_t i;
   struct msg *m;
 
   if (n >= QF_QID_MAX) { errno = EINVAL; return NIL; }
-  if (hgrow(t) < 0) return NIL;
-  if (t->freel != NIL) {
-    i = t->freel;
-    t->freel = t->m[i].next;
-  } else {
-    if (tgrow(t) < 0) return NIL;
-    i = (uint32_t)t->n++;
-  }
+  key_of(&k, qid, n);
+  if (hgrow(t) < 0 || (t->freel == NIL && tgrow(t) < 0)) return NIL;
+  i = t->freel != NIL ? t->freel : (uint32_t)t->n;
+  if (k.q[1] == Q_ODD && odd_put(t, i, &k) < 0) return NIL;
+  if (i == t->freel) t->freel = t->m[i].next; else t->n++;
   m = t->m + i;
   memset(m, 0, sizeof *m);
-  memcpy(m->qid, qid, n);
-  m->birth = qf_qid_birth(m->qid);
+  memcpy(m->q, k.q, sizeof m->q);
   m->heap = m->next = m->job = m->dest = m->pprev = m->pnext = NIL;
   m->state = M_READY;
-  hput(t->hash, t->hcap, t->m, i);
+  hput(t, t->hash, t->hcap, i);
   t->live++;
   mt_ready_push(t, i);
   return i;
+}
+
+void mt_free(struct mtab *t)
+{
+  size_t i;
+  if (t->odd) for (i = 0; i < t->n; i++) free(t->odd[i]);
+  free(t->odd);
+  free(t->m);
+  free(t->hash);
+  free(t->heap);
+  t->odd = 0;
+  t->m = 0;
+  t->hash = t->heap = 0;
+  t->n = t->cap = t->hcap = t->live = t->nheap = t->nready = 0;
+  t->freel = t->rhead = t->rtail = NIL;
 }
 
 static void heap_set(struct mtab *t, size_t pos, uint32_t i)
@@ -173,7 +266,7 @@ static void heap_remove(struct mtab *t, uint32_t i)
 
 void mt_wait(struct mtab *t, uint32_t i, unsigned long long when)
 {
-  t->m[i].when = when;
+  t->m[i].when = t32(when);
   t->m[i].state = M_WAIT;
   t->heap[t->nheap] = i;
   heap_up(t, t->nheap++);
@@ -219,7 +312,7 @@ unsigned long long mt_due(struct mtab *t, unsigned long long now, int all)
 {
   while (t->nheap) {
     uint32_t i = t->heap[0];
-    if (!all && t->m[i].when > now) return t->m[i].when;
+    if (!all && t->m[i].when > now) return t->m[i].when == T_NEVER ? ~0ULL : t->m[i].when;
     heap_remove(t, i);
     if (t->m[i].state == M_HELD) unlink_park(t, i, t->plist(t->m[i].dest));
     mt_ready_push(t, i);
@@ -239,7 +332,7 @@ void mt_ready_push_front(struct mtab *t, uint32_t i)
 void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned long long expire)
 {
   struct msg *m = t->m + i;
-  m->when = expire;
+  m->when = t32(expire);
   t->heap[t->nheap] = i;
   heap_up(t, t->nheap++);
   m->state = M_HELD;
@@ -269,21 +362,24 @@ void mt_del(struct mtab *t, uint32_t i)
 
   if (t->m[i].heap != NIL) heap_remove(t, i);
   if (t->m[i].state == M_HELD) unlink_park(t, i, t->plist(t->m[i].dest));
-  h = hashq(t->m[i].qid, strlen(t->m[i].qid)) & (t->hcap - 1);
+  h = home(t, i);
   while (t->hash[h] != i) h = (h + 1) & (t->hcap - 1);
   /* Backward-shift deletion keeps every probe chain unbroken. */
   j = h;
   for (k = (j + 1) & (t->hcap - 1); t->hash[k] != NIL; k = (k + 1) & (t->hcap - 1)) {
-    size_t home = hashq(t->m[t->hash[k]].qid, strlen(t->m[t->hash[k]].qid)) & (t->hcap - 1);
+    size_t hk = home(t, t->hash[k]);
     /* Move k into the hole j unless its home lies cyclically in (j, k]. */
-    if ((k > j && (home <= j || home > k)) || (k < j && home <= j && home > k)) {
+    if ((k > j && (hk <= j || hk > k)) || (k < j && hk <= j && hk > k)) {
       t->hash[j] = t->hash[k];
       j = k;
     }
   }
   t->hash[j] = NIL;
+  if (t->m[i].q[1] == Q_ODD) {
+    free(t->odd[i]);
+    t->odd[i] = 0;
+  }
   t->m[i].state = M_FREE;
-  t->m[i].qid[0] = 0;
   t->m[i].next = t->freel;
   t->freel = i;
   t->live--;

@@ -44,14 +44,21 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
 
 #define NIL UINT32_MAX
 
-/* Per-message state, small and fixed-size so that 100,000 queued
- * messages cost a few MB: the envelope is read only while a message is
- * being delivered (struct job in qmail-send.c). */
+/* Times in struct msg are seconds since the epoch in 32 bits, which last
+ * until 2106; a later time saturates to T_NEVER, which also means "none". */
+#define T_NEVER UINT32_MAX
+static inline uint32_t t32(unsigned long long t) { return t >= T_NEVER ? T_NEVER : (uint32_t)t; }
+
+/* Per-message state, small and fixed-size (52 bytes) so that 100,000
+ * queued messages cost a few MB: the envelope is read only while a
+ * message is being delivered (struct job in qmail-send.c), and the qid is
+ * kept as its three numbers (qf_qid_split). A qid that does not split, made
+ * by hand, has q[1] == Q_ODD and its text in mtab.odd. */
+#define Q_ODD UINT32_MAX
 struct msg {
-  char qid[QF_QID_MAX];
-  unsigned long long birth;
-  unsigned long long due[CH_N];      /* next attempt per channel; 0 = now */
-  unsigned long long when;           /* heap key: min over channels with work */
+  uint32_t q[3];                     /* sec, usec, pid of the qid */
+  uint32_t due[CH_N];                /* next attempt per channel; 0 = now */
+  uint32_t when;                     /* heap key: min over channels with work */
   uint32_t heap;                     /* position in the timer heap, or NIL */
   uint32_t next;                     /* ready list / free list link */
   uint32_t job;                      /* index of its job while open, or NIL */
@@ -86,12 +93,19 @@ struct mtab {
   uint32_t rhead, rtail;             /* ready FIFO */
   size_t nready;
   struct plist *(*plist)(uint32_t dest); /* the list of an M_HELD message */
+  char **odd;                        /* by index: the text of a Q_ODD qid; cap
+                                        entries, allocated with the first one */
 };
 
-#define MTAB_INIT { 0, 0, 0, NIL, 0, 0, 0, 0, 0, NIL, NIL, 0, 0 }
+#define MTAB_INIT { 0, 0, 0, NIL, 0, 0, 0, 0, 0, NIL, NIL, 0, 0, 0 }
 
+void mt_free(struct mtab *t);
 /* Index of qid, or NIL. */
 uint32_t mt_find(const struct mtab *t, const char *qid, size_t n);
+/* Writes message i's qid, NUL-terminated, into buf; returns buf. */
+const char *mt_qid(const struct mtab *t, uint32_t i, char buf[QF_QID_MAX]);
+/* Message i's birth (the seconds of its qid). */
+unsigned long long mt_birth(const struct mtab *t, uint32_t i);
 /* Adds a new message in state M_READY at the ready list's tail; its index
  * or NIL (ENOMEM). */
 uint32_t mt_add(struct mtab *t, const char *qid, size_t n);

@@ -36,6 +36,10 @@ class CountingSink(Sink):
             def flush(self):
                 return w.flush()
 
+            @property
+            def closed(self):            # socketserver's finish() asks
+                return w.closed
+
         def end():
             done[0] = True
             with sink.lock:

@@ -289,6 +289,30 @@ static void qids(void)
   CHECK(!qf_qid_ok(big, QF_QID_MAX));
 }
 
+/* qf_qid_split takes exactly what qf_qid_fmt writes, within 32 bits. */
+static void qid_split(void)
+{
+  char q[QF_QID_MAX];
+  uint32_t v[3];
+
+  *qf_qid_fmt(q, 1795420800, 4211, 3117) = 0;
+  CHECK(!strcmp(q, "1795420800.004211.3117"));
+  CHECK(qf_qid_split(q, strlen(q), v) && v[0] == 1795420800 && v[1] == 4211 && v[2] == 3117);
+  *qf_qid_fmt(q, 18446744073709551615ull, 999999, 4294967295u) = 0;
+  CHECK(strlen(q) == 38 && qf_qid_ok(q, strlen(q)));   /* the longest */
+  CHECK(!qf_qid_split(q, strlen(q), v));
+  CHECK(qf_qid_split("0.000000.0", 10, v) && !v[0] && !v[1] && !v[2]);
+  CHECK(qf_qid_split("4294967295.999999.4294967295", 28, v) && v[0] == 4294967295u && v[2] == 4294967295u);
+  CHECK(!qf_qid_split("4294967296.000000.1", 19, v));
+  CHECK(!qf_qid_split("1.000000.4294967296", 19, v));
+  CHECK(!qf_qid_split("1.2.3", 5, v));            /* usec not six digits */
+  CHECK(!qf_qid_split("1.0000001.3", 11, v));
+  CHECK(!qf_qid_split("01.000002.3", 11, v));     /* leading zeros */
+  CHECK(!qf_qid_split("1.000002.03", 11, v));
+  CHECK(!qf_qid_split("1.000002.3x", 11, v));
+  CHECK(!qf_qid_split("1.000002", 8, v));
+}
+
 /* qmail-queued's pool names: never a qid, never a qid's prefix. */
 static void pool_names(void)
 {
@@ -325,6 +349,7 @@ int main(void)
   hostile_records();
   writer();
   qids();
+  qid_split();
   pool_names();
   /* A directory and an empty file are not queue files. */
   {

@@ -42,7 +42,7 @@ static void t_retry(void)
 static void t_mtab(void)
 {
   struct mtab t = MTAB_INIT;
-  char q[32];
+  char q[QF_QID_MAX];
   uint32_t i, k, idx[5000];
   unsigned long long last = 0, w;
   int ok = 1;
@@ -55,8 +55,10 @@ static void t_mtab(void)
   CHECK(ok);
   CHECK(t.live == 5000 && t.nready == 5000);
   CHECK(mt_find(&t, "1700000042.000294.42", 20) == idx[42]);
-  CHECK(t.m[idx[42]].birth == 1700000042);
+  CHECK(mt_birth(&t, idx[42]) == 1700000042);
+  CHECK(!strcmp(mt_qid(&t, idx[42], q), "1700000042.000294.42"));
   CHECK(mt_find(&t, "1.2.3", 5) == NIL);
+  CHECK(t.odd == 0);                                   /* none made by hand yet */
   /* Pop all, wait them with pseudo-random times, take them back in order. */
   for (k = 0; k < 5000; k++) {
     i = mt_ready_pop(&t);
@@ -88,7 +90,59 @@ static void t_mtab(void)
   t.m[i].state = M_OPEN;
   mt_del(&t, i);
   CHECK(mt_add(&t, "9.9.9", 5) == i);
-  free(t.m); free(t.hash); free(t.heap);
+  CHECK(!strcmp(mt_qid(&t, i, q), "9.9.9") && mt_birth(&t, i) == 9);
+  mt_free(&t);
+}
+
+/* Qids that do not split (leading zeros, a short usec, numbers past 32
+ * bits) keep their own text, side by side with split ones that would
+ * read alike as numbers. */
+static void t_mtab_odd(void)
+{
+  static const char *const odd[] = {
+    "1700000000.1.7", "01700000000.000001.7", "1700000000.000001.07",
+    "4294967296.000001.7", "1700000000.000001.4294967296",
+    "18446744073709551615.999999.1", "0.0000001.7",
+  };
+  struct mtab t = MTAB_INIT;
+  char q[QF_QID_MAX];
+  uint32_t split, o[7], i, k;
+  int ok = 1;
+
+  split = mt_add(&t, "1700000000.000001.7", 19);
+  for (k = 0; k < 7; k++) {
+    o[k] = mt_add(&t, odd[k], strlen(odd[k]));
+    if (o[k] == NIL || t.m[o[k]].q[1] != Q_ODD || strcmp(mt_qid(&t, o[k], q), odd[k])) ok = 0;
+  }
+  CHECK(ok && t.m[split].q[1] != Q_ODD && t.live == 8);
+  for (k = 0; k < 7; k++) if (mt_find(&t, odd[k], strlen(odd[k])) != o[k]) ok = 0;
+  CHECK(ok);
+  CHECK(mt_find(&t, "1700000000.000001.7", 19) == split);
+  CHECK(mt_birth(&t, o[5]) == 18446744073709551615ULL);
+  CHECK(mt_birth(&t, o[3]) == 4294967296ULL);
+  /* The largest split numbers, and growth past the first table with odd
+   * ones in it: every name is still found, with its own text. */
+  CHECK((i = mt_add(&t, "4294967295.999999.4294967295", 28)) != NIL && t.m[i].q[1] != Q_ODD);
+  CHECK(mt_birth(&t, i) == 4294967295ULL);
+  for (k = 0; k < 3000; k++) {
+    int n = snprintf(q, sizeof q, k % 2 ? "%u.%u.%u" : "%u.%06u.%u", 1800000000 + k, k, k);
+    if (mt_add(&t, q, (size_t)n) == NIL) ok = 0;
+  }
+  CHECK(ok && t.cap > 1024);
+  for (k = 0; k < 3000; k++) {
+    char want[QF_QID_MAX];
+    int n = snprintf(want, sizeof want, k % 2 ? "%u.%u.%u" : "%u.%06u.%u", 1800000000 + k, k, k);
+    i = mt_find(&t, want, (size_t)n);
+    if (i == NIL || strcmp(mt_qid(&t, i, q), want)) ok = 0;
+  }
+  CHECK(ok);
+  for (k = 0; k < 7; k++) {
+    t.m[o[k]].state = M_OPEN;
+    mt_del(&t, o[k]);
+    if (t.odd[o[k]] || mt_find(&t, odd[k], strlen(odd[k])) != NIL) ok = 0;
+  }
+  CHECK(ok && mt_find(&t, "1700000000.000001.7", 19) == split);
+  mt_free(&t);
 }
 
 static void t_rewrite(void)
@@ -189,6 +243,7 @@ int main(void)
 {
   t_retry();
   t_mtab();
+  t_mtab_odd();
   t_rewrite();
   t_dsn();
   DONE();

@@ -40,6 +40,15 @@ int main(void)
   CHECK(str_catu(&s, 0) == 0 && s.len == 5 && s.s[4] == '0');
   CHECK(str_catu(&s, 18446744073709551615ull) == 0 && s.len == 25 &&
         !memcmp(s.s + 5, "18446744073709551615", 20));
+  {
+    char d[24];
+    CHECK(fmt_u(d, 42, 0) - d == 2 && !memcmp(d, "42", 2));
+    CHECK(fmt_u(d, 42, 6) - d == 6 && !memcmp(d, "000042", 6));
+    CHECK(fmt_u(d, 0, 0) - d == 1 && d[0] == '0');
+    CHECK(fmt_u(d, 1234567, 3) - d == 7 && !memcmp(d, "1234567", 7));
+    CHECK(fmt_u(d, 7, 20) - d == 20 && !memcmp(d, "00000000000000000007", 20));
+    CHECK(fmt_u(d, 7, 99) - d == 20);           /* width is capped at 20 */
+  }
   CHECK(str_copys(&s, "xy") == 0 && s.len == 2 && !memcmp(s.s, "xy", 2));
   CHECK(str_0(&s) == 0 && s.len == 2 && s.s[2] == 0 && !strcmp(s.s, "xy"));
 
