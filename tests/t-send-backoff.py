@@ -36,10 +36,6 @@ class CountingSink(Sink):
             def flush(self):
                 return w.flush()
 
-            @property
-            def closed(self):            # socketserver's finish() asks
-                return w.closed
-
         def end():
             done[0] = True
             with sink.lock:
@@ -52,6 +48,7 @@ class CountingSink(Sink):
         try:
             Sink.converse(self, h)
         finally:
+            h.wfile = w                  # socketserver's finish() closes it
             if not done[0]:
                 end()
 
