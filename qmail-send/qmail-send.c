@@ -96,6 +96,7 @@ static struct mtab mt = MTAB_INIT;
 static struct rw rw = RW_INIT;
 static struct job jobs[JOB_MAX];
 static uint32_t jfree = NIL;
+static size_t jtop;                  /* jobs[jtop..] never used, their pages untouched */
 static size_t njobs, jobmax;
 static uint32_t wlh[CH_N] = { NIL, NIL }, wlt[CH_N] = { NIL, NIL };
 static struct slot slots[CH_N][SPAWN_SLOTS];
@@ -327,7 +328,7 @@ static int job_open(uint32_t i)
   struct msg *m = mt.m + i;
   unsigned long long t = now();
   struct job *b;
-  uint32_t j = jfree;
+  uint32_t j = jfree != NIL ? jfree : jtop < JOB_MAX ? (uint32_t)jtop : NIL;
   size_t k, np = 0, nl = 0, sz;
   int ch;
 
@@ -351,7 +352,7 @@ static int job_open(uint32_t i)
     later(i, t + (bad ? RETRY_BROKEN : RETRY_SYSTEM));
     return -1;
   }
-  jfree = b->fnext;
+  if (j == jfree) jfree = b->fnext; else jtop++;
   njobs++;
   b->m = i;
   b->rfd = -1;
@@ -1144,11 +1145,6 @@ int main(int argc, char **argv)
   setup_fds();
   if (config() < 0) log_fatal(P, 111, "cannot read the control files");
   jobmax = job_limit();
-  for (k = 0; k < JOB_MAX; k++) {
-    jobs[JOB_MAX - 1 - k].m = NIL;
-    jobs[JOB_MAX - 1 - k].fnext = jfree;
-    jfree = (uint32_t)(JOB_MAX - 1 - k);
-  }
   for (ch = 0; ch < CH_N; ch++)
     for (k = 0; k < SPAWN_SLOTS; k++) {
       slots[ch][k].job = NIL;
