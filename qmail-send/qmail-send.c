@@ -283,12 +283,6 @@ static void job_release(uint32_t j)
   /* Not on a waiting list: a job is released only when both are done. */
 }
 
-static void later(uint32_t i, unsigned long long when)
-{
-  mt.m[i].job = NIL;
-  mt_wait(&mt, i, when);
-}
-
 static void finish(uint32_t j);
 static void round_end(uint32_t j);
 
@@ -298,9 +292,7 @@ static int expired(uint32_t i, unsigned long long t) { return t >= mt_birth(&mt,
  * has only remote recipients, all waiting for d. */
 static void park(uint32_t i, uint32_t d)
 {
-  struct msg *m = mt.m + i;
-  m->job = NIL;
-  m->due[CH_LOCAL] = T_NEVER;
+  mt.m[i].due[CH_LOCAL] = T_NEVER;
   mt_park(&mt, i, dest_plist(d), d, mt_birth(&mt, i) + lifetime);
 }
 
@@ -340,7 +332,7 @@ static int job_open(uint32_t i)
     if (errno == ENOENT) { mt_del(&mt, i); return -1; }
     log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
     log_kv("error", strerror(errno)); log_end();
-    later(i, t + RETRY_SYSTEM);
+    mt_wait(&mt, i, t + RETRY_SYSTEM);
     return -1;
   }
   if (qf_read(b->wfd, &b->env) < 0) {
@@ -349,7 +341,7 @@ static int job_open(uint32_t i)
     log_kv("error", bad ? "malformed queue file" : strerror(errno)); log_end();
     close(b->wfd);
     qf_free(&b->env);
-    later(i, t + (bad ? RETRY_BROKEN : RETRY_SYSTEM));
+    mt_wait(&mt, i, t + (bad ? RETRY_BROKEN : RETRY_SYSTEM));
     return -1;
   }
   if (j == jfree) jfree = b->fnext; else jtop++;
@@ -357,7 +349,6 @@ static int job_open(uint32_t i)
   b->m = i;
   b->rfd = -1;
   b->inflight = 0;
-  m->job = j;
   m->state = M_OPEN;
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_PENDING) np++;
   /* Once per message and run, before it may be parked on a destination. */
@@ -421,7 +412,7 @@ static int job_open(uint32_t i)
     b->inwl[ch] = 0;
     b->run[ch] = b->cur[ch] < b->end[ch] && m->due[ch] <= t;
     if (!b->run[ch]) { b->cur[ch] = b->end[ch]; continue; }
-    if (m->tries[ch] < UINT16_MAX) m->tries[ch]++;
+    if (m->tries[ch] < UINT8_MAX) m->tries[ch]++;
     if (ch == CH_REMOTE)
       for (k = b->cur[ch]; k < b->end[ch]; k = group_end(b, k)) dest_at(b->dst[k - nl])->queued++;
     wl_add(j, ch);
@@ -490,7 +481,7 @@ static void round_end(uint32_t j)
   }
   m->dest = pend[CH_REMOTE] ? remote_dest(b) : NIL;
   job_release(j);
-  later(i, when);
+  mt_wait(&mt, i, when);
 }
 
 static void finish(uint32_t j)
@@ -505,7 +496,7 @@ static void finish(uint32_t j)
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", strerror(errno)); log_end();
     job_release(j);
-    later(i, now() + RETRY_SYSTEM);
+    mt_wait(&mt, i, now() + RETRY_SYSTEM);
     return;
   }
   /* mess/ first: a crash between the two leaves a bounce/ file without a
@@ -517,7 +508,6 @@ static void finish(uint32_t j)
     /* Kept in the index but never scheduled: retrying would repeat the
      * report. A restart tries again. */
     job_release(j);
-    mt.m[i].job = NIL;
     mt.m[i].state = M_STUCK;
     return;
   }

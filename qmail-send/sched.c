@@ -32,6 +32,8 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
   return birth > ~0ULL - r ? ~0ULL : birth + r;
 }
 
+_Static_assert(sizeof(struct msg) == 48, "struct msg is the queue's memory: keep it small");
+
 /* A qid being looked up or added: split, or odd with its text. */
 struct key { uint32_t q[3]; const char *s; size_t n; };
 
@@ -198,7 +200,7 @@ uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
   m = t->m + i;
   memset(m, 0, sizeof *m);
   memcpy(m->q, k.q, sizeof m->q);
-  m->heap = m->next = m->job = m->dest = m->pprev = m->pnext = NIL;
+  m->heap = m->next = m->dest = m->pprev = m->pnext = NIL;
   m->state = M_READY;
   hput(t, t->hash, t->hcap, i);
   t->live++;

@@ -49,7 +49,7 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
 #define T_NEVER UINT32_MAX
 static inline uint32_t t32(unsigned long long t) { return t >= T_NEVER ? T_NEVER : (uint32_t)t; }
 
-/* Per-message state, small and fixed-size (52 bytes) so that 100,000
+/* Per-message state, small and fixed-size (48 bytes) so that 100,000
  * queued messages cost a few MB: the envelope is read only while a
  * message is being delivered (struct job in qmail-send.c), and the qid is
  * kept as its three numbers (qf_qid_split). A qid that does not split, made
@@ -61,11 +61,11 @@ struct msg {
   uint32_t when;                     /* heap key: min over channels with work */
   uint32_t heap;                     /* position in the timer heap, or NIL */
   uint32_t next;                     /* ready list / free list link */
-  uint32_t job;                      /* index of its job while open, or NIL */
   uint32_t dest;                     /* M_HELD: the destination it is parked on;
                                         otherwise a hint (see DEST_MANY) */
   uint32_t pprev, pnext;             /* M_HELD: links in that destination's list */
-  uint16_t tries[CH_N];              /* attempts since qmail-send started */
+  uint8_t tries[CH_N];               /* attempts since qmail-send started, up to
+                                        255: the schedule makes about 80 a week */
   uint8_t state;                     /* M_* */
   uint8_t logged;                    /* its event=message line is written */
 };
