@@ -479,6 +479,7 @@ int main(int argc, char **argv)
   log_ku("gid", getgid());
   if (tls) log_kv("tls", implicit ? "implicit" : "starttls");
   log_end();
+  if (tls) tlsd_prepare();
   if (announce) ready((unsigned)port);
   serve();
 }

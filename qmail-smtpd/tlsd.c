@@ -178,14 +178,24 @@ static int handshake(int ctl, int pass)
   return pkt_send(ctl, info, n, pass);
 }
 
+void tlsd_prepare(void)
+{
+  br_ssl_server_init_full_ec(&sc, 0, 0, BR_KEYTYPE_EC, 0);
+  tls_server_policy(&sc, iobuf, sizeof iobuf);
+}
+
+/* The key's half of what tlsd_prepare left out. */
 static void server_init(void)
 {
   const br_x509_certificate *ch = creds.chain;
   if (creds.keytype == BR_KEYTYPE_RSA)
-    br_ssl_server_init_full_rsa(&sc, ch, creds.nchain, br_skey_decoder_get_rsa(&creds.key));
+    br_ssl_server_set_single_rsa(&sc, ch, creds.nchain, br_skey_decoder_get_rsa(&creds.key),
+                                 BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN, br_rsa_private_get_default(),
+                                 br_rsa_pkcs1_sign_get_default());
   else
-    br_ssl_server_init_full_ec(&sc, ch, creds.nchain, BR_KEYTYPE_EC, br_skey_decoder_get_ec(&creds.key));
-  tls_server_policy(&sc, iobuf, sizeof iobuf);
+    br_ssl_server_set_single_ec(&sc, ch, creds.nchain, br_skey_decoder_get_ec(&creds.key),
+                                BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN, BR_KEYTYPE_EC,
+                                br_ssl_engine_get_ec(&sc.eng), br_ecdsa_i31_sign_asn1);
 }
 
 /* As root, after the fork: the session process never maps the key. */

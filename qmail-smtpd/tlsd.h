@@ -49,6 +49,12 @@ struct tlsd_ids { unsigned long long uid, gid; };
 /* "uid:gid", numeric: 0, or -1 when malformed. */
 int tlsd_ids(const char *s, struct tlsd_ids *id);
 
+/* Sets up the TLS engine without a key or a random generator: its
+ * implementations (BearSSL's CPU feature tests, which trap to the
+ * hypervisor in a VM), suites and buffer. Once, before tlsd_session; a
+ * resident listener does it before its forks. The generator is seeded by
+ * each session (br_ssl_server_reset), so no two forks share its state. */
+void tlsd_prepare(void);
 void tlsd_session(int implicit, const struct tlsd_ids *tls, const struct tlsd_ids *smtpd)
   __attribute__((noreturn));
 

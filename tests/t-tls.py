@@ -120,6 +120,24 @@ for suite in ("AES128-SHA256", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA256", "
 rc, out = s_client(srv.port, ["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"])
 t.check("ChaCha20-Poly1305 accepted", rc == 0 and "ECDHE-RSA-CHACHA20-POLY1305" in out, out[-400:])
 
+
+def hs_message(out, name):
+    """The hex of the first handshake message called name in s_client -msg output."""
+    m = re.search(r"<<< [^\n]*Handshake [^\n]*, %s\n((?: +[0-9a-f ]+\n)+)" % name, out)
+    return m and m.group(1).replace(" ", "").replace("\n", "")
+
+
+# The engine is set up once, before the sessions' forks; its random
+# generator must still be each session's own: server random and ECDHE
+# share differ from one session to the next.
+seen = []
+for _ in range(2):
+    rc, out = s_client(srv.port, ["-msg"])
+    seen.append((hs_message(out, "ServerHello"), hs_message(out, "ServerKeyExchange")))
+t.check("two sessions: each its own server random and ECDHE key",
+        all(all(x) for x in seen) and seen[0][0][12:76] != seen[1][0][12:76] and seen[0][1] != seen[1][1],
+        seen)
+
 # --- implicit TLS (port 465 style) ---------------------------------------
 rc, out = s_client(smtps.port, [], starttls=False)
 t.check("implicit TLS: s_client gets the greeting over TLS",
