@@ -28,7 +28,8 @@
  * each file is finished (header, writeback started), then each is fsynced
  * and renamed into mess/ (qwrite.h says why in two passes), each
  * client gets 0 and its qid, then mess/ is fsynced once for all of them,
- * then their qids go to the trigger. The files are written in names of a
+ * then their qids go to the trigger: these two in a child (qsync.h),
+ * while the loop goes on. The files are written in names of a
  * pool (qpool.h) whose entries are on disk before use, so one fsync
  * stands between a message's last byte and its answer, and a power cut
  * that undoes a rename leaves the file whole under its pool name, for
@@ -65,6 +66,7 @@
 #include "log.h"
 #include "qpool.h"
 #include "qqclient.h"
+#include "qsync.h"
 #include "qwrite.h"
 #include "ready.h"
 
@@ -281,20 +283,15 @@ static void commit(void)
   }
   /* After the answers: each file is on disk under mess/ or, if a power
    * cut undoes the rename, under its pool name (qpool.h). The trigger
-   * waits for this fsync: qmail-send delivers nothing whose rename a
-   * power cut could undo. If it fails, what was answered stays in mess/,
-   * or comes back through qp_recover after a power cut. */
-  if (qw_sync_mess()) {
-    log_begin(P, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
-    log_kv("error", strerror(errno)); log_end();
-  }
+   * waits for the fsync of mess/, made by the sync process (qsync.h):
+   * qmail-send delivers nothing whose rename a power cut could undo. */
   for (i = 0; i < QD_CLIENTS; i++) {
     if (cl[i].phase != C_COMMITTED) continue;
-    if (n > sizeof lines - (QF_QID_MAX + 1)) { qw_trigger(lines, n); n = 0; }
+    if (n > sizeof lines - (QF_QID_MAX + 1)) { qs_send(lines, n); n = 0; }
     n += qw_line(&cl[i].w, lines + n);
     drop(cl + i);
   }
-  qw_trigger(lines, n);
+  qs_send(lines, n);
 }
 
 /* ---- the listening socket */
@@ -423,6 +420,7 @@ static void setup(void)
   if (chdir("queue") < 0) log_fatal(P, 111, "cannot chdir to queue");
   qp_recover(qid_time, mypid);
   log_begin(P, "start"); log_ku("clients", maxclients); log_end();
+  qs_start();
   ready_notify(P, ready_fd);
 }
 
@@ -495,6 +493,7 @@ int main(int argc, char **argv)
   }
   for (k = 0; k < QD_CLIENTS; k++)
     if (cl[k].phase != C_FREE) drop(cl + k);
+  qs_stop();
   log_begin(P, "stop"); log_end();
   return 0;
 }

@@ -125,20 +125,28 @@ refused("abort: empty envelope", 91, b"")
 
 # --- one fsync between a message's last byte and its answer -------------------
 # The file's own: the pool name was on disk before, and mess/ is fsynced
-# after the answer (qpool.h). strace shows the order of the calls.
+# after the answer (qpool.h), by the sync process (qsync.h), which pulls
+# the trigger after it. strace shows the order of the calls in both.
+kids = open("/proc/%d/task/%d/children" % (d.pid, d.pid)).read().split()
+t.check("one sync process, a child of qmail-queued", len(kids) == 1, kids)
+fds = sorted(os.listdir("/proc/%s/fd" % kids[0])) if kids else None
+t.check("the sync process holds fds 0-2 and its pipe only (not the socket)",
+        fds == ["0", "1", "2", "3"] and os.readlink("/proc/%s/fd/3" % kids[0]).startswith("pipe:"), fds)
 trace = inst.path("queued.strace")
-st = subprocess.Popen(["strace", "-f", "-s", "8", "-e", "trace=fsync,fdatasync,sendmsg", "-o", trace,
-                       "-p", str(d.pid)], stderr=subprocess.PIPE)
+st = subprocess.Popen(["strace", "-f", "-s", "16", "-e", "trace=fsync,fdatasync,sendmsg,openat", "-o", trace,
+                       "-p", str(d.pid)] + sum((["-p", k] for k in kids), []), stderr=subprocess.PIPE)
 attached = b"attached" in st.stderr.readline()
 code, qid = queue_once(SOCK, b"Subject: traced\n\nbody\n", envl(b"a@b", [b"c@d"]))[1:]
 wait_for(lambda: False, 0.3)
 st.terminate()
 st.wait()
-calls = re.findall(r'(fsync|fdatasync)\(|sendmsg\(\d+, \{[^"]*"(K|\\0)', open(trace).read())
-seq = [c[0] or ("go" if c[1] == "K" else "answer") for c in calls]
+calls = re.findall(r'(fsync|fdatasync)\(|sendmsg\(\d+, \{[^"]*"(K|\\0)|openat\([^"]*"(lock/trigger)"',
+                   open(trace).read())
+seq = [c[0] or c[2] or ("go" if c[1] == "K" else "answer") for c in calls]
 t.check("traced: the message queued", attached and code == 0, (attached, code))
-t.check("traced: go-ahead, one fsync, the answer, then mess/'s fsync",
-        seq[seq.index("go"):] == ["go", "fsync", "answer", "fsync"] if "go" in seq else False, seq)
+t.check("traced: go-ahead, one fsync, the answer, then mess/'s fsync, then the trigger",
+        seq[seq.index("go"):] == ["go", "fsync", "answer", "fsync", "lock/trigger"] if "go" in seq else False,
+        seq)
 
 # A client that hangs up in the middle of its message: dropped, no file.
 old_m = mess()
@@ -261,6 +269,21 @@ idle.close()
 
 # --- full: 'B' -----------------------------------------------------------------
 t.check("SIGTERM: exit 0", d.stop() == 0)
+t.check("SIGTERM: the sync process has finished too", not os.path.exists("/proc/%s" % kids[0]), kids)
+
+# --- the sync process killed: qmail-queued does its work itself -------------
+d = Daemon(inst)
+kid = int(open("/proc/%d/task/%d/children" % (d.pid, d.pid)).read().split()[0])
+os.kill(kid, 9)
+wait_for(lambda: open("/proc/%d/stat" % kid).read().split(")")[1].split()[0] == "Z", 5)
+trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOCK)
+ack, code, qid = queue_once(SOCK, b"Subject: no sync process\n\nbody\n", envl(b"a@b", [b"c@d"]))
+got = read_trigger(trig)
+t.check("sync process killed: the message is queued and its trigger pulled all the same",
+        code == 0 and qid and ("%s\n" % qid).encode() in got, (code, qid, got))
+t.check("sync process killed: logged", "op=\"sync process\"" in d.logtext() or "op=sync" in d.logtext(),
+        d.logtext()[-300:])
+d.stop()
 small = Daemon(inst, nofile=24)
 t.check("a descriptor limit of 24 gives 2 client slots", "clients=2" in small.logtext(), small.logtext())
 held = [Client(SOCK), Client(SOCK)]
