@@ -74,7 +74,7 @@ static void reply(unsigned long s)
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (r > 0 && spawnreq_items_ok(b, (size_t)r, k->nrcpt)) {
     spawnreq_reply(sp->prog, s, b, (size_t)r);
-    pool_release(k->w, eof);
+    pool_release(sp, k->w, eof);
   } else {
     log_begin(sp->prog, "worker_failed");
     log_ku("slot", s);

@@ -29,6 +29,10 @@ struct spawnjob {
 struct spawner {
   const char *prog;         /* names the log lines */
   size_t maxrcpt;           /* recipients per request, 1..SPAWN_RCPTS */
+  /* Idle workers kept per (uid, gid, key) (lib/spawnpool.h): about the
+   * concurrency one of them sees in steady use, so that a busy id keeps
+   * its workers rather than forking them again. */
+  size_t idle_per_id;
   /* Optional further checks of a parsed request: why to refuse it, or 0. */
   const char *(*check)(const struct spawnreq *r);
   /* Answers a request that will not run: bad = 1, the request is invalid;

@@ -131,14 +131,14 @@ void pool_retire(struct worker *w)
   w->busy = 0;
 }
 
-void pool_release(struct worker *w, int closing)
+void pool_release(const struct spawner *sp, struct worker *w, int closing)
 {
   size_t i, mine = 0;
 
   for (i = 0; i < top; i++)
     if (idle(&pool[i]) && same(&pool[i], w->uid, w->gid, w->key)) mine++;
   if (closing || !w->pid || w->uses >= POOL_USES || nidle >= POOL_IDLE_MAX ||
-      mine >= POOL_IDLE_PER_ID) {
+      mine >= sp->idle_per_id) {
     pool_retire(w);
     return;
   }

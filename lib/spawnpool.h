@@ -6,11 +6,11 @@
  * serves, one request at a time, over a SOCK_SEQPACKET socketpair: our end
  * here (non-blocking, close-on-exec), its end as its fd 0. A worker whose
  * request is answered stays idle for the next request of its (uid, gid,
- * key), unless it has served POOL_USES requests, or POOL_IDLE_PER_ID
- * workers of its own or POOL_IDLE_MAX in all are idle already: past those
- * limits a worker serves one request and is retired, so busy workers are
- * bounded by the requests in flight (SPAWN_SLOTS) and idle ones by
- * POOL_IDLE_MAX. An idle worker is retired after POOL_IDLE_MS. Retiring
+ * key), unless it has served POOL_USES requests, or the spawner's
+ * idle_per_id workers of its own or POOL_IDLE_MAX in all are idle
+ * already: past those limits a worker serves one request and is retired,
+ * so busy workers are bounded by the requests in flight (SPAWN_SLOTS) and
+ * idle ones by POOL_IDLE_MAX. An idle worker is retired after POOL_IDLE_MS. Retiring
  * closes our end: the worker reads EOF and exits. A spawner that dies
  * closes every end as well, so no worker outlives it.
  */
@@ -19,7 +19,6 @@
 #include "spawner.h"
 
 #define POOL_USES 1000
-#define POOL_IDLE_PER_ID 4
 #define POOL_IDLE_MAX 64
 #define POOL_IDLE_MS 10000
 #define POOL_KEYMAX 256
@@ -42,7 +41,7 @@ struct worker {
 struct worker *pool_get(const struct spawner *sp, const struct spawnjob *j, const char **why);
 /* w's request is answered: w goes idle, or is retired by the rules above
  * (always with closing set: the spawner is on its way out). */
-void pool_release(struct worker *w, int closing);
+void pool_release(const struct spawner *sp, struct worker *w, int closing);
 /* Closes our end of w's socket and frees the entry; the process is reaped
  * later, as any child. */
 void pool_retire(struct worker *w);

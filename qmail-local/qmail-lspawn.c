@@ -206,7 +206,9 @@ static void refuse(const struct spawnreq *r, int bad, const char *why)
 
 int main(int argc, char **argv)
 {
-  static const struct spawner sp = { PROG, 1, check, refuse, route, serve, "delivery process crashed" };
+  /* 16 idle workers per uid: above concurrencylocal's default (10), so
+   * that deliveries to one busy user reuse their workers. */
+  static const struct spawner sp = { PROG, 1, 16, check, refuse, route, serve, "delivery process crashed" };
 
   if (argc != 2 || !*argv[1]) log_fatal(PROG, 111, "usage: qmail-lspawn defaultdelivery");
   defaultdelivery = argv[1];

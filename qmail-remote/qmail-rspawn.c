@@ -87,7 +87,8 @@ static void serve(unsigned long long uid, unsigned long long gid)
 
 int main(void)
 {
-  static const struct spawner sp = { prog, SPAWN_RCPTS, check, refuse, route, serve,
+  /* 4 idle workers per domain, each keeping its connection open. */
+  static const struct spawner sp = { prog, SPAWN_RCPTS, 4, check, refuse, route, serve,
                                      SPAWN_TAG_LOCAL ": delivery process crashed" };
 
   if (prefix_chdir() < 0) log_fatal(prog, 111, "cannot chdir to the prefix");

@@ -16,7 +16,7 @@ inst = Instance(t)
 MSG = b"From: a@example.org\nSubject: workers\n\nbody\n"
 IDLE = 10          # lib/spawnpool.h POOL_IDLE_MS
 USES = 1000        # POOL_USES
-PER_ID = 4         # POOL_IDLE_PER_ID
+PER_ID = 16        # qmail-lspawn's idle_per_id
 
 if IS_ROOT:
     ids = free_ids(3, start=7500)
