@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>    /* PIPE_BUF */
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "log.h"
@@ -73,6 +74,7 @@ void qs_start(void)
   if (child < 0) log_fatal(P, 111, "cannot fork the sync process");
   if (child == 0) {
     if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0) log_fatal(P, 111, "cannot set up the sync process");
+    prctl(PR_SET_NAME, "qmail-qsync");     /* what ps and top show for it */
     run(3);
   }
   close(p[0]);
