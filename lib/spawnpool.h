@@ -10,9 +10,9 @@
  * idle_per_id workers of its own or POOL_IDLE_MAX in all are idle
  * already: past those limits a worker serves one request and is retired,
  * so busy workers are bounded by the requests in flight (SPAWN_SLOTS) and
- * idle ones by POOL_IDLE_MAX. An idle worker is retired after POOL_IDLE_MS. Retiring
- * closes our end: the worker reads EOF and exits. A spawner that dies
- * closes every end as well, so no worker outlives it.
+ * idle ones by POOL_IDLE_MAX. An idle worker is retired after
+ * POOL_IDLE_MS. Retiring closes our end: the worker reads EOF and exits.
+ * A spawner that dies closes every end as well, so no worker outlives it.
  */
 #include <stddef.h>
 #include <sys/types.h>

@@ -30,8 +30,8 @@ int str_copys(str *x, const char *s);
 int str_0(str *x);
 void str_free(str *x);
 
-/* Writes u in decimal at dst, zero-padded to width digits (width <= 20),
- * without a NUL; returns the end. At most 20 bytes. */
+/* Writes u in decimal at dst, zero-padded to width digits (at most 20
+ * are written, whatever width), without a NUL; returns the end. */
 char *fmt_u(char *dst, unsigned long long u, unsigned width);
 
 /* Checked arithmetic on sizes: 0 on success, -1 (errno EOVERFLOW) on overflow. */

@@ -128,8 +128,8 @@ def hs_message(out, name):
 
 
 # The engine is set up once, before the sessions' forks; its random
-# generator must still be each session's own: server random and ECDHE
-# share differ from one session to the next.
+# generator must still be each session's own: the server random and the
+# ECDHE public key differ from one session to the next.
 seen = []
 for _ in range(2):
     rc, out = s_client(srv.port, ["-msg"])
