@@ -94,6 +94,25 @@ static void t_mtab(void)
   mt_free(&t);
 }
 
+/* Times are kept in 32 bits: a later one saturates to T_NEVER, which
+ * mt_due reports as "none" (~0), as it did the 64-bit ~0. */
+static void t_mtab_times(void)
+{
+  struct mtab t = MTAB_INIT;
+  uint32_t a = mt_add(&t, "1700000000.000001.7", 19), b = mt_add(&t, "1700000000.000002.7", 19);
+
+  CHECK(t32(0) == 0 && t32(4294967294ULL) == 4294967294u && t32(4294967295ULL) == T_NEVER &&
+        t32(~0ULL) == T_NEVER);
+  mt_ready_pop(&t);
+  mt_ready_pop(&t);
+  mt_wait(&t, a, ~0ULL);
+  mt_wait(&t, b, 1ULL << 40);
+  CHECK(t.m[a].when == T_NEVER && t.m[b].when == T_NEVER);
+  CHECK(mt_due(&t, 4000000000ULL, 0) == ~0ULL && t.nheap == 2);
+  CHECK(mt_due(&t, 0, 1) == ~0ULL && t.nready == 2);
+  mt_free(&t);
+}
+
 /* Qids that do not split (leading zeros, a short usec, numbers past 32
  * bits) keep their own text, side by side with split ones that would
  * read alike as numbers. */
@@ -244,6 +263,7 @@ int main(void)
   t_retry();
   t_mtab();
   t_mtab_odd();
+  t_mtab_times();
   t_rewrite();
   t_dsn();
   DONE();
