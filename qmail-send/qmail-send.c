@@ -72,7 +72,7 @@ static const char *const chname[CH_N] = { "local", "remote" };
 static const int chfd[CH_N] = { 3, 4 };
 
 struct job {
-  uint32_t m;                        /* its message, or NIL when the job is free */
+  uint32_t m;                        /* its message, while the job is open */
   char qid[QF_QID_MAX];              /* that message's */
   int wfd, rfd;
   qf_env env;
@@ -276,7 +276,6 @@ static void job_release(uint32_t j)
   free(b->dst);
   b->order = 0;
   b->dst = 0;
-  b->m = NIL;
   b->fnext = jfree;
   jfree = j;
   njobs--;
