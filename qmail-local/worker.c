@@ -1,12 +1,12 @@
 /* qmail-lspawn's delivery worker (qmail-local/worker.h). */
 #include <errno.h>
-#include <grp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "deliver.h"
 #include "fdpass.h"
+#include "ids.h"
 #include "job.h"
 #include "spawnreq.h"
 #include "worker.h"
@@ -16,10 +16,7 @@ static const char *become(unsigned long long uid, unsigned long long gid, int ro
 {
   if (uid == 0) return "refusing to deliver as root: fix users/assign";
   if (!root) return uid == geteuid() ? 0 : "single-uid mode: cannot deliver to another uid";
-  if (setgroups(0, 0) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0 ||
-      getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != (gid_t)gid ||
-      getegid() != (gid_t)gid)
-    return "cannot switch to the recipient's uid";
+  if (ids_drop((uid_t)uid, (gid_t)gid) < 0) return "cannot switch to the recipient's uid";
   return 0;
 }
 

@@ -14,12 +14,12 @@
  * error, 111 when something could not be set up. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "control.h"
+#include "ids.h"
 #include "log.h"
 
 #define P "qmail-start"
@@ -41,10 +41,7 @@ static int parse_ids(const char *s, struct ids *id)
 /* Drops every privilege to id; checks that it stuck. */
 static void become(const struct ids *id)
 {
-  if (setgroups(1, &id->gid) < 0 || setgid(id->gid) < 0 || setuid(id->uid) < 0)
-    log_fatal(P, 111, "cannot change uid");
-  if (getuid() != id->uid || geteuid() != id->uid || getgid() != id->gid || setuid(0) == 0)
-    log_fatal(P, 111, "uid change did not stick");
+  if (ids_drop(id->uid, id->gid) < 0) log_fatal(P, 111, "cannot change uid");
 }
 
 /* A copy of fd at 10 or above, close-on-exec, so that the dup2 to its

@@ -59,7 +59,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -73,6 +72,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
+#include "ids.h"
 #include "log.h"
 #include "session.h"
 #include "tcprules.h"
@@ -299,11 +299,8 @@ static int listen_on(const char *host, unsigned port)
 static void drop(int has_gid, gid_t gid, int has_uid, uid_t uid)
 {
   if (!has_gid && !has_uid) return;
-  if (setgroups(0, 0) < 0) log_fatal(PROG, 111, "cannot drop the supplementary groups");
-  if (has_gid && (setgid(gid) < 0 || getgid() != gid || getegid() != gid))
-    log_fatal(PROG, 111, "cannot take the gid");
-  if (has_uid && (setuid(uid) < 0 || getuid() != uid || geteuid() != uid))
-    log_fatal(PROG, 111, "cannot take the uid");
+  if (ids_drop(has_uid ? uid : getuid(), has_gid ? gid : getgid()) < 0)
+    log_fatal(PROG, 111, "cannot take the uid and gid");
 }
 
 static unsigned bound_port(void)

@@ -1,6 +1,5 @@
 /* The TLS half of a server session: see tlsd.h. */
 #include <errno.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "buf.h"
 #include "control.h"
 #include "fdpass.h"
+#include "ids.h"
 #include "log.h"
 #include "session.h"
 #include "tlsio.h"
@@ -39,14 +39,9 @@ int tlsd_ids(const char *s, struct tlsd_ids *id)
  * single-uid instance) must already have them. */
 static void become(const struct tlsd_ids *id, const char *who)
 {
+  uid_t u = (uid_t)id->uid;
   gid_t g = (gid_t)id->gid;
-  if (getuid() == 0) {
-    if (setgroups(0, 0) < 0 || setgid(g) < 0 || setuid((uid_t)id->uid) < 0
-        || getgroups(0, 0) != 0)
-      log_fatal(PROG, 111, who);
-  }
-  if (getuid() != (uid_t)id->uid || geteuid() != (uid_t)id->uid || getegid() != g)
-    log_fatal(PROG, 111, who);
+  if (getuid() == 0 ? ids_drop(u, g) < 0 : !ids_are(u, g)) log_fatal(PROG, 111, who);
 }
 
 /* What exec'ing qmail-smtpd did, without the exec. */
