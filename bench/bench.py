@@ -836,7 +836,17 @@ def machine():
     df = subprocess.run(["df", "-T", "/tmp"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[-1].split()
     pv = subprocess.run(["postconf", "-d", "-h", "mail_version"], stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL, text=True).stdout.strip()
-    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_mb": mem, "disk": "%s (%s)" % (df[0], df[1]),
+    disk = "%s (%s)" % (df[0], df[1])
+    if df[1] == "ext4":
+        # ext4 shows "<none>" here when it runs without a journal: then an
+        # fsync writes the file's blocks and inode itself, no commit is
+        # shared, and nothing orders one file's metadata after another's.
+        try:
+            jt = open("/sys/fs/ext4/%s/journal_task" % os.path.basename(df[0])).read().strip()
+            disk = "%s (ext4, %s)" % (df[0], "no journal" if jt == "<none>" else "journal")
+        except OSError:
+            pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_mb": mem, "disk": disk,
             "kernel": platform.release(), "postfix": pv,
             "load": open("/proc/loadavg").read().split()[:3]}
 
@@ -1065,7 +1075,7 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "one message from SMTP to Maildir; fsyncs = fsync + fdatasync (sync_file_range, which "
             "qmail-queued uses only to start writeback, is in the details). The disk's limit: small files written and fsynced in a "
             "loop on the queue's filesystem; best rate = fsyncs/s / fsyncs per message (serial fsyncs; "
-            "concurrent ones may share a journal commit).",
+            "concurrent ones overlap on the device, and on a journaled file system may share a commit).",
             "- STARTTLS: a port of its own on each (this: qmail-smtpd-listen -t as root, whose "
             "connections drop to the TLS and smtpd ids, as the service with a certificate runs it; Postfix: a second smtpd with smtpd_tls_security_level=may), "
             "the same self-signed P-256 certificate and key; the client (Python ssl, TLS 1.2 at most, "

@@ -93,6 +93,10 @@ struct client {
 
 static struct client cl[QD_CLIENTS];
 static size_t maxclients, nclients;
+/* One past the highest slot in use: every loop over the clients stops
+ * there. Slots are taken lowest first, so with few clients the loops
+ * touch a few of these 33 KB slots, not all 256. */
+static size_t top;
 static int lfd = -1;
 static unsigned long long accept_after;   /* monotonic ms: out of descriptors */
 static pid_t mypid;
@@ -122,6 +126,7 @@ static void drop(struct client *c)
   c->sock = c->mfd = c->efd = -1;
   c->phase = C_FREE;
   nclients--;
+  while (top && cl[top - 1].phase == C_FREE) top--;
 }
 
 static void answer(struct client *c, const void *p, size_t n)
@@ -264,15 +269,15 @@ static void commit(void)
   size_t i, n = 0, done = 0;
   int code;
 
-  for (i = 0; i < QD_CLIENTS; i++)
+  for (i = 0; i < top; i++)
     if (cl[i].phase == C_READY && (code = qw_finish(&cl[i].w))) fail(cl + i, code);
-  for (i = 0; i < QD_CLIENTS; i++) {
+  for (i = 0; i < top; i++) {
     if (cl[i].phase != C_READY) continue;
     if ((code = qw_commit(&cl[i].w))) fail(cl + i, code);
     else { cl[i].phase = C_COMMITTED; done++; }
   }
   if (!done) return;
-  for (i = 0; i < QD_CLIENTS; i++) {
+  for (i = 0; i < top; i++) {
     char a[1 + QF_QID_MAX];
     size_t len;
     if (cl[i].phase != C_COMMITTED) continue;
@@ -285,7 +290,7 @@ static void commit(void)
    * cut undoes the rename, under its pool name (qpool.h). The trigger
    * waits for the fsync of mess/, made by the sync process (qsync.h):
    * qmail-send delivers nothing whose rename a power cut could undo. */
-  for (i = 0; i < QD_CLIENTS; i++) {
+  for (i = 0; i < top; i++) {
     if (cl[i].phase != C_COMMITTED) continue;
     if (n > sizeof lines - (QF_QID_MAX + 1)) { qs_send(lines, n); n = 0; }
     n += qw_line(&cl[i].w, lines + n);
@@ -323,6 +328,7 @@ static void accept_all(void)
     if (nclients == maxclients) { busy(s); continue; }
     for (i = 0; cl[i].phase != C_FREE; i++) {}
     c = cl + i;
+    if (i >= top) top = i + 1;
     n = sizeof c->cred;
     if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &c->cred, &n) < 0) { close(s); continue; }
     c->phase = C_HELLO;
@@ -343,7 +349,7 @@ static void accept_all(void)
 static void expire(unsigned long long now)
 {
   size_t i;
-  for (i = 0; i < QD_CLIENTS; i++) {
+  for (i = 0; i < top; i++) {
     if (cl[i].phase == C_FREE || cl[i].deadline > now) continue;
     if (cl[i].phase == C_HELLO) drop(cl + i);
     else fail(cl + i, 52);
@@ -399,7 +405,6 @@ static void setup(void)
 {
   struct sigaction sa;
   sigset_t term;
-  size_t i;
 
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_IGN;
@@ -412,7 +417,6 @@ static void setup(void)
   sigprocmask(SIG_BLOCK, &term, 0);   /* delivered only inside ppoll */
 
   mypid = getpid();
-  for (i = 0; i < QD_CLIENTS; i++) cl[i].sock = cl[i].mfd = cl[i].efd = -1;
   fd_limit();
   umask(077);
   if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
@@ -438,7 +442,7 @@ static nfds_t gather(unsigned long long now, unsigned long long stop_by, int *ti
 
   if (lfd >= 0 && now >= accept_after) { pf[n].fd = lfd; pf[n].events = POLLIN; owner[n++] = 0; }
   else if (lfd >= 0 && accept_after < next) next = accept_after;
-  for (i = 0; i < QD_CLIENTS; i++) {
+  for (i = 0; i < top; i++) {
     struct client *c = cl + i;
     if (c->phase == C_FREE) continue;
     pf[n].fd = c->sock; pf[n].events = POLLIN; owner[n++] = c;
@@ -491,8 +495,8 @@ int main(int argc, char **argv)
     expire(now);
     if (lfd < 0 && (!nclients || now >= stop_by)) break;
   }
-  for (k = 0; k < QD_CLIENTS; k++)
-    if (cl[k].phase != C_FREE) drop(cl + k);
+  for (k = top; k > 0; k--)
+    if (cl[k - 1].phase != C_FREE) drop(cl + k - 1);
   qs_stop();
   log_begin(P, "stop"); log_end();
   return 0;

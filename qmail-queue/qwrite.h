@@ -19,9 +19,11 @@
  *   qw_commit    the file fsynced, then renamed into mess/<qid>: the
  *                commit; a name in mess/ is never replaced
  *
- * qmail-queued finishes every message of a turn before it commits the
- * first: the first fsync's journal commit then takes the blocks of all of
- * them (ext4 allocates at writeback), and the others find theirs done.
+ * qmail-queued finishes every message of a turn (qw_finish starts its
+ * writeback) before it commits the first, so the later fsyncs find their
+ * data written or in flight; on a journaled ext4, which allocates blocks
+ * at writeback, the first fsync's commit also takes the allocations of
+ * all of them.
  *
  * then, once for any number of commits, qw_sync_mess (fsync of mess/) and
  * qw_trigger: qmail-queue before it exits 0, qmail-queued after its

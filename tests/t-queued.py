@@ -222,6 +222,15 @@ code, sq = slow.result()
 t.check("the slow client finishes later with 0", code == 0 and sq in mess(), (code, sq))
 t.check("41 new messages", len(set(mess()) - old) == 41, len(set(mess()) - old))
 
+# Slots freed out of order, the highest first: the loops stop at the
+# highest slot in use, and the clients left between free slots are served.
+held = [Client(SOCK) for _ in range(5)]
+for i in (4, 0, 2):
+    held[i].close()
+wait_for(lambda: False, 0.2)
+res = [held[i].send(b"between %d\n" % i, envl(b"m@x", [b"c@y"])) for i in (3, 1)]
+t.check("clients between freed slots are served", all(code == 0 for code, _ in res), res)
+
 # A burst whose hellos arrive together: qids taken in one turn stay unique.
 burst = [Client(SOCK, wait_ack=False) for _ in range(30)]
 for c in burst:
