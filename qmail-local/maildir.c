@@ -1,6 +1,8 @@
-/* Maildir delivery: write tmp/<unique>, fsync, link it to new/<name>,
- * fsync new/. With a qid the final name is fixed by (qid, rcptno), so a
- * delivery repeated after a crash finds its own earlier file and stops. */
+/* Maildir delivery: write an unnamed file in tmp/ (O_TMPFILE), fsync,
+ * link it to new/<name>, fsync new/. Where the filesystem cannot make
+ * unnamed files, tmp/<unique> stands in and is linked, then removed. With
+ * a qid the final name is fixed by (qid, rcptno), so a delivery repeated
+ * after a crash finds its own earlier file and stops. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -76,6 +78,27 @@ static void hostname(char *h, size_t n)
   h[n - 1] = 0;
 }
 
+/* The file in tmp/ without a name: no entry in tmp/ is made or removed,
+ * so deliveries to one Maildir at once do not wait on tmp/'s lock (each
+ * took it twice), and a crash leaves no debris. It gets its name in new/
+ * through /proc (linkat by descriptor needs a capability). -1 with
+ * EOPNOTSUPP, EISDIR or EINVAL where that cannot be: no /proc, or a
+ * filesystem without unnamed files; the caller then names it. */
+static int open_unnamed(int dfd)
+{
+  static int proc = -1;
+  if (proc < 0) proc = access("/proc/self/fd", X_OK) == 0;
+  if (!proc) { errno = EOPNOTSUPP; return -1; }
+  return openat(dfd, "tmp", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+}
+
+static int link_unnamed(int fd, int dfd, const char *n)
+{
+  char p[32];
+  snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, p, dfd, n, AT_SYMLINK_FOLLOW);
+}
+
 /* Moves tmp/<t> to new/<n> without ever replacing a file: link, or where
  * the filesystem has no hard links, rename that refuses to overwrite. */
 static int publish(int dfd, const char *t, const char *n)
@@ -85,14 +108,38 @@ static int publish(int dfd, const char *t, const char *n)
   return renameat2(dfd, t, dfd, n, RENAME_NOREPLACE);
 }
 
+/* A name unique in time and pid: tmp/<t> for a named file, new/<t> when
+ * there is no qid. 0, or -1 with errno. */
+static int unique_name(str *t, const char *host)
+{
+  struct timeval tv;
+  gettimeofday(&tv, 0);
+  return maildir_name(t, 0, 0, (unsigned long long)tv.tv_sec, (unsigned long)tv.tv_usec,
+                      (unsigned long)getpid(), host);
+}
+
+/* tmp/<unique>, into name. The name is unique in time and pid; a
+ * collision (pid reuse within a microsecond, or an old crash) is retried
+ * a few times. The fd, or -1 with errno. */
+static int open_named(int dfd, const char *host, str *tname, str *name)
+{
+  int fd, tries;
+  for (tries = 0;; tries++) {
+    if (unique_name(tname, host) < 0 || str_copys(name, "tmp/") < 0 ||
+        str_cats(name, tname->s) < 0 || str_0(name) < 0) return -1;
+    fd = openat(dfd, name->s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 || errno != EEXIST || tries >= 3) return fd;
+    usleep(100000);
+  }
+}
+
 int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
                     const char *qid, unsigned long rcptno, str *report)
 {
   str tname = STR_INIT, nname = STR_INIT, name = STR_INIT;
   char host[256], out[8192];
-  struct timeval tv;
   buf b;
-  int dfd, fd = -1, code = 111, tries, lastnl, e;
+  int dfd, fd = -1, code = 111, named = 0, lastnl, e;
 
   hostname(host, sizeof host);
   dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -111,23 +158,16 @@ int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
     }
   }
 
-  /* The temporary name is unique in time and pid; a collision (pid reuse
-   * within a microsecond, or an old crash) is retried a few times. */
-  for (tries = 0;; tries++) {
-    gettimeofday(&tv, 0);
-    if (maildir_name(&tname, 0, 0, (unsigned long long)tv.tv_sec, (unsigned long)tv.tv_usec,
-                     (unsigned long)getpid(), host) < 0 ||
-        str_copys(&name, "tmp/") < 0 || str_cats(&name, tname.s) < 0 || str_0(&name) < 0) {
-      fail(report, 111, "Maildir", errno);
-      goto out;
-    }
-    fd = openat(dfd, name.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) break;
-    if (errno != EEXIST || tries >= 3) {
-      fail(report, 111, "cannot create a file in Maildir/tmp", errno);
-      goto out;
-    }
-    usleep(100000);
+  fd = open_unnamed(dfd);
+  named = fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL);
+  if (named) fd = open_named(dfd, host, &tname, &name);
+  else if (fd >= 0 && !qid && unique_name(&tname, host) < 0) {
+    fail(report, 111, "Maildir", errno);
+    goto out;
+  }
+  if (fd < 0) {
+    fail(report, 111, "cannot create a file in Maildir/tmp", errno);
+    goto out;
   }
   if (!qid &&
       (str_copys(&nname, "new/") < 0 || str_cats(&nname, tname.s) < 0 || str_0(&nname) < 0)) {
@@ -141,11 +181,15 @@ int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
     fail(report, 111, "cannot write to Maildir/tmp", errno);
     goto unlink;
   }
-  e = close(fd);
-  fd = -1;
-  if (e < 0) { fail(report, 111, "cannot write to Maildir/tmp", errno); goto unlink; }
+  /* An unnamed file stays open until it is linked; its fsync has
+   * reported any write error. */
+  if (named) {
+    e = close(fd);
+    fd = -1;
+    if (e < 0) { fail(report, 111, "cannot write to Maildir/tmp", errno); goto unlink; }
+  }
 
-  if (publish(dfd, name.s, nname.s) < 0) {
+  if ((named ? publish(dfd, name.s, nname.s) : link_unnamed(fd, dfd, nname.s)) < 0) {
     if (errno == EEXIST && qid) {
       str_cats(report, "duplicate suppressed");
       code = 0;
@@ -154,6 +198,7 @@ int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
     }
     goto unlink;
   }
+  if (fd >= 0) close(fd);
   fd = openat(dfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || fsync(fd) < 0) {
     /* The file is in new/ but may not survive a crash: say so, and let the
@@ -165,7 +210,7 @@ int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
   goto out;
 
 unlink:
-  unlinkat(dfd, name.s, 0);
+  if (named) unlinkat(dfd, name.s, 0);
 out:
   if (fd >= 0) close(fd);
   close(dfd);

@@ -33,8 +33,8 @@ def home(dotqmail=None, maildir=True):
 
 
 def run(h, local="joe", dash="", ext="", sender="sender@example.org", msg=MSG,
-        default="./Maildir/", opts=(), pipe=False, preexec=None, env=None):
-    argv = [QL] + list(opts) + ["joe", h, local, dash, ext, "example.com", sender, default]
+        default="./Maildir/", opts=(), pipe=False, preexec=None, env=None, wrap=()):
+    argv = list(wrap) + [QL] + list(opts) + ["joe", h, local, dash, ext, "example.com", sender, default]
     kw = dict(capture_output=True, timeout=30, preexec_fn=preexec, env=env)
     if pipe:
         p = subprocess.run(argv, input=msg, **kw)
@@ -73,6 +73,26 @@ t.check("maildir: message on a pipe works too", rc == 0 and len(newfiles(h)) == 
 rc, out, err = run(h, sender="")
 data = [read(os.path.join(h, "Maildir", "new", f)) for f in newfiles(h)]
 t.check("maildir: null sender gives Return-Path: <>", any(d.startswith(b"Return-Path: <>\n") for d in data))
+
+# The file is made without a name (O_TMPFILE in tmp/) and linked into new/
+# through /proc: no entry in tmp/ is made or removed. Without /proc (as on
+# a filesystem that has no unnamed files) a named tmp/ file stands in.
+h = home()
+tr = os.path.join(base, "strace.maildir")
+rc, out, err = run(h, wrap=("strace", "-f", "-qq", "-o", tr, "-e", "trace=openat,linkat,unlinkat"))
+calls = open(tr).read() if os.path.exists(tr) else ""
+t.check("maildir: an unnamed file in tmp/, linked into new/ by its /proc name",
+        rc == 0 and '"tmp", O_WRONLY|O_CLOEXEC|O_TMPFILE' in calls
+        and 'linkat(AT_FDCWD, "/proc/self/fd/' in calls and len(newfiles(h)) == 1, (rc, err, calls[-800:]))
+t.check("maildir: nothing named in tmp/ is made or removed", '"tmp/' not in calls, calls[-800:])
+if IS_ROOT:
+    h = home()
+    rc, out, err = run(h, wrap=("unshare", "-m", "sh", "-c", 'mount -t tmpfs none /proc && exec "$@"', "sh"))
+    t.check("maildir without /proc: a named tmp/ file, linked, then removed",
+            rc == 0 and len(newfiles(h)) == 1 and os.listdir(os.path.join(h, "Maildir", "tmp")) == [],
+            (rc, out, err))
+else:
+    t.skip("maildir without /proc", "needs root for a mount namespace")
 
 # --- mbox --------------------------------------------------------------------
 h = home({"": "./Mailbox\n"}, maildir=False)
