@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "buf.h"
+#include "date.h"
 #include "str.h"
 #include "qwrite.h"
 
@@ -96,25 +97,10 @@ int qw_create_in(struct qw *w, const char *tmp, char *out, size_t cap,
   return 0;
 }
 
-/* The date is in UTC and computed here: gmtime would read /etc/localtime
- * (seven system calls) and the zone would come from the caller anyway.
- * Civil date from a day count: the proleptic Gregorian calendar in eras
- * of 400 years (146097 days), with years starting on March 1st. */
 void qw_received(struct qw *w, const char *prog, unsigned long long pid,
                  unsigned long long uid, unsigned long long cpid, long long t)
 {
-  static const char wday[] = "ThuFriSatSunMonTueWed";   /* day 0 was a Thursday */
-  static const char mon[] = "MarAprMayJunJulAugSepOctNovDecJanFeb";
-  long long days = t / 86400, secs = t % 86400, z, era, doe, yoe, doy, mp, y;
-
-  if (secs < 0) { secs += 86400; days--; }
-  z = days + 719468;                        /* days since 0000-03-01 */
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = z - era * 146097;                   /* [0, 146096] */
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;   /* [0, 399] */
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                  /* [0, 365] */
-  mp = (5 * doy + 2) / 153;                 /* month from March, [0, 11] */
-  y = yoe + era * 400 + (mp >= 10);
+  char date[DATE822_MAX];
 
   puts_(w, "Received: (");
   puts_(w, prog);
@@ -127,20 +113,8 @@ void qw_received(struct qw *w, const char *prog, unsigned long long pid,
     putu(w, cpid, 0);
   }
   puts_(w, "); ");
-  put(w, wday + 3 * (((days % 7) + 7) % 7), 3);
-  puts_(w, ", ");
-  putu(w, (unsigned long long)(doy - (153 * mp + 2) / 5 + 1), 0);
-  put(w, " ", 1);
-  put(w, mon + 3 * mp, 3);
-  put(w, " ", 1);
-  putu(w, y > 0 ? (unsigned long long)y : 0, 4);
-  put(w, " ", 1);
-  putu(w, (unsigned long long)secs / 3600, 2);
-  put(w, ":", 1);
-  putu(w, (unsigned long long)secs / 60 % 60, 2);
-  put(w, ":", 1);
-  putu(w, (unsigned long long)secs % 60, 2);
-  puts_(w, " +0000\n");
+  put(w, date, date822(date, t));
+  puts_(w, "\n");
 }
 
 int qw_message(struct qw *w, int fd)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "auth.h"
 #include "control.h"
+#include "date.h"
 #include "log.h"
 #include "proto.h"
 #include "qqclient.h"
@@ -239,33 +240,6 @@ static void put_safe(str *s, const char *v, size_t n, size_t max)
   }
 }
 
-static void date822(str *s)
-{
-  static const char days[] = "SunMonTueWedThuFriSat";
-  static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  time_t t = time(0);
-  struct tm tm;
-  char d[32];
-  int i = 0;
-
-  gmtime_r(&t, &tm);
-  memcpy(d, days + 3 * tm.tm_wday, 3); i = 3;
-  d[i++] = ','; d[i++] = ' ';
-  d[i++] = (char)('0' + tm.tm_mday / 10); d[i++] = (char)('0' + tm.tm_mday % 10);
-  d[i++] = ' ';
-  memcpy(d + i, months + 3 * tm.tm_mon, 3); i += 3;
-  d[i++] = ' ';
-  str_catb(s, d, (size_t)i);
-  str_catu(s, (unsigned long long)tm.tm_year + 1900);
-  i = 0;
-  d[i++] = ' ';
-  d[i++] = (char)('0' + tm.tm_hour / 10); d[i++] = (char)('0' + tm.tm_hour % 10); d[i++] = ':';
-  d[i++] = (char)('0' + tm.tm_min / 10); d[i++] = (char)('0' + tm.tm_min % 10); d[i++] = ':';
-  d[i++] = (char)('0' + tm.tm_sec / 10); d[i++] = (char)('0' + tm.tm_sec % 10);
-  str_catb(s, d, (size_t)i);
-  str_cats(s, " +0000");
-}
-
 /* RFC 3848 / RFC 6531 protocol names. */
 static const char *proto_name(void)
 {
@@ -279,6 +253,7 @@ static const char *proto_name(void)
 static void received(void)
 {
   static str r;
+  char date[DATE822_MAX];
   r.len = 0;
   str_cats(&r, "Received: from ");
   if (ss.helo.len) put_safe(&r, ss.helo.s, ss.helo.len, 255);
@@ -308,7 +283,7 @@ static void received(void)
     str_cats(&r, ")");
   }
   str_cats(&r, "; ");
-  date822(&r);
+  str_catb(&r, date, date822(date, (long long)time(0)));
   if (str_catc(&r, '\n') < 0) { qq.broken = 1; return; }
   qq_put(r.s, r.len);
 }
