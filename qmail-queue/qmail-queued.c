@@ -328,9 +328,9 @@ static void accept_all(void)
     if (nclients == maxclients) { busy(s); continue; }
     for (i = 0; cl[i].phase != C_FREE; i++) {}
     c = cl + i;
-    if (i >= top) top = i + 1;
     n = sizeof c->cred;
     if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &c->cred, &n) < 0) { close(s); continue; }
+    if (i >= top) top = i + 1;
     c->phase = C_HELLO;
     c->sock = s;
     c->mfd = c->efd = -1;
