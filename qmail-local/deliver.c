@@ -284,7 +284,8 @@ static int run(const struct delivery *d, str *report, str *plan)
   if (st.st_mode & S_ISVTX)
     return fail(report, 111, "home directory is sticky: the user is editing .qmail files", 0);
 
-  found = find_dotqmail(d, &text, &deflen, &fwdonly, report);
+  if (d->text && *d->text) found = str_copys(&text, d->text) < 0 ? fail(report, 111, "alias", errno) : 1;
+  else found = find_dotqmail(d, &text, &deflen, &fwdonly, report);
   if (found > 1) { str_free(&text); return found; }
   if (!found) {
     fwdonly = 0;

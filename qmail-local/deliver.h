@@ -17,6 +17,8 @@ struct delivery {
   const char *domain;
   const char *sender;          /* envelope sender; "" for a bounce */
   const char *defaultdelivery; /* e.g. "./Maildir/" */
+  const char *text;            /* non-empty: these dot-qmail lines (an
+                                  /etc/aliases entry) instead of .qmail files */
   const char *qid;             /* with rcptno names this delivery uniquely, so a
                                   repeat after a crash is recognised; NULL when
                                   run standalone */

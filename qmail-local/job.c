@@ -5,7 +5,7 @@
 #include "job.h"
 #include "qfile.h"
 
-#define FIELDS 14
+#define FIELDS 15
 
 static int put(str *out, const char *s) { return str_cats(out, s) < 0 || str_catc(out, 0) < 0 ? -1 : 0; }
 
@@ -20,7 +20,7 @@ int job_make(str *out, const struct job *j)
       putu(out, d->rcptno) < 0 || putu(out, d->off) < 0 || putu(out, d->len) < 0 ||
       putu(out, d->opts) < 0 || put(out, d->sender) < 0 || put(out, d->local) < 0 ||
       put(out, d->domain) < 0 || put(out, d->user) < 0 || put(out, d->home) < 0 ||
-      put(out, d->dash) < 0 || put(out, d->ext) < 0)
+      put(out, d->dash) < 0 || put(out, d->ext) < 0 || put(out, d->text ? d->text : "") < 0)
     return -1;
   if (out->len > JOB_MAX) { errno = EMSGSIZE; return -1; }
   return 0;
@@ -62,5 +62,6 @@ int job_parse(char *p, size_t n, struct job *j)
   d->home = f[11];
   d->dash = f[12];
   d->ext = f[13];
+  d->text = f[14];
   return 0;
 }

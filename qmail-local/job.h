@@ -2,8 +2,8 @@
 #define JOB_H
 /* A delivery job, qmail-lspawn -> the worker of one uid and gid
  * (qmail-local/worker.h): one SOCK_SEQPACKET datagram with the message fd
- * attached, fourteen fields, each followed by a NUL:
- *   uid gid qid rcptno off len opts sender local domain user home dash ext
+ * attached, fifteen fields, each followed by a NUL:
+ *   uid gid qid rcptno off len opts sender local domain user home dash ext text
  * uid, gid, rcptno, off, len and opts in decimal, the rest as struct
  * delivery holds them; the message fd and defaultdelivery are not in it.
  * The worker answers one item "<c><text>\0" (lib/spawnreq.h), c 'K'
@@ -28,7 +28,7 @@ struct job {
  * would be longer than JOB_MAX. */
 int job_make(str *out, const struct job *j);
 /* Reads the n-byte job at p into j, whose strings point into p. 0, or -1
- * when it is malformed: not fourteen fields, a number that is not
+ * when it is malformed: not fifteen fields, a number that is not
  * decimal, a bad qid, dash neither "" nor "-". */
 int job_parse(char *p, size_t n, struct job *j);
 

@@ -5,7 +5,7 @@ LOCAL_DELIVER_SRCS := qmail-local/deliver.c qmail-local/dotqmail.c qmail-local/m
                       qmail-local/maildir.c qmail-local/mbox.c qmail-local/prog.c
 
 PROGS += qmail-lspawn qmail-local qmail-newu
-qmail-lspawn_SRCS := qmail-local/qmail-lspawn.c qmail-local/users.c qmail-local/job.c \
+qmail-lspawn_SRCS := qmail-local/qmail-lspawn.c qmail-local/users.c qmail-local/rcptfind.c qmail-local/job.c \
                      qmail-local/worker.c $(LOCAL_DELIVER_SRCS)
 qmail-local_SRCS := qmail-local/qmail-local.c $(LOCAL_DELIVER_SRCS)
 qmail-newu_SRCS := qmail-local/qmail-newu.c qmail-local/users.c

@@ -13,29 +13,30 @@
  *     understand is refused before any of this (501 5.1.3).
  *
  * Local recipients (RCPT time, so that nothing is accepted and bounced
- * later: no backscatter). For a domain in control/locals (default: me) the
- * local part, lowercased, is known if any of these knows it:
- *   - "postmaster" (RFC 5321 4.5.1), always;
- *   - control/validrcptto.cdb: key "local@domain" or "@domain";
- *   - users/cdb (qmail-newu, qmail-local/users.h): an exact entry, a
- *     prefix entry, or the catch-all "+" entry, looked up with the same
- *     users_find() that qmail-lspawn uses;
- *   - a system account of that name (or of the part before its first
- *     '-') other than root;
- *   - alias/.qmail-<local> or alias/.qmail-default (a catch-all).
- * When neither users/cdb nor validrcptto.cdb exists no check is possible
- * and every local part is accepted. Unknown ones get 550 5.1.1. */
+ * later: no backscatter). For a domain in control/locals (default: me),
+ * or one that control/virtualdomains maps to a prepend (the local part
+ * then being "prepend-local", as qmail-send hands it to qmail-lspawn),
+ * the address is known if
+ *   - control/validrcptto.cdb has "local@domain" or "@domain" (the
+ *     address as the client gave it), or
+ *   - rf_find() (qmail-local/rcptfind.h), the very function qmail-lspawn
+ *     routes deliveries with, finds a deliverable account for the local
+ *     part: /etc/aliases, users/cdb, system accounts, the alias account's
+ *     .qmail files, postmaster.
+ * Unknown ones get 550 5.1.1. */
 #include <cdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "control.h"
 #include "log.h"
 #include "smtpd.h"
-#include "../qmail-local/users.h"
+#include "../qmail-local/rcptfind.h"
+#include "../qmail-send/send.h"
 
 static void need(int r, const char *what)
 {
@@ -49,6 +50,8 @@ static void need(int r, const char *what)
     _exit(111);
   }
 }
+
+static struct rw cf_rw = RW_INIT;
 
 void config_load(void)
 {
@@ -76,7 +79,9 @@ void config_load(void)
   need(control_ulong(&cf.maxbadcmds, "control/maxbadcmds", 10), "control/maxbadcmds");
   if (cf.timeout == 0) cf.timeout = 1200;
   if (cf.maxbadcmds == 0) cf.maxbadcmds = 1;
-  cf.users_cdb = access("users/cdb", F_OK) == 0;
+  /* virtualdomains as qmail-send reads it; without control/me (ENOENT)
+   * there is nothing qmail-send could deliver, so no virtual domain. */
+  if (rw_load(&cf_rw) < 0 && errno != ENOENT) need(-1, "control/virtualdomains");
   cf.validrcptto_cdb = access("control/validrcptto.cdb", F_OK) == 0;
 }
 
@@ -116,76 +121,73 @@ static int in_rcpthosts_cdb(const char *d, size_t n)
   return 0;
 }
 
-static int users_known(const char *lp, size_t n)
+/* An open cdb for rf_find, or NULL when path does not exist. */
+static struct cdb *table_open(const char *path, struct cdb *c, int *fd)
 {
-  static struct uent u;
-  struct cdb c;
-  int fd = open("users/cdb", O_RDONLY | O_CLOEXEC), r;
-
-  if (fd < 0) { need(errno == ENOENT ? 0 : -1, "users/cdb"); return 0; }
-  need(cdb_init(&c, fd), "users/cdb");
-  r = users_find(&c, lp, n, 0, &u);
-  if (r == 0) r = users_find(&c, lp, n, 1, &u);
-  cdb_free(&c);
-  close(fd);
-  need(r, "users/cdb");
-  return r;
+  *fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) { need(errno == ENOENT ? 0 : -1, path); return 0; }
+  need(cdb_init(c, *fd), path);
+  return c;
 }
 
-/* 1 if /etc/passwd names an account other than root. glibc's own parser
+static void table_close(struct cdb *c, int fd)
+{
+  if (!c) return;
+  cdb_free(c);
+  close(fd);
+}
+
+/* The account of that name in /etc/passwd. glibc's own parser
  * (fgetpwent) reads it, not NSS: qmail-smtpd is linked static, which
  * halves the cost of its exec per connection, and a static program cannot
  * load NSS modules. Accounts only in LDAP and the like are therefore not
  * seen here; list them in users/assign. */
-static int passwd_has(const char *name, size_t n)
+static struct passwd *passwd_file(const char *name)
 {
   struct passwd *pw;
-  int found = 0;
   FILE *f = fopen("/etc/passwd", "re");
 
   if (!f) {
     need(errno == ENOENT ? 0 : -1, "/etc/passwd");
     return 0;
   }
-  while (!found && (pw = fgetpwent(f)))
-    found = pw->pw_uid != 0 && strlen(pw->pw_name) == n && !memcmp(pw->pw_name, name, n);
+  while ((pw = fgetpwent(f)) && strcmp(pw->pw_name, name)) {}
   fclose(f);
-  return found;
+  return pw;
 }
 
-static int account_known(const char *lp, size_t n)
+/* 1 if rf_find() finds local[0..n), 0 if not; an error closes the
+ * session with 421 (need), as delivery would defer it. */
+static int deliverable(const char *local, size_t n)
 {
-  const char *dash = memchr(lp, '-', n);
-  return passwd_has(lp, n) || (dash && passwd_has(lp, (size_t)(dash - lp)));
+  static struct rf_dest d;
+  struct cdb uc, ac;
+  struct rf_ctx c;
+  const char *why = 0;
+  int ufd, afd, r;
+  struct stat st;
+
+  c.users = table_open("users/cdb", &uc, &ufd);
+  c.aliases = table_open("users/aliases.cdb", &ac, &afd);
+  c.getpw = passwd_file;
+  /* Single-uid mode (the alias directory is our own): qmail-lspawn then
+   * delivers only to that uid. */
+  c.only_uid = stat("alias", &st) == 0 && st.st_uid == geteuid() ? (long long)geteuid() : -1;
+  r = rf_find(&c, local, n, &d, &why);
+  table_close(c.users, ufd);
+  table_close(c.aliases, afd);
+  if (r == RF_ERROR) { errno = EIO; need(-1, why); }
+  return r == RF_FOUND;
 }
 
-static int alias_known(const char *lp, size_t n)
+/* full[0..n) is "local@domain", lowercased; at is the '@'; lp[0..lpn)
+ * the local part delivery will see (after a virtualdomains prepend). */
+static int local_known(const char *full, size_t n, size_t at, const char *lp, size_t lpn)
 {
-  static str path;
-  size_t i;
-
-  if (access("alias/.qmail-default", F_OK) == 0) return 1;
-  need(str_copys(&path, "alias/.qmail-"), "nomem");
-  for (i = 0; i < n; i++) {
-    char c = lp[i] == '.' ? ':' : lp[i];
-    if (c == '/') return 0;
-    need(str_catc(&path, c), "nomem");
-  }
-  need(str_0(&path), "nomem");
-  return access(path.s, F_OK) == 0;
-}
-
-/* full[0..n) is "local@domain", lowercased; at is the '@'. */
-static int local_known(const char *full, size_t n, size_t at)
-{
-  if (at == 10 && memcmp(full, "postmaster", 10) == 0) return 1;
-  if (!cf.users_cdb && !cf.validrcptto_cdb) return 1;
   if (cf.validrcptto_cdb &&
       (cdb_has("control/validrcptto.cdb", full, n) ||
        cdb_has("control/validrcptto.cdb", full + at, n - at))) return 1;
-  if (cf.users_cdb && users_known(full, at)) return 1;
-  if (account_known(full, at)) return 1;
-  return alias_known(full, at);
+  return deliverable(lp, lpn);
 }
 
 static int trick(const addr *a)
@@ -197,7 +199,7 @@ static int trick(const addr *a)
 
 const char *rcpt_check(const addr *a, str *final, const char **why)
 {
-  static str low;
+  static str low, mapped;
   const char *dom;
   size_t dn;
   int local;
@@ -224,7 +226,15 @@ const char *rcpt_check(const addr *a, str *final, const char **why)
       return "553 5.7.1 sorry, relaying denied";
     }
   }
-  if (local && !local_known(low.s, low.len, a->at)) {
+  if (local) {
+    need(str_copyb(&mapped, low.s, low.len), "nomem");
+  } else if (!a->literal && cf_rw.nvd) {
+    int ch = rw_classify(&cf_rw, low.s, low.len, &mapped);
+    need(ch, "nomem");
+    local = ch == CH_LOCAL;
+  }
+  if (local && !local_known(low.s, low.len, a->at, mapped.s,
+                            (size_t)((char *)memrchr(mapped.s, '@', mapped.len) - mapped.s))) {
     *why = "unknown";
     return "550 5.1.1 no such user here";
   }

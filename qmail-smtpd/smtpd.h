@@ -27,7 +27,6 @@ struct config {
   unsigned long timeoutsession;/* seconds per connection */
   unsigned long maxrcpt;
   unsigned long maxbadcmds;
-  int users_cdb;       /* users/cdb exists */
   int validrcptto_cdb; /* control/validrcptto.cdb exists */
 };
 

@@ -1,7 +1,8 @@
 # qmail-smtpd: the SMTP server (issue 3), its unit tests and its fuzz target.
 PROGS += qmail-smtpd
 qmail-smtpd_SRCS := qmail-smtpd/smtpd.c qmail-smtpd/reply.c qmail-smtpd/rcpt.c \
-                    qmail-smtpd/data.c qmail-smtpd/proto.c qmail-local/users.c
+                    qmail-smtpd/data.c qmail-smtpd/proto.c qmail-local/users.c \
+                    qmail-local/rcptfind.c qmail-local/dotqmail.c qmail-send/rewrite.c
 t-smtpd-proto_EXTRA := qmail-smtpd/proto.c
 
 # make fuzz: a bounded libFuzzer campaign over the command, parameter,

@@ -24,6 +24,7 @@ static struct job sample(void)
   j.d.home = "/home/joe";
   j.d.dash = "-";
   j.d.ext = "list";
+  j.d.text = "&root\n";
   return j;
 }
 
@@ -37,7 +38,7 @@ static int parse(const char *p, size_t n)
   return job_parse(b, n, &j);
 }
 
-/* job_make of sample() with field k (0..13) replaced by v, parsed. */
+/* job_make of sample() with field k (0..14) replaced by v, parsed. */
 static int with_field(unsigned k, const char *v)
 {
   struct job j = sample();
@@ -47,7 +48,7 @@ static int with_field(unsigned k, const char *v)
   int r;
 
   job_make(&s, &j);
-  for (f = 0; f < 14; f++) {
+  for (f = 0; f < 15; f++) {
     const char *x = s.s + i;
     str_cats(&t, f == k ? v : x);
     str_catc(&t, 0);
@@ -75,7 +76,7 @@ int main(void)
   CHECK(!strcmp(back.d.sender, "") && !strcmp(back.d.local, "joe-list"));
   CHECK(!strcmp(back.d.domain, "example.org") && !strcmp(back.d.user, "joe"));
   CHECK(!strcmp(back.d.home, "/home/joe") && !strcmp(back.d.dash, "-"));
-  CHECK(!strcmp(back.d.ext, "list"));
+  CHECK(!strcmp(back.d.ext, "list") && !strcmp(back.d.text, "&root\n"));
   CHECK(back.d.fd == 0 && back.d.defaultdelivery == 0);
 
   /* The whole range of the numbers. */
