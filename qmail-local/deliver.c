@@ -200,7 +200,7 @@ static int one(struct run *r, int kind, const char *arg, size_t n, int fwdonly)
     if (code == 0) note(&r->done, "mbox ", a.s, n);
     break;
   case DQ_PROGRAM:
-    code = prog_deliver(r->m, a.s, r->l, r->e->v, &sub);
+    code = prog_deliver(r->m, a.s, r->l, r->e->v, r->d->timeout ? r->d->timeout : DELIVER_TIMEOUT, &sub);
     if (code == 0 || code == 99) note(&r->done, "program", "", 0);
     break;
   }

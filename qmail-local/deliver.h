@@ -28,9 +28,13 @@ struct delivery {
   unsigned long long len;      /* its length; DELIVER_TO_EOF reads to EOF */
   unsigned opts;               /* QF_OPT_* of the message: with QF_OPT_UTF8
                                   a forward is queued as SMTPUTF8 too */
+  unsigned long timeout;       /* seconds a "|program" may run (its process
+                                  group is then killed: temporary failure);
+                                  0: DELIVER_TIMEOUT */
 };
 
 #define DELIVER_TO_EOF (~0ULL)
+#define DELIVER_TIMEOUT 1000   /* control/timeoutprogram's default, Postfix's */
 
 /* Returns 0 delivered, 100 permanent failure, 111 temporary failure (the
  * qmail-local(8) exit codes); report receives one line saying what

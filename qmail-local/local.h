@@ -73,11 +73,13 @@ int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
                     const char *qid, unsigned long rcptno, str *report);
 int mbox_deliver(const struct msg *m, const char *path, const struct lines *l, str *report);
 
-/* Runs cmd with /bin/sh -c, the message (after Return-Path and
- * Delivered-To) on its stdin, envp as its environment; its output goes to
- * report. Returns 0, 99 (done, stop), 100 or 111. */
+/* Runs cmd with /bin/sh -c in a process group of its own, the message
+ * (after Return-Path and Delivered-To) on its stdin, envp as its
+ * environment; its output goes to report. After timeout seconds (SIGALRM,
+ * whose disposition it changes) the whole group is killed and the result
+ * is 111. Returns 0, 99 (done, stop), 100 or 111. */
 int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
-                 char *const envp[], str *report);
+                 char *const envp[], unsigned long timeout, str *report);
 /* Reinjects the message (after Delivered-To) to the NUL-terminated
  * addresses in addrs (count of them) with PREFIX/bin/qmail-queue, in an
  * environment holding only SMTPUTF8=1 when utf8 is set. */

@@ -29,6 +29,18 @@ static void child_fds(int in, int out, int err)
   sigprocmask(SIG_SETMASK, &none, 0);
 }
 
+/* The program's time limit: the handler kills its process group itself
+ * (kill is async-signal-safe), so that no blocking call can outlive it. */
+static volatile sig_atomic_t expired;
+static volatile pid_t victim;
+
+static void on_alarm(int sig)
+{
+  (void)sig;
+  expired = 1;
+  if (victim > 0) kill(-victim, SIGKILL);
+}
+
 static int wait_child(pid_t pid, int *status)
 {
   while (waitpid(pid, status, 0) < 0)
@@ -87,6 +99,12 @@ static int pump(struct feed *f, int wfd, int rfd, str *out)
     n = 0;
     if (wfd >= 0) { p[n].fd = wfd; p[n].events = POLLOUT; n++; }
     if (rfd >= 0) { p[n].fd = rfd; p[n].events = POLLIN; n++; }
+    if (expired) {
+      /* A process that left the group may still hold the pipes. */
+      if (wfd >= 0) close(wfd);
+      if (rfd >= 0) close(rfd);
+      return 0;
+    }
     if (poll(p, (nfds_t)n, -1) < 0) {
       if (errno == EINTR) continue;
       return -1;
@@ -128,9 +146,10 @@ static int prog_code(int status)
 }
 
 int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
-                 char *const envp[], str *report)
+                 char *const envp[], unsigned long timeout, str *report)
 {
   static struct feed f;
+  struct sigaction sa;
   str head = STR_INIT, out = STR_INIT;
   int in[2], o[2], status, code, e;
   pid_t pid;
@@ -143,9 +162,16 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
     close(in[0]); close(in[1]); str_free(&head);
     return fail(report, 111, "cannot make a pipe", e);
   }
+  expired = 0;
+  victim = 0;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm;   /* no SA_RESTART: waitpid and poll see EINTR */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, 0);
   pid = fork();
   if (pid == 0) {
     char *argv[] = { (char *)"sh", (char *)"-c", (char *)cmd, 0 };
+    setpgid(0, 0);
     child_fds(in[0], o[1], o[1]);
     execve("/bin/sh", argv, envp);
     _exit(111);
@@ -157,19 +183,37 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
     close(in[1]); close(o[0]); str_free(&head);
     return fail(report, 111, "cannot fork", e);
   }
+  /* Also here: the group must exist before anything could signal it. */
+  setpgid(pid, pid);
+  victim = pid;
+  alarm(timeout > 100000000 ? 100000000 : (unsigned)timeout);
   memset(&f, 0, sizeof f);
   f.m = m;
   f.head = head.s;
   f.headlen = head.len;
   if (pump(&f, in[1], o[0], &out) < 0) {
     e = errno;
-    kill(pid, SIGKILL);
+    kill(-pid, SIGKILL);
     wait_child(pid, &status);
+    alarm(0);
+    victim = 0;
     str_free(&head); str_free(&out);
     return fail(report, 111, "cannot feed the program", e);
   }
   if (wait_child(pid, &status) < 0) status = 111 << 8;
+  alarm(0);
+  victim = 0;
   code = prog_code(status);
+  if (expired) {
+    /* Whatever it said or exited with, it did not finish in time. */
+    kill(-pid, SIGKILL);
+    str_cats(report, "program timed out after ");
+    str_catu(report, timeout);
+    str_cats(report, " seconds");
+    str_free(&head);
+    str_free(&out);
+    return 111;
+  }
   if (out.len) str_catb(report, out.s, out.len);
   else if (code != 0 && code != 99) {
     str_cats(report, WIFEXITED(status) ? "program exited " : "program killed by signal ");

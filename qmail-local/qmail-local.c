@@ -60,6 +60,13 @@ int main(int argc, char **argv)
   d.off = at > 0 ? (unsigned long long)at : 0;
   d.len = DELIVER_TO_EOF;
   if (getenv("SMTPUTF8") && *getenv("SMTPUTF8")) d.opts = QF_OPT_UTF8;
+  {
+    str tp = STR_INIT;
+    if (str_copys(&tp, auto_prefix) < 0 || str_cats(&tp, "/control/timeoutprogram") < 0 ||
+        str_0(&tp) < 0 || control_ulong(&d.timeout, tp.s, DELIVER_TIMEOUT) < 0)
+      log_fatal(PROG, 111, "cannot read control/timeoutprogram");
+    str_free(&tp);
+  }
 
   c = dry ? deliver_plan(&d, &out) : deliver(&d, &out);
   if (!dry) str_catc(&out, '\n');

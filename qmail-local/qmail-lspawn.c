@@ -33,6 +33,7 @@
 #define PROG "qmail-lspawn"
 
 static const char *defaultdelivery;
+static unsigned long timeoutprogram;   /* control/timeoutprogram, read at start */
 static int root;
 
 /* --- the account, found here, as root ------------------------------------
@@ -151,7 +152,7 @@ static void serve(unsigned long long uid, unsigned long long gid)
 {
   table_close(&users);
   table_close(&aliases);
-  worker_serve(uid, gid, defaultdelivery, root);
+  worker_serve(uid, gid, defaultdelivery, timeoutprogram, root);
 }
 
 static int clean(const char *s)
@@ -183,6 +184,8 @@ int main(int argc, char **argv)
   defaultdelivery = argv[1];
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   root = geteuid() == 0;
+  if (control_ulong(&timeoutprogram, "control/timeoutprogram", DELIVER_TIMEOUT) < 0)
+    log_fatal(PROG, 111, "cannot read control/timeoutprogram");
   /* Loads the NSS modules once, here, at start: the first lookup of a
    * system account costs some 80 syscalls and ~4 ms of CPU. */
   (void)getpwnam("root");

@@ -21,6 +21,7 @@ static const char *become(unsigned long long uid, unsigned long long gid, int ro
 }
 
 static mode_t mask;         /* the umask the worker started with */
+static unsigned long prog_timeout;
 
 static void reset(void)
 {
@@ -64,18 +65,20 @@ static void one(char *p, size_t n, int fd, unsigned long long uid, unsigned long
   if (j.uid != uid || j.gid != gid) { refuse("delivery job for another uid or gid"); return; }
   j.d.fd = fd;
   j.d.defaultdelivery = defaultdelivery;
+  j.d.timeout = prog_timeout;
   code = deliver(&j.d, &report);
   answer(code == 0 ? 'K' : code == 100 ? 'D' : 'Z', report.s, report.len);
 }
 
 void worker_serve(unsigned long long uid, unsigned long long gid, const char *defaultdelivery,
-                  int root)
+                  unsigned long timeout, int root)
 {
   static char p[JOB_MAX];
   const char *broken = become(uid, gid, root);
   ssize_t n;
   int fd;
 
+  prog_timeout = timeout;
   mask = umask(077);
   reset();
   for (;;) {

@@ -18,7 +18,8 @@
  * between calls but scratch buffers, and never touches the environment:
  * programs and qmail-queue get environments of their own. */
 
+/* timeout: seconds a "|program" may run (struct delivery). */
 void worker_serve(unsigned long long uid, unsigned long long gid, const char *defaultdelivery,
-                  int root) __attribute__((noreturn));
+                  unsigned long timeout, int root) __attribute__((noreturn));
 
 #endif

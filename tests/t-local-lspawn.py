@@ -4,7 +4,7 @@ qmail-send drives it: requests per lib/spawnproto.h with the message file
 attached; users/assign compiled by qmail-newu."""
 import os, shutil, socket, stat, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, IS_ROOT, free_ids
+from harness import T, Instance, IS_ROOT, free_ids, wait_for
 import send_harness as sh
 
 t = T()
@@ -26,7 +26,12 @@ def mkhome(name, owner, dotqmail=None):
     return sh.make_home(base, name, owner, dotqmail)
 
 
-bob = mkhome("bob", uid, {"-slow": "|sleep 1\n./Maildir/\n", "-env": "|echo \"$USER $EXT\" > envout\n"})
+# A program that never ends, one that leaves a child behind, one that
+# closes its descriptors and stays: each must end at timeoutprogram.
+HANG = "sleep 1717"
+bob = mkhome("bob", uid, {"-slow": "|sleep 1\n./Maildir/\n", "-env": "|echo \"$USER $EXT\" > envout\n",
+                          "-hang": "|exec %s\n" % HANG, "-fork": "|%s & %s\n" % (HANG, HANG),
+                          "-quiet": "|exec >/dev/null 2>&1 </dev/null; %s\n" % HANG})
 lst = mkhome("list", uid2, {"-default": "|echo \"$EXT $DEFAULT\" > envout\n./Maildir/\n"})
 alias = inst.path("alias")
 
@@ -51,6 +56,7 @@ with open(mf, "wb") as f:
 OFF, LEN = 11, len(MSG)
 msgfd = os.open(mf, os.O_RDONLY)
 
+inst.control("timeoutprogram", "2")
 errlog = open(os.path.join(base, "stderr"), "w+")
 a, lsp = sh.run_spawner(inst, [inst.bin("qmail-lspawn"), "./Maildir/"], errlog, 20)
 
@@ -112,6 +118,34 @@ r = deliver(5, "nosuchuser-at-all@example.com")
 t.check("unknown user: D", r and r[0] == "5" and r[1].startswith("D"), r)
 r = deliver(6, "bob-nothing@example.com")
 t.check("unknown extension of a user: D", r and r[1].startswith("D") and "no mailbox" in r[1], r)
+
+# --- programs that never exit -----------------------------------------------
+def hangers():
+    n = 0
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and open("/proc/%s/cmdline" % pid, "rb").read() == HANG.replace(" ", "\0").encode() + b"\0":
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+t0 = time.time()
+for i, ext in enumerate(("hang", "fork", "quiet")):
+    send(req(30 + i, ["bob-%s@example.com" % ext], first=30 + i))
+got = {}
+for i in range(3):
+    r = recv()
+    if r:
+        got[r[0]] = r[1]
+t.check("timeoutprogram: each hanging program ends in a temporary failure that says so",
+        sorted(got) == ["30", "31", "32"] and all(v.startswith("Z") and "timed out after 2 seconds" in v
+                                                  for v in got.values()), got)
+t.check("timeoutprogram: within the limit, not the program's 1717 s", time.time() - t0 < 20, time.time() - t0)
+t.check("timeoutprogram: the program's whole process group is killed", wait_for(lambda: hangers() == 0, 5), hangers())
+r = deliver(33, "bob-env@example.com", first=33)
+t.check("timeoutprogram: deliveries go on afterwards", r and r[1].startswith("K"), r)
 
 # --- the catch-all -------------------------------------------------------------
 ASSIGN2 = ASSIGN[:-1] + ["+:alias:%d:%d:%s:-::" % (alias_uid, alias_uid, alias), "."]
