@@ -7,13 +7,14 @@
  *                     a trusted local client (RELAYCLIENT="",
  *                     TCPREMOTEIP=TCPLOCALIP=127.0.0.1)
  *   sendmail -q...    no-op, exit 0: qmail-send retries on its own schedule
+ *   sendmail -bi      runs PREFIX/bin/qmail-newaliases (/etc/aliases)
  *
  * -t adds the To, Cc and Bcc recipients to those of the arguments (as
  * Postfix does). Without -i or -oi a line holding only "." ends the
  * message. -r is -f. Accepted and ignored, for compatibility: other -o
  * options, -B, -N, -R, -V, -L, -O, -e, -h (with their argument), -v, -U,
- * -G. Anything else, and -bi/-bv/..., is refused with exit 100. Invoked
- * as "mailq" it is -bp. */
+ * -G. Anything else, and -bv/..., is refused with exit 100. Invoked
+ * as "mailq" it is -bp, as "newaliases" -bi. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
 
   base = base ? base + 1 : argc > 0 ? argv[0] : "";
   if (!strcmp(base, "mailq")) mode = 'p';
+  if (!strcmp(base, "newaliases")) mode = 'i';
   opterr = 0;
   while ((c = getopt(argc, argv, "+tif:r:F:o:b:q::B:N:R:V:L:O:e:h:vUG")) != -1) {
     switch (c) {
@@ -76,7 +78,7 @@ int main(int argc, char **argv)
     case 'f': case 'r': in.sender = optarg; break;
     case 'F': in.name = optarg; break;
     case 'b':
-      if (strlen(optarg) != 1 || !strchr("mps", optarg[0])) usage("unsupported -b mode");
+      if (strlen(optarg) != 1 || !strchr("mpsi", optarg[0])) usage("unsupported -b mode");
       mode = optarg[0];
       break;
     case 'q': mode = 'q'; break;
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
   }
   if (mode == 'q') _exit(0);
   if (mode == 'p') run("qmail-qread", args);
+  if (mode == 'i') run("qmail-newaliases", args);
   if (mode == 's') {
     if (setenv("RELAYCLIENT", "", 1) < 0 || setenv("TCPREMOTEIP", "127.0.0.1", 1) < 0 ||
         setenv("TCPLOCALIP", "127.0.0.1", 1) < 0)
