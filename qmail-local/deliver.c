@@ -114,7 +114,7 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
     if (c == 0) break;
     fd = open(name.s, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd >= 0) break;
-    if (errno != ENOENT) {
+    if (errno != ENOENT && errno != ENAMETOOLONG) {
       fail(report, 111, "cannot open ", 0);
       str_cats(report, name.s);
       str_free(&name);

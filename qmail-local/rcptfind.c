@@ -45,7 +45,9 @@ static int has_dotqmail(const struct uent *u)
     if (c <= 0) { if (c < 0) r = -1; break; }
     if (str_copys(&path, u->home) < 0 || str_catc(&path, '/') < 0 ||
         str_cats(&path, name.s) < 0 || str_0(&path) < 0) { r = -1; break; }
-    if (stat(path.s, &st) == 0 || errno != ENOENT) r = 1;
+    /* A name too long for the filesystem cannot exist: deliver() skips
+     * it too, so an overlong local part is no address. */
+    if (stat(path.s, &st) == 0 || (errno != ENOENT && errno != ENAMETOOLONG)) r = 1;
   }
   str_free(&name);
   str_free(&path);

@@ -22,9 +22,9 @@
  * of its .qmail candidates (dq_candidate) exists in its home, as deliver()
  * bounces otherwise; found in 2-4 without one, the answer is "no mailbox"
  * (no later step is tried, as delivery would not try it either). A
- * candidate that cannot be stat()ed for another reason than ENOENT (a
- * home qmaild may not search) counts as present: delivery decides, and at
- * worst defers.
+ * candidate that cannot be stat()ed for another reason than ENOENT or
+ * ENAMETOOLONG (a home qmaild may not search) counts as present:
+ * delivery decides, and at worst defers.
  *
  * Everything consulted is readable by qmaild in a root install:
  * users/cdb and users/aliases.cdb (0644), /etc/passwd, PREFIX/alias

@@ -267,7 +267,7 @@ refused("unparsable argument", [SENDMAIL, "a@b.test c@d.test"], "\nx\n", text="p
 refused("-t without any recipient", [SENDMAIL, "-t"], "Subject: none\n\nx\n", text="no recipients")
 refused("no recipient and no -t", [SENDMAIL], "Subject: none\n\nx\n")
 refused("unknown option", [SENDMAIL, "-X", "/tmp/log", "a@b.test"], "\nx\n")
-refused("unsupported -b mode", [SENDMAIL, "-bi"], "")
+refused("unsupported -b mode", [SENDMAIL, "-bv"], "")
 refused("bad -f", [SENDMAIL, "-f", "a@b@c", "a@b.test"], "\nx\n", text="sender")
 refused("control byte in -F", [SENDMAIL, "-F", "a\nBcc: x@y", "a@b.test"], "\nx\n")
 rc, err, q = send([SENDMAIL, "-i", "a@b.test"], "Subject: ok\n\n" + "y" * 5000 + "\n")

@@ -116,6 +116,14 @@ t.check("list: longest prefix, pre prepended to ext", r and r[1].startswith("K")
 
 r = deliver(5, "nosuchuser-at-all@example.com")
 t.check("unknown user: D", r and r[0] == "5" and r[1].startswith("D"), r)
+r = deliver(19, "x" * 300 + "@example.com")
+t.check("a local part too long for any alias/.qmail- name: D, as the RCPT check says", r and r[1].startswith("D"), r)
+postmaster = len(inst.maildir(os.path.join(alias, "Maildir")))
+r = deliver(20, "PostMaster@example.com", first=20)
+t.check("postmaster: delivered to the alias account (install's alias/.qmail-postmaster)", r and r[1].startswith("K") and
+        len(inst.maildir(os.path.join(alias, "Maildir"))) == postmaster + 1, r)
+r = deliver(21, "daemon@example.com")
+t.check("daemon (a home it does not own): D", r and r[1].startswith("D"), r)
 r = deliver(6, "bob-nothing@example.com")
 t.check("unknown extension of a user: D", r and r[1].startswith("D") and "no mailbox" in r[1], r)
 
