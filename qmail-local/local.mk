@@ -17,3 +17,4 @@ t-local-maildir_EXTRA := qmail-local/maildir.c qmail-local/msg.c
 t-local-msg_EXTRA := qmail-local/msg.c
 t-local-users_EXTRA := qmail-local/users.c
 t-local-aliases_EXTRA := qmail-local/aliases.c
+t-local-rcptfind_EXTRA := qmail-local/rcptfind.c qmail-local/users.c qmail-local/dotqmail.c

@@ -90,7 +90,7 @@ static int table_open(struct table *t, const char **why)
 
 static int lookup(const char *local, size_t n, struct rf_dest *d, const char **why)
 {
-  struct rf_ctx c = { 0, 0, getpwnam, root ? -1 : (long long)geteuid() };
+  struct rf_ctx c = { 0, 0, getpwnam, root ? -1 : (long long)geteuid(), rf_alias_home() };
   int hu, ha;
 
   hu = table_open(&users, why);

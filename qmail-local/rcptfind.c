@@ -54,21 +54,25 @@ static int has_dotqmail(const struct uent *u)
   return r;
 }
 
-/* The alias account: the owner of PREFIX/alias. 1 found, 0 none. */
+const char *rf_alias_home(void)
+{
+  static str h;
+
+  if (!h.len && (str_copys(&h, auto_prefix) < 0 || str_cats(&h, "/alias") < 0 || str_0(&h) < 0))
+    return 0;
+  return h.s;
+}
+
+/* The alias account: the owner of c->alias. 1 found, 0 none. */
 static int alias_account(const struct rf_ctx *c, unsigned long long *uid, unsigned long long *gid)
 {
   struct stat st;
 
-  if (stat("alias", &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid == 0) return 0;
+  if (!c->alias || stat(c->alias, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid == 0) return 0;
   if (c->only_uid >= 0 && (unsigned long long)c->only_uid != st.st_uid) return 0;
   *uid = st.st_uid;
   *gid = st.st_gid;
   return 1;
-}
-
-static int alias_home(str *h)
-{
-  return str_copys(h, auto_prefix) < 0 || str_cats(h, "/alias") < 0 || str_0(h) < 0 ? -1 : 0;
 }
 
 /* 1. users/aliases.cdb. 1 found, 0 not, -1 error (errno). */
@@ -77,7 +81,6 @@ static int from_aliases(const struct rf_ctx *c, const char *local, size_t n, str
   unsigned long long uid, gid;
   const void *v;
   unsigned vn;
-  str home = STR_INIT;
   int r;
 
   if (!c->aliases) return 0;
@@ -88,12 +91,9 @@ static int from_aliases(const struct rf_ctx *c, const char *local, size_t n, str
   if (!v || vn > RF_ALIAS_MAX) { errno = v ? EINVAL : EIO; return -1; }
   if (!alias_account(c, &uid, &gid)) return 0;
   d->tbuf.len = 0;
-  if (str_catb(&d->tbuf, v, vn) < 0 || str_0(&d->tbuf) < 0 || alias_home(&home) < 0 ||
-      fill(&d->u, "alias", 5, uid, gid, home.s, "", "", 0) < 0) {
-    str_free(&home);
+  if (str_catb(&d->tbuf, v, vn) < 0 || str_0(&d->tbuf) < 0 ||
+      fill(&d->u, "alias", 5, uid, gid, c->alias, "", "", 0) < 0)
     return -1;
-  }
-  str_free(&home);
   d->text = d->tbuf.s;
   return 1;
 }
@@ -128,7 +128,6 @@ int rf_find(const struct rf_ctx *c, const char *local, size_t n, struct rf_dest 
             const char **why)
 {
   unsigned long long uid, gid;
-  str home = STR_INIT;
   int r, step;
 
   d->text = "";
@@ -145,15 +144,9 @@ int rf_find(const struct rf_ctx *c, const char *local, size_t n, struct rf_dest 
   }
   if (r < 0) goto found;
   if (!alias_account(c, &uid, &gid)) return none(why, "no such user here");
-  if (alias_home(&home) < 0 || fill(&d->u, "alias", 5, uid, gid, home.s, "-", local, n) < 0) {
-    r = -1;
-    goto out;
-  }
-  r = has_dotqmail(&d->u);
+  r = fill(&d->u, "alias", 5, uid, gid, c->alias, "-", local, n) < 0 ? -1 : has_dotqmail(&d->u);
   if (r == 0 && n == 10 && !memcmp(local, "postmaster", 10))
-    r = fill(&d->u, "alias", 5, uid, gid, home.s, "", "", 0) < 0 ? -1 : 1;
-out:
-  str_free(&home);
+    r = fill(&d->u, "alias", 5, uid, gid, c->alias, "", "", 0) < 0 ? -1 : 1;
   if (r == 0) return none(why, "no such user here");
 found:
   if (r > 0) return RF_FOUND;

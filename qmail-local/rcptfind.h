@@ -13,7 +13,7 @@
  *   3. a system account named by the local part up to its first '-',
  *      not uid 0, whose home directory exists and belongs to it;
  *   4. users/cdb's catch-all "+" entry;
- *   5. the alias account (the owner of PREFIX/alias, never root) with the
+ *   5. the alias account (the owner of c->alias, never root) with the
  *      whole local part as its extension: alias/.qmail-<local>, its
  *      -default forms, alias/.qmail-default (qmail's fallback);
  *   6. "postmaster" (RFC 5321 4.5.1) always: the alias account without
@@ -42,7 +42,11 @@ struct rf_ctx {
    * a scan of /etc/passwd (static qmail-smtpd, which cannot load NSS). */
   struct passwd *(*getpw)(const char *name);
   long long only_uid;    /* >= 0: single-uid mode, only this uid receives */
+  const char *alias;     /* the alias account's home: rf_alias_home() */
 };
+
+/* PREFIX/alias (auto_prefix), the alias account's home. */
+const char *rf_alias_home(void);
 
 struct rf_dest {
   struct uent u;         /* the account, its dash and extension */

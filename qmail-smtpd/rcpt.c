@@ -170,6 +170,7 @@ static int deliverable(const char *local, size_t n)
   c.users = table_open("users/cdb", &uc, &ufd);
   c.aliases = table_open("users/aliases.cdb", &ac, &afd);
   c.getpw = passwd_file;
+  c.alias = rf_alias_home();
   /* Single-uid mode (the alias directory is our own): qmail-lspawn then
    * delivers only to that uid. */
   c.only_uid = stat("alias", &st) == 0 && st.st_uid == geteuid() ? (long long)geteuid() : -1;
