@@ -8,24 +8,11 @@
 
 #define NAME_MAX_ 32   /* longest system account name looked up */
 
-/* u becomes user/home/dash/ext[0..extn) with uid and gid. 0 or -1. */
 static int fill(struct uent *u, const char *user, size_t usern, unsigned long long uid,
                 unsigned long long gid, const char *home, const char *dash, const char *ext,
                 size_t extn)
 {
-  u->uid = uid;
-  u->gid = gid;
-  u->buf.len = 0;
-  if (str_catb(&u->buf, user, usern) < 0 || str_catc(&u->buf, 0) < 0 ||
-      str_cats(&u->buf, home) < 0 || str_catc(&u->buf, 0) < 0 ||
-      str_cats(&u->buf, dash) < 0 || str_catc(&u->buf, 0) < 0 ||
-      str_catb(&u->buf, ext, extn) < 0 || str_catc(&u->buf, 0) < 0)
-    return -1;
-  u->user = u->buf.s;
-  u->home = u->user + strlen(u->user) + 1;
-  u->dash = u->home + strlen(u->home) + 1;
-  u->ext = u->dash + strlen(u->dash) + 1;
-  return 0;
+  return uent_fill(u, user, usern, uid, gid, home, dash, ext, extn, "", 0);
 }
 
 /* 1 if one of u's .qmail candidates exists or cannot be ruled out; 0 if

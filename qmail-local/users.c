@@ -58,10 +58,32 @@ int assign_line(const char *s, size_t n, str *key, str *val, const char **why)
   return 1;
 }
 
+int uent_fill(struct uent *u, const char *user, size_t usern, unsigned long long uid,
+              unsigned long long gid, const char *home, const char *dash,
+              const char *ext, size_t extn, const char *rest, size_t restn)
+{
+  u->uid = uid;
+  u->gid = gid;
+  u->buf.len = 0;
+  if (str_catb(&u->buf, user, usern) < 0 || str_catc(&u->buf, 0) < 0 ||
+      str_cats(&u->buf, home) < 0 || str_catc(&u->buf, 0) < 0 ||
+      str_cats(&u->buf, dash) < 0 || str_catc(&u->buf, 0) < 0 ||
+      str_catb(&u->buf, ext, extn) < 0 || str_catb(&u->buf, rest, restn) < 0 ||
+      str_catc(&u->buf, 0) < 0)
+    return -1;
+  /* Pointers only once buf has stopped moving. */
+  u->user = u->buf.s;
+  u->home = u->user + strlen(u->user) + 1;
+  u->dash = u->home + strlen(u->home) + 1;
+  u->ext = u->dash + strlen(u->dash) + 1;
+  return 0;
+}
+
 /* Splits a value into u; rest (NULL for exact entries) follows the ext. */
 static int parse_value(const char *v, size_t n, const char *rest, size_t restn, struct uent *u)
 {
   const char *f[FIELDS - 1];
+  unsigned long long uid, gid;
   size_t i = 0, k;
 
   if (n == 0 || v[n - 1] != 0) { errno = EINVAL; return -1; }
@@ -71,21 +93,9 @@ static int parse_value(const char *v, size_t n, const char *rest, size_t restn, 
     i += strlen(v + i) + 1;
   }
   if (i != n) { errno = EINVAL; return -1; }
-  if (scan_ulong(f[1], strlen(f[1]), &u->uid) < 0 || scan_ulong(f[2], strlen(f[2]), &u->gid) < 0 ||
-      u->uid > ID_MAX || u->gid > ID_MAX) { errno = EINVAL; return -1; }
-  /* Copy user, home, dash, ext(+rest) into u->buf, then point into it. */
-  u->buf.len = 0;
-  if (str_catb(&u->buf, f[0], strlen(f[0]) + 1) < 0 ||
-      str_catb(&u->buf, f[3], strlen(f[3]) + 1) < 0 ||
-      str_catb(&u->buf, f[4], strlen(f[4]) + 1) < 0 ||
-      str_catb(&u->buf, f[5], strlen(f[5])) < 0 ||
-      str_catb(&u->buf, rest, restn) < 0 || str_catc(&u->buf, 0) < 0)
-    return -1;
-  u->user = u->buf.s;
-  u->home = u->user + strlen(u->user) + 1;
-  u->dash = u->home + strlen(u->home) + 1;
-  u->ext = u->dash + strlen(u->dash) + 1;
-  return 0;
+  if (scan_ulong(f[1], strlen(f[1]), &uid) < 0 || scan_ulong(f[2], strlen(f[2]), &gid) < 0 ||
+      uid > ID_MAX || gid > ID_MAX) { errno = EINVAL; return -1; }
+  return uent_fill(u, f[0], strlen(f[0]), uid, gid, f[3], f[4], f[5], strlen(f[5]), rest, restn);
 }
 
 static int get(struct cdb *c, const str *key, const char *rest, size_t restn, struct uent *u)

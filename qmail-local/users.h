@@ -24,6 +24,13 @@ struct uent {
  * for the final ".", -1 with *why set for a malformed line. */
 int assign_line(const char *s, size_t n, str *key, str *val, const char **why);
 
+/* Sets u to user[0..usern), uid, gid, home, dash and the extension
+ * ext[0..extn) followed by rest[0..restn), copied into u->buf. 0, or -1
+ * (ENOMEM). */
+int uent_fill(struct uent *u, const char *user, size_t usern, unsigned long long uid,
+              unsigned long long gid, const char *home, const char *dash,
+              const char *ext, size_t extn, const char *rest, size_t restn);
+
 /* Looks local[0..n) (already lowercased) up in c: with catchall 0, the
  * exact entry then the non-empty prefixes, longest first; with catchall 1,
  * only the empty prefix. 1 found (u filled), 0 not, -1 error (EINVAL for
