@@ -86,8 +86,10 @@ static void keep_output(str *out, const char *p, size_t n)
 }
 
 /* Feeds f into wfd and collects rfd into out until both are done: a
- * program may write before it reads, so neither side may block. */
-static int pump(struct feed *f, int wfd, int rfd, str *out)
+ * program may write before it reads, so neither side may block. SIGALRM
+ * is blocked but while waiting (ppoll with mask), so the time limit
+ * cannot fire between the check of expired and the wait. */
+static int pump(struct feed *f, int wfd, int rfd, str *out, const sigset_t *mask)
 {
   struct pollfd p[2];
   char b[4096];
@@ -105,7 +107,7 @@ static int pump(struct feed *f, int wfd, int rfd, str *out)
       if (rfd >= 0) close(rfd);
       return 0;
     }
-    if (poll(p, (nfds_t)n, -1) < 0) {
+    if (ppoll(p, (nfds_t)n, 0, mask) < 0) {
       if (errno == EINTR) continue;
       return -1;
     }
@@ -151,7 +153,8 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
   static struct feed f;
   struct sigaction sa;
   str head = STR_INIT, out = STR_INIT;
-  int in[2], o[2], status, code, e;
+  sigset_t alrm, mask;
+  int in[2], o[2], status, code, e, r;
   pid_t pid;
 
   if (str_catb(&head, l->rp.s, l->rp.len) < 0 || str_catb(&head, l->dt.s, l->dt.len) < 0)
@@ -186,13 +189,19 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
   /* Also here: the group must exist before anything could signal it. */
   setpgid(pid, pid);
   victim = pid;
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  sigprocmask(SIG_BLOCK, &alrm, &mask);
   alarm(timeout > 100000000 ? 100000000 : (unsigned)timeout);
   memset(&f, 0, sizeof f);
   f.m = m;
   f.head = head.s;
   f.headlen = head.len;
-  if (pump(&f, in[1], o[0], &out) < 0) {
-    e = errno;
+  r = pump(&f, in[1], o[0], &out, &mask);
+  e = errno;
+  /* From here the handler may run at any time: it kills the group itself. */
+  sigprocmask(SIG_SETMASK, &mask, 0);
+  if (r < 0) {
     kill(-pid, SIGKILL);
     wait_child(pid, &status);
     alarm(0);

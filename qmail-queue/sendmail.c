@@ -28,7 +28,7 @@
 static void usage(const char *why)
 {
   static const char u[] =
-    "usage: sendmail [-t] [-i|-oi] [-f sender] [-F name] [-bm|-bp|-bs] [--] [rcpt ...]\n";
+    "usage: sendmail [-t] [-i|-oi] [-f sender] [-F name] [-bm|-bp|-bs|-bi] [--] [rcpt ...]\n";
   log_begin("sendmail", "usage");
   log_kv("msg", why);
   log_end();
