@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "addr.h"
 #include "buf.h"
 #include "control.h"
 #include "log.h"
@@ -125,9 +126,21 @@ static void qualify(const struct alist_addr *a)
   if (tmp.len > QF_ADDR_MAX) fatal(100, "address too long", 0);
 }
 
+/* An envelope address must go out as one RFC 5321 path (qmail-queue
+ * refuses anything else with 91): said here, with the address. */
+static void envelope_ok(const char *what)
+{
+  if (addr_check(tmp.s, tmp.len, 0) != ADDR_BAD) return;
+  log_begin(prog, "bad_address");
+  log_kb("address", tmp.s, (unsigned long)tmp.len);
+  log_end();
+  fatal(100, what, "not an RFC 5321 mailbox");
+}
+
 static int add_rcpt(void *ctx, const struct alist_addr *a)
 {
   qualify(a);
+  envelope_ok("bad recipient address");
   if (++nrcpt > QF_RCPT_MAX) fatal(100, "too many recipients", 0);
   cat(&rcpts, tmp.s, tmp.len);
   cat(&rcpts, "", 1);
@@ -154,6 +167,7 @@ static int set_one(void *ctx, const struct alist_addr *a)
   str *dst = ctx;
   if (dst->len) return 1;   /* a second address: not a single mailbox */
   qualify(a);
+  envelope_ok("bad envelope address");
   if (str_copyb(dst, tmp.s, tmp.len) < 0) nomem();
   return 0;
 }

@@ -18,8 +18,10 @@
  *   64  cannot create or commit a file in the queue
  *   81  internal bug
  *   91  envelope format error: bad first byte, no recipient, an empty
- *       recipient, an address holding CR or LF, more than QF_RCPT_MAX
- *       recipients, or EOF before the final "\0"
+ *       recipient, an address that is not one RFC 5321 mailbox (qwrite.c:
+ *       no "> NOTIFY=..." can reach an SMTP command; a name without "@",
+ *       the null and the double-bounce sender are allowed), more than
+ *       QF_RCPT_MAX recipients, or EOF before the final "\0"
  * Any failure leaves nothing in mess/ and removes what it made in tmp/.
  *
  * Extension: when the environment variable SMTPUTF8 is non-empty, the

@@ -269,6 +269,21 @@ refused("no recipient and no -t", [SENDMAIL], "Subject: none\n\nx\n")
 refused("unknown option", [SENDMAIL, "-X", "/tmp/log", "a@b.test"], "\nx\n")
 refused("unsupported -b mode", [SENDMAIL, "-bi"], "")
 refused("bad -f", [SENDMAIL, "-f", "a@b@c", "a@b.test"], "\nx\n", text="sender")
+# Envelope addresses that RFC 5322 allows but that cannot go out as one
+# RFC 5321 path (a ">" in a literal would end MAIL FROM:<...> early, a tab
+# in a quoted local part is no qtextSMTP): refused here, before
+# qmail-queue, which would refuse them too (91).
+for name, argv in (("'>' in a domain literal of -f", ["-f", "a@[x>NOTIFY=y]", "a@b.test"]),
+                   ("tab in a quoted -f", ["-f", '"a\tb"@c.test', "a@b.test"]),
+                   ("'>' in a recipient's literal", ["a@b.test", "c@[d>ORCPT=x]"]),
+                   ("bad IPv6 literal in a recipient", ["c@[IPv6:zz]"])):
+    refused(name, [SENDMAIL] + argv, "\nx\n", text="not an RFC 5321 mailbox")
+refused("'>' in a To: literal with -t", [INJECT, "-t"], "To: x@[y>NOTIFY=z]\n\nx\n",
+        text="not an RFC 5321 mailbox")
+rc, err, q = send([SENDMAIL, "-f", '"a b>c"@q.test', '"d e"@r.test', "f@[127.0.0.1]"], "\nx\n")
+t.check("quoted local parts and address literals still go through",
+        rc == 0 and q and q[1] == '"a b>c"@q.test'
+        and rcpt_addrs(q) == ['"d e"@r.test', "f@[127.0.0.1]"], (rc, err, q))
 refused("control byte in -F", [SENDMAIL, "-F", "a\nBcc: x@y", "a@b.test"], "\nx\n")
 rc, err, q = send([SENDMAIL, "-i", "a@b.test"], "Subject: ok\n\n" + "y" * 5000 + "\n")
 t.check("a long body line is fine", rc == 0 and q and split(q[0])[1] == b"y" * 5000 + b"\n", err)
