@@ -30,7 +30,7 @@ case $SMTPS_PORT in ''|*[!0-9]*) echo "install: not a number: $SMTPS_PORT" >&2; 
 
 if [ "$MODE" = multi ]; then
   u_t=$(uid_of "$QMAIL_TLS" "$PREFIX" "$g_n")
-  tls_ids="-t ${u_t}:${g_n} -u ${u_d} -g ${g_n}"
+  tls_ids="-t ${u_t}:${g_n} -u ${u_d} -g ${g_d}"
 else
   u_t=$u_q
   tls_ids="-t ${u_q}:${g_n} -u ${u_q} -g ${g_n}"
