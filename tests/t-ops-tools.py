@@ -212,6 +212,20 @@ if os.path.exists(inst.bin("qmail-logsum")):
     t.check("logsum: top reasons, unquoted",
             re.search(r"reasons:\n +2  4\.4\.1 connection refused\n +1  550 5\.1\.1 no \"such\" user\n",
                       out) is not None, out)
+    # Several directories: the period runs from the earliest line of any
+    # to the latest of any, not from the first argument's first line to
+    # the last argument's last.
+    later = inst.path("log", "later")
+    os.makedirs(later, exist_ok=True)
+    with open(os.path.join(later, "current"), "w") as f:
+        f.write("2026-11-24 09:00:00.000000000  qmail-smtpd event=connect ip=127.0.0.1\n"
+                "2026-11-24 10:00:00.000000000  qmail-smtpd event=connect ip=127.0.0.1\n")
+    r = subprocess.run([inst.bin("qmail-logsum"), later, logdir], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    out = r.stdout.decode()
+    t.check("logsum over two directories: the real earliest and latest times",
+            "log lines: 15 (2026-11-23 15:37:46.500200112 .. 2026-11-24 10:00:00.000000000)" in out,
+            out)
     r = subprocess.run([inst.bin("qmail-logsum")], input=SAMPLE_CUR.encode(),
                        stdout=subprocess.PIPE, timeout=30)
     t.check("logsum reads stdin", b"deferred 2, failed 1" in r.stdout, r.stdout)
