@@ -375,6 +375,38 @@ env = open(cap + ".env", "rb").read() if os.path.exists(cap + ".env") else b""
 t.check("QMAILQUEUE gets the qmail-queue envelope on fd 1",
         p.returncode == 0 and env == b"Fs@x.test\0Tr1@x.test\0Tr2@x.test\0\0", (p.stderr, env))
 
+# --- README's filter, exactly as printed ----------------------------------------
+# Its "trap ... EXIT" cannot run once the shell has exec'd qmail-queue: the
+# printed filter must still leave nothing in $TMPDIR, accepted or refused.
+readme = open(os.path.join(harness.ROOT, "README.md")).read()
+m = re.search(r"\n    #!/bin/sh\n    # /usr/local/bin/qq-filter[^\n]*\n(?:    [^\n]*\n)*", readme)
+if t.check("README prints the qq-filter", m is not None):
+    text = "\n".join(l[4:] for l in m.group(0).strip("\n").split("\n")) + "\n"
+    filt = script("qq-filter", text.replace("#!/bin/sh\n", "", 1)
+                  .replace("/var/qmail/", inst.prefix + "/"))
+    fenv = {"QMAILQUEUE": filt, "TMPDIR": inst.path("filter-tmp")}
+    os.makedirs(fenv["TMPDIR"], exist_ok=True)
+    rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: clean\n\nx\n", env=fenv)
+    t.check("README filter: a clean message is queued", rc == 0 and q and q != "several", (rc, err))
+    t.check("README filter: nothing left in its temporary directory after queueing",
+            os.listdir(fenv["TMPDIR"]) == [], os.listdir(fenv["TMPDIR"]))
+    rc, err, q = send([SENDMAIL, "a@b.test"], "X-Spam: yes\n\nx\n", env=fenv)
+    t.check("README filter: X-Spam: yes refused for good (31: exit 100), nothing queued",
+            rc == 100 and q is None, (rc, err))
+    t.check("README filter: nothing left after a refusal", os.listdir(fenv["TMPDIR"]) == [],
+            os.listdir(fenv["TMPDIR"]))
+# Its tcp.smtp for everyone: every client gets QMAILQUEUE, loopback included.
+rules = re.findall(r"^    (\S*:allow,.*QMAILQUEUE=.*)$", readme, re.M)
+src = inst.path("filter-rules")
+with open(src, "w") as f:
+    f.write("\n".join(rules) + "\n")
+subprocess.run(["tcprules", src + ".cdb", src + ".tmp"], stdin=open(src), check=True)
+for ip in ("127.0.0.1", "::1", "192.0.2.7"):
+    r = subprocess.run(["tcprulescheck", src + ".cdb"], env=dict(os.environ, TCPREMOTEIP=ip),
+                       stdout=subprocess.PIPE)
+    t.check("README's tcp.smtp sets QMAILQUEUE for %s" % ip,
+            b"QMAILQUEUE=/usr/local/bin/qq-filter" in r.stdout and b"allow" in r.stdout, r.stdout)
+
 # --- -bs and -bp run the right programs ------------------------------------------------
 if os.path.exists(inst.bin("qmail-smtpd")):
     p = run([SENDMAIL, "-bs"], "QUIT\r\n")
