@@ -157,6 +157,30 @@ if t.check("-F: queued", rc == 0 and q and q != "several", err):
     t.check("-F gives a quoted display name",
             field(lines, "From") == ['From: "Dr. \\"Who\\"" <alice@host.example.test>'], lines)
 
+# --- header addresses are qualified as the envelope's (qmail-inject(8)) ----------
+rc, err, q = send([SENDMAIL, "-t"],
+                  "To: root, \"Bob\" <bob>,\n  carol@x.test (C), dave@localhost\n"
+                  "From: root (Cron Daemon)\nReply-To: List: a, b@c.test;\n"
+                  "Cc: undisclosed-recipients:;\nX-Other: root\nSubject: root\n\nx\n")
+if t.check("header qualification: queued", rc == 0 and q and q != "several", err):
+    lines, _ = split(q[0])
+    t.check("To: bare names get @defaulthost, dotless domains .defaultdomain; display names, "
+            "comments and folds kept",
+            lines[:2] == ["To: root@host.example.test, \"Bob\" <bob@host.example.test>,",
+                          "  carol@x.test (C), dave@localhost.example.test"], lines)
+    t.check("From: root (Cron Daemon) is qualified, its comment kept",
+            field(lines, "From") == ["From: root@host.example.test (Cron Daemon)"], lines)
+    t.check("Reply-To group members qualified",
+            field(lines, "Reply-To") == ["Reply-To: List: a@host.example.test, b@c.test;"], lines)
+    t.check("an empty group, other fields and the Subject are left alone",
+            field(lines, "Cc") == ["Cc: undisclosed-recipients:;"]
+            and field(lines, "X-Other") == ["X-Other: root"]
+            and field(lines, "Subject") == ["Subject: root"], lines)
+rc, err, q = send([SENDMAIL, "-f", "bounces@f.test", "a@b.test"], "Subject: s\n\nx\n")
+if t.check("-f without From: queued", rc == 0 and q and q != "several", err):
+    t.check("-f without From: From is the login user, qualified (not the -f sender)",
+            field(split(q[0])[0], "From") == ["From: alice@host.example.test"], q[0])
+
 # --- added fields --------------------------------------------------------------
 rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: none\n\nbody\n")
 if t.check("missing fields: queued", rc == 0 and q and q != "several", err):
