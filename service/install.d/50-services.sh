@@ -63,7 +63,7 @@ fi
 logservice() {
   dir "$u_root" "$g_root" 0755 "$D/service/$1/log"
   dir "$u_l" "$g_adm" 2750 "$D/log/$1"
-  find "$D/log/$1" -mindepth 1 -maxdepth 1 -type f -exec chgrp "$g_adm" {} +
+  find "$D/log/$1" -mindepth 1 -maxdepth 1 -type f -exec chgrp -h "$g_adm" {} +
   setting "$D/service/$1/log/notification-fd" 3
   script "$D/service/$1/log/run" <<EOF
 #!/bin/sh
