@@ -321,14 +321,20 @@ certfile_ = inst.path("control", "tls", "cert.pem")
 good = open(keyfile, "rb").read()
 with open(keyfile, "wb") as f:
     f.write(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-for server, what in ((srv, "STARTTLS"), (smtps, "implicit")):
-    c = Client(server.port, greet=False)
+def first_bytes(port):
+    """What a new connection receives first: b"" when it is closed at once."""
+    c = Client(port, greet=False)
     c.s.settimeout(10)
     try:
         got = c.s.recv(4096)
     except (socket.timeout, ConnectionResetError) as e:
         got = repr(e)
     c.close()
+    return got
+
+
+for server, what in ((srv, "STARTTLS"), (smtps, "implicit")):
+    got = first_bytes(server.port)
     t.check("%s: a bad key closes the connection without a byte" % what, got == b"", got)
 t.check("qmail-tlsd logs the bad key", re.search(r"qmail-tlsd event=fatal msg=", srv.logtext()),
         srv.logtext()[-400:])
@@ -359,13 +365,7 @@ with open(keyfile, "wb") as f:
 def refused_creds(what, setup, undo, logged):
     setup()
     try:
-        c = Client(srv.port, greet=False)
-        c.s.settimeout(10)
-        try:
-            got = c.s.recv(4096)
-        except (socket.timeout, ConnectionResetError) as e:
-            got = repr(e)
-        c.close()
+        got = first_bytes(srv.port)
         t.check("%s: refused, the connection closed at once" % what, got == b"", got)
         t.check("%s: logged" % what, logged in srv.logtext(), srv.logtext()[-300:])
     finally:
