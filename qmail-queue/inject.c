@@ -127,7 +127,7 @@ static void qualify(const struct alist_addr *a)
 }
 
 /* An envelope address must go out as one RFC 5321 path (qmail-queue
- * refuses anything else with 91): said here, with the address. */
+ * refuses anything else with 12): said here, with the address. */
 static void envelope_ok(const char *what)
 {
   if (addr_check(tmp.s, tmp.len, 0) != ADDR_BAD) return;

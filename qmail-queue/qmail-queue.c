@@ -6,6 +6,10 @@
  *
  *    0  queued
  *   11  an address is longer than QF_ADDR_MAX bytes        (permanent)
+ *   12  an address is not one RFC 5321 mailbox (qwrite.c: so no
+ *       "> NOTIFY=..." can reach an SMTP command); a name without "@",
+ *       the null and the double-bounce sender "#@[]" are allowed
+ *                                                          (permanent)
  *   31  refused permanently: never used here; for filters   (permanent)
  *   51  out of memory: never used here, nothing is allocated
  *   52  timeout: still running DEATH seconds after start
@@ -18,10 +22,8 @@
  *   64  cannot create or commit a file in the queue
  *   81  internal bug
  *   91  envelope format error: bad first byte, no recipient, an empty
- *       recipient, an address that is not one RFC 5321 mailbox (qwrite.c:
- *       no "> NOTIFY=..." can reach an SMTP command; a name without "@",
- *       the null and the double-bounce sender are allowed), more than
- *       QF_RCPT_MAX recipients, or EOF before the final "\0"
+ *       recipient, an address holding CR or LF, more than QF_RCPT_MAX
+ *       recipients, or EOF before the final "\0"
  * Any failure leaves nothing in mess/ and removes what it made in tmp/.
  *
  * Extension: when the environment variable SMTPUTF8 is non-empty, the

@@ -188,7 +188,7 @@ static int env_byte(struct qw *w, unsigned char c)
   default:   /* E_ADDR */
     if (c == 0) {
       if (!sender && w->an == 1) return 91;
-      if (!sendable(w->a + !sender, w->an - !sender, sender)) return 91;
+      if (!sendable(w->a + !sender, w->an - !sender, sender)) return 12;
       if (record(w, sender ? 'F' : 'R')) return 53;
       if (sender && w->utf8 && put(w, opt, sizeof opt)) return 53;
       w->est = E_NEXT;

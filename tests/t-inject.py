@@ -296,7 +296,7 @@ refused("bad -f", [SENDMAIL, "-f", "a@b@c", "a@b.test"], "\nx\n", text="sender")
 # Envelope addresses that RFC 5322 allows but that cannot go out as one
 # RFC 5321 path (a ">" in a literal would end MAIL FROM:<...> early, a tab
 # in a quoted local part is no qtextSMTP): refused here, before
-# qmail-queue, which would refuse them too (91).
+# qmail-queue, which would refuse them too (12).
 for name, argv in (("'>' in a domain literal of -f", ["-f", "a@[x>NOTIFY=y]", "a@b.test"]),
                    ("tab in a quoted -f", ["-f", '"a\tb"@c.test', "a@b.test"]),
                    ("'>' in a recipient's literal", ["a@b.test", "c@[d>ORCPT=x]"]),

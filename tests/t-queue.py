@@ -157,13 +157,13 @@ refused("EOF inside an address", 91, b"Fa@b\0Tc@")
 refused("empty envelope", 91, b"")
 # An address is pasted into qmail-remote's MAIL FROM:<...> / RCPT TO:<...>:
 # one that is not an RFC 5321 mailbox could add ESMTP parameters there.
-refused("ESMTP parameter in the sender", 91, envl(b"a@b.example> NOTIFY=SUCCESS", [b"c@d"]))
-refused("ESMTP parameter in a recipient", 91,
+refused("ESMTP parameter in the sender", 12, envl(b"a@b.example> NOTIFY=SUCCESS", [b"c@d"]))
+refused("ESMTP parameter in a recipient", 12,
         envl(b"a@b", [b"c@d", b"e@f.example> ORCPT=rfc822;x@y"]))
-refused("space in a recipient", 91, envl(b"a@b", [b"c d@e.example"]))
-refused("angle brackets in the sender", 91, envl(b"<a@b.example>", [b"c@d"]))
-refused("bad domain literal in a recipient", 91, envl(b"a@b", [b"c@[x> NOTIFY=NEVER]"]))
-refused("parameter after a long local part", 91,
+refused("space in a recipient", 12, envl(b"a@b", [b"c d@e.example"]))
+refused("angle brackets in the sender", 12, envl(b"<a@b.example>", [b"c@d"]))
+refused("bad domain literal in a recipient", 12, envl(b"a@b", [b"c@[x> NOTIFY=NEVER]"]))
+refused("parameter after a long local part", 12,
         envl(b"a@b", [b"x" * 70 + b"@e.example> NOTIFY=NEVER"]))
 old = set(mess())
 fine = [b"root", b'"a b>c"@d.example', b"x@[127.0.0.1]", b"y@[IPv6:::1]", b"z@e.example"]
