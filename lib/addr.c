@@ -173,17 +173,17 @@ static int any_high(const unsigned char *p, size_t n)
   return 0;
 }
 
-/* Mailbox at [p, e); *end receives where it stopped. Fills a->mbox. */
+/* Mailbox at [p, e); *end receives where it stopped, for ADDR_LONG too
+ * (the syntax was complete). Fills a->mbox unless a is NULL. */
 static int mailbox(const unsigned char *p, const unsigned char *e, unsigned flags,
                    addr *a, const unsigned char **end)
 {
   const unsigned char *start = p, *lend, *dstart;
   size_t local_len, dom_len = 0;
-  int has_at = 0;
+  int has_at = 0, isquoted = 0, isliteral = 0;
 
-  a->quoted = a->literal = 0;
   if (p == e) return ADDR_BAD;
-  if (*p == '"') { lend = quoted(p, e, flags); a->quoted = 1; }
+  if (*p == '"') { lend = quoted(p, e, flags); isquoted = 1; }
   else lend = dot_string(p, e, flags);
   if (!lend) return ADDR_BAD;
   local_len = (size_t)(lend - start);
@@ -191,19 +191,22 @@ static int mailbox(const unsigned char *p, const unsigned char *e, unsigned flag
   if (p < e && *p == '@') {
     has_at = 1;
     dstart = ++p;
-    if (p < e && *p == '[') { p = literal(p, e); a->literal = 1; }
+    if (p < e && *p == '[') { p = literal(p, e); isliteral = 1; }
     else p = domain(p, e, flags);
     if (!p) return ADDR_BAD;
     dom_len = (size_t)(p - dstart);
   } else if (!(flags & ADDR_NOAT)) {
     return ADDR_BAD;
   }
+  *end = p;
   if (local_len > LOCAL_MAX || dom_len > DOMAIN_MAX) return ADDR_LONG;
+  if (!a) return ADDR_OK;
+  a->quoted = (unsigned)isquoted;
+  a->literal = (unsigned)isliteral;
   if (str_copyb(&a->mbox, start, (size_t)(p - start)) < 0 || str_0(&a->mbox) < 0)
     return ADDR_NOMEM;
   a->at = has_at ? local_len : a->mbox.len;
   a->utf8 = any_high(start, (size_t)(p - start));
-  *end = p;
   return ADDR_OK;
 }
 
@@ -266,6 +269,16 @@ int addr_mailbox(const char *s, size_t n, unsigned flags, addr *a)
   if (r != ADDR_OK) { reset(a); return r; }
   if (end != p + n) { reset(a); return ADDR_BAD; }
   if (n > PATH_MAX_SMTP - 2) { reset(a); return ADDR_LONG; }
+  return ADDR_OK;
+}
+
+int addr_check(const char *s, size_t n, unsigned flags)
+{
+  const unsigned char *p = (const unsigned char *)s, *end = p;
+  int r = mailbox(p, p + n, flags, 0, &end);
+
+  if (r == ADDR_BAD || end != p + n) return ADDR_BAD;
+  if (r == ADDR_LONG || n > PATH_MAX_SMTP - 2) return ADDR_LONG;
   return ADDR_OK;
 }
 

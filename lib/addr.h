@@ -44,6 +44,10 @@ enum {
 int addr_path(const char *s, size_t n, unsigned flags, addr *a, size_t *used);
 /* Parses a bare Mailbox that is all of s[0..n) (no angle brackets). */
 int addr_mailbox(const char *s, size_t n, unsigned flags, addr *a);
+/* addr_mailbox's verdict on all of s[0..n), without allocating (for the
+ * setuid qmail-queue): ADDR_OK, ADDR_BAD, or ADDR_LONG when only a length
+ * limit is exceeded (the syntax is complete and correct). */
+int addr_check(const char *s, size_t n, unsigned flags);
 void addr_free(addr *a);
 
 /* 1 if the domain d[0..n) equals or is a subdomain of pattern p: p is

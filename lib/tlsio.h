@@ -58,11 +58,17 @@ struct tls_creds {
   unsigned char arena[TLS_CREDS_ARENA];
 };
 
-/* Loads the chain (leaf first) and the key. 0, or -1 with *err saying
- * what is wrong (errno set for a system error). Key bytes that passed
- * through intermediate buffers are wiped. */
-int tls_creds_load(struct tls_creds *c, const char *certfile, const char *keyfile,
-                   const char **err);
+/* Loads the chain (leaf first) from dir/cert.pem and the key from
+ * dir/key.pem. A process of another uid must not be able to make root
+ * read something else, block, or parse its bytes: dir is opened without
+ * following a link and must be a directory owned by the effective uid and
+ * writable by no one else; each file is opened relative to it with
+ * O_NOFOLLOW|O_NONBLOCK (a FIFO cannot hang the caller) and must be a
+ * regular file of the effective uid, writable by no one else; key.pem
+ * must give group and others no access at all. 0, or -1 with *err saying
+ * what is wrong. Key bytes that passed through intermediate buffers are
+ * wiped. */
+int tls_creds_load(struct tls_creds *c, const char *dir, const char **err);
 
 #define TLS_ANCHORS_MAX 512
 #define TLS_ANCHORS_ARENA (1u << 20)

@@ -6,17 +6,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "str.h"
 #include "tlsio.h"
 
 #define FILE_MAX (4u << 20)          /* a CA bundle is ~250 KB */
 
-static int slurp(const char *path, str *out)
+/* Reads fd whole into out and closes it. */
+static int slurp_fd(int fd, str *out)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
   out->len = 0;
-  if (fd < 0) return -1;
   for (;;) {
     ssize_t r;
     if (out->len >= FILE_MAX) { close(fd); errno = EFBIG; return -1; }
@@ -29,6 +29,44 @@ static int slurp(const char *path, str *out)
   }
   close(fd);
   return 0;
+}
+
+static int slurp(const char *path, str *out)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  out->len = 0;
+  if (fd < 0) return -1;
+  return slurp_fd(fd, out);
+}
+
+/* Checks what fd (just opened) is: of type `type`, owned by the caller's
+ * effective uid, writable by no one else, and with none of the mode bits
+ * `forbid`. 0, or -1 with *err (fd is then closed). */
+static int owned(int fd, mode_t type, mode_t forbid, const char *what[4], const char **err)
+{
+  struct stat st;
+
+  if (fstat(fd, &st) < 0) { *err = what[0]; close(fd); return -1; }
+  if ((st.st_mode & S_IFMT) != type) *err = what[1];
+  else if (st.st_uid != geteuid()) *err = what[2];
+  else if (st.st_mode & (S_IWGRP | S_IWOTH | forbid)) *err = what[3];
+  else return 0;
+  close(fd);
+  errno = EPERM;
+  return -1;
+}
+
+/* name in dir, opened as tlsio.h says: never through a link, never
+ * blocking (a FIFO opens at once, and is then refused by owned). */
+static int open_creds(int dir, const char *name, mode_t forbid, const char *what[4],
+                      const char **err)
+{
+  int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = errno == ELOOP ? what[1] : what[0];
+    return -1;
+  }
+  return owned(fd, S_IFREG, forbid, what, err) < 0 ? -1 : fd;
 }
 
 static void wipe(str *s)
@@ -122,22 +160,44 @@ static int key_add(void *ctx, const char *name, const unsigned char *der, size_t
   return 0;
 }
 
-int tls_creds_load(struct tls_creds *c, const char *certfile, const char *keyfile,
-                   const char **err)
+int tls_creds_load(struct tls_creds *c, const char *dirname, const char **err)
 {
+  static const char *dirwhat[4] = {
+    "cannot open the TLS directory",
+    "the TLS directory is a link or not a directory",
+    "the TLS directory is not owned by the uid reading it",
+    "the TLS directory is writable by group or others" };
+  static const char *certwhat[4] = {
+    "cannot open cert.pem",
+    "cert.pem is a link or not a regular file",
+    "cert.pem is not owned by the uid reading it",
+    "cert.pem is writable by group or others" };
+  static const char *keywhat[4] = {
+    "cannot open key.pem",
+    "key.pem is a link or not a regular file",
+    "key.pem is not owned by the uid reading it",
+    "key.pem is accessible to group or others" };
   static struct der d;
   str data = STR_INIT;
-  int r;
+  int dir, fd, r;
 
   c->nchain = 0;
   c->used = 0;
   c->keytype = 0;
-  if (slurp(certfile, &data) < 0) { str_free(&data); *err = "cannot read the certificate file"; return -1; }
+  dir = open(dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0) { *err = errno == ENOTDIR || errno == ELOOP ? dirwhat[1] : dirwhat[0]; return -1; }
+  if (owned(dir, S_IFDIR, 0, dirwhat, err) < 0) return -1;
+  fd = open_creds(dir, "cert.pem", 0, certwhat, err);
+  if (fd < 0) { close(dir); return -1; }
+  if (slurp_fd(fd, &data) < 0) { close(dir); str_free(&data); *err = "cannot read cert.pem"; return -1; }
   r = pem_each(&data, &d, err, chain_add, c);
   str_free(&data);
-  if (r < 0) return -1;
-  if (!c->nchain) { *err = "no certificate in the certificate file"; return -1; }
-  if (slurp(keyfile, &data) < 0) { wipe(&data); *err = "cannot read the key file"; return -1; }
+  if (r < 0) { close(dir); return -1; }
+  if (!c->nchain) { close(dir); *err = "no certificate in the certificate file"; return -1; }
+  fd = open_creds(dir, "key.pem", S_IRWXG | S_IRWXO, keywhat, err);
+  close(dir);
+  if (fd < 0) return -1;
+  if (slurp_fd(fd, &data) < 0) { wipe(&data); *err = "cannot read key.pem"; return -1; }
   r = pem_each(&data, &d, err, key_add, c);
   wipe(&data);
   explicit_bzero(&d, sizeof d);

@@ -14,6 +14,7 @@ typedef struct {
   size_t i;            /* cursor: s[i] is the next unread byte */
   str local;           /* the words of the current local part / phrase */
   str domain;
+  size_t a_start, a_end; /* the current addr-spec's first and last token */
   const char *why;
   int nomem;
   int stopped;
@@ -184,6 +185,7 @@ static int collect(parser *p, struct words *w)
   for (;;) {
     if (cfws(p) < 0) return -1;
     c = peek(p);
+    if (last == 0) p->a_start = p->i;
     if (c == '"') {
       if (qstring(p, &p->local, &w->eight) < 0) return -1;
       w->quoted++;
@@ -199,6 +201,7 @@ static int collect(parser *p, struct words *w)
     } else {
       break;
     }
+    p->a_end = p->i;
     if (tok == 1) {
       if (last == 0) w->first_word = 1;
       if (last == 1) w->adjacent = 1;
@@ -245,12 +248,14 @@ static int domain(parser *p, int *literal)
       p->i++;
       if (c == ']') break;
     }
+    p->a_end = p->i;
   } else {
     for (;;) {
       size_t start = p->i;
       while ((c = peek(p)) >= 0 && is_ldh(c)) p->i++;
       if (p->i == start) return bad(p, c > 127 ? "non-ASCII domain" : "bad domain");
       if (str_catb(&p->domain, p->s + start, p->i - start) < 0) return nomem(p);
+      p->a_end = p->i;
       if (cfws(p) < 0) return -1;
       if (peek(p) != '.') break;
       if (str_catc(&p->domain, '.') < 0) return nomem(p);
@@ -274,6 +279,8 @@ static int emit(parser *p, int has_domain, int literal)
   a.domain = has_domain ? p->domain.s : 0;
   a.dlen = has_domain ? p->domain.len : 0;
   a.literal = literal;
+  a.start = p->a_start;
+  a.end = p->a_end;
   if (p->fn(p->ctx, &a)) {
     p->stopped = 1;
     return -1;

@@ -32,6 +32,9 @@ struct alist_addr {
   const char *domain;  /* NULL when there was no "@domain" */
   size_t dlen;
   int literal;         /* the domain is "[...]" */
+  size_t start, end;   /* the addr-spec in the input: s[start..end), from
+                          its first token to its last (a caller may
+                          replace those bytes with the qualified address) */
 };
 
 /* Called once per address in order; a non-zero return stops the parse. */

@@ -78,6 +78,7 @@ static const char *reason(int code)
 {
   switch (code) {
   case 11: return "address too long";
+  case 12: return "an address is not an RFC 5321 mailbox";
   case 31: return "mail server permanently rejected message";
   case 51: return "qmail-queue out of memory";
   case 52: return "qmail-queue timeout";

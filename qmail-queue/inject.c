@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "addr.h"
 #include "buf.h"
 #include "control.h"
 #include "log.h"
@@ -125,9 +126,21 @@ static void qualify(const struct alist_addr *a)
   if (tmp.len > QF_ADDR_MAX) fatal(100, "address too long", 0);
 }
 
+/* An envelope address must go out as one RFC 5321 path (qmail-queue
+ * refuses anything else with 12): said here, with the address. */
+static void envelope_ok(const char *what)
+{
+  if (addr_check(tmp.s, tmp.len, 0) != ADDR_BAD) return;
+  log_begin(prog, "bad_address");
+  log_kb("address", tmp.s, (unsigned long)tmp.len);
+  log_end();
+  fatal(100, what, "not an RFC 5321 mailbox");
+}
+
 static int add_rcpt(void *ctx, const struct alist_addr *a)
 {
   qualify(a);
+  envelope_ok("bad recipient address");
   if (++nrcpt > QF_RCPT_MAX) fatal(100, "too many recipients", 0);
   cat(&rcpts, tmp.s, tmp.len);
   cat(&rcpts, "", 1);
@@ -154,6 +167,7 @@ static int set_one(void *ctx, const struct alist_addr *a)
   str *dst = ctx;
   if (dst->len) return 1;   /* a second address: not a single mailbox */
   qualify(a);
+  envelope_ok("bad envelope address");
   if (str_copyb(dst, tmp.s, tmp.len) < 0) nomem();
   return 0;
 }
@@ -378,6 +392,54 @@ static size_t field_name(const char *s, size_t n)
   return end && i < n && s[i] == ':' ? end : 0;
 }
 
+/* Fields whose value is an address list, qualified as qmail-inject(8)
+ * does. */
+static int address_field(const char *name, size_t n)
+{
+  static const char *const names[] = {
+    "from", "sender", "reply-to", "to", "cc", "bcc", "apparently-to",
+    "resent-from", "resent-sender", "resent-reply-to", "resent-to", "resent-cc", "resent-bcc",
+    "mail-reply-to", "mail-followup-to", "errors-to", "return-receipt-to",
+    "disposition-notification-to", 0 };
+  size_t i;
+  for (i = 0; names[i]; i++) if (named(name, n, names[i])) return 1;
+  return 0;
+}
+
+/* The field value being qualified: the value, the new one, and how much
+ * of the old one has been copied. */
+struct requal { const char *s; str out; size_t done; };
+
+static int requal_addr(void *ctx, const struct alist_addr *a)
+{
+  struct requal *q = ctx;
+  if (a->domain && (a->literal || memchr(a->domain, '.', a->dlen))) return 0;
+  qualify(a);
+  cat(&q->out, q->s + q->done, a->start - q->done);
+  cat(&q->out, tmp.s, tmp.len);
+  q->done = a->end;
+  return 0;
+}
+
+/* Qualifies, in the complete field in `field` (value from v), every
+ * address without "@domain" or with a dotless domain, as the envelope's
+ * are; everything else (display names, comments, folds) stays as
+ * written. A value that does not parse is left alone: it is the
+ * author's, and no recipient came from it. */
+static void qualify_field(size_t v)
+{
+  struct requal q = { field.s + v, STR_INIT, 0 };
+  size_t n = field.len - v - 1;
+
+  if (alist_parse(q.s, n, requal_addr, &q, 0) == ALIST_OK && q.done) {
+    cat(&q.out, q.s + q.done, n - q.done);
+    field.len = v;
+    cat(&field, q.out.s, q.out.len);
+    cat(&field, "\n", 1);
+  }
+  str_free(&q.out);
+}
+
 /* Files away the complete field in `field`: noted, used for recipients,
  * dropped or kept. */
 static void end_field(void)
@@ -417,6 +479,7 @@ static void end_field(void)
     where[k] = 0;
     parse_rcpts(field.s + v, field.len - v - 1, where);
   }
+  if (keep && address_field(name, nlen)) qualify_field(v);
   if (keep) cat(&hdr, field.s, field.len);
   field.len = 0;
 }

@@ -23,8 +23,11 @@
  * Addresses (arguments, To/Cc/Bcc, -f) are RFC 5322 address lists
  * (inject-alist.h). One without "@" gets "@defaulthost"; a domain without
  * a dot (not a literal) gets "." defaultdomain, as qmail-inject(8) does.
- * A recipient repeated byte for byte after that is queued once. Header
- * fields themselves are never rewritten.
+ * A recipient repeated byte for byte after that is queued once. In the
+ * header, the addresses of From, Sender, Reply-To, To, Cc, Resent-* and
+ * the other address fields are qualified the same way ("To: root" becomes
+ * "To: root@defaulthost"); display names, comments and folds stay as
+ * written, and a field that does not parse is left alone.
  *
  * Control files, read from PREFIX/control (compiled in): defaulthost,
  * defaultdomain, idhost, each defaulting to me; defaulthost gets

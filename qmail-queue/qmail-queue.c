@@ -6,6 +6,10 @@
  *
  *    0  queued
  *   11  an address is longer than QF_ADDR_MAX bytes        (permanent)
+ *   12  an address is not one RFC 5321 mailbox (qwrite.c: so no
+ *       "> NOTIFY=..." can reach an SMTP command); a name without "@",
+ *       the null and the double-bounce sender "#@[]" are allowed
+ *                                                          (permanent)
  *   31  refused permanently: never used here; for filters   (permanent)
  *   51  out of memory: never used here, nothing is allocated
  *   52  timeout: still running DEATH seconds after start

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "addr.h"
 #include "buf.h"
 #include "date.h"
 #include "str.h"
@@ -142,6 +143,19 @@ static int record(struct qw *w, char t)
   return 0;
 }
 
+/* Whether the address a[0..n) can go out as one RFC 5321 path, so that
+ * no address can carry a ">" and ESMTP parameters into qmail-remote's MAIL
+ * or RCPT: a mailbox (lib/addr.h; UTF-8 allowed, as qmail-smtpd allows it
+ * with SMTPUTF8 and a bounce to such a sender carries no flag), a local
+ * name without "@" (qualified later by qmail-send), or for the sender the
+ * null sender and qmail-send's double-bounce sender "#@[]". Length limits
+ * are the queue's (QF_ADDR_MAX), not RFC 5321's. */
+static int sendable(const char *a, size_t n, int sender)
+{
+  if (sender && (n == 0 || (n == 4 && !memcmp(a, "#@[]", 4)))) return 1;
+  return addr_check(a, n, ADDR_UTF8 | ADDR_NOAT) != ADDR_BAD;
+}
+
 /* One envelope byte. The sender's record is F (it may be empty); each
  * recipient's is R with QF_PENDING first (never empty). */
 static int env_byte(struct qw *w, unsigned char c)
@@ -174,6 +188,7 @@ static int env_byte(struct qw *w, unsigned char c)
   default:   /* E_ADDR */
     if (c == 0) {
       if (!sender && w->an == 1) return 91;
+      if (!sendable(w->a + !sender, w->an - !sender, sender)) return 12;
       if (record(w, sender ? 'F' : 'R')) return 53;
       if (sender && w->utf8 && put(w, opt, sizeof opt)) return 53;
       w->est = E_NEXT;

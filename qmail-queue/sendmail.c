@@ -6,8 +6,14 @@
  *   sendmail -bs      SMTP on stdin/stdout: runs PREFIX/bin/qmail-smtpd as
  *                     a trusted local client (RELAYCLIENT="",
  *                     TCPREMOTEIP=TCPLOCALIP=127.0.0.1)
- *   sendmail -q...    no-op, exit 0: qmail-send retries on its own schedule
  *   sendmail -bi      runs PREFIX/bin/qmail-newaliases (/etc/aliases)
+ *   sendmail -q       flush: every deferred delivery is retried now
+ *                     (s6-svc -a PREFIX/service/qmail-send, SIGALRM to
+ *                     qmail-send). The supervisor's control fifo is
+ *                     root's: as anyone else, or without s6, it fails
+ *                     with a message and exit 111, never silently
+ *   sendmail -q<arg>  (-q30m, -qR..., as cron jobs of other MTAs run it)
+ *                     no-op, exit 0: qmail-send retries on its own schedule
  *
  * -t adds the To, Cc and Bcc recipients to those of the arguments (as
  * Postfix does). Without -i or -oi a line holding only "." ends the
@@ -23,6 +29,7 @@
 #include "control.h"
 #include "log.h"
 #include "str.h"
+#include "svc.h"
 #include "inject.h"
 
 static void usage(const char *why)
@@ -58,12 +65,32 @@ static void run(const char *name, char **argv0)
   log_fatal("sendmail", 111, "unable to run a helper program");
 }
 
+/* sendmail -q: SIGALRM to qmail-send through its supervisor. */
+static void flush_queue(void)
+{
+  str dir = STR_INIT;
+
+  if (str_copys(&dir, auto_prefix) < 0 || str_cats(&dir, "/service/qmail-send") < 0 || str_0(&dir) < 0) {
+    errno = ENOMEM;
+    log_fatal("sendmail", 111, "out of memory");
+  }
+  if (svc_send("-a", dir.s)) _exit(0);    /* silent, as a cron job wants it */
+  log_begin("sendmail", "fatal");
+  log_kv("msg", "cannot flush the queue: s6-svc -a failed (it needs root, and qmail-send under s6); "
+                "qmail-send retries deferred mail on its own schedule");
+  log_kv("service", dir.s);
+  log_ku("exit", 111);
+  log_end();
+  _exit(111);
+}
+
 int main(int argc, char **argv)
 {
   struct inject in = { "sendmail", INJ_ARGS | INJ_DOT, 0, 0, 0, 0 };
   char *args[2] = { 0, 0 };
   const char *base = argc > 0 ? strrchr(argv[0], '/') : 0;
   char mode = 'm';
+  int flush = 0;
   int c;
 
   base = base ? base + 1 : argc > 0 ? argv[0] : "";
@@ -81,14 +108,17 @@ int main(int argc, char **argv)
       if (strlen(optarg) != 1 || !strchr("mpsi", optarg[0])) usage("unsupported -b mode");
       mode = optarg[0];
       break;
-    case 'q': mode = 'q'; break;
+    case 'q': mode = 'q'; flush = !optarg; break;
     case 'B': case 'N': case 'R': case 'V': case 'L': case 'O': case 'e': case 'h':
     case 'v': case 'U': case 'G':
       break;
     default: usage("unknown option or missing argument");
     }
   }
-  if (mode == 'q') _exit(0);
+  if (mode == 'q') {
+    if (flush) flush_queue();
+    _exit(0);
+  }
   if (mode == 'p') run("qmail-qread", args);
   if (mode == 'i') run("qmail-newaliases", args);
   if (mode == 's') {

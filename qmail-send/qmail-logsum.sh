@@ -32,7 +32,7 @@ inputs() {
   done
 }
 
-inputs "$@" | awk -v top="$TOP" '
+inputs "$@" | LC_ALL=C awk -v top="$TOP" '
 # kv[key] = value for the event on the current line; prog its program.
 function parse(line,    p, s, k, v, c, n) {
   split("", kv)
@@ -41,8 +41,14 @@ function parse(line,    p, s, k, v, c, n) {
   s = substr(line, 1, p - 1)
   n = split(s, w, " ")
   prog = w[n]
-  if (n > 1 && stamp0 == "") stamp0 = w[1] (n > 2 ? " " w[2] : "")
-  if (n > 1) stamp1 = w[1] (n > 2 ? " " w[2] : "")
+  # The period is the earliest and the latest stamp, whatever the order
+  # of the arguments (each file is in order, the files need not be).
+  # Both stamp forms sort as strings (LC_ALL=C below).
+  if (n > 1) {
+    st = "" w[1] (n > 2 ? " " w[2] : "")
+    if (stamp0 == "" || st < stamp0) stamp0 = st
+    if (stamp1 == "" || st > stamp1) stamp1 = st
+  }
   s = substr(line, p + 1)
   while (length(s)) {
     while (substr(s, 1, 1) == " ") s = substr(s, 2)

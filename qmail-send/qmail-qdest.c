@@ -24,40 +24,18 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "control.h"
 #include "log.h"
 #include "send.h"
+#include "svc.h"
 
 #define P "qmail-qdest"
 #define SERVICE "service/qmail-send"
 
-/* s6-svc is not looked up in $PATH: the caller is usually root. */
-static const char *const svc[] = { "/usr/bin/s6-svc", "/usr/local/bin/s6-svc", "/command/s6-svc", 0 };
-
 static void lower(char *s)
 {
   for (; *s; s++) if (*s >= 'A' && *s <= 'Z') *s = (char)(*s + 32);
-}
-
-/* Runs s6-svc -1 on qmail-send's service directory; 1 when it worked. */
-static int wake(void)
-{
-  struct stat st;
-  int status, k;
-  pid_t pid;
-
-  if (stat(SERVICE, &st) < 0 || !S_ISDIR(st.st_mode)) return 0;
-  pid = fork();
-  if (pid < 0) return 0;
-  if (!pid) {
-    for (k = 0; svc[k]; k++) execl(svc[k], "s6-svc", "-1", "--", SERVICE, (char *)0);
-    _exit(127);
-  }
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return 0;
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 int main(int argc, char **argv)
@@ -91,7 +69,7 @@ int main(int argc, char **argv)
     log_begin(P, "request"); log_kv("domain", argv[i]); log_end();
   }
   close(dir);
-  if (wake()) {
+  if (svc_send("-1", SERVICE)) {
     log_begin(P, "wake"); log_kv("via", "s6-svc -1 " SERVICE); log_end();
   } else {
     log_begin(P, "wake"); log_kv("via", "none");

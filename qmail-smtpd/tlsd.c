@@ -1,11 +1,13 @@
 /* The TLS half of a server session: see tlsd.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "buf.h"
@@ -197,7 +199,7 @@ static void server_init(void)
 static int load_creds(void)
 {
   const char *err = 0;
-  if (tls_creds_load(&creds, "control/tls/cert.pem", "control/tls/key.pem", &err) == 0) return 0;
+  if (tls_creds_load(&creds, "control/tls", &err) == 0) return 0;
   log_begin(PROG, "fatal");
   log_kv("msg", err);
   log_end();
@@ -229,6 +231,7 @@ static int serve(int p, int ctl, int implicit)
 void tlsd_session(int implicit, const struct tlsd_ids *tlsid, const struct tlsd_ids *smtpdid)
 {
   int pl[2], ct[2], status, r;
+  struct stat st;
   const char *ip;
   unsigned long t;
   pid_t pid;
@@ -239,7 +242,7 @@ void tlsd_session(int implicit, const struct tlsd_ids *tlsid, const struct tlsd_
   if (control_ulong(&t, "control/timeoutsmtpd", 1200) < 0) log_fatal(PROG, 111, "bad control/timeoutsmtpd");
   timeout = t == 0 ? 1 : t > 86400 ? 86400 : (int)t;
 
-  if (access("control/tls/cert.pem", F_OK) < 0 && errno == ENOENT) {
+  if (fstatat(AT_FDCWD, "control/tls/cert.pem", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
     if (implicit) log_fatal(PROG, 111, "no control/tls/cert.pem for implicit TLS");
     run_smtpd(smtpdid);
   }

@@ -14,6 +14,8 @@
  *      the SMTP session as qmail-smtpd would;
  *   2. reads control/tls/cert.pem (the chain, leaf first) and
  *      control/tls/key.pem (RSA or EC) as root, relative to the prefix,
+ *      root's files in a root directory, opened as tls_creds_load
+ *      (tlsio.h) says: no link, no FIFO, no file another uid could write;
  *      takes the TLS ids, then only relays. Neither process has read a
  *      byte from the network before dropping root.
  *

@@ -314,6 +314,17 @@ if IS_ROOT and inst.multi:
     except PermissionError:
         refused = True
     t.check("checker not executable by others", refused)
+    # The other daemons' uids share a group (nofiles); none of them may run
+    # the checker as a password oracle: it is the session's alone.
+    for role in ("remote", "tls", "log", "alias"):
+        u, g = inst.uid(role)
+        try:
+            subprocess.run([inst.bin("qmail-authcheck")], stderr=subprocess.DEVNULL,
+                           preexec_fn=lambda: (os.setgroups([]), os.setgid(g), os.setuid(u)))
+            refused = False
+        except PermissionError:
+            refused = True
+        t.check("checker not executable by the %s uid" % role, refused)
 else:
     t.skip("database permissions", "needs root (multi-uid instance)")
 

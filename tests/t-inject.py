@@ -12,7 +12,7 @@ $QMAILQUEUE exit codes mapped to 100/111, and a loop of 1,000 messages.
 import os, re, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import T, Instance, SANITIZED
+from harness import T, Instance, SANITIZED, IS_ROOT
 
 t = T()
 missing = [p for p in ("sendmail", "qmail-inject", "qmail-queue")
@@ -157,6 +157,30 @@ if t.check("-F: queued", rc == 0 and q and q != "several", err):
     t.check("-F gives a quoted display name",
             field(lines, "From") == ['From: "Dr. \\"Who\\"" <alice@host.example.test>'], lines)
 
+# --- header addresses are qualified as the envelope's (qmail-inject(8)) ----------
+rc, err, q = send([SENDMAIL, "-t"],
+                  "To: root, \"Bob\" <bob>,\n  carol@x.test (C), dave@localhost\n"
+                  "From: root (Cron Daemon)\nReply-To: List: a, b@c.test;\n"
+                  "Cc: undisclosed-recipients:;\nX-Other: root\nSubject: root\n\nx\n")
+if t.check("header qualification: queued", rc == 0 and q and q != "several", err):
+    lines, _ = split(q[0])
+    t.check("To: bare names get @defaulthost, dotless domains .defaultdomain; display names, "
+            "comments and folds kept",
+            lines[:2] == ["To: root@host.example.test, \"Bob\" <bob@host.example.test>,",
+                          "  carol@x.test (C), dave@localhost.example.test"], lines)
+    t.check("From: root (Cron Daemon) is qualified, its comment kept",
+            field(lines, "From") == ["From: root@host.example.test (Cron Daemon)"], lines)
+    t.check("Reply-To group members qualified",
+            field(lines, "Reply-To") == ["Reply-To: List: a@host.example.test, b@c.test;"], lines)
+    t.check("an empty group, other fields and the Subject are left alone",
+            field(lines, "Cc") == ["Cc: undisclosed-recipients:;"]
+            and field(lines, "X-Other") == ["X-Other: root"]
+            and field(lines, "Subject") == ["Subject: root"], lines)
+rc, err, q = send([SENDMAIL, "-f", "bounces@f.test", "a@b.test"], "Subject: s\n\nx\n")
+if t.check("-f without From: queued", rc == 0 and q and q != "several", err):
+    t.check("-f without From: From is the login user, qualified (not the -f sender)",
+            field(split(q[0])[0], "From") == ["From: alice@host.example.test"], q[0])
+
 # --- added fields --------------------------------------------------------------
 rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: none\n\nbody\n")
 if t.check("missing fields: queued", rc == 0 and q and q != "several", err):
@@ -269,11 +293,56 @@ refused("no recipient and no -t", [SENDMAIL], "Subject: none\n\nx\n")
 refused("unknown option", [SENDMAIL, "-X", "/tmp/log", "a@b.test"], "\nx\n")
 refused("unsupported -b mode", [SENDMAIL, "-bv"], "")
 refused("bad -f", [SENDMAIL, "-f", "a@b@c", "a@b.test"], "\nx\n", text="sender")
+# Envelope addresses that RFC 5322 allows but that cannot go out as one
+# RFC 5321 path (a ">" in a literal would end MAIL FROM:<...> early, a tab
+# in a quoted local part is no qtextSMTP): refused here, before
+# qmail-queue, which would refuse them too (12).
+for name, argv in (("'>' in a domain literal of -f", ["-f", "a@[x>NOTIFY=y]", "a@b.test"]),
+                   ("tab in a quoted -f", ["-f", '"a\tb"@c.test', "a@b.test"]),
+                   ("'>' in a recipient's literal", ["a@b.test", "c@[d>ORCPT=x]"]),
+                   ("bad IPv6 literal in a recipient", ["c@[IPv6:zz]"])):
+    refused(name, [SENDMAIL] + argv, "\nx\n", text="not an RFC 5321 mailbox")
+refused("'>' in a To: literal with -t", [INJECT, "-t"], "To: x@[y>NOTIFY=z]\n\nx\n",
+        text="not an RFC 5321 mailbox")
+rc, err, q = send([SENDMAIL, "-f", '"a b>c"@q.test', '"d e"@r.test', "f@[127.0.0.1]"], "\nx\n")
+t.check("quoted local parts and address literals still go through",
+        rc == 0 and q and q[1] == '"a b>c"@q.test'
+        and rcpt_addrs(q) == ['"d e"@r.test', "f@[127.0.0.1]"], (rc, err, q))
 refused("control byte in -F", [SENDMAIL, "-F", "a\nBcc: x@y", "a@b.test"], "\nx\n")
 rc, err, q = send([SENDMAIL, "-i", "a@b.test"], "Subject: ok\n\n" + "y" * 5000 + "\n")
 t.check("a long body line is fine", rc == 0 and q and split(q[0])[1] == b"y" * 5000 + b"\n", err)
+# -q flushes the queue: s6-svc -a (SIGALRM) to the supervised qmail-send.
+# Without a supervisor (or as a user who may not control it) it says so
+# and exits 111: a cron job's "sendmail -q" never fails silently.
 p = run([SENDMAIL, "-q"], "")
-t.check("-q is a no-op, exit 0", p.returncode == 0, p.stderr)
+t.check("-q without a supervised qmail-send: exit 111 with a message",
+        p.returncode == 111 and b"cannot flush the queue" in p.stderr, (p.returncode, p.stderr))
+p = run([SENDMAIL, "-q30m"], "")
+t.check("-q with an interval (another MTA's daemon mode) is a no-op, exit 0", p.returncode == 0,
+        p.stderr)
+if IS_ROOT:
+    svc = inst.path("service", "qmail-send")
+    flag = inst.path("flushed")
+    run_script = open(os.path.join(svc, "run")).read()
+    with open(os.path.join(svc, "run"), "w") as f:
+        f.write("#!/bin/sh\ntrap 'echo alrm >> %s' ALRM\nwhile :; do sleep 0.1; done\n" % flag)
+    sup = subprocess.Popen(["s6-supervise", svc], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ok = harness.wait_for(lambda: harness.supervised(svc), 10)
+        p = run([SENDMAIL, "-q"], "")
+        t.check("-q as root sends qmail-send SIGALRM through s6-svc -a: exit 0",
+                ok and p.returncode == 0, (ok, p.returncode, p.stderr))
+        t.check("-q: qmail-send got its SIGALRM", harness.wait_for(lambda: os.path.exists(flag), 10))
+    finally:
+        subprocess.run(["s6-svc", "-dx", svc], stderr=subprocess.DEVNULL)
+        try:
+            sup.wait(10)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+        with open(os.path.join(svc, "run"), "w") as f:
+            f.write(run_script)
+else:
+    t.skip("-q flushes", "needs root to control the supervisor")
 
 # --- qmail-inject modes -----------------------------------------------------------
 rc, err, q = send([INJECT], "To: h@x.test\nBcc: hb@x.test\n\nx\n")
@@ -329,6 +398,38 @@ p = run([SENDMAIL, "-f", "s@x.test", "r1@x.test", "r2@x.test"], "Subject: c\n\nx
 env = open(cap + ".env", "rb").read() if os.path.exists(cap + ".env") else b""
 t.check("QMAILQUEUE gets the qmail-queue envelope on fd 1",
         p.returncode == 0 and env == b"Fs@x.test\0Tr1@x.test\0Tr2@x.test\0\0", (p.stderr, env))
+
+# --- README's filter, exactly as printed ----------------------------------------
+# Its "trap ... EXIT" cannot run once the shell has exec'd qmail-queue: the
+# printed filter must still leave nothing in $TMPDIR, accepted or refused.
+readme = open(os.path.join(harness.ROOT, "README.md")).read()
+m = re.search(r"\n    #!/bin/sh\n    # /usr/local/bin/qq-filter[^\n]*\n(?:    [^\n]*\n)*", readme)
+if t.check("README prints the qq-filter", m is not None):
+    text = "\n".join(l[4:] for l in m.group(0).strip("\n").split("\n")) + "\n"
+    filt = script("qq-filter", text.replace("#!/bin/sh\n", "", 1)
+                  .replace("/var/qmail/", inst.prefix + "/"))
+    fenv = {"QMAILQUEUE": filt, "TMPDIR": inst.path("filter-tmp")}
+    os.makedirs(fenv["TMPDIR"], exist_ok=True)
+    rc, err, q = send([SENDMAIL, "a@b.test"], "Subject: clean\n\nx\n", env=fenv)
+    t.check("README filter: a clean message is queued", rc == 0 and q and q != "several", (rc, err))
+    t.check("README filter: nothing left in its temporary directory after queueing",
+            os.listdir(fenv["TMPDIR"]) == [], os.listdir(fenv["TMPDIR"]))
+    rc, err, q = send([SENDMAIL, "a@b.test"], "X-Spam: yes\n\nx\n", env=fenv)
+    t.check("README filter: X-Spam: yes refused for good (31: exit 100), nothing queued",
+            rc == 100 and q is None, (rc, err))
+    t.check("README filter: nothing left after a refusal", os.listdir(fenv["TMPDIR"]) == [],
+            os.listdir(fenv["TMPDIR"]))
+# Its tcp.smtp for everyone: every client gets QMAILQUEUE, loopback included.
+rules = re.findall(r"^    (\S*:allow,.*QMAILQUEUE=.*)$", readme, re.M)
+src = inst.path("filter-rules")
+with open(src, "w") as f:
+    f.write("\n".join(rules) + "\n")
+subprocess.run(["tcprules", src + ".cdb", src + ".tmp"], stdin=open(src), check=True)
+for ip in ("127.0.0.1", "::1", "192.0.2.7"):
+    r = subprocess.run(["tcprulescheck", src + ".cdb"], env=dict(os.environ, TCPREMOTEIP=ip),
+                       stdout=subprocess.PIPE)
+    t.check("README's tcp.smtp sets QMAILQUEUE for %s" % ip,
+            b"QMAILQUEUE=/usr/local/bin/qq-filter" in r.stdout and b"allow" in r.stdout, r.stdout)
 
 # --- -bs and -bp run the right programs ------------------------------------------------
 if os.path.exists(inst.bin("qmail-smtpd")):

@@ -194,6 +194,15 @@ after = set(inst.queue_files()) - before
 t.check("forward: SMTPUTF8 is passed on to qmail-queue", rc == 0 and len(after) == 1 and
         b"SMTPUTF8" in read(inst.path("queue", "mess", after.pop())), (rc, out))
 
+# A forward to what is no RFC 5321 mailbox: qmail-queue refuses it for good
+# (12), so the delivery fails (a bounce, with the reason) instead of being
+# retried for a week, and nothing is queued.
+h = home({"-bad": "&x@y.example> NOTIFY=NEVER\n"})
+before = set(inst.queue_files())
+rc, out, err = run(h, local="joe-bad", dash="-", ext="bad", sender="orig@example.org")
+t.check("forward to a bad address: a permanent failure, nothing queued",
+        rc == 100 and "exit code 12" in out and set(inst.queue_files()) == before, (rc, out, err))
+
 # --- .qmail search ---------------------------------------------------------
 h = home({"-foo-bar": "|echo exact > which\n", "-foo-default": "|echo \"foo $DEFAULT\" > which\n",
           "-default": "|echo \"default $DEFAULT\" > which\n"})

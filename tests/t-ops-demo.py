@@ -9,7 +9,7 @@ more for that prefix (the prefix is compiled in), without sanitizers.
 """
 import os, shutil, subprocess, sys, time, zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, ROOT, T, free_port, processes_under, wait_for
+from harness import BUILD, ROOT, T, free_ids, free_port, processes_under, wait_for
 
 t = T()
 tag = "%d" % zlib.crc32((ROOT + "\0" + BUILD).encode())   # one per checkout and build
@@ -19,6 +19,14 @@ port = free_port()
 env = dict(os.environ, MAKEFLAGS="-j%d" % (os.cpu_count() or 2))
 for k in ("BUILD", "PREFIX"):   # make check's, not the demo's
     env.pop(k, None)
+# As root, numeric ids as every other test's instance has: install refuses
+# named accounts whose home is another instance's (another checkout's
+# demo, on a shared machine), and the test adds no account to the system.
+if os.getuid() == 0:
+    names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND", "QMAIL_REMOTE",
+             "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH", "QMAIL_TLS",
+             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP"]
+    env.update(zip(names, (str(i) for i in free_ids(len(names), start=7600))))
 args = ["DEMO=" + demo, "DEMO_PORT=%d" % port, "DEMO_BUILD=" + build]
 
 

@@ -155,6 +155,23 @@ refused("LF in sender", 91, envl(b"a\nb@c", [b"c@d"]))
 refused("EOF before the final NUL", 91, b"Fa@b\0Tc@d\0")
 refused("EOF inside an address", 91, b"Fa@b\0Tc@")
 refused("empty envelope", 91, b"")
+# An address is pasted into qmail-remote's MAIL FROM:<...> / RCPT TO:<...>:
+# one that is not an RFC 5321 mailbox could add ESMTP parameters there.
+refused("ESMTP parameter in the sender", 12, envl(b"a@b.example> NOTIFY=SUCCESS", [b"c@d"]))
+refused("ESMTP parameter in a recipient", 12,
+        envl(b"a@b", [b"c@d", b"e@f.example> ORCPT=rfc822;x@y"]))
+refused("space in a recipient", 12, envl(b"a@b", [b"c d@e.example"]))
+refused("angle brackets in the sender", 12, envl(b"<a@b.example>", [b"c@d"]))
+refused("bad domain literal in a recipient", 12, envl(b"a@b", [b"c@[x> NOTIFY=NEVER]"]))
+refused("parameter after a long local part", 12,
+        envl(b"a@b", [b"x" * 70 + b"@e.example> NOTIFY=NEVER"]))
+old = set(mess())
+fine = [b"root", b'"a b>c"@d.example', b"x@[127.0.0.1]", b"y@[IPv6:::1]", b"z@e.example"]
+rc = qq(envl(b"#@[]", fine), b"x\n")
+new = sorted(set(mess()) - old)
+t.check("queue: double-bounce sender, bare name, quoted local part, literals accepted",
+        rc == 0 and len(new) == 1 and [a for _, a in parse(read_mess(new[0]))["rcpts"]] == fine,
+        (rc, new))
 
 dfd = os.open(inst.prefix, os.O_RDONLY | os.O_DIRECTORY)
 refused("directory as fd 0", 54, envl(b"a@b", [b"c@d"]), stdin=dfd)

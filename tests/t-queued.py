@@ -122,6 +122,8 @@ refused("bad record byte", 91, b"Fa@b\0Tc@d\0Xe@f\0\0")
 refused("CR in a recipient", 91, envl(b"a@b", [b"c\r@d"]))
 refused("abort: EOF before the final NUL", 91, b"Fa@b\0Tc@d\0")
 refused("abort: empty envelope", 91, b"")
+refused("ESMTP parameter in the sender", 12, envl(b"a@b.example> NOTIFY=SUCCESS", [b"c@d"]))
+refused("ESMTP parameter in a recipient", 12, envl(b"a@b", [b"c@d> ORCPT=rfc822;x@y"]))
 
 # --- one fsync between a message's last byte and its answer -------------------
 # The file's own: the pool name was on disk before, and mess/ is fsynced

@@ -4,7 +4,7 @@ clients (Python ssl and smtplib, openssl s_client, swaks): STARTTLS and
 implicit TLS, the STARTTLS injection bug (CVE-2011-0411), the session
 reset after STARTTLS, the Received: line, versions and suites refused,
 RSA and EC keys, and the key out of the SMTP process's reach."""
-import os, re, smtplib, socket, ssl, subprocess, sys, time
+import os, re, smtplib, socket, ssl, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
@@ -261,7 +261,12 @@ if IS_ROOT and inst.multi:
     tuid, tgid = inst.uid("tls")
     p = subprocess.run(["/bin/cat", key], user=tuid, group=tgid, extra_groups=[],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t.check("the tls uid can read the key", p.returncode == 0, p.stderr[-200:])
+    t.check("the tls uid cannot open the key file either (root reads it for the relay)",
+            p.returncode != 0 and b"Permission denied" in p.stderr, p.stderr[-200:])
+    st = [os.lstat(inst.path("control", "tls", n)) for n in ("", "key.pem", "cert.pem")]
+    t.check("install: control/tls root's 0700, key.pem root's 0400, cert.pem root's 0444",
+            [(x.st_uid, stat.S_IMODE(x.st_mode)) for x in st] == [(0, 0o700), (0, 0o400), (0, 0o444)],
+            [(x.st_uid, oct(x.st_mode)) for x in st])
     # During a session after STARTTLS: which uid runs which part. The
     # session runs in qmail-tlsd's forked child, named qmail-smtpd (no exec).
     c = TlsClient(srv.port)
@@ -312,17 +317,24 @@ else:
 # The session is forked before the key is read; qmail-tlsd closes its ends
 # and the client sees the connection close, as before the fork.
 keyfile = inst.path("control", "tls", "key.pem")
+certfile_ = inst.path("control", "tls", "cert.pem")
 good = open(keyfile, "rb").read()
 with open(keyfile, "wb") as f:
     f.write(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
-for server, what in ((srv, "STARTTLS"), (smtps, "implicit")):
-    c = Client(server.port, greet=False)
+def first_bytes(port):
+    """What a new connection receives first: b"" when it is closed at once."""
+    c = Client(port, greet=False)
     c.s.settimeout(10)
     try:
         got = c.s.recv(4096)
     except (socket.timeout, ConnectionResetError) as e:
         got = repr(e)
     c.close()
+    return got
+
+
+for server, what in ((srv, "STARTTLS"), (smtps, "implicit")):
+    got = first_bytes(server.port)
     t.check("%s: a bad key closes the connection without a byte" % what, got == b"", got)
 t.check("qmail-tlsd logs the bad key", re.search(r"qmail-tlsd event=fatal msg=", srv.logtext()),
         srv.logtext()[-400:])
@@ -344,6 +356,60 @@ def sessions():
 t.check("no session is left running", wait_for(lambda: not sessions(), 5), sessions())
 with open(keyfile, "wb") as f:
     f.write(good)
+
+# --- what another uid could have put into control/tls: refused ----------
+# Before, the directory was the TLS uid's, and root opened the files in it
+# as they were: a link made root hand any root-readable PEM key to the
+# relay, a FIFO hung every connection. Each case must close the connection
+# at once, without a byte, and log why; the good files then work again.
+def refused_creds(what, setup, undo, logged):
+    setup()
+    try:
+        got = first_bytes(srv.port)
+        t.check("%s: refused, the connection closed at once" % what, got == b"", got)
+        t.check("%s: logged" % what, logged in srv.logtext(), srv.logtext()[-300:])
+    finally:
+        undo()
+
+
+tlsdir = inst.path("control", "tls")
+elsewhere = inst.path("other-key.pem")
+with open(elsewhere, "wb") as f:
+    f.write(good)
+os.chmod(elsewhere, 0o400)
+
+
+def swap_key(make):
+    def setup():
+        os.rename(keyfile, keyfile + ".good")
+        make()
+    def undo():
+        os.unlink(keyfile)
+        os.rename(keyfile + ".good", keyfile)
+    return setup, undo
+
+
+refused_creds("key.pem a symbolic link to a root-readable key",
+              *swap_key(lambda: os.symlink(elsewhere, keyfile)), "key.pem is a link")
+refused_creds("key.pem a FIFO", *swap_key(lambda: os.mkfifo(keyfile, 0o600)),
+              "key.pem is a link or not a regular file")
+refused_creds("key.pem readable by group", lambda: os.chmod(keyfile, 0o440),
+              lambda: os.chmod(keyfile, 0o400), "key.pem is accessible to group or others")
+refused_creds("cert.pem a symbolic link", lambda: (os.rename(certfile_, certfile_ + ".good"),
+                                                   os.symlink(certfile_ + ".good", certfile_)),
+              lambda: (os.unlink(certfile_), os.rename(certfile_ + ".good", certfile_)),
+              "cert.pem is a link")
+if IS_ROOT and inst.multi:
+    tuid, tgid = inst.uid("tls")
+    refused_creds("key.pem owned by the tls uid", lambda: os.chown(keyfile, tuid, tgid),
+                  lambda: os.chown(keyfile, 0, 0), "key.pem is not owned by the uid reading it")
+    refused_creds("control/tls owned by the tls uid", lambda: os.chown(tlsdir, tuid, tgid),
+                  lambda: os.chown(tlsdir, 0, 0), "the TLS directory is not owned")
+refused_creds("control/tls writable by others", lambda: os.chmod(tlsdir, 0o777),
+              lambda: os.chmod(tlsdir, 0o700), "the TLS directory is writable by group or others")
+c = Client(srv.port)
+t.check("the good files work again", c.greeting[0] == 220, c.greeting)
+c.close()
 
 # --- no certificate: qmail-tlsd is qmail-smtpd without STARTTLS ----------
 certfile = inst.path("control", "tls", "cert.pem")

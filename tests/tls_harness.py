@@ -76,10 +76,7 @@ def install_cert(inst, cert, key):
     d = inst.path("control", "tls")
     shutil.copy(cert, os.path.join(d, "cert.pem"))
     shutil.copy(key, os.path.join(d, "key.pem"))
-    uid, gid = inst.uid("tls")
-    os.chown(os.path.join(d, "key.pem"), uid, gid)
     os.chmod(os.path.join(d, "key.pem"), 0o400)
-    os.chown(os.path.join(d, "cert.pem"), uid, gid)
     os.chmod(os.path.join(d, "cert.pem"), 0o444)
 
 

@@ -49,16 +49,21 @@ setting() {
 # in single-uid mode everything already runs as the installing user.
 if [ "$MODE" = multi ]; then
   as_log="s6-applyuidgid -u ${u_l} -g ${g_n} -G \"\" "
-  smtpd_ids="-u ${u_d} -g ${g_n} "
+  smtpd_ids="-u ${u_d} -g ${g_d} "
 else
   as_log= smtpd_ids=
 fi
 
 # logservice name: service/name/log and log/name. s6-log signals
-# readiness on fd 3 once its log directory is open.
+# readiness on fd 3 once its log directory is open. The directory is the
+# log uid's and the log group's (QMAIL_LOGGROUP, an admin group), mode
+# 2750: the logs say who mails whom, and no daemon's uid or group (the
+# SMTP session's included) may read them. Its files take the group; those
+# of an earlier install (group nofiles) are given it here.
 logservice() {
   dir "$u_root" "$g_root" 0755 "$D/service/$1/log"
-  dir "$u_l" "$g_n" 2750 "$D/log/$1"
+  dir "$u_l" "$g_adm" 2750 "$D/log/$1"
+  find "$D/log/$1" -mindepth 1 -maxdepth 1 -type f -exec chgrp -h "$g_adm" {} +
   setting "$D/service/$1/log/notification-fd" 3
   script "$D/service/$1/log/run" <<EOF
 #!/bin/sh

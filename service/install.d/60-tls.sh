@@ -1,8 +1,14 @@
 # Sourced by service/install after 50-services.sh: TLS for the SMTP
 # server (issue 6). See SECURITY, "TLS".
 #
-#   - the TLS uid ($QMAIL_TLS, default qmailt) and control/tls/, owned by
-#     it, mode 0700: key.pem (0400) and cert.pem (the chain, leaf first)
+#   - the TLS uid ($QMAIL_TLS, default qmailt), and control/tls/, root's,
+#     mode 0700: key.pem (root, 0400) and cert.pem (root, 0444; the chain,
+#     leaf first). Each connection's process reads them as root, before it
+#     takes the TLS uid, and refuses a link, a non-regular file, one not
+#     root's, one writable by another uid, or a key readable by another
+#     uid (lib/tlsio.h): no other uid can make root read or parse anything
+#     else. A file there that is a link or not a regular file is reported
+#     and left alone: copy the key in (a certificate renewal hook can).
 #   - qmail-smtpd's run script, when it finds control/tls/cert.pem at
 #     start, runs qmail-smtpd-listen -t: the parent stays root, and each
 #     connection's process reads the key, then splits into a TLS relay
@@ -24,22 +30,31 @@ case $SMTPS_PORT in ''|*[!0-9]*) echo "install: not a number: $SMTPS_PORT" >&2; 
 
 if [ "$MODE" = multi ]; then
   u_t=$(uid_of "$QMAIL_TLS" "$PREFIX" "$g_n")
-  tls_ids="-t ${u_t}:${g_n} -u ${u_d} -g ${g_n}"
+  tls_ids="-t ${u_t}:${g_n} -u ${u_d} -g ${g_d}"
 else
   u_t=$u_q
   tls_ids="-t ${u_q}:${g_n} -u ${u_q} -g ${g_n}"
 fi
 echo "tls=$u_t:$g_n" >> "$D/control/ids"
 
-dir "$u_t" "$g_n" 0700 "$D/control/tls"
+dir "$u_root" "$g_root" 0700 "$D/control/tls"
 if [ "$TLS_SELFSIGNED" = yes ] && [ ! -e "$D/control/tls/cert.pem" ]; then
   tls_cn=$(head -n 1 "$D/control/me")
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
     -subj "/CN=${tls_cn:-localhost}" -addext "subjectAltName=DNS:${tls_cn:-localhost}" \
     -keyout "$D/control/tls/key.pem" -out "$D/control/tls/cert.pem" 2>/dev/null
 fi
-[ -e "$D/control/tls/key.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/key.pem"; chmod 0400 "$D/control/tls/key.pem"; }
-[ -e "$D/control/tls/cert.pem" ] && { chown "$u_t:$g_n" "$D/control/tls/cert.pem"; chmod 0444 "$D/control/tls/cert.pem"; }
+# tlsfile name mode: root's, that mode; never through a link (an earlier
+# install left the directory to the TLS uid, which could have put one).
+tlsfile() {
+  if [ -L "$D/control/tls/$1" ] || { [ -e "$D/control/tls/$1" ] && [ ! -f "$D/control/tls/$1" ]; }; then
+    echo "install: control/tls/$1 is a link or not a regular file: left alone, and TLS will refuse it" >&2
+  elif [ -e "$D/control/tls/$1" ]; then
+    chown "$u_root:$g_root" "$D/control/tls/$1"; chmod "$2" "$D/control/tls/$1"
+  fi
+}
+tlsfile key.pem 0400
+tlsfile cert.pem 0444
 
 # tlsrun service port [-i] [VAR=value] [command]: qmail-smtpd-listen -t
 # as root (each connection drops), the same limits and readiness as

@@ -1,8 +1,9 @@
 # Sourced by service/install after 60-tls.sh: SMTP AUTH (issue 7). See
 # SECURITY, "SMTP AUTH".
 #
-#   - bin/qmail-authcheck: setuid to the auth uid, mode 4710, group of the
-#     daemons (only they may run it); control/authusers.cdb (written by
+#   - bin/qmail-authcheck: setuid to the auth uid, mode 4710, group the
+#     SMTP session's own (QMAIL_SMTPDGROUP): no other daemon's uid, and no
+#     local user, may run it as a password oracle; control/authusers.cdb (written by
 #     bin/qmail-passwd from users/authusers, root 0600) is the auth uid's,
 #     mode 0400: qmail-smtpd cannot read it.
 #   - service/qmail-submission: qmail-smtpd-listen -t on
@@ -17,7 +18,7 @@ SUBMISSION_PORT=${SUBMISSION_PORT:-587}
 case $SUBMISSION_PORT in ''|*[!0-9]*) echo "install: not a number: $SUBMISSION_PORT" >&2; exit 100 ;; esac
 
 if [ "$MODE" = multi ]; then
-  chown "$u_p:$g_n" "$D/bin/qmail-authcheck"; chmod 4710 "$D/bin/qmail-authcheck"
+  chown "$u_p:$g_d" "$D/bin/qmail-authcheck"; chmod 4710 "$D/bin/qmail-authcheck"
   chmod 0700 "$D/bin/qmail-passwd"
 fi
 [ -e "$D/control/authusers.cdb" ] && { chown "$u_p:$g_n" "$D/control/authusers.cdb"; chmod 0400 "$D/control/authusers.cdb"; }

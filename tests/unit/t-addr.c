@@ -180,6 +180,24 @@ int main(void)
   /* The NUL after mbox (str_0). */
   CHECK(path("<a@b.c>", 0) == ADDR_OK && a.mbox.s[a.mbox.len] == 0);
 
+  /* addr_check: addr_mailbox's verdict without allocating; a long
+   * mailbox is ADDR_LONG only when nothing follows it. */
+#define CHK(s, f) addr_check(s, strlen(s), f)
+  CHECK(CHK("a@b.c", 0) == ADDR_OK);
+  CHECK(CHK("\"a b>c\"@d", 0) == ADDR_OK);
+  CHECK(CHK("root", 0) == ADDR_BAD && CHK("root", ADDR_NOAT) == ADDR_OK);
+  CHECK(CHK("a@b> NOTIFY=NEVER", ADDR_NOAT) == ADDR_BAD);
+  CHECK(CHK("a@[x>y]", 0) == ADDR_BAD);
+  CHECK(CHK("\xc3\xa9@b", 0) == ADDR_BAD && CHK("\xc3\xa9@b", ADDR_UTF8) == ADDR_OK);
+  {
+    char longl[90];
+    memset(longl, 'x', 70);
+    memcpy(longl + 70, "@b.c", 5);
+    CHECK(CHK(longl, 0) == ADDR_LONG);
+    memcpy(longl + 70, "@b> X=Y", 8);
+    CHECK(CHK(longl, 0) == ADDR_BAD);
+  }
+
   /* Domain matching for rcpthosts. */
   CHECK(addr_domain_match("Example.TEST", 12, "example.test", 12));
   CHECK(!addr_domain_match("example.test", 12, ".example.test", 13));

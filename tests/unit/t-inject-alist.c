@@ -33,6 +33,27 @@ static int parse(const char *s, size_t n, const char **why)
   return alist_parse(s, n, collect, 0, why);
 }
 
+/* The spans of the addresses, "start-end" each, '|' between. */
+static str spans;
+static int span(void *ctx, const struct alist_addr *a)
+{
+  (void)ctx;
+  if (spans.len) str_catc(&spans, '|');
+  str_catu(&spans, a->start);
+  str_catc(&spans, '-');
+  str_catu(&spans, a->end);
+  return 0;
+}
+
+static int spans_are(const char *s, const char *want)
+{
+  spans.len = 0;
+  if (alist_parse(s, strlen(s), span, 0, 0) != ALIST_OK) return 0;
+  if (spans.len == strlen(want) && !memcmp(spans.s, want, spans.len)) return 1;
+  printf("  %s: spans %.*s\n", s, (int)spans.len, spans.s ? spans.s : "");
+  return 0;
+}
+
 /* 1 if s parses and yields exactly want. */
 static int ok(const char *s, const char *want)
 {
@@ -223,5 +244,13 @@ int main(void)
   }
 
   str_free(&got);
+  /* Spans: the addr-spec from its first token to its last, without the
+   * angle brackets, comments or space around it. */
+  CHECK(spans_are("root", "0-4"));
+  CHECK(spans_are(" root (Cron Daemon)", "1-5"));
+  CHECK(spans_are("\"Bob\" <bob>, carol@x.test (C)", "7-10|13-25"));
+  CHECK(spans_are("G: a, \"q r\"@h ;", "3-4|6-13"));
+  CHECK(spans_are("<x@[1.2.3.4]>", "1-12"));
+  str_free(&spans);
   DONE();
 }
