@@ -92,6 +92,7 @@ struct smtp {
   str line, cmd;
   const char *err;           /* what went wrong when code is -1 */
   struct tlsconn tls;        /* fd -1 without TLS */
+  int tlsfail;               /* from STARTTLS to the EHLO over TLS, not done */
 };
 
 /* Reads one reply, multi-line or not. Returns its code (200..599 style
@@ -587,6 +588,7 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   if (err) { s->code = -1; s->err = err; return -1; }
   s->cmd.len = 0;
   if (str_cats(&s->cmd, "STARTTLS\r\n") < 0) { s->code = -1; s->err = "out of memory"; return -1; }
+  s->tlsfail = 1;
   if (send_cmd(s) < 0 || get_reply(s) < 0) { *polite = 0; return -1; }
   if (s->code != 220) return -1;
   /* Bytes after the 220 were sent in plaintext: an injection attempt. */
@@ -601,7 +603,9 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
   s->in.timeout = s->timeout;
   *polite = 1;
-  return hello(s);
+  if (hello(s) < 0) return -1;
+  s->tlsfail = 0;
+  return 0;
 }
 
 /* Sends s->cmd (which holds credentials) and wipes it. */
@@ -777,12 +781,12 @@ int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
     return SMTP_NEXTHOST;
   }
   if (greeting(s) < 0 || hello(s) < 0 || starttls(s, host, literal, o->policy, &polite) < 0) {
-    int code = s->code;
+    int code = s->code, notls = s->tlsfail && o->policy == TLS_MAY;
     if (what(s, " handshake", why) < 0) why->len = 0;
     if (code < 0 && polite && s->tls.fd < 0) s->code = 0;   /* a policy refusal: still say QUIT */
     if (s->code >= 0 && polite) quit(s);
     end(s);
-    return SMTP_NEXTHOST;
+    return notls ? SMTP_NOTLS : SMTP_NEXTHOST;
   }
   if (authenticate(s, o, host, &alive) < 0) {
     set_all(s, j, 'Z', SPAWN_TAG_AUTH, " AUTH");
