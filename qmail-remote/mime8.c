@@ -59,6 +59,7 @@ static void part_begin(struct mime8 *m, int msg, int dflt_msg)
   m->digest = 0;
   m->bndlen = 0;
   m->hlen = m->flen = 0;
+  m->hfold = 0;
   m->drop = -1;
   m->state = S_HEAD;
 }
@@ -187,6 +188,7 @@ static void head_fold(struct mime8 *m, str *out)
 {
   size_t k, first = 0;
 
+  m->hfold = 1;
   while (first < m->hlen && wsp(m->h[first])) first++;
   for (k = m->hlen - 1; k > first && !wsp(m->h[k]); k--) ;
   if (k > first) {
@@ -268,6 +270,9 @@ static void head_end(struct mime8 *m, str *out, const char *b, size_t n)
   }
 }
 
+static int boundary(struct mime8 *m, str *out, const char *p, size_t n);
+static void free_byte(struct mime8 *m, str *out, char c);
+
 static void head_byte(struct mime8 *m, str *out, char c)
 {
   if (c == '\n') {
@@ -275,9 +280,16 @@ static void head_byte(struct mime8 *m, str *out, char c)
       head_end(m, out, m->hlen ? "\r\n" : "\n", m->hlen + 1);
       return;
     }
+    /* A part cut short by a boundary before its blank line: the part
+     * ends empty, and the boundary is one (RFC 2046 allows no header). */
+    if (m->depth && !m->hfold && boundary(m, out, m->h, m->hlen)) {
+      free_byte(m, out, '\n');
+      return;
+    }
     head_emit(m, out, m->hlen);
     if (!m->drop) putc1(m, out, '\n');
     m->hlen = 0;
+    m->hfold = 0;
     return;
   }
   if (m->hlen == 0 && !wsp(c)) {            /* a new field */
@@ -434,29 +446,29 @@ static void part_end(struct mime8 *m, str *out)
   }
 }
 
-/* l holds a line's start: 1 if it is a boundary (then handled). */
-static int boundary(struct mime8 *m, str *out)
+/* p[0..n) is a line's start (its LF last, if there): 1 if it is a
+ * boundary, then gone out as it is and the state moved on. */
+static int boundary(struct mime8 *m, str *out, const char *p, size_t n)
 {
   size_t k, bl;
   int close;
 
   for (k = m->depth; k-- > 0;) {
     bl = m->stack[k].blen;
-    if (m->llen < 2 + bl || m->l[0] != '-' || m->l[1] != '-' || memcmp(m->l + 2, m->stack[k].b, bl)) continue;
-    close = m->llen >= 4 + bl && m->l[2 + bl] == '-' && m->l[3 + bl] == '-';
+    if (n < 2 + bl || p[0] != '-' || p[1] != '-' || memcmp(p + 2, m->stack[k].b, bl)) continue;
+    close = n >= 4 + bl && p[2 + bl] == '-' && p[3 + bl] == '-';
     part_end(m, out);
     m->depth = close ? k : k + 1;
     if (close) {
       m->next = S_FREE;
     } else {
-      part_begin(m, 0, m->stack[k].digest);
+      part_begin(m, 0, m->stack[k].digest);   /* h is left as it was: p may be h */
       m->next = S_HEAD;
     }
     lneed_set(m);
     m->state = S_BTAIL;
     m->col = 0;
-    for (k = 0; k < m->llen; k++) free_byte(m, out, m->l[k]);
-    m->llen = 0;
+    for (k = 0; k < n; k++) free_byte(m, out, p[k]);
     m->chk = m->state != S_HEAD && m->state != S_BTAIL;
     return 1;
   }
@@ -471,9 +483,9 @@ static void step(struct mime8 *m, str *out, char c)
     m->l[m->llen++] = c;
     if (c != '\n' && m->llen < m->lneed) return;
     m->chk = 0;
-    if (boundary(m, out)) return;
     n = m->llen;
     m->llen = 0;
+    if (boundary(m, out, m->l, n)) return;
     for (k = 0; k < n; k++) content_byte(m, out, m->l[k]);
     return;
   }
@@ -513,9 +525,9 @@ int mime8_end(struct mime8 *m, str *out)
 {
   size_t k, n;
 
-  if (m->llen && !boundary(m, out)) {
-    n = m->llen;
-    m->llen = 0;
+  n = m->llen;
+  m->llen = 0;
+  if (n && !boundary(m, out, m->l, n)) {
     m->chk = 0;
     for (k = 0; k < n; k++) content_byte(m, out, m->l[k]);
   }

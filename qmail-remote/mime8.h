@@ -74,6 +74,7 @@ struct mime8 {
   char h[MIME8_LINE + 1];
   size_t hlen;
   int drop;                   /* -1 undecided, 1: the field is left out */
+  int hfold;                  /* the current line was folded: not a boundary */
   char f[MIME8_FIELD];
   size_t flen;
   /* its body */

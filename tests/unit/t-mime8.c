@@ -71,13 +71,14 @@ static int qp_decode(str *out, const char *p, size_t n)
   return 0;
 }
 
-/* Every line of o at most 998 octets; with seven, no 8-bit byte. */
+/* Every line of o on the wire at most 998 octets; with seven, no 8-bit
+ * byte. On the wire (smtp_blast) a CR ends a line too, before LF or not. */
 static int strict_ok(const str *o, int seven)
 {
   size_t i, col = 0;
 
   for (i = 0; i < o->len; i++) {
-    if (o->s[i] == '\n') { col = 0; continue; }
+    if (o->s[i] == '\n' || o->s[i] == '\r') { col = 0; continue; }
     if (++col > MIME8_LINE) return 0;
     if (seven && (o->s[i] & 0x80)) return 0;
   }
@@ -94,13 +95,15 @@ static unsigned rnd(unsigned n)
 }
 
 /* A random line: printable, blanks, '=', '-', 8-bit bytes, CRs; short or
- * (rarely) long, sometimes a dot or "--" first. */
+ * (rarely) long, sometimes a dot, "--" or a boundary of rnd_msg first. */
 static void rnd_line(str *s, int eight, int longok)
 {
   static const char pool[] = "abc xyz=-.\t";
   size_t n = longok && !rnd(6) ? 990 + rnd(2500) : rnd(90), i;
 
-  if (!rnd(10)) str_cats(s, rnd(2) ? "." : "--");
+  static const char *const first[] = { ".", "--", "--b-1", "--b-1--" };
+
+  if (!rnd(10)) str_cats(s, first[rnd(4)]);
   for (i = 0; i < n; i++) {
     unsigned r = rnd(40);
     if (eight && r == 0) str_catc(s, (char)(0x80 + rnd(128)));
@@ -174,7 +177,12 @@ static void properties(void)
     int eight = rnd(2), longok = rnd(2), seven = rnd(2), multi;
     rnd_msg(&msg, &body, eight, longok);
     multi = memmem(msg.s, msg.len, "boundary", 8) != 0;
-    if (conv(msg.s, msg.len, seven, 1 + rnd(100), &a) || conv(msg.s, msg.len, seven, 65536, &b)) { errs++; continue; }
+    if (conv(msg.s, msg.len, seven, 1 + rnd(100), &a) || conv(msg.s, msg.len, seven, 65536, &b)) {
+      /* Only a stray boundary (prefix matched, as by Postfix), making
+       * body lines a part's header, may fail. */
+      if (!memmem(body.s, body.len, "\n--b-1", 6) && (body.len < 5 || memcmp(body.s, "--b-1", 5))) errs++;
+      continue;
+    }
     if (!strict_ok(&a, seven)) bad_strict++;
     if (a.len != b.len || memcmp(a.s, b.s, a.len)) bad_same++;
     if (!mime8_needed(longok ? MIME8_LINE + 1 : 0, eight, !seven)) {
@@ -183,6 +191,7 @@ static void properties(void)
       ident++;
     }
     if (memmem(a.s, a.len, "quoted-printable\n", 17) && memmem(body.s, body.len, "\n", 1) &&
+        !memmem(body.s, body.len, "--b-1", 5) &&
         (memmem(a.s, a.len, "Content-Transfer-Encoding: quoted-printable\nMIME-Version", 56) ||
          (multi && memmem(a.s, a.len, "charset=utf-8\nContent-Transfer-Encoding: quoted-printable", 57)))) {
       decoded++;
@@ -237,6 +246,13 @@ int main(void)
                 "Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: message/rfc822\n\n"
                 "Subject: in\nContent-Transfer-Encoding: quoted-printable\nMIME-Version: 1.0\n"
                 "Content-Type: text/plain; charset=unknown-8bit\n\n=E9\n--o--\n"));
+
+  /* A part's header cut short by the next boundary: that part ends there
+   * and the next one is converted as usual. */
+  CHECK(conv_is("Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n--b\n\n\xe9\n--b--\n", 1,
+                "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n--b\n"
+                "Content-Transfer-Encoding: quoted-printable\nContent-Type: text/plain; charset=unknown-8bit\n"
+                "\n=E9\n--b--\n"));
 
   /* A long line, 7-bit: quoted-printable at 76 columns, decoding back. */
   str_cats(&big, "Subject: long\n\n");
