@@ -7,6 +7,7 @@
  *   routes.c      control/smtproutes: where a domain's mail goes
  *   dns.c         MX and address lookups through glibc's libresolv
  *   smtpclient.c  one SMTP session with one server, DATA transparency
+ *   mime8.c       converting a message the server cannot take as stored
  *   deliver.c     configuration, the host list, connecting, the results
  *   rworker.c     qmail-rspawn's worker: deliveries one after another,
  *                 the connection kept between them
