@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
+#include "log.h"
 #include "remote.h"
 
 /* Connection attempts per delivery, whatever the DNS returns: with a 60 s
@@ -167,6 +168,37 @@ static const char *why(struct tried *t)
   return t->why.len && str_0(&t->why) == 0 ? t->why.s : "no usable host";
 }
 
+/* Under the may policy a server whose STARTTLS is broken gets the mail in
+ * plaintext, as Postfix does, on a new connection to the same address
+ * (the failed one is in an unknown state): otherwise the mail would wait
+ * for TLS that may never work and bounce when it expires. Never under a
+ * policy that requires TLS: smtp_session_opts gives SMTP_NOTLS only for
+ * may. The plaintext connection may be kept under the same key: may
+ * accepts plaintext. SMTP_FINAL or SMTP_NEXTHOST. */
+static int plain_retry(struct rjob *j, const struct rconf *c, const struct raddr *a, const char *ip,
+                       const char *host, int literal, unsigned long port, struct tried *t, str *why)
+{
+  struct sessopts o = t->o;
+  int fd;
+
+  log_begin("qmail-remote", "tls_fallback");
+  log_kv("ip", ip);
+  log_kv("host", host);
+  log_kb("reason", why->s, why->len);
+  log_end();
+  if (t->attempts >= MAX_ATTEMPTS) return SMTP_NEXTHOST;
+  t->attempts++;
+  fd = tcp_connect(a, port, c);
+  if (fd < 0) {
+    const char *e = errno == ETIMEDOUT ? "connection timed out" : strerror(errno);
+    why->len = 0;
+    if (str_cats(why, ip) < 0 || str_cats(why, ": ") < 0 || str_cats(why, e) < 0) why->len = 0;
+    return SMTP_NEXTHOST;
+  }
+  o.policy = TLS_NONE;
+  return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
+}
+
 /* Tries every address of one host; 1 when a session gave final results. */
 static int try_host(struct rjob *j, const struct rconf *c, const char *host, int literal,
                     unsigned long port, struct tried *t, int *noaddr)
@@ -194,6 +226,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       continue;
     }
     r = smtp_session_opts(fd, ip, host, literal, &t->o, c, j, &why);
+    if (r == SMTP_NOTLS) r = plain_retry(j, c, &addrs[i], ip, host, literal, port, t, &why);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
     note(t, SPAWN_TAG_CONNECT, why.len ? why.s : ip, "", "");

@@ -7,6 +7,7 @@
  *   routes.c      control/smtproutes: where a domain's mail goes
  *   dns.c         MX and address lookups through glibc's libresolv
  *   smtpclient.c  one SMTP session with one server, DATA transparency
+ *   mime8.c       converting a message the server cannot take as stored
  *   deliver.c     configuration, the host list, connecting, the results
  *   rworker.c     qmail-rspawn's worker: deliveries one after another,
  *                 the connection kept between them
@@ -158,7 +159,7 @@ int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
 int ip_parse(const char *s, struct raddr *a);
 
 /* ---- smtpclient.c ---- */
-enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0 };
+enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0, SMTP_NOTLS = 2 };
 /* Runs one SMTP session on the connected socket fd, which it owns, with
  * the server whose address text is ip, host being the name the
  * certificate must carry (literal: an address, no name check or SNI).
@@ -168,7 +169,10 @@ enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0 };
  * With the options o: implicit TLS under o->policy before the greeting,
  * else STARTTLS under o->policy (when the policy requires TLS and it fails
  * or is not offered, the session ends before any transaction:
- * SMTP_NEXTHOST, never plaintext), then AUTH (PLAIN, else LOGIN) before
+ * SMTP_NEXTHOST, never plaintext; under exactly TLS_MAY, a STARTTLS that
+ * was offered but failed, from its reply to the EHLO over TLS, gives
+ * SMTP_NOTLS: the caller may retry this address at once without TLS on
+ * a new connection), then AUTH (PLAIN, else LOGIN) before
  * MAIL. Never sends credentials without TLS unless o->plainauth. An AUTH
  * failure (not offered, refused, no TLS) is final: every result 'Z' with
  * the tag "auth". With o->key set, a connection the transaction left

@@ -3,7 +3,7 @@
 # share the client code. DNS goes through glibc's libresolv. Both are
 # dynamic executables: neither is exec'd per message.
 REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/dns.c qmail-remote/routes.c \
-                      qmail-remote/smtpclient.c
+                      qmail-remote/smtpclient.c qmail-remote/mime8.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c $(REMOTE_CLIENT_SRCS)
 qmail-rspawn_LIBS := -lresolv
@@ -11,3 +11,4 @@ qmail-remote_SRCS := qmail-remote/qmail-remote.c $(REMOTE_CLIENT_SRCS)
 qmail-remote_LIBS := -lresolv
 t-remote_EXTRA := $(REMOTE_CLIENT_SRCS)
 t-remote_LIBS := -lresolv
+t-mime8_EXTRA := qmail-remote/mime8.c

@@ -18,6 +18,14 @@
  * password is wiped. A failure there is a deferral tagged "auth", never
  * a bounce: the message is fine, the configuration or the relay is not.
  *
+ * The message goes as stored unless this server could not take it: a
+ * line over 998 octets, or an 8-bit byte without 8BITMIME (RFC 6152 3).
+ * Then it is converted on the way (mime8.h: a scan and a count for SIZE
+ * before MAIL, the conversion while sending); what cannot be converted
+ * is bounced (5.6.3), never sent as it is. A message flagged SMTPUTF8
+ * goes without the flag to a server lacking it when its envelope and top
+ * header are ASCII; otherwise it bounces (5.6.7).
+ *
  * A worker of qmail-rspawn keeps the connection after a transaction that
  * left the server ready for another (no QUIT), under the key the caller
  * gives (struct sessopts: the destination, the route, the TLS and AUTH
@@ -38,6 +46,7 @@
 #include "base64.h"
 #include "buf.h"
 #include "log.h"
+#include "mime8.h"
 #include "remote.h"
 
 #define EXT_PIPELINING 1u
@@ -83,6 +92,7 @@ struct smtp {
   str line, cmd;
   const char *err;           /* what went wrong when code is -1 */
   struct tlsconn tls;        /* fd -1 without TLS */
+  int tlsfail;               /* from STARTTLS to the EHLO over TLS, not done */
 };
 
 /* Reads one reply, multi-line or not. Returns its code (200..599 style
@@ -225,27 +235,125 @@ static int hello(struct smtp *s)
   return is2xx(s) ? 0 : -1;
 }
 
-/* One pass over the message: its wire size estimate (LF becomes CRLF)
- * and whether any byte has the high bit set. 0, or -1 on a read error. */
-static int prescan(const struct rjob *j, unsigned long long *wire, int *eight, char *chunk)
+/* What one pass over the stored message tells. */
+struct scan {
+  unsigned long long wire;   /* the wire size estimate (LF becomes CRLF) */
+  int eight;                 /* a byte has the high bit set */
+  int head8;                 /*   one in the top header */
+  size_t longest;            /* the longest line, a CR before its LF not counted */
+};
+
+/* The pass over the message filling sc. 0, or -1 on a read error. */
+static int prescan(const struct rjob *j, struct scan *sc, char *chunk)
 {
   unsigned long long done = 0, lfs = 0;
-  size_t i;
+  size_t i, col = 0;
+  int head = 1, cr = 0;
 
-  *eight = 0;
+  memset(sc, 0, sizeof *sc);
   while (done < j->msglen) {
     size_t want = j->msglen - done > CHUNK ? CHUNK : (size_t)(j->msglen - done);
     ssize_t r = pread(j->msgfd, chunk, want, j->msgoff + (off_t)done);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return -1;
     for (i = 0; i < (size_t)r; i++) {
-      if (chunk[i] == '\n') lfs++;
-      else if (chunk[i] & 0x80) *eight = 1;
+      if (chunk[i] == '\n') {
+        lfs++;
+        if (col - (size_t)cr > sc->longest) sc->longest = col - (size_t)cr;
+        if (col - (size_t)cr == 0) head = 0;     /* the blank line ending the header */
+        col = 0;
+        cr = 0;
+        continue;
+      }
+      col++;
+      cr = chunk[i] == '\r';
+      if (chunk[i] & 0x80) {
+        sc->eight = 1;
+        if (head) sc->head8 = 1;
+      }
     }
     done += (unsigned long long)r;
   }
-  *wire = j->msglen + lfs;
+  if (col > sc->longest) sc->longest = col;
+  sc->wire = j->msglen + lfs;
   return 0;
+}
+
+/* The envelope has a byte over 127: only SMTPUTF8 can carry it. */
+static int envelope8(const struct rjob *j)
+{
+  size_t i;
+  const char *p;
+
+  for (i = 0; i <= j->nrcpt; i++)
+    for (p = i < j->nrcpt ? j->rcpt[i] : j->sender; *p; p++)
+      if (*p & 0x80) return 1;
+  return 0;
+}
+
+/* Conversion for a strict receiver (mime8.h): the message goes through
+ * mconv into mout, a chunk at a time. */
+static struct mime8 mconv;
+static str mout;
+
+/* One pass of mconv over the message; with wire, adds the output's wire
+ * size. MIME8_OK, a MIME8_* error, or 1 when the message cannot be read. */
+static int conv_pass(const struct rjob *j, char *chunk, unsigned long long *wire)
+{
+  unsigned long long done = 0;
+  size_t i;
+  int r = MIME8_OK, end = 0;
+
+  while (r == MIME8_OK && !end) {
+    size_t want = j->msglen - done > CHUNK ? CHUNK : (size_t)(j->msglen - done);
+    ssize_t n = 0;
+    if (want) {
+      n = pread(j->msgfd, chunk, want, j->msgoff + (off_t)done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return 1;
+    }
+    done += (unsigned long long)n;
+    mout.len = 0;
+    r = mime8_feed(&mconv, chunk, (size_t)n, &mout);
+    if (r == MIME8_OK && done == j->msglen) { r = mime8_end(&mconv, &mout); end = 1; }
+    for (i = 0; wire && i < mout.len; i++) *wire += mout.s[i] == '\n' ? 2 : 1;
+  }
+  return r;
+}
+
+/* Before MAIL: decides whether the message must be converted for this
+ * server and, if so, runs the scan and counts the converted size into
+ * sc->wire. 0 (*conv set), or -1 with every result set. */
+static int conv_prepare(struct smtp *s, struct rjob *j, struct scan *sc, char *chunk, int *conv)
+{
+  static const char head8[] = " does not support 8BITMIME and the message has 8-bit bytes in a header,"
+                              " which cannot be converted (5.6.3)";
+  static const char cannot[] = " does not support 8BITMIME or lines over 998 octets, and the message has"
+                               " a part that cannot be converted (5.6.3)";
+  int seven = !(s->ext & EXT_8BITMIME), r;
+  size_t i;
+
+  *conv = mime8_needed(sc->longest, sc->eight, !seven);
+  if (!*conv) return 0;
+  mime8_init(&mconv, seven);
+  r = conv_pass(j, chunk, 0);
+  if (r == MIME8_OK) {
+    mime8_rewind(&mconv);
+    sc->wire = 0;
+    r = conv_pass(j, chunk, &sc->wire);
+  }
+  log_begin("qmail-remote", "convert");
+  log_kv("ip", s->ip);
+  log_kv("why", sc->longest > MIME8_LINE ? "long-lines" : "8bit-no-8bitmime");
+  log_kv("result", r == MIME8_OK ? "ok" : r == 1 ? "unreadable" : r == MIME8_NOMEM ? "out of memory" : "cannot");
+  log_end();
+  if (r == MIME8_OK) { mime8_rewind(&mconv); return 0; }
+  for (i = 0; i < j->nrcpt; i++) {
+    if (r == MIME8_HEADER8) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, s->ip, head8, sizeof head8 - 1);
+    else if (r == MIME8_CANNOT) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, s->ip, cannot, sizeof cannot - 1);
+    else result_set(&j->res[i], 'Z', SPAWN_TAG_LOCAL, r == 1 ? "cannot read the message" : "out of memory", "", 0);
+  }
+  return -1;
 }
 
 int smtp_blast(str *out, const char *p, size_t n, int *sol, int *cr)
@@ -295,10 +403,12 @@ int smtp_blast_end(str *out, int *sol, int *cr)
  * write as the last of the message: alone, it would wait under Nagle's
  * algorithm for the ACK of the previous segment, which the server delays
  * (40 ms on Linux) since it has nothing to answer before the dot. */
-static int body(struct smtp *s, const struct rjob *j, char *chunk, int *local)
+static int body(struct smtp *s, const struct rjob *j, char *chunk, int conv, int *local)
 {
   unsigned long long done = 0;
   int sol = 1, cr = 0;
+  const char *p = chunk;
+  size_t n;
 
   *local = 0;
   for (;;) {
@@ -310,8 +420,18 @@ static int body(struct smtp *s, const struct rjob *j, char *chunk, int *local)
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) { *local = 1; s->err = "cannot read the message"; return -1; }
       done += (unsigned long long)r;
-      if (smtp_blast(&s->cmd, chunk, (size_t)r, &sol, &cr) < 0) { *local = 1; s->err = "out of memory"; return -1; }
     }
+    n = (size_t)r;
+    if (conv) {          /* the converted text instead (conv_prepare ran the scan) */
+      mout.len = 0;
+      if (mime8_feed(&mconv, chunk, n, &mout) != MIME8_OK ||
+          (done == j->msglen && mime8_end(&mconv, &mout) != MIME8_OK)) {
+        *local = 1; s->err = "converting the message failed"; return -1;
+      }
+      p = mout.s;
+      n = mout.len;
+    }
+    if (n && smtp_blast(&s->cmd, p, n, &sol, &cr) < 0) { *local = 1; s->err = "out of memory"; return -1; }
     if (done == j->msglen && smtp_blast_end(&s->cmd, &sol, &cr) < 0) {
       *local = 1; s->err = "out of memory"; return -1;
     }
@@ -365,23 +485,27 @@ static int rcpt_cmd(struct smtp *s, const char *rcpt)
 /* MAIL, RCPTs, DATA. Sets every result. */
 static void transaction(struct smtp *s, struct rjob *j, char *chunk)
 {
-  unsigned long long wire;
-  int eight, local;
+  struct scan sc;
+  int local, conv;
   size_t i, ok = 0;
   char accepted[SPAWN_RCPTS];
 
-  if (prescan(j, &wire, &eight, chunk) < 0) {
+  if (prescan(j, &sc, chunk) < 0) {
     for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'Z', SPAWN_TAG_LOCAL, "cannot read the message", "", 0);
     return;
   }
-  if (j->utf8 && !(s->ext & EXT_SMTPUTF8)) {
+  /* A message flagged SMTPUTF8 needs it only for a non-ASCII envelope or
+   * top header (RFC 6531 3.2, RFC 6532); otherwise it goes without, as
+   * Postfix sends it, its 8-bit body left to 8BITMIME or conversion. */
+  if (j->utf8 && !(s->ext & EXT_SMTPUTF8) && (envelope8(j) || sc.head8)) {
     static const char no8[] = " does not support SMTPUTF8, which this message needs (5.6.7)";
     for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, s->ip, no8, sizeof no8 - 1);
     return;
   }
+  if (conv_prepare(s, j, &sc, chunk, &conv) < 0) return;
   s->state = STATE_DEAD;      /* until the server is known to be ready again */
   s->accepted = 0;
-  if (mail_cmd(s, j, wire, eight) < 0 || send_cmd(s) < 0 || get_reply(s) < 0) {
+  if (mail_cmd(s, j, sc.wire, sc.eight) < 0 || send_cmd(s) < 0 || get_reply(s) < 0) {
     set_all(s, j, 'Z', SPAWN_TAG_MAIL, " MAIL");
     return;
   }
@@ -418,7 +542,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
     s->state = STATE_RSET;
     return;
   }
-  if (body(s, j, chunk, &local) < 0) {
+  if (body(s, j, chunk, conv, &local) < 0) {
     if (local)
       for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'Z', SPAWN_TAG_LOCAL, s->err, "", 0);
     else
@@ -464,6 +588,7 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   if (err) { s->code = -1; s->err = err; return -1; }
   s->cmd.len = 0;
   if (str_cats(&s->cmd, "STARTTLS\r\n") < 0) { s->code = -1; s->err = "out of memory"; return -1; }
+  s->tlsfail = 1;
   if (send_cmd(s) < 0 || get_reply(s) < 0) { *polite = 0; return -1; }
   if (s->code != 220) return -1;
   /* Bytes after the 220 were sent in plaintext: an injection attempt. */
@@ -478,7 +603,9 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
   s->in.timeout = s->timeout;
   *polite = 1;
-  return hello(s);
+  if (hello(s) < 0) return -1;
+  s->tlsfail = 0;
+  return 0;
 }
 
 /* Sends s->cmd (which holds credentials) and wipes it. */
@@ -654,12 +781,12 @@ int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
     return SMTP_NEXTHOST;
   }
   if (greeting(s) < 0 || hello(s) < 0 || starttls(s, host, literal, o->policy, &polite) < 0) {
-    int code = s->code;
+    int code = s->code, notls = s->tlsfail && o->policy == TLS_MAY;
     if (what(s, " handshake", why) < 0) why->len = 0;
     if (code < 0 && polite && s->tls.fd < 0) s->code = 0;   /* a policy refusal: still say QUIT */
     if (s->code >= 0 && polite) quit(s);
     end(s);
-    return SMTP_NEXTHOST;
+    return notls ? SMTP_NOTLS : SMTP_NEXTHOST;
   }
   if (authenticate(s, o, host, &alive) < 0) {
     set_all(s, j, 'Z', SPAWN_TAG_AUTH, " AUTH");

@@ -120,13 +120,17 @@ class Sink:
     auth       {user: password}: answer AUTH PLAIN and LOGIN (offer them in
                ext yourself); a session records (mech, user, ok) in .auth
     tls        an ssl.SSLContext (server side): implicit TLS on connect
+    starttls   bytes: STARTTLS gets "220", then, after the client's first
+               bytes (its ClientHello), these bytes and the end: broken TLS
+               (offer STARTTLS in ext yourself)
     """
 
     def __init__(self, t, host="127.0.0.1", port=None, **behaviour):
         self.b = dict(greeting="220 sink ESMTP", ehlo=True,
                       ext=["PIPELINING", "SIZE 100000000", "8BITMIME"],
                       mail="250 ok", rcpt=lambda a: "250 ok", data="354 go",
-                      end="250 ok queued", drop_data=None, silent=False, auth=None, tls=None)
+                      end="250 ok queued", drop_data=None, silent=False, auth=None, tls=None,
+                      starttls=None)
         self.b.update(behaviour)
         self.sessions = []
         self.live = set()      # the sockets of sessions in progress
@@ -246,6 +250,12 @@ class Sink:
                     say(b["end"])
                 elif verb == "QUIT":
                     say("221 bye")
+                    return
+                elif line.upper() == "STARTTLS" and b["starttls"] is not None:
+                    say("220 2.0.0 go ahead")
+                    h.request.recv(4096)
+                    h.wfile.write(b["starttls"])
+                    h.wfile.flush()
                     return
                 elif verb == "AUTH" and b["auth"] is not None:
                     self.do_auth(h, s, line, say)

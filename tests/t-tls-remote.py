@@ -20,6 +20,8 @@ selfsigned = self_signed(ca.dir, "mx.good.test")
 install_cert(inst, *good)
 srv = TlsServer(inst)
 sink = Sink(t)                       # no STARTTLS
+# Offers STARTTLS, answers the ClientHello with garbage (broken TLS).
+broken = Sink(t, ext=["PIPELINING", "8BITMIME", "STARTTLS"], starttls=b"\x15\x03\x03\x00\x02\x02\x28junk\r\n")
 q = Queue(inst)
 
 dns = Dns(t, ["--host-record=mx.good.test,127.0.0.1", "--host-record=other.test,127.0.0.1",
@@ -34,9 +36,11 @@ inst.control("smtproutes", [
     "may-tls.test:" + tls, "may-plain.test:sink.test:%d" % sink.port,
     "verify.test:" + tls, "badname.test:other.test:%d" % srv.port,
     "encrypt.test:" + tls, "encrypt-plain.test:sink.test:%d" % sink.port,
-    "none.test:" + tls, "dane.test:" + tls])
+    "none.test:" + tls, "dane.test:" + tls, "may-broken.test:sink.test:%d" % broken.port,
+    "encrypt-broken.test:sink.test:%d" % broken.port, "verify-broken.test:sink.test:%d" % broken.port])
 inst.control("tlspolicy", ["verify.test:verify", "badname.test:verify", "encrypt.test:encrypt",
-                           "encrypt-plain.test:encrypt", "none.test:none", "dane.test:dane", ":may"])
+                           "encrypt-plain.test:encrypt", "none.test:none", "dane.test:dane",
+                           "encrypt-broken.test:encrypt", "verify-broken.test:verify", ":may"])
 
 user = {}
 if IS_ROOT and inst.multi:
@@ -64,6 +68,24 @@ code, text, err = remote("may-plain.test")
 t.check("may, no STARTTLS: delivered in plaintext", code == "K" and len(sink.sessions) == n + 1
         and len(sink.sessions[-1].data) == 1, (code, text, err))
 t.check("may, no STARTTLS: no TLS attempted", "event=tls" not in err, err)
+
+# may, STARTTLS offered but broken: at once again in plaintext, on a new
+# connection, and logged; never under encrypt or verify.
+n = len(broken.sessions)
+code, text, err = remote("may-broken.test")
+s = broken.sessions[n:]
+t.check("may, broken STARTTLS: delivered", code == "K", (code, text, err))
+t.check("may, broken STARTTLS: a second connection, in plaintext, carried the mail",
+        len(s) == 2 and "STARTTLS" in s[0].commands and not s[0].data
+        and "STARTTLS" not in s[1].commands and len(s[1].data) == 1, [x.commands for x in s])
+t.check("may, broken STARTTLS: the fallback logged",
+        re.search(r"qmail-remote event=tls_fallback ip=127\.0\.0\.1 host=sink\.test reason=", err), err)
+for pol in ("encrypt", "verify"):
+    n = len(broken.sessions)
+    code, text, err = remote(pol + "-broken.test")
+    s = broken.sessions[n:]
+    t.check("%s, broken STARTTLS: deferred, never plaintext" % pol,
+            code == "Z" and len(s) == 1 and not s[0].data and "tls_fallback" not in err, (code, text, err))
 
 code, text, err = remote("verify.test")
 t.check("verify, good chain and name: delivered", code == "K", (code, text, err))
