@@ -200,7 +200,8 @@ static void plain(void)
   const char *z1, *z2;
   size_t n = resp.len;
 
-  z1 = memchr(resp.s, 0, n);
+  /* An empty response ("=") may leave resp.s NULL: no memchr on it. */
+  z1 = n ? memchr(resp.s, 0, n) : 0;
   z2 = z1 ? memchr(z1 + 1, 0, n - (size_t)(z1 + 1 - resp.s)) : 0;
   if (!z2) {
     forget();
