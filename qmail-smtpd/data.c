@@ -261,6 +261,7 @@ static void received(void)
   str_cats(&r, " (");
   put_safe(&r, ss.remotehost, strlen(ss.remotehost), 255);
   str_cats(&r, " [");
+  if (strchr(ss.remoteip, ':')) str_cats(&r, "IPv6:");   /* RFC 5321 4.1.3 */
   put_safe(&r, ss.remoteip, strlen(ss.remoteip), 64);
   str_cats(&r, "])\n  by ");
   put_safe(&r, cf.me.s, cf.me.len, 255);
