@@ -184,7 +184,9 @@ static void verdict(const char *mech, const char *u, size_t un, const char *p, s
     reply("454 4.7.0 temporary authentication failure");
     return;
   }
-  if (++nfail >= AUTH_MAXFAIL) {
+  /* Each failure waits twice as long as the one before: 1, 2, 4 units. */
+  error_delay(cf.errordelay << (++nfail - 1));
+  if (nfail >= AUTH_MAXFAIL) {
     out_puts("421 4.7.0 ");
     out_put(cf.me.s, cf.me.len);
     reply(" too many authentication failures, closing connection");
