@@ -15,7 +15,8 @@ from smtpd_harness import Server, Client, Queue
 from tls_harness import CA, TlsServer, install_cert
 
 t = T()
-inst = Instance(t, control={"locals": "mail.example.test", "rcpthosts": "mail.example.test"})
+inst = Instance(t, control={"locals": "mail.example.test", "rcpthosts": "mail.example.test",
+                            "errordelay": "100"})    # shorter AUTH delays; t-smtpd-limits checks them
 PW = "s3cret-Pass word"
 PW2 = "other:pw"
 

@@ -2,13 +2,14 @@
 """qmail-smtpd's limits against abuse: the default databytes, one meaning
 of the size limit at MAIL SIZE=, DATA and BDAT (RFC 1870 octets: CRLF
 counted, dot-stuffing not), timeouts by phase (idle connections cannot
-hold the listener's slots), refused recipients counted, slowed and
+hold the listener's slots, nor the TLS relay's handshake), refused recipients counted, slowed and
 ended, failed AUTH slowed more each time, and log lines that keep their
 verdict whatever the client sent."""
 import base64, os, socket, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance
 from smtpd_harness import Server, Client, Queue
+from tls_harness import CA, TlsServer, install_cert
 
 t = T()
 inst = Instance(t, control={"rcpthosts": "example.test", "timeoutsmtpd": "20",
@@ -215,4 +216,23 @@ line = [l for l in srv.logtext().split("\n") if "event=rcpt" in l and "\\x01" in
 t.check("its log line is cut in the address, not the verdict",
         len(line) == 1 and line[0].endswith('..." result=refused reason=syntax') and len(line[0]) < 700,
         line[:1])
+
+# --- TLS: an idle client that never starts its handshake -----------------------------
+ca = CA(t)
+cert, key = ca.issue("mail.example.test", "ec")
+install_cert(inst, cert, key)
+inst.control("timeoutidle", "1")
+smtps = TlsServer(inst, implicit=True, name="smtps")
+starttls = TlsServer(inst, name="starttls")
+for name, srv_, greet in (("port 465", smtps, False), ("STARTTLS", starttls, True)):
+    c = Client(srv_.port, greet=greet, timeout=8)
+    if greet:
+        c.cmd("EHLO client.test")
+        r = c.cmd("STARTTLS")
+        t.check("STARTTLS: 220", r[0] == 220, r)
+    t0 = time.time()
+    t.check("%s: a client silent in the handshake is let go after timeoutidle" % name,
+            c.closed(wait=4), time.time() - t0)
+    c.close()
+os.unlink(inst.path("control", "timeoutidle"))
 t.done()
