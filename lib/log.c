@@ -32,27 +32,44 @@ void log_begin(const char *prog, const char *event)
   log_kv("event", event);
 }
 
-void log_kb(const char *key, const char *v, unsigned long n)
+/* One byte of a quoted value in its escaped form; returns its length. */
+static size_t escape(unsigned char c, char e[4])
 {
   static const char hex[] = "0123456789abcdef";
+  if (c < ' ' || c == 127) {
+    e[0] = '\\'; e[1] = 'x'; e[2] = hex[c >> 4]; e[3] = hex[c & 15];
+    return 4;
+  }
+  if (c == '"' || c == '\\') { e[0] = '\\'; e[1] = (char)c; return 2; }
+  e[0] = (char)c;
+  return 1;
+}
+
+/* Whether v[0..n) ends in "...", the mark of a cut value. */
+static int ends_in_mark(const char *v, unsigned long n)
+{
+  return n >= 3 && !memcmp(v + n - 3, "...", 3);
+}
+
+void log_kb(const char *key, const char *v, unsigned long n)
+{
   unsigned long i;
+  size_t out = 0;
 
   put(" ", 1);
   put(key, strlen(key));
   put("=", 1);
-  if (!needs_quote(v, n)) { put(v, n); return; }
+  if (n <= LOG_VALUE_MAX && !needs_quote(v, n)) { put(v, n); return; }
   put("\"", 1);
   for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)v[i];
-    if (c < ' ' || c == 127) {
-      char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
-      put(e, 4);
-    } else if (c == '"' || c == '\\') {
-      char e[2] = { '\\', (char)c };
-      put(e, 2);
-    } else {
-      put((const char *)&c, 1);
-    }
+    char e[4];
+    size_t k = escape((unsigned char)v[i], e);
+    /* A value's own final "..." is written "..\x2e", so that a quoted
+     * value ending in "..." was always cut here. */
+    if (i + 1 == n && ends_in_mark(v, n)) { memcpy(e, "\\x2e", 4); k = 4; }
+    if (out + k > LOG_VALUE_MAX) { put("...", 3); break; }
+    put(e, k);
+    out += k;
   }
   put("\"", 1);
 }

@@ -7,9 +7,14 @@
  *
  * Values are quoted when they hold a space, '"', '=', or a control byte;
  * inside quotes '"' and '\' are escaped and control bytes become \xHH, so
- * no value can forge a line break or a second key. A line longer than the
- * internal buffer is cut and ends in "...". Logging never fails the caller.
+ * no value can forge a line break or a second key. A value longer than
+ * LOG_VALUE_MAX octets once escaped is cut, quoted, and ends in "..."
+ * inside its quotes (a quoted value's own final "..." is written
+ * "..\x2e"), so that no client-sized value can push the keys after it
+ * (result=, reason=) off the line. A line still longer than the internal
+ * buffer is cut and ends in "...". Logging never fails the caller.
  */
+#define LOG_VALUE_MAX 512
 void log_begin(const char *prog, const char *event);
 void log_kv(const char *key, const char *value);
 void log_kb(const char *key, const char *value, unsigned long len);

@@ -184,7 +184,9 @@ static void verdict(const char *mech, const char *u, size_t un, const char *p, s
     reply("454 4.7.0 temporary authentication failure");
     return;
   }
-  if (++nfail >= AUTH_MAXFAIL) {
+  /* Each failure waits twice as long as the one before: 1, 2, 4 units. */
+  error_delay(cf.errordelay << (++nfail - 1));
+  if (nfail >= AUTH_MAXFAIL) {
     out_puts("421 4.7.0 ");
     out_put(cf.me.s, cf.me.len);
     reply(" too many authentication failures, closing connection");
@@ -200,7 +202,8 @@ static void plain(void)
   const char *z1, *z2;
   size_t n = resp.len;
 
-  z1 = memchr(resp.s, 0, n);
+  /* An empty response ("=") may leave resp.s NULL: no memchr on it. */
+  z1 = n ? memchr(resp.s, 0, n) : 0;
   z2 = z1 ? memchr(z1 + 1, 0, n - (size_t)(z1 + 1 - resp.s)) : 0;
   if (!z2) {
     forget();

@@ -58,7 +58,7 @@ static struct {
 
 static struct dd dec;
 static struct hops hops;
-static unsigned long long msgbytes;
+static unsigned long long msgbytes;   /* the message's size as SIZE counts it */
 static int over;               /* over databytes */
 
 static void qq_close(void)
@@ -261,6 +261,7 @@ static void received(void)
   str_cats(&r, " (");
   put_safe(&r, ss.remotehost, strlen(ss.remotehost), 255);
   str_cats(&r, " [");
+  if (strchr(ss.remoteip, ':')) str_cats(&r, "IPv6:");   /* RFC 5321 4.1.3 */
   put_safe(&r, ss.remoteip, strlen(ss.remoteip), 64);
   str_cats(&r, "])\n  by ");
   put_safe(&r, cf.me.s, cf.me.len, 255);
@@ -308,10 +309,16 @@ static void msg_begin(int chunking)
   received();
 }
 
+/* The size counted against databytes is the one SIZE declares (RFC 1870):
+ * the message's octets with CRLF line ends, after dot-unstuffing, without
+ * the end marker or our Received: line. The decoded text has LF for each
+ * CRLF, so each LF counts two. */
 static void msg_bytes(const char *s, size_t n)
 {
+  const char *p = s, *end = s + n;
   if (over) return;
   msgbytes += n;
+  while (p < end && (p = memchr(p, '\n', (size_t)(end - p)))) { msgbytes++; p++; }
   if (cf.databytes && msgbytes > cf.databytes) {
     over = 1;
     qq_abort();                /* nothing more will be queued */

@@ -72,12 +72,21 @@ void config_load(void)
     need(str_catc(&cf.locals, 0), "nomem");
   }
   need(control_lines(&cf.badmailfrom, "control/badmailfrom"), "control/badmailfrom");
-  need(control_ulong(&cf.databytes, "control/databytes", 0), "control/databytes");
-  need(control_ulong(&cf.timeout, "control/timeoutsmtpd", 1200), "control/timeoutsmtpd");
+  need(control_ulong(&cf.databytes, "control/databytes", DATABYTES), "control/databytes");
+  need(control_ulong(&cf.timeoutidle, "control/timeoutidle", 60), "control/timeoutidle");
+  need(control_ulong(&cf.timeoutcmd, "control/timeoutcommand", 300), "control/timeoutcommand");
+  need(control_ulong(&cf.timeout, "control/timeoutsmtpd", 600), "control/timeoutsmtpd");
   need(control_ulong(&cf.timeoutsession, "control/timeoutsession", 3600), "control/timeoutsession");
   need(control_ulong(&cf.maxrcpt, "control/maxrcpt", 100), "control/maxrcpt");
   need(control_ulong(&cf.maxbadcmds, "control/maxbadcmds", 10), "control/maxbadcmds");
-  if (cf.timeout == 0) cf.timeout = 1200;
+  need(control_ulong(&cf.maxbadrcpts, "control/maxbadrcpts", 20), "control/maxbadrcpts");
+  need(control_ulong(&cf.softbadrcpts, "control/softbadrcpts", 3), "control/softbadrcpts");
+  need(control_ulong(&cf.errordelay, "control/errordelay", 1000), "control/errordelay");
+  if (cf.timeoutidle == 0) cf.timeoutidle = 60;
+  if (cf.timeoutcmd == 0) cf.timeoutcmd = 300;
+  if (cf.timeout == 0) cf.timeout = 600;
+  if (cf.maxbadrcpts == 0) cf.maxbadrcpts = 1;
+  if (cf.errordelay > 60000) cf.errordelay = 60000;
   if (cf.maxbadcmds == 0) cf.maxbadcmds = 1;
   /* virtualdomains as qmail-send reads it; without control/me (ENOENT)
    * there is nothing qmail-send could deliver, so no virtual domain. */

@@ -3,7 +3,16 @@
  * PIPELINING (RFC 2920): replies are buffered and written only when the
  * client has nothing more buffered for us to read, so a pipelined batch
  * gets its replies, in order, in one write; a client that waits for each
- * reply gets it at once, since we then have nothing to read. */
+ * reply gets it at once, since we then have nothing to read.
+ *
+ * Timeouts by phase, so that idle connections cannot hold the listener's
+ * slots: timeoutidle outside a transaction (after the greeting, between
+ * messages), where a client that means to send has no reason to wait (a
+ * minute, less than the five minutes RFC 5321 4.5.3.2.7 asks for, as
+ * Postfix shortens its timeout under load: a client cut off retries);
+ * timeoutcommand between the commands of a transaction (those five
+ * minutes); timeoutsmtpd inside a message. A write takes the timeout of
+ * the read before it. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -13,24 +22,35 @@
 #include "smtpd.h"
 
 static time_t deadline;        /* end of the session; 0 before it is set */
+static unsigned long phase;    /* the current phase's timeout; 0: idle */
 
 void session_deadline(unsigned long seconds)
 {
   deadline = time(0) + (time_t)seconds;
 }
 
-/* The per-read timeout: timeoutsmtpd, or less when the session cap is
+static int clamp(unsigned long t)
+{
+  return t > 86400 ? 86400 : (int)t;
+}
+
+static int write_timeout(void)
+{
+  return clamp(phase ? phase : cf.timeoutidle);
+}
+
+/* The per-read timeout: the phase's, or less when the session cap is
  * nearer. At least one second, so the cap is reported as a timeout. */
-static int read_timeout(void)
+static int read_timeout(unsigned long t)
 {
   time_t now = time(0);
-  unsigned long t = cf.timeout;
+  phase = t;
   if (deadline) {
     unsigned long left = deadline > now ? (unsigned long)(deadline - now) : 0;
     if (left < t) t = left;
   }
   if (t == 0) t = 1;
-  return t > 86400 ? 86400 : (int)t;
+  return clamp(t);
 }
 
 static void write_failed(void) __attribute__((noreturn));
@@ -42,7 +62,7 @@ static void write_failed(void)
 
 void out_put(const char *s, size_t n)
 {
-  out.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
+  out.timeout = write_timeout();
   if (buf_put(&out, s, n) < 0) write_failed();
 }
 
@@ -56,7 +76,7 @@ void reply(const char *line)
 
 void out_flush(void)
 {
-  out.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
+  out.timeout = write_timeout();
   if (out.end && buf_flush(&out) < 0) write_failed();
 }
 
@@ -74,7 +94,7 @@ int in_more(void)
   ssize_t r;
   if (buf_ready(&in)) return 1;
   out_flush();
-  in.timeout = read_timeout();
+  in.timeout = read_timeout(cf.timeout);
   r = buf_fill(&in);
   if (r < 0 && errno == ETIMEDOUT) timed_out();
   if (r < 0) quit(1, "read");
@@ -88,7 +108,7 @@ int in_cmd(str *line)
   /* Flush before any read that can block: a partial line may be all the
    * client has sent while it waits for our replies. */
   if (!memchr(in.x + in.pos, '\n', buf_ready(&in))) out_flush();
-  in.timeout = read_timeout();
+  in.timeout = read_timeout(ss.inmail ? cf.timeoutcmd : cf.timeoutidle);
   r = buf_line(&in, line, CMD_MAX);
   if (r == LINE_ERR && errno == ETIMEDOUT) timed_out();
   if (r == LINE_ERR) quit(1, "read");
@@ -105,6 +125,28 @@ void bad_command(const char *line)
   out_put(cf.me.s, cf.me.len);
   reply(" too many bad commands, closing connection");
   quit(1, "badcmds");
+}
+
+void error_delay(unsigned long ms)
+{
+  struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+  out_flush();
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) ;
+}
+
+void bad_rcpt(const char *line)
+{
+  unsigned long k = ++ss.badrcpts;
+  if (k > cf.softbadrcpts) {
+    k -= cf.softbadrcpts;
+    error_delay((k < 10 ? k : 10) * cf.errordelay);
+  }
+  reply(line);
+  if (ss.badrcpts < cf.maxbadrcpts) return;
+  out_puts("421 4.7.0 ");
+  out_put(cf.me.s, cf.me.len);
+  reply(" too many refused recipients, closing connection");
+  quit(1, "badrcpts");
 }
 
 void quit(int code, const char *why)

@@ -186,7 +186,7 @@ static void smtp_rcpt(const char *arg, size_t n)
   }
   if (a.utf8 && !ss.utf8) {
     logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", "utf8");
-    reply("553 5.6.7 non-ASCII address needs SMTPUTF8");
+    bad_rcpt("553 5.6.7 non-ASCII address needs SMTPUTF8");
     return;
   }
   if (ss.nrcpt >= cf.maxrcpt) {
@@ -197,7 +197,7 @@ static void smtp_rcpt(const char *arg, size_t n)
   no = rcpt_check(&a, &final, &why);
   if (no) {
     logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", why);
-    reply(no);
+    bad_rcpt(no);              /* counted and slowed: probing (reply.c) */
     return;
   }
   if (str_catc(&ss.env, 'T') < 0 || str_catb(&ss.env, final.s, final.len) < 0

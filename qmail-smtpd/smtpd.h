@@ -16,6 +16,12 @@
 
 #define PROG "qmail-smtpd"
 
+/* The default of control/databytes: 35 MiB. A 25 MB attachment, what the
+ * large providers let their users send, is about 34.2 MB once base64
+ * encoded with its line ends; Microsoft 365 takes 36 MB by default.
+ * Postfix's 10 MB refuses such mail. */
+#define DATABYTES 36700160UL
+
 struct config {
   str me;              /* control/me */
   str greeting;        /* control/smtpgreeting, default me */
@@ -23,10 +29,15 @@ struct config {
   str locals;          /* control/locals lines, default me */
   str badmailfrom;     /* control/badmailfrom lines */
   unsigned long databytes;     /* 0: no limit */
-  unsigned long timeout;       /* seconds per read or write */
+  unsigned long timeoutidle;   /* seconds per read or write outside a transaction */
+  unsigned long timeoutcmd;    /* the same in a transaction, between commands */
+  unsigned long timeout;       /* the same inside a message (DATA, BDAT chunk) */
   unsigned long timeoutsession;/* seconds per connection */
   unsigned long maxrcpt;
   unsigned long maxbadcmds;
+  unsigned long maxbadrcpts;   /* refused recipients before 421 */
+  unsigned long softbadrcpts;  /* refused recipients answered without delay */
+  unsigned long errordelay;    /* milliseconds: the unit of the delays below */
   int validrcptto_cdb; /* control/validrcptto.cdb exists */
 };
 
@@ -41,6 +52,7 @@ struct session {
   char tlsinfo[100];           /* "<version> <cipher>" from qmail-tlsd */
   int authed;                  /* AUTH succeeded (auth.c); cleared by STARTTLS */
   unsigned long badcmds;
+  unsigned long badrcpts;      /* refused recipients in this session */
   /* The transaction, cleared by txn_reset(). */
   int inmail;
   int utf8;                    /* MAIL ... SMTPUTF8 */
@@ -68,6 +80,13 @@ int in_more(void);
 /* A 5xx reply to a bad command; ends the session once there were
  * maxbadcmds of them. */
 void bad_command(const char *line);
+/* The reply to a refused recipient. After softbadrcpts of them each one
+ * waits longer (k * errordelay for the k-th beyond, at most ten units),
+ * and the session ends with 421 at maxbadrcpts: recipient probing gets
+ * slow and short. */
+void bad_rcpt(const char *line);
+/* Flushes the replies, then waits ms milliseconds. */
+void error_delay(unsigned long ms);
 /* Ends the session: aborts any message, logs, exits. */
 void quit(int code, const char *why) __attribute__((noreturn));
 void session_deadline(unsigned long seconds);

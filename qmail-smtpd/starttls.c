@@ -29,7 +29,7 @@ static void tls_result(int *fd)
   ssize_t n;
   size_t i;
 
-  if (fd_wait(ctl, 0, (int)(cf.timeout > 86400 ? 86400 : cf.timeout)) < 0) quit(1, "tls timeout");
+  if (fd_wait(ctl, 0, (int)(cf.timeoutidle > 86400 ? 86400 : cf.timeoutidle)) < 0) quit(1, "tls timeout");
   n = pkt_recv(ctl, info, TLSCTL_INFO_MAX, fd);
   if (n <= 0) quit(1, "tls failed");
   for (i = 0; i < (size_t)n; i++)

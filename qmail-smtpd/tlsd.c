@@ -26,7 +26,8 @@ static struct tls_creds creds;
 static br_ssl_server_context sc;
 static unsigned char iobuf[TLS_IOBUF];
 static const char *remoteip = "unknown";
-static int timeout = 1200;
+static int timeout = 600;     /* the relay's: the longest of qmail-smtpd's */
+static int hs_timeout = 60;    /* the handshake's: timeoutidle, as before MAIL */
 
 int tlsd_ids(const char *s, struct tlsd_ids *id)
 {
@@ -156,7 +157,7 @@ static int handshake(int ctl, int pass)
   size_t n;
 
   if (!br_ssl_server_reset(&sc)) { logtls("failed", "cannot seed the random generator"); return -1; }
-  if (tls_handshake(&sc.eng, 0, 1, timeout) < 0) {
+  if (tls_handshake(&sc.eng, 0, 1, hs_timeout) < 0) {
     logtls("failed", errno == EPROTO ? tls_error_text(br_ssl_engine_last_error(&sc.eng))
                    : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "eof" : strerror(errno));
     return -1;
@@ -228,19 +229,33 @@ static int serve(int p, int ctl, int implicit)
   return r;
 }
 
+/* A timeout control file as qmail-smtpd reads it (0 or absent: def). */
+static int seconds(const char *file, unsigned long def)
+{
+  unsigned long t;
+  if (control_ulong(&t, file, def) < 0) log_fatal(PROG, 111, file);
+  if (t == 0) t = def;
+  return t > 86400 ? 86400 : (int)t;
+}
+
 void tlsd_session(int implicit, const struct tlsd_ids *tlsid, const struct tlsd_ids *smtpdid)
 {
-  int pl[2], ct[2], status, r;
+  int pl[2], ct[2], status, r, cmd;
   struct stat st;
   const char *ip;
-  unsigned long t;
   pid_t pid;
 
   signal(SIGPIPE, SIG_IGN);
   if ((ip = getenv("TCPREMOTEIP")) && *ip) remoteip = ip;
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
-  if (control_ulong(&t, "control/timeoutsmtpd", 1200) < 0) log_fatal(PROG, 111, "bad control/timeoutsmtpd");
-  timeout = t == 0 ? 1 : t > 86400 ? 86400 : (int)t;
+  /* qmail-smtpd times each phase out itself; the relay only outlasts it.
+   * An idle client that never starts its handshake holds the listener's
+   * slot no longer than one idle before MAIL would. */
+  hs_timeout = seconds("control/timeoutidle", 60);
+  timeout = seconds("control/timeoutsmtpd", 600);
+  cmd = seconds("control/timeoutcommand", 300);
+  if (timeout < cmd) timeout = cmd;
+  if (timeout < hs_timeout) timeout = hs_timeout;
 
   if (fstatat(AT_FDCWD, "control/tls/cert.pem", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
     if (implicit) log_fatal(PROG, 111, "no control/tls/cert.pem for implicit TLS");

@@ -15,7 +15,8 @@ from smtpd_harness import Server, Client, Queue
 from tls_harness import CA, TlsServer, install_cert
 
 t = T()
-inst = Instance(t, control={"locals": "mail.example.test", "rcpthosts": "mail.example.test"})
+inst = Instance(t, control={"locals": "mail.example.test", "rcpthosts": "mail.example.test",
+                            "errordelay": "100"})    # shorter AUTH delays; t-smtpd-limits checks them
 PW = "s3cret-Pass word"
 PW2 = "other:pw"
 
@@ -76,6 +77,9 @@ code, text = c.cmd("*")
 t.check("'*' cancels: 501", code == 501, (code, text))
 code, text = c.cmd("AUTH PLAIN not*base64")
 t.check("undecodable: 501", code == 501, (code, text))
+code, text = c.cmd("AUTH PLAIN =")
+t.check("an empty initial response (=): 501, session goes on",
+        code == 501 and c.cmd("NOOP")[0] == 250, (code, text))
 code, text = c.cmd("AUTH PLAIN " + b64("ann@example.org\0joe\0" + PW))
 t.check("an authzid other than the user: 535", code == 535, (code, text))
 code, text = c.cmd("AUTH PLAIN")

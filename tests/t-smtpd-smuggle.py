@@ -141,11 +141,13 @@ t.check("tenth bad command: 500 then 421 4.7.0 and close",
 
 # --- timeouts --------------------------------------------------------------------------
 inst.control("timeoutsmtpd", "2")
+inst.control("timeoutidle", "2")
 c = srv.connect()
 t0 = time.time()
 r = c.reply()
 dt = time.time() - t0
-t.check("idle client: 421 4.4.2 after timeoutsmtpd", r[0] == 421 and r[1].startswith("4.4.2") and 1.5 < dt < 6, (r, dt))
+inst.control("timeoutidle", "60")
+t.check("idle client: 421 4.4.2 after timeoutidle", r[0] == 421 and r[1].startswith("4.4.2") and 1.5 < dt < 6, (r, dt))
 t.check("... and the connection is closed", c.closed())
 
 c = session()

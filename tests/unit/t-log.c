@@ -118,12 +118,50 @@ int main(void)
   CHECK(keys("last=z") == 4);   /* event, from, next, last */
   CHECK(!strstr(got, "\nq"));
 
-  /* A line over the buffer is cut, ends in "...", and stays one line. */
+  /* A value over LOG_VALUE_MAX is cut and marked, so that the keys after
+   * it (the verdict) stay on the line, whatever the client sent. */
   memset(big, 'a', sizeof big);
-  big[100] = ' ';   /* forces quoting, so the cut falls inside quotes */
+  big[100] = ' ';
   start();
   log_begin("p", "e");
   log_kb("big", big, sizeof big);
+  log_kv("result", "refused");
+  log_end();
+  finish();
+  CHECK(lines_in() == 1);
+  CHECK(keys("result=refused") == 3);   /* event, big, result */
+  CHECK(strstr(got, "aaaa...\" result=refused\n") != 0);
+  CHECK(gotlen < 600);
+  memset(big, 1, sizeof big);              /* each byte escaped as \x01 */
+  start();
+  log_begin("p", "e");
+  log_kb("to", big, 2000);
+  log_kv("result", "refused");
+  log_kv("reason", "syntax");
+  log_end();
+  finish();
+  CHECK(keys("reason=syntax") == 4);
+  CHECK(strstr(got, "\\x01...\" result=refused reason=syntax\n") != 0);
+  CHECK(strlen(got) <= 10 + 5 + LOG_VALUE_MAX + 3 + 1 + 40);
+  /* Only a cut value ends in "..." inside quotes: a value's own is escaped. */
+  CHECK(logged("k", "wait ...", 8, "p event=e k=\"wait ..\\x2e\"\n"));
+  CHECK(logged("k", "abc...", 6, "p event=e k=abc...\n"));
+  memset(big, 'b', LOG_VALUE_MAX);
+  start();
+  log_begin("p", "e");
+  log_kb("k", big, LOG_VALUE_MAX);         /* at the bound: whole */
+  log_end();
+  finish();
+  CHECK(gotlen == 13 + LOG_VALUE_MAX && !strstr(got, "..."));
+
+  /* A line over the buffer is still cut, ends in "...", stays one line. */
+  memset(big, 'a', sizeof big);
+  start();
+  log_begin("p", "e");
+  log_kb("a", big, 600);
+  log_kb("b", big, 600);
+  log_kb("c", big, 600);
+  log_kb("d", big, 600);
   log_kv("after", "lost");
   log_end();
   finish();
