@@ -27,6 +27,7 @@
 #include "atomic.h"
 #include "buf.h"
 #include "log.h"
+#include "qspace.h"
 #include "send.h"
 
 #define DSN_HEAD_MAX (64u * 1024)
@@ -377,7 +378,14 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) return -1;
   if (!ok) return -1;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { errno = EIO; return -1; }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    /* qmail-queue's write (53) and create (64) failures: ENOSPC when the
+     * queue's file system is short now (its own log line says which). */
+    struct qspace q;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+    errno = (code == 53 || code == 64) && qspace_check(QSPACE_DIR, n, 0, &q) > 0 ? ENOSPC : EIO;
+    return -1;
+  }
   return 0;
 }
 
