@@ -315,8 +315,9 @@ srv2.p.terminate()
 
 # --- out of descriptors: a 421 and a log line, never silence -----------------
 # The parent needs 10 descriptors (0-2, signalfd, socket, two pipes, the
-# reserve); with 12 a session could not get the ones it needs on the way.
-tsrv = Srv("127.0.0.1", wrap=["prlimit", "--nofile=12", "--"])
+# reserve); with 20 a session would lack some of the 16 it may need on
+# the way (TLS, the queue's pipes), and the spare sees it before it starts.
+tsrv = Srv("127.0.0.1", wrap=["prlimit", "--nofile=20", "--"])
 tight = [C("127.0.0.1", tsrv.port, timeout=5) for _ in range(2)]
 t.check("too few descriptors for a session: 421 at once, then closed",
         all(o.greeting == (421, "4.3.2 out of resources, try again later") and o.closed(5) for o in tight),

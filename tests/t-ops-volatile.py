@@ -5,14 +5,15 @@ The instance is installed on a small tmpfs mounted at PREFIX, which is
 then filled (space and inodes), as a full queue disk would be. s6-svscan
 started there still supervises every service: each supervise/ and event/
 is a symbolic link into /run, where s6-supervise makes the directory
-itself, so s6-svstat reports qmail-send up and ready. Before, s6-supervise
+itself, so s6-svstat reports qmail-send up and ready; stopped and started
+again (s6-svscan's finish removes that state), the same. Before, s6-supervise
 could not make supervise/ and qmail-send was reported down. Root only (a
 tmpfs mount, /run).
 """
 import glob, os, shutil, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
-from harness import IS_ROOT, T, Instance, free_port, stop_svscan, wait_for
+from harness import IS_ROOT, T, Instance, free_port, stop_svscan, svscan_stops, wait_for
 
 t = T()
 if not IS_ROOT:
@@ -64,7 +65,7 @@ scan = inst.spawn(["s6-svscan", inst.path("service")], stdout=svlog, stderr=subp
 
 
 def finish():
-    stop_svscan(scan, P, inst.path("service"))
+    stop_svscan(scan, P, inst.path("service"))   # the latest s6-svscan
     tag = [v.split(".")[0] for v in links.values() if v]
     for v in glob.glob(tag[0] + ".*") if tag else []:   # this instance's state in /run
         shutil.rmtree(v, ignore_errors=True)
@@ -91,6 +92,15 @@ t.check("s6-svc still controls it: qmail-smtpd restarted, ready again",
         and wait_for(lambda: subprocess.run(["s6-svstat", "-o", "pid", svc("qmail-smtpd")],
                                             stdout=subprocess.PIPE).stdout.strip() not in (pid0, b"-1"), 10)
         and wait_for(lambda: state("qmail-smtpd") == ["true", "true"], 10), state("qmail-smtpd"))
+# s6-supervise makes a linked supervise/ only where none exists: s6-svscan's
+# finish removes it as it exits, so a second start (no reboot between)
+# works, on the full disk still.
+t.check("s6-svscan stops", svscan_stops(scan, inst.path("service")))
+t.check("its finish left no state in /run",
+        not any(os.path.exists(v) for v in links.values() if v), [v for v in links.values() if v and os.path.exists(v)])
+scan = inst.spawn(["s6-svscan", inst.path("service")], stdout=svlog, stderr=subprocess.STDOUT)
+t.check("started again: qmail-send up and ready", wait_for(lambda: state("qmail-send") == ["true", "true"], 20),
+        (state("qmail-send"), open(svlog.name).read()[-800:]))
 os.unlink(inst.path("fill"))
 svlog.close()
 os.unlink(svlog.name)

@@ -10,7 +10,11 @@
 # flat names in VOLATILE_DIR, because s6-supervise makes the directory a
 # dangling link points to (as after a reboot empties /run) but not its
 # parents, so nothing has to recreate them. The checksum keeps instances
-# apart.
+# apart. s6-supervise (2.11) insists on making that directory itself: it
+# refuses to start where it exists. So .s6-svscan/finish, which s6-svscan
+# runs as it exits, removes the state of every service no longer
+# supervised; install runs it too (after a crash of s6-svscan: run it, or
+# install again).
 #
 #   VOLATILE_DIR   default /run as root; for the single-uid instance of a
 #                  normal user, who cannot write /run, none: supervise/
@@ -46,3 +50,22 @@ dir "$u_root" "$g_root" 0700 "$D/service/.s6-svscan"
 [ -p "$D/service/.s6-svscan/control" ] || mkfifo -m 0600 "$D/service/.s6-svscan/control"
 [ -e "$D/service/.s6-svscan/lock" ] || : > "$D/service/.s6-svscan/lock"
 chown "$u_root:$g_root" "$D/service/.s6-svscan/control" "$D/service/.s6-svscan/lock"
+
+# s6-svscan runs .s6-svscan/finish as it exits; install runs it too, for
+# the state a crash of s6-svscan left.
+script "$D/service/.s6-svscan/finish" <<EOF
+#!/bin/sh
+# Written by service/install (install.d/90-volatile.sh). Removes the
+# linked supervise/ and event/ of every service no longer supervised:
+# s6-supervise makes them anew, and refuses to start where they exist.
+for sv in ${PREFIX}/service/*/ ${PREFIX}/service/*/log/; do
+  [ -L "\$sv/supervise" ] || continue
+  s6-svok "\$sv" 2>/dev/null && continue
+  for part in supervise event; do
+    t=\$(readlink "\$sv/\$part") || continue
+    case \$t in */qmail-[0-9]*.*.\$part) rm -rf -- "\$t" ;; esac
+  done
+done
+exit 0
+EOF
+[ -n "$DESTDIR" ] || "$D/service/.s6-svscan/finish"
