@@ -36,6 +36,7 @@
 #include "log.h"
 #include "proto.h"
 #include "qqclient.h"
+#include "qspace.h"
 #include "smtpd.h"
 
 extern char **environ;
@@ -389,6 +390,15 @@ static const char *msg_verdict(unsigned flags)
   return 0;
 }
 
+/* After a write (53) or create (64) failure of the queue: whether its
+ * file system is out of space or inodes, which the client is then told
+ * (RFC 3463's 4.3.1) instead of a bare queue failure. */
+static int queue_short(void)
+{
+  struct qspace q;
+  return qspace_check(QSPACE_DIR, msgbytes, 0, &q) > 0;
+}
+
 /* Commits the message and replies; the transaction ends either way. */
 static void msg_end(unsigned flags)
 {
@@ -424,6 +434,9 @@ static void msg_end(unsigned flags)
   } else if (code >= 11 && code <= 40) {
     log_msg("refused-queue", code);
     reply("554 5.3.0 message refused by the queue");
+  } else if ((code == 53 || code == 64) && queue_short()) {
+    log_msg("deferred-storage", code);
+    reply("452 4.3.1 insufficient system storage, try again later");
   } else {
     log_msg("deferred", code);
     reply("451 4.3.0 queue failure, please try again later");

@@ -48,7 +48,8 @@ if not IS_ROOT:
 
 # --- a queue file system out of inodes -------------------------------------
 Q = inst.path("queue")
-subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=64,mode=0750", "tmpfs", Q], check=True)
+inst.control("queueminfree", "0")
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=200,mode=0750", "tmpfs", Q], check=True)
 send = {}
 
 
@@ -63,10 +64,31 @@ def unmount():
 t.cleanups.append(unmount)
 subprocess.run([inst.bin("qmail-qfix")], stderr=subprocess.DEVNULL)   # the layout, on the tmpfs
 t.check("qmail-qfix made the queue on the tmpfs", os.path.isdir(os.path.join(Q, "mess")))
+
+# The disk fills between MAIL and the end of DATA: 452 4.3.1, not 451.
+c = srv.connect()
+codes = c.transaction("s@client.test", ["u@example.test"])
+filled = []
+try:
+    while True:
+        p = os.path.join(Q, "x%d" % len(filled))
+        open(p, "w").close()
+        filled.append(p)
+except OSError:
+    pass
+r354 = c.cmd("DATA")[0]
+c.send(b"Subject: late\r\n\r\nlate\r\n.\r\n")
+r = c.reply()
+c.close()
+t.check("full after MAIL: 452 4.3.1 at the end of DATA", codes == [250, 250, 250] and r354 == 354
+        and r[0] == 452 and r[1].startswith("4.3.1"), (codes, r354, r))
+t.check("logged as deferred-storage", "result=deferred-storage" in srv.logtext(), srv.logtext()[-400:])
 r = mail(1000)
-t.check("few inodes left: 452 4.3.1 at MAIL", r[0] == 452 and r[1].startswith("4.3.1"), r)
+t.check("no inodes left: 452 4.3.1 at MAIL", r[0] == 452 and r[1].startswith("4.3.1"), r)
 t.check("logged as queue-inodes with the count", "reason=queue-inodes" in srv.logtext()
-        and "free_inodes=" in srv.logtext(), srv.logtext()[-400:])
+        and "free_inodes=0" in srv.logtext(), srv.logtext()[-400:])
+for p in filled:
+    os.unlink(p)
 
 # A message whose one recipient has failed: qmail-send must bounce it.
 t.check("a message queued", inst.inject("s@example.test", ["gone@example.test"], "Subject: x\n\nx\n") == 0)
