@@ -293,3 +293,38 @@ unsigned long long qf_qid_birth(const char *qid)
   if (scan_ulong(qid, n, &u) < 0) return 0;
   return u;
 }
+
+const char *qf_send_cannot(const struct stat *st, uid_t send_uid, gid_t queue_gid)
+{
+  mode_t rw;
+
+  if (!S_ISREG(st->st_mode)) return "type";
+  if (st->st_nlink != 1) return "links";
+  /* The first class that matches decides, as in the kernel's check. */
+  if (st->st_uid == send_uid) rw = S_IRUSR | S_IWUSR;
+  else if (st->st_gid == queue_gid) rw = S_IRGRP | S_IWGRP;
+  else rw = S_IROTH | S_IWOTH;
+  return (st->st_mode & rw) == rw ? 0 : "access";
+}
+
+int qf_ids_role(const str *ids, const char *role, uid_t *u, gid_t *g)
+{
+  size_t i = 0, n = strlen(role);
+  unsigned long long a, b;
+
+  while (i < ids->len) {
+    const char *l = ids->s + i;
+    size_t len = strlen(l);
+    const char *colon = memchr(l, ':', len);
+    if (len > n && !memcmp(l, role, n) && l[n] == '=' && colon &&
+        scan_ulong(l + n + 1, (size_t)(colon - l) - n - 1, &a) == 0 &&
+        scan_ulong(colon + 1, len - (size_t)(colon - l) - 1, &b) == 0 &&
+        a < (uid_t)-1 && b < (gid_t)-1) {
+      *u = (uid_t)a;
+      *g = (gid_t)b;
+      return 0;
+    }
+    i += len + 1;
+  }
+  return -1;
+}

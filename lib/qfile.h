@@ -107,6 +107,16 @@ int qf_pool_ok(const char *s, size_t n);
  * empty regular file. Such a name is no message, finished or not. */
 struct stat;
 int qf_pool_unused(const char *name, const struct stat *st);
+/* Whether qmail-send, as send_uid with queue_gid among its groups, can
+ * open the mess/ file st describes read-write, as it must to record
+ * results: 0 when it can, else why not, as a word: "type" (not a regular
+ * file), "links" (more than one), "access" (no owner, group or other
+ * bits give it read and write). One check for qmail-qstat (as root, which
+ * could read any of them) and qmail-qfix. */
+const char *qf_send_cannot(const struct stat *st, uid_t send_uid, gid_t queue_gid);
+/* "role=<uid>:<gid>" among the NUL-separated lines of control/ids in
+ * ids (control_lines): 0 with *u and *g set, or -1. */
+int qf_ids_role(const str *ids, const char *role, uid_t *u, gid_t *g);
 /* Writes the qid of a message begun at sec.usec (usec < 10^6) by pid,
  * "<sec>.<usec in six digits>.<pid>", without a NUL; returns the end. At
  * most 20 + 1 + 6 + 1 + 10 bytes, under QF_QID_MAX. */

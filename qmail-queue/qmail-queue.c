@@ -49,6 +49,7 @@
  * Those steps are qwrite.c's, shared with qmail-queued, which makes the
  * same files for qmail-smtpd without a process per message.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "control.h"
+#include "log.h"
+#include "qspace.h"
 #include "qwrite.h"
 
 /* Below qmail-send's 36-hour limit for tmp/ debris, as in qmail. */
@@ -66,9 +69,19 @@
 static char out[128 * 1024];
 static struct qw w;
 
+/* A write or create failure (53, 64) is also logged on stderr, naming
+ * what ran out on a full disk: the exit code alone cannot (the caller's
+ * log, qmail-send's for a bounce, has the line). */
 static void die(int code)
 {
+  int e = errno;
   qw_abort(&w);
+  if ((code == 53 || code == 64) && e) {
+    log_begin("qmail-queue", "error");
+    log_ku("code", (unsigned)code);
+    log_kv("error", qspace_why(e, "."));
+    log_end();
+  }
   _exit(code);
 }
 

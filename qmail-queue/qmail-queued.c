@@ -65,6 +65,7 @@
 #include "fdpass.h"
 #include "log.h"
 #include "qpool.h"
+#include "qspace.h"
 #include "qqclient.h"
 #include "qsync.h"
 #include "qwrite.h"
@@ -143,7 +144,7 @@ static void fail(struct client *c, int code)
     log_begin(P, "error");
     log_ku("code", (unsigned)code);
     log_kv("qid", qw_qid(&c->w));
-    log_kv("error", strerror(errno));
+    log_kv("error", qspace_why(errno, "."));   /* says space or inodes */
     log_end();
   }
   answer(c, &b, 1);
@@ -191,7 +192,7 @@ static void start(struct client *c)
     }
   }
   if (code) {
-    log_begin(P, "error"); log_kv("op", "create"); log_kv("error", strerror(errno)); log_end();
+    log_begin(P, "error"); log_kv("op", "create"); log_kv("error", qspace_why(errno, ".")); log_end();
     drop(c);
     return;
   }

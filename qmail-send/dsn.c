@@ -27,6 +27,7 @@
 #include "atomic.h"
 #include "buf.h"
 #include "log.h"
+#include "qspace.h"
 #include "send.h"
 
 #define DSN_HEAD_MAX (64u * 1024)
@@ -344,7 +345,7 @@ static int slurp_bounce(const char *qid, str *out)
 /* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1. */
 static int inject(const char *msg, size_t n, const char *sender, const char *rcpt)
 {
-  int mp[2], ep[2], st, ok;
+  int mp[2], ep[2], st, ok, broken;
   str env = STR_INIT;
   pid_t pid;
 
@@ -367,17 +368,28 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
   }
   close(mp[0]);
   close(ep[0]);
+  /* EPIPE: qmail-queue stopped reading because it failed; its exit code
+   * says why. Anything else (a timeout): it hangs, and is killed. */
   ok = pid > 0 && fd_write_all(mp[1], msg, n, INJECT_TIMEOUT) == 0;
+  broken = !ok && errno == EPIPE;
   close(mp[1]);
   ok = ok && fd_write_all(ep[1], env.s, env.len, INJECT_TIMEOUT) == 0;
+  broken = broken || (!ok && errno == EPIPE);
   close(ep[1]);
   str_free(&env);
   if (pid < 0) return -1;
-  if (!ok) kill(pid, SIGKILL);
+  if (!ok && !broken) kill(pid, SIGKILL);
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) return -1;
-  if (!ok) return -1;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { errno = EIO; return -1; }
+  if (!ok && !broken) return -1;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || broken) {
+    /* qmail-queue's write (53) and create (64) failures: ENOSPC when the
+     * queue's file system is short now (its own log line says which). */
+    struct qspace q;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+    errno = (code == 53 || code == 64) && qspace_check(QSPACE_DIR, n, 0, &q) > 0 ? ENOSPC : EIO;
+    return -1;
+  }
   return 0;
 }
 

@@ -32,7 +32,9 @@
  *
  * Output: one key=value line per finding on stderr, event= one of
  * created, missing (-n), owner, mode (the fix, or with -n what is wrong),
- * badtype, links, badname, invalid, stale, error; then event=done.
+ * badtype, links, badname, unusable (a message qmail-send could not open
+ * read-write: qf_send_cannot, the check qmail-qstat counts), invalid,
+ * stale, error; then event=done.
  * Exit 0 when all was in order, 1 when something was repaired or
  * reported, 111 on an error that stopped a check or a repair.
  */
@@ -201,9 +203,18 @@ static void scan(int dirfd, const char *dirpath, int pool, void (*each)(int, con
 static void mess_one(int dir, const char *name, const char *path)
 {
   qf_env e = QF_ENV_INIT;
+  struct stat st;
+  const char *why;
   int fd = node(dir, name, path, S_IFREG, u_q, g_q, 0660);
 
   if (fd < 0) return;
+  /* After node()'s repair, unless -n: fstat sees the inode as it is now. */
+  if (fstat(fd, &st) == 0 && (why = qf_send_cannot(&st, u_s, g_q))) {
+    report("unusable", path);      /* what qmail-qstat counts as unreadable */
+    log_kv("why", why);
+    log_end();
+    findings++;
+  }
   if (qf_read(fd, &e) < 0) {
     int err = errno;
     report("invalid", path);
@@ -233,29 +244,6 @@ static void tmp_one(int dir, const char *name, const char *path)
   }
 }
 
-/* "role=<uid>:<gid>" from the NUL-separated lines of control/ids. */
-static int id_of(const str *ids, const char *role, uid_t *u, gid_t *g)
-{
-  size_t i = 0, n = strlen(role);
-  unsigned long long a, b;
-
-  while (i < ids->len) {
-    const char *l = ids->s + i;
-    size_t len = strlen(l);
-    const char *colon = memchr(l, ':', len);
-    if (len > n && !memcmp(l, role, n) && l[n] == '=' && colon &&
-        scan_ulong(l + n + 1, (size_t)(colon - l) - n - 1, &a) == 0 &&
-        scan_ulong(colon + 1, len - (size_t)(colon - l) - 1, &b) == 0 &&
-        a < (uid_t)-1 && b < (gid_t)-1) {
-      *u = (uid_t)a;
-      *g = (gid_t)b;
-      return 0;
-    }
-    i += len + 1;
-  }
-  return -1;
-}
-
 static void read_ids(void)
 {
   str ids = STR_INIT;
@@ -269,7 +257,7 @@ static void read_ids(void)
   }
   if (control_lines(&ids, "control/ids") <= 0) log_fatal(PROG, 111, "cannot read control/ids");
   errno = 0;
-  if (id_of(&ids, "queue", &u_q, &g_q) < 0 || id_of(&ids, "send", &u_s, &g_s) < 0)
+  if (qf_ids_role(&ids, "queue", &u_q, &g_q) < 0 || qf_ids_role(&ids, "send", &u_s, &g_s) < 0)
     log_fatal(PROG, 111, "control/ids has no valid queue= or send= line");
   str_free(&ids);
 }

@@ -7,6 +7,10 @@
  *   messages being written (queue/tmp): 0
  *   damaged or unreadable queue files: 0
  *
+ * Unreadable means by qmail-send (qf_send_cannot, the check qmail-qfix
+ * reports as "unusable"), whoever runs qmail-qstat: as root it could
+ * read them all. qmail-send's ids come from control/ids.
+ *
  * Read-only; needs read access to the queue (root, or the queue's group).
  * Takes no arguments: it works on the instance it was built for.
  * Exit 0, or 111 when the queue cannot be read (a message on stderr).
@@ -30,16 +34,20 @@ struct counts {
   struct rw rw;
   str scratch;
   unsigned long long msgs, local, remote, failed, done, damaged;
+  uid_t send_uid;
+  gid_t queue_gid;
 };
 
 static int count(void *ctx, const char *qid, int fd, const qf_env *e)
 {
   struct counts *c = ctx;
+  struct stat st;
   size_t i;
 
   (void)qid;
-  (void)fd;
   if (!e) { c->damaged++; return 0; }
+  /* Root reads any file; what counts is whether qmail-send can. */
+  if (fstat(fd, &st) < 0 || qf_send_cannot(&st, c->send_uid, c->queue_gid)) { c->damaged++; return 0; }
   c->msgs++;
   for (i = 0; i < e->nrcpt; i++) {
     const struct qf_rcpt *r = e->rcpt + i;
@@ -92,7 +100,8 @@ int main(int argc, char **argv)
 {
   static char space[4096];
   buf out = BUF_INIT(1, space, sizeof space);
-  struct counts c = { RW_INIT, STR_INIT, 0, 0, 0, 0, 0, 0 };
+  struct counts c = { RW_INIT, STR_INIT, 0, 0, 0, 0, 0, 0, 0, 0 };
+  str ids = STR_INIT;
   size_t other = 0;
   long long tmp;
 
@@ -100,6 +109,9 @@ int main(int argc, char **argv)
   if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qstat (no arguments)");
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
+  if (control_lines(&ids, "control/ids") <= 0 || qf_ids_role(&ids, "send", &c.send_uid, &c.queue_gid) < 0)
+    log_fatal(PROG, 111, "cannot read qmail-send's ids in control/ids");
+  str_free(&ids);
   if (qtool_each(count, &c, &other) < 0) log_fatal(PROG, 111, "cannot read queue/mess");
   tmp = writing();
   if (tmp < 0) log_fatal(PROG, 111, "cannot read queue/tmp");

@@ -52,6 +52,7 @@
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
+#include "qspace.h"
 #include "ready.h"
 #include "send.h"
 #include "spawnproto.h"
@@ -493,7 +494,7 @@ static void finish(uint32_t j)
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
   if (nf && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
-    log_kv("error", strerror(errno)); log_end();
+    log_kv("error", qspace_why(errno, QSPACE_DIR)); log_end();
     job_release(j);
     mt_wait(&mt, i, now() + RETRY_SYSTEM);
     return;

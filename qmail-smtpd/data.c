@@ -36,6 +36,7 @@
 #include "log.h"
 #include "proto.h"
 #include "qqclient.h"
+#include "qspace.h"
 #include "smtpd.h"
 
 extern char **environ;
@@ -180,20 +181,40 @@ static void qq_close4(int m[2], int e[2])
   close(m[0]); close(m[1]); close(e[0]); close(e[1]);
 }
 
+/* Why qmail-queued was not used, as a word: each of these is a normal
+ * fallback (the message goes through qmail-queue), not an error. */
+static const char *fallback_reason(int e)
+{
+  switch (e) {
+  case EBUSY: return "busy";                 /* all its slots taken: 'B' */
+  case EAGAIN: return "backlog-full";        /* it does not accept fast enough */
+  case ETIMEDOUT: return "no-answer";        /* stopped, or too slow */
+  case EPIPE: case ECONNRESET: return "closed";   /* it dropped us (stopping, or out of resources) */
+  case ETOOMANYREFS: return "fd-passing-limit";   /* descriptors in flight to it: the kernel's cap */
+  default: return 0;
+  }
+}
+
 /* qmail-queued. On failure its pipes are dropped, never passed on: a
  * server that did not answer in time may still hold their read ends, and
- * two readers of one message would each take part of it. Only a server
- * that runs but fails is worth a log line: without one (ENOENT,
- * ECONNREFUSED) qmail-queue is the normal way. */
+ * two readers of one message would each take part of it. Without a
+ * server (ENOENT, ECONNREFUSED) qmail-queue is the normal way, not
+ * logged; a server that runs but cannot take this message is logged as
+ * the fallback it is, with its reason. */
 static int qq_daemon(int m[2], int e[2])
 {
+  const char *why;
+
   if (qq_pipes(m, e) < 0) return -1;
   qq.sock = qqd_open(m[0], e[0], ss.utf8 ? QQD_UTF8 : 0, QQD_WAIT);
   if (qq.sock >= 0) return 0;
   if (errno != ENOENT && errno != ECONNREFUSED) {
-    log_begin(PROG, "warning");
-    log_kv("msg", "qmail-queued not used");
-    log_kv("errno", strerror(errno));
+    int err = errno;
+    why = fallback_reason(err);
+    log_begin(PROG, "fallback");
+    log_kv("to", "qmail-queue");
+    log_kv("reason", why ? why : "error");
+    if (!why) log_kv("errno", strerror(err));   /* unforeseen: say what it was */
     log_end();
   }
   qq_close4(m, e);
@@ -376,6 +397,15 @@ static const char *msg_verdict(unsigned flags)
   return 0;
 }
 
+/* After a write (53) or create (64) failure of the queue: whether its
+ * file system is out of space or inodes, which the client is then told
+ * (RFC 3463's 4.3.1) instead of a bare queue failure. */
+static int queue_short(void)
+{
+  struct qspace q;
+  return qspace_check(QSPACE_DIR, msgbytes, 0, &q) > 0;
+}
+
 /* Commits the message and replies; the transaction ends either way. */
 static void msg_end(unsigned flags)
 {
@@ -411,6 +441,9 @@ static void msg_end(unsigned flags)
   } else if (code >= 11 && code <= 40) {
     log_msg("refused-queue", code);
     reply("554 5.3.0 message refused by the queue");
+  } else if ((code == 53 || code == 64) && queue_short()) {
+    log_msg("deferred-storage", code);
+    reply("452 4.3.1 insufficient system storage, try again later");
   } else {
     log_msg("deferred", code);
     reply("451 4.3.0 queue failure, please try again later");

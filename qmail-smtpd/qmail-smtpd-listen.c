@@ -21,17 +21,21 @@
  * address just that one; port 0 picks a free port -- then, when -g or -u
  * is given, drops every supplementary group and takes gid and uid (numeric)
  * before it accepts anything. -1 prints the port on stdout once it listens
- * (s6 readiness). It never accepts itself: it keeps SPARES children
+ * (s6 readiness). It does not accept sessions itself: it keeps SPARES children
  * forked ahead, each waiting to accept one connection, so that the fork
  * is paid while the previous session runs, not while a client waits for
  * the greeting. A spare that has accepted writes its pid on the "taken"
  * pipe and the parent forks the next one. At most limit children (-c,
  * default 40), spares included, live at once: at the limit no spare is
- * made, so connections wait in the backlog until a session ends, as
- * under tcpserver. SIGCHLD and SIGTERM come through a signalfd, so no
- * signal handler ever runs. SIGTERM closes the socket and the "alive"
- * pipe, which the waiting spares see as EOF and exit without accepting,
- * and exits 0; running sessions finish on their own, as under tcpserver.
+ * made and the parent accepts instead, answers "421 4.3.2 too many
+ * connections" and closes (with -i, implicit TLS, it closes without a
+ * word: a plaintext line would be garbage to a TLS client), so that no
+ * client sits in the backlog without a greeting. Such an episode is
+ * logged once when it begins (event=limit state=full) and once when a
+ * slot is free again (state=ok refused=N). SIGCHLD and SIGTERM come
+ * through a signalfd, so no signal handler ever runs. SIGTERM closes
+ * the socket and the "alive" pipe, which the waiting spares see as EOF
+ * and exit without accepting, and exits 0; running sessions finish on their own, as under tcpserver.
  * It reads no control file and no byte from any client, and keeps no
  * state per connection but counts and the spares' pids: its small image
  * is what every fork copies.
@@ -39,6 +43,16 @@
  * Spare. Polls the listening socket and the "alive" pipe; accepts one
  * connection (the socket is non-blocking: another spare may win), says
  * so on the "taken" pipe, closes both pipes and the listening socket.
+ *
+ * Descriptors. The parent and every spare hold one reserve descriptor
+ * (/dev/null): when accept fails for want of descriptors (EMFILE,
+ * ENFILE) the reserve is closed, the connection accepted with it,
+ * answered 421 and closed, and the reserve opened again, so that a
+ * client is never left in the backlog while the log repeats the error.
+ * A spare that has a connection first checks that the session will have
+ * HEADROOM descriptors (control files, the queue's pipes and socket,
+ * TLS's socketpair); a session that would fail half-way gets the 421
+ * instead. Both are logged (event=nofiles).
  *
  * Session. Puts the connection on fds 0 and 1
  * (fd 2 stays the log), sets the environment as `tcpserver -H -R -l
@@ -51,7 +65,8 @@
  * sets its variables over the others, an unreadable table (a missing one
  * too) drops the connection (exit 111). Then the session.
  *
- * Log lines (stderr): event=start, event=stop, event=deny, event=crash
+ * Log lines (stderr): event=start, event=stop, event=deny, event=limit,
+ * event=nofiles, event=crash
  * (a session killed by a signal), event=killed (by SIGTERM: a stop, as
  * when a whole service group is signalled), event=error, event=fatal.
  * Exit codes: 0 after SIGTERM, 100 usage, 111 set-up failure.
@@ -81,6 +96,10 @@
 #define PROG "qmail-smtpd-listen"
 #define BACKLOG 64
 #define SPARES 2
+#define HEADROOM 16     /* descriptors a session may need at once, beyond its own */
+
+#define BUSY_REPLY "421 4.3.2 too many connections, try again later\r\n"
+#define NOFILES_REPLY "421 4.3.2 out of resources, try again later\r\n"
 
 
 static const char *rules;       /* -x */
@@ -92,6 +111,8 @@ static sigset_t oldmask;        /* restored in the child */
 static unsigned long live, limit = 40;  /* children (spares included) and their limit */
 static pid_t spare[SPARES];     /* 0: no spare in that slot */
 static int tls, implicit;       /* -t, -i */
+static int reserve = -1;        /* /dev/null, given up to accept when out of descriptors */
+static unsigned long refused;   /* connections answered 421 at the limit in this episode */
 static struct tlsd_ids tlsid, smtpdid;
 
 static void usage(void) __attribute__((noreturn));
@@ -218,13 +239,72 @@ static void session(int fd, const struct sockaddr_storage *from)
   smtpd_session();
 }
 
+static int reserve_open(void)
+{
+  if (reserve < 0) reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return reserve;
+}
+
+/* Answers a connection that will not be served and closes it. Never
+ * blocks: a client that does not read loses the line, not our time. */
+static void turn_away(int fd, const char *reply)
+{
+  if (!implicit) {
+    ssize_t r = send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)r;
+  }
+  close(fd);
+}
+
+static void log_nofiles(const char *msg, int e)
+{
+  log_begin(PROG, "nofiles");
+  log_kv("msg", msg);
+  log_kv("error", strerror(e));
+  log_ku("pid", (unsigned long long)getpid());
+  log_end();
+}
+
+/* Accepts one connection non-blocking; when the descriptors have run
+ * out, takes it with the reserve's and turns it away (-1, ECONNABORTED;
+ * EMFILE or ENFILE when even that failed). */
+static int accept_one(struct sockaddr_storage *from)
+{
+  socklen_t n = sizeof *from;
+  int fd = accept4(lfd, (struct sockaddr *)from, &n, SOCK_CLOEXEC);
+  int e = errno;
+
+  if (fd >= 0 || (e != EMFILE && e != ENFILE) || reserve < 0) { errno = e; return fd; }
+  close(reserve);
+  reserve = -1;
+  n = sizeof *from;
+  fd = accept4(lfd, (struct sockaddr *)from, &n, SOCK_CLOEXEC);
+  if (fd >= 0) turn_away(fd, NOFILES_REPLY);
+  log_nofiles(fd >= 0 ? "cannot accept: a client was answered 421" : "cannot accept", e);
+  reserve_open();
+  /* Answered: go on at once; otherwise the caller pauses. */
+  errno = fd >= 0 ? ECONNABORTED : e;
+  return -1;
+}
+
+/* Whether HEADROOM more descriptors can be had now. */
+static int headroom(int fd)
+{
+  int got[HEADROOM], i, k = 0, ok = 1;
+  for (i = 0; i < HEADROOM && ok; i++) {
+    got[k] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (got[k] < 0) ok = 0; else k++;
+  }
+  while (k) close(got[--k]);
+  return ok;
+}
+
 /* Waits for one connection; a spare that has one tells the parent, drops
  * everything of the parent's and becomes its session. */
 static void spare_child(void) __attribute__((noreturn));
 static void spare_child(void)
 {
   struct sockaddr_storage from;
-  socklen_t n;
   pid_t me = getpid();
   int fd;
 
@@ -240,10 +320,16 @@ static void spare_child(void)
     }
     if (p[0].revents) _exit(0);          /* the parent is stopping or gone */
     if (!p[1].revents) continue;
-    n = sizeof from;
-    fd = accept4(lfd, (struct sockaddr *)&from, &n, SOCK_CLOEXEC);
+    fd = accept_one(&from);
+    if (fd >= 0 && !headroom(fd)) {
+      int e = errno;
+      turn_away(fd, NOFILES_REPLY);
+      log_nofiles("too few descriptors for a session: a client was answered 421", e);
+      continue;
+    }
     if (fd >= 0) break;
     if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE) { sleep(1); continue; }   /* logged */
     log_begin(PROG, "error");
     log_kv("msg", "cannot accept");
     log_kv("error", strerror(errno));
@@ -255,6 +341,7 @@ static void spare_child(void)
   close(taken[1]);
   close(alive[0]);
   close(lfd);
+  if (reserve >= 0) close(reserve);
   session(fd, &from);
 }
 
@@ -372,6 +459,7 @@ static void signals(void)
       on_taken();
       log_begin(PROG, "stop");
       log_ku("sessions", live - spares());
+      if (refused) log_ku("refused", refused);
       log_end();
       _exit(0);
     }
@@ -402,20 +490,53 @@ static int top_up(void)
   return 0;
 }
 
+/* At the limit with no spare waiting, the parent answers new clients
+ * itself; the first refusal and the end of the episode are logged. */
+static int full(void) { return live >= limit && !spares(); }
+
+static void refuse(void)
+{
+  struct sockaddr_storage from;
+  int fd = accept_one(&from);
+
+  if (fd < 0) return;
+  turn_away(fd, BUSY_REPLY);
+  if (!refused++) {
+    log_begin(PROG, "limit");
+    log_kv("state", "full");
+    log_ku("limit", limit);
+    log_ku("sessions", live);
+    log_end();
+  }
+}
+
+static void episode_end(void)
+{
+  if (!refused || full()) return;
+  log_begin(PROG, "limit");
+  log_kv("state", "ok");
+  log_ku("refused", refused);
+  log_ku("sessions", live - spares());
+  log_end();
+  refused = 0;
+}
+
 static void serve(void) __attribute__((noreturn));
 static void serve(void)
 {
   int pause = 0;
   for (;;) {
-    struct pollfd p[2] = { { sfd, POLLIN, 0 }, { taken[0], POLLIN, 0 } };
+    struct pollfd p[3] = { { sfd, POLLIN, 0 }, { taken[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
     int r;
     if (!pause && top_up() < 0) pause = 1;
-    r = poll(p, 2, pause ? 1000 : -1);
+    episode_end();
+    r = poll(p, full() ? 3 : 2, pause ? 1000 : -1);
     if (r < 0 && errno != EINTR) log_fatal(PROG, 111, "poll");
     pause = 0;
     if (r <= 0) continue;
     if (p[1].revents) on_taken();
     if (p[0].revents) signals();
+    if (p[2].revents && full()) refuse();
   }
 }
 
@@ -467,6 +588,7 @@ int main(int argc, char **argv)
     log_fatal(PROG, 111, "cannot make a pipe");
   if (!tls) drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
   port = bound_port();
+  if (reserve_open() < 0) log_fatal(PROG, 111, "cannot open /dev/null");
 
   log_begin(PROG, "start");
   log_kv("host", argv[optind]);

@@ -16,6 +16,7 @@
  * auth.c's: its verb and EHLO keyword come from the tables below, and
  * ss.authed selects the Received: protocol name (ESMTPA) and relaying.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "control.h"
 #include "log.h"
 #include "proto.h"
+#include "qspace.h"
 #include "session.h"
 #include "smtpd.h"
 
@@ -120,6 +122,43 @@ static const char *addr_error(int r)
   return "501 5.1.3 bad address syntax";
 }
 
+/* The queue's file system must hold the declared size plus
+ * control/queueminfree (read at the first MAIL), as Postfix's
+ * queue_minfree: a client then learns at MAIL, not after uploading the
+ * message, that it must try later. The reserve keeps room for bounces
+ * and local submissions once SMTP stops. The reply when it cannot, or 0;
+ * a file system that cannot be measured does not stop mail. */
+static const char *queue_full(const addr *a, unsigned long long size)
+{
+  static unsigned long minfree;
+  static int loaded;
+  struct qspace q;
+  int r;
+
+  if (!loaded) {
+    if (control_ulong(&minfree, "control/queueminfree", QSPACE_MINFREE) < 0) {
+      log_begin(PROG, "warning");
+      log_kv("msg", "cannot read control/queueminfree");
+      log_kv("errno", strerror(errno));
+      log_end();
+      return "451 4.3.0 temporary configuration error, try again later";
+    }
+    loaded = 1;
+  }
+  r = qspace_check(QSPACE_DIR, size, minfree, &q);
+  if (r <= 0) return 0;
+  log_begin(PROG, "mail");
+  log_kv("ip", ss.remoteip);
+  log_kb("from", a->mbox.s, a->mbox.len);
+  log_kv("result", "refused");
+  log_kv("reason", r == QSPACE_INODES ? "queue-inodes" : "queue-space");
+  log_ku("free_bytes", q.bytes);
+  if (q.inodes != ~0ULL) log_ku("free_inodes", q.inodes);
+  log_ku("size", size);
+  log_end();
+  return "452 4.3.1 insufficient system storage, try again later";
+}
+
 static void smtp_mail(const char *arg, size_t n)
 {
   static addr a = ADDR_INIT;
@@ -145,6 +184,10 @@ static void smtp_mail(const char *arg, size_t n)
   if (p.has_size && cf.databytes && p.size > cf.databytes) {
     logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", "size");
     reply("552 5.3.4 message size exceeds fixed maximum message size");
+    return;
+  }
+  if ((no = queue_full(&a, p.has_size ? p.size : 0))) {
+    reply(no);
     return;
   }
   if (sender_bad(&a)) {

@@ -1,7 +1,10 @@
 # make run / make stop: the demo instance (service/demo says what it does).
 # DEMO, DEMO_PORT and DEMO_BUILD may be given on the command line, e.g.
 #   make run DEMO=/tmp/qmail-demo DEMO_PORT=2526
-DEMO       ?= $(CURDIR)/var/demo
+# DEMO empty: service/demo's default (./var/demo, or /var/tmp/qmail-demo-*
+# for a checkout the mail uids cannot reach); `make stop` then also stops
+# every instance a `make run DEMO=...` here started.
+DEMO       ?=
 DEMO_PORT  ?= 2525
 DEMO_BUILD ?= build-demo
 

@@ -9,7 +9,7 @@ and refuse arguments.
 """
 import os, re, struct, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, IS_ROOT
+from harness import IS_ROOT, T, Instance
 
 t = T()
 inst = Instance(t, control={"locals": ["localhost", "example.test"]})
@@ -136,6 +136,27 @@ with open(inst.path("queue", "mess", "junk"), "wb") as f:
 rc, out, _ = tool("qmail-qstat")
 t.check("qstat counts damaged and stray files", rc == 0 and
         "damaged or unreadable queue files: 2\n" in out and "messages in queue: 3\n" in out, out)
+# A whole file that qmail-send cannot open read-write (mode 0600, the queue
+# uid's): as root qstat could read it, but it counts what qmail-send can,
+# with the check qmail-qfix -n reports as unusable.
+if IS_ROOT and inst.multi:
+    victim = [q for q in inst.queue_files() if q != "1.2.3"][0]
+    vpath = inst.path("queue", "mess", victim)
+    os.chmod(vpath, 0o600)
+    su, sg = inst.uid("send")
+    probe = subprocess.run(["setpriv", "--reuid=%d" % su, "--regid=%d" % sg, "--clear-groups",
+                            "sh", "-c", 'exec 3<>"$1"', "sh", vpath], stderr=subprocess.DEVNULL)
+    t.check("qmail-send's uid cannot open the 0600 file", probe.returncode != 0)
+    rc, out, _ = tool("qmail-qstat")
+    t.check("qstat as root counts it unreadable", rc == 0 and
+            "damaged or unreadable queue files: 3\n" in out and "messages in queue: 2\n" in out, out)
+    p = subprocess.run([inst.bin("qmail-qfix"), "-n"], stderr=subprocess.PIPE, timeout=30)
+    err = p.stderr.decode(errors="replace")
+    t.check("qmail-qfix -n reports the same file unusable",
+            "event=unusable path=queue/mess/%s why=access" % victim in err, err)
+    os.chmod(vpath, 0o660)
+else:
+    t.skip("qstat counts files qmail-send cannot open", "needs root and separate uids")
 rc, out, _ = tool("qmail-qread")
 t.check("qread reports the damaged file", rc == 0 and re.search(r"^1\.2\.3  damaged: ", out, re.M)
         and "1 name(s) in queue/mess are not queue ids" in out, out)

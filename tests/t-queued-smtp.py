@@ -164,7 +164,9 @@ t.check("daemon stopped: 354 after the 10 s wait, then 250", r354 == 354 and 9 <
 t.check("daemon stopped: written by qmail-queue, whole",
         len(new) == 1 and RECEIVED_QQ.match(message_of(new[0])["message"]) is not None
         and message_of(new[0])["message"].endswith(b"".join(lines).replace(b"\r\n", b"\n")), new)
-t.check("daemon stopped: a warning names the timeout", "Connection timed out" in srv.logtext(), srv.logtext()[-300:])
+t.check("daemon stopped: the fallback is logged as such, with its reason",
+        "event=fallback to=qmail-queue reason=no-answer" in srv.logtext() and "Connection timed out" not in srv.logtext(),
+        srv.logtext()[-300:])
 t.check("daemon resumed: the pipes it was handed queue nothing, tmp/ clean",
         wait_for(lambda: tmp() == [], 5) and mess() == sorted(before + new), (tmp(), sorted(set(mess()) - set(before))))
 ack, code, qid = queue_once(d.sock, b"after SIGCONT\n", envl(b"a@b", [b"c@d"]))
@@ -190,7 +192,7 @@ for f in tmp():
 
 # --- fallbacks to qmail-queue --------------------------------------------------------
 def through_qmail_queue(name, **kw):
-    n_warn = srv.logtext().count("qmail-queued not used")
+    n_warn = srv.logtext().count("event=fallback")
     ok = smtp(b"Subject: %s\r\n\r\nx\r\n" % name.encode(), **kw) == {}
     new = q.new(expect=1)
     rm = RECEIVED_QQ.match(message_of(new[0])["message"]) if len(new) == 1 else None
@@ -199,7 +201,7 @@ def through_qmail_queue(name, **kw):
     log = last_message_log()
     t.check("%s: the log names qmail-queue's pid" % name,
             rm is not None and re.search(r"qq=0 qqpid=%s\b" % rm.group(1).decode(), log), log)
-    return srv.logtext().count("qmail-queued not used") - n_warn
+    return srv.logtext().count("event=fallback") - n_warn
 
 warned = through_qmail_queue("daemon killed (stale socket)")
 t.check("daemon killed: no warning logged", warned == 0)
@@ -210,7 +212,9 @@ t.check("no socket: no warning logged", warned == 0)
 small = Daemon(inst, nofile=24)
 held = [Client(small.sock), Client(small.sock)]
 warned = through_qmail_queue("daemon full")
-t.check("daemon full: one warning logged", warned == 1 and "errno=\"Device or resource busy\"" in srv.logtext(),
+t.check("daemon full: the fallback logged once, as busy, not as an error",
+        warned == 1 and "event=fallback to=qmail-queue reason=busy" in srv.logtext()
+        and "Device or resource busy" not in srv.logtext(),
         srv.logtext()[-400:])
 for c in held:
     c.close()

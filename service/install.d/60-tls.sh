@@ -40,8 +40,11 @@ echo "tls=$u_t:$g_n" >> "$D/control/ids"
 dir "$u_root" "$g_root" 0700 "$D/control/tls"
 if [ "$TLS_SELFSIGNED" = yes ] && [ ! -e "$D/control/tls/cert.pem" ]; then
   tls_cn=$(head -n 1 "$D/control/me")
+  # The demo calls itself localhost on 127.0.0.1: both names are in it.
+  tls_san="DNS:${tls_cn:-localhost}"
+  [ "${tls_cn:-localhost}" = localhost ] || tls_san="$tls_san,DNS:localhost"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
-    -subj "/CN=${tls_cn:-localhost}" -addext "subjectAltName=DNS:${tls_cn:-localhost}" \
+    -subj "/CN=${tls_cn:-localhost}" -addext "subjectAltName=${tls_san},IP:127.0.0.1" \
     -keyout "$D/control/tls/key.pem" -out "$D/control/tls/cert.pem" 2>/dev/null
 fi
 # tlsfile name mode: root's, that mode; never through a link (an earlier
