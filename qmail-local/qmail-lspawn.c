@@ -131,7 +131,7 @@ static int lookup(const char *local, size_t n, struct uent *u, const char **why)
     *why = errno == EINVAL ? "users/cdb holds a malformed entry" : "cannot read users/cdb";
     code = 111;
   }
-  if (code == 100) *why = "no such user here";
+  if (code == 100) *why = "no such user here (5.1.1)";
   return code;
 }
 

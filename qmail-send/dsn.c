@@ -109,21 +109,92 @@ static size_t num(const char *s, size_t n, size_t max)
   return i > max ? 0 : i;
 }
 
+/* The length of the enhanced code (RFC 3463, class 2, 4 or 5) t starts
+ * with, ended by the text's end, a space or punctuation; else 0. */
+static size_t enh(const char *t, size_t n)
+{
+  size_t a, b, k;
+
+  if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return 0;
+  a = num(t + 2, n - 2, 3);
+  if (!a || 2 + a >= n || t[2 + a] != '.') return 0;
+  b = num(t + 3 + a, n - 3 - a, 3);
+  k = 3 + a + b;
+  if (!b || (k < n && t[k] != ' ' && t[k] != ';' && t[k] != ')' && t[k] != ',')) return 0;
+  return k;
+}
+
+static void setcode(char out[16], const char *t, size_t k, char cls)
+{
+  memcpy(out, t, k);
+  out[k] = 0;
+  out[0] = cls;
+}
+
 void dsn_status(const char *t, size_t n, char out[16])
 {
-  size_t a, b;
+  size_t k;
 
   memcpy(out, "5.0.0", 6);
   /* An SMTP reply code first, as in "550 5.1.1 unknown user". */
   if (n >= 4 && num(t, n, 3) == 3 && (t[3] == ' ' || t[3] == '-')) { t += 4; n -= 4; }
-  if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return;
-  a = num(t + 2, n - 2, 3);
-  if (!a || 2 + a >= n || t[2 + a] != '.') return;
-  b = num(t + 3 + a, n - 3 - a, 3);
-  if (!b || (3 + a + b < n && t[3 + a + b] != ' ' && t[3 + a + b] != ';')) return;
-  out[0] = '5';
-  memcpy(out + 1, t + 1, 2 + a + b);
-  out[3 + a + b] = 0;
+  if ((k = enh(t, n))) setcode(out, t, k, '5');
+}
+
+/* A reply "ddd" alone or followed by ' ' or '-', of class 4 or 5. */
+static int reply_code(const char *t, size_t n)
+{
+  return n >= 3 && num(t, n, 3) == 3 && (t[0] == '4' || t[0] == '5') &&
+         (n == 3 || t[3] == ' ' || t[3] == '-');
+}
+
+void dsn_why(const char *t, size_t n, int ch, struct dsn_why *w)
+{
+  static const char said[] = " said: ";
+  const size_t xl = sizeof DSN_EXPIRED - 1;
+  int expired = n >= xl && !memcmp(t, DSN_EXPIRED, xl);
+  const char *r = 0, *b;
+  size_t tag = 0, k, bn, i;
+
+  if (expired) { t += xl; n -= xl; }
+  w->type = "X-qmail";
+  w->text = t;
+  w->tn = n;
+  memcpy(w->status, "5.0.0", 6);
+  while (tag < n && t[tag] >= 'a' && t[tag] <= 'z') tag++;
+  tag = tag && tag + 1 < n && t[tag] == ':' && t[tag + 1] == ' ' ? tag + 2 : 0;
+  if (ch == CH_REMOTE && tag) r = memmem(t + tag, n - tag, said, sizeof said - 1);
+  if (r) r += sizeof said - 1;
+  else if (ch == CH_REMOTE) r = t + tag;   /* a bare reply */
+  if (r) {
+    const char *rep = r;
+    size_t rn = n - (size_t)(rep - t);
+    if (reply_code(rep, rn)) {
+      w->type = "smtp";
+      w->text = rep;
+      w->tn = rn;
+      w->status[0] = rep[0];
+      /* The enhanced code counts only with the reply's class. */
+      if (rn > 4 && (k = enh(rep + 4, rn - 4)) && rep[4] == rep[0]) setcode(w->status, rep + 4, k, rep[0]);
+    }
+  }
+  if (w->type[0] != 's') {
+    /* "5.1.1 ..." after the tag, or "... (5.1.10, RFC 7505)". */
+    b = t + tag;
+    bn = n - tag;
+    if ((k = enh(b, bn))) setcode(w->status, b, k, '5');
+    else
+      for (i = 0; i + 1 < bn; i++)
+        if (b[i] == '(' && (k = enh(b + i + 1, bn - i - 1))) { setcode(w->status, b + i + 1, k, '5'); break; }
+  }
+  if (expired) memcpy(w->status, "4.4.7", 6);
+}
+
+static int ascii(const char *s, size_t n)
+{
+  size_t i;
+  for (i = 0; i < n; i++) if ((unsigned char)s[i] >= 128) return 0;
+  return 1;
 }
 
 static int cat2(str *s, unsigned v)
@@ -196,7 +267,7 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
   unsigned char rnd[8] = { 0 };
   str b = STR_INIT;
   size_t k;
-  int r = -1;
+  int r = -1, global = 0;
 
   out->len = 0;
   /* An unpredictable boundary, and checked: no part may contain it. */
@@ -239,28 +310,40 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
         str_cats(out, "\n\n") < 0)
       goto out;
 
-  /* 2: for programs. */
+  /* 2: for programs; message/global-delivery-status (RFC 6533) when a
+   * field would hold UTF-8, which message/delivery-status may not. */
+  for (k = 0; k < nf && !global; k++) {
+    struct dsn_why w;
+    dsn_why(f[k].text, f[k].tn, f[k].ch, &w);
+    global = !ascii(f[k].rcpt, f[k].rn) || !ascii(w.text, w.tn);
+  }
   if (str_catb(out, b.s, b.len) < 0 ||
-      str_cats(out, "\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; ") < 0 ||
+      str_cats(out, global ? "\nContent-Type: message/global-delivery-status\n"
+                           : "\nContent-Type: message/delivery-status\n") < 0 ||
+      str_cats(out, "\nReporting-MTA: dns; ") < 0 ||
       str_cats(out, c->me) < 0 || str_cats(out, "\nArrival-Date: ") < 0 ||
       catdate(out, birth) < 0 || str_catc(out, '\n') < 0)
     goto out;
   for (k = 0; k < nf; k++) {
-    char st[16];
-    const char *dt = f[k].ch == CH_LOCAL ? "Diagnostic-Code: x-unix; " : "Diagnostic-Code: smtp; ";
-    dsn_status(f[k].text, f[k].tn, st);
-    if (str_cats(out, "\nFinal-Recipient: rfc822; ") < 0 ||
+    struct dsn_why w;
+    size_t col;
+    dsn_why(f[k].text, f[k].tn, f[k].ch, &w);
+    col = strlen("Diagnostic-Code: ; ") + strlen(w.type);
+    if (str_cats(out, "\nFinal-Recipient: ") < 0 ||
+        str_cats(out, ascii(f[k].rcpt, f[k].rn) ? "rfc822; " : "utf-8; ") < 0 ||
         str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
-        str_cats(out, "\nAction: failed\nStatus: ") < 0 || str_cats(out, st) < 0 ||
-        str_catc(out, '\n') < 0 || str_cats(out, dt) < 0 ||
-        catfold(out, f[k].text, f[k].tn, strlen(dt)) < 0 || str_catc(out, '\n') < 0)
+        str_cats(out, "\nAction: failed\nStatus: ") < 0 || str_cats(out, w.status) < 0 ||
+        str_cats(out, "\nDiagnostic-Code: ") < 0 || str_cats(out, w.type) < 0 ||
+        str_cats(out, "; ") < 0 || catfold(out, w.text, w.tn, col) < 0 || str_catc(out, '\n') < 0)
       goto out;
   }
 
   /* 3: what was sent. */
   if (str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 ||
-      str_cats(out, withbody ? "\nContent-Type: message/rfc822\n\n"
-                             : "\nContent-Type: text/rfc822-headers\n\n") < 0 ||
+      str_cats(out, !ascii(orig, on) ? (withbody ? "\nContent-Type: message/global\n\n"
+                                                 : "\nContent-Type: message/global-headers\n\n")
+                    : withbody ? "\nContent-Type: message/rfc822\n\n"
+                               : "\nContent-Type: text/rfc822-headers\n\n") < 0 ||
       str_catb(out, orig, on) < 0 ||
       (on && orig[on - 1] != '\n' && str_catc(out, '\n') < 0) ||
       str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 || str_cats(out, "--\n") < 0)
@@ -341,8 +424,9 @@ static int slurp_bounce(const char *qid, str *out)
   return r;
 }
 
-/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1. */
-static int inject(const char *msg, size_t n, const char *sender, const char *rcpt)
+/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1;
+ * utf8: with the SMTPUTF8 option (qmail-queue's SMTPUTF8 variable). */
+static int inject(const char *msg, size_t n, const char *sender, const char *rcpt, int utf8)
 {
   int mp[2], ep[2], st, ok;
   str env = STR_INIT;
@@ -362,6 +446,7 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, 0);
     if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0) _exit(111);
+    if (utf8 ? setenv("SMTPUTF8", "1", 1) < 0 : unsetenv("SMTPUTF8") < 0) _exit(111);
     execl("bin/qmail-queue", "qmail-queue", (char *)0);
     _exit(111);
   }
@@ -388,7 +473,7 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
   struct dsn_fail *f = 0;
   const char *envsender;
   size_t i, nf = 0;
-  int withbody, r = -1, e2;
+  int withbody, utf8, r = -1, e2;
 
   for (i = 0; i < e->nrcpt; i++) if (e->rcpt[i].state == QF_FAILED) nf++;
   if (!nf) return 0;
@@ -433,7 +518,11 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
   if (read_orig(fd, e, c->maxbytes, &orig, &withbody) < 0) goto out;
   if (dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, orig.s, orig.len, withbody) < 0)
     goto out;
-  if (inject(msg.s, msg.len, envsender, to.s) < 0) goto out;
+  /* UTF-8 addresses need SMTPUTF8 on the way back, and so do the global
+   * report types (RFC 6533), used for an SMTPUTF8 message's report. */
+  utf8 = (e->opts & QF_OPT_UTF8) || !ascii(to.s, to.len);
+  for (i = 0; i < nf && !utf8; i++) utf8 = !ascii(f[i].rcpt, f[i].rn);
+  if (inject(msg.s, msg.len, envsender, to.s, utf8) < 0) goto out;
   log_begin("qmail-send", "bounce");
   log_kv("qid", qid);
   log_kv("to", to.s);

@@ -65,7 +65,7 @@
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
-#define LIFETIME_TEXT "5.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
+#define LIFETIME_TEXT DSN_EXPIRED
 
 static const unsigned skip[CH_N] = { 10, 20 };
 static const char *const chname[CH_N] = { "local", "remote" };

@@ -244,4 +244,19 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
  * (after an optional SMTP reply code), forced to class 5; else "5.0.0". */
 void dsn_status(const char *text, size_t n, char out[16]);
 
+/* The text qmail-send gives a temporary failure past the queue lifetime,
+ * the last error appended: its status is 4.4.7 (sendmail's and Postfix's
+ * choice: the last try failed temporarily). */
+#define DSN_EXPIRED "4.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
+
+/* What a failure text of channel ch says, for the per-recipient fields:
+ * status the enhanced code (RFC 3463); type "smtp" and text the remote
+ * reply itself when the text carries one (spawnproto.h's "<tag>: <ip>
+ * said: <reply>", or a bare reply), else type "X-qmail" and the whole text (DNS, local
+ * delivery, connection errors are no SMTP replies). A code is taken from
+ * the reply, or from the text's start or a "(x.y.z" in it, else x.0.0;
+ * a DSN_EXPIRED text is 4.4.7 with the last error as diagnostic. */
+struct dsn_why { char status[16]; const char *type; const char *text; size_t tn; };
+void dsn_why(const char *text, size_t n, int ch, struct dsn_why *w);
+
 #endif
