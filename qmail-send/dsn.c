@@ -31,6 +31,7 @@
 
 #define DSN_HEAD_MAX (64u * 1024)
 #define DSN_BODY_MAX (16ull * 1024 * 1024)
+#define DSN_RET_FULL (64ull * 1024)     /* body quoted for RET=FULL at least */
 #define BOUNCE_FILE_MAX (256u * 1024 * 1024)
 #define INJECT_TIMEOUT 120
 #define FOLD 76
@@ -41,8 +42,23 @@ static int bounce_path(str *p, const char *qid)
   return str_cats(p, "queue/bounce/") < 0 || str_cats(p, qid) < 0 || str_0(p) < 0 ? -1 : 0;
 }
 
+static int notice_append(const char *qid, size_t i, char kind, const char *rcpt, size_t rn,
+                         const char *text, size_t tn);
+
 int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
                   const char *text, size_t tn)
+{
+  return notice_append(qid, i, ch == CH_LOCAL ? 'L' : 'R', rcpt, rn, text, tn);
+}
+
+int success_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
+                   const char *text, size_t tn)
+{
+  return notice_append(qid, i, ch == CH_LOCAL ? 'S' : 'Y', rcpt, rn, text, tn);
+}
+
+static int notice_append(const char *qid, size_t i, char kind, const char *rcpt, size_t rn,
+                         const char *text, size_t tn)
 {
   str p = STR_INIT, r = STR_INIT;
   int fd = -1, created = 0, ret = -1, e;
@@ -50,7 +66,7 @@ int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn
 
   if (bounce_path(&p, qid) < 0) goto out;
   if (str_catc(&r, '\n') < 0 || str_catu(&r, i) < 0 || str_catc(&r, 0) < 0 ||
-      str_catc(&r, ch == CH_LOCAL ? 'L' : 'R') < 0 || str_catc(&r, 0) < 0 ||
+      str_catc(&r, kind) < 0 || str_catc(&r, 0) < 0 ||
       str_catb(&r, rcpt, rn) < 0 || str_catc(&r, 0) < 0)
     goto out;
   k = r.len;
@@ -92,9 +108,10 @@ void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt)
     while (l + d < z[0] && l[d] >= '0' && l[d] <= '9') d++;
     if (!d || l + d != z[0] || d > 9) continue;
     while (d--) idx = idx * 10 + (unsigned)(*l++ - '0');
-    if (z[1] != z[0] + 2 || (z[0][1] != 'L' && z[0][1] != 'R') || z[2] == z[1] + 1) continue;
+    if (z[1] != z[0] + 2 || !memchr("LRSY", z[0][1], 4) || z[2] == z[1] + 1) continue;
     if (idx >= nrcpt) continue;
-    f[idx].ch = z[0][1] == 'L' ? CH_LOCAL : CH_REMOTE;
+    f[idx].ch = z[0][1] == 'L' || z[0][1] == 'S' ? CH_LOCAL : CH_REMOTE;
+    f[idx].action = z[0][1] == 'S' ? DSN_DELIVERED : z[0][1] == 'Y' ? DSN_RELAYED : DSN_FAILED;
     f[idx].rcpt = z[1] + 1;
     f[idx].rn = (size_t)(z[2] - z[1] - 1);
     f[idx].text = z[2] + 1;
@@ -141,10 +158,10 @@ void dsn_status(const char *t, size_t n, char out[16])
   if ((k = enh(t, n))) setcode(out, t, k, '5');
 }
 
-/* A reply "ddd" alone or followed by ' ' or '-', of class 4 or 5. */
+/* A reply "ddd" alone or followed by ' ' or '-', of class 2, 4 or 5. */
 static int reply_code(const char *t, size_t n)
 {
-  return n >= 3 && num(t, n, 3) == 3 && (t[0] == '4' || t[0] == '5') &&
+  return n >= 3 && num(t, n, 3) == 3 && (t[0] == '2' || t[0] == '4' || t[0] == '5') &&
          (n == 3 || t[3] == ' ' || t[3] == '-');
 }
 
@@ -259,14 +276,71 @@ static int contains(const str *s, const char *pat, size_t pn, const char *orig, 
   return 0;
 }
 
+static const char *const act_name[] = { "failed", "delivered", "relayed" };
+
+/* The per-recipient fields of f (RFC 3464 2.3, RFC 6533 for UTF-8). */
+static int cat_rcpt(str *out, const struct dsn_fail *f, str *tmp)
+{
+  struct dsn_why w;
+  size_t col;
+
+  dsn_why(f->text, f->tn, f->ch, &w);
+  if (f->action != DSN_FAILED && w.status[0] != '2') memcpy(w.status, "2.0.0", 6);
+  if (str_catc(out, '\n') < 0) return -1;
+  if (f->orcpt) {
+    const char *semi = memchr(f->orcpt, ';', f->orn);
+    size_t tn = semi ? (size_t)(semi - f->orcpt) : 0;
+    tmp->len = 0;
+    if (xtext_decode(tmp, f->orcpt + tn + 1, f->orn - tn - 1) < 0 ||
+        str_cats(out, "Original-Recipient: ") < 0 || str_catb(out, f->orcpt, tn + 1) < 0 ||
+        str_catb(out, tmp->s, tmp->len) < 0 || str_catc(out, '\n') < 0)
+      return -1;
+  }
+  if (str_cats(out, "Final-Recipient: ") < 0 ||
+      str_cats(out, ascii(f->rcpt, f->rn) ? "rfc822; " : "utf-8; ") < 0 ||
+      str_catb(out, f->rcpt, f->rn) < 0 ||
+      str_cats(out, "\nAction: ") < 0 || str_cats(out, act_name[f->action]) < 0 ||
+      str_cats(out, "\nStatus: ") < 0 || str_cats(out, w.status) < 0 || str_catc(out, '\n') < 0)
+    return -1;
+  /* A delivery's text is no diagnosis, except the next hop's reply. */
+  if (f->action != DSN_FAILED && w.type[0] != 's') return 0;
+  col = strlen("Diagnostic-Code: ; ") + strlen(w.type);
+  return str_cats(out, "Diagnostic-Code: ") < 0 || str_cats(out, w.type) < 0 ||
+         str_cats(out, "; ") < 0 || catfold(out, w.text, w.tn, col) < 0 || str_catc(out, '\n') < 0 ? -1 : 0;
+}
+
+/* Part 1's paragraph for the recipients of action a, if any. */
+static int cat_people(str *out, const struct dsn_fail *f, size_t nf, int a)
+{
+  static const char *const intro[] = {
+    "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n",
+    "Your message was delivered to the following addresses, as you asked to be told.\n\n",
+    "Your message was passed on to the following addresses. The next hop does not\n"
+    "report deliveries, so this is the last notice you will get about them.\n\n" };
+  size_t k, n = 0;
+
+  for (k = 0; k < nf; k++) if (f[k].action == a) n++;
+  if (!n) return 0;
+  if (str_cats(out, intro[a]) < 0) return -1;
+  for (k = 0; k < nf; k++)
+    if (f[k].action == a &&
+        (str_catc(out, '<') < 0 || str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
+         str_cats(out, ">:\n") < 0 || catfold(out, f[k].text, f[k].tn, 0) < 0 ||
+         str_cats(out, "\n\n") < 0))
+      return -1;
+  return 0;
+}
+
 int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to,
               unsigned long long birth, unsigned long long now,
-              const struct dsn_fail *f, size_t nf, const char *orig, size_t on, int withbody)
+              const struct dsn_fail *f, size_t nf, const char *envid, size_t en,
+              const char *orig, size_t on, int withbody)
 {
   static const char hex[] = "0123456789abcdef";
   unsigned char rnd[8] = { 0 };
-  str b = STR_INIT;
-  size_t k;
+  str b = STR_INIT, tmp = STR_INIT;
+  size_t k, nfail = 0;
   int r = -1, global = 0;
 
   out->len = 0;
@@ -282,11 +356,14 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
       if (str_catc(&b, hex[rnd[k] >> 4]) < 0 || str_catc(&b, hex[rnd[k] & 15]) < 0) goto out;
   } while (contains(out, b.s, b.len, orig, on, f, nf));
 
+  for (k = 0; k < nf; k++) if (f[k].action == DSN_FAILED) nfail++;
   if (str_cats(out, "Date: ") < 0 || catdate(out, now) < 0 ||
       str_cats(out, "\nFrom: ") < 0 || str_cats(out, c->bouncefrom) < 0 ||
       str_catc(out, '@') < 0 || str_cats(out, c->bouncehost) < 0 ||
       str_cats(out, "\nTo: ") < 0 || str_cats(out, to) < 0 ||
-      str_cats(out, "\nSubject: failure notice\nMessage-ID: <") < 0 ||
+      str_cats(out, nfail == nf ? "\nSubject: failure notice" : !nfail ? "\nSubject: delivery notice"
+                                : "\nSubject: delivery status notification") < 0 ||
+      str_cats(out, "\nMessage-ID: <") < 0 ||
       str_cats(out, qid) < 0 || str_cats(out, ".dsn@") < 0 || str_cats(out, c->bouncehost) < 0 ||
       str_cats(out, ">\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
                     "Content-Type: multipart/report; report-type=delivery-status;\n"
@@ -300,43 +377,35 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
       str_cats(out, "\nContent-Type: text/plain; charset=utf-8\n"
                     "Content-Transfer-Encoding: 8bit\n\n"
                     "Hi. This is the qmail-send program at ") < 0 ||
-      str_cats(out, c->bouncehost) < 0 ||
-      str_cats(out, ".\nI'm afraid I wasn't able to deliver your message to the following addresses.\n"
-                    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n") < 0)
+      str_cats(out, c->bouncehost) < 0 || str_cats(out, ".\n") < 0 ||
+      cat_people(out, f, nf, DSN_FAILED) < 0 || cat_people(out, f, nf, DSN_DELIVERED) < 0 ||
+      cat_people(out, f, nf, DSN_RELAYED) < 0)
     goto out;
-  for (k = 0; k < nf; k++)
-    if (str_catc(out, '<') < 0 || str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
-        str_cats(out, ">:\n") < 0 || catfold(out, f[k].text, f[k].tn, 0) < 0 ||
-        str_cats(out, "\n\n") < 0)
-      goto out;
 
   /* 2: for programs; message/global-delivery-status (RFC 6533) when a
    * field would hold UTF-8, which message/delivery-status may not. */
   for (k = 0; k < nf && !global; k++) {
     struct dsn_why w;
     dsn_why(f[k].text, f[k].tn, f[k].ch, &w);
-    global = !ascii(f[k].rcpt, f[k].rn) || !ascii(w.text, w.tn);
+    tmp.len = 0;
+    if (f[k].orcpt && xtext_decode(&tmp, f[k].orcpt, f[k].orn) < 0) goto out;
+    global = !ascii(f[k].rcpt, f[k].rn) || !ascii(w.text, w.tn) || !ascii(tmp.s, tmp.len);
   }
   if (str_catb(out, b.s, b.len) < 0 ||
       str_cats(out, global ? "\nContent-Type: message/global-delivery-status\n"
-                           : "\nContent-Type: message/delivery-status\n") < 0 ||
-      str_cats(out, "\nReporting-MTA: dns; ") < 0 ||
+                           : "\nContent-Type: message/delivery-status\n") < 0)
+    goto out;
+  /* ENVID decodes to printable ASCII (dsnparam.h). */
+  tmp.len = 0;
+  if (envid && (xtext_decode(&tmp, envid, en) < 0 || str_cats(out, "\nOriginal-Envelope-Id: ") < 0 ||
+                str_catb(out, tmp.s, tmp.len) < 0))
+    goto out;
+  if (str_cats(out, "\nReporting-MTA: dns; ") < 0 ||
       str_cats(out, c->me) < 0 || str_cats(out, "\nArrival-Date: ") < 0 ||
       catdate(out, birth) < 0 || str_catc(out, '\n') < 0)
     goto out;
-  for (k = 0; k < nf; k++) {
-    struct dsn_why w;
-    size_t col;
-    dsn_why(f[k].text, f[k].tn, f[k].ch, &w);
-    col = strlen("Diagnostic-Code: ; ") + strlen(w.type);
-    if (str_cats(out, "\nFinal-Recipient: ") < 0 ||
-        str_cats(out, ascii(f[k].rcpt, f[k].rn) ? "rfc822; " : "utf-8; ") < 0 ||
-        str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
-        str_cats(out, "\nAction: failed\nStatus: ") < 0 || str_cats(out, w.status) < 0 ||
-        str_cats(out, "\nDiagnostic-Code: ") < 0 || str_cats(out, w.type) < 0 ||
-        str_cats(out, "; ") < 0 || catfold(out, w.text, w.tn, col) < 0 || str_catc(out, '\n') < 0)
-      goto out;
-  }
+  for (k = 0; k < nf; k++)
+    if (cat_rcpt(out, f + k, &tmp) < 0) goto out;
 
   /* 3: what was sent. */
   if (str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 ||
@@ -351,6 +420,7 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
   r = 0;
 out:
   str_free(&b);
+  str_free(&tmp);
   return r;
 }
 
@@ -466,17 +536,32 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
   return 0;
 }
 
+/* 1 if recipient r is owed a notice: a failure it did not decline (a
+ * NOTIFY without FAILURE), or a delivery it asked about (SUCCESS). */
+static int owed(const struct qf_rcpt *r)
+{
+  if (r->state == QF_FAILED) return !r->notify || (r->notify & DSN_NOTIFY_FAILURE);
+  return r->state == QF_DONE && (r->notify & DSN_NOTIFY_SUCCESS);
+}
+
+size_t dsn_owed(const qf_env *e)
+{
+  size_t i, n = 0;
+  for (i = 0; i < e->nrcpt; i++) n += (size_t)owed(e->rcpt + i);
+  return n;
+}
+
 int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
              unsigned long long now)
 {
   str recs = STR_INIT, orig = STR_INIT, msg = STR_INIT, to = STR_INIT;
   struct dsn_fail *f = 0;
   const char *envsender;
-  size_t i, nf = 0;
+  size_t i, nf = 0, nfail = 0;
+  unsigned long long maxbytes;
   int withbody, utf8, r = -1, e2;
 
-  for (i = 0; i < e->nrcpt; i++) if (e->rcpt[i].state == QF_FAILED) nf++;
-  if (!nf) return 0;
+  if (!dsn_owed(e)) return 0;
   if (e->sender_len == 4 && !memcmp(e->sender, "#@[]", 4)) {
     /* A failed double bounce: reported in the log, never bounced again. */
     for (i = 0; i < e->nrcpt; i++)
@@ -502,21 +587,36 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
   if (!f) { errno = ENOMEM; goto out; }
   if (slurp_bounce(qid, &recs) < 0) goto out;
   dsn_parse(recs.s, recs.len, f, e->nrcpt);
-  /* Compact to the failed recipients, in queue order; a failure whose
-   * record is missing still gets reported. */
-  for (i = 0, nf = 0; i < e->nrcpt; i++) {
-    if (e->rcpt[i].state != QF_FAILED) continue;
-    if (!f[i].rcpt) {
-      f[i].rcpt = e->rcpt[i].addr;
-      f[i].rn = e->rcpt[i].len;
+  /* Compact to the recipients owed a notice, in queue order; a failure
+   * whose record is missing still gets reported, a delivery whose record
+   * is missing (logged when it could not be written) does not. A message
+   * from the null sender gets no delivery notice (RFC 3461 6.2). */
+  for (i = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *q = e->rcpt + i;
+    if (!owed(q)) continue;
+    if (q->state == QF_DONE && (!e->sender_len || !f[i].rcpt || f[i].action == DSN_FAILED)) continue;
+    if (q->state == QF_FAILED && (!f[i].rcpt || f[i].action != DSN_FAILED)) {
+      f[i].rcpt = q->addr;
+      f[i].rn = q->len;
       f[i].ch = CH_REMOTE;
+      f[i].action = DSN_FAILED;
       f[i].text = "5.0.0 the failure was not recorded";
       f[i].tn = strlen(f[i].text);
     }
+    f[i].orcpt = q->orcpt;
+    f[i].orn = q->orcpt_len;
+    nfail += f[i].action == DSN_FAILED;
     f[nf++] = f[i];
   }
-  if (read_orig(fd, e, c->maxbytes, &orig, &withbody) < 0) goto out;
-  if (dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, orig.s, orig.len, withbody) < 0)
+  if (!nf) { r = 0; goto out; }
+  /* What to quote (dsn.c's head): RET=HDRS, and a report of deliveries
+   * only, quote the headers; RET=FULL at least DSN_RET_FULL bytes of body. */
+  maxbytes = c->maxbytes;
+  if ((e->opts & QF_OPT_RET_HDRS) || !nfail) maxbytes = 0;
+  else if ((e->opts & QF_OPT_RET_FULL) && maxbytes < DSN_RET_FULL) maxbytes = DSN_RET_FULL;
+  if (read_orig(fd, e, maxbytes, &orig, &withbody) < 0) goto out;
+  if (dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, e->envid, e->envid_len,
+                orig.s, orig.len, withbody) < 0)
     goto out;
   /* UTF-8 addresses need SMTPUTF8 on the way back, and so do the global
    * report types (RFC 6533), used for an SMTPUTF8 message's report. */
@@ -527,7 +627,8 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
   log_kv("qid", qid);
   log_kv("to", to.s);
   log_kv("type", *envsender ? "double" : "dsn");
-  log_ku("failed", nf);
+  log_ku("failed", nfail);
+  if (nf > nfail) log_ku("delivered", nf - nfail);
   log_ku("bytes", msg.len);
   log_end();
   r = 1;

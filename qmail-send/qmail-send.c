@@ -488,10 +488,10 @@ static void finish(uint32_t j)
   struct job *b = jobs + j;
   uint32_t i = b->m;
   const char *qid = b->qid;
-  size_t k, nf = 0;
+  size_t k, nf = 0, owed = dsn_owed(&b->env);
 
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
-  if (nf && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
+  if (owed && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", strerror(errno)); log_end();
     job_release(j);
@@ -510,7 +510,7 @@ static void finish(uint32_t j)
     mt.m[i].state = M_STUCK;
     return;
   }
-  if (nf && unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
+  if ((nf || owed) && unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
     log_kv("error", strerror(errno)); log_end();
   }
@@ -709,6 +709,12 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
     what = "deferred";
+  }
+  if (c == 'K' && (r->notify & DSN_NOTIFY_SUCCESS) &&
+      success_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
+    /* The notice is lost; delivering again to make it would be worse. */
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "success record");
+    log_kv("error", strerror(errno)); log_end();
   }
   if (c != 'Z' && qf_mark(b->wfd, &b->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
     log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "mark");

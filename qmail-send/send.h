@@ -6,6 +6,7 @@
  * qmail-send.c. */
 #include <stddef.h>
 #include <stdint.h>
+#include "dsnparam.h"
 #include "qfile.h"
 #include "str.h"
 
@@ -229,17 +230,35 @@ struct dsn_cfg {
 int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
              unsigned long long now);
 
+/* Records a delivery that asked for a notice (NOTIFY=SUCCESS): kind 'S'
+ * (delivered here, local) or 'Y' (relayed: the next hop is not asked for
+ * notices, remote) in the same file and format, before the state byte
+ * says D. 0 or -1. */
+int success_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
+                   const char *text, size_t tn);
+/* How many recipients of e are owed a notice now: failed ones that did
+ * not decline it (NOTIFY=NEVER, or without FAILURE), delivered ones that
+ * asked for it. Old queue files (no NOTIFY) report every failure. */
+size_t dsn_owed(const qf_env *e);
+
 /* The pieces of dsn_send, for unit tests. */
-struct dsn_fail { const char *rcpt; size_t rn; int ch; const char *text; size_t tn; };
+enum { DSN_FAILED = 0, DSN_DELIVERED = 1, DSN_RELAYED = 2 };
+struct dsn_fail {
+  const char *rcpt; size_t rn; int ch; const char *text; size_t tn;
+  int action;                        /* DSN_* from the record's kind */
+  const char *orcpt; size_t orn;     /* ORCPT as sent, or NULL */
+};
 /* Parses bounce-file records (torn or malformed lines are skipped); for
  * each recipient index < nrcpt the last record wins: f[i].rcpt is NULL if
- * none. */
+ * none. Kinds: 'L', 'R' failures, 'S' delivered, 'Y' relayed. */
 void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt);
-/* The report message: to is the recipient of the report, orig the
- * original message's head (headers, and the body part if any). */
+/* The report message: to is the recipient of the report, envid the
+ * ENVID as sent (or NULL), orig the original message's head (headers,
+ * and the body part if any). One report may mix actions. */
 int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to,
               unsigned long long birth, unsigned long long now,
-              const struct dsn_fail *f, size_t nf, const char *orig, size_t on, int withbody);
+              const struct dsn_fail *f, size_t nf, const char *envid, size_t en,
+              const char *orig, size_t on, int withbody);
 /* RFC 3463 status from a failure text: the enhanced code it starts with
  * (after an optional SMTP reply code), forced to class 5; else "5.0.0". */
 void dsn_status(const char *text, size_t n, char out[16]);

@@ -3,12 +3,17 @@
 parser written elsewhere): the real enhanced status and the remote reply
 in each recipient's fields (RFC 3463, 3464), a non-SMTP diagnostic type
 for failures that are no SMTP reply, 4.4.7 on expiry, and UTF-8
-recipients in message/global-delivery-status (RFC 6533)."""
-import email, email.policy, os, re, sys
+recipients in message/global-delivery-status (RFC 6533). Then the DSN
+SMTP extension (RFC 3461) from qmail-smtpd to the report: DSN offered,
+bad values refused with 501, NOTIFY=SUCCESS giving "delivered" (local)
+and "relayed" (remote) notices, NEVER and a NOTIFY without FAILURE giving
+none, RET=HDRS and RET=FULL, ENVID and ORCPT in the report."""
+import email, email.policy, os, re, smtplib, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, wait_for
 import send_harness as sh
 from remote_peers import Sink
+from smtpd_harness import Server
 
 t = T()
 inst = sh.setup(t)
@@ -116,4 +121,107 @@ if m:
     t.check("expired: the last reply as diagnostic", x.get("diagnostic-code") == "smtp; 451 4.3.0 try later", x)
 inst.control("queuelifetime", "604800")
 p.send_signal(1)
+wait_for(lambda: sh.read_log(log).count("event=reload") >= 2, 5)
+
+# ---- the DSN SMTP extension ---------------------------------------------------
+srv = Server(inst, relay=True)
+c = srv.connect()
+code, text = c.cmd("EHLO client.test")
+t.check("EHLO offers DSN", code == 250 and "DSN" in text.split("\n"), text)
+for cmd, word in (("MAIL FROM:<a@x.test> RET=SOME", "RET"),
+                  ("MAIL FROM:<a@x.test> ENVID=a+0Ab", "ENVID"),
+                  ("MAIL FROM:<a@x.test> RET=FULL RET=HDRS", "twice")):
+    code, text = c.cmd(cmd)
+    t.check("%s: 501 saying why" % cmd, code == 501 and word in text, (code, text))
+code, _ = c.cmd("MAIL FROM:<a@x.test> RET=FULL ENVID=x")
+t.check("good MAIL parameters: 250", code == 250, code)
+for cmd, word in (("RCPT TO:<bob@%s> NOTIFY=NEVER,SUCCESS" % D, "NEVER"),
+                  ("RCPT TO:<bob@%s> NOTIFY=SOMETIMES" % D, "NOTIFY"),
+                  ("RCPT TO:<bob@%s> ORCPT=rfc822" % D, "ORCPT"),
+                  ("RCPT TO:<bob@%s> ORCPT=rfc822;a+0Db" % D, "ORCPT")):
+    code, text = c.cmd(cmd)
+    t.check("%s: 501 saying why" % cmd, code == 501 and word in text, (code, text))
+code, _ = c.cmd("RCPT TO:<bob@%s> NOTIFY=success,delay ORCPT=rfc822;b+2Bc@x.test" % D)
+t.check("good RCPT parameters: 250", code == 250, code)
+c.close()
+
+
+def send(subject, mail_opts, rcpts, body="TOKEN-BODY\n"):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=20) as s:
+        s.ehlo("client.test")
+        t.check("%s: MAIL" % subject, s.mail("alice@%s" % D, mail_opts)[0] == 250)
+        for r, o in rcpts:
+            t.check("%s: RCPT %s" % (subject, r), s.rcpt(r, o)[0] == 250)
+        msg = "Subject: %s\nMessage-ID: <%s@x>\n\n%s" % (subject, subject, body)
+        code, _ = s.data(msg.replace("\n", "\r\n").encode())
+        t.check("%s: queued" % subject, code == 250, code)
+
+
+send("dsn-ok", ["RET=HDRS", "ENVID=QQ+2B1"],
+     [("bob@%s" % D, ["NOTIFY=SUCCESS", "ORCPT=rfc822;Bob+2Bold@old.test"]),
+      ("nobox@%s" % D, ["NOTIFY=NEVER"]),
+      ("ok@far.test", ["NOTIFY=SUCCESS,FAILURE"]),
+      ("carol@%s" % D, [])])
+m = report("dsn-ok")
+if m:
+    parts, r = per_rcpt(m)
+    t.check("Original-Envelope-Id is ENVID, decoded",
+            blocks(parts[1])[0].get("original-envelope-id") == "QQ+1", blocks(parts[1])[0])
+    t.check("only the recipients who asked", sorted(r) == ["rfc822; bob@%s" % D, "rfc822; ok@far.test"], r)
+    x = r.get("rfc822; bob@%s" % D, {})
+    t.check("local: Action delivered, 2.0.0", x.get("action") == "delivered" and x.get("status") == "2.0.0", x)
+    t.check("ORCPT as Original-Recipient, decoded", x.get("original-recipient") == "rfc822;Bob+old@old.test", x)
+    x = r.get("rfc822; ok@far.test", {})
+    t.check("remote: Action relayed (the next hop is not asked)",
+            x.get("action") == "relayed" and x.get("status") == "2.0.0", x)
+    t.check("a delivery notice quotes the headers only",
+            parts[2].get_content_type() == "text/rfc822-headers" and
+            b"TOKEN-BODY" not in parts[2].get_payload(decode=True), parts[2].get_content_type())
+    t.check("subject says delivery", "delivery notice" in str(m["Subject"]), m["Subject"])
+
+send("dsn-full", ["RET=FULL"], [("nobox@%s" % D, ["NOTIFY=FAILURE"])])
+m = report("dsn-full")
+if m:
+    parts, r = per_rcpt(m)
+    t.check("RET=FULL: the message comes back", parts[2].get_content_type() == "message/rfc822" and
+            b"TOKEN-BODY" in parts[2].as_bytes(), parts[2].get_content_type())
+    t.check("RET=FULL failure: Action failed", r.get("rfc822; nobox@%s" % D, {}).get("action") == "failed", r)
+
+send("dsn-hdrs", ["RET=HDRS"], [("nobox@%s" % D, [])])
+m = report("dsn-hdrs")
+if m:
+    parts, r = per_rcpt(m)
+    t.check("RET=HDRS: headers only", parts[2].get_content_type() == "text/rfc822-headers" and
+            b"TOKEN-BODY" not in parts[2].as_bytes(), parts[2].get_content_type())
+
+before = len(sh.messages(inst, "alice"))
+send("dsn-never", [], [("nobox@%s" % D, ["NOTIFY=NEVER"]), ("nobody@far.test", ["NOTIFY=SUCCESS"])])
+ok = wait_for(lambda: re.search(r"event=done \S+ failed=2", sh.read_log(log)) and sh.queue_empty(inst), 20)
+t.check("NEVER, and SUCCESS only, failed: message done", ok)
+time.sleep(1)
+t.check("and no report", len(sh.messages(inst, "alice")) == before,
+        [b[:300] for _, b in sh.messages(inst, "alice")[before:]])
+
+# ---- qmail-queue's envelope: P fields checked like SMTP's --------------------
+def qq(envelope):
+    r, w = os.pipe()
+    q = subprocess.Popen([inst.bin("qmail-queue")], stdin=subprocess.PIPE, stdout=r)
+    os.close(r)
+    q.stdin.write(b"Subject: qq\n\nx\n")
+    q.stdin.close()
+    os.write(w, envelope)
+    os.close(w)
+    return q.wait()
+
+
+for env, want in ((b"Falice@x.test\0PRET=HDRS\0PENVID=a+2Bb\0Tok@far.test\0PNOTIFY=NEVER\0"
+                   b"PORCPT=rfc822;ok@far.test\0Tok2@far.test\0\0", 0),
+                  (b"Fa@x.test\0PRET=FULL\0PRET=HDRS\0Tok@far.test\0\0", 91),
+                  (b"Fa@x.test\0Tok@far.test\0PRET=FULL\0\0", 91),
+                  (b"Fa@x.test\0PNOTIFY=NEVER\0Tok@far.test\0\0", 91),
+                  (b"Fa@x.test\0Tok@far.test\0PNOTIFY=NEVER,DELAY\0\0", 91),
+                  (b"Fa@x.test\0Tok@far.test\0PORCPT=rfc822;a+0Ab\0\0", 91),
+                  (b"Fa@x.test\0PFOO=1\0Tok@far.test\0\0", 91)):
+    t.check("qmail-queue %r: exit %d" % (env, want), qq(env) == want)
+t.check("queue drains", wait_for(lambda: sh.queue_empty(inst), 20))
 t.done()

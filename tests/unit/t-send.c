@@ -279,7 +279,7 @@ static void t_dsn(void)
   CHECK(memmem(buf, (size_t)n, "550 no such", 11) != 0);   /* newline made a space */
 
   f[0].rcpt = "a@b.test"; f[0].rn = 8; f[0].ch = CH_REMOTE; f[0].text = text; f[0].tn = strlen(text);
-  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 1,
+  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 1, 0, 0,
                   "Received: x\nSubject: hi\n", 24, 0) == 0);
   CHECK(str_0(&o) == 0);
   CHECK(strstr(o.s, "From: MAILER-DAEMON@bh.test\n") != 0);
@@ -303,7 +303,7 @@ static void t_dsn(void)
   f[0].text = "rcpt: 192.0.2.1 said: 550 5.1.1 unknown"; f[0].tn = strlen(f[0].text);
   f[1].rcpt = "a@b.test"; f[1].rn = 8; f[1].ch = CH_LOCAL;
   f[1].text = "no mailbox here by that name (5.1.1)"; f[1].tn = strlen(f[1].text);
-  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 2, "Subject: hi\n", 12, 0) == 0);
+  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 2, 0, 0, "Subject: hi\n", 12, 0) == 0);
   CHECK(str_0(&o) == 0);
   CHECK(strstr(o.s, "Content-Type: message/global-delivery-status\n") != 0);
   CHECK(strstr(o.s, "message/delivery-status") == 0);
