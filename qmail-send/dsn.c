@@ -108,8 +108,9 @@ void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt)
     while (l + d < z[0] && l[d] >= '0' && l[d] <= '9') d++;
     if (!d || l + d != z[0] || d > 9) continue;
     while (d--) idx = idx * 10 + (unsigned)(*l++ - '0');
-    if (z[1] != z[0] + 2 || !memchr("LRSY", z[0][1], 4) || z[2] == z[1] + 1) continue;
+    if (z[1] != z[0] + 2 || !memchr("LRSYW", z[0][1], 5) || z[2] == z[1] + 1) continue;
     if (idx >= nrcpt) continue;
+    if (z[0][1] == 'W') { f[idx].warned = 1; continue; }
     f[idx].ch = z[0][1] == 'L' || z[0][1] == 'S' ? CH_LOCAL : CH_REMOTE;
     f[idx].action = z[0][1] == 'S' ? DSN_DELIVERED : z[0][1] == 'Y' ? DSN_RELAYED : DSN_FAILED;
     f[idx].rcpt = z[1] + 1;
@@ -276,7 +277,7 @@ static int contains(const str *s, const char *pat, size_t pn, const char *orig, 
   return 0;
 }
 
-static const char *const act_name[] = { "failed", "delivered", "relayed" };
+static const char *const act_name[] = { "failed", "delivered", "relayed", "delayed" };
 
 /* The per-recipient fields of f (RFC 3464 2.3, RFC 6533 for UTF-8). */
 static int cat_rcpt(str *out, const struct dsn_fail *f, str *tmp)
@@ -285,7 +286,8 @@ static int cat_rcpt(str *out, const struct dsn_fail *f, str *tmp)
   size_t col;
 
   dsn_why(f->text, f->tn, f->ch, &w);
-  if (f->action != DSN_FAILED && w.status[0] != '2') memcpy(w.status, "2.0.0", 6);
+  if (f->action == DSN_DELAYED) memcpy(w.status, "4.0.0", 6);
+  else if (f->action != DSN_FAILED && w.status[0] != '2') memcpy(w.status, "2.0.0", 6);
   if (str_catc(out, '\n') < 0) return -1;
   if (f->orcpt) {
     const char *semi = memchr(f->orcpt, ';', f->orn);
@@ -302,6 +304,9 @@ static int cat_rcpt(str *out, const struct dsn_fail *f, str *tmp)
       str_cats(out, "\nAction: ") < 0 || str_cats(out, act_name[f->action]) < 0 ||
       str_cats(out, "\nStatus: ") < 0 || str_cats(out, w.status) < 0 || str_catc(out, '\n') < 0)
     return -1;
+  if (f->action == DSN_DELAYED)
+    return str_cats(out, "Will-Retry-Until: ") < 0 || catdate(out, f->until) < 0 ||
+           str_catc(out, '\n') < 0 ? -1 : 0;
   /* A delivery's text is no diagnosis, except the next hop's reply. */
   if (f->action != DSN_FAILED && w.type[0] != 's') return 0;
   col = strlen("Diagnostic-Code: ; ") + strlen(w.type);
@@ -317,7 +322,9 @@ static int cat_people(str *out, const struct dsn_fail *f, size_t nf, int a)
     "This is a permanent error; I've given up. Sorry it didn't work out.\n\n",
     "Your message was delivered to the following addresses, as you asked to be told.\n\n",
     "Your message was passed on to the following addresses. The next hop does not\n"
-    "report deliveries, so this is the last notice you will get about them.\n\n" };
+    "report deliveries, so this is the last notice you will get about them.\n\n",
+    "Your message has not been delivered yet to the following addresses. I'm still\n"
+    "trying; this is only a warning, you need not send it again.\n\n" };
   size_t k, n = 0;
 
   for (k = 0; k < nf; k++) if (f[k].action == a) n++;
@@ -327,7 +334,7 @@ static int cat_people(str *out, const struct dsn_fail *f, size_t nf, int a)
     if (f[k].action == a &&
         (str_catc(out, '<') < 0 || str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
          str_cats(out, ">:\n") < 0 || catfold(out, f[k].text, f[k].tn, 0) < 0 ||
-         str_cats(out, "\n\n") < 0))
+         str_cats(out, f[k].tn ? "\n\n" : "\n") < 0))
       return -1;
   return 0;
 }
@@ -340,7 +347,7 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
   static const char hex[] = "0123456789abcdef";
   unsigned char rnd[8] = { 0 };
   str b = STR_INIT, tmp = STR_INIT;
-  size_t k, nfail = 0;
+  size_t k, nfail = 0, ndelay = 0;
   int r = -1, global = 0;
 
   out->len = 0;
@@ -357,12 +364,13 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
   } while (contains(out, b.s, b.len, orig, on, f, nf));
 
   for (k = 0; k < nf; k++) if (f[k].action == DSN_FAILED) nfail++;
+  for (k = 0; k < nf; k++) if (f[k].action == DSN_DELAYED) ndelay++;
   if (str_cats(out, "Date: ") < 0 || catdate(out, now) < 0 ||
       str_cats(out, "\nFrom: ") < 0 || str_cats(out, c->bouncefrom) < 0 ||
       str_catc(out, '@') < 0 || str_cats(out, c->bouncehost) < 0 ||
       str_cats(out, "\nTo: ") < 0 || str_cats(out, to) < 0 ||
-      str_cats(out, nfail == nf ? "\nSubject: failure notice" : !nfail ? "\nSubject: delivery notice"
-                                : "\nSubject: delivery status notification") < 0 ||
+      str_cats(out, nfail == nf ? "\nSubject: failure notice" : ndelay == nf ? "\nSubject: delivery delayed"
+                    : !nfail ? "\nSubject: delivery notice" : "\nSubject: delivery status notification") < 0 ||
       str_cats(out, "\nMessage-ID: <") < 0 ||
       str_cats(out, qid) < 0 || str_cats(out, ".dsn@") < 0 || str_cats(out, c->bouncehost) < 0 ||
       str_cats(out, ">\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
@@ -379,7 +387,7 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
                     "Hi. This is the qmail-send program at ") < 0 ||
       str_cats(out, c->bouncehost) < 0 || str_cats(out, ".\n") < 0 ||
       cat_people(out, f, nf, DSN_FAILED) < 0 || cat_people(out, f, nf, DSN_DELIVERED) < 0 ||
-      cat_people(out, f, nf, DSN_RELAYED) < 0)
+      cat_people(out, f, nf, DSN_RELAYED) < 0 || cat_people(out, f, nf, DSN_DELAYED) < 0)
     goto out;
 
   /* 2: for programs; message/global-delivery-status (RFC 6533) when a
@@ -549,6 +557,84 @@ size_t dsn_owed(const qf_env *e)
   size_t i, n = 0;
   for (i = 0; i < e->nrcpt; i++) n += (size_t)owed(e->rcpt + i);
   return n;
+}
+
+/* 1 if pending recipient r of a message from sender (n bytes) wants a
+ * delay notice: DELAY asked, or no NOTIFY at all (RFC 3461 4.1 leaves
+ * that to the MTA; Postfix warns them too); never for the null sender. */
+static int wants_delay(const struct qf_rcpt *r, size_t n)
+{
+  return r->state == QF_PENDING && n && (!r->notify || (r->notify & DSN_NOTIFY_DELAY));
+}
+
+int dsn_delay(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
+              unsigned long long now)
+{
+  str recs = STR_INIT, orig = STR_INIT, msg = STR_INIT, to = STR_INIT, w = STR_INIT;
+  struct dsn_fail *f = 0;
+  unsigned long long birth = qf_qid_birth(qid);
+  size_t i, nf = 0;
+  int withbody, r = -1, e2, fdw = -1;
+
+  if (!c->delaywarn || now < birth + c->delaywarn) return 0;
+  if (e->sender_len == 4 && !memcmp(e->sender, "#@[]", 4)) return 0;
+  for (i = 0; i < e->nrcpt && !nf; i++) nf = (size_t)wants_delay(e->rcpt + i, e->sender_len);
+  if (!nf) return 0;
+  f = calloc(e->nrcpt, sizeof *f);
+  if (!f) { errno = ENOMEM; goto out; }
+  if (slurp_bounce(qid, &recs) < 0) goto out;
+  dsn_parse(recs.s, recs.len, f, e->nrcpt);
+  for (i = 0, nf = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *q = e->rcpt + i;
+    if (!wants_delay(q, e->sender_len) || f[i].warned) continue;
+    memset(f + nf, 0, sizeof *f);
+    f[nf].rcpt = q->addr;
+    f[nf].rn = q->len;
+    f[nf].text = "";
+    f[nf].action = DSN_DELAYED;
+    f[nf].until = birth + c->lifetime;
+    f[nf].orcpt = q->orcpt;
+    f[nf].orn = q->orcpt_len;
+    /* The 'W' record: this recipient is warned (dsn_parse). */
+    if (str_catc(&w, '\n') < 0 || str_catu(&w, i) < 0 || str_catc(&w, 0) < 0 ||
+        str_catc(&w, 'W') < 0 || str_catc(&w, 0) < 0 || str_catb(&w, q->addr, q->len) < 0 ||
+        str_catc(&w, 0) < 0 || str_catc(&w, '\n') < 0)
+      goto out;
+    nf++;
+  }
+  if (!nf) { r = 0; goto out; }
+  if (str_catb(&to, e->sender, e->sender_len) < 0 || str_0(&to) < 0) goto out;
+  if (read_orig(fd, e, 0, &orig, &withbody) < 0) goto out;
+  if (dsn_build(&msg, c, qid, to.s, birth, now, f, nf, e->envid, e->envid_len,
+                orig.s, orig.len, withbody) < 0)
+    goto out;
+  if (inject(msg.s, msg.len, "", to.s, (e->opts & QF_OPT_UTF8) || !ascii(to.s, to.len)) < 0) goto out;
+  /* After the injection: a crash in between repeats the warning rather
+   * than losing it. */
+  if (bounce_path(&recs, qid) < 0) goto out;
+  fdw = open(recs.s, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fdw < 0 || fd_write_all(fdw, w.s, w.len, 0) < 0 || fsync(fdw) < 0 ||
+      fsync_dir("queue/bounce") < 0)
+    goto out;
+  log_begin("qmail-send", "bounce");
+  log_kv("qid", qid);
+  log_kv("to", to.s);
+  log_kv("type", "delay");
+  log_ku("delayed", nf);
+  log_ku("bytes", msg.len);
+  log_end();
+  r = 1;
+out:
+  e2 = errno;
+  if (fdw >= 0) close(fdw);
+  free(f);
+  str_free(&recs);
+  str_free(&orig);
+  str_free(&msg);
+  str_free(&to);
+  str_free(&w);
+  errno = e2;
+  return r;
 }
 
 int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,

@@ -151,7 +151,7 @@ static int config(void)
 {
   struct rw nrw = RW_INIT;
   str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT;
-  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime;
+  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime, dw;
   int e;
 
   if (rw_load(&nrw) < 0) return -1;
@@ -159,6 +159,7 @@ static int config(void)
       control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 20) < 0 ||
       control_ulong(&lt, "control/queuelifetime", 604800) < 0 ||
       control_ulong(&mb, "control/bouncemaxbytes", 0) < 0 ||
+      control_ulong(&dw, "control/delaywarningtime", 0) < 0 ||
       control_ulong(&pd, "control/concurrencyperdest", 20) < 0 ||
       control_ulong(&bmin, "control/backoffmin", 60) < 0 ||
       control_ulong(&bmax, "control/backoffmax", 3600) < 0 ||
@@ -196,6 +197,8 @@ static int config(void)
   dcfg.dbto = dbto.s;
   dcfg.dbhost = dbhost.s;
   dcfg.maxbytes = maxbytes;
+  dcfg.delaywarn = dw;
+  dcfg.lifetime = lifetime;
   return 0;
 fail:
   e = errno;
@@ -451,6 +454,10 @@ static void round_end(uint32_t j)
     for (k = lo; k < hi; k++) if (b->env.rcpt[b->order[k]].state == QF_PENDING) pend[ch]++;
   }
   if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
+  if (dsn_delay(&dcfg, b->qid, b->wfd, &b->env, t) < 0) {
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "delay notice");
+    log_kv("error", strerror(errno)); log_end();
+  }
   /* Nothing went out because every remote group met a hold: not an
    * attempt. A remote-only message waits on the destination's list; one
    * with local work waits for the hold's end in the heap. */

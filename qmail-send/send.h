@@ -220,6 +220,8 @@ int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn
 struct dsn_cfg {
   const char *me, *bouncefrom, *bouncehost, *dbto, *dbhost;
   unsigned long long maxbytes;       /* body bytes to include; 0: headers only */
+  unsigned long long delaywarn;      /* seconds before a delay notice; 0: none */
+  unsigned long long lifetime;       /* queuelifetime, for Will-Retry-Until */
 };
 
 /* Builds one RFC 3464 report for a message whose recipients are all final,
@@ -241,16 +243,29 @@ int success_append(const char *qid, size_t i, int ch, const char *rcpt, size_t r
  * asked for it. Old queue files (no NOTIFY) report every failure. */
 size_t dsn_owed(const qf_env *e);
 
+/* Once a message is delaywarn seconds old, one delay notice (Action:
+ * delayed) to its sender for the pending recipients that want it (NOTIFY
+ * with DELAY, or no NOTIFY) and were not warned yet; they are then marked
+ * warned with 'W' records in queue/bounce/<qid> (after the injection: a
+ * crash may repeat a warning, never lose it). Never for the null or the
+ * double-bounce sender. 1 sent, 0 nothing due, -1 error (retried at the
+ * next round). */
+int dsn_delay(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
+              unsigned long long now);
+
 /* The pieces of dsn_send, for unit tests. */
-enum { DSN_FAILED = 0, DSN_DELIVERED = 1, DSN_RELAYED = 2 };
+enum { DSN_FAILED = 0, DSN_DELIVERED = 1, DSN_RELAYED = 2, DSN_DELAYED = 3 };
 struct dsn_fail {
   const char *rcpt; size_t rn; int ch; const char *text; size_t tn;
   int action;                        /* DSN_* from the record's kind */
   const char *orcpt; size_t orn;     /* ORCPT as sent, or NULL */
+  int warned;                        /* a 'W' record: a delay notice went */
+  unsigned long long until;          /* DSN_DELAYED: Will-Retry-Until */
 };
 /* Parses bounce-file records (torn or malformed lines are skipped); for
  * each recipient index < nrcpt the last record wins: f[i].rcpt is NULL if
- * none. Kinds: 'L', 'R' failures, 'S' delivered, 'Y' relayed. */
+ * none. Kinds: 'L', 'R' failures, 'S' delivered, 'Y' relayed; 'W' (a
+ * delay notice went) only sets warned. */
 void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt);
 /* The report message: to is the recipient of the report, envid the
  * ENVID as sent (or NULL), orig the original message's head (headers,

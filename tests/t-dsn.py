@@ -202,6 +202,49 @@ time.sleep(1)
 t.check("and no report", len(sh.messages(inst, "alice")) == before,
         [b[:300] for _, b in sh.messages(inst, "alice")[before:]])
 
+# ---- delay notices: control/delaywarningtime ---------------------------------
+inst.control("delaywarningtime", "1")
+p.send_signal(1)
+wait_for(lambda: sh.read_log(log).count("event=reload") >= 3, 5)
+send("dsn-delay", ["ENVID=late"], [("dave@%s" % D, ["NOTIFY=DELAY,FAILURE"]),
+                                   ("erin@%s" % D, ["NOTIFY=FAILURE"])])
+t.check("dave is deferred", wait_for(lambda: re.search(r"rcpt=dave@\S+ channel=local result=deferred",
+                                                       sh.read_log(log)), 10))
+time.sleep(1.5)
+p.send_signal(14)   # SIGALRM: the next attempts now, past delaywarningtime
+
+
+def delay_reports():
+    return [b for _, b in sh.messages(inst, "alice") if b"Subject: dsn-delay" in b]
+
+
+t.check("a delay notice comes", wait_for(lambda: delay_reports(), 15))
+got = delay_reports()
+if got:
+    m = email.message_from_bytes(got[0], policy=email.policy.default)
+    parts, r = per_rcpt(m)
+    t.check("delay: only the recipient that asked", list(r) == ["rfc822; dave@%s" % D], r)
+    x = r.get("rfc822; dave@%s" % D, {})
+    t.check("delay: Action delayed, Status 4.x.x, Will-Retry-Until",
+            x.get("action") == "delayed" and x.get("status", "").startswith("4.") and
+            "will-retry-until" in x, x)
+    t.check("delay: Subject", "delayed" in str(m["Subject"]), m["Subject"])
+n = sh.read_log(log).count("type=delay")
+p.send_signal(14)
+t.check("retried again", wait_for(lambda: len(re.findall(r"rcpt=dave@\S+ channel=local result=deferred",
+                                                          sh.read_log(log))) >= 3, 15))
+time.sleep(0.5)
+t.check("one delay notice per recipient", len(delay_reports()) == 1 and
+        sh.read_log(log).count("type=delay") == n, len(delay_reports()))
+inst.control("delaywarningtime", "0")
+p.send_signal(1)
+sh.make_maildir(inst, inst.path("home", "dave"))
+sh.make_maildir(inst, inst.path("home", "erin"))
+p.send_signal(14)
+t.check("dave delivered at last", wait_for(lambda: re.search(r"rcpt=dave@\S+ channel=local result=delivered",
+                                                             sh.read_log(log)) and sh.queue_empty(inst), 15))
+t.check("and no other notice", len(delay_reports()) == 1, len(delay_reports()))
+
 # ---- qmail-queue's envelope: P fields checked like SMTP's --------------------
 def qq(envelope):
     r, w = os.pipe()
