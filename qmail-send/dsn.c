@@ -544,6 +544,18 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
   return 0;
 }
 
+int dsn_req_envid(str *req, const qf_env *e)
+{
+  return !e->envid ? 0 : str_catc(req, '/') < 0 || str_catb(req, e->envid, e->envid_len) < 0 ? -1 : 0;
+}
+
+int dsn_req_rcpt(str *req, const struct qf_rcpt *r)
+{
+  if (!r->notify && !r->orcpt) return 0;
+  if (str_catc(req, '/') < 0 || str_catu(req, r->notify) < 0) return -1;
+  return !r->orcpt ? 0 : str_catc(req, '/') < 0 || str_catb(req, r->orcpt, r->orcpt_len) < 0 ? -1 : 0;
+}
+
 /* 1 if recipient r is owed a notice: a failure it did not decline (a
  * NOTIFY without FAILURE), or a delivery it asked about (SUCCESS). */
 static int owed(const struct qf_rcpt *r)

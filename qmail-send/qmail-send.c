@@ -560,14 +560,16 @@ static int send_one(uint32_t j, int ch)
   if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, b->qid) < 0 ||
       str_catc(&req, 0) < 0 || str_catu(&req, QF_HDR) < 0 || str_catc(&req, 0) < 0 ||
       str_catu(&req, b->env.msg_len) < 0 || str_catc(&req, 0) < 0 ||
-      str_catu(&req, b->env.opts) < 0 || str_catc(&req, 0) < 0 ||
+      str_catu(&req, b->env.opts) < 0 || (ch == CH_REMOTE && dsn_req_envid(&req, &b->env) < 0) ||
+      str_catc(&req, 0) < 0 ||
       str_catb(&req, b->env.sender, b->env.sender_len) < 0 || str_catc(&req, 0) < 0)
     oom();
   do {
     const struct qf_rcpt *r = b->env.rcpt + b->order[pos + n];
     if (ch == CH_REMOTE && n && b->dst[pos + n - b->nl] != b->dst[pos - b->nl]) break;
     if (rw_classify(&rw, r->addr, r->len, &scratch) < 0 ||
-        str_catu(&req, b->order[pos + n]) < 0 || str_catc(&req, 0) < 0 ||
+        str_catu(&req, b->order[pos + n]) < 0 || (ch == CH_REMOTE && dsn_req_rcpt(&req, r) < 0) ||
+        str_catc(&req, 0) < 0 ||
         str_catb(&req, scratch.s, scratch.len) < 0 || str_catc(&req, 0) < 0)
       oom();
     n++;
@@ -695,6 +697,8 @@ static void dispatch(void)
 
 /* ---- results */
 
+static int tagged(const char *t, size_t n, const char *tag);
+
 static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
 {
   struct job *b = jobs + j;
@@ -717,7 +721,7 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     c = 'Z';
     what = "deferred";
   }
-  if (c == 'K' && (r->notify & DSN_NOTIFY_SUCCESS) &&
+  if (c == 'K' && (r->notify & DSN_NOTIFY_SUCCESS) && !tagged(text, tn, SPAWN_TAG_OK_DSN) &&
       success_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
     /* The notice is lost; delivering again to make it would be worse. */
     log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "success record");

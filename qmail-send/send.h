@@ -238,6 +238,11 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
  * says D. 0 or -1. */
 int success_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
                    const char *text, size_t tn);
+/* The DSN suffixes of a remote request (spawnproto.h): "/<ENVID>" after
+ * opts, "/<NOTIFY>[/<ORCPT>]" after a recipient's index, when there is
+ * anything to say. 0 or -1. */
+int dsn_req_envid(str *req, const qf_env *e);
+int dsn_req_rcpt(str *req, const struct qf_rcpt *r);
 /* How many recipients of e are owed a notice now: failed ones that did
  * not decline it (NOTIFY=NEVER, or without FAILURE), delivered ones that
  * asked for it. Old queue files (no NOTIFY) report every failure. */

@@ -29,7 +29,8 @@ def rcpt_reply(a):
 
 
 sink = Sink(t, rcpt=rcpt_reply, ext=["PIPELINING", "8BITMIME", "SMTPUTF8"])
-inst.control("smtproutes", "far.test:127.0.0.1:%d" % sink.port)
+hop = Sink(t, ext=["PIPELINING", "8BITMIME", "DSN"])
+inst.control("smtproutes", ["far.test:127.0.0.1:%d" % sink.port, "dsnhop.test:127.0.0.1:%d" % hop.port])
 inst.control("dnsserver", "127.0.0.1:1")   # never the machine's resolver
 log = inst.path("send.log")
 p = sh.start(inst, log)
@@ -178,6 +179,26 @@ if m:
             parts[2].get_content_type() == "text/rfc822-headers" and
             b"TOKEN-BODY" not in parts[2].get_payload(decode=True), parts[2].get_content_type())
     t.check("subject says delivery", "delivery notice" in str(m["Subject"]), m["Subject"])
+
+t.check("a next hop without DSN is not sent the parameters",
+        not [c for x in sink.sessions for c in x.commands if "NOTIFY=" in c or "RET=" in c or "ENVID=" in c],
+        [c for x in sink.sessions for c in x.commands])
+
+# A next hop that announces DSN gets the parameters, and reports itself.
+before = len(sh.messages(inst, "alice"))
+send("dsn-hop", ["RET=HDRS", "ENVID=QQ+2B1"],
+     [("a@dsnhop.test", ["NOTIFY=SUCCESS", "ORCPT=rfc822;x+2By@z.test"]), ("b@dsnhop.test", ["NOTIFY=NEVER"]),
+      ("c@dsnhop.test", [])])
+ok = wait_for(lambda: any(x.data for x in hop.sessions) and sh.queue_empty(inst), 20)
+cmds = [c for x in hop.sessions for c in x.commands]
+t.check("relayed to the DSN hop", ok, cmds)
+t.check("MAIL carries RET and ENVID", any(c.startswith("MAIL FROM:<alice@%s>" % D) and " RET=HDRS" in c and
+                                           " ENVID=QQ+2B1" in c for c in cmds), cmds)
+t.check("RCPT carries NOTIFY and ORCPT", "RCPT TO:<a@dsnhop.test> NOTIFY=SUCCESS ORCPT=rfc822;x+2By@z.test" in cmds
+        and "RCPT TO:<b@dsnhop.test> NOTIFY=NEVER" in cmds and "RCPT TO:<c@dsnhop.test>" in cmds, cmds)
+time.sleep(1)
+t.check("no relayed notice: the next hop reports", len(sh.messages(inst, "alice")) == before,
+        [b[:300] for _, b in sh.messages(inst, "alice")[before:]])
 
 send("dsn-full", ["RET=FULL"], [("nobox@%s" % D, ["NOTIFY=FAILURE"])])
 m = report("dsn-full")
