@@ -266,6 +266,22 @@ t.check("dave delivered at last", wait_for(lambda: re.search(r"rcpt=dave@\S+ cha
                                                              sh.read_log(log)) and sh.queue_empty(inst), 15))
 t.check("and no other notice", len(delay_reports()) == 1, len(delay_reports()))
 
+# ---- sendmail -N, -R, -V --------------------------------------------------------
+sm = subprocess.run([inst.bin("sendmail"), "-f", "alice@%s" % D, "-N", "success,failure", "-R", "hdrs",
+                     "-V", "my id+1", "bob@%s" % D], input=b"Subject: dsn-sendmail\n\nTOKEN-BODY\n",
+                    capture_output=True)
+t.check("sendmail with -N -R -V: exit 0", sm.returncode == 0, sm.stderr)
+m = report("dsn-sendmail")
+if m:
+    parts, r = per_rcpt(m)
+    t.check("sendmail -V: Original-Envelope-Id", blocks(parts[1])[0].get("original-envelope-id") == "my id+1",
+            blocks(parts[1])[0])
+    t.check("sendmail -N success: delivered", r.get("rfc822; bob@%s" % D, {}).get("action") == "delivered", r)
+for bad in (["-N", "sometimes"], ["-R", "most"], ["-V", "a\x01b"]):
+    sm = subprocess.run([inst.bin("sendmail"), "-f", "alice@%s" % D] + bad + ["bob@%s" % D],
+                        input=b"Subject: x\n\nx\n", capture_output=True)
+    t.check("sendmail %s: exit 100" % " ".join(bad), sm.returncode == 100, (sm.returncode, sm.stderr))
+
 # ---- qmail-queue's envelope: P fields checked like SMTP's --------------------
 def qq(envelope):
     r, w = os.pipe()
