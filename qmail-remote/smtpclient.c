@@ -358,6 +358,16 @@ static void rcpt_dsn(struct smtp *s, const struct rjob *j, size_t i, int *bad)
   }
 }
 
+/* "RCPT TO:<rcpt i>[ DSN parameters]\r\n" */
+static void rcpt_line(struct smtp *s, const struct rjob *j, size_t i, int *bad)
+{
+  cat(s, "RCPT TO:<", bad);
+  cat(s, j->rcpt[i], bad);
+  cat(s, ">", bad);
+  rcpt_dsn(s, j, i, bad);
+  cat(s, "\r\n", bad);
+}
+
 static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wire, int eight)
 {
   size_t i;
@@ -381,13 +391,7 @@ static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wir
   }
   cat(s, "\r\n", &bad);
   /* With PIPELINING, every RCPT goes in the same write (RFC 2920). */
-  for (i = 0; (s->ext & EXT_PIPELINING) && i < j->nrcpt; i++) {
-    cat(s, "RCPT TO:<", &bad);
-    cat(s, j->rcpt[i], &bad);
-    cat(s, ">", &bad);
-    rcpt_dsn(s, j, i, &bad);
-    cat(s, "\r\n", &bad);
-  }
+  for (i = 0; (s->ext & EXT_PIPELINING) && i < j->nrcpt; i++) rcpt_line(s, j, i, &bad);
   if (bad) { s->err = "out of memory"; s->code = -1; return -1; }
   return 0;
 }
@@ -396,11 +400,7 @@ static int rcpt_cmd(struct smtp *s, const struct rjob *j, size_t i)
 {
   int bad = 0;
   s->cmd.len = 0;
-  cat(s, "RCPT TO:<", &bad);
-  cat(s, j->rcpt[i], &bad);
-  cat(s, ">", &bad);
-  rcpt_dsn(s, j, i, &bad);
-  cat(s, "\r\n", &bad);
+  rcpt_line(s, j, i, &bad);
   if (bad) { s->err = "out of memory"; s->code = -1; return -1; }
   return send_cmd(s);
 }

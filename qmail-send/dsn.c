@@ -1,13 +1,19 @@
-/* Permanent failures: their records in queue/bounce/<qid>, and the RFC 3464
- * delivery status notification built from them once a message is final.
+/* Permanent failures and the deliveries that asked for a notice: their
+ * records in queue/bounce/<qid>, and the RFC 3464 delivery status
+ * notification built from them once a message is final; delay notices.
  *
- * A record is one line, "\n<i>\0<L|R>\0<rcpt>\0<text>\n": the recipient's
- * index in the queue file, its channel, its address (queue addresses hold
- * no NUL, CR or LF) and the failure text with control bytes made spaces.
+ * A record is one line, "\n<i>\0<kind>\0<rcpt>\0<text>\n": the recipient's
+ * index in the queue file, its kind ('L', 'R': failed on the local or
+ * remote channel; 'S' delivered, 'Y' relayed, both asked for by
+ * NOTIFY=SUCCESS; 'W' a delay notice went), its address (queue addresses
+ * hold no NUL, CR or LF) and the text with control bytes made spaces.
  * The leading "\n" ends any torn record a crash left behind, so a torn
  * record spoils only itself. A recipient may have several records (a crash
  * between the fsync of its record and the mark of its state byte repeats
- * the attempt); the last one wins.
+ * the attempt); the last one wins, 'W' aside.
+ *
+ * Which recipients a report names follows their NOTIFY (RFC 3461), kept
+ * in the queue file: none means qmail's behaviour, failures only.
  *
  * The third part of the report is text/rfc822-headers, the original
  * header section (at most DSN_HEAD_MAX bytes, cut at a line end). With
