@@ -12,7 +12,7 @@ static int hexval(char c)
 
 /* Valid xtext whose decoded bytes are within lo..126 (lo 32: printable
  * ASCII); with any8 also bytes over 127, encoded or raw (RFC 6533's
- * UTF-8 ORCPT), and never NUL, CR or LF. 1 or 0. */
+ * UTF-8 ORCPT); never NUL, CR or LF. 1 or 0. */
 static int xtext_ok(const char *s, size_t n, int lo, int any8)
 {
   size_t i;
@@ -86,7 +86,7 @@ const char *dsnp_check(int kw, const char *v, size_t n, unsigned *bits)
             (v[i] >= '0' && v[i] <= '9') || v[i] == '-'))
         return "ORCPT's address type is not an atom";
     if (semi + 1 == v + n) return "ORCPT needs an address";
-    return xtext_ok(semi + 1, n - (size_t)(semi + 1 - v), 1, 1) ? 0 : "ORCPT's address is not xtext";
+    return xtext_ok(semi + 1, n - (size_t)(semi + 1 - v), 32, 1) ? 0 : "ORCPT's address is not xtext";
   }
   return "not a DSN parameter";
 }

@@ -13,7 +13,8 @@
  *         ORCPT=<type>;<xtext>    the original recipient, at most
  *                                 DSN_ORCPT_MAX bytes; type an atom
  *                                 ("rfc822", "utf-8"); decoding to no
- *                                 control byte (it becomes a header field)
+ *                                 ASCII control byte (it becomes a header
+ *                                 field); UTF-8 allowed (RFC 6533)
  * Keywords and NOTIFY/RET values are case-insensitive; xtext is "+HH"
  * (upper-case hex) for '+', '=', and bytes outside 33..126. */
 #include <stddef.h>

@@ -517,7 +517,9 @@ static void finish(uint32_t j)
     mt.m[i].state = M_STUCK;
     return;
   }
-  if ((nf || owed) && unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
+  /* Failures, notices owed, or delay notices (of any past setting of
+   * delaywarningtime) may have left records: always looked for. */
+  if (unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
     log_kv("error", strerror(errno)); log_end();
   }

@@ -265,6 +265,8 @@ p.send_signal(14)
 t.check("dave delivered at last", wait_for(lambda: re.search(r"rcpt=dave@\S+ channel=local result=delivered",
                                                              sh.read_log(log)) and sh.queue_empty(inst), 15))
 t.check("and no other notice", len(delay_reports()) == 1, len(delay_reports()))
+t.check("its warning records go with it", not os.listdir(inst.path("queue", "bounce")),
+        os.listdir(inst.path("queue", "bounce")))
 
 # ---- sendmail -N, -R, -V --------------------------------------------------------
 sm = subprocess.run([inst.bin("sendmail"), "-f", "alice@%s" % D, "-N", "success,failure", "-R", "hdrs",

@@ -187,6 +187,8 @@ int main(void)
   CHECK(rcpt_params(" NOTIFY=NEVER NOTIFY=NEVER", 26, &rp) == PARAM_DSN);
   CHECK(rcpt_params(" ORCPT=rfc822", 13, &rp) == PARAM_DSN);
   CHECK(rcpt_params(" ORCPT=;a@b", 11, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" ORCPT=rfc822;a+01b", 19, &rp) == PARAM_DSN);     /* a control byte */
+  CHECK(rcpt_params(" ORCPT=utf-8;j+C3+B6rg@x", 24, &rp) == PARAM_OK);
   CHECK(rcpt_params(" ORCPT=rfc822;a+2g@b", 20, &rp) == PARAM_DSN);      /* lower-case hex */
   CHECK(rcpt_params(" ORCPT=rfc822;a+0D@b", 20, &rp) == PARAM_DSN);      /* CR */
   CHECK(rcpt_params(" ORCPT=rfc822;a+", 16, &rp) == PARAM_DSN);
