@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "control.h"
+#include "dsnparam.h"
 #include "qfile.h"
 
 /* The largest envelope a valid file can hold: one sender, a few options,
@@ -14,8 +15,9 @@
 #define QF_OPT_MAX 16u
 #define QF_OPT_LEN 64u
 #define QF_ENV_MAX ((unsigned long long)QF_REC + QF_ADDR_MAX + \
-                    QF_OPT_MAX * (QF_REC + QF_OPT_LEN) + \
-                    (unsigned long long)QF_RCPT_MAX * (QF_REC + 1 + QF_ADDR_MAX) + QF_REC)
+                    QF_OPT_MAX * (QF_REC + QF_OPT_LEN) + QF_REC + DSN_ENVID_MAX + \
+                    (unsigned long long)QF_RCPT_MAX * (QF_REC + 1 + QF_ADDR_MAX + \
+                                                       QF_REC + 1 + QF_REC + DSN_ORCPT_MAX) + QF_REC)
 
 static const char magic[4] = { 'Q', 'M', 'Q', '1' };
 static const char done[4] = { 'D', 'O', 'N', 'E' };
@@ -111,7 +113,8 @@ static int parse(qf_env *e, struct qf_rcpt *rcpt, size_t *count)
 {
   const unsigned char *p = (const unsigned char *)e->env.s;
   size_t len = e->env.len, i = 0, nr = 0, nopt = 0;
-  int stage = 0;   /* 0 want F, 1 after F (O or R), 2 in R (R or E) */
+  int stage = 0;   /* 0 want F, 1 after F (O, V or R), 2 in R (R, N, Q or E) */
+  unsigned seen = 0, bits;   /* option, V; then N, Q of the current R */
 
   for (;;) {
     unsigned char type;
@@ -134,11 +137,33 @@ static int parse(qf_env *e, struct qf_rcpt *rcpt, size_t *count)
       break;
     case 'O':
       if (stage != 1 || ++nopt > QF_OPT_MAX) return -1;
-      if (n == 8 && !memcmp(d, "SMTPUTF8", 8)) e->opts |= QF_OPT_UTF8;
+      if (n == 8 && !memcmp(d, "SMTPUTF8", 8) && !(seen & QF_OPT_UTF8)) seen |= QF_OPT_UTF8;
+      else if (n == 8 && !memcmp(d, "RET=FULL", 8) && !(seen & 6)) seen |= QF_OPT_RET_FULL;
+      else if (n == 8 && !memcmp(d, "RET=HDRS", 8) && !(seen & 6)) seen |= QF_OPT_RET_HDRS;
       else return -1;   /* we are the only writer: an unknown option is damage */
+      e->opts = seen & 7;
+      break;
+    case 'V':
+      if (stage != 1 || (seen & 8) || dsnp_check(DSNP_ENVID, d, n, &bits)) return -1;
+      seen |= 8;
+      e->envid = d;
+      e->envid_len = n;
+      break;
+    case 'N':
+      if (stage != 2 || (seen & 1) || n != 1 || !d[0] || (d[0] & ~15) ||
+          ((d[0] & DSN_NOTIFY_NEVER) && d[0] != DSN_NOTIFY_NEVER))
+        return -1;
+      seen |= 1;
+      if (rcpt) rcpt[nr - 1].notify = (unsigned char)d[0];
+      break;
+    case 'Q':
+      if (stage != 2 || (seen & 2) || dsnp_check(DSNP_ORCPT, d, n, &bits)) return -1;
+      seen |= 2;
+      if (rcpt) { rcpt[nr - 1].orcpt = d; rcpt[nr - 1].orcpt_len = n; }
       break;
     case 'R':
       if (stage == 0 || n < 2 || !addr_ok(d + 1, n - 1)) return -1;
+      seen = 0;
       if (d[0] != QF_PENDING && d[0] != QF_DONE && d[0] != QF_FAILED) return -1;
       if (nr == QF_RCPT_MAX) return -1;
       if (rcpt) {
@@ -173,6 +198,8 @@ int qf_read(int fd, qf_env *e)
   e->opts = 0;
   e->sender = 0;
   e->sender_len = 0;
+  e->envid = 0;
+  e->envid_len = 0;
   e->msg_len = e->env_off = 0;
   e->env.len = 0;
 

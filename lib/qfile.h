@@ -28,13 +28,21 @@
  * in the data is ever interpreted as structure, so no address can forge a
  * record. Types, in this order:
  *   'F'  exactly one: the envelope sender (may be empty: the null sender)
- *   'O'  zero or more options, e.g. "SMTPUTF8"
+ *   'O'  zero or more options: "SMTPUTF8", "RET=FULL", "RET=HDRS" (at
+ *        most one RET), each at most once
+ *   'V'  at most one, among the 'O' records: ENVID (lib/dsnparam.h), the
+ *        xtext as the client sent it
  *   'R'  one or more recipients: data[0] is the state byte, data[1..] the
  *        address. States: QF_PENDING, QF_DONE, QF_FAILED. Only the state
  *        byte is ever changed after commit (by qmail-send, in place).
+ *     each 'R' may be followed by, in any order, at most one of each:
+ *   'N'  its NOTIFY: one byte of DSN_NOTIFY_* bits, a valid combination
+ *   'Q'  its ORCPT, "<type>;<xtext>" as the client sent it
  *   'E'  the end record, length 0, last byte of the file.
  * Addresses are 1..QF_ADDR_MAX bytes (the sender may be 0), hold no NUL,
- * CR or LF. Anything else makes the file invalid.
+ * CR or LF. 'V' and 'Q' values pass dsnp_check. Anything else makes the
+ * file invalid. A file without 'V', 'N', 'Q' or a RET option (older ones)
+ * asks for no DSN: qmail's behaviour, failures reported.
  *
  * qid: "<seconds>.<microseconds>.<pid>" of qmail-queue at creation, in
  * decimal, e.g. "1795420800.004211.3117"; seconds is the message's birth.
@@ -54,12 +62,17 @@
 #define QF_FAILED  'F'   /* failed for good; reported in queue/bounce/<qid> */
 
 #define QF_OPT_UTF8 1u
+#define QF_OPT_RET_FULL 2u
+#define QF_OPT_RET_HDRS 4u
 
 struct qf_rcpt {
   off_t state_off;       /* file offset of the state byte */
   char state;
   const char *addr;      /* points into qf_env.env; not NUL-terminated */
   size_t len;
+  unsigned notify;       /* DSN_NOTIFY_* bits, 0 when not given */
+  const char *orcpt;     /* ORCPT as sent, or NULL; into qf_env.env */
+  size_t orcpt_len;
 };
 
 typedef struct {
@@ -71,9 +84,11 @@ typedef struct {
   size_t nrcpt;
   struct qf_rcpt *rcpt;
   str env;               /* the envelope bytes, as read */
+  const char *envid;     /* ENVID as sent, or NULL; into env */
+  size_t envid_len;
 } qf_env;
 
-#define QF_ENV_INIT { 0, 0, 0, 0, 0, 0, 0, STR_INIT }
+#define QF_ENV_INIT { 0, 0, 0, 0, 0, 0, 0, STR_INIT, 0, 0 }
 
 /* Reads and validates the header and the envelope of an open queue file.
  * 0, or -1 with errno EINVAL (malformed), ENOMEM, or a read error. */

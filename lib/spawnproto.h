@@ -18,6 +18,9 @@
  *   rcpt      local: exactly one, "local@domain" after virtual-domain
  *             rewriting; remote: 1..SPAWN_RCPTS, all for one domain
  *   The reply keeps the request's order.
+ *   DSN (RFC 3461, lib/dsnparam.h), for qmail-remote to pass on: opts may
+ *   be followed by "/<ENVID>", and i by "/<NOTIFY bits, decimal>" and then
+ *   "/<ORCPT>", values as in the queue file (qfile.h); RET is in opts.
  *
  * Reply, spawner -> qmail-send, no fd:
  *   "<slot>\0" then per recipient, in request order, "<c><text>\0" where
@@ -30,9 +33,10 @@
 #define SPAWN_SLOTS 1000
 #define SPAWN_RCPTS 100
 #define SPAWN_TEXT 1000
-/* The largest request, SPAWN_RCPTS addresses of QF_ADDR_MAX bytes plus the
- * fixed fields, is about 102 KB; this must stay below the default unix
- * socket send buffer (208 KB here), or a datagram fails with EMSGSIZE. */
+/* The largest request, SPAWN_RCPTS addresses of QF_ADDR_MAX bytes and
+ * ORCPTs of DSN_ORCPT_MAX plus the fixed fields, is about 153 KB; this
+ * must stay below the default unix socket send buffer (208 KB here), or
+ * a datagram fails with EMSGSIZE. */
 #define SPAWN_PKT_MAX (192 * 1024)
 
 /* Remote replies (qmail-rspawn), additive: each text is "<tag>: <detail>"
@@ -53,7 +57,10 @@
  *   data     DATA or the end of data was refused, or the connection was
  *            lost or timed out during the transaction (a 421 from the
  *            server after the handshake also lands here or in mail/rcpt).
- *   ok       accepted ('K'); the detail is the server's final reply.
+ *   ok       accepted ('K'); the detail is the server's final reply. As
+ *            "ok: dsn: <detail>" when the server announced DSN and took
+ *            the request's DSN parameters: it reports from now on, so
+ *            qmail-send sends no "relayed" notice.
  *   local    this side could not run the delivery (bad request, cannot
  *            read the message, out of memory): 'Z'; or an envelope
  *            address holds a control byte, which it never sends: 'D'.
@@ -64,6 +71,7 @@
 #define SPAWN_TAG_RCPT "rcpt"
 #define SPAWN_TAG_DATA "data"
 #define SPAWN_TAG_OK "ok"
+#define SPAWN_TAG_OK_DSN "ok: dsn"
 #define SPAWN_TAG_LOCAL "local"
 
 #endif

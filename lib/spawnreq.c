@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include "control.h"
+#include "dsnparam.h"
 #include "fdpass.h"
 #include "log.h"
 #include "qfile.h"
@@ -26,6 +27,47 @@ static int number(char **p, char *end, unsigned long long *u)
   return f && scan_ulong(f, n, u) == 0 ? 0 : -1;
 }
 
+/* A number, then optionally "/" and the rest (*rest and *rn, else
+ * NULL): spawnproto.h's DSN suffixes. The datagram is left as it is: the
+ * spawner passes it on to its worker. */
+static int number_rest(char **p, char *end, unsigned long long *u, const char **rest, size_t *rn)
+{
+  size_t n;
+  char *f = field(p, end, &n), *slash;
+
+  if (!f) return -1;
+  *rest = 0;
+  *rn = 0;
+  if ((slash = memchr(f, '/', n))) {
+    *rest = slash + 1;
+    *rn = n - (size_t)(slash + 1 - f);
+    n = (size_t)(slash - f);
+  }
+  return scan_ulong(f, n, u) == 0 ? 0 : -1;
+}
+
+static int dsn_ok(int kw, const char *v, size_t n)
+{
+  unsigned bits;
+  return !dsnp_check(kw, v, n, &bits);
+}
+
+/* "<bits>[/<orcpt>]" of a recipient. 0 or -1. */
+static int rcpt_dsn(struct spawnrcpt *x, const char *s, size_t n)
+{
+  const char *slash = memchr(s, '/', n);
+  size_t bn = slash ? (size_t)(slash - s) : n;
+  unsigned long long b;
+
+  if (scan_ulong(s, bn, &b) < 0 || b > 15 || ((b & DSN_NOTIFY_NEVER) && b != DSN_NOTIFY_NEVER))
+    return -1;
+  x->notify = (unsigned)b;
+  if (!slash) return 0;
+  x->orcpt = slash + 1;
+  x->orcptn = n - bn - 1;
+  return dsn_ok(DSNP_ORCPT, x->orcpt, x->orcptn) ? 0 : -1;
+}
+
 /* One refusal item per recipient the request appears to hold: after the
  * slot come five fields, then (index, address) pairs. */
 static size_t answers(const char *p, size_t n)
@@ -40,8 +82,9 @@ static size_t answers(const char *p, size_t n)
 int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const char **why)
 {
   char *end = p + n, *f, *at;
+  const char *rest;
   unsigned long long slot;
-  size_t len;
+  size_t len, rn;
 
   *why = "malformed request";
   if (!n || p[n - 1]) return SPAWNREQ_NOSLOT;
@@ -54,7 +97,9 @@ int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const 
   if (!(r->qid = field(&p, end, &len)) || !qf_qid_ok(r->qid, len)) return SPAWNREQ_BAD;
   *why = "bad number";
   if (number(&p, end, &r->off) < 0 || number(&p, end, &r->len) < 0 ||
-      number(&p, end, &r->opts) < 0) return SPAWNREQ_BAD;
+      number_rest(&p, end, &r->opts, &r->envid, &r->envidn) < 0) return SPAWNREQ_BAD;
+  *why = "bad ENVID";
+  if (r->envid && !dsn_ok(DSNP_ENVID, r->envid, r->envidn)) return SPAWNREQ_BAD;
   *why = "bad sender";
   if (!(r->sender = field(&p, end, &len)) || len > QF_ADDR_MAX) return SPAWNREQ_BAD;
   /* The datagram ends in a NUL, so each pair is two whole fields or none. */
@@ -63,7 +108,12 @@ int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const 
     *why = "too many recipients";
     if (r->nrcpt >= maxrcpt || r->nrcpt >= SPAWN_RCPTS) return SPAWNREQ_BAD;
     *why = "bad recipient index";
-    if (number(&p, end, &x->i) < 0 || x->i > QF_RCPT_MAX) return SPAWNREQ_BAD;
+    if (number_rest(&p, end, &x->i, &rest, &rn) < 0 || x->i > QF_RCPT_MAX) return SPAWNREQ_BAD;
+    *why = "bad DSN parameters";
+    x->notify = 0;
+    x->orcpt = 0;
+    x->orcptn = 0;
+    if (rest && rcpt_dsn(x, rest, rn) < 0) return SPAWNREQ_BAD;
     *why = "bad recipient";
     if (!(f = field(&p, end, &len)) || !len || len > QF_ADDR_MAX || !(at = strrchr(f, '@')))
       return SPAWNREQ_BAD;
@@ -75,6 +125,21 @@ int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const 
   if (!r->nrcpt) return SPAWNREQ_BAD;
   *why = 0;
   return SPAWNREQ_OK;
+}
+
+int spawnreq_cat_opts(str *d, const struct spawnreq *r)
+{
+  if (str_catu(d, r->opts) < 0) return -1;
+  if (r->envid && (str_catc(d, '/') < 0 || str_catb(d, r->envid, r->envidn) < 0)) return -1;
+  return str_catc(d, 0);
+}
+
+int spawnreq_cat_index(str *d, const struct spawnrcpt *x)
+{
+  if (str_catu(d, x->i) < 0) return -1;
+  if ((x->notify || x->orcpt) && (str_catc(d, '/') < 0 || str_catu(d, x->notify) < 0)) return -1;
+  if (x->orcpt && (str_catc(d, '/') < 0 || str_catb(d, x->orcpt, x->orcptn) < 0)) return -1;
+  return str_catc(d, 0);
 }
 
 size_t spawnreq_item(char *out, char c, const char *text, size_t n)

@@ -8,17 +8,23 @@
  * SPAWN_RCPTS recipients in a fixed array. */
 #include <stddef.h>
 #include "spawnproto.h"
+#include "str.h"
 
 struct spawnrcpt {
   unsigned long long i;     /* index in the queue file, <= QF_RCPT_MAX */
   char *addr;               /* 1..QF_ADDR_MAX bytes, NUL-terminated, holds '@' */
   const char *domain;       /* in addr, after its last '@' (may be "") */
+  unsigned notify;          /* DSN_NOTIFY_* bits, 0 when none */
+  const char *orcpt;        /* ORCPT, valid (dsnp_check), or NULL; */
+  size_t orcptn;            /*   in the datagram, not NUL-terminated */
 };
 
 struct spawnreq {
   unsigned long slot;       /* < SPAWN_SLOTS */
   const char *qid;          /* qf_qid_ok */
   unsigned long long off, len, opts;
+  const char *envid;        /* ENVID, valid (dsnp_check), or NULL; in the */
+  size_t envidn;            /*   datagram, not NUL-terminated */
   const char *sender;       /* 0..QF_ADDR_MAX bytes, may be "" */
   size_t nrcpt;             /* 1..maxrcpt on success */
   /* How many 'Z' items a refusal carries: one per recipient the request
@@ -38,6 +44,12 @@ struct spawnreq {
  *                    (it was cut or forged) or has no valid slot; *why set. */
 enum { SPAWNREQ_OK = 0, SPAWNREQ_BAD = 1, SPAWNREQ_NOSLOT = 2 };
 int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const char **why);
+
+/* For a spawner that passes a request on (qmail-rspawn): appends the
+ * opts field "<opts>[/<ENVID>]\0", and recipient x's index field
+ * "<i>[/<NOTIFY>[/<ORCPT>]]\0", as parsed. 0 or -1. */
+int spawnreq_cat_opts(str *d, const struct spawnreq *r);
+int spawnreq_cat_index(str *d, const struct spawnrcpt *x);
 
 /* The most a reply's items can take: SPAWN_RCPTS of "<c><text>\0". */
 #define SPAWN_ITEMS_MAX (SPAWN_RCPTS * (SPAWN_TEXT + 2))

@@ -124,7 +124,7 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
   str_free(&name);
   if (fd < 0) {
     /* An address with an extension nobody asked for does not exist. */
-    if (*d->dash) return fail(report, 100, "no mailbox here by that name", 0);
+    if (*d->dash) return fail(report, 100, "no mailbox here by that name (5.1.1)", 0);
     return 0;
   }
   if (fstat(fd, &st) < 0) { c = errno; close(fd); return fail(report, 111, "cannot stat .qmail", c); }
@@ -305,7 +305,7 @@ static int run(const struct delivery *d, str *report, str *plan)
     code = msg_header_has(&m, l.dt.s, l.dt.len - 1);
     if (code) {
       code = code < 0 ? fail(report, 111, "cannot read the message", errno)
-                      : fail(report, 100, "message is looping: it already has our Delivered-To line", 0);
+                      : fail(report, 100, "message is looping: it already has our Delivered-To line (5.4.6)", 0);
       goto out;
     }
   }

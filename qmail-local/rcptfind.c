@@ -130,11 +130,11 @@ int rf_find(const struct rf_ctx *c, const char *local, size_t n, struct rf_dest 
     goto found;
   }
   if (r < 0) goto found;
-  if (!alias_account(c, &uid, &gid)) return none(why, "no such user here");
+  if (!alias_account(c, &uid, &gid)) return none(why, "no such user here (5.1.1)");
   r = fill(&d->u, "alias", 5, uid, gid, c->alias, "-", local, n) < 0 ? -1 : has_dotqmail(&d->u);
   if (r == 0 && n == 10 && !memcmp(local, "postmaster", 10))
     r = fill(&d->u, "alias", 5, uid, gid, c->alias, "", "", 0) < 0 ? -1 : 1;
-  if (r == 0) return none(why, "no such user here");
+  if (r == 0) return none(why, "no such user here (5.1.1)");
 found:
   if (r > 0) return RF_FOUND;
   *why = errno == EINVAL ? "users/cdb or users/aliases.cdb holds a malformed entry"

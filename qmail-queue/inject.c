@@ -711,11 +711,14 @@ void inject_run(const struct inject *in_opt)
   cats(&env, "F");
   cat(&env, sender.s, sender.len);
   cat(&env, "", 1);
+  if (opt->ret) { cats(&env, "P"); cat(&env, opt->ret, strlen(opt->ret) + 1); }
+  if (opt->envid) { cats(&env, "P"); cat(&env, opt->envid, strlen(opt->envid) + 1); }
   dedup();
   for (i = 0; i < rcpts.len; i += strlen(rcpts.s + i) + 1) {
     if (rcpts.s[i] == DUP) continue;
     cats(&env, "T");
     cat(&env, rcpts.s + i, strlen(rcpts.s + i) + 1);
+    if (opt->notify) { cats(&env, "P"); cat(&env, opt->notify, strlen(opt->notify) + 1); }
   }
   cat(&env, "", 1);
 

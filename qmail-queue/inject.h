@@ -69,6 +69,10 @@ struct inject {
   const char *name;      /* -F, or NULL */
   char *const *args;     /* recipient arguments, each an address list */
   size_t nargs;
+  /* DSN requests (RFC 3461), as the envelope's P fields (qmail-queue.c):
+   * "RET=...", "ENVID=<xtext>" for the sender, "NOTIFY=..." for every
+   * recipient; NULL when not given. Checked by the caller. */
+  const char *ret, *envid, *notify;
 };
 
 /* Does the whole job and exits with the codes above. */

@@ -21,7 +21,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-  struct inject in = { "qmail-inject", 0, 0, 0, 0, 0 };
+  struct inject in = { "qmail-inject", 0, 0, 0, 0, 0, 0, 0, 0 };
   unsigned mode = 0;
   int c;
 

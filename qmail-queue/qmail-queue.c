@@ -23,8 +23,17 @@
  *   81  internal bug
  *   91  envelope format error: bad first byte, no recipient, an empty
  *       recipient, an address holding CR or LF, more than QF_RCPT_MAX
- *       recipients, or EOF before the final "\0"
+ *       recipients, a bad DSN parameter, or EOF before the final "\0"
  * Any failure leaves nothing in mess/ and removes what it made in tmp/.
+ *
+ * Extension: DSN parameters (RFC 3461, lib/dsnparam.h). The sender field
+ * and each recipient field may be followed by "P<KEY>=<value>\0" fields
+ * in their SMTP spelling: "PRET=HDRS\0", "PENVID=<xtext>\0" after F;
+ * "PNOTIFY=SUCCESS,FAILURE\0", "PORCPT=rfc822;<xtext>\0" after a T, e.g.
+ *   "Fa@x.test\0PRET=HDRS\0Tb@y.test\0PNOTIFY=NEVER\0Tc@y.test\0\0"
+ * A filter that copies the envelope passes them on; one that rebuilds it
+ * from F and T fields drops them, which only loses the DSN requests. A
+ * bad value, a keyword in the wrong place or given twice: exit 91.
  *
  * Extension: when the environment variable SMTPUTF8 is non-empty, the
  * envelope gets an "SMTPUTF8" option record (RFC 6531: the sender asked

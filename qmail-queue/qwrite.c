@@ -9,11 +9,12 @@
 #include "addr.h"
 #include "buf.h"
 #include "date.h"
+#include "dsnparam.h"
 #include "str.h"
 #include "qwrite.h"
 
 /* The envelope parser's states. */
-enum { E_FIRST, E_ADDR, E_NEXT, E_DONE };
+enum { E_FIRST, E_ADDR, E_NEXT, E_PARAM, E_DONE };
 
 /* The sum covers what follows the header: the header holds it. The first
  * flush starts with the header's reserved bytes, and every buffer holds
@@ -130,16 +131,16 @@ int qw_message(struct qw *w, int fd)
   return QW_MORE;
 }
 
-/* The address in w->a is complete: appends it as a record of type t. */
-static int record(struct qw *w, char t)
+/* Appends a record of type t holding p[0..n), n < QW_OUT_MIN - 5. */
+static int rec(struct qw *w, char t, const void *p, size_t n)
 {
   unsigned char h[5];
   h[0] = (unsigned char)t;
-  h[1] = (unsigned char)(w->an >> 24);
-  h[2] = (unsigned char)(w->an >> 16);
-  h[3] = (unsigned char)(w->an >> 8);
-  h[4] = (unsigned char)w->an;
-  if (put(w, h, sizeof h) || put(w, w->a, w->an)) return 53;
+  h[1] = (unsigned char)(n >> 24);
+  h[2] = (unsigned char)(n >> 16);
+  h[3] = (unsigned char)(n >> 8);
+  h[4] = (unsigned char)n;
+  if (put(w, h, sizeof h) || put(w, p, n)) return 53;
   return 0;
 }
 
@@ -156,6 +157,32 @@ static int sendable(const char *a, size_t n, int sender)
   return addr_check(a, n, ADDR_UTF8 | ADDR_NOAT) != ADDR_BAD;
 }
 
+/* The address in w->a is complete: appends it as a record of type t. */
+static int record(struct qw *w, char t) { return rec(w, t, w->a, w->an); }
+
+/* The DSN parameter in w->a is complete ("P" fields, qmail-queue.c): RET
+ * and ENVID after the sender, NOTIFY and ORCPT after a recipient, each at
+ * most once there, become their records (qfile.h). 0, 91 or 53. */
+static int param(struct qw *w)
+{
+  const char *v;
+  size_t vn;
+  unsigned bits;
+  int kw;
+  unsigned char nb;
+
+  if (dsnp_split(w->a, w->an, &kw, &v, &vn, &bits)) return 91;
+  if ((w->nrcpt == 0) != (kw == DSNP_RET || kw == DSNP_ENVID)) return 91;
+  if (w->pseen & (1u << kw)) return 91;
+  w->pseen |= 1u << kw;
+  switch (kw) {
+  case DSNP_RET: return rec(w, 'O', bits == 'F' ? "RET=FULL" : "RET=HDRS", 8);
+  case DSNP_ENVID: return rec(w, 'V', v, vn);
+  case DSNP_NOTIFY: nb = (unsigned char)bits; return rec(w, 'N', &nb, 1);
+  default: return rec(w, 'Q', v, vn);
+  }
+}
+
 /* One envelope byte. The sender's record is F (it may be empty); each
  * recipient's is R with QF_PENDING first (never empty). */
 static int env_byte(struct qw *w, unsigned char c)
@@ -170,6 +197,7 @@ static int env_byte(struct qw *w, unsigned char c)
     if (c != 'F') return 91;
     w->msg_len = w->written + w->len - QF_HDR;
     w->an = 0;
+    w->pseen = 0;
     w->est = E_ADDR;
     return QW_MORE;
   case E_NEXT:
@@ -179,11 +207,26 @@ static int env_byte(struct qw *w, unsigned char c)
       w->est = E_DONE;
       return QW_END;
     }
+    if (c == 'P') {
+      w->an = 0;
+      w->est = E_PARAM;
+      return QW_MORE;
+    }
     if (c != 'T' || w->nrcpt == QF_RCPT_MAX) return 91;
     w->nrcpt++;
+    w->pseen = 0;
     w->a[0] = QF_PENDING;
     w->an = 1;
     w->est = E_ADDR;
+    return QW_MORE;
+  case E_PARAM:
+    if (c == 0) {
+      int r = param(w);
+      w->est = E_NEXT;
+      return r ? r : QW_MORE;
+    }
+    if (c == '\r' || c == '\n' || w->an == QF_ADDR_MAX) return 91;
+    w->a[w->an++] = (char)c;
     return QW_MORE;
   default:   /* E_ADDR */
     if (c == 0) {

@@ -70,6 +70,7 @@ struct qw {
   /* envelope parser */
   int est;                         /* where it is: see qwrite.c */
   unsigned long nrcpt;
+  unsigned pseen;                  /* DSN parameters taken for this F or T */
   size_t an;
   char a[1 + QF_ADDR_MAX];         /* the address being read, state byte first */
 };

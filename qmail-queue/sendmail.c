@@ -17,10 +17,13 @@
  *
  * -t adds the To, Cc and Bcc recipients to those of the arguments (as
  * Postfix does). Without -i or -oi a line holding only "." ends the
- * message. -r is -f. Accepted and ignored, for compatibility: other -o
- * options, -B, -N, -R, -V, -L, -O, -e, -h (with their argument), -v, -U,
- * -G. Anything else, and -bv/..., is refused with exit 100. Invoked
- * as "mailq" it is -bp, as "newaliases" -bi. */
+ * message. -r is -f. DSN requests (RFC 3461), as sendmail's: -N never or
+ * a list of success, failure, delay (every recipient's NOTIFY), -R full or
+ * hdrs (RET), -V envid (ENVID, printable ASCII, xtext-encoded here); a bad
+ * value is exit 100. Accepted and ignored, for compatibility: other -o
+ * options, -B, -L, -O, -e, -h (with their argument), -v, -U, -G. Anything
+ * else, and -bv/..., is refused with exit 100. Invoked as "mailq" it is
+ * -bp, as "newaliases" -bi. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@
 #include "buf.h"
 #include "control.h"
 #include "log.h"
+#include "dsnparam.h"
 #include "str.h"
 #include "svc.h"
 #include "inject.h"
@@ -84,9 +88,31 @@ static void flush_queue(void)
   _exit(111);
 }
 
+/* "<key><value>" checked as DSN keyword kw, into *out; -V's value is
+ * xtext-encoded first. Exits 100 on a bad value. */
+static void dsn_opt(const char **out, const char *key, int kw, const char *v)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  str s = STR_INIT;
+  unsigned bits;
+  size_t k = strlen(key), i;
+
+  if (str_copys(&s, key) < 0) log_fatal("sendmail", 111, "out of memory");
+  for (i = 0; v[i]; i++) {
+    unsigned char c = (unsigned char)v[i];
+    int enc = kw == DSNP_ENVID && (c < 33 || c > 126 || c == '+' || c == '=');
+    if ((enc ? str_catc(&s, '+') < 0 || str_catc(&s, hex[c >> 4]) < 0 || str_catc(&s, hex[c & 15]) < 0
+             : str_catc(&s, (char)c) < 0))
+      log_fatal("sendmail", 111, "out of memory");
+  }
+  if (str_0(&s) < 0) log_fatal("sendmail", 111, "out of memory");
+  if (dsnp_check(kw, s.s + k, s.len - k, &bits)) usage(dsnp_check(kw, s.s + k, s.len - k, &bits));
+  *out = s.s;   /* kept until exit */
+}
+
 int main(int argc, char **argv)
 {
-  struct inject in = { "sendmail", INJ_ARGS | INJ_DOT, 0, 0, 0, 0 };
+  struct inject in = { "sendmail", INJ_ARGS | INJ_DOT, 0, 0, 0, 0, 0, 0, 0 };
   char *args[2] = { 0, 0 };
   const char *base = argc > 0 ? strrchr(argv[0], '/') : 0;
   char mode = 'm';
@@ -109,7 +135,10 @@ int main(int argc, char **argv)
       mode = optarg[0];
       break;
     case 'q': mode = 'q'; flush = !optarg; break;
-    case 'B': case 'N': case 'R': case 'V': case 'L': case 'O': case 'e': case 'h':
+    case 'N': dsn_opt(&in.notify, "NOTIFY=", DSNP_NOTIFY, optarg); break;
+    case 'R': dsn_opt(&in.ret, "RET=", DSNP_RET, optarg); break;
+    case 'V': dsn_opt(&in.envid, "ENVID=", DSNP_ENVID, optarg); break;
+    case 'B': case 'L': case 'O': case 'e': case 'h':
     case 'v': case 'U': case 'G':
       break;
     default: usage("unknown option or missing argument");

@@ -103,6 +103,7 @@ int main(int argc, char **argv)
   j.rcpt = (const char *const *)argv + 3;
   j.nrcpt = (size_t)(argc - 3);
   j.utf8 = 0;
+  j.req = 0;
   j.keep = 0;
   j.res = res;
   j.done = report;

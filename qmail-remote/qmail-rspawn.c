@@ -60,9 +60,9 @@ static int route(struct spawnreq *r, struct spawnjob *j)
   int bad;
 
   bad = number(&j->data, 0) || field(&j->data, r->qid) || number(&j->data, r->off) ||
-        number(&j->data, r->len) || number(&j->data, r->opts) || field(&j->data, r->sender);
+        number(&j->data, r->len) || spawnreq_cat_opts(&j->data, r) < 0 || field(&j->data, r->sender);
   for (i = 0; !bad && i < r->nrcpt; i++)
-    bad = number(&j->data, r->rcpt[i].i) || field(&j->data, r->rcpt[i].addr);
+    bad = spawnreq_cat_index(&j->data, &r->rcpt[i]) < 0 || field(&j->data, r->rcpt[i].addr);
   if (bad) {
     spawnreq_refuse(prog, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", "out of memory");
     return 0;

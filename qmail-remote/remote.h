@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include "spawnproto.h"
+#include "spawnreq.h"
 #include "str.h"
 
 /* ---- configuration (control files, read per delivery) ---- */
@@ -55,6 +55,10 @@ struct rjob {
   off_t msgoff;                   /*   of msgfd, read with pread: LF line ends */
   unsigned long long msglen;
   int utf8;                       /* the envelope needs SMTPUTF8 */
+  /* The spawner's request, for its DSN parameters (RET in opts, ENVID,
+   * each rcpt[i]'s NOTIFY and ORCPT), passed on to a server that
+   * announces DSN; NULL: none. */
+  const struct spawnreq *req;
   /* 1: a worker's delivery: use the connection kept from an earlier one
    * when it was made for exactly this, and keep this one (smtp_reuse);
    * 0: QUIT at the end. */

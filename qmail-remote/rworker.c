@@ -58,6 +58,7 @@ static void one(char *p, size_t n, int fd)
   j.msgoff = (off_t)r.off;
   j.msglen = r.len;
   j.utf8 = (r.opts & QF_OPT_UTF8) != 0;
+  j.req = &r;
   j.keep = 1;
   j.res = res;
   j.done = reply;

@@ -47,6 +47,7 @@
 #include "buf.h"
 #include "log.h"
 #include "mime8.h"
+#include "qfile.h"
 #include "remote.h"
 
 #define EXT_PIPELINING 1u
@@ -57,6 +58,7 @@
 #define EXT_AUTH      32u
 #define EXT_AUTH_PLAIN 64u
 #define EXT_AUTH_LOGIN 128u
+#define EXT_DSN      256u
 
 #define REPLY_LINE 2048      /* longer than RFC 5321's 512: be lenient */
 #define REPLY_LINES 200      /* a reply of more lines is an attack */
@@ -194,6 +196,7 @@ static void parse_ehlo(struct smtp *s)
   static const struct { const char *kw; unsigned bit; } kws[] = {
     { "PIPELINING", EXT_PIPELINING }, { "SIZE", EXT_SIZE }, { "8BITMIME", EXT_8BITMIME },
     { "SMTPUTF8", EXT_SMTPUTF8 }, { "STARTTLS", EXT_STARTTLS }, { "AUTH", EXT_AUTH },
+    { "DSN", EXT_DSN },
   };
   const char *p = s->reply.s, *end = s->reply.s + s->reply.len, *nl;
   size_t k, n;
@@ -447,6 +450,44 @@ static void cat(struct smtp *s, const char *p, int *bad)
   if (str_cats(&s->cmd, p) < 0) *bad = 1;
 }
 
+/* 1 when j's DSN parameters go to this server (RFC 3461 5.2.2: only to
+ * one that announced DSN). */
+static int dsn_on(const struct smtp *s, const struct rjob *j) { return j->req && (s->ext & EXT_DSN); }
+
+/* " NOTIFY=..." and " ORCPT=..." of recipient i, when it has them. */
+static void rcpt_dsn(struct smtp *s, const struct rjob *j, size_t i, int *bad)
+{
+  static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY", "NEVER" };
+  const struct spawnrcpt *x;
+  int k, first = 1;
+
+  if (!dsn_on(s, j)) return;
+  x = &j->req->rcpt[i];
+  if (x->notify) {
+    cat(s, " NOTIFY=", bad);
+    for (k = 0; k < 4; k++)
+      if (x->notify & (1u << k)) {
+        if (!first) cat(s, ",", bad);
+        cat(s, words[k], bad);
+        first = 0;
+      }
+  }
+  if (x->orcpt) {
+    cat(s, " ORCPT=", bad);
+    if (str_catb(&s->cmd, x->orcpt, x->orcptn) < 0) *bad = 1;
+  }
+}
+
+/* "RCPT TO:<rcpt i>[ DSN parameters]\r\n" */
+static void rcpt_line(struct smtp *s, const struct rjob *j, size_t i, int *bad)
+{
+  cat(s, "RCPT TO:<", bad);
+  cat(s, j->rcpt[i], bad);
+  cat(s, ">", bad);
+  rcpt_dsn(s, j, i, bad);
+  cat(s, "\r\n", bad);
+}
+
 static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wire, int eight)
 {
   size_t i;
@@ -462,23 +503,25 @@ static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wir
   }
   if (eight && (s->ext & EXT_8BITMIME)) cat(s, " BODY=8BITMIME", &bad);
   if (j->utf8 && (s->ext & EXT_SMTPUTF8)) cat(s, " SMTPUTF8", &bad);
+  if (dsn_on(s, j) && (j->req->opts & QF_OPT_RET_FULL)) cat(s, " RET=FULL", &bad);
+  if (dsn_on(s, j) && (j->req->opts & QF_OPT_RET_HDRS)) cat(s, " RET=HDRS", &bad);
+  if (dsn_on(s, j) && j->req->envid) {
+    cat(s, " ENVID=", &bad);
+    if (str_catb(&s->cmd, j->req->envid, j->req->envidn) < 0) bad = 1;
+  }
   cat(s, "\r\n", &bad);
   /* With PIPELINING, every RCPT goes in the same write (RFC 2920). */
-  for (i = 0; (s->ext & EXT_PIPELINING) && i < j->nrcpt; i++) {
-    cat(s, "RCPT TO:<", &bad);
-    cat(s, j->rcpt[i], &bad);
-    cat(s, ">\r\n", &bad);
-  }
+  for (i = 0; (s->ext & EXT_PIPELINING) && i < j->nrcpt; i++) rcpt_line(s, j, i, &bad);
   if (bad) { s->err = "out of memory"; s->code = -1; return -1; }
   return 0;
 }
 
-static int rcpt_cmd(struct smtp *s, const char *rcpt)
+static int rcpt_cmd(struct smtp *s, const struct rjob *j, size_t i)
 {
+  int bad = 0;
   s->cmd.len = 0;
-  if (str_cats(&s->cmd, "RCPT TO:<") < 0 || str_cats(&s->cmd, rcpt) < 0 || str_cats(&s->cmd, ">\r\n") < 0) {
-    s->err = "out of memory"; s->code = -1; return -1;
-  }
+  rcpt_line(s, j, i, &bad);
+  if (bad) { s->err = "out of memory"; s->code = -1; return -1; }
   return send_cmd(s);
 }
 
@@ -519,7 +562,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
     return;
   }
   for (i = 0; i < j->nrcpt; i++) {
-    if (!(s->ext & EXT_PIPELINING) && rcpt_cmd(s, j->rcpt[i]) < 0) break;
+    if (!(s->ext & EXT_PIPELINING) && rcpt_cmd(s, j, i) < 0) break;
     if (get_reply(s) < 0 || s->code == 421) break;
     accepted[i] = (char)is2xx(s);
     if (accepted[i]) s->accepted = ++ok;
@@ -554,7 +597,8 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
     return;
   }
   for (i = 0; i < j->nrcpt; i++)
-    if (accepted[i]) set_one(s, &j->res[i], is2xx(s) ? 'K' : failcode(s), is2xx(s) ? SPAWN_TAG_OK : SPAWN_TAG_DATA, "");
+    if (accepted[i]) set_one(s, &j->res[i], is2xx(s) ? 'K' : failcode(s),
+                             !is2xx(s) ? SPAWN_TAG_DATA : dsn_on(s, j) ? SPAWN_TAG_OK_DSN : SPAWN_TAG_OK, "");
   s->state = STATE_READY;     /* the final reply ends the transaction, whatever it says */
 }
 

@@ -1,13 +1,19 @@
-/* Permanent failures: their records in queue/bounce/<qid>, and the RFC 3464
- * delivery status notification built from them once a message is final.
+/* Permanent failures and the deliveries that asked for a notice: their
+ * records in queue/bounce/<qid>, and the RFC 3464 delivery status
+ * notification built from them once a message is final; delay notices.
  *
- * A record is one line, "\n<i>\0<L|R>\0<rcpt>\0<text>\n": the recipient's
- * index in the queue file, its channel, its address (queue addresses hold
- * no NUL, CR or LF) and the failure text with control bytes made spaces.
+ * A record is one line, "\n<i>\0<kind>\0<rcpt>\0<text>\n": the recipient's
+ * index in the queue file, its kind ('L', 'R': failed on the local or
+ * remote channel; 'S' delivered, 'Y' relayed, both asked for by
+ * NOTIFY=SUCCESS; 'W' a delay notice went), its address (queue addresses
+ * hold no NUL, CR or LF) and the text with control bytes made spaces.
  * The leading "\n" ends any torn record a crash left behind, so a torn
  * record spoils only itself. A recipient may have several records (a crash
  * between the fsync of its record and the mark of its state byte repeats
- * the attempt); the last one wins.
+ * the attempt); the last one wins, 'W' aside.
+ *
+ * Which recipients a report names follows their NOTIFY (RFC 3461), kept
+ * in the queue file: none means qmail's behaviour, failures only.
  *
  * The third part of the report is text/rfc822-headers, the original
  * header section (at most DSN_HEAD_MAX bytes, cut at a line end). With
@@ -32,6 +38,7 @@
 
 #define DSN_HEAD_MAX (64u * 1024)
 #define DSN_BODY_MAX (16ull * 1024 * 1024)
+#define DSN_RET_FULL (64ull * 1024)     /* body quoted for RET=FULL at least */
 #define BOUNCE_FILE_MAX (256u * 1024 * 1024)
 #define INJECT_TIMEOUT 120
 #define FOLD 76
@@ -42,8 +49,23 @@ static int bounce_path(str *p, const char *qid)
   return str_cats(p, "queue/bounce/") < 0 || str_cats(p, qid) < 0 || str_0(p) < 0 ? -1 : 0;
 }
 
+static int notice_append(const char *qid, size_t i, char kind, const char *rcpt, size_t rn,
+                         const char *text, size_t tn);
+
 int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
                   const char *text, size_t tn)
+{
+  return notice_append(qid, i, ch == CH_LOCAL ? 'L' : 'R', rcpt, rn, text, tn);
+}
+
+int success_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
+                   const char *text, size_t tn)
+{
+  return notice_append(qid, i, ch == CH_LOCAL ? 'S' : 'Y', rcpt, rn, text, tn);
+}
+
+static int notice_append(const char *qid, size_t i, char kind, const char *rcpt, size_t rn,
+                         const char *text, size_t tn)
 {
   str p = STR_INIT, r = STR_INIT;
   int fd = -1, created = 0, ret = -1, e;
@@ -51,7 +73,7 @@ int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn
 
   if (bounce_path(&p, qid) < 0) goto out;
   if (str_catc(&r, '\n') < 0 || str_catu(&r, i) < 0 || str_catc(&r, 0) < 0 ||
-      str_catc(&r, ch == CH_LOCAL ? 'L' : 'R') < 0 || str_catc(&r, 0) < 0 ||
+      str_catc(&r, kind) < 0 || str_catc(&r, 0) < 0 ||
       str_catb(&r, rcpt, rn) < 0 || str_catc(&r, 0) < 0)
     goto out;
   k = r.len;
@@ -93,9 +115,11 @@ void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt)
     while (l + d < z[0] && l[d] >= '0' && l[d] <= '9') d++;
     if (!d || l + d != z[0] || d > 9) continue;
     while (d--) idx = idx * 10 + (unsigned)(*l++ - '0');
-    if (z[1] != z[0] + 2 || (z[0][1] != 'L' && z[0][1] != 'R') || z[2] == z[1] + 1) continue;
+    if (z[1] != z[0] + 2 || !memchr("LRSYW", z[0][1], 5) || z[2] == z[1] + 1) continue;
     if (idx >= nrcpt) continue;
-    f[idx].ch = z[0][1] == 'L' ? CH_LOCAL : CH_REMOTE;
+    if (z[0][1] == 'W') { f[idx].warned = 1; continue; }
+    f[idx].ch = z[0][1] == 'L' || z[0][1] == 'S' ? CH_LOCAL : CH_REMOTE;
+    f[idx].action = z[0][1] == 'S' ? DSN_DELIVERED : z[0][1] == 'Y' ? DSN_RELAYED : DSN_FAILED;
     f[idx].rcpt = z[1] + 1;
     f[idx].rn = (size_t)(z[2] - z[1] - 1);
     f[idx].text = z[2] + 1;
@@ -110,21 +134,92 @@ static size_t num(const char *s, size_t n, size_t max)
   return i > max ? 0 : i;
 }
 
+/* The length of the enhanced code (RFC 3463, class 2, 4 or 5) t starts
+ * with, ended by the text's end, a space or punctuation; else 0. */
+static size_t enh(const char *t, size_t n)
+{
+  size_t a, b, k;
+
+  if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return 0;
+  a = num(t + 2, n - 2, 3);
+  if (!a || 2 + a >= n || t[2 + a] != '.') return 0;
+  b = num(t + 3 + a, n - 3 - a, 3);
+  k = 3 + a + b;
+  if (!b || (k < n && t[k] != ' ' && t[k] != ';' && t[k] != ')' && t[k] != ',')) return 0;
+  return k;
+}
+
+static void setcode(char out[16], const char *t, size_t k, char cls)
+{
+  memcpy(out, t, k);
+  out[k] = 0;
+  out[0] = cls;
+}
+
 void dsn_status(const char *t, size_t n, char out[16])
 {
-  size_t a, b;
+  size_t k;
 
   memcpy(out, "5.0.0", 6);
   /* An SMTP reply code first, as in "550 5.1.1 unknown user". */
   if (n >= 4 && num(t, n, 3) == 3 && (t[3] == ' ' || t[3] == '-')) { t += 4; n -= 4; }
-  if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return;
-  a = num(t + 2, n - 2, 3);
-  if (!a || 2 + a >= n || t[2 + a] != '.') return;
-  b = num(t + 3 + a, n - 3 - a, 3);
-  if (!b || (3 + a + b < n && t[3 + a + b] != ' ' && t[3 + a + b] != ';')) return;
-  out[0] = '5';
-  memcpy(out + 1, t + 1, 2 + a + b);
-  out[3 + a + b] = 0;
+  if ((k = enh(t, n))) setcode(out, t, k, '5');
+}
+
+/* A reply "ddd" alone or followed by ' ' or '-', of class 2, 4 or 5. */
+static int reply_code(const char *t, size_t n)
+{
+  return n >= 3 && num(t, n, 3) == 3 && (t[0] == '2' || t[0] == '4' || t[0] == '5') &&
+         (n == 3 || t[3] == ' ' || t[3] == '-');
+}
+
+void dsn_why(const char *t, size_t n, int ch, struct dsn_why *w)
+{
+  static const char said[] = " said: ";
+  const size_t xl = sizeof DSN_EXPIRED - 1;
+  int expired = n >= xl && !memcmp(t, DSN_EXPIRED, xl);
+  const char *r = 0, *b;
+  size_t tag = 0, k, bn, i;
+
+  if (expired) { t += xl; n -= xl; }
+  w->type = "X-qmail";
+  w->text = t;
+  w->tn = n;
+  memcpy(w->status, "5.0.0", 6);
+  while (tag < n && t[tag] >= 'a' && t[tag] <= 'z') tag++;
+  tag = tag && tag + 1 < n && t[tag] == ':' && t[tag + 1] == ' ' ? tag + 2 : 0;
+  if (ch == CH_REMOTE && tag) r = memmem(t + tag, n - tag, said, sizeof said - 1);
+  if (r) r += sizeof said - 1;
+  else if (ch == CH_REMOTE) r = t + tag;   /* a bare reply */
+  if (r) {
+    const char *rep = r;
+    size_t rn = n - (size_t)(rep - t);
+    if (reply_code(rep, rn)) {
+      w->type = "smtp";
+      w->text = rep;
+      w->tn = rn;
+      w->status[0] = rep[0];
+      /* The enhanced code counts only with the reply's class. */
+      if (rn > 4 && (k = enh(rep + 4, rn - 4)) && rep[4] == rep[0]) setcode(w->status, rep + 4, k, rep[0]);
+    }
+  }
+  if (w->type[0] != 's') {
+    /* "5.1.1 ..." after the tag, or "... (5.1.10, RFC 7505)". */
+    b = t + tag;
+    bn = n - tag;
+    if ((k = enh(b, bn))) setcode(w->status, b, k, '5');
+    else
+      for (i = 0; i + 1 < bn; i++)
+        if (b[i] == '(' && (k = enh(b + i + 1, bn - i - 1))) { setcode(w->status, b + i + 1, k, '5'); break; }
+  }
+  if (expired) memcpy(w->status, "4.4.7", 6);
+}
+
+static int ascii(const char *s, size_t n)
+{
+  size_t i;
+  for (i = 0; i < n; i++) if ((unsigned char)s[i] >= 128) return 0;
+  return 1;
 }
 
 static int cat2(str *s, unsigned v)
@@ -189,15 +284,78 @@ static int contains(const str *s, const char *pat, size_t pn, const char *orig, 
   return 0;
 }
 
+static const char *const act_name[] = { "failed", "delivered", "relayed", "delayed" };
+
+/* The per-recipient fields of f (RFC 3464 2.3, RFC 6533 for UTF-8). */
+static int cat_rcpt(str *out, const struct dsn_fail *f, str *tmp)
+{
+  struct dsn_why w;
+  size_t col;
+
+  dsn_why(f->text, f->tn, f->ch, &w);
+  if (f->action == DSN_DELAYED) memcpy(w.status, "4.0.0", 6);
+  else if (f->action != DSN_FAILED && w.status[0] != '2') memcpy(w.status, "2.0.0", 6);
+  if (str_catc(out, '\n') < 0) return -1;
+  if (f->orcpt) {
+    const char *semi = memchr(f->orcpt, ';', f->orn);
+    size_t tn = semi ? (size_t)(semi - f->orcpt) : 0;
+    tmp->len = 0;
+    if (xtext_decode(tmp, f->orcpt + tn + 1, f->orn - tn - 1) < 0 ||
+        str_cats(out, "Original-Recipient: ") < 0 || str_catb(out, f->orcpt, tn + 1) < 0 ||
+        str_catb(out, tmp->s, tmp->len) < 0 || str_catc(out, '\n') < 0)
+      return -1;
+  }
+  if (str_cats(out, "Final-Recipient: ") < 0 ||
+      str_cats(out, ascii(f->rcpt, f->rn) ? "rfc822; " : "utf-8; ") < 0 ||
+      str_catb(out, f->rcpt, f->rn) < 0 ||
+      str_cats(out, "\nAction: ") < 0 || str_cats(out, act_name[f->action]) < 0 ||
+      str_cats(out, "\nStatus: ") < 0 || str_cats(out, w.status) < 0 || str_catc(out, '\n') < 0)
+    return -1;
+  if (f->action == DSN_DELAYED)
+    return str_cats(out, "Will-Retry-Until: ") < 0 || catdate(out, f->until) < 0 ||
+           str_catc(out, '\n') < 0 ? -1 : 0;
+  /* A delivery's text is no diagnosis, except the next hop's reply. */
+  if (f->action != DSN_FAILED && w.type[0] != 's') return 0;
+  col = strlen("Diagnostic-Code: ; ") + strlen(w.type);
+  return str_cats(out, "Diagnostic-Code: ") < 0 || str_cats(out, w.type) < 0 ||
+         str_cats(out, "; ") < 0 || catfold(out, w.text, w.tn, col) < 0 || str_catc(out, '\n') < 0 ? -1 : 0;
+}
+
+/* Part 1's paragraph for the recipients of action a, if any. */
+static int cat_people(str *out, const struct dsn_fail *f, size_t nf, int a)
+{
+  static const char *const intro[] = {
+    "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n",
+    "Your message was delivered to the following addresses, as you asked to be told.\n\n",
+    "Your message was passed on to the following addresses. The next hop does not\n"
+    "report deliveries, so this is the last notice you will get about them.\n\n",
+    "Your message has not been delivered yet to the following addresses. I'm still\n"
+    "trying; this is only a warning, you need not send it again.\n\n" };
+  size_t k, n = 0;
+
+  for (k = 0; k < nf; k++) if (f[k].action == a) n++;
+  if (!n) return 0;
+  if (str_cats(out, intro[a]) < 0) return -1;
+  for (k = 0; k < nf; k++)
+    if (f[k].action == a &&
+        (str_catc(out, '<') < 0 || str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
+         str_cats(out, ">:\n") < 0 || catfold(out, f[k].text, f[k].tn, 0) < 0 ||
+         str_cats(out, f[k].tn ? "\n\n" : "\n") < 0))
+      return -1;
+  return 0;
+}
+
 int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to,
               unsigned long long birth, unsigned long long now,
-              const struct dsn_fail *f, size_t nf, const char *orig, size_t on, int withbody)
+              const struct dsn_fail *f, size_t nf, const char *envid, size_t en,
+              const char *orig, size_t on, int withbody)
 {
   static const char hex[] = "0123456789abcdef";
   unsigned char rnd[8] = { 0 };
-  str b = STR_INIT;
-  size_t k;
-  int r = -1;
+  str b = STR_INIT, tmp = STR_INIT;
+  size_t k, nfail = 0, ndelay = 0;
+  int r = -1, global = 0;
 
   out->len = 0;
   /* An unpredictable boundary, and checked: no part may contain it. */
@@ -212,11 +370,15 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
       if (str_catc(&b, hex[rnd[k] >> 4]) < 0 || str_catc(&b, hex[rnd[k] & 15]) < 0) goto out;
   } while (contains(out, b.s, b.len, orig, on, f, nf));
 
+  for (k = 0; k < nf; k++) if (f[k].action == DSN_FAILED) nfail++;
+  for (k = 0; k < nf; k++) if (f[k].action == DSN_DELAYED) ndelay++;
   if (str_cats(out, "Date: ") < 0 || catdate(out, now) < 0 ||
       str_cats(out, "\nFrom: ") < 0 || str_cats(out, c->bouncefrom) < 0 ||
       str_catc(out, '@') < 0 || str_cats(out, c->bouncehost) < 0 ||
       str_cats(out, "\nTo: ") < 0 || str_cats(out, to) < 0 ||
-      str_cats(out, "\nSubject: failure notice\nMessage-ID: <") < 0 ||
+      str_cats(out, nfail == nf ? "\nSubject: failure notice" : ndelay == nf ? "\nSubject: delivery delayed"
+                    : !nfail ? "\nSubject: delivery notice" : "\nSubject: delivery status notification") < 0 ||
+      str_cats(out, "\nMessage-ID: <") < 0 ||
       str_cats(out, qid) < 0 || str_cats(out, ".dsn@") < 0 || str_cats(out, c->bouncehost) < 0 ||
       str_cats(out, ">\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
                     "Content-Type: multipart/report; report-type=delivery-status;\n"
@@ -230,38 +392,42 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
       str_cats(out, "\nContent-Type: text/plain; charset=utf-8\n"
                     "Content-Transfer-Encoding: 8bit\n\n"
                     "Hi. This is the qmail-send program at ") < 0 ||
-      str_cats(out, c->bouncehost) < 0 ||
-      str_cats(out, ".\nI'm afraid I wasn't able to deliver your message to the following addresses.\n"
-                    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n") < 0)
+      str_cats(out, c->bouncehost) < 0 || str_cats(out, ".\n") < 0 ||
+      cat_people(out, f, nf, DSN_FAILED) < 0 || cat_people(out, f, nf, DSN_DELIVERED) < 0 ||
+      cat_people(out, f, nf, DSN_RELAYED) < 0 || cat_people(out, f, nf, DSN_DELAYED) < 0)
     goto out;
-  for (k = 0; k < nf; k++)
-    if (str_catc(out, '<') < 0 || str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
-        str_cats(out, ">:\n") < 0 || catfold(out, f[k].text, f[k].tn, 0) < 0 ||
-        str_cats(out, "\n\n") < 0)
-      goto out;
 
-  /* 2: for programs. */
+  /* 2: for programs; message/global-delivery-status (RFC 6533) when a
+   * field would hold UTF-8, which message/delivery-status may not. */
+  for (k = 0; k < nf && !global; k++) {
+    struct dsn_why w;
+    dsn_why(f[k].text, f[k].tn, f[k].ch, &w);
+    tmp.len = 0;
+    if (f[k].orcpt && xtext_decode(&tmp, f[k].orcpt, f[k].orn) < 0) goto out;
+    global = !ascii(f[k].rcpt, f[k].rn) || !ascii(w.text, w.tn) || !ascii(tmp.s, tmp.len);
+  }
   if (str_catb(out, b.s, b.len) < 0 ||
-      str_cats(out, "\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; ") < 0 ||
+      str_cats(out, global ? "\nContent-Type: message/global-delivery-status\n"
+                           : "\nContent-Type: message/delivery-status\n") < 0)
+    goto out;
+  /* ENVID decodes to printable ASCII (dsnparam.h). */
+  tmp.len = 0;
+  if (envid && (xtext_decode(&tmp, envid, en) < 0 || str_cats(out, "\nOriginal-Envelope-Id: ") < 0 ||
+                str_catb(out, tmp.s, tmp.len) < 0))
+    goto out;
+  if (str_cats(out, "\nReporting-MTA: dns; ") < 0 ||
       str_cats(out, c->me) < 0 || str_cats(out, "\nArrival-Date: ") < 0 ||
       catdate(out, birth) < 0 || str_catc(out, '\n') < 0)
     goto out;
-  for (k = 0; k < nf; k++) {
-    char st[16];
-    const char *dt = f[k].ch == CH_LOCAL ? "Diagnostic-Code: x-unix; " : "Diagnostic-Code: smtp; ";
-    dsn_status(f[k].text, f[k].tn, st);
-    if (str_cats(out, "\nFinal-Recipient: rfc822; ") < 0 ||
-        str_catb(out, f[k].rcpt, f[k].rn) < 0 ||
-        str_cats(out, "\nAction: failed\nStatus: ") < 0 || str_cats(out, st) < 0 ||
-        str_catc(out, '\n') < 0 || str_cats(out, dt) < 0 ||
-        catfold(out, f[k].text, f[k].tn, strlen(dt)) < 0 || str_catc(out, '\n') < 0)
-      goto out;
-  }
+  for (k = 0; k < nf; k++)
+    if (cat_rcpt(out, f + k, &tmp) < 0) goto out;
 
   /* 3: what was sent. */
   if (str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 ||
-      str_cats(out, withbody ? "\nContent-Type: message/rfc822\n\n"
-                             : "\nContent-Type: text/rfc822-headers\n\n") < 0 ||
+      str_cats(out, !ascii(orig, on) ? (withbody ? "\nContent-Type: message/global\n\n"
+                                                 : "\nContent-Type: message/global-headers\n\n")
+                    : withbody ? "\nContent-Type: message/rfc822\n\n"
+                               : "\nContent-Type: text/rfc822-headers\n\n") < 0 ||
       str_catb(out, orig, on) < 0 ||
       (on && orig[on - 1] != '\n' && str_catc(out, '\n') < 0) ||
       str_catc(out, '\n') < 0 || str_catb(out, b.s, b.len) < 0 || str_cats(out, "--\n") < 0)
@@ -269,6 +435,7 @@ int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to
   r = 0;
 out:
   str_free(&b);
+  str_free(&tmp);
   return r;
 }
 
@@ -342,8 +509,9 @@ static int slurp_bounce(const char *qid, str *out)
   return r;
 }
 
-/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1. */
-static int inject(const char *msg, size_t n, const char *sender, const char *rcpt)
+/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1;
+ * utf8: with the SMTPUTF8 option (qmail-queue's SMTPUTF8 variable). */
+static int inject(const char *msg, size_t n, const char *sender, const char *rcpt, int utf8)
 {
   int mp[2], ep[2], st, ok, broken;
   str env = STR_INIT;
@@ -363,6 +531,7 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, 0);
     if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0) _exit(111);
+    if (utf8 ? setenv("SMTPUTF8", "1", 1) < 0 : unsetenv("SMTPUTF8") < 0) _exit(111);
     execl("bin/qmail-queue", "qmail-queue", (char *)0);
     _exit(111);
   }
@@ -393,17 +562,122 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
   return 0;
 }
 
+int dsn_req_envid(str *req, const qf_env *e)
+{
+  return !e->envid ? 0 : str_catc(req, '/') < 0 || str_catb(req, e->envid, e->envid_len) < 0 ? -1 : 0;
+}
+
+int dsn_req_rcpt(str *req, const struct qf_rcpt *r)
+{
+  if (!r->notify && !r->orcpt) return 0;
+  if (str_catc(req, '/') < 0 || str_catu(req, r->notify) < 0) return -1;
+  return !r->orcpt ? 0 : str_catc(req, '/') < 0 || str_catb(req, r->orcpt, r->orcpt_len) < 0 ? -1 : 0;
+}
+
+/* 1 if recipient r is owed a notice: a failure it did not decline (a
+ * NOTIFY without FAILURE), or a delivery it asked about (SUCCESS). */
+static int owed(const struct qf_rcpt *r)
+{
+  if (r->state == QF_FAILED) return !r->notify || (r->notify & DSN_NOTIFY_FAILURE);
+  return r->state == QF_DONE && (r->notify & DSN_NOTIFY_SUCCESS);
+}
+
+size_t dsn_owed(const qf_env *e)
+{
+  size_t i, n = 0;
+  for (i = 0; i < e->nrcpt; i++) n += (size_t)owed(e->rcpt + i);
+  return n;
+}
+
+/* 1 if pending recipient r of a message from sender (n bytes) wants a
+ * delay notice: DELAY asked, or no NOTIFY at all (RFC 3461 4.1 leaves
+ * that to the MTA; Postfix warns them too); never for the null sender. */
+static int wants_delay(const struct qf_rcpt *r, size_t n)
+{
+  return r->state == QF_PENDING && n && (!r->notify || (r->notify & DSN_NOTIFY_DELAY));
+}
+
+int dsn_delay(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
+              unsigned long long now)
+{
+  str recs = STR_INIT, orig = STR_INIT, msg = STR_INIT, to = STR_INIT, w = STR_INIT;
+  struct dsn_fail *f = 0;
+  unsigned long long birth = qf_qid_birth(qid);
+  size_t i, nf = 0;
+  int withbody, r = -1, e2, fdw = -1;
+
+  if (!c->delaywarn || now < birth + c->delaywarn) return 0;
+  if (e->sender_len == 4 && !memcmp(e->sender, "#@[]", 4)) return 0;
+  for (i = 0; i < e->nrcpt && !nf; i++) nf = (size_t)wants_delay(e->rcpt + i, e->sender_len);
+  if (!nf) return 0;
+  f = calloc(e->nrcpt, sizeof *f);
+  if (!f) { errno = ENOMEM; goto out; }
+  if (slurp_bounce(qid, &recs) < 0) goto out;
+  dsn_parse(recs.s, recs.len, f, e->nrcpt);
+  for (i = 0, nf = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *q = e->rcpt + i;
+    if (!wants_delay(q, e->sender_len) || f[i].warned) continue;
+    memset(f + nf, 0, sizeof *f);
+    f[nf].rcpt = q->addr;
+    f[nf].rn = q->len;
+    f[nf].text = "";
+    f[nf].action = DSN_DELAYED;
+    f[nf].until = birth + c->lifetime;
+    f[nf].orcpt = q->orcpt;
+    f[nf].orn = q->orcpt_len;
+    /* The 'W' record: this recipient is warned (dsn_parse). */
+    if (str_catc(&w, '\n') < 0 || str_catu(&w, i) < 0 || str_catc(&w, 0) < 0 ||
+        str_catc(&w, 'W') < 0 || str_catc(&w, 0) < 0 || str_catb(&w, q->addr, q->len) < 0 ||
+        str_catc(&w, 0) < 0 || str_catc(&w, '\n') < 0)
+      goto out;
+    nf++;
+  }
+  if (!nf) { r = 0; goto out; }
+  if (str_catb(&to, e->sender, e->sender_len) < 0 || str_0(&to) < 0) goto out;
+  if (read_orig(fd, e, 0, &orig, &withbody) < 0) goto out;
+  if (dsn_build(&msg, c, qid, to.s, birth, now, f, nf, e->envid, e->envid_len,
+                orig.s, orig.len, withbody) < 0)
+    goto out;
+  if (inject(msg.s, msg.len, "", to.s, (e->opts & QF_OPT_UTF8) || !ascii(to.s, to.len)) < 0) goto out;
+  /* After the injection: a crash in between repeats the warning rather
+   * than losing it. */
+  if (bounce_path(&recs, qid) < 0) goto out;
+  fdw = open(recs.s, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fdw < 0 || fd_write_all(fdw, w.s, w.len, 0) < 0 || fsync(fdw) < 0 ||
+      fsync_dir("queue/bounce") < 0)
+    goto out;
+  log_begin("qmail-send", "bounce");
+  log_kv("qid", qid);
+  log_kv("to", to.s);
+  log_kv("type", "delay");
+  log_ku("delayed", nf);
+  log_ku("bytes", msg.len);
+  log_end();
+  r = 1;
+out:
+  e2 = errno;
+  if (fdw >= 0) close(fdw);
+  free(f);
+  str_free(&recs);
+  str_free(&orig);
+  str_free(&msg);
+  str_free(&to);
+  str_free(&w);
+  errno = e2;
+  return r;
+}
+
 int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
              unsigned long long now)
 {
   str recs = STR_INIT, orig = STR_INIT, msg = STR_INIT, to = STR_INIT;
   struct dsn_fail *f = 0;
   const char *envsender;
-  size_t i, nf = 0;
-  int withbody, r = -1, e2;
+  size_t i, nf = 0, nfail = 0;
+  unsigned long long maxbytes;
+  int withbody, utf8, r = -1, e2;
 
-  for (i = 0; i < e->nrcpt; i++) if (e->rcpt[i].state == QF_FAILED) nf++;
-  if (!nf) return 0;
+  if (!dsn_owed(e)) return 0;
   if (e->sender_len == 4 && !memcmp(e->sender, "#@[]", 4)) {
     /* A failed double bounce: reported in the log, never bounced again. */
     for (i = 0; i < e->nrcpt; i++)
@@ -429,28 +703,48 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
   if (!f) { errno = ENOMEM; goto out; }
   if (slurp_bounce(qid, &recs) < 0) goto out;
   dsn_parse(recs.s, recs.len, f, e->nrcpt);
-  /* Compact to the failed recipients, in queue order; a failure whose
-   * record is missing still gets reported. */
-  for (i = 0, nf = 0; i < e->nrcpt; i++) {
-    if (e->rcpt[i].state != QF_FAILED) continue;
-    if (!f[i].rcpt) {
-      f[i].rcpt = e->rcpt[i].addr;
-      f[i].rn = e->rcpt[i].len;
+  /* Compact to the recipients owed a notice, in queue order; a failure
+   * whose record is missing still gets reported, a delivery whose record
+   * is missing (logged when it could not be written) does not. A message
+   * from the null sender gets no delivery notice (RFC 3461 6.2). */
+  for (i = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *q = e->rcpt + i;
+    if (!owed(q)) continue;
+    if (q->state == QF_DONE && (!e->sender_len || !f[i].rcpt || f[i].action == DSN_FAILED)) continue;
+    if (q->state == QF_FAILED && (!f[i].rcpt || f[i].action != DSN_FAILED)) {
+      f[i].rcpt = q->addr;
+      f[i].rn = q->len;
       f[i].ch = CH_REMOTE;
+      f[i].action = DSN_FAILED;
       f[i].text = "5.0.0 the failure was not recorded";
       f[i].tn = strlen(f[i].text);
     }
+    f[i].orcpt = q->orcpt;
+    f[i].orn = q->orcpt_len;
+    nfail += f[i].action == DSN_FAILED;
     f[nf++] = f[i];
   }
-  if (read_orig(fd, e, c->maxbytes, &orig, &withbody) < 0) goto out;
-  if (dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, orig.s, orig.len, withbody) < 0)
+  if (!nf) { r = 0; goto out; }
+  /* What to quote (dsn.c's head): RET=HDRS, and a report of deliveries
+   * only, quote the headers; RET=FULL at least DSN_RET_FULL bytes of body. */
+  maxbytes = c->maxbytes;
+  if ((e->opts & QF_OPT_RET_HDRS) || !nfail) maxbytes = 0;
+  else if ((e->opts & QF_OPT_RET_FULL) && maxbytes < DSN_RET_FULL) maxbytes = DSN_RET_FULL;
+  if (read_orig(fd, e, maxbytes, &orig, &withbody) < 0) goto out;
+  if (dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, e->envid, e->envid_len,
+                orig.s, orig.len, withbody) < 0)
     goto out;
-  if (inject(msg.s, msg.len, envsender, to.s) < 0) goto out;
+  /* UTF-8 addresses need SMTPUTF8 on the way back, and so do the global
+   * report types (RFC 6533), used for an SMTPUTF8 message's report. */
+  utf8 = (e->opts & QF_OPT_UTF8) || !ascii(to.s, to.len);
+  for (i = 0; i < nf && !utf8; i++) utf8 = !ascii(f[i].rcpt, f[i].rn);
+  if (inject(msg.s, msg.len, envsender, to.s, utf8) < 0) goto out;
   log_begin("qmail-send", "bounce");
   log_kv("qid", qid);
   log_kv("to", to.s);
   log_kv("type", *envsender ? "double" : "dsn");
-  log_ku("failed", nf);
+  log_ku("failed", nfail);
+  if (nf > nfail) log_ku("delivered", nf - nfail);
   log_ku("bytes", msg.len);
   log_end();
   r = 1;

@@ -66,7 +66,7 @@
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
-#define LIFETIME_TEXT "5.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
+#define LIFETIME_TEXT DSN_EXPIRED
 
 static const unsigned skip[CH_N] = { 10, 20 };
 static const char *const chname[CH_N] = { "local", "remote" };
@@ -152,7 +152,7 @@ static int config(void)
 {
   struct rw nrw = RW_INIT;
   str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT;
-  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime;
+  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime, dw;
   int e;
 
   if (rw_load(&nrw) < 0) return -1;
@@ -160,6 +160,7 @@ static int config(void)
       control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 20) < 0 ||
       control_ulong(&lt, "control/queuelifetime", 604800) < 0 ||
       control_ulong(&mb, "control/bouncemaxbytes", 0) < 0 ||
+      control_ulong(&dw, "control/delaywarningtime", 0) < 0 ||
       control_ulong(&pd, "control/concurrencyperdest", 20) < 0 ||
       control_ulong(&bmin, "control/backoffmin", 60) < 0 ||
       control_ulong(&bmax, "control/backoffmax", 3600) < 0 ||
@@ -197,6 +198,8 @@ static int config(void)
   dcfg.dbto = dbto.s;
   dcfg.dbhost = dbhost.s;
   dcfg.maxbytes = maxbytes;
+  dcfg.delaywarn = dw;
+  dcfg.lifetime = lifetime;
   return 0;
 fail:
   e = errno;
@@ -452,6 +455,10 @@ static void round_end(uint32_t j)
     for (k = lo; k < hi; k++) if (b->env.rcpt[b->order[k]].state == QF_PENDING) pend[ch]++;
   }
   if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
+  if (dsn_delay(&dcfg, b->qid, b->wfd, &b->env, t) < 0) {
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "delay notice");
+    log_kv("error", strerror(errno)); log_end();
+  }
   /* Nothing went out because every remote group met a hold: not an
    * attempt. A remote-only message waits on the destination's list; one
    * with local work waits for the hold's end in the heap. */
@@ -489,10 +496,10 @@ static void finish(uint32_t j)
   struct job *b = jobs + j;
   uint32_t i = b->m;
   const char *qid = b->qid;
-  size_t k, nf = 0;
+  size_t k, nf = 0, owed = dsn_owed(&b->env);
 
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
-  if (nf && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
+  if (owed && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", qspace_why(errno, QSPACE_DIR)); log_end();
     job_release(j);
@@ -511,7 +518,9 @@ static void finish(uint32_t j)
     mt.m[i].state = M_STUCK;
     return;
   }
-  if (nf && unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
+  /* Failures, notices owed, or delay notices (of any past setting of
+   * delaywarningtime) may have left records: always looked for. */
+  if (unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
     log_kv("error", strerror(errno)); log_end();
   }
@@ -554,14 +563,16 @@ static int send_one(uint32_t j, int ch)
   if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, b->qid) < 0 ||
       str_catc(&req, 0) < 0 || str_catu(&req, QF_HDR) < 0 || str_catc(&req, 0) < 0 ||
       str_catu(&req, b->env.msg_len) < 0 || str_catc(&req, 0) < 0 ||
-      str_catu(&req, b->env.opts) < 0 || str_catc(&req, 0) < 0 ||
+      str_catu(&req, b->env.opts) < 0 || (ch == CH_REMOTE && dsn_req_envid(&req, &b->env) < 0) ||
+      str_catc(&req, 0) < 0 ||
       str_catb(&req, b->env.sender, b->env.sender_len) < 0 || str_catc(&req, 0) < 0)
     oom();
   do {
     const struct qf_rcpt *r = b->env.rcpt + b->order[pos + n];
     if (ch == CH_REMOTE && n && b->dst[pos + n - b->nl] != b->dst[pos - b->nl]) break;
     if (rw_classify(&rw, r->addr, r->len, &scratch) < 0 ||
-        str_catu(&req, b->order[pos + n]) < 0 || str_catc(&req, 0) < 0 ||
+        str_catu(&req, b->order[pos + n]) < 0 || (ch == CH_REMOTE && dsn_req_rcpt(&req, r) < 0) ||
+        str_catc(&req, 0) < 0 ||
         str_catb(&req, scratch.s, scratch.len) < 0 || str_catc(&req, 0) < 0)
       oom();
     n++;
@@ -689,6 +700,8 @@ static void dispatch(void)
 
 /* ---- results */
 
+static int tagged(const char *t, size_t n, const char *tag);
+
 static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
 {
   struct job *b = jobs + j;
@@ -710,6 +723,12 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
     what = "deferred";
+  }
+  if (c == 'K' && (r->notify & DSN_NOTIFY_SUCCESS) && !tagged(text, tn, SPAWN_TAG_OK_DSN) &&
+      success_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
+    /* The notice is lost; delivering again to make it would be worse. */
+    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "success record");
+    log_kv("error", strerror(errno)); log_end();
   }
   if (c != 'Z' && qf_mark(b->wfd, &b->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
     log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "mark");

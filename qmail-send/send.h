@@ -6,6 +6,7 @@
  * qmail-send.c. */
 #include <stddef.h>
 #include <stdint.h>
+#include "dsnparam.h"
 #include "qfile.h"
 #include "str.h"
 
@@ -219,6 +220,8 @@ int bounce_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn
 struct dsn_cfg {
   const char *me, *bouncefrom, *bouncehost, *dbto, *dbhost;
   unsigned long long maxbytes;       /* body bytes to include; 0: headers only */
+  unsigned long long delaywarn;      /* seconds before a delay notice; 0: none */
+  unsigned long long lifetime;       /* queuelifetime, for Will-Retry-Until */
 };
 
 /* Builds one RFC 3464 report for a message whose recipients are all final,
@@ -229,19 +232,70 @@ struct dsn_cfg {
 int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
              unsigned long long now);
 
+/* Records a delivery that asked for a notice (NOTIFY=SUCCESS): kind 'S'
+ * (delivered here, local) or 'Y' (relayed: the next hop is not asked for
+ * notices, remote) in the same file and format, before the state byte
+ * says D. 0 or -1. */
+int success_append(const char *qid, size_t i, int ch, const char *rcpt, size_t rn,
+                   const char *text, size_t tn);
+/* The DSN suffixes of a remote request (spawnproto.h): "/<ENVID>" after
+ * opts, "/<NOTIFY>[/<ORCPT>]" after a recipient's index, when there is
+ * anything to say. 0 or -1. */
+int dsn_req_envid(str *req, const qf_env *e);
+int dsn_req_rcpt(str *req, const struct qf_rcpt *r);
+/* How many recipients of e are owed a notice now: failed ones that did
+ * not decline it (NOTIFY=NEVER, or without FAILURE), delivered ones that
+ * asked for it. Old queue files (no NOTIFY) report every failure. */
+size_t dsn_owed(const qf_env *e);
+
+/* Once a message is delaywarn seconds old, one delay notice (Action:
+ * delayed) to its sender for the pending recipients that want it (NOTIFY
+ * with DELAY, or no NOTIFY) and were not warned yet; they are then marked
+ * warned with 'W' records in queue/bounce/<qid> (after the injection: a
+ * crash may repeat a warning, never lose it). Never for the null or the
+ * double-bounce sender. 1 sent, 0 nothing due, -1 error (retried at the
+ * next round). */
+int dsn_delay(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
+              unsigned long long now);
+
 /* The pieces of dsn_send, for unit tests. */
-struct dsn_fail { const char *rcpt; size_t rn; int ch; const char *text; size_t tn; };
+enum { DSN_FAILED = 0, DSN_DELIVERED = 1, DSN_RELAYED = 2, DSN_DELAYED = 3 };
+struct dsn_fail {
+  const char *rcpt; size_t rn; int ch; const char *text; size_t tn;
+  int action;                        /* DSN_* from the record's kind */
+  const char *orcpt; size_t orn;     /* ORCPT as sent, or NULL */
+  int warned;                        /* a 'W' record: a delay notice went */
+  unsigned long long until;          /* DSN_DELAYED: Will-Retry-Until */
+};
 /* Parses bounce-file records (torn or malformed lines are skipped); for
  * each recipient index < nrcpt the last record wins: f[i].rcpt is NULL if
- * none. */
+ * none. Kinds: 'L', 'R' failures, 'S' delivered, 'Y' relayed; 'W' (a
+ * delay notice went) only sets warned. */
 void dsn_parse(const char *p, size_t n, struct dsn_fail *f, size_t nrcpt);
-/* The report message: to is the recipient of the report, orig the
- * original message's head (headers, and the body part if any). */
+/* The report message: to is the recipient of the report, envid the
+ * ENVID as sent (or NULL), orig the original message's head (headers,
+ * and the body part if any). One report may mix actions. */
 int dsn_build(str *out, const struct dsn_cfg *c, const char *qid, const char *to,
               unsigned long long birth, unsigned long long now,
-              const struct dsn_fail *f, size_t nf, const char *orig, size_t on, int withbody);
+              const struct dsn_fail *f, size_t nf, const char *envid, size_t en,
+              const char *orig, size_t on, int withbody);
 /* RFC 3463 status from a failure text: the enhanced code it starts with
  * (after an optional SMTP reply code), forced to class 5; else "5.0.0". */
 void dsn_status(const char *text, size_t n, char out[16]);
+
+/* The text qmail-send gives a temporary failure past the queue lifetime,
+ * the last error appended: its status is 4.4.7 (sendmail's and Postfix's
+ * choice: the last try failed temporarily). */
+#define DSN_EXPIRED "4.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
+
+/* What a failure text of channel ch says, for the per-recipient fields:
+ * status the enhanced code (RFC 3463); type "smtp" and text the remote
+ * reply itself when the text carries one (spawnproto.h's "<tag>: <ip>
+ * said: <reply>", or a bare reply), else type "X-qmail" and the whole text (DNS, local
+ * delivery, connection errors are no SMTP replies). A code is taken from
+ * the reply, or from the text's start or a "(x.y.z" in it, else x.0.0;
+ * a DSN_EXPIRED text is 4.4.7 with the last error as diagnostic. */
+struct dsn_why { char status[16]; const char *type; const char *text; size_t tn; };
+void dsn_why(const char *text, size_t n, int ch, struct dsn_why *w);
 
 #endif

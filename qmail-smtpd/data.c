@@ -110,7 +110,7 @@ void txn_reset(void)
 {
   qq_abort();
   ss.inmail = ss.utf8 = ss.bdat = 0;
-  ss.sender.len = ss.env.len = 0;
+  ss.sender.len = ss.env.len = ss.mailp.len = 0;
   ss.nrcpt = 0;
 }
 
@@ -426,7 +426,8 @@ static void msg_end(unsigned flags)
     static str env;
     env.len = 0;
     if (str_catc(&env, 'F') < 0 || str_catb(&env, ss.sender.s, ss.sender.len) < 0
-        || str_catc(&env, 0) < 0 || str_catb(&env, ss.env.s, ss.env.len) < 0
+        || str_catc(&env, 0) < 0 || str_catb(&env, ss.mailp.s, ss.mailp.len) < 0
+        || str_catb(&env, ss.env.s, ss.env.len) < 0
         || str_catc(&env, 0) < 0
         || fd_write_all(qq.envfd, env.s, env.len, qq.msg.timeout) < 0)
       qq.broken = 1;

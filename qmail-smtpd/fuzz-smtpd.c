@@ -25,6 +25,7 @@ static void lines(const char *s, size_t n)
     struct cmd c;
     if (len <= CMD_MAX && cmd_parse(s + i, len, &c) == CMD_OK) {
       struct mailparams p;
+      struct rcptparams rp;
       unsigned long long sz;
       int last;
       size_t k, used;
@@ -36,7 +37,7 @@ static void lines(const char *s, size_t n)
       if (c.verb == V_RCPT && (k = cmd_prefix(c.arg, c.arglen, "TO:")) != 0
           && addr_path(c.arg + k, c.arglen - k, ADDR_NOAT, &a, &used) == ADDR_OK) {
         if (a.at > a.mbox.len || a.mbox.s[a.mbox.len] != 0) abort();
-        rcpt_params(c.arg + k + used, c.arglen - k - used);
+        rcpt_params(c.arg + k + used, c.arglen - k - used, &rp);
       }
       if (c.verb == V_BDAT) bdat_parse(c.arg, c.arglen, &sz, &last);
     }

@@ -1,6 +1,7 @@
 /* Pure SMTP parsing for qmail-smtpd (see proto.h). */
 #include <stdint.h>
 #include <string.h>
+#include "dsnparam.h"
 #include "proto.h"
 
 static const char *const verbs[V_NVERBS] = {
@@ -95,11 +96,52 @@ static int one_param(const char *k, size_t kn, const char *v, size_t vn, int has
   return PARAM_UNKNOWN;
 }
 
-int mail_params(const char *s, size_t n, struct mailparams *p)
+/* A DSN keyword kw (DSNP_*) with its value: checks it, and that it was
+ * not given before (bit kw of *seen). */
+static int dsn_value(int kw, const char *v, size_t vn, int hasv, unsigned *seen,
+                     unsigned *bits, const char **why)
+{
+  if (!hasv) return PARAM_SYNTAX;
+  if (*seen & (1u << kw)) { *why = "a DSN parameter is given twice"; return PARAM_DSN; }
+  *seen |= 1u << kw;
+  *why = dsnp_check(kw, v, vn, bits);
+  return *why ? PARAM_DSN : PARAM_OK;
+}
+
+static int mail_param(const char *k, size_t kn, const char *v, size_t vn, int hasv, void *arg)
+{
+  struct mailparams *p = arg;
+  unsigned seen = (p->ret ? 1u << DSNP_RET : 0) | (p->envid ? 1u << DSNP_ENVID : 0), bits;
+  int kw = dsnp_keyword(k, kn), r;
+
+  if (kw != DSNP_RET && kw != DSNP_ENVID) return one_param(k, kn, v, vn, hasv, p);
+  r = dsn_value(kw, v, vn, hasv, &seen, &bits, &p->why);
+  if (r != PARAM_OK) return r;
+  if (kw == DSNP_RET) p->ret = bits;
+  else { p->envid = v; p->envidn = vn; }
+  return PARAM_OK;
+}
+
+static int rcpt_param(const char *k, size_t kn, const char *v, size_t vn, int hasv, void *arg)
+{
+  struct rcptparams *p = arg;
+  unsigned seen = (p->notify ? 1u << DSNP_NOTIFY : 0) | (p->orcpt ? 1u << DSNP_ORCPT : 0), bits;
+  int kw = dsnp_keyword(k, kn), r;
+
+  if (kw != DSNP_NOTIFY && kw != DSNP_ORCPT) return PARAM_UNKNOWN;
+  r = dsn_value(kw, v, vn, hasv, &seen, &bits, &p->why);
+  if (r != PARAM_OK) return r;
+  if (kw == DSNP_NOTIFY) p->notify = bits;
+  else { p->orcpt = v; p->orcptn = vn; }
+  return PARAM_OK;
+}
+
+/* Splits " KEY[=VALUE]..." and hands each to one; the first error. */
+static int each_param(const char *s, size_t n,
+                      int (*one)(const char *, size_t, const char *, size_t, int, void *), void *p)
 {
   size_t i = 0;
 
-  memset(p, 0, sizeof *p);
   while (i < n) {
     size_t k, kn, v = 0, vn = 0;
     int hasv = 0, r;
@@ -118,17 +160,22 @@ int mail_params(const char *s, size_t n, struct mailparams *p)
       if (!vn) return PARAM_SYNTAX;
     }
     if (i < n && s[i] != ' ') return PARAM_SYNTAX;
-    r = one_param(s + k, kn, s + v, vn, hasv, p);
+    r = one(s + k, kn, s + v, vn, hasv, p);
     if (r != PARAM_OK) return r;
   }
   return PARAM_OK;
 }
 
-int rcpt_params(const char *s, size_t n)
+int mail_params(const char *s, size_t n, struct mailparams *p)
 {
-  size_t i;
-  for (i = 0; i < n; i++) if (s[i] != ' ') return PARAM_UNKNOWN;
-  return PARAM_OK;
+  memset(p, 0, sizeof *p);
+  return each_param(s, n, mail_param, p);
+}
+
+int rcpt_params(const char *s, size_t n, struct rcptparams *p)
+{
+  memset(p, 0, sizeof *p);
+  return each_param(s, n, rcpt_param, p);
 }
 
 int bdat_parse(const char *arg, size_t n, unsigned long long *size, int *last)

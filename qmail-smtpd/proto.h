@@ -43,16 +43,28 @@ struct mailparams {
   int has_size;
   int body8;                 /* BODY=8BITMIME */
   int utf8;                  /* SMTPUTF8 */
+  unsigned ret;              /* RET= (RFC 3461): 'F', 'H', 0 when absent */
+  const char *envid;         /* ENVID= as sent (into s), or NULL */
+  size_t envidn;
+  const char *why;           /* PARAM_DSN: what is wrong, for the reply */
+};
+/* RCPT TO parameters: the DSN ones (RFC 3461). */
+struct rcptparams {
+  unsigned notify;           /* DSN_NOTIFY_* bits, 0 when absent */
+  const char *orcpt;         /* ORCPT= as sent (into s), or NULL */
+  size_t orcptn;
+  const char *why;
 };
 enum {
   PARAM_OK = 0,
   PARAM_SYNTAX = -1,         /* 501: not esmtp-param syntax */
-  PARAM_UNKNOWN = -2         /* 555: a keyword or value we do not offer */
+  PARAM_UNKNOWN = -2,        /* 555: a keyword or value we do not offer */
+  PARAM_DSN = -3             /* 501: a DSN parameter's bad value, or one
+                                given twice; why says which */
 };
 /* s[0..n) is what follows the path: empty, or " KEY[=VALUE]..." */
 int mail_params(const char *s, size_t n, struct mailparams *p);
-/* RCPT TO takes no parameter we offer: PARAM_OK only for n == 0. */
-int rcpt_params(const char *s, size_t n);
+int rcpt_params(const char *s, size_t n, struct rcptparams *p);
 
 /* "BDAT" SP chunk-size [SP "LAST"] (RFC 3030); arg is after "BDAT ".
  * 0 or -1. */

@@ -26,6 +26,7 @@
 #include "proto.h"
 #include "qspace.h"
 #include "session.h"
+#include "dsnparam.h"
 #include "smtpd.h"
 
 struct config cf;
@@ -68,6 +69,7 @@ static const struct {
   { "SMTPUTF8", always, 0 },
   { "STARTTLS", tls_offered, 0 },
   { "AUTH PLAIN LOGIN", auth_offered, 0 },
+  { "DSN", always, 0 },
   { "CHUNKING", always, 0 },     /* last: always offered, ends the reply */
 };
 
@@ -159,6 +161,38 @@ static const char *queue_full(const addr *a, unsigned long long size)
   return "452 4.3.1 insufficient system storage, try again later";
 }
 
+/* A DSN parameter's bad value (RFC 3461): 501 naming what is wrong. */
+static void dsn_refuse(const char *why)
+{
+  static str line;
+  line.len = 0;
+  if (str_cats(&line, "501 5.5.4 ") < 0 || str_cats(&line, why) < 0 || str_0(&line) < 0)
+    quit(1, "nomem");
+  bad_command(line.s);
+}
+
+/* Appends the envelope field "P<key><value>\0" (qmail-queue's DSN
+ * extension). 0 or -1. */
+static int dsn_field(str *env, const char *key, const char *v, size_t vn)
+{
+  return str_catc(env, 'P') < 0 || str_cats(env, key) < 0 || str_catb(env, v, vn) < 0 ||
+         str_catc(env, 0) < 0 ? -1 : 0;
+}
+
+/* NOTIFY's bits in the envelope's spelling. */
+static const char *dsn_notify(unsigned bits)
+{
+  static char nb[32];
+  size_t n = 0;
+  if (bits & DSN_NOTIFY_NEVER) return "NEVER";
+  nb[0] = 0;
+  if (bits & DSN_NOTIFY_SUCCESS) { memcpy(nb + n, "SUCCESS,", 8); n += 8; }
+  if (bits & DSN_NOTIFY_FAILURE) { memcpy(nb + n, "FAILURE,", 8); n += 8; }
+  if (bits & DSN_NOTIFY_DELAY) { memcpy(nb + n, "DELAY,", 6); n += 6; }
+  nb[n ? n - 1 : 0] = 0;
+  return nb;
+}
+
 static void smtp_mail(const char *arg, size_t n)
 {
   static addr a = ADDR_INIT;
@@ -176,6 +210,7 @@ static void smtp_mail(const char *arg, size_t n)
   if (r == PARAM_OK && !ss.esmtp && n - k - used) r = PARAM_UNKNOWN;
   if (r == PARAM_SYNTAX) { bad_command("501 5.5.4 bad MAIL parameter syntax"); return; }
   if (r == PARAM_UNKNOWN) { bad_command("555 5.5.4 MAIL parameter not recognised"); return; }
+  if (r == PARAM_DSN) { dsn_refuse(p.why); return; }
   if (a.utf8 && !p.utf8) {
     logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", "utf8");
     reply("553 5.6.7 non-ASCII address needs SMTPUTF8");
@@ -201,6 +236,9 @@ static void smtp_mail(const char *arg, size_t n)
     return;
   }
   if (str_copyb(&ss.sender, a.mbox.s, a.mbox.len) < 0) quit(1, "nomem");
+  ss.mailp.len = 0;
+  if (p.ret && dsn_field(&ss.mailp, "RET=", p.ret == 'F' ? "FULL" : "HDRS", 4) < 0) quit(1, "nomem");
+  if (p.envid && dsn_field(&ss.mailp, "ENVID=", p.envid, p.envidn) < 0) quit(1, "nomem");
   ss.inmail = 1;
   ss.utf8 = p.utf8;
   logaddr("mail", "from", a.mbox.s, a.mbox.len, "accepted", 0);
@@ -211,6 +249,7 @@ static void smtp_rcpt(const char *arg, size_t n)
 {
   static addr a = ADDR_INIT;
   static str final;
+  struct rcptparams rp;
   size_t k = cmd_prefix(arg, n, "TO:"), used;
   const char *no, *why = 0;
   int r;
@@ -223,8 +262,10 @@ static void smtp_rcpt(const char *arg, size_t n)
     bad_command(addr_error(r));
     return;
   }
-  if (rcpt_params(arg + k + used, n - k - used) != PARAM_OK) {
-    bad_command("555 5.5.4 RCPT parameter not recognised");
+  r = rcpt_params(arg + k + used, n - k - used, &rp);
+  if (r == PARAM_DSN) { dsn_refuse(rp.why); return; }
+  if (r != PARAM_OK) {
+    bad_command(r == PARAM_SYNTAX ? "501 5.5.4 bad RCPT parameter syntax" : "555 5.5.4 RCPT parameter not recognised");
     return;
   }
   if (a.utf8 && !ss.utf8) {
@@ -245,6 +286,9 @@ static void smtp_rcpt(const char *arg, size_t n)
   }
   if (str_catc(&ss.env, 'T') < 0 || str_catb(&ss.env, final.s, final.len) < 0
       || str_catc(&ss.env, 0) < 0) quit(1, "nomem");
+  if (rp.notify && dsn_field(&ss.env, "NOTIFY=", dsn_notify(rp.notify), strlen(dsn_notify(rp.notify))) < 0)
+    quit(1, "nomem");
+  if (rp.orcpt && dsn_field(&ss.env, "ORCPT=", rp.orcpt, rp.orcptn) < 0) quit(1, "nomem");
   ss.nrcpt++;
   logaddr("rcpt", "to", final.s, final.len, "accepted", 0);
   reply("250 2.1.5 recipient ok");

@@ -58,7 +58,9 @@ struct session {
   int utf8;                    /* MAIL ... SMTPUTF8 */
   int bdat;                    /* a BDAT chunk was taken in this transaction */
   str sender;
-  str env;                     /* "T<rcpt>\0" records for qmail-queue */
+  str mailp;                   /* the sender's "P<param>\0" DSN fields */
+  str env;                     /* "T<rcpt>\0" records for qmail-queue,
+                                  each with its "P<param>\0" DSN fields */
   unsigned long nrcpt;
 };
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "check.h"
+#include "dsnparam.h"
 #include "qfile.h"
 
 static char path[] = "/tmp/t-qfile.XXXXXX";
@@ -339,6 +340,80 @@ static void pool_names(void)
   }
 }
 
+/* The DSN records (V, RET options, N, Q): read back, and validated. */
+static void dsn_records(void)
+{
+  static const char msg[] = "Subject: t\n\nbody\n";
+  unsigned char hdr[QF_HDR], nb = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE, never = DSN_NOTIFY_NEVER;
+  unsigned char bad = DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS, zero = 0, high = 16;
+  qf_env e = QF_ENV_INIT;
+  str s = STR_INIT;
+  int fd;
+
+  qf_record(&s, 'F', "a@b", 3);
+  qf_record(&s, 'O', "RET=HDRS", 8);
+  qf_record(&s, 'V', "id+2B1", 6);
+  qf_record(&s, 'O', "SMTPUTF8", 8);
+  qf_record(&s, 'R', "Px@y", 4);
+  qf_record(&s, 'Q', "rfc822;o+2Bx@y", 14);
+  qf_record(&s, 'N', &nb, 1);
+  qf_record(&s, 'R', "Pz@y", 4);
+  qf_record(&s, 'R', "Pw@y", 4);
+  qf_record(&s, 'N', &never, 1);
+  qf_record(&s, 'E', "", 0);
+  qf_header(hdr, sizeof msg - 1, 0);
+  fd = make(hdr, msg, sizeof msg - 1, &s);
+  CHECK(fd >= 0 && qf_read(fd, &e) == 0);
+  if (fd >= 0) close(fd);
+  CHECK(e.opts == (QF_OPT_UTF8 | QF_OPT_RET_HDRS));
+  CHECK(e.envid && e.envid_len == 6 && !memcmp(e.envid, "id+2B1", 6));
+  CHECK(e.nrcpt == 3);
+  if (e.nrcpt == 3) {
+    CHECK(e.rcpt[0].notify == nb && e.rcpt[0].orcpt_len == 14 && !memcmp(e.rcpt[0].orcpt, "rfc822;o+2Bx@y", 14));
+    CHECK(e.rcpt[1].notify == 0 && !e.rcpt[1].orcpt);
+    CHECK(e.rcpt[2].notify == DSN_NOTIFY_NEVER && !e.rcpt[2].orcpt);
+  }
+  qf_free(&e);
+
+#define ENV(...) do { s.len = 0; __VA_ARGS__; } while (0)
+#define FR qf_record(&s, 'F', "", 0)
+#define R1 qf_record(&s, 'R', "Px", 2)
+#define END qf_record(&s, 'E', "", 0)
+  ENV(FR; qf_record(&s, 'V', "a", 1); qf_record(&s, 'V', "b", 1); R1; END);
+  CHECK(try_env(&s) == -1);   /* two ENVIDs */
+  ENV(FR; qf_record(&s, 'V', "a b", 3); R1; END);
+  CHECK(try_env(&s) == -1);   /* not xtext */
+  ENV(FR; R1; qf_record(&s, 'V', "a", 1); END);
+  CHECK(try_env(&s) == -1);   /* after a recipient */
+  ENV(FR; qf_record(&s, 'O', "RET=FULL", 8); qf_record(&s, 'O', "RET=HDRS", 8); R1; END);
+  CHECK(try_env(&s) == -1);   /* two RETs */
+  ENV(FR; qf_record(&s, 'N', &nb, 1); R1; END);
+  CHECK(try_env(&s) == -1);   /* NOTIFY before any recipient */
+  ENV(FR; R1; qf_record(&s, 'N', &nb, 1); qf_record(&s, 'N', &nb, 1); END);
+  CHECK(try_env(&s) == -1);   /* two for one recipient */
+  ENV(FR; R1; qf_record(&s, 'N', &bad, 1); END);
+  CHECK(try_env(&s) == -1);   /* NEVER with SUCCESS */
+  ENV(FR; R1; qf_record(&s, 'N', &zero, 1); END);
+  CHECK(try_env(&s) == -1);
+  ENV(FR; R1; qf_record(&s, 'N', &high, 1); END);
+  CHECK(try_env(&s) == -1);
+  ENV(FR; R1; qf_record(&s, 'N', "\1\2", 2); END);
+  CHECK(try_env(&s) == -1);
+  ENV(FR; R1; qf_record(&s, 'Q', "rfc822", 6); END);
+  CHECK(try_env(&s) == -1);   /* no ';' */
+  ENV(FR; R1; qf_record(&s, 'Q', "rfc822;a+0Ab", 12); END);
+  CHECK(try_env(&s) == -1);   /* LF */
+  ENV(FR; R1; qf_record(&s, 'Q', "rfc822;a", 8); qf_record(&s, 'Q', "rfc822;b", 8); END);
+  CHECK(try_env(&s) == -1);
+  ENV(FR; R1; qf_record(&s, 'Q', "rfc822;a", 8); R1; qf_record(&s, 'Q', "rfc822;b", 8); END);
+  CHECK(try_env(&s) == 0);    /* one per recipient */
+#undef ENV
+#undef FR
+#undef R1
+#undef END
+  str_free(&s);
+}
+
 int main(void)
 {
   int fd = mkstemp(path);
@@ -347,6 +422,7 @@ int main(void)
   round_trip();
   hostile_header();
   hostile_records();
+  dsn_records();
   writer();
   qids();
   qid_split();

@@ -198,11 +198,51 @@ static void t_rewrite(void)
   rw_free(&r);
 }
 
+static int why_is(const char *text, int ch, const char *status, const char *type, const char *diag)
+{
+  struct dsn_why w;
+  dsn_why(text, strlen(text), ch, &w);
+  return !strcmp(w.status, status) && !strcmp(w.type, type) &&
+         w.tn == strlen(diag) && !memcmp(w.text, diag, w.tn);
+}
+
+/* The texts qmail-remote and qmail-local give (spawnproto.h), as the
+ * bounce file holds them. */
+static void t_dsn_why(void)
+{
+  CHECK(why_is("rcpt: 192.0.2.1 said: 550 5.1.1 <a@b.test> no such user", CH_REMOTE,
+               "5.1.1", "smtp", "550 5.1.1 <a@b.test> no such user"));
+  CHECK(why_is("rcpt: 192.0.2.1 said: 550-5.7.1 first line 550 5.7.1 second", CH_REMOTE,
+               "5.7.1", "smtp", "550-5.7.1 first line 550 5.7.1 second"));
+  CHECK(why_is("data: 192.0.2.1 said: 554 transaction failed", CH_REMOTE,
+               "5.0.0", "smtp", "554 transaction failed"));
+  /* An enhanced code of another class than the reply's is not believed. */
+  CHECK(why_is("rcpt: 192.0.2.1 said: 550 2.1.5 odd", CH_REMOTE, "5.0.0", "smtp", "550 2.1.5 odd"));
+  CHECK(why_is("dns: null.test: does not accept mail, null MX (5.1.10, RFC 7505)", CH_REMOTE,
+               "5.1.10", "X-qmail", "dns: null.test: does not accept mail, null MX (5.1.10, RFC 7505)"));
+  CHECK(why_is("dns: nx.test: no such domain (5.1.2)", CH_REMOTE,
+               "5.1.2", "X-qmail", "dns: nx.test: no such domain (5.1.2)"));
+  CHECK(why_is("mail: 192.0.2.1 does not support SMTPUTF8, which this message needs (5.6.7)",
+               CH_REMOTE, "5.6.7", "X-qmail",
+               "mail: 192.0.2.1 does not support SMTPUTF8, which this message needs (5.6.7)"));
+  CHECK(why_is("local: bad address in the envelope", CH_REMOTE, "5.0.0", "X-qmail",
+               "local: bad address in the envelope"));
+  CHECK(why_is("no mailbox here by that name (5.1.1)", CH_LOCAL, "5.1.1", "X-qmail",
+               "no mailbox here by that name (5.1.1)"));
+  /* A local text is never an SMTP reply, whatever it looks like. */
+  CHECK(why_is("x: 1 said: 550 5.1.1 no", CH_LOCAL, "5.0.0", "X-qmail", "x: 1 said: 550 5.1.1 no"));
+  CHECK(why_is(DSN_EXPIRED "rcpt: 192.0.2.1 said: 451 4.3.0 try later", CH_REMOTE,
+               "4.4.7", "smtp", "451 4.3.0 try later"));
+  CHECK(why_is(DSN_EXPIRED "connect: 192.0.2.1: connection refused", CH_REMOTE,
+               "4.4.7", "X-qmail", "connect: 192.0.2.1: connection refused"));
+  CHECK(why_is(DSN_EXPIRED "mailbox full", CH_LOCAL, "4.4.7", "X-qmail", "mailbox full"));
+}
+
 static void t_dsn(void)
 {
   char st[16];
   struct dsn_fail f[4];
-  struct dsn_cfg c = { "me.test", "MAILER-DAEMON", "bh.test", "postmaster", "dbh.test", 0 };
+  struct dsn_cfg c = { "me.test", "MAILER-DAEMON", "bh.test", "postmaster", "dbh.test", 0, 0, 0 };
   const char *text = "550 5.1.1 no such user here, really, and this sentence goes on long enough to need folding";
   str o = STR_INIT;
   int fd;
@@ -217,6 +257,7 @@ static void t_dsn(void)
   dsn_status("user unknown", 12, st); CHECK(!strcmp(st, "5.0.0"));
   dsn_status("5.1", 3, st); CHECK(!strcmp(st, "5.0.0"));
   dsn_status("", 0, st); CHECK(!strcmp(st, "5.0.0"));
+  t_dsn_why();
 
   CHECK(bounce_append("1.2.3", 2, CH_REMOTE, "a@b.test", 8, "550 no\nsuch", 11) == 0);
   /* A torn record, then a good one, then a second record for index 2. */
@@ -238,7 +279,7 @@ static void t_dsn(void)
   CHECK(memmem(buf, (size_t)n, "550 no such", 11) != 0);   /* newline made a space */
 
   f[0].rcpt = "a@b.test"; f[0].rn = 8; f[0].ch = CH_REMOTE; f[0].text = text; f[0].tn = strlen(text);
-  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 1,
+  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 1, 0, 0,
                   "Received: x\nSubject: hi\n", 24, 0) == 0);
   CHECK(str_0(&o) == 0);
   CHECK(strstr(o.s, "From: MAILER-DAEMON@bh.test\n") != 0);
@@ -247,6 +288,7 @@ static void t_dsn(void)
   CHECK(strstr(o.s, "\nReporting-MTA: dns; me.test\n") != 0);
   CHECK(strstr(o.s, "\nFinal-Recipient: rfc822; a@b.test\nAction: failed\nStatus: 5.1.1\n") != 0);
   CHECK(strstr(o.s, "Diagnostic-Code: smtp; 550 5.1.1") != 0);
+  CHECK(strstr(o.s, "Content-Type: message/delivery-status\n") != 0);
   CHECK(strstr(o.s, "Content-Type: text/rfc822-headers\n\nReceived: x\nSubject: hi\n") != 0);
   {
     /* No line over 998; the folded header unfolds to the text. */
@@ -255,6 +297,20 @@ static void t_dsn(void)
     for (; (nl = strchr(p, '\n')); p = nl + 1) if (nl - p > longest) longest = (int)(nl - p);
     CHECK(longest <= 998);
   }
+  /* A UTF-8 recipient: message/global-delivery-status, type utf-8. */
+  memset(f, 0, sizeof f);
+  f[0].rcpt = "j\xc3\xb6rg@b.test"; f[0].rn = strlen(f[0].rcpt); f[0].ch = CH_REMOTE;
+  f[0].text = "rcpt: 192.0.2.1 said: 550 5.1.1 unknown"; f[0].tn = strlen(f[0].text);
+  f[1].rcpt = "a@b.test"; f[1].rn = 8; f[1].ch = CH_LOCAL;
+  f[1].text = "no mailbox here by that name (5.1.1)"; f[1].tn = strlen(f[1].text);
+  CHECK(dsn_build(&o, &c, "1.2.3", "s@x.test", 1000, 2000, f, 2, 0, 0, "Subject: hi\n", 12, 0) == 0);
+  CHECK(str_0(&o) == 0);
+  CHECK(strstr(o.s, "Content-Type: message/global-delivery-status\n") != 0);
+  CHECK(strstr(o.s, "message/delivery-status") == 0);
+  CHECK(strstr(o.s, "\nFinal-Recipient: utf-8; j\xc3\xb6rg@b.test\nAction: failed\nStatus: 5.1.1\n"
+                    "Diagnostic-Code: smtp; 550 5.1.1 unknown\n") != 0);
+  CHECK(strstr(o.s, "\nFinal-Recipient: rfc822; a@b.test\nAction: failed\nStatus: 5.1.1\n"
+                    "Diagnostic-Code: X-qmail; no mailbox here by that name (5.1.1)\n") != 0);
   str_free(&o);
 }
 

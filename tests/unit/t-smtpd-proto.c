@@ -2,6 +2,7 @@
  * arguments, and the DATA decoder's handling of smuggling attempts. */
 #include <string.h>
 #include "check.h"
+#include "dsnparam.h"
 #include "../../qmail-smtpd/proto.h"
 
 static struct cmd c;
@@ -136,6 +137,7 @@ static int same_as_ref(int chunking)
 int main(void)
 {
   struct mailparams p;
+  struct rcptparams rp;
   unsigned long long size;
   int last;
   char longline[1100];
@@ -158,7 +160,7 @@ int main(void)
   CHECK(cmd_prefix("FRO:<a>", 7, "FROM:") == 0);
 
   /* MAIL parameters. */
-  CHECK(mail_params("", 0, &p) == PARAM_OK && !p.has_size && !p.utf8);
+  CHECK(mail_params("", 0, &p) == PARAM_OK && !p.has_size && !p.utf8 && !p.ret && !p.envid);
   CHECK(mail_params(" SIZE=1000", 10, &p) == PARAM_OK && p.has_size && p.size == 1000);
   CHECK(mail_params(" size=1 body=8bitmime smtputf8", 30, &p) == PARAM_OK && p.body8 && p.utf8);
   CHECK(mail_params(" BODY=7BIT", 10, &p) == PARAM_OK && !p.body8);
@@ -172,8 +174,36 @@ int main(void)
   CHECK(mail_params("SIZE=1", 6, &p) == PARAM_SYNTAX);
   CHECK(mail_params(" =1", 3, &p) == PARAM_SYNTAX);
   CHECK(mail_params(" -X", 3, &p) == PARAM_SYNTAX);
-  CHECK(rcpt_params("", 0) == PARAM_OK);
-  CHECK(rcpt_params(" NOTIFY=NEVER", 13) == PARAM_UNKNOWN);
+  CHECK(rcpt_params("", 0, &rp) == PARAM_OK && !rp.notify && !rp.orcpt);
+  CHECK(rcpt_params(" NOTIFY=NEVER", 13, &rp) == PARAM_OK && rp.notify == DSN_NOTIFY_NEVER);
+  CHECK(rcpt_params(" notify=success,Delay ORCPT=rfc822;a+2Bb@x.test", 47, &rp) == PARAM_OK &&
+        rp.notify == (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY) && rp.orcptn == 19 &&
+        !memcmp(rp.orcpt, "rfc822;a+2Bb@x.test", 19));
+  CHECK(rcpt_params(" NOTIFY=NEVER,SUCCESS", 21, &rp) == PARAM_DSN && rp.why);
+  CHECK(rcpt_params(" NOTIFY=SUCCESS,SUCCESS", 23, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" NOTIFY=SOMETIMES", 17, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" NOTIFY=", 8, &rp) == PARAM_SYNTAX);
+  CHECK(rcpt_params(" NOTIFY", 7, &rp) == PARAM_SYNTAX);
+  CHECK(rcpt_params(" NOTIFY=NEVER NOTIFY=NEVER", 26, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" ORCPT=rfc822", 13, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" ORCPT=;a@b", 11, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" ORCPT=rfc822;a+01b", 19, &rp) == PARAM_DSN);     /* a control byte */
+  CHECK(rcpt_params(" ORCPT=utf-8;j+C3+B6rg@x", 24, &rp) == PARAM_OK);
+  CHECK(rcpt_params(" ORCPT=rfc822;a+2g@b", 20, &rp) == PARAM_DSN);      /* lower-case hex */
+  CHECK(rcpt_params(" ORCPT=rfc822;a+0D@b", 20, &rp) == PARAM_DSN);      /* CR */
+  CHECK(rcpt_params(" ORCPT=rfc822;a+", 16, &rp) == PARAM_DSN);
+  CHECK(rcpt_params(" RET=FULL", 9, &rp) == PARAM_UNKNOWN);
+  CHECK(rcpt_params(" FOO=1", 6, &rp) == PARAM_UNKNOWN);
+  CHECK(mail_params(" RET=hdrs ENVID=QQ+2B1", 22, &p) == PARAM_OK && p.ret == 'H' &&
+        p.envidn == 6 && !memcmp(p.envid, "QQ+2B1", 6));
+  CHECK(mail_params(" RET=FULL", 9, &p) == PARAM_OK && p.ret == 'F' && !p.envid);
+  CHECK(mail_params(" RET=SOME", 9, &p) == PARAM_DSN && p.why);
+  CHECK(mail_params(" RET=FULL RET=HDRS", 18, &p) == PARAM_DSN);
+  CHECK(mail_params(" ENVID=a+0Ab", 12, &p) == PARAM_DSN);             /* LF */
+  CHECK(mail_params(" ENVID=a+C3b", 12, &p) == PARAM_DSN);             /* not ASCII */
+  CHECK(mail_params(" ENVID=0123456789012345678901234567890123456789012345678901234567890123456789"
+                    "0123456789012345678901234567890", 108, &p) == PARAM_DSN);  /* 101 */
+  CHECK(mail_params(" NOTIFY=NEVER", 13, &p) == PARAM_UNKNOWN);
 
   /* BDAT. */
   CHECK(bdat_parse("100", 3, &size, &last) == 0 && size == 100 && !last);

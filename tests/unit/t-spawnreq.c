@@ -33,6 +33,41 @@ static size_t many(size_t nrcpt)
   return n;
 }
 
+/* The DSN suffixes (spawnproto.h): ENVID after opts, NOTIFY and ORCPT
+ * after a recipient's index; checked as strictly as the queue file's. */
+static void dsn(void)
+{
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "4/id+2B/x\0" "s\0" "0/3/rfc822;a+2Bb@c/d\0" "a@b\0" "1\0" "c@b\0"
+          "2/8\0" "e@b\0", 3) == SPAWNREQ_OK);
+  CHECK(r.opts == 4 && r.envid && r.envidn == 7 && !memcmp(r.envid, "id+2B/x", 7));
+  CHECK(r.rcpt[0].i == 0 && r.rcpt[0].notify == 3 && r.rcpt[0].orcpt && r.rcpt[0].orcptn == 16 &&
+        !memcmp(r.rcpt[0].orcpt, "rfc822;a+2Bb@c/d", 16));
+  /* Left as it was: the spawner passes the datagram on. */
+  CHECK(!memcmp(pkt + 2 + sizeof QID + 4, "4/id+2B/x", 9));
+  CHECK(r.rcpt[1].i == 1 && !r.rcpt[1].notify && !r.rcpt[1].orcpt);
+  {
+    /* qmail-rspawn's copy for its worker says the same. */
+    str d = STR_INIT;
+    CHECK(spawnreq_cat_opts(&d, &r) == 0 && d.len == 10 && !memcmp(d.s, "4/id+2B/x", 10));
+    d.len = 0;
+    CHECK(spawnreq_cat_index(&d, &r.rcpt[0]) == 0 && d.len == 21 && !memcmp(d.s, "0/3/rfc822;a+2Bb@c/d", 21));
+    d.len = 0;
+    CHECK(spawnreq_cat_index(&d, &r.rcpt[1]) == 0 && d.len == 2 && !memcmp(d.s, "1", 2));
+    d.len = 0;
+    CHECK(spawnreq_cat_index(&d, &r.rcpt[2]) == 0 && d.len == 4 && !memcmp(d.s, "2/8", 4));
+    str_free(&d);
+  }
+  CHECK(r.rcpt[2].i == 2 && r.rcpt[2].notify == 8 && !r.rcpt[2].orcpt);
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0\0" "s\0" "0\0" "a@b\0", 1) == SPAWNREQ_OK && !r.envid);
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0/\0" "s\0" "0\0" "a@b\0", 1) == SPAWNREQ_BAD);      /* empty ENVID */
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0/a b\0" "s\0" "0\0" "a@b\0", 1) == SPAWNREQ_BAD);   /* not xtext */
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0\0" "s\0" "0/9\0" "a@b\0", 1) == SPAWNREQ_BAD);     /* NEVER+SUCCESS */
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0\0" "s\0" "0/16\0" "a@b\0", 1) == SPAWNREQ_BAD);
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0\0" "s\0" "0/x\0" "a@b\0", 1) == SPAWNREQ_BAD);
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0\0" "s\0" "0/2/rfc822\0" "a@b\0", 1) == SPAWNREQ_BAD);
+  CHECK(P("1\0" QID "\0" "0\0" "0\0" "0\0" "s\0" "0/2/rfc822;a+0Ab\0" "a@b\0", 1) == SPAWNREQ_BAD);
+}
+
 static void good(void)
 {
   CHECK(P("12\0" QID "\0" "11\0" "40\0" "1\0" "s@x.example\0" "0\0" "a@b.example\0", 1) == SPAWNREQ_OK);
@@ -166,6 +201,7 @@ static void items(void)
 
 int main(void)
 {
+  dsn();
   good();
   noslot();
   hostile();
