@@ -126,7 +126,7 @@ int rf_find(const struct rf_ctx *c, const char *local, size_t n, struct rf_dest 
   }
   if (r > 0) {
     r = has_dotqmail(&d->u);
-    if (r == 0) return none(why, "no mailbox here by that name");
+    if (r == 0) return none(why, "no mailbox here by that name (5.1.1)");
     goto found;
   }
   if (r < 0) goto found;

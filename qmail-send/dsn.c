@@ -557,6 +557,8 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
     struct qspace q;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
     errno = (code == 53 || code == 64) && qspace_check(QSPACE_DIR, n, 0, &q) > 0 ? ENOSPC : EIO;
+    /* 12: an address qmail-queue refuses for good (not one RFC 5321 path). */
+    if (code == 12) errno = EINVAL;
     return -1;
   }
   return 0;
@@ -667,6 +669,14 @@ out:
   return r;
 }
 
+/* to = doublebounceto@doublebouncehost, NUL-terminated. 0 or -1. */
+static int double_to(const struct dsn_cfg *c, str *to)
+{
+  to->len = 0;
+  return str_cats(to, c->dbto) < 0 || str_catc(to, '@') < 0 || str_cats(to, c->dbhost) < 0 ||
+         str_0(to) < 0 ? -1 : 0;
+}
+
 int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
              unsigned long long now)
 {
@@ -692,12 +702,11 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
   }
   if (!e->sender_len) {
     envsender = "#@[]";
-    if (str_cats(&to, c->dbto) < 0 || str_catc(&to, '@') < 0 || str_cats(&to, c->dbhost) < 0) goto out;
+    if (double_to(c, &to) < 0) goto out;
   } else {
     envsender = "";
-    if (str_catb(&to, e->sender, e->sender_len) < 0) goto out;
+    if (str_catb(&to, e->sender, e->sender_len) < 0 || str_0(&to) < 0) goto out;
   }
-  if (str_0(&to) < 0) goto out;
 
   f = calloc(e->nrcpt, sizeof *f);
   if (!f) { errno = ENOMEM; goto out; }
@@ -738,7 +747,24 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
    * report types (RFC 6533), used for an SMTPUTF8 message's report. */
   utf8 = (e->opts & QF_OPT_UTF8) || !ascii(to.s, to.len);
   for (i = 0; i < nf && !utf8; i++) utf8 = !ascii(f[i].rcpt, f[i].rn);
-  if (inject(msg.s, msg.len, envsender, to.s, utf8) < 0) goto out;
+  if (inject(msg.s, msg.len, envsender, to.s, utf8) < 0) {
+    /* A sender that cannot take a report (queued before qmail-queue
+     * checked addresses) gets none: the report becomes a double bounce,
+     * as qmail sends what it cannot return to the postmaster. */
+    if (errno != EINVAL || *envsender) goto out;
+    log_begin("qmail-send", "bounce.redirect");
+    log_kv("qid", qid);
+    log_kb("sender", e->sender, e->sender_len);
+    log_kv("why", "the sender is not a deliverable address");
+    log_end();
+    envsender = "#@[]";
+    msg.len = 0;
+    if (double_to(c, &to) < 0 ||
+        dsn_build(&msg, c, qid, to.s, qf_qid_birth(qid), now, f, nf, e->envid, e->envid_len,
+                  orig.s, orig.len, withbody) < 0 ||
+        inject(msg.s, msg.len, envsender, to.s, utf8) < 0)
+      goto out;
+  }
   log_begin("qmail-send", "bounce");
   log_kv("qid", qid);
   log_kv("to", to.s);

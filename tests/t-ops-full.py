@@ -15,7 +15,7 @@ from smtpd_harness import Server
 import send_harness
 
 t = T()
-inst = Instance(t, control={"rcpthosts": ["example.test"], "locals": ["example.test"]})
+inst = Instance(t, control={"rcpthosts": ["example.test"], "locals": ["example.test"], "databytes": "0"})
 srv = Server(inst)
 
 
@@ -67,7 +67,7 @@ t.check("qmail-qfix made the queue on the tmpfs", os.path.isdir(os.path.join(Q, 
 
 # The disk fills between MAIL and the end of DATA: 452 4.3.1, not 451.
 c = srv.connect()
-codes = c.transaction("s@client.test", ["u@example.test"])
+codes = c.transaction("s@client.test", ["postmaster@example.test"])
 filled = []
 try:
     while True:

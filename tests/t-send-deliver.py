@@ -131,6 +131,36 @@ t.check("one double bounce", len(db) == 1, len(db))
 if db:
     t.check("double bounce envelope sender #@[]", db[0]["Return-Path"] == "<#@[]>", db[0]["Return-Path"])
     t.check("double bounce To: postmaster", str(db[0]["To"]) == "postmaster@%s" % D, db[0]["To"])
+# A sender qmail-queue now refuses (one queued before it checked addresses):
+# the report goes to postmaster as a double bounce instead of failing forever.
+pm = len(sh.messages(inst, "postmaster"))
+mess = inst.path("queue", "mess")
+qid = "%d.000001.%d" % (int(time.time()), 4000000 + os.getpid() % 1000000)
+body = b"Received: crafted\nSubject: unreturnable\n\nTOKEN-5004- body\n"
+
+
+def rec(kind, data):
+    return kind + len(data).to_bytes(4, "big") + data
+
+
+env = rec(b"F", b"a@b.test> NOTIFY=NEVER") + rec(b"R", b"P" + ("nobox@%s" % D).encode()) + rec(b"E", b"")
+data = b"QMQ1" + len(body).to_bytes(8, "big") + (32 + len(body)).to_bytes(8, "big") + bytes(8) + b"DONE" + body + env
+st = os.stat(mess)
+tmpname = os.path.join(inst.path("queue", "tmp"), qid)
+with open(tmpname, "wb") as f:
+    f.write(data)
+os.chown(tmpname, st.st_uid, st.st_gid)
+os.chmod(tmpname, 0o660)
+os.rename(tmpname, os.path.join(mess, qid))
+with open(inst.path("queue", "lock", "trigger"), "w") as f:
+    f.write(qid + "\n")
+ok = wait_for(lambda: len(sh.messages(inst, "postmaster")) > pm and sh.queue_empty(inst), 20)
+t.check("a report its sender cannot take goes to postmaster", ok, sh.read_log(log)[-1500:])
+t.check("and is logged as redirected", log_has(r"event=bounce\.redirect qid=%s" % re.escape(qid), 5))
+ub = [parse(b) for _, b in sh.messages(inst, "postmaster") if b"unreturnable" in b]
+t.check("as a double bounce", len(ub) == 1 and ub[0]["Return-Path"] == "<#@[]>",
+        [u["Return-Path"] for u in ub])
+
 pm = len(sh.messages(inst, "postmaster"))
 inst.inject("#@[]", ["nobox@%s" % D], "Subject: triple\n\nTOKEN-5002- body\n")
 t.check("a failed double bounce is dropped and logged", log_has(r"event=bounce\.drop .*triple", 20))
