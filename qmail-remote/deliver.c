@@ -260,17 +260,55 @@ static int domain_literal(const char *d, char *host, size_t n)
   return ip_parse(host, &a);
 }
 
-static int envelope_ok(struct rjob *j)
+/* Envelope addresses that cannot be written as an RFC 5321 path as they
+ * are (smtp_path_ok) fail for good, each with its reason, and are never
+ * sent: a space or '>' in one would add parameters to the command. The
+ * others go on in a job of their own (sub), whose results are copied
+ * back (sub_done) before the caller's done. */
+static struct rjob sub, *outer;
+static struct rresult subres[SPAWN_RCPTS];
+static const char *subrcpt[SPAWN_RCPTS];
+static size_t submap[SPAWN_RCPTS];
+
+static void sub_done(struct rjob *s)
 {
   size_t i;
+  for (i = 0; i < s->nrcpt; i++) outer->res[submap[i]] = s->res[i];
+  outer->done(outer);
+}
+
+static const char badpath[] = ": cannot be sent: a space, '<', '>' or control byte in it would break the SMTP path (5.1.3)";
+
+/* The job to deliver: j, or sub with j's good recipients, or NULL when
+ * none is left (the results set). Sets utf8 for 8-bit addresses. */
+static struct rjob *envelope(struct rjob *j)
+{
+  size_t i, k;
   const unsigned char *p;
 
   for (i = 0; i <= j->nrcpt; i++)
-    for (p = (const unsigned char *)(i < j->nrcpt ? j->rcpt[i] : j->sender); *p; p++) {
-      if (*p < 32 || *p == 127) return 0;
+    for (p = (const unsigned char *)(i < j->nrcpt ? j->rcpt[i] : j->sender); *p; p++)
       if (*p >= 128) j->utf8 = 1;
+  if (!smtp_path_ok(j->sender)) {
+    for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, j->sender, badpath, strlen(badpath));
+    return 0;
+  }
+  sub = *j;
+  sub.rcpt = subrcpt;
+  sub.res = subres;
+  sub.done = sub_done;
+  outer = j;
+  for (i = k = 0; i < j->nrcpt; i++) {
+    if (!smtp_path_ok(j->rcpt[i])) {
+      result_set(&j->res[i], 'D', SPAWN_TAG_RCPT, j->rcpt[i], badpath, strlen(badpath));
+      continue;
     }
-  return 1;
+    subrcpt[k] = j->rcpt[i];
+    subres[k] = j->res[i];
+    submap[k++] = i;
+  }
+  sub.nrcpt = k;
+  return k == j->nrcpt ? j : k ? &sub : 0;
 }
 
 /* A route's session options. With credentials, the route decides the TLS
@@ -288,6 +326,12 @@ static void route_sessopts(const struct route *rt, int creds, struct sessopts *o
   if (rt->noverify && o->policy == TLS_VERIFY) o->policy = TLS_ENCRYPT;
 }
 
+/* A certificate is verified against a host name: an address literal has
+ * none (BearSSL checks no IP subjectAltName), so verify to a literal
+ * would accept any valid certificate of anyone, and send the password to
+ * it. Such a configuration defers with this reason instead. */
+static const char noname[] = "TLS policy verify (the default with control/smtpauth) needs a host name, not an address literal; name the relay in control/smtproutes, or say verify=no: ";
+
 /* Delivers through a static route's relay, with its credentials. */
 static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
                  const struct route *rt, unsigned long port)
@@ -302,6 +346,12 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
     return 0;
   }
   route_sessopts(rt, r, &t->o);
+  if (rt->literal && t->o.policy == TLS_VERIFY) {
+    remote_wipe(&creds);
+    t->o.user = t->o.pass = 0;
+    all(j, 'Z', r ? SPAWN_TAG_AUTH : SPAWN_TAG_LOCAL, noname, rt->host);
+    return 0;
+  }
   ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr);
   remote_wipe(&creds);
   t->o.user = t->o.pass = 0;
@@ -321,7 +371,6 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   unsigned long port;
   int r, noaddr = 0;
 
-  if (!envelope_ok(j)) { all(j, 'D', SPAWN_TAG_LOCAL, "bad address in the envelope", ""); return 0; }
   if (!len || len >= sizeof domain) { all(j, 'D', SPAWN_TAG_DNS, "bad domain", ""); return 0; }
   memcpy(domain, j->domain, len + 1);
   if (len > 1 && domain[len - 1] == '.') domain[len - 1] = 0;   /* absolute form */
@@ -332,6 +381,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   t->o.policy = t->tlspolicy;
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
+    if (t->o.policy == TLS_VERIFY) { all(j, 'Z', SPAWN_TAG_LOCAL, noname, mx[0].name); return 0; }
     if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr))
       return 1;
     all(j, 'Z', t->tag, why(t), "");
@@ -359,6 +409,7 @@ void remote_deliver(struct rjob *j)
   struct rconf c = RCONF_INIT;
   struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0 } };
   str err = STR_INIT;
+  struct rjob *d;
 
   /* Results start as a temporary failure, so that none is ever left
    * undefined. */
@@ -367,8 +418,10 @@ void remote_deliver(struct rjob *j)
     if (str_0(&err) < 0) err.len = 0;
     all(j, 'Z', SPAWN_TAG_LOCAL, err.len ? err.s : "cannot read control files", "");
     j->done(j);
-  } else if (!deliver(j, &c, &t)) {
+  } else if (!(d = envelope(j))) {
     j->done(j);
+  } else if (!deliver(d, &c, &t)) {
+    d->done(d);
   }
   str_free(&err);
   str_free(&t.why);

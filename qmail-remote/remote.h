@@ -193,6 +193,12 @@ void smtp_drop(int polite);
 /* The kept connection's socket to watch while idle (*fd, -1 when none is
  * kept), and the milliseconds until it must be dropped (-1 when none). */
 int smtp_kept(int *fd);
+/* 1 if the address a can go between the "<" and ">" of MAIL FROM or RCPT
+ * TO as it is: no byte that would end the path or the command line, or
+ * start a parameter (space, '<', '>', control bytes, DEL). A quoted local
+ * part with a space is refused too: it fails rather than risk a server
+ * that reads the space as the end of the path. */
+int smtp_path_ok(const char *a);
 /* DATA transparency, exposed for the unit test: converts n bytes of the
  * stored message to wire form, appending to out; *sol carries "at the
  * start of a line" and *cr "a CR is pending" from one call to the next.

@@ -320,6 +320,15 @@ static int body(struct smtp *s, const struct rjob *j, char *chunk, int *local)
   }
 }
 
+int smtp_path_ok(const char *a)
+{
+  const unsigned char *p;
+
+  for (p = (const unsigned char *)a; *p; p++)
+    if (*p <= ' ' || *p == 127 || *p == '<' || *p == '>') return 0;
+  return 1;
+}
+
 /* Appends to s->cmd; remembers a failure in *bad so that a command is
  * built with a straight sequence of calls and checked once. */
 static void cat(struct smtp *s, const char *p, int *bad)
@@ -333,6 +342,10 @@ static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wir
   int bad = 0;
 
   s->cmd.len = 0;
+  /* remote_deliver refused such addresses: never let one through. */
+  for (i = 0; i < j->nrcpt; i++)
+    if (!smtp_path_ok(j->rcpt[i])) bad = 1;
+  if (bad || !smtp_path_ok(j->sender)) { s->err = "address breaks the SMTP path"; s->code = -1; return -1; }
   cat(s, "MAIL FROM:<", &bad);
   cat(s, j->sender, &bad);
   cat(s, ">", &bad);

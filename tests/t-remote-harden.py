@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""qmail-remote against hostile peers and configurations: envelope
+addresses that would break the SMTP path (parameter injection), a DNS
+server whose every answer is truncated, TLS verify to an address literal,
+MX records pointing at this host or at loopback, a mail loop, and a
+tarpit server (stage deadlines)."""
+import os, ssl, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, Instance, IS_ROOT
+from remote_peers import Dns, Sink, TruncatingDns
+from tls_harness import CA
+
+t = T()
+inst = Instance(t)
+inst.control("helohost", "client.example.test")
+
+user = {}
+if IS_ROOT and inst.multi:
+    uid, gid = inst.uid("remote")
+    user = dict(user=uid, group=gid, extra_groups=[])
+
+
+def remote(domain, rcpts, message=b"Subject: hi\n\nhello\n", sender="a@example.test", timeout=60):
+    """Runs qmail-remote; returns ([(code, text)...], (code, text), seconds)."""
+    t0 = time.time()
+    p = subprocess.run([inst.bin("qmail-remote"), domain, sender] + rcpts, input=message,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, **user)
+    parts = p.stdout.split(b"\0")
+    out = [(x[:1].decode(), x[1:].decode("utf-8", "replace")) for x in parts[:-1]]
+    if p.returncode != 0 or len(out) != len(rcpts) + 1 or parts[-1] != b"":
+        return [("?", repr(p))] * len(rcpts), ("?", repr(p)), time.time() - t0
+    return out[:-1], out[-1], time.time() - t0
+
+
+def sessions(sink):
+    n = len(sink.sessions)
+    return lambda: sink.sessions[n:]
+
+
+# --- ESMTP parameter injection through the envelope -----------------------------
+sink = Sink(t, ext=["PIPELINING", "SIZE 1000000", "8BITMIME", "DSN"])
+inst.control("smtproutes", "inject.test:127.0.0.1:%d" % sink.port)
+new = sessions(sink)
+r, m, _ = remote("inject.test", ["u@inject.test> NOTIFY=NEVER", "ok@inject.test", "v@inject.test\r\nRSET"])
+s = new()
+t.check("recipient with ' ' or '>': permanent, with the reason, never sent",
+        r[0][0] == "h" and r[0][1].startswith("rcpt: u@inject.test> NOTIFY=NEVER: cannot be sent") and
+        "5.1.3" in r[0][1], r)
+t.check("recipient with CR LF: permanent", r[2][0] == "h" and "5.1.3" in r[2][1], r)
+t.check("the good recipient still delivered", r[1][0] == "r" and m[0] == "K", (r, m))
+cmds = [c for x in s for c in x.commands]
+t.check("only the good recipient on the wire", [c for c in cmds if c.startswith("RCPT")] == ["RCPT TO:<ok@inject.test>"]
+        and not any("NOTIFY" in c or c == "RSET" for c in cmds), cmds)
+new = sessions(sink)
+r, m, _ = remote("inject.test", ["u@inject.test"], sender="a@example.test> RET=FULL ENVID=x")
+t.check("sender with ' ' or '>': permanent for all, nothing sent",
+        r[0][0] == "h" and m[0] == "D" and r[0][1].startswith("mail: a@example.test> RET=FULL ENVID=x: cannot be sent")
+        and new() == [], (r, m))
+new = sessions(sink)
+r, m, _ = remote("inject.test", ["<u@inject.test"])
+t.check("recipient with '<': permanent, no session", r[0][0] == "h" and new() == [], r)
+
+# --- a DNS server whose answers are always truncated ------------------------------
+inst.control("smtproutes", "")
+for rcode, what in ((3, "NXDOMAIN"), (0, "no records")):
+    tdns = TruncatingDns(t, rcode=rcode)
+    inst.control("dnsserver", "127.0.0.1:%d" % tdns.port)
+    r, m, _ = remote("trunc.test", ["u@trunc.test"])
+    t.check("truncated %s over UDP and TCP: the resolver tried TCP" % what,
+            any(p == "tcp" for p, _ in tdns.queries), tdns.queries)
+    t.check("truncated %s over UDP and TCP: deferred, never bounced" % what,
+            r[0][0] == "s" and m[0] == "Z" and r[0][1].startswith("dns:"), (r, m))
+    tdns.close()
+os.unlink(inst.path("control", "dnsserver"))
+
+# --- TLS verify to an address literal ----------------------------------------------
+ca = CA(t)
+cert, key = ca.issue("somebody-else.test", "ec")
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+PW = "literal-secret"
+tls = Sink(t, tls=ctx, ext=["PIPELINING", "AUTH PLAIN LOGIN"], auth={"app": PW})
+inst.control("tlsca", open(ca.cert).read())
+os.chmod(inst.path("control", "tlsca"), 0o644)
+inst.control("smtpauth", "*:app:" + PW)
+if IS_ROOT and inst.multi:
+    os.chown(inst.path("control", "smtpauth"), *inst.uid("remote"))
+os.chmod(inst.path("control", "smtpauth"), 0o400)
+inst.control("smtproutes", ":[127.0.0.1]:%d tls=implicit" % tls.port)
+new = sessions(tls)
+r, m, _ = remote("far.test", ["u@far.test"])
+t.check("AUTH over verify to [127.0.0.1]: deferred with the reason",
+        r[0][0] == "s" and "needs a host name" in r[0][1] and r[0][1].startswith("auth:"), r)
+t.check("AUTH over verify to [127.0.0.1]: no connection, no password", new() == [] and tls.sessions == [],
+        [x.auth for x in tls.sessions])
+os.unlink(inst.path("control", "smtpauth"))
+inst.control("tlspolicy", ":verify")
+inst.control("smtproutes", ":127.0.0.1:%d tls=implicit" % tls.port)
+r, m, _ = remote("far.test", ["u@far.test"])
+t.check("tlspolicy verify to a literal relay: deferred", r[0][0] == "s" and "needs a host name" in r[0][1], r)
+inst.control("smtproutes", ":127.0.0.1:%d tls=implicit verify=no" % tls.port)
+r, m, _ = remote("far.test", ["u@far.test"])
+t.check("verify=no to a literal relay: encrypted, delivered", m[0] == "K", (r, m))
+os.unlink(inst.path("control", "tlspolicy"))
+inst.control("smtproutes", "")
+
+t.done()
