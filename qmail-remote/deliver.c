@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
+#include "hops.h"
 #include "remote.h"
 
 /* Connection attempts per delivery, whatever the DNS returns: with a 60 s
@@ -79,6 +80,7 @@ int rconf_load(struct rconf *c, str *err)
   else if (control_lines(&c->routes, "control/smtproutes") < 0) bad = "control/smtproutes";
   else if (control_line(&c->dnsserver, "control/dnsserver") < 0) bad = "control/dnsserver";
   else if (control_lines(&c->tlspolicy, "control/tlspolicy") < 0) bad = "control/tlspolicy";
+  else if (control_ulong(&c->dnsloopback, "control/dnsloopback", 0) < 0 || c->dnsloopback > 1) bad = "control/dnsloopback";
   else if ((r = control_line(&ip, "control/outgoingip")) < 0 || (r && (str_0(&ip) < 0 || !ip_parse(ip.s, &a))))
     bad = "control/outgoingip";
   else if (r) memcpy(&c->bind, &a.sa, sizeof c->bind);
@@ -167,9 +169,17 @@ static const char *why(struct tried *t)
   return t->why.len && str_0(&t->why) == 0 ? t->why.s : "no usable host";
 }
 
-/* Tries every address of one host; 1 when a session gave final results. */
+/* A host's addresses, looked up ahead (the MX list, mx_cut). */
+struct haddrs {
+  int r;                          /* dns_addrs's result */
+  size_t n;
+  struct raddr a[DNS_ADDRMAX];
+};
+
+/* Tries every address of one host (those of pre when given); 1 when a
+ * session gave final results. */
 static int try_host(struct rjob *j, const struct rconf *c, const char *host, int literal,
-                    unsigned long port, struct tried *t, int *noaddr)
+                    unsigned long port, struct tried *t, int *noaddr, const struct haddrs *pre)
 {
   struct raddr addrs[DNS_ADDRMAX];
   size_t n = 0, i;
@@ -180,8 +190,16 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
   if (literal) {
     n = ip_parse(host, addrs);
   } else {
-    if (dns_init(&c->dnsserver) < 0) { note(t, SPAWN_TAG_LOCAL, "cannot set up the resolver", "", ""); return 0; }
-    r = dns_addrs(host, addrs, DNS_ADDRMAX, &n);
+    if (pre) {
+      r = pre->r;
+      n = pre->n;
+      memcpy(addrs, pre->a, n * sizeof addrs[0]);
+    } else if (dns_init(&c->dnsserver) < 0) {
+      note(t, SPAWN_TAG_LOCAL, "cannot set up the resolver", "", "");
+      return 0;
+    } else {
+      r = dns_addrs(host, addrs, DNS_ADDRMAX, &n);
+    }
     if (r == DNS_TEMP) { note(t, SPAWN_TAG_DNS, "temporary failure looking up the address of ", host, ""); return 0; }
     if (r != DNS_OK) { *noaddr = 1; return 0; }
   }
@@ -352,7 +370,7 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
     all(j, 'Z', r ? SPAWN_TAG_AUTH : SPAWN_TAG_LOCAL, noname, rt->host);
     return 0;
   }
-  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr);
+  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr, 0);
   remote_wipe(&creds);
   t->o.user = t->o.pass = 0;
   if (ok) return 1;
@@ -360,6 +378,55 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
   if (noaddr && !t->soft) note(t, SPAWN_TAG_DNS, "relay host ", rt->host, " has no address");
   all(j, 'Z', t->tag, why(t), "");
   return 0;
+}
+
+static struct haddrs hx[DNS_MXMAX];
+
+/* qmail's rule for an MX list that names this host: the hosts of the
+ * lowest preference that has one of this host's addresses (ipme: also
+ * loopback and unspecified ones unless control/dnsloopback), and every
+ * host after them, are dropped, since mail to them would come back here.
+ * Looks up the hosts' addresses in order into hx (up to the first that
+ * is this host); returns how many hosts remain, 0 when the best is this
+ * host. */
+static size_t mx_cut(const struct mx *mx, size_t n, const struct rconf *c)
+{
+  size_t i, k;
+
+  for (i = 0; i < n; i++) {
+    hx[i].r = dns_addrs(mx[i].name, hx[i].a, DNS_ADDRMAX, &hx[i].n);
+    for (k = 0; hx[i].r == DNS_OK && k < hx[i].n; k++)
+      if (ipme(&hx[i].a[k], (int)c->dnsloopback)) {
+        while (i > 0 && mx[i - 1].pref == mx[i].pref) i--;
+        return i;
+      }
+  }
+  return n;
+}
+
+/* 1 when the message has been through MAXHOPS hops (hops.h), its
+ * results then set: a loop is never sent on. Reads the header only. */
+static int looping(struct rjob *j)
+{
+  char b[4096];
+  struct hops h;
+  unsigned long long done = 0;
+  char n[24];
+  ssize_t r;
+
+  hops_init(&h);
+  while (h.inhdr && done < j->msglen) {
+    size_t want = j->msglen - done > sizeof b ? sizeof b : (size_t)(j->msglen - done);
+    r = pread(j->msgfd, b, want, j->msgoff + (off_t)done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;           /* the transaction's read reports it */
+    hops_feed(&h, b, (size_t)r);
+    done += (unsigned long long)r;
+  }
+  if (h.count < MAXHOPS) return 0;
+  *fmt_u(n, h.count, 1) = 0;
+  all(j, 'D', SPAWN_TAG_LOCAL, n, " Received:/Delivered-To: header lines: a mail loop, not sent (5.4.6)");
+  return 1;
 }
 
 static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
@@ -382,7 +449,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     if (t->o.policy == TLS_VERIFY) { all(j, 'Z', SPAWN_TAG_LOCAL, noname, mx[0].name); return 0; }
-    if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr))
+    if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr, 0))
       return 1;
     all(j, 'Z', t->tag, why(t), "");
     return 0;
@@ -397,8 +464,14 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
   if (r == DNS_NX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": no such domain (5.1.2)"); return 0; }
   if (r == DNS_NULLMX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": does not accept mail, null MX (5.1.10, RFC 7505)"); return 0; }
+  if (ipme_load() < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot list this host's addresses", ""); return 0; }
+  n = mx_cut(mx, n, c);
+  if (!n) {
+    all(j, 'D', SPAWN_TAG_DNS, domain, ": its best mail host is this host or loopback, and the domain is not local here: a loop (5.4.6)");
+    return 0;
+  }
   for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
-    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr)) return 1;
+    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i])) return 1;
   if (t->soft) all(j, 'Z', t->tag, why(t), "");
   else all(j, 'D', SPAWN_TAG_DNS, domain, ": no mail host has an address (5.1.2)");
   return 0;
@@ -418,7 +491,7 @@ void remote_deliver(struct rjob *j)
     if (str_0(&err) < 0) err.len = 0;
     all(j, 'Z', SPAWN_TAG_LOCAL, err.len ? err.s : "cannot read control files", "");
     j->done(j);
-  } else if (!(d = envelope(j))) {
+  } else if (!(d = envelope(j)) || looping(j)) {
     j->done(j);
   } else if (!deliver(d, &c, &t)) {
     d->done(d);

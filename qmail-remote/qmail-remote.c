@@ -20,6 +20,8 @@
  *                   its family only)
  *   dnsserver       "IP" or "IP:port" (IPv4): the only DNS server asked;
  *                   otherwise /etc/resolv.conf's
+ *   dnsloopback     1: loopback addresses from the DNS are not this host
+ *                   (tests), see ipme.c
  */
 #include <errno.h>
 #include <signal.h>

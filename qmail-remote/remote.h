@@ -8,6 +8,7 @@
  *   dns.c         MX and address lookups through glibc's libresolv
  *   smtpclient.c  one SMTP session with one server, DATA transparency
  *   deliver.c     configuration, the host list, connecting, the results
+ *   ipme.c        which addresses are this host's (MX pointing back here)
  *   rworker.c     qmail-rspawn's worker: deliveries one after another,
  *                 the connection kept between them
  *
@@ -31,8 +32,10 @@ struct rconf {
   str routes;                     /* control/smtproutes, control_lines form */
   str dnsserver;                  /* control/dnsserver, empty if unset */
   str tlspolicy;                  /* control/tlspolicy, control_lines form */
+  unsigned long dnsloopback;      /* control/dnsloopback, default 0: 1 lets MX
+                                   * deliveries use loopback addresses */
 };
-#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT }
+#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT, 0 }
 
 /* Loads every control file; 0, or -1 with a reason in err. */
 int rconf_load(struct rconf *c, str *err);
@@ -156,6 +159,16 @@ int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n);
 int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
 /* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
 int ip_parse(const char *s, struct raddr *a);
+
+/* ---- ipme.c ---- */
+/* Reads this host's interface addresses (getifaddrs); 0 or -1. */
+int ipme_load(void);
+/* 1 if a is this host's (as of ipme_load): an interface's address, or
+ * loopback or unspecified (ip_loopback) unless loopback_ok (then those
+ * are not this host, for tests that run their peers on loopback). */
+int ipme(const struct raddr *a, int loopback_ok);
+/* 1 for 127.0.0.0/8, 0.0.0.0/8, ::1, :: and their IPv4-mapped forms. */
+int ip_loopback(const struct raddr *a);
 
 /* ---- smtpclient.c ---- */
 enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0 };

@@ -3,7 +3,7 @@
 # share the client code. DNS goes through glibc's libresolv. Both are
 # dynamic executables: neither is exec'd per message.
 REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/dns.c qmail-remote/routes.c \
-                      qmail-remote/smtpclient.c
+                      qmail-remote/smtpclient.c qmail-remote/ipme.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c $(REMOTE_CLIENT_SRCS)
 qmail-rspawn_LIBS := -lresolv
