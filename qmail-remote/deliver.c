@@ -81,6 +81,9 @@ int rconf_load(struct rconf *c, str *err)
   else if (control_line(&c->dnsserver, "control/dnsserver") < 0) bad = "control/dnsserver";
   else if (control_lines(&c->tlspolicy, "control/tlspolicy") < 0) bad = "control/tlspolicy";
   else if (control_ulong(&c->dnsloopback, "control/dnsloopback", 0) < 0 || c->dnsloopback > 1) bad = "control/dnsloopback";
+  else if (timeout_file(&c->timeoutreply, "control/timeoutreply", 300) < 0) bad = "control/timeoutreply";
+  else if (control_ulong(&c->datarate, "control/datarate", 500) < 0 || !c->datarate) bad = "control/datarate";
+  if (c->datarate > 1000000000ul) c->datarate = 1000000000ul;   /* keeps the deadline's sum in range */
   else if ((r = control_line(&ip, "control/outgoingip")) < 0 || (r && (str_0(&ip) < 0 || !ip_parse(ip.s, &a))))
     bad = "control/outgoingip";
   else if (r) memcpy(&c->bind, &a.sa, sizeof c->bind);

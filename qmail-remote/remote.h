@@ -34,8 +34,12 @@ struct rconf {
   str tlspolicy;                  /* control/tlspolicy, control_lines form */
   unsigned long dnsloopback;      /* control/dnsloopback, default 0: 1 lets MX
                                    * deliveries use loopback addresses */
+  unsigned long timeoutreply;     /* control/timeoutreply, default 300 s: each
+                                   * whole reply or command (smtpclient.c) */
+  unsigned long datarate;         /* control/datarate, default 500 bytes/s: the
+                                   * slowest a message may be sent, >= 1 */
 };
-#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT, 0 }
+#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT, 0, 300, 500 }
 
 /* Loads every control file; 0, or -1 with a reason in err. */
 int rconf_load(struct rconf *c, str *err);
