@@ -106,6 +106,7 @@ inst.control("timeoutreply", "2")
 code, text, secs = remote("greet.test")
 t.check("greeting dripped a byte at a time: deferred at timeoutreply",
         code == "Z" and "timed out" in text and text.startswith("connect:") and secs < 10, (code, text, secs))
+print("greeting gave up after %.1f s" % secs)
 code, text, secs = remote("mail.test")
 t.check("MAIL reply dripped: deferred at timeoutreply", code == "Z" and "timed out" in text and secs < 10,
         (code, text, secs))
