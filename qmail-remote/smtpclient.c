@@ -84,6 +84,8 @@ struct smtp {
   const struct rconf *c;     /* during a delivery only */
   int timeout;               /* seconds per read or write */
   long long reply_ms;        /* deadline of a reply or a command */
+  int broken;                /* a read or write failed or timed out: no QUIT,
+                              * which would only wait for the deadline again */
   unsigned long datarate;    /* bytes per second the message needs at least */
   int state;                 /* STATE_*, after a transaction */
   size_t accepted;           /* recipients accepted in the last transaction */
@@ -137,6 +139,7 @@ static int get_reply_within(struct smtp *s, long long ms)
     if (r == LINE_ERR && errno == ENOBUFS) r = LINE_LONG;
     if (r == LINE_ERR) {
       s->err = errno == ETIMEDOUT ? "timed out waiting for a reply" : strerror(errno);
+      s->broken = 1;
       return s->code = -1;
     }
     if (r == LINE_LONG) { s->err = "reply line too long"; return s->code = -1; }
@@ -198,6 +201,7 @@ static int send_by(struct smtp *s, long long deadline)
 {
   if (write_by(s, s->cmd.s, s->cmd.len, deadline) < 0) {
     s->err = errno == ETIMEDOUT ? "timed out sending" : strerror(errno);
+    s->broken = 1;
     s->code = -1;
     return -1;
   }
@@ -532,6 +536,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
 #define QUIT_WAIT 10
 static void quit(struct smtp *s)
 {
+  if (s->broken) return;
   s->cmd.len = 0;
   if (s->timeout > QUIT_WAIT) s->timeout = QUIT_WAIT;
   if (s->reply_ms > QUIT_WAIT * 1000) s->reply_ms = QUIT_WAIT * 1000;
