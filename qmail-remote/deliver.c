@@ -451,7 +451,14 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   t->o.policy = t->tlspolicy;
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
+    struct raddr a;
     if (t->o.policy == TLS_VERIFY) { all(j, 'Z', SPAWN_TAG_LOCAL, noname, mx[0].name); return 0; }
+    /* As an MX naming this host: a loop (qmail checks literals too). */
+    if (ipme_load() < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot list this host's addresses", ""); return 0; }
+    if (ip_parse(mx[0].name, &a) && ipme(&a, (int)c->dnsloopback)) {
+      all(j, 'D', SPAWN_TAG_DNS, domain, ": is this host or loopback, and not local here: a loop (5.4.6)");
+      return 0;
+    }
     if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr, 0))
       return 1;
     all(j, 'Z', t->tag, why(t), "");

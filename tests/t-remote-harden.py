@@ -147,7 +147,14 @@ for dom in ("loop.test", "zero.test", "v6loop.test"):
     r, m, _ = remote(dom, ["u@" + dom])
     t.check("%s: MX/A at loopback or unspecified: permanent 5.4.6, no connection" % dom,
             r[0][0] == "h" and "5.4.6" in r[0][1] and r[0][1].startswith("dns: " + dom) and new() == [], (r, m))
+new = sessions(mxsink)
+r, m, _ = remote("[127.0.0.1]", ["u@[127.0.0.1]"])
+t.check("domain literal [127.0.0.1]: permanent 5.4.6, no connection",
+        r[0][0] == "h" and "5.4.6" in r[0][1] and new() == [], (r, m))
 inst.control("dnsloopback", "1")
+new = sessions(mxsink)
+r, m, _ = remote("[127.0.0.1]", ["u@[127.0.0.1]"])
+t.check("control/dnsloopback 1: domain literal [127.0.0.1] delivered", m[0] == "K" and len(new()) == 1, (r, m))
 new = sessions(mxsink)
 r, m, _ = remote("loop.test", ["u@loop.test"])
 t.check("control/dnsloopback 1: loopback MX used (tests)", m[0] == "K" and len(new()) == 1, (r, m))
