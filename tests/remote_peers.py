@@ -4,7 +4,31 @@ dnsmasq to forward one domain to), and scriptable SMTP sinks that record the
 exact bytes of every DATA they receive. Standard library only."""
 import os, shutil, socket, socketserver, struct, subprocess, threading, time
 
-from harness import free_port, wait_for
+from harness import free_port, wait_for, IS_ROOT
+
+
+def remote_reports(inst, domain, rcpts, message=b"Subject: hi\n\nhello\n", sender="a@example.test", timeout=60):
+    """Runs inst's qmail-remote (as the remote uid when root in a multi-uid
+    instance): ([(code, text)...] per recipient, (code, text) for the
+    message, seconds)."""
+    user = {}
+    if IS_ROOT and inst.multi:
+        uid, gid = inst.uid("remote")
+        user = dict(user=uid, group=gid, extra_groups=[])
+    t0 = time.time()
+    p = subprocess.run([inst.bin("qmail-remote"), domain, sender] + rcpts, input=message,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, **user)
+    parts = p.stdout.split(b"\0")
+    out = [(x[:1].decode(), x[1:].decode("utf-8", "replace")) for x in parts[:-1]]
+    if p.returncode != 0 or len(out) != len(rcpts) + 1 or parts[-1] != b"":
+        return [("?", repr(p))] * len(rcpts), ("?", repr(p)), time.time() - t0
+    return out[:-1], out[-1], time.time() - t0
+
+
+def sessions(sink):
+    """A function giving the sessions sink has had since this call."""
+    n = len(sink.sessions)
+    return lambda: sink.sessions[n:]
 
 
 class Dns:

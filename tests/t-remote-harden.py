@@ -8,34 +8,16 @@ import os, re, ssl, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, free_port
-from remote_peers import Dns, Sink, TruncatingDns
+from remote_peers import Dns, Sink, TruncatingDns, remote_reports, sessions
 from tls_harness import CA
 
 t = T()
 inst = Instance(t)
 inst.control("helohost", "client.example.test")
 
-user = {}
-if IS_ROOT and inst.multi:
-    uid, gid = inst.uid("remote")
-    user = dict(user=uid, group=gid, extra_groups=[])
-
-
-def remote(domain, rcpts, message=b"Subject: hi\n\nhello\n", sender="a@example.test", timeout=60):
-    """Runs qmail-remote; returns ([(code, text)...], (code, text), seconds)."""
-    t0 = time.time()
-    p = subprocess.run([inst.bin("qmail-remote"), domain, sender] + rcpts, input=message,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, **user)
-    parts = p.stdout.split(b"\0")
-    out = [(x[:1].decode(), x[1:].decode("utf-8", "replace")) for x in parts[:-1]]
-    if p.returncode != 0 or len(out) != len(rcpts) + 1 or parts[-1] != b"":
-        return [("?", repr(p))] * len(rcpts), ("?", repr(p)), time.time() - t0
-    return out[:-1], out[-1], time.time() - t0
-
-
-def sessions(sink):
-    n = len(sink.sessions)
-    return lambda: sink.sessions[n:]
+def remote(domain, rcpts, **kw):
+    """remote_reports for this instance."""
+    return remote_reports(inst, domain, rcpts, **kw)
 
 
 # --- ESMTP parameter injection through the envelope -----------------------------
