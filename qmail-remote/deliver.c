@@ -83,10 +83,10 @@ int rconf_load(struct rconf *c, str *err)
   else if (control_ulong(&c->dnsloopback, "control/dnsloopback", 0) < 0 || c->dnsloopback > 1) bad = "control/dnsloopback";
   else if (timeout_file(&c->timeoutreply, "control/timeoutreply", 300) < 0) bad = "control/timeoutreply";
   else if (control_ulong(&c->datarate, "control/datarate", 500) < 0 || !c->datarate) bad = "control/datarate";
-  if (c->datarate > 1000000000ul) c->datarate = 1000000000ul;   /* keeps the deadline's sum in range */
   else if ((r = control_line(&ip, "control/outgoingip")) < 0 || (r && (str_0(&ip) < 0 || !ip_parse(ip.s, &a))))
     bad = "control/outgoingip";
   else if (r) memcpy(&c->bind, &a.sa, sizeof c->bind);
+  if (c->datarate > 1000000000ul) c->datarate = 1000000000ul;   /* keeps the deadline's sum in range */
   for (i = 0; !bad && i < c->helohost.len; i++)
     if ((unsigned char)c->helohost.s[i] <= ' ' || c->helohost.s[i] == 127) bad = "control/helohost";
   str_free(&ip);
