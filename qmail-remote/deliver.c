@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "control.h"
 #include "log.h"
+#include "hops.h"
 #include "remote.h"
 
 /* Connection attempts per delivery, whatever the DNS returns: with a 60 s
@@ -80,9 +81,13 @@ int rconf_load(struct rconf *c, str *err)
   else if (control_lines(&c->routes, "control/smtproutes") < 0) bad = "control/smtproutes";
   else if (control_line(&c->dnsserver, "control/dnsserver") < 0) bad = "control/dnsserver";
   else if (control_lines(&c->tlspolicy, "control/tlspolicy") < 0) bad = "control/tlspolicy";
+  else if (control_ulong(&c->dnsloopback, "control/dnsloopback", 0) < 0 || c->dnsloopback > 1) bad = "control/dnsloopback";
+  else if (timeout_file(&c->timeoutreply, "control/timeoutreply", 300) < 0) bad = "control/timeoutreply";
+  else if (control_ulong(&c->datarate, "control/datarate", 500) < 0 || !c->datarate) bad = "control/datarate";
   else if ((r = control_line(&ip, "control/outgoingip")) < 0 || (r && (str_0(&ip) < 0 || !ip_parse(ip.s, &a))))
     bad = "control/outgoingip";
   else if (r) memcpy(&c->bind, &a.sa, sizeof c->bind);
+  if (c->datarate > 1000000000ul) c->datarate = 1000000000ul;   /* keeps the deadline's sum in range */
   for (i = 0; !bad && i < c->helohost.len; i++)
     if ((unsigned char)c->helohost.s[i] <= ' ' || c->helohost.s[i] == 127) bad = "control/helohost";
   str_free(&ip);
@@ -200,8 +205,17 @@ static int plain_retry(struct rjob *j, const struct rconf *c, const struct raddr
 }
 
 /* Tries every address of one host; 1 when a session gave final results. */
+/* A host's addresses, looked up ahead (the MX list, mx_cut). */
+struct haddrs {
+  int r;                          /* dns_addrs's result */
+  size_t n;
+  struct raddr a[DNS_ADDRMAX];
+};
+
+/* Tries every address of one host (those of pre when given); 1 when a
+ * session gave final results. */
 static int try_host(struct rjob *j, const struct rconf *c, const char *host, int literal,
-                    unsigned long port, struct tried *t, int *noaddr)
+                    unsigned long port, struct tried *t, int *noaddr, const struct haddrs *pre)
 {
   struct raddr addrs[DNS_ADDRMAX];
   size_t n = 0, i;
@@ -212,8 +226,16 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
   if (literal) {
     n = ip_parse(host, addrs);
   } else {
-    if (dns_init(&c->dnsserver) < 0) { note(t, SPAWN_TAG_LOCAL, "cannot set up the resolver", "", ""); return 0; }
-    r = dns_addrs(host, addrs, DNS_ADDRMAX, &n);
+    if (pre) {
+      r = pre->r;
+      n = pre->n;
+      memcpy(addrs, pre->a, n * sizeof addrs[0]);
+    } else if (dns_init(&c->dnsserver) < 0) {
+      note(t, SPAWN_TAG_LOCAL, "cannot set up the resolver", "", "");
+      return 0;
+    } else {
+      r = dns_addrs(host, addrs, DNS_ADDRMAX, &n);
+    }
     if (r == DNS_TEMP) { note(t, SPAWN_TAG_DNS, "temporary failure looking up the address of ", host, ""); return 0; }
     if (r != DNS_OK) { *noaddr = 1; return 0; }
   }
@@ -293,17 +315,55 @@ static int domain_literal(const char *d, char *host, size_t n)
   return ip_parse(host, &a);
 }
 
-static int envelope_ok(struct rjob *j)
+/* Envelope addresses that cannot be written as an RFC 5321 path as they
+ * are (smtp_path_ok) fail for good, each with its reason, and are never
+ * sent: a space or '>' in one would add parameters to the command. The
+ * others go on in a job of their own (sub), whose results are copied
+ * back (sub_done) before the caller's done. */
+static struct rjob sub, *outer;
+static struct rresult subres[SPAWN_RCPTS];
+static const char *subrcpt[SPAWN_RCPTS];
+static size_t submap[SPAWN_RCPTS];
+
+static void sub_done(struct rjob *s)
 {
   size_t i;
+  for (i = 0; i < s->nrcpt; i++) outer->res[submap[i]] = s->res[i];
+  outer->done(outer);
+}
+
+static const char badpath[] = ": cannot be sent: a space, '<', '>' or control byte in it would break the SMTP path (5.1.3)";
+
+/* The job to deliver: j, or sub with j's good recipients, or NULL when
+ * none is left (the results set). Sets utf8 for 8-bit addresses. */
+static struct rjob *envelope(struct rjob *j)
+{
+  size_t i, k;
   const unsigned char *p;
 
   for (i = 0; i <= j->nrcpt; i++)
-    for (p = (const unsigned char *)(i < j->nrcpt ? j->rcpt[i] : j->sender); *p; p++) {
-      if (*p < 32 || *p == 127) return 0;
+    for (p = (const unsigned char *)(i < j->nrcpt ? j->rcpt[i] : j->sender); *p; p++)
       if (*p >= 128) j->utf8 = 1;
+  if (!smtp_path_ok(j->sender)) {
+    for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'D', SPAWN_TAG_MAIL, j->sender, badpath, strlen(badpath));
+    return 0;
+  }
+  sub = *j;
+  sub.rcpt = subrcpt;
+  sub.res = subres;
+  sub.done = sub_done;
+  outer = j;
+  for (i = k = 0; i < j->nrcpt; i++) {
+    if (!smtp_path_ok(j->rcpt[i])) {
+      result_set(&j->res[i], 'D', SPAWN_TAG_RCPT, j->rcpt[i], badpath, strlen(badpath));
+      continue;
     }
-  return 1;
+    subrcpt[k] = j->rcpt[i];
+    subres[k] = j->res[i];
+    submap[k++] = i;
+  }
+  sub.nrcpt = k;
+  return k == j->nrcpt ? j : k ? &sub : 0;
 }
 
 /* A route's session options. With credentials, the route decides the TLS
@@ -321,6 +381,12 @@ static void route_sessopts(const struct route *rt, int creds, struct sessopts *o
   if (rt->noverify && o->policy == TLS_VERIFY) o->policy = TLS_ENCRYPT;
 }
 
+/* A certificate is verified against a host name: an address literal has
+ * none (BearSSL checks no IP subjectAltName), so verify to a literal
+ * would accept any valid certificate of anyone, and send the password to
+ * it. Such a configuration defers with this reason instead. */
+static const char noname[] = "TLS policy verify (the default with control/smtpauth) needs a host name, not an address literal; name the relay in control/smtproutes, or say verify=no: ";
+
 /* Delivers through a static route's relay, with its credentials. */
 static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
                  const struct route *rt, unsigned long port)
@@ -335,7 +401,13 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
     return 0;
   }
   route_sessopts(rt, r, &t->o);
-  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr);
+  if (rt->literal && t->o.policy == TLS_VERIFY) {
+    remote_wipe(&creds);
+    t->o.user = t->o.pass = 0;
+    all(j, 'Z', r ? SPAWN_TAG_AUTH : SPAWN_TAG_LOCAL, noname, rt->host);
+    return 0;
+  }
+  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr, 0);
   remote_wipe(&creds);
   t->o.user = t->o.pass = 0;
   if (ok) return 1;
@@ -343,6 +415,55 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
   if (noaddr && !t->soft) note(t, SPAWN_TAG_DNS, "relay host ", rt->host, " has no address");
   all(j, 'Z', t->tag, why(t), "");
   return 0;
+}
+
+static struct haddrs hx[DNS_MXMAX];
+
+/* qmail's rule for an MX list that names this host: the hosts of the
+ * lowest preference that has one of this host's addresses (ipme: also
+ * loopback and unspecified ones unless control/dnsloopback), and every
+ * host after them, are dropped, since mail to them would come back here.
+ * Looks up the hosts' addresses in order into hx (up to the first that
+ * is this host); returns how many hosts remain, 0 when the best is this
+ * host. */
+static size_t mx_cut(const struct mx *mx, size_t n, const struct rconf *c)
+{
+  size_t i, k;
+
+  for (i = 0; i < n; i++) {
+    hx[i].r = dns_addrs(mx[i].name, hx[i].a, DNS_ADDRMAX, &hx[i].n);
+    for (k = 0; hx[i].r == DNS_OK && k < hx[i].n; k++)
+      if (ipme(&hx[i].a[k], (int)c->dnsloopback)) {
+        while (i > 0 && mx[i - 1].pref == mx[i].pref) i--;
+        return i;
+      }
+  }
+  return n;
+}
+
+/* 1 when the message has been through MAXHOPS hops (hops.h), its
+ * results then set: a loop is never sent on. Reads the header only. */
+static int looping(struct rjob *j)
+{
+  char b[4096];
+  struct hops h;
+  unsigned long long done = 0;
+  char n[24];
+  ssize_t r;
+
+  hops_init(&h);
+  while (h.inhdr && done < j->msglen) {
+    size_t want = j->msglen - done > sizeof b ? sizeof b : (size_t)(j->msglen - done);
+    r = pread(j->msgfd, b, want, j->msgoff + (off_t)done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;           /* the transaction's read reports it */
+    hops_feed(&h, b, (size_t)r);
+    done += (unsigned long long)r;
+  }
+  if (h.count < MAXHOPS) return 0;
+  *fmt_u(n, h.count, 1) = 0;
+  all(j, 'D', SPAWN_TAG_LOCAL, n, " Received:/Delivered-To: header lines: a mail loop, not sent (5.4.6)");
+  return 1;
 }
 
 static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
@@ -354,7 +475,6 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   unsigned long port;
   int r, noaddr = 0;
 
-  if (!envelope_ok(j)) { all(j, 'D', SPAWN_TAG_LOCAL, "bad address in the envelope", ""); return 0; }
   if (!len || len >= sizeof domain) { all(j, 'D', SPAWN_TAG_DNS, "bad domain", ""); return 0; }
   memcpy(domain, j->domain, len + 1);
   if (len > 1 && domain[len - 1] == '.') domain[len - 1] = 0;   /* absolute form */
@@ -365,7 +485,15 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   t->o.policy = t->tlspolicy;
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
-    if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr))
+    struct raddr a;
+    if (t->o.policy == TLS_VERIFY) { all(j, 'Z', SPAWN_TAG_LOCAL, noname, mx[0].name); return 0; }
+    /* As an MX naming this host: a loop (qmail checks literals too). */
+    if (ipme_load() < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot list this host's addresses", ""); return 0; }
+    if (ip_parse(mx[0].name, &a) && ipme(&a, (int)c->dnsloopback)) {
+      all(j, 'D', SPAWN_TAG_DNS, domain, ": is this host or loopback, and not local here: a loop (5.4.6)");
+      return 0;
+    }
+    if (reuse(j, c, t, domain, mx[0].name, c->port) || try_host(j, c, mx[0].name, 1, c->port, t, &noaddr, 0))
       return 1;
     all(j, 'Z', t->tag, why(t), "");
     return 0;
@@ -380,8 +508,14 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
   if (r == DNS_NX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": no such domain (5.1.2)"); return 0; }
   if (r == DNS_NULLMX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": does not accept mail, null MX (5.1.10, RFC 7505)"); return 0; }
+  if (ipme_load() < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot list this host's addresses", ""); return 0; }
+  n = mx_cut(mx, n, c);
+  if (!n) {
+    all(j, 'D', SPAWN_TAG_DNS, domain, ": its best mail host is this host or loopback, and the domain is not local here: a loop (5.4.6)");
+    return 0;
+  }
   for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
-    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr)) return 1;
+    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i])) return 1;
   if (t->soft) all(j, 'Z', t->tag, why(t), "");
   else all(j, 'D', SPAWN_TAG_DNS, domain, ": no mail host has an address (5.1.2)");
   return 0;
@@ -392,6 +526,7 @@ void remote_deliver(struct rjob *j)
   struct rconf c = RCONF_INIT;
   struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0 } };
   str err = STR_INIT;
+  struct rjob *d;
 
   /* Results start as a temporary failure, so that none is ever left
    * undefined. */
@@ -400,8 +535,10 @@ void remote_deliver(struct rjob *j)
     if (str_0(&err) < 0) err.len = 0;
     all(j, 'Z', SPAWN_TAG_LOCAL, err.len ? err.s : "cannot read control files", "");
     j->done(j);
-  } else if (!deliver(j, &c, &t)) {
+  } else if (!(d = envelope(j)) || looping(j)) {
     j->done(j);
+  } else if (!deliver(d, &c, &t)) {
+    d->done(d);
   }
   str_free(&err);
   str_free(&t.why);

@@ -4,8 +4,8 @@
  *
  * Error mapping: NXDOMAIN is permanent; "no records of that type" is
  * reported as such; everything else (SERVFAIL, REFUSED, timeout, a reply
- * that does not parse) is temporary, so a broken resolver defers mail and
- * never bounces it.
+ * that does not parse, a reply still truncated after TCP) is temporary,
+ * so a broken resolver defers mail and never bounces it.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -86,7 +86,14 @@ static int query(const char *name, int type)
 {
   int n;
 
+  /* A truncated answer (TC) is never an answer: libresolv retries it over
+   * TCP, and what comes back truncated even there (or an error code on a
+   * truncated reply) says nothing certain, so a "no such domain" in it
+   * must not bounce mail. libresolv fills ans also when it returns -1 for
+   * NXDOMAIN or NODATA. */
+  memset(ans, 0, NS_HFIXEDSZ);
   n = res_nquery(&rs, name, ns_c_in, type, ans, sizeof ans);
+  if (((const HEADER *)ans)->tc) return DNS_TEMP;
   if (n >= 0) return n;
   switch (rs.res_h_errno) {
   case HOST_NOT_FOUND: return DNS_NX;

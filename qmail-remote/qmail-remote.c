@@ -15,11 +15,15 @@
  *   smtproutes      static routes, see routes.c
  *   smtpport        port for MX deliveries and routes without a port (25)
  *   timeoutconnect  seconds to wait for a connection (60)
- *   timeoutremote   seconds to wait for each reply or write (1200)
+ *   timeoutremote   seconds to wait for each read or write (1200)
+ *   timeoutreply    seconds for each whole reply or command (300)
+ *   datarate        bytes per second the message needs at least (500)
  *   outgoingip      local address to connect from (used for connections of
  *                   its family only)
  *   dnsserver       "IP" or "IP:port" (IPv4): the only DNS server asked;
  *                   otherwise /etc/resolv.conf's
+ *   dnsloopback     1: loopback addresses from the DNS are not this host
+ *                   (tests), see ipme.c
  */
 #include <errno.h>
 #include <signal.h>

@@ -9,6 +9,7 @@
  *   smtpclient.c  one SMTP session with one server, DATA transparency
  *   mime8.c       converting a message the server cannot take as stored
  *   deliver.c     configuration, the host list, connecting, the results
+ *   ipme.c        which addresses are this host's (MX pointing back here)
  *   rworker.c     qmail-rspawn's worker: deliveries one after another,
  *                 the connection kept between them
  *
@@ -32,8 +33,14 @@ struct rconf {
   str routes;                     /* control/smtproutes, control_lines form */
   str dnsserver;                  /* control/dnsserver, empty if unset */
   str tlspolicy;                  /* control/tlspolicy, control_lines form */
+  unsigned long dnsloopback;      /* control/dnsloopback, default 0: 1 lets MX
+                                   * deliveries use loopback addresses */
+  unsigned long timeoutreply;     /* control/timeoutreply, default 300 s: each
+                                   * whole reply or command (smtpclient.c) */
+  unsigned long datarate;         /* control/datarate, default 500 bytes/s: the
+                                   * slowest a message may be sent, >= 1 */
 };
-#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT }
+#define RCONF_INIT { 60, 1200, 25, STR_INIT, { 0 }, STR_INIT, STR_INIT, STR_INIT, 0, 300, 500 }
 
 /* Loads every control file; 0, or -1 with a reason in err. */
 int rconf_load(struct rconf *c, str *err);
@@ -162,6 +169,16 @@ int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
 /* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
 int ip_parse(const char *s, struct raddr *a);
 
+/* ---- ipme.c ---- */
+/* Reads this host's interface addresses (getifaddrs); 0 or -1. */
+int ipme_load(void);
+/* 1 if a is this host's (as of ipme_load): an interface's address, or
+ * loopback or unspecified (ip_loopback) unless loopback_ok (then those
+ * are not this host, for tests that run their peers on loopback). */
+int ipme(const struct raddr *a, int loopback_ok);
+/* 1 for 127.0.0.0/8, 0.0.0.0/8, ::1, :: and their IPv4-mapped forms. */
+int ip_loopback(const struct raddr *a);
+
 /* ---- smtpclient.c ---- */
 enum { SMTP_FINAL = 1, SMTP_NEXTHOST = 0, SMTP_NOTLS = 2 };
 /* Runs one SMTP session on the connected socket fd, which it owns, with
@@ -201,6 +218,12 @@ void smtp_drop(int polite);
 /* The kept connection's socket to watch while idle (*fd, -1 when none is
  * kept), and the milliseconds until it must be dropped (-1 when none). */
 int smtp_kept(int *fd);
+/* 1 if the address a can go between the "<" and ">" of MAIL FROM or RCPT
+ * TO as it is: no byte that would end the path or the command line, or
+ * start a parameter (space, '<', '>', control bytes, DEL). A quoted local
+ * part with a space is refused too: it fails rather than risk a server
+ * that reads the space as the end of the path. */
+int smtp_path_ok(const char *a);
 /* DATA transparency, exposed for the unit test: converts n bytes of the
  * stored message to wire form, appending to out; *sol carries "at the
  * start of a line" and *cr "a CR is pending" from one call to the next.

@@ -3,7 +3,7 @@
 # share the client code. DNS goes through glibc's libresolv. Both are
 # dynamic executables: neither is exec'd per message.
 REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/dns.c qmail-remote/routes.c \
-                      qmail-remote/smtpclient.c qmail-remote/mime8.c
+                      qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c $(REMOTE_CLIENT_SRCS)
 qmail-rspawn_LIBS := -lresolv
@@ -12,3 +12,29 @@ qmail-remote_LIBS := -lresolv
 t-remote_EXTRA := $(REMOTE_CLIENT_SRCS)
 t-remote_LIBS := -lresolv
 t-mime8_EXTRA := qmail-remote/mime8.c
+# make fuzz-remote: bounded libFuzzer campaigns over the two inputs the
+# outbound side trusts least, DNS answers (fuzz-dns) and SMTP replies
+# (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-remote-fuzz.sh
+# runs a short one). Each target includes its source file, to reach the
+# static parsers as they are.
+FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/control.c lib/str.c
+FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) \
+                   qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
+                   lib/str.c lib/tlsio.c lib/tlspem.c
+FUZZ_REMOTE_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-remote \
+                     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/fuzz-dns: $(FUZZ_DNS_SRCS) qmail-remote/dns.c qmail-remote/remote.h | $(BUILD)/auto_prefix.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_REMOTE_FLAGS) -o $@ $(FUZZ_DNS_SRCS) $(BUILD)/auto_prefix.c -lresolv -lcdb
+$(BUILD)/fuzz/fuzz-reply: $(FUZZ_REPLY_SRCS) qmail-remote/smtpclient.c qmail-remote/remote.h | $(BUILD)/auto_prefix.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_REMOTE_FLAGS) -o $@ $(FUZZ_REPLY_SRCS) $(BUILD)/auto_prefix.c -lresolv -lbearssl -lcdb
+fuzz-remote: $(BUILD)/fuzz/fuzz-dns $(BUILD)/fuzz/fuzz-reply
+	@for t in dns reply; do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t && \
+	  { cp -n qmail-remote/fuzz-corpus-$$t/* $(BUILD)/fuzz/corpus-$$t/ 2>/dev/null; \
+	    echo "fuzz-$$t:"; } && \
+	  $(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t || exit 1; \
+	done
+.PHONY: fuzz-remote

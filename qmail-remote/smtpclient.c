@@ -36,9 +36,20 @@
  * accepted (closed, 421, I/O error) is dropped without a trace in the
  * results, and the caller connects afresh: a stale connection never costs
  * a delivery. One connection at a time per process.
+ *
+ * Deadlines: a per-read timeout alone lets a tarpit that sends a byte
+ * every few seconds hold a delivery (and its slot) for ever. So each
+ * reply, the greeting included, must be whole within control/timeoutreply
+ * (RFC 5321 4.5.3.2's 5 minutes by default; twice that for the reply
+ * after the message, its 10 minutes), each command must be written within
+ * it, and the message as a whole within timeoutreply plus its size over
+ * control/datarate (bytes per second). control/timeoutremote still bounds
+ * each read and write.
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -83,6 +94,10 @@ struct smtp {
   char ip[64];               /* the server's address, as text */
   const struct rconf *c;     /* during a delivery only */
   int timeout;               /* seconds per read or write */
+  long long reply_ms;        /* deadline of a reply or a command */
+  int broken;                /* a read or write failed or timed out: no QUIT,
+                              * which would only wait for the deadline again */
+  unsigned long datarate;    /* bytes per second the message needs at least */
   int state;                 /* STATE_*, after a transaction */
   size_t accepted;           /* recipients accepted in the last transaction */
   str key;                   /* what the connection was made for (may hold a password) */
@@ -97,18 +112,46 @@ struct smtp {
   int tlsfail;               /* from STARTTLS to the EHLO over TLS, not done */
 };
 
-/* Reads one reply, multi-line or not. Returns its code (200..599 style
- * three digits), or -1 with s->err set. */
-static int get_reply(struct smtp *s)
+static long long now_ms(void);
+
+/* Waits until s->in holds a whole line (or EOF or an error is next),
+ * each read bounded by what is left before deadline. 0, or -1 with errno
+ * (ETIMEDOUT past the deadline, ENOBUFS for a line longer than the
+ * buffer, which is longer than REPLY_LINE). */
+static int line_by(struct smtp *s, long long deadline)
+{
+  long long left;
+
+  for (;;) {
+    size_t have = s->in.end - s->in.pos;
+    if (have && memchr(s->in.x + s->in.pos, '\n', have)) return 0;
+    if (have == s->in.cap) { errno = ENOBUFS; return -1; }
+    left = deadline - now_ms();
+    if (left <= 0) { errno = ETIMEDOUT; return -1; }
+    s->in.timeout = left / 1000 + 1 < s->timeout ? (int)(left / 1000 + 1) : s->timeout;
+    switch (buf_fill(&s->in)) {
+    case -1: return -1;
+    case 0: return 0;             /* buf_line reports the EOF */
+    }
+  }
+}
+
+/* Reads one reply, multi-line or not, whole within ms milliseconds.
+ * Returns its code (200..599 style three digits), or -1 with s->err
+ * set. */
+static int get_reply_within(struct smtp *s, long long ms)
 {
   int n, code = -1;
   size_t i, len;
+  long long deadline = now_ms() + ms;
 
   s->reply.len = 0;
   for (n = 0; n < REPLY_LINES; n++) {
-    int r = buf_line(&s->in, &s->line, REPLY_LINE), c;
+    int r = line_by(s, deadline) < 0 ? LINE_ERR : buf_line(&s->in, &s->line, REPLY_LINE), c;
+    if (r == LINE_ERR && errno == ENOBUFS) r = LINE_LONG;
     if (r == LINE_ERR) {
       s->err = errno == ETIMEDOUT ? "timed out waiting for a reply" : strerror(errno);
+      s->broken = 1;
       return s->code = -1;
     }
     if (r == LINE_LONG) { s->err = "reply line too long"; return s->code = -1; }
@@ -133,14 +176,53 @@ static int get_reply(struct smtp *s)
   return s->code = -1;
 }
 
-static int send_cmd(struct smtp *s)
+static int get_reply(struct smtp *s)
 {
-  if (fd_write_all(s->wfd, s->cmd.s, s->cmd.len, s->timeout) < 0) {
+  return get_reply_within(s, s->reply_ms);
+}
+
+/* Writes n bytes at p, all before deadline, each write also bounded by
+ * the per-write timeout (SO_SNDTIMEO: a blocking write to a server that
+ * reads slowly returns what it could send when the time is up). 0, or -1
+ * with errno (ETIMEDOUT when the time ran out). */
+static int write_by(struct smtp *s, const char *p, size_t n, long long deadline)
+{
+  struct timeval tv;
+  long long left;
+  ssize_t r;
+
+  while (n) {
+    left = deadline - now_ms();
+    if (left <= 0) { errno = ETIMEDOUT; return -1; }
+    if (left > (long long)s->timeout * 1000) left = (long long)s->timeout * 1000;
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (suseconds_t)(left % 1000 * 1000);
+    if (setsockopt(s->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) return -1;
+    r = write(s->wfd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { errno = ETIMEDOUT; return -1; }
+    if (r < 0) return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+/* Sends s->cmd before deadline. */
+static int send_by(struct smtp *s, long long deadline)
+{
+  if (write_by(s, s->cmd.s, s->cmd.len, deadline) < 0) {
     s->err = errno == ETIMEDOUT ? "timed out sending" : strerror(errno);
+    s->broken = 1;
     s->code = -1;
     return -1;
   }
   return 0;
+}
+
+static int send_cmd(struct smtp *s)
+{
+  return send_by(s, now_ms() + s->reply_ms);
 }
 
 /* "<ip> said: <reply>", or "<ip>: <error>" after an I/O failure. */
@@ -406,10 +488,13 @@ int smtp_blast_end(str *out, int *sol, int *cr)
  * write as the last of the message: alone, it would wait under Nagle's
  * algorithm for the ACK of the previous segment, which the server delays
  * (40 ms on Linux) since it has nothing to answer before the dot. */
-static int body(struct smtp *s, const struct rjob *j, char *chunk, int conv, int *local)
+static int body(struct smtp *s, const struct rjob *j, unsigned long long wire, char *chunk, int conv,
+                int *local)
 {
   unsigned long long done = 0;
   int sol = 1, cr = 0;
+  /* The whole message within timeoutreply plus its size at datarate. */
+  long long deadline = now_ms() + s->reply_ms + (long long)(wire / s->datarate * 1000 + wire % s->datarate * 1000 / s->datarate);
   const char *p = chunk;
   size_t n;
 
@@ -438,9 +523,18 @@ static int body(struct smtp *s, const struct rjob *j, char *chunk, int conv, int
     if (done == j->msglen && smtp_blast_end(&s->cmd, &sol, &cr) < 0) {
       *local = 1; s->err = "out of memory"; return -1;
     }
-    if (send_cmd(s) < 0) return -1;
+    if (send_by(s, deadline) < 0) return -1;
     if (done == j->msglen) return 0;
   }
+}
+
+int smtp_path_ok(const char *a)
+{
+  const unsigned char *p;
+
+  for (p = (const unsigned char *)a; *p; p++)
+    if (*p <= ' ' || *p == 127 || *p == '<' || *p == '>') return 0;
+  return 1;
 }
 
 /* Appends to s->cmd; remembers a failure in *bad so that a command is
@@ -494,6 +588,10 @@ static int mail_cmd(struct smtp *s, const struct rjob *j, unsigned long long wir
   int bad = 0;
 
   s->cmd.len = 0;
+  /* remote_deliver refused such addresses: never let one through. */
+  for (i = 0; i < j->nrcpt; i++)
+    if (!smtp_path_ok(j->rcpt[i])) bad = 1;
+  if (bad || !smtp_path_ok(j->sender)) { s->err = "address breaks the SMTP path"; s->code = -1; return -1; }
   cat(s, "MAIL FROM:<", &bad);
   cat(s, j->sender, &bad);
   cat(s, ">", &bad);
@@ -585,14 +683,14 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
     s->state = STATE_RSET;
     return;
   }
-  if (body(s, j, chunk, conv, &local) < 0) {
+  if (body(s, j, sc.wire, chunk, conv, &local) < 0) {
     if (local)
       for (i = 0; i < j->nrcpt; i++) result_set(&j->res[i], 'Z', SPAWN_TAG_LOCAL, s->err, "", 0);
     else
       set_all(s, j, 'Z', SPAWN_TAG_DATA, " sending the message");
     return;
   }
-  if (get_reply(s) < 0 || s->code == 421) {
+  if (get_reply_within(s, 2 * s->reply_ms) < 0 || s->code == 421) {
     set_all(s, j, 'Z', SPAWN_TAG_DATA, " after the message");
     return;
   }
@@ -607,8 +705,10 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
 #define QUIT_WAIT 10
 static void quit(struct smtp *s)
 {
+  if (s->broken) return;
   s->cmd.len = 0;
   if (s->timeout > QUIT_WAIT) s->timeout = QUIT_WAIT;
+  if (s->reply_ms > QUIT_WAIT * 1000) s->reply_ms = QUIT_WAIT * 1000;
   if (str_cats(&s->cmd, "QUIT\r\n") < 0 || send_cmd(s) < 0) return;
   if (s->in.timeout > QUIT_WAIT) s->in.timeout = QUIT_WAIT;
   get_reply(s);
@@ -777,6 +877,8 @@ static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
   memcpy(s->ip, ip, n);
   s->c = c;
   s->timeout = (int)c->timeoutremote;
+  s->reply_ms = (long long)c->timeoutreply * 1000;
+  s->datarate = c->datarate;
   buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
   s->in.timeout = s->timeout;
   s->born = now_ms();
@@ -876,6 +978,8 @@ int smtp_reuse(const struct sessopts *o, const struct rconf *c, struct rjob *j)
   kept = 0;
   s->c = c;
   s->timeout = s->in.timeout = (int)c->timeoutremote;
+  s->reply_ms = (long long)c->timeoutreply * 1000;
+  s->datarate = c->datarate;
   if (readable(s)) stale = "closed by the server, or spoken on while idle";
   else if (s->state == STATE_RSET && rset(s) < 0) stale = s->code < 0 ? s->err : "RSET refused";
   else {

@@ -157,7 +157,8 @@ static int config(void)
 
   if (rw_load(&nrw) < 0) return -1;
   if (control_ulong(&c[CH_LOCAL], "control/concurrencylocal", 10) < 0 ||
-      control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 20) < 0 ||
+      /* Postfix's 100 and 20: one slow destination never holds every slot. */
+      control_ulong(&c[CH_REMOTE], "control/concurrencyremote", 100) < 0 ||
       control_ulong(&lt, "control/queuelifetime", 604800) < 0 ||
       control_ulong(&mb, "control/bouncemaxbytes", 0) < 0 ||
       control_ulong(&dw, "control/delaywarningtime", 0) < 0 ||

@@ -104,20 +104,7 @@ size_t dd_feed(struct dd *d, const char *in, size_t n, char *out, size_t *outlen
  * the final flags. */
 unsigned dd_finish(struct dd *d);
 
-/* --- mail loops ---------------------------------------------------------
- * Counts "Received:" and "Delivered-To:" header lines (ASCII case ignored)
- * in decoded message text (LF line ends), up to the empty line that ends
- * the header. A message that has been through MAXHOPS hops is looping. */
-#define MAXHOPS 100
-
-struct hops {
-  int inhdr;
-  size_t col;          /* bytes of the current line, saturating */
-  char pre[13];        /* its first bytes, lowercased */
-  unsigned long count;
-};
-
-void hops_init(struct hops *h);
-void hops_feed(struct hops *h, const char *s, size_t n);
+/* --- mail loops: lib/hops.h ------------------------------------------- */
+#include "hops.h"
 
 #endif

@@ -10,7 +10,7 @@ t-smtpd-proto_EXTRA := qmail-smtpd/proto.c
 # under $(BUILD), never in the seed directory.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-FUZZ_SRCS := qmail-smtpd/fuzz-smtpd.c qmail-smtpd/proto.c lib/addr.c lib/str.c lib/dsnparam.c
+FUZZ_SRCS := qmail-smtpd/fuzz-smtpd.c qmail-smtpd/proto.c lib/addr.c lib/hops.c lib/str.c lib/dsnparam.c
 $(BUILD)/fuzz/fuzz-smtpd: $(FUZZ_SRCS) qmail-smtpd/proto.h lib/addr.h lib/str.h lib/dsnparam.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-smtpd \

@@ -4,7 +4,31 @@ dnsmasq to forward one domain to), and scriptable SMTP sinks that record the
 exact bytes of every DATA they receive. Standard library only."""
 import os, shutil, socket, socketserver, struct, subprocess, threading, time
 
-from harness import free_port, wait_for
+from harness import free_port, wait_for, IS_ROOT
+
+
+def remote_reports(inst, domain, rcpts, message=b"Subject: hi\n\nhello\n", sender="a@example.test", timeout=60):
+    """Runs inst's qmail-remote (as the remote uid when root in a multi-uid
+    instance): ([(code, text)...] per recipient, (code, text) for the
+    message, seconds)."""
+    user = {}
+    if IS_ROOT and inst.multi:
+        uid, gid = inst.uid("remote")
+        user = dict(user=uid, group=gid, extra_groups=[])
+    t0 = time.time()
+    p = subprocess.run([inst.bin("qmail-remote"), domain, sender] + rcpts, input=message,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, **user)
+    parts = p.stdout.split(b"\0")
+    out = [(x[:1].decode(), x[1:].decode("utf-8", "replace")) for x in parts[:-1]]
+    if p.returncode != 0 or len(out) != len(rcpts) + 1 or parts[-1] != b"":
+        return [("?", repr(p))] * len(rcpts), ("?", repr(p)), time.time() - t0
+    return out[:-1], out[-1], time.time() - t0
+
+
+def sessions(sink):
+    """A function giving the sessions sink has had since this call."""
+    n = len(sink.sessions)
+    return lambda: sink.sessions[n:]
 
 
 class Dns:
@@ -294,3 +318,78 @@ class Sink:
         ok = user is not None and self.b["auth"].get(user) == pw
         s.auth.append((mech, user, ok))
         say("235 2.7.0 ok" if ok else "535 5.7.8 authentication failed")
+
+
+class TruncatingDns:
+    """A hostile DNS server on 127.0.0.1 (UDP and TCP, one port): every
+    answer has TC set and no records, with rcode (3: NXDOMAIN, 0: NOERROR)
+    over UDP and again over TCP, so nothing usable ever comes. .queries
+    counts (proto, qtype) asked."""
+
+    def __init__(self, t, rcode=3):
+        self.rcode = rcode
+        self.queries = []
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", self.port))
+        self.tcp.listen(16)
+        self.udp.settimeout(0.2)
+        self.tcp.settimeout(0.2)
+        self.stop = False
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self.run_udp, self.run_tcp)]
+        for th in self.threads:
+            th.start()
+        t.cleanups.append(self.close)
+
+    def answer(self, q, proto):
+        if len(q) < 12:
+            return None
+        qid, flags = struct.unpack(">HH", q[:4])
+        end = 12
+        while end < len(q) and q[end]:
+            end += 1 + q[end]
+        qtype = struct.unpack(">H", q[end + 1:end + 3])[0] if end + 3 <= len(q) else 0
+        self.queries.append((proto, qtype))
+        # QR, TC, RD echoed, RA; the question echoed, no records.
+        return struct.pack(">HHHHHH", qid, 0x8280 | (flags & 0x0100) | self.rcode, 1, 0, 0, 0) + q[12:end + 5]
+
+    def run_udp(self):
+        while not self.stop:
+            try:
+                q, peer = self.udp.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            a = self.answer(q, "udp")
+            if a:
+                self.udp.sendto(a, peer)
+
+    def run_tcp(self):
+        while not self.stop:
+            try:
+                c, _ = self.tcp.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                c.settimeout(2)
+                n = struct.unpack(">H", c.recv(2, socket.MSG_WAITALL))[0]
+                a = self.answer(c.recv(n, socket.MSG_WAITALL), "tcp")
+                if a:
+                    c.sendall(struct.pack(">H", len(a)) + a)
+            except (OSError, struct.error):
+                pass
+            finally:
+                c.close()
+
+    def close(self):
+        self.stop = True
+        for th in self.threads:
+            th.join(2)
+        self.udp.close()
+        self.tcp.close()

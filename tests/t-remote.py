@@ -6,11 +6,11 @@ or never answer. The DATA that reaches a sink is checked byte for byte.
 
 MX deliveries go to control/smtpport (default 25; the test sets the sinks'
 port), routes in control/smtproutes carry their own ports."""
-import os, socket, subprocess, sys, time
+import os, socket, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, IS_ROOT, free_port
-from remote_peers import Dns, Sink
+from harness import T, Instance, free_port
+from remote_peers import Dns, Sink, remote_reports, sessions
 
 t = T()
 inst = Instance(t)
@@ -40,29 +40,12 @@ t.check("dnsmasq answers", dns.ok)
 
 inst.control("smtpport", str(port))
 inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
+inst.control("dnsloopback", "1")    # the MX hosts here are on loopback
 inst.control("helohost", "client.example.test")
 
-user = {}
-if IS_ROOT and inst.multi:
-    uid, gid = inst.uid("remote")
-    user = dict(user=uid, group=gid, extra_groups=[])
-
-
-def remote(domain, rcpts, message=b"Subject: hi\n\nhello\n", sender="a@example.test", timeout=60):
-    """Runs qmail-remote; returns ([(code, text)...], (code, text), seconds)."""
-    t0 = time.time()
-    p = subprocess.run([inst.bin("qmail-remote"), domain, sender] + rcpts, input=message,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, **user)
-    parts = p.stdout.split(b"\0")
-    out = [(x[:1].decode(), x[1:].decode("utf-8", "replace")) for x in parts[:-1]]
-    if p.returncode != 0 or len(out) != len(rcpts) + 1 or parts[-1] != b"":
-        return [("?", repr(p))] * len(rcpts), ("?", repr(p)), time.time() - t0
-    return out[:-1], out[-1], time.time() - t0
-
-
-def sessions(sink):
-    n = len(sink.sessions)
-    return lambda: sink.sessions[n:]
+def remote(domain, rcpts, **kw):
+    """remote_reports for this instance."""
+    return remote_reports(inst, domain, rcpts, **kw)
 
 
 # --- delivery, fallback to the next MX --------------------------------------

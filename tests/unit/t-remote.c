@@ -131,10 +131,36 @@ static void result_tests(void)
   CHECK(r.len == SPAWN_TEXT);
 }
 
+/* Envelope paths (smtp_path_ok) and addresses that are this host. */
+static void path_tests(void)
+{
+  struct raddr a;
+  static const char *const bad[] = {
+    "u@x.test> NOTIFY=NEVER", "u@x.test\r\nRSET", "<u@x.test", "u@x.test>", "\"a b\"@x.test",
+    "u@x.test\t", "u\x7f@x.test", "u@x.test\n",
+  };
+  size_t i;
+
+  CHECK(smtp_path_ok("") && smtp_path_ok("u@x.test") && smtp_path_ok("j\xc3\xbcrgen@x.test") &&
+        smtp_path_ok("\"a.b\"@[192.0.2.1]"));
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(!smtp_path_ok(bad[i]));
+  CHECK(ip_parse("127.0.0.2", &a) && ip_loopback(&a));
+  CHECK(ip_parse("0.0.0.0", &a) && ip_loopback(&a));
+  CHECK(ip_parse("::1", &a) && ip_loopback(&a));
+  CHECK(ip_parse("::", &a) && ip_loopback(&a));
+  CHECK(ip_parse("::ffff:127.0.0.1", &a) && ip_loopback(&a));
+  CHECK(ip_parse("192.0.2.1", &a) && !ip_loopback(&a));
+  CHECK(ip_parse("2001:db8::1", &a) && !ip_loopback(&a));
+  CHECK(ipme_load() == 0);
+  CHECK(ip_parse("127.0.0.1", &a) && ipme(&a, 0) && !ipme(&a, 1));
+  CHECK(ip_parse("192.0.2.255", &a) && !ipme(&a, 0));
+}
+
 int main(void)
 {
   blast_tests();
   route_tests();
   result_tests();
+  path_tests();
   DONE();
 }
