@@ -6,6 +6,7 @@
  *   queue/mess          dir   queue uid, queue gid  2770
  *   queue/bounce        dir   send uid,  queue gid  0700
  *   queue/flushdest     dir   send uid,  queue gid  0700
+ *   queue/sched         dir   send uid,  queue gid  0700
  *   queue/lock          dir   queue uid, queue gid  0750
  *   queue/lock/trigger  fifo  send uid,  queue gid  0622
  *   queue/lock/sendmutex file send uid,  queue gid  0600
@@ -286,6 +287,8 @@ static void queue(int q)
   d = node(q, "bounce", "queue/bounce", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "flushdest", "queue/flushdest", S_IFDIR, u_s, g_q, 0700);
+  if (d >= 0) close(d);
+  d = node(q, "sched", "queue/sched", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "lock", "queue/lock", S_IFDIR, u_q, g_q, 0750);
   if (d < 0) return;

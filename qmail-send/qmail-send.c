@@ -65,6 +65,7 @@
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
+#define KEEP_EVERY 5                 /* seconds between saves of a changed schedule, at least */
 #define LIFETIME_TEXT "5.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
 
 static const unsigned skip[CH_N] = { 10, 20 };
@@ -117,13 +118,36 @@ static unsigned long long stop_by;
 static str scratch, req, path;
 static char rbuf[SPAWN_PKT_MAX];
 
-static unsigned long long now(void) { return (unsigned long long)time(0); }
-
 static unsigned long long mono_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/* Two clocks. wall() is for people and for what others stamp: dates,
+ * qids, file times. now() is the scheduler's: CLOCK_MONOTONIC seconds plus
+ * an offset fixed at start, so that it reads as the wall clock did then
+ * and a step of the wall clock (by hand, or NTP's at boot) moves no timer,
+ * retry or lifetime. wall() - now() is the skew; clock_check logs changes. */
+static unsigned long long clock_base;
+static long long clock_skew;
+
+static unsigned long long wall(void) { return (unsigned long long)time(0); }
+static unsigned long long now(void) { return mono_ms() / 1000 + clock_base; }
+
+static void clock_init(void)
+{
+  unsigned long long m = mono_ms() / 1000, w = wall();
+  clock_base = w > m ? w - m : 0;
+}
+
+/* The arrival of message i on the scheduler's clock: now minus its qid's
+ * age on the wall clock (0 for a qid in the future). */
+static uint32_t born_now(uint32_t i)
+{
+  unsigned long long t = now(), w = wall(), b = mt_birth(&mt, i), age = w > b ? w - b : 0;
+  return t32(age < t ? t - age : 0);
 }
 
 static const char *mpath(const char *dir, const char *qid)
@@ -135,6 +159,32 @@ static const char *mpath(const char *dir, const char *qid)
 }
 
 static void oom(void) { log_fatal(P, 111, "out of memory"); }
+
+/* ---- the schedule kept across restarts (keep.c) */
+
+static int keep_dirty;               /* changed since the last save */
+static unsigned long long keep_next_ms;
+
+/* Saves the schedule now. A change that makes a retry later (a deferral,
+ * a hold) is saved lazily, a change that makes one sooner (a recovery, a
+ * reset, SIGALRM) at once: so a file lagging behind can only mean an
+ * earlier retry after a crash, never a later one. Saves are spaced by ten
+ * times the cost of the last one, so a huge queue spends at most a tenth
+ * of the time on them. */
+static void keep_now(void)
+{
+  static str buf;
+  unsigned long long t0 = mono_ms(), cost;
+  int r = keep_save(&buf, &mt, now(), wall());
+  cost = mono_ms() - t0;
+  keep_next_ms = mono_ms() + (cost * 10 > KEEP_EVERY * 1000 ? cost * 10 : KEEP_EVERY * 1000);
+  str_free(&buf);                    /* a large queue's file is megabytes: not kept resident */
+  if (r < 0) {
+    log_begin(P, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
+    return;
+  }
+  keep_dirty = 0;
+}
 
 /* ---- configuration */
 
@@ -285,14 +335,17 @@ static void job_release(uint32_t j)
 static void finish(uint32_t j);
 static void round_end(uint32_t j);
 
-static int expired(uint32_t i, unsigned long long t) { return t >= mt_birth(&mt, i) + lifetime; }
+/* A lifetime runs on the scheduler's clock from the message's arrival: a
+ * step of the wall clock never expires a message early nor keeps it. */
+static int expired(uint32_t i, unsigned long long t) { return t >= (unsigned long long)mt.m[i].born + lifetime; }
 
 /* Parks message i, whose job (if any) is released, on destination d: it
  * has only remote recipients, all waiting for d. */
 static void park(uint32_t i, uint32_t d)
 {
   mt.m[i].due[CH_LOCAL] = T_NEVER;
-  mt_park(&mt, i, dest_plist(d), d, mt_birth(&mt, i) + lifetime);
+  keep_dirty = 1;
+  mt_park(&mt, i, dest_plist(d), d, (unsigned long long)mt.m[i].born + lifetime);
 }
 
 /* The end of the group of recipients starting at pos (one destination). */
@@ -471,7 +524,7 @@ static void round_end(uint32_t j)
     if (b->run[ch]) {
       /* Attempted and still pending: a temporary failure. The last
        * attempt falls at the end of the lifetime, not after it. */
-      unsigned long long birth = mt_birth(&mt, i), d = retry_next(birth, t, skip[ch]), end = birth + lifetime;
+      unsigned long long birth = m->born, d = retry_next(birth, t, skip[ch]), end = birth + lifetime;
       if (end > t && d > end) d = end;
       if (d <= t) d = t + 1;
       m->due[ch] = t32(d);
@@ -481,6 +534,7 @@ static void round_end(uint32_t j)
   m->dest = pend[CH_REMOTE] ? remote_dest(b) : NIL;
   job_release(j);
   mt_wait(&mt, i, when);
+  keep_dirty = 1;
 }
 
 static void finish(uint32_t j)
@@ -491,7 +545,7 @@ static void finish(uint32_t j)
   size_t k, nf = 0;
 
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
-  if (nf && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
+  if (nf && dsn_send(&dcfg, qid, b->wfd, &b->env, wall()) < 0) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", strerror(errno)); log_end();
     job_release(j);
@@ -780,10 +834,12 @@ static void dest_outcome(uint32_t d, uint32_t gen, int o)
   if (o == OUT_FAIL && gen == x->gen) {
     int r = dest_fail(x, now(), &bo);
     dest_sethold(d);
+    keep_dirty = 1;
     dest_log(d, r == DEST_DEAD ? "dead" : "held");
   } else if (o == OUT_ALIVE && dest_ok(x)) {
     dest_unhold(d);
     dest_log(d, "recovered");
+    keep_now();
   }
   release(d);
   dest_maybe_free(d);
@@ -852,6 +908,14 @@ static void replies(int ch)
 
 /* ---- the queue directory */
 
+/* A message just found in mess/, due now. */
+static void msg_add(const char *qid, size_t n)
+{
+  uint32_t i = mt_add(&mt, qid, n);
+  if (i == NIL) oom();
+  mt.m[i].born = born_now(i);
+}
+
 static unsigned long long scan_cost_ms, scan_next_ms;
 
 /* Picks up messages not yet known. The cost of a scan grows with the
@@ -878,7 +942,7 @@ static void scan(void)
       continue;
     }
     if (mt_find(&mt, d->d_name, n) != NIL) continue;
-    if (mt_add(&mt, d->d_name, n) == NIL) oom();
+    msg_add(d->d_name, n);
     added++;
   }
   closedir(dir);
@@ -913,7 +977,7 @@ static int trigger(int fd)
       if (b[k] != '\n') continue;
       if (qf_qid_ok(b + start, k - start)) {
         if (mt_find(&mt, b + start, k - start) == NIL) {
-          if (mt_add(&mt, b + start, k - start) == NIL) oom();
+          msg_add(b + start, k - start);
           added++;
         }
       } else {
@@ -935,7 +999,7 @@ static int trigger(int fd)
  * bounce/ files whose message is gone (a crash between two unlinks). */
 static void cleanup(void)
 {
-  unsigned long long t = now();
+  unsigned long long t = wall();
   struct dirent *d;
   struct stat st;
   DIR *dir = opendir("queue/tmp");
@@ -985,6 +1049,7 @@ static void dest_flush(uint32_t d)
   dest_line(d, "reset");
   log_ku("waiting", n);
   log_end();
+  keep_now();
 }
 
 /* Reads the requests in queue/flushdest: one empty file per domain, made
@@ -1020,6 +1085,25 @@ static void flushdest(void)
     }
   }
   closedir(dir);
+}
+
+/* ---- the wall clock */
+
+#define CLOCK_STEP 5                 /* seconds of change in the skew logged as a step */
+
+/* Logs a step of the wall clock against the scheduler's: it changes
+ * nothing scheduled, but dates shown and qids made from now on move by
+ * it, and an operator should know. */
+static void clock_check(void)
+{
+  long long k = (long long)wall() - (long long)now(), d = k - clock_skew;
+  if (d > -CLOCK_STEP && d < CLOCK_STEP) return;
+  log_begin(P, "clock");
+  log_kv("step", d < 0 ? "backward" : "forward");
+  log_ku("seconds", (unsigned long long)(d < 0 ? -d : d));
+  log_kv("msg", "the wall clock stepped; retries and lifetimes run on the monotonic clock and are unchanged");
+  log_end();
+  clock_skew = k;
 }
 
 /* ---- signals */
@@ -1068,6 +1152,7 @@ static void signals(void)
         dest_clear_all();
         alarm_all();
         flushdest();
+        keep_now();
       } else if (c[k] == SIGUSR1) flushdest();
     }
 }
@@ -1129,6 +1214,7 @@ int main(int argc, char **argv)
   size_t k;
 
   args(argc, argv);
+  clock_init();
   if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
   mt.plist = dest_plist;
   setup_fds();
@@ -1148,6 +1234,13 @@ int main(int argc, char **argv)
   log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
+  {
+    long got = keep_load(&mt, now(), wall());
+    if (got < 0) {
+      log_begin(P, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
+      log_kv("msg", "ignored: every message is due now"); log_end();
+    } else if (got) { log_begin(P, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
+  }
   scan();
   ready_notify(P, ready_fd);
   flushdest();
@@ -1159,6 +1252,7 @@ int main(int argc, char **argv)
     int timeout, r;
 
     if (got_sig) { got_sig = 0; signals(); }
+    clock_check();
     t = now();
     if (!stopping) {
       if (t >= next_clean) { cleanup(); next_clean = t + CLEAN_EVERY; }
@@ -1181,7 +1275,9 @@ int main(int argc, char **argv)
     wake = mt_due(&mt, t, 0);
     if (dest_next() < wake) wake = dest_next();
     dispatch();
+    if (keep_dirty && mono_ms() >= keep_next_ms) keep_now();
     if (stopping && (!(inuse[0] + inuse[1]) || t >= stop_by)) {
+      if (keep_dirty) keep_now();
       log_begin(P, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
       return 0;
     }
@@ -1195,6 +1291,10 @@ int main(int argc, char **argv)
     ms = wake <= t ? 0 : (wake - t) * 1000;
     if (scan_pending && !stopping) {
       unsigned long long m0 = mono_ms(), d = scan_next_ms > m0 ? scan_next_ms - m0 : 0;
+      if (d < ms) ms = d;
+    }
+    if (keep_dirty) {
+      unsigned long long m0 = mono_ms(), d = keep_next_ms > m0 ? keep_next_ms - m0 : 0;
       if (d < ms) ms = d;
     }
     /* Ready work that could not start waits for a result, not a timer. */
