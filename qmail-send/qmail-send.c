@@ -31,11 +31,16 @@
  * fd FD, s6's notification-fd, once it holds the mutex, has opened the
  * trigger and has scanned the queue: the service is then ready.
  *
- * Crash safety comes from the queue file alone: a recipient's state byte
- * is written (in place, by qf_mark) after the spawner reports, and a
- * failure is fsynced to queue/bounce/<qid> before its byte says F. Nothing
- * in memory is needed to resume: a restart rereads mess/ and delivers the
- * recipients still P. */
+ * Crash safety comes from the queue file: a recipient's state byte is
+ * written (in place, by qf_mark) after the spawner reports, and a failure
+ * is fsynced to queue/bounce/<qid> before its byte says F. A restart
+ * rereads mess/ and delivers the recipients still P, after two things:
+ * qmail-rspawn's journal (journal.c) marks done the remote deliveries it
+ * finished whose result never reached us, and the schedule kept in
+ * queue/sched (keep.c) puts back each message's retry time and each
+ * destination's hold, so that a restart does not retry the whole queue at
+ * once. Neither is needed for correctness: without them, a restart repeats
+ * more and retries sooner. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1234,6 +1239,7 @@ int main(int argc, char **argv)
   log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
+  journal_replay(STOP_WAIT);
   {
     long got = keep_load(&mt, now(), wall());
     if (got < 0) {

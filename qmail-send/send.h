@@ -235,6 +235,15 @@ int keep_save(str *s, const struct mtab *t, unsigned long long now, unsigned lon
  * added before an ENOMEM stays). */
 long keep_load(struct mtab *t, unsigned long long now, unsigned long long wall);
 
+/* ---- journal.c: qmail-rspawn's journal (qmail-remote/rjournal.h). */
+
+/* At start, before anything is handed out: marks done every pending
+ * recipient that a journal file of an earlier qmail-rspawn says was
+ * delivered, fsyncing each file it changes. A file still locked by a
+ * spawner finishing its deliveries is waited for up to wait seconds, then
+ * read as it is (logged). The files are not ours to remove. */
+void journal_replay(unsigned wait);
+
 /* ---- dsn.c: failure records and bounces. */
 
 /* Appends "\n<i>\0<ch>\0<rcpt>\0<text>\n" to queue/bounce/<qid> and fsyncs
