@@ -7,6 +7,7 @@
  *   w <wall clock at the write>
  *   d <domain> <failures> <dead 0|1> <hold left> <hold length>
  *   m <qid> <age> <local due in> <remote due in> <local tries> <remote tries>
+ *   s <qid>           finished, its report sent, but its file not removed
  *   end
  *
  * Every time is in seconds relative to the write ("-" for none), so that
@@ -51,7 +52,12 @@ int keep_save(str *s, const struct mtab *t, unsigned long long now, unsigned lon
   }
   for (i = 0; i < t->n; i++) {
     const struct msg *m = t->m + i;
-    if (m->state == M_FREE || m->state == M_STUCK) continue;
+    if (m->state == M_FREE) continue;
+    if (m->state == M_STUCK) {
+      if (str_cats(s, "s ") < 0 || str_cats(s, mt_qid(t, (uint32_t)i, q)) < 0 || str_catc(s, '\n') < 0)
+        return -1;
+      continue;
+    }
     if (str_cats(s, "m ") < 0 || str_cats(s, mt_qid(t, (uint32_t)i, q)) < 0 || str_catc(s, ' ') < 0 ||
         str_catu(s, m->born < now ? now - m->born : 0) < 0 ||
         rel(s, m->due[CH_LOCAL], now) < 0 || rel(s, m->due[CH_REMOTE], now) < 0 ||
@@ -163,6 +169,12 @@ long keep_load(struct mtab *t, unsigned long long now, unsigned long long wall)
     next = p + strlen(p) + 1;
     n = fields(p, f, 7);
     if (n == 6 && !strcmp(f[0], "d")) load_dest(f, now, el);
+    else if (n == 2 && !strcmp(f[0], "s")) {
+      size_t qn = strlen(f[1]);
+      if (!qf_qid_ok(f[1], qn) || mt_find(t, f[1], qn) != NIL || !queued(dir, f[1])) continue;
+      if (mt_add_stuck(t, f[1], qn) == NIL) { got = -1; break; }
+      got++;
+    }
     else if (n == 7 && !strcmp(f[0], "m")) {
       int k = load_msg(t, f, now, el, dir);
       if (k < 0) { got = -1; break; }

@@ -71,6 +71,8 @@
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
 #define KEEP_EVERY 5                 /* seconds between saves of a changed schedule, at least */
+#define STUCK_FIRST 2                /* seconds before a stuck removal is first retried */
+#define STUCK_MAX 600                /* and the longest wait between retries */
 #define LIFETIME_TEXT "5.4.7 I'm not going to try again; this message has been in the queue too long. Last error: "
 
 static const unsigned skip[CH_N] = { 10, 20 };
@@ -542,6 +544,59 @@ static void round_end(uint32_t j)
   keep_dirty = 1;
 }
 
+/* ---- finished messages whose file cannot be removed */
+
+static size_t nstuck;                /* messages in M_STUCK */
+static unsigned long long stuck_at, stuck_delay;   /* the next retry, and the wait before it */
+
+/* Message i (qid) is finished, its report sent, but mess/<qid> could not
+ * be removed (errno e: typically queue/mess lost its group write). It is
+ * kept as M_STUCK, saved as such at once so that a restart does not send
+ * its report again, and its removal is retried on its own (after 2 s,
+ * then doubling to 10 minutes) and on SIGALRM. */
+static void stuck(uint32_t i, const char *qid, int e)
+{
+  mt.m[i].state = M_STUCK;
+  if (!nstuck++) {
+    stuck_delay = STUCK_FIRST;
+    stuck_at = now() + stuck_delay;
+  }
+  log_begin(P, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
+  log_kv("msg", "finished, but its file in queue/mess cannot be removed; kept and retried (SIGALRM: now); check queue/mess with qmail-qfix");
+  log_end();
+  keep_now();
+}
+
+/* Tries again to remove every stuck message, and logs what is left. */
+static void stuck_retry(void)
+{
+  size_t i, left = 0, gone = 0;
+  char q[QF_QID_MAX];
+  int e = 0;
+
+  for (i = 0; i < mt.n && left + gone < nstuck; i++) {
+    if (mt.m[i].state != M_STUCK) continue;
+    mt_qid(&mt, (uint32_t)i, q);
+    if (unlink(mpath("queue/mess/", q)) < 0 && errno != ENOENT) { e = errno; left++; continue; }
+    if (unlink(mpath("queue/bounce/", q)) < 0 && errno != ENOENT) {
+      log_begin(P, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
+      log_kv("error", strerror(errno)); log_end();
+    }
+    log_begin(P, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
+    mt_del(&mt, (uint32_t)i);
+    gone++;
+  }
+  nstuck = left;
+  if (gone) keep_dirty = 1;
+  if (!left) return;
+  stuck_delay = stuck_delay * 2 > STUCK_MAX ? STUCK_MAX : stuck_delay * 2;
+  stuck_at = now() + stuck_delay;
+  log_begin(P, "stuck"); log_ku("messages", left); log_kv("error", strerror(e));
+  log_ku("retry", stuck_delay);
+  log_kv("msg", "finished messages whose files in queue/mess cannot be removed; check queue/mess with qmail-qfix");
+  log_end();
+}
+
 static void finish(uint32_t j)
 {
   struct job *b = jobs + j;
@@ -561,12 +616,10 @@ static void finish(uint32_t j)
    * message, which the cleanup removes; the other order could report a
    * failure with its text lost. */
   if (unlink(mpath("queue/mess/", qid)) < 0 && errno != ENOENT) {
-    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink");
-    log_kv("error", strerror(errno)); log_end();
-    /* Kept in the index but never scheduled: retrying would repeat the
-     * report. A restart tries again. */
+    /* Kept in the index but never scheduled: a new round would repeat
+     * the report. */
+    stuck(i, qid, errno);
     job_release(j);
-    mt.m[i].state = M_STUCK;
     return;
   }
   if (nf && unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
@@ -1157,6 +1210,7 @@ static void signals(void)
         dest_clear_all();
         alarm_all();
         flushdest();
+        if (nstuck) { stuck_delay = STUCK_FIRST / 2; stuck_retry(); }
         keep_now();
       } else if (c[k] == SIGUSR1) flushdest();
     }
@@ -1246,6 +1300,9 @@ int main(int argc, char **argv)
       log_begin(P, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
       log_kv("msg", "ignored: every message is due now"); log_end();
     } else if (got) { log_begin(P, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
+    for (k = 0; k < mt.n; k++) nstuck += mt.m[k].state == M_STUCK;
+    stuck_at = now();
+    stuck_delay = STUCK_FIRST / 2;
   }
   scan();
   ready_notify(P, ready_fd);
@@ -1263,6 +1320,7 @@ int main(int argc, char **argv)
     if (!stopping) {
       if (t >= next_clean) { cleanup(); next_clean = t + CLEAN_EVERY; }
       if (t >= next_flush) { flushdest(); next_flush = t + SCAN_EVERY; }
+      if (nstuck && t >= stuck_at) stuck_retry();
       if (t >= next_scan) scan_pending = 1;
       if (scan_pending && mono_ms() >= scan_next_ms) {
         scan_pending = 0;
@@ -1293,6 +1351,7 @@ int main(int argc, char **argv)
       if (next_clean < wake) wake = next_clean;
       if (next_scan < wake) wake = next_scan;
       if (next_flush < wake) wake = next_flush;
+      if (nstuck && stuck_at < wake) wake = stuck_at;
     }
     ms = wake <= t ? 0 : (wake - t) * 1000;
     if (scan_pending && !stopping) {

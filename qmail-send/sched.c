@@ -214,6 +214,13 @@ uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
   return i;
 }
 
+uint32_t mt_add_stuck(struct mtab *t, const char *qid, size_t n)
+{
+  uint32_t i = add(t, qid, n);
+  if (i != NIL) t->m[i].state = M_STUCK;
+  return i;
+}
+
 uint32_t mt_add_wait(struct mtab *t, const char *qid, size_t n, unsigned long long when)
 {
   uint32_t i = add(t, qid, n);

@@ -77,8 +77,9 @@ struct msg {
 };
 
 /* M_READY: in the ready list; M_WAIT: in the heap; M_OPEN: has a job;
- * M_STUCK: finished but its file could not be removed, known only so that
- * a scan does not take it up again; M_HELD: parked on a destination's list
+ * M_STUCK: finished but its file could not be removed, in no list: known
+ * so that a scan does not take it up again (which would repeat its
+ * report), its removal retried on its own (qmail-send.c); M_HELD: parked on a destination's list
  * (waiting for its hold to end or for room under its concurrency limit)
  * and also in the heap, keyed by the end of its lifetime, so that it gets
  * its last attempt however long the destination stays down. */
@@ -117,6 +118,8 @@ unsigned long long mt_birth(const struct mtab *t, uint32_t i);
 uint32_t mt_add(struct mtab *t, const char *qid, size_t n);
 /* The same, in state M_WAIT in the heap at key when. */
 uint32_t mt_add_wait(struct mtab *t, const char *qid, size_t n, unsigned long long when);
+/* The same, in state M_STUCK, in no list. */
+uint32_t mt_add_stuck(struct mtab *t, const char *qid, size_t n);
 void mt_del(struct mtab *t, uint32_t i);
 void mt_ready_push(struct mtab *t, uint32_t i);
 uint32_t mt_ready_pop(struct mtab *t);
