@@ -33,7 +33,12 @@ static int unlocked(int fd, const char *name, unsigned wait)
   return flock(fd, LOCK_SH | LOCK_NB) == 0;
 }
 
-/* Marks recipient i of qid done if it is still pending; 1 marked, 0 not. */
+static const struct rw *rwt;
+static str scratch;
+
+/* Marks recipient i of qid done if it is still pending and remote (the
+ * journal's writer is trusted with remote deliveries only); 1 marked, 0
+ * not. */
 static int mark(const char *qid, unsigned long long i)
 {
   char path[sizeof "queue/mess/" + QF_QID_MAX];
@@ -42,7 +47,8 @@ static int mark(const char *qid, unsigned long long i)
 
   snprintf(path, sizeof path, "queue/mess/%s", qid);
   if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0) return 0;   /* finished since */
-  if (qf_read(fd, &e) == 0 && i < e.nrcpt && e.rcpt[i].state == QF_PENDING) {
+  if (qf_read(fd, &e) == 0 && i < e.nrcpt && e.rcpt[i].state == QF_PENDING &&
+      rw_classify(rwt, e.rcpt[i].addr, e.rcpt[i].len, &scratch) == CH_REMOTE) {
     if (qf_mark(fd, &e, (size_t)i, QF_DONE) == 0 && fsync(fd) == 0) r = 1;
     else {
       log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "journal mark");
@@ -86,7 +92,7 @@ static size_t apply(const char *name)
   return n;
 }
 
-void journal_replay(unsigned wait)
+void journal_replay(const struct rw *r, unsigned wait)
 {
   char mine[32];
   DIR *d = opendir(RJ_DIR);
@@ -97,6 +103,7 @@ void journal_replay(unsigned wait)
     if (errno != ENOENT) { log_begin(P, "error"); log_kv("op", "journal"); log_kv("error", strerror(errno)); log_end(); }
     return;
   }
+  rwt = r;
   mlen = (size_t)snprintf(mine, sizeof mine, "%ld.", (long)getpid());
   while ((x = readdir(d))) {
     int fd;
@@ -113,4 +120,5 @@ void journal_replay(unsigned wait)
     if (n) { log_begin(P, "journal"); log_kv("file", x->d_name); log_ku("delivered", n); log_end(); }
   }
   closedir(d);
+  str_free(&scratch);
 }

@@ -1293,7 +1293,7 @@ int main(int argc, char **argv)
   log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
-  journal_replay(STOP_WAIT);
+  journal_replay(&rw, STOP_WAIT);
   {
     long got = keep_load(&mt, now(), wall());
     if (got < 0) {

@@ -242,10 +242,11 @@ long keep_load(struct mtab *t, unsigned long long now, unsigned long long wall);
 
 /* At start, before anything is handed out: marks done every pending
  * recipient that a journal file of an earlier qmail-rspawn says was
- * delivered, fsyncing each file it changes. A file still locked by a
+ * delivered and that r classifies as remote, fsyncing each file it
+ * changes. A file still locked by a
  * spawner finishing its deliveries is waited for up to wait seconds, then
  * read as it is (logged). The files are not ours to remove. */
-void journal_replay(unsigned wait);
+void journal_replay(const struct rw *r, unsigned wait);
 
 /* ---- dsn.c: failure records and bounces. */
 
