@@ -138,6 +138,9 @@ static int load_msg(struct mtab *t, char **f, unsigned long long now, unsigned l
   age = age > ~0ULL - el ? ~0ULL : age + el;
   t->m[i].born = t32(age < now ? now - age : 0);
   memcpy(t->m[i].due, due, sizeof due);
+  /* Its destinations are not known until it is opened: a reset of any
+   * one (qmail-qdest) retries it, an early retry at worst. */
+  if (due[CH_REMOTE] != T_NEVER) t->m[i].dest = DEST_MANY;
   t->m[i].tries[CH_LOCAL] = tl > UINT8_MAX ? UINT8_MAX : (uint8_t)tl;
   t->m[i].tries[CH_REMOTE] = tr > UINT8_MAX ? UINT8_MAX : (uint8_t)tr;
   return 1;
