@@ -170,27 +170,35 @@ static void oom(void) { log_fatal(P, 111, "out of memory"); }
 /* ---- the schedule kept across restarts (keep.c) */
 
 static int keep_dirty;               /* changed since the last save */
-static unsigned long long keep_next_ms;
+static unsigned long long keep_next_ms, keep_last_ms, keep_cost_ms;
 
-/* Saves the schedule now. A change that makes a retry later (a deferral,
- * a hold) is saved lazily, a change that makes one sooner (a recovery, a
- * reset, SIGALRM) at once: so a file lagging behind can only mean an
- * earlier retry after a crash, never a later one. Saves are spaced by ten
- * times the cost of the last one, so a huge queue spends at most a tenth
- * of the time on them. */
+/* Saves the schedule. A change that makes a retry later (a deferral, a
+ * hold) is saved lazily (keep_dirty: within KEEP_EVERY seconds), a change
+ * that makes one sooner (a recovery, a reset, SIGALRM) as soon as the
+ * spacing allows (keep_soon): so a file lagging behind means an earlier
+ * retry after a crash, never a later one, but for that short spacing.
+ * Saves are spaced by ten times the cost of the last one, so a huge queue
+ * spends at most a tenth of the time on them. */
 static void keep_now(void)
 {
   static str buf;
-  unsigned long long t0 = mono_ms(), cost;
+  unsigned long long t0 = mono_ms();
   int r = keep_save(&buf, &mt, now(), wall());
-  cost = mono_ms() - t0;
-  keep_next_ms = mono_ms() + (cost * 10 > KEEP_EVERY * 1000 ? cost * 10 : KEEP_EVERY * 1000);
+  keep_last_ms = mono_ms();
+  keep_cost_ms = keep_last_ms - t0;
+  keep_next_ms = keep_last_ms + (keep_cost_ms * 10 > KEEP_EVERY * 1000 ? keep_cost_ms * 10 : KEEP_EVERY * 1000);
   str_free(&buf);                    /* a large queue's file is megabytes: not kept resident */
   if (r < 0) {
     log_begin(P, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
     return;
   }
   keep_dirty = 0;
+}
+
+static void keep_soon(void)
+{
+  keep_dirty = 1;
+  keep_next_ms = keep_last_ms + 10 * keep_cost_ms;
 }
 
 /* ---- configuration */
@@ -551,7 +559,7 @@ static unsigned long long stuck_at, stuck_delay;   /* the next retry, and the wa
 
 /* Message i (qid) is finished, its report sent, but mess/<qid> could not
  * be removed (errno e: typically queue/mess lost its group write). It is
- * kept as M_STUCK, saved as such at once so that a restart does not send
+ * kept as M_STUCK, saved as such soon so that a restart does not send
  * its report again, and its removal is retried on its own (after 2 s,
  * then doubling to 10 minutes) and on SIGALRM. */
 static void stuck(uint32_t i, const char *qid, int e)
@@ -564,7 +572,7 @@ static void stuck(uint32_t i, const char *qid, int e)
   log_begin(P, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
   log_kv("msg", "finished, but its file in queue/mess cannot be removed; kept and retried (SIGALRM: now); check queue/mess with qmail-qfix");
   log_end();
-  keep_now();
+  keep_soon();
 }
 
 /* Tries again to remove every stuck message, and logs what is left. */
@@ -897,7 +905,7 @@ static void dest_outcome(uint32_t d, uint32_t gen, int o)
   } else if (o == OUT_ALIVE && dest_ok(x)) {
     dest_unhold(d);
     dest_log(d, "recovered");
-    keep_now();
+    keep_soon();
   }
   release(d);
   dest_maybe_free(d);
@@ -1107,7 +1115,7 @@ static void dest_flush(uint32_t d)
   dest_line(d, "reset");
   log_ku("waiting", n);
   log_end();
-  keep_now();
+  keep_soon();
 }
 
 /* Reads the requests in queue/flushdest: one empty file per domain, made
@@ -1211,7 +1219,7 @@ static void signals(void)
         alarm_all();
         flushdest();
         if (nstuck) { stuck_delay = STUCK_FIRST / 2; stuck_retry(); }
-        keep_now();
+        keep_soon();
       } else if (c[k] == SIGUSR1) flushdest();
     }
 }
