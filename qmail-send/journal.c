@@ -79,11 +79,12 @@ static size_t apply(const char *name)
     log_begin(P, "error"); log_kv("op", "journal read"); log_kv("file", name);
     log_kv("error", strerror(errno)); log_end();
   }
-  for (p = s.s, e = s.s + s.len; p && p < e; p += strlen(p) + 1) {
-    char *q = p + 2, *sp = strchr(q, ' ');
+  for (p = s.s, e = s.len ? s.s + s.len : s.s; p < e; p += strlen(p) + 1) {
+    char *q, *sp;
     unsigned long long i;
-    if (p[0] != 'K' || p[1] != ' ' || !sp || !qf_qid_ok(q, (size_t)(sp - q)) ||
-        scan_ulong(sp + 1, strlen(sp + 1), &i) < 0)
+    if (p[0] != 'K' || p[1] != ' ') continue;
+    q = p + 2;
+    if (!(sp = strchr(q, ' ')) || !qf_qid_ok(q, (size_t)(sp - q)) || scan_ulong(sp + 1, strlen(sp + 1), &i) < 0)
       continue;
     *sp = 0;
     n += (size_t)mark(q, i);

@@ -156,6 +156,7 @@ long keep_load(struct mtab *t, unsigned long long now, unsigned long long wall)
 
   r = control_lines(&s, "queue/sched/schedule");
   if (r <= 0) { str_free(&s); return r < 0 ? -1 : 0; }
+  if (s.len < 5) goto out;
   p = s.s;
   e = s.s + s.len;
   /* The last line must be "end": a file is whole or ignored. */
