@@ -8,7 +8,7 @@
  * temporary) or 'D' (every one failed for good), text, NUL. Exit 0 once
  * the reports are written; 100 on a usage error, 111 if they could not be.
  *
- * The delivery code is the one qmail-rspawn runs in its children.
+ * The delivery code is the one qmail-rspawn's resident workers run.
  *
  * Control files (relative to the prefix; all optional but me/helohost):
  *   me, helohost    the name said in EHLO/HELO (helohost wins)
@@ -24,6 +24,8 @@
  *                   otherwise /etc/resolv.conf's
  *   dnsloopback     1: loopback addresses from the DNS are not this host
  *                   (tests), see ipme.c
+ *   tlspolicy, tlsca, smtpauth   STARTTLS and AUTH, see tlsclient.c and
+ *                   routes.c
  */
 #include <errno.h>
 #include <signal.h>
