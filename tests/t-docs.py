@@ -48,10 +48,13 @@ t.check("README names every installed program", not missing, missing)
 
 def sources():
     """The repository's files: git's list, or a walk that skips builds."""
-    r = subprocess.run(["git", "-C", ROOT, "ls-files"], stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, universal_newlines=True)
-    if r.returncode == 0 and r.stdout:
-        return [p for p in r.stdout.split("\n") if p]
+    try:
+        r = subprocess.run(["git", "-C", ROOT, "ls-files"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, universal_newlines=True)
+        if r.returncode == 0 and r.stdout:
+            return [p for p in r.stdout.split("\n") if p]
+    except OSError:
+        pass
     out = []
     for dp, dn, fn in os.walk(ROOT):
         dn[:] = [d for d in dn if not (d.startswith(".") or d.startswith("build") or d == "var")]
