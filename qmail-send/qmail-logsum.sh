@@ -10,7 +10,7 @@
 #
 #   qmail-logsum /var/qmail/log/qmail-send /var/qmail/log/qmail-smtpd
 #
-# Events read (their pages list them): qmail-smtpd connect, message;
+# Events read (see README.md, "Logs"): qmail-smtpd connect, message;
 # qmail-send message, delivery, done, bounce, error, start, stop.
 set -eu
 TOP=${QMAIL_LOGSUM_TOP:-10}

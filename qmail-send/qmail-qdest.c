@@ -1,6 +1,6 @@
 /* qmail-qdest DOMAIN...: asks qmail-send to reset the backoff of each
  * destination now: its hold and dead mark end, its parked messages and
- * those last deferred for it are retried (qmail-qdest(8)).
+ * those last deferred for it are retried (README, Operating it).
  *
  * A request is an empty file queue/flushdest/<domain>, the domain checked
  * (letters, digits, '-', '.', no empty label, at most 255 bytes) and
