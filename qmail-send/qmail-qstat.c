@@ -53,8 +53,8 @@ static int count(void *ctx, const char *qid, int fd, const qf_env *e)
   return 0;
 }
 
-/* Entries in dir other than . and .., or -1. */
-/* Files in queue/tmp/ but qmail-queued's unused pool names (empty). */
+/* Files in queue/tmp/ other than qmail-queued's unused pool names
+ * (empty), or -1. */
 static long long writing(void)
 {
   DIR *d = opendir("queue/tmp");
