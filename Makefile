@@ -86,6 +86,12 @@ check-asan: deps
 
 tests: $(TESTBINS)
 
+# The installed programs and their sources, for tests/t-man.py.
+print-progs:
+	@echo $(sort $(PROGS))
+print-srcs:
+	@$(foreach p,$(sort $(PROGS)),echo '$(p): $($(p)_SRCS)';)
+
 # --- install ---------------------------------------------------------------
 install: progs
 	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' sh service/install
@@ -93,4 +99,4 @@ install: progs
 clean:
 	rm -rf build build-check build-asan $(CHECK_PREFIX) $(CHECK_PREFIX)-asan
 
-.PHONY: all progs deps check check-asan tests install clean FORCE
+.PHONY: all progs deps check check-asan tests install clean FORCE print-progs print-srcs
