@@ -24,6 +24,7 @@ STATIC_LDFLAGS := $(if $(SAN),$(LDFLAGS),-static-pie -Wl,-z,relro,-z,now)
 LIBS     := -lcdb
 
 PROGS    :=
+SCRIPTS  :=
 STATIC   :=
 TESTPROGS :=
 
@@ -86,9 +87,9 @@ check-asan: deps
 
 tests: $(TESTBINS)
 
-# The installed programs and their sources, for tests/t-man.py.
+# The installed programs (and scripts) and their sources, for tests/t-man.py.
 print-progs:
-	@echo $(sort $(PROGS))
+	@echo $(sort $(PROGS) $(SCRIPTS))
 print-srcs:
 	@$(foreach p,$(sort $(PROGS)),echo '$(p): $($(p)_SRCS)';)
 

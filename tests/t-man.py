@@ -72,6 +72,11 @@ for p in PAGES:
     dst = inst.path("man", "man" + sec, os.path.basename(p))
     t.check("installed: man/man%s/%s, the same text" % (sec, os.path.basename(p)),
             os.path.isfile(dst) and read(dst) == read(p) and (os.stat(dst).st_mode & 0o777) == 0o644)
+links = re.findall(r"for n in ([\w -]+); do ln -sfn (\S+) ", read(os.path.join(ROOT, "service", "install")))
+linknames = {n for names, _ in links for n in names.split()}
+for n in sorted(os.listdir(inst.path("bin"))):
+    t.check("installed bin/%s is a program make lists, or a link named in service/install" % n,
+            n in PROGS or n in linknames)
 if "qmail-control" in PAGE_BY_NAME:
     r = subprocess.run(["man", "-M", inst.path("man"), "-P", "cat", "5", "qmail-control"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -82,8 +87,7 @@ if "qmail-control" in PAGE_BY_NAME:
 # --- every program has a page ----------------------------------------------------
 for prog in PROGS:
     t.check("%s has a page (%s.N beside its source)" % (prog, prog), prog in PAGE_BY_NAME)
-install_text = read(os.path.join(ROOT, "service", "install"))
-for names, target in re.findall(r"for n in ([\w -]+); do ln -sfn (\S+) ", install_text):
+for names, target in links:
     for n in names.split():
         page = PAGE_BY_NAME.get(n) or PAGE_BY_NAME.get(target)
         t.check("%s (a link to %s) is documented: its own page or named in %s's NAME" % (n, target, target),
@@ -168,20 +172,23 @@ events = {}   # program -> {event: where}
 for f in c_sources():
     s = read(f)
     names = prog_names(f, s)
-    calls = [(m.group(1).strip(), m.group(2).strip())
+    calls = [(m.group(1).strip(), m.group(2).strip(), m.start())
              for m in re.finditer(r"\blog_begin\(\s*([^,()]+?)\s*,\s*(.*?)\);", s)]
-    calls += [(m.group(1).strip(), '"fatal"') for m in re.finditer(r"\blog_fatal\(([^,()]+),", s)]
-    for who, ev in calls:
+    calls += [(m.group(1).strip(), '"fatal"', m.start())
+              for m in re.finditer(r"\blog_fatal\(([^,()]+),", s)]
+    for who, ev, at in calls:
         if '"' in ev:
             # A literal, or a choice of literals (a ? "x" : "y").
             evs = re.findall(r'"([^"]*)"', ev)
         elif re.fullmatch(r"\w+", ev):
             # An event passed down: the literals given to the function
             # whose parameter it is (lib/spawner.c's event()), or those a
-            # command word is compared with (qmail-passwd's add, change...).
+            # command word is compared with on the way to the call, since
+            # the last return (qmail-passwd's add, change, remove).
             fn = re.search(r"(\w+)\([^)]*\bconst char \*%s\b" % re.escape(ev), s)
             evs = re.findall(r'\b%s\("([\w.]+)"' % fn.group(1), s) if fn else []
-            evs = evs or re.findall(r'\bstrcmp\(%s, "([\w.]+)"\)' % re.escape(ev), s)
+            way = s[max(s.rfind("return", 0, at), 0):at]
+            evs = evs or re.findall(r'\bstrcmp\(%s, "([\w.]+)"\)' % re.escape(ev), way)
         else:
             evs = []
         t.check("%s: the events of log_begin(%s, %s) are found" % (rel(f), who, ev), evs)
