@@ -110,7 +110,7 @@ SCRIPTS = [os.path.join(ROOT, "service", "install")] + \
 controls = {}
 for f in c_sources():
     s = read(f)
-    for m in re.finditer(r'"control/([A-Za-z0-9_.][A-Za-z0-9_./-]*)"?', s):
+    for m in re.finditer(r'"/?control/([A-Za-z0-9_.][A-Za-z0-9_./-]*)"?', s):
         controls.setdefault(m.group(1), rel(f))
     # qmail-queue/inject.c names its files without the directory.
     for m in re.finditer(r'\bcontrol\(&\w+, "([A-Za-z0-9_.-]+)"', s):
