@@ -51,6 +51,17 @@ for p in PAGES:
             r.returncode == 0 and name.lower() in text.lower() and "NAME" in text,
             (r.returncode, r.stderr[-500:]))
 
+# Every reference to one of this MTA's pages names a page that exists,
+# in that section.
+for p in PAGES:
+    for name, sec in sorted(set(re.findall(r"(?m)^\.BR\s+(\S+)\s+\((\d)\)", read(p)))):
+        name = name.replace("\\-", "-").replace("\\&", "")
+        if name.startswith("qmail-") or name in ("dot-qmail", "sendmail", "mailq", "newaliases"):
+            target = PAGE_BY_NAME.get(name) or (PAGE_BY_NAME.get("sendmail")
+                                               if name in ("mailq", "newaliases") else None)
+            t.check("%s: %s(%s) exists" % (rel(p), name, sec),
+                    target is not None and target.endswith("." + sec))
+
 # --- what make knows -----------------------------------------------------------
 def make_print(target):
     r = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, target],
