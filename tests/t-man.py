@@ -101,6 +101,11 @@ for prog in PROGS:
 for names, target in links:
     for n in names.split():
         page = PAGE_BY_NAME.get(n) or PAGE_BY_NAME.get(target)
+        if page:
+            r = subprocess.run(["man", "-M", inst.path("man"), "-P", "cat", n], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
+            t.check("man -M PREFIX/man %s shows a page" % n, r.returncode == 0 and n.encode() in r.stdout,
+                    r.stderr[-300:])
         t.check("%s (a link to %s) is documented: its own page or named in %s's NAME" % (n, target, target),
                 page is not None and (n in PAGE_BY_NAME or re.search(
                     r"(?ms)^\.SH NAME\n(.*?)^\.SH", read(page)).group(1).count(n) > 0))
