@@ -16,7 +16,7 @@
  *   smtpport        port for MX deliveries and routes without a port (25)
  *   timeoutconnect  seconds to wait for a connection (60)
  *   timeoutremote   seconds to wait for each read or write (1200)
- *   timeoutreply    seconds for each whole reply or command (300)
+ *   timeoutreply    seconds for each whole reply, command or TLS handshake (300)
  *   datarate        bytes per second the message needs at least (500)
  *   outgoingip      local address to connect from (used for connections of
  *                   its family only)
