@@ -246,6 +246,8 @@ struct tlsconn {
  * *err. Logs the version, suite, subject and chain verdict. */
 int tls_client_start(int fd, const char *ip, const char *host, int literal, int policy,
                      int timeout, int total, struct tlsconn *t, const char **err);
-void tls_client_end(struct tlsconn *t);
+/* Closes t->fd and waits for the relay child: at once when abort (the
+ * session timed out or failed on I/O), else after its close_notify. */
+void tls_client_end(struct tlsconn *t, int abort);
 
 #endif

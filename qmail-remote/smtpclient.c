@@ -890,7 +890,7 @@ static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
 /* Closes the connection and frees (wiping) what the session held. */
 static void end(struct smtp *s)
 {
-  tls_client_end(&s->tls);
+  tls_client_end(&s->tls, s->broken);
   close(s->fd);
   s->fd = -1;
   str_free(&s->reply);

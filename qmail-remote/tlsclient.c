@@ -203,11 +203,14 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
   return 0;
 }
 
-void tls_client_end(struct tlsconn *t)
+void tls_client_end(struct tlsconn *t, int abort)
 {
   int status;
   if (t->fd >= 0) close(t->fd);
   t->fd = -1;
+  /* The relay would go on sending what the socketpair still holds, at
+   * the pace of the server that made us give up. */
+  if (abort && t->pid > 0) kill(t->pid, SIGKILL);
   if (t->pid > 0) while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR) ;
   t->pid = -1;
 }
