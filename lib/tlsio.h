@@ -5,7 +5,8 @@
  * its I/O buffer (TLS_IOBUF bytes) and the credential stores below.
  *
  *   tlsio.c   drives an engine between a network fd pair and a plaintext
- *             fd pair, with an idle timeout; suite and version names
+ *             fd pair, with an idle timeout (and an overall one for a
+ *             handshake); suite and version names
  *   tlspem.c  PEM files: a certificate chain, an RSA or EC private key,
  *             a bundle of trust anchors; every size checked
  *
