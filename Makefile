@@ -19,7 +19,7 @@ HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) $(SAN) -Ilib -I$(BUILD)
 LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SAN)
 # Programs exec'd once per message link statically when no sanitizer is in
-# use: exec of a static binary costs about 0.6 ms here against 0.85 ms.
+# use: a static binary starts without the dynamic loader's work.
 STATIC_LDFLAGS := $(if $(SAN),$(LDFLAGS),-static-pie -Wl,-z,relro,-z,now)
 LIBS     := -lcdb
 

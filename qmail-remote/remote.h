@@ -101,7 +101,7 @@ struct route {
   char host[ROUTE_HOSTMAX];       /* relay host name or literal, brackets removed */
   int literal;                    /* host is an IP address */
   unsigned long port;             /* 0: the default port */
-  /* Options after the relay, separated by white space (issue 7):
+  /* Options after the relay, separated by white space:
    * tls=starttls|implicit|none, verify=no, auth=plain-ok. */
   int tls;                        /* ROUTE_TLS_* */
   int noverify;                   /* verify=no: encrypt, certificate unchecked */

@@ -12,7 +12,7 @@
  * forgotten (CVE-2011-0411). Implicit TLS (port 465) does the same
  * handshake before the greeting instead.
  *
- * AUTH (RFC 4954, issue 7) goes after TLS, before MAIL (authenticate()):
+ * AUTH (RFC 4954) goes after TLS, before MAIL (authenticate()):
  * PLAIN when offered, else LOGIN. Credentials never go over a connection
  * without TLS unless the route allows it, and every buffer that held the
  * password is wiped. A failure there is a deferral tagged "auth", never
