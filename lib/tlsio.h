@@ -6,7 +6,8 @@
  * (TLS_IOBUF bytes) and the credential stores below.
  *
  *   tlsio.c   drives an engine between a network fd pair and a plaintext
- *             fd pair, with an idle timeout; suite and version names
+ *             fd pair, with an idle timeout (and an overall one for a
+ *             handshake); suite and version names
  *   tlspem.c  PEM files: a certificate chain, an RSA or EC private key,
  *             a bundle of trust anchors; every size checked
  *
@@ -24,8 +25,11 @@
 
 /* Runs the engine until the handshake is done (0) or failed (-1: errno
  * ETIMEDOUT, EPIPE at end of input, or EPROTO with the engine's error in
- * br_ssl_engine_last_error). nr/nw may be the same descriptor. */
-int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout);
+ * br_ssl_engine_last_error). Each wait for the peer ends after timeout
+ * seconds, the whole handshake after total seconds (ETIMEDOUT): a peer
+ * that drips its flight a byte at a time cannot hold it longer. nr/nw may
+ * be the same descriptor. */
+int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout, int total);
 
 /* Relays plaintext: what arrives on pr is sent over TLS, what TLS brings
  * is written to pw. Ends when the peer closes (its close_notify or EOF),
