@@ -4,10 +4,12 @@
 DKIM_LIBS := -lbearssl -lsodium
 t-dkim_LIBS := $(DKIM_LIBS)
 # dkimsign: a test helper that signs stdin with a key file, for the
-# cross-verification against dkimpy (tests/t-dkim-verify.py).
-TESTPROGS += dkimsign
-dkimsign_SRCS := tests/dkimsign.c
-dkimsign_LIBS := $(DKIM_LIBS)
+# cross-verification against dkimpy (tests/t-dkim-verify.py). Built outside
+# bin/ so that make install never installs it.
+tests: $(BUILD)/testbin/dkimsign
+$(BUILD)/testbin/dkimsign: $(BUILD)/tests/dkimsign.o $(BUILD)/libq.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DKIM_LIBS) $(LIBS)
 
 # make fuzz-dkim: libFuzzer over the tag-list parser, the header splitter
 # and both canonicalizers (tests/t-dkim-fuzz.sh runs a short one).
@@ -22,3 +24,8 @@ fuzz-dkim: $(BUILD)/fuzz/fuzz-dkim
 	$(BUILD)/fuzz/fuzz-dkim -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -artifact_prefix=$(BUILD)/fuzz/dkim- $(BUILD)/fuzz/corpus-dkim
 .PHONY: fuzz-dkim
+
+# qmail-dkimkey: makes key pairs for the signer and prints the DNS record.
+PROGS += qmail-dkimkey
+qmail-dkimkey_SRCS := qmail-dkim/qmail-dkimkey.c
+qmail-dkimkey_LIBS := $(DKIM_LIBS)

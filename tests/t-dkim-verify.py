@@ -16,7 +16,7 @@ except ImportError:     # Debian's python3-dkim under another python3 first in P
     import dkim
 
 BUILD = os.environ.get("BUILD", "build-check")
-SIGN = os.path.join(BUILD, "bin", "dkimsign")
+SIGN = os.path.join(BUILD, "testbin", "dkimsign")
 KEYS = {"rsa": "tests/dkim-keys/rsa2048.pem", "rsa3072": "tests/dkim-keys/rsa3072p8.pem",
         "ed25519": "tests/dkim-keys/ed.pem"}
 passed = failed = 0
