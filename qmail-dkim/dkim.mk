@@ -29,3 +29,11 @@ fuzz-dkim: $(BUILD)/fuzz/fuzz-dkim
 PROGS += qmail-dkimkey
 qmail-dkimkey_SRCS := qmail-dkim/qmail-dkimkey.c
 qmail-dkimkey_LIBS := $(DKIM_LIBS)
+
+# qmail-dkim: the signer, a qmail-queue stage (setuid to the DKIM uid,
+# 65-dkim.sh). It converts as qmail-remote would before signing, so it
+# links qmail-remote's converter.
+PROGS += qmail-dkim
+STATIC += qmail-dkim
+qmail-dkim_SRCS := qmail-dkim/qmail-dkim.c qmail-remote/mime8.c
+qmail-dkim_LIBS := $(DKIM_LIBS)

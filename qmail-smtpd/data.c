@@ -118,17 +118,20 @@ void txn_reset(void)
  * SMTPUTF8=1 when the client asked for it. */
 static char **qq_env(void)
 {
-  static char *set[] = { "SMTPUTF8=1" };
+  /* SMTPAUTHENTICATED=1 tells a signer (qmail-dkim) the client logged in */
+  static char *set[] = { "SMTPUTF8=1", "SMTPAUTHENTICATED=1" };
   size_t n = 0, k = 0, total;
   char **e;
 
   while (environ[n]) n++;
-  if (size_add(&total, n, 2) < 0 || size_mul(&total, total, sizeof *e) < 0) return 0;
+  if (size_add(&total, n, 3) < 0 || size_mul(&total, total, sizeof *e) < 0) return 0;
   e = malloc(total);
   if (!e) return 0;
   for (n = 0; environ[n]; n++)
-    if (strncmp(environ[n], "SMTPUTF8=", 9) != 0) e[k++] = environ[n];
+    if (strncmp(environ[n], "SMTPUTF8=", 9) != 0 && strncmp(environ[n], "SMTPAUTHENTICATED=", 18) != 0)
+      e[k++] = environ[n];
   if (ss.utf8) e[k++] = set[0];
+  if (ss.authed) e[k++] = set[1];
   e[k] = 0;
   return e;
 }
