@@ -10,6 +10,8 @@ dkimpy. A missing key for a listed selector is a temporary failure."""
 import os, struct, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import IS_ROOT, T, Instance
+from smtpd_harness import Server
+import base64
 try:
     import dkim
 except ImportError:
@@ -17,7 +19,8 @@ except ImportError:
     import dkim
 
 t = T()
-inst = Instance(t)
+inst = Instance(t, control={"locals": "mail.example.test", "rcpthosts": "mail.example.test",
+                            "authloopback": "1"})
 D = inst.path("control", "dkim", "example.test")
 records = {}
 for sel, typ in (("r1", "rsa"), ("e1", "ed25519")):
@@ -124,4 +127,36 @@ with open(os.path.join(D, "selector"), "w") as f:
 rc, m = run(MSG)
 t.check("the selector file switches keys without a restart (Ed25519 only now)",
         rc == 0 and m and len(sigs(m)) == 1 and b"s=e1;" in m and verifies_all(m))
+# --- through qmail-smtpd with QMAILQUEUE=qmail-dkim ---------------------
+subprocess.run([inst.bin("qmail-passwd"), "add", "joe"], input=b"pw-joe\n", check=True)
+srv = Server(inst, env={"QMAILQUEUE": inst.bin("qmail-dkim")})
+
+
+def smtp(auth):
+    before = queued()
+    c = srv.connect()
+    c.cmd("EHLO client.test")
+    if auth:
+        c.cmd("AUTH PLAIN " + base64.b64encode(b"\0joe\0pw-joe").decode())
+    c.cmd("MAIL FROM:<joe@example.test>")
+    c.cmd("RCPT TO:<%s>" % ("z@elsewhere.test" if auth else "postmaster@mail.example.test"))
+    c.cmd("DATA")
+    code, _ = c.cmd("From: joe@example.test\r\nTo: z@elsewhere.test\r\nSubject: smtp\r\n\r\nhi\r\n.")
+    c.close()
+    new = queued() - before
+    if code != 250 or len(new) != 1:
+        return code, None
+    b = open(os.path.join(inst.path("queue", "mess"), new.pop()), "rb").read()
+    return code, b[32:32 + struct.unpack(">Q", b[4:12])[0]]
+
+
+code, m = smtp(True)
+t.check("SMTP AUTH client: queued signed (qmail-smtpd passes SMTPAUTHENTICATED=1), verifies",
+        code == 250 and m and len(sigs(m)) == 1 and verifies_all(m), (code, m))
+code, m = smtp(False)
+t.check("SMTP client without AUTH or RELAYCLIENT, From our domain: queued unsigned",
+        code == 250 and m is not None and not sigs(m), (code, m))
+os.chmod(os.path.join(D, "e1.key"), 0o440)
+code, m = smtp(True)
+t.check("a key open to its group: 451 at the end of DATA, nothing queued", code == 451 and m is None, code)
 t.done()
