@@ -237,6 +237,8 @@ static void sign(str *msg, str *sigs)
     struct dkim_sign_opts o;
     if (end == i) { i = end + 1; continue; }
     if (str_copyb(&name, sel.s + i, end - i) || str_0(&name)) die(QQ_NOMEM);
+    if (strspn(name.s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != name.len || name.s[0] == '.')
+      die(QQ_CONFIG);            /* never a path: a selector is a DNS label list */
     i = end + 1;
     if (signed_by(msg->s, f, nf, dom, name.s)) continue;
     if (str_cats(&name, ".key") || str_0(&name)) die(QQ_NOMEM);

@@ -124,6 +124,12 @@ t.check("a listed selector without its key: temporary failure (55), nothing queu
 os.rename(os.path.join(D, "e1.off"), os.path.join(D, "e1.key"))
 with open(os.path.join(D, "selector"), "w") as f:
     f.write("e1\n")
+with open(os.path.join(D, "selector"), "w") as f:
+    f.write("../example.test/e1\n")
+rc, m = run(MSG)
+t.check("a selector that is not a name (a path): temporary failure (55)", rc == 55 and m is None, rc)
+with open(os.path.join(D, "selector"), "w") as f:
+    f.write("e1\n")
 rc, m = run(MSG)
 t.check("the selector file switches keys without a restart (Ed25519 only now)",
         rc == 0 and m and len(sigs(m)) == 1 and b"s=e1;" in m and verifies_all(m))
