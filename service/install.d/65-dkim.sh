@@ -25,3 +25,23 @@ fi
 if [ "$MODE" = multi ]; then
   file "$u_k" "$g_n" 4711 "$BUILD/bin/qmail-dkim" "$D/bin/qmail-dkim"
 fi
+
+# DKIM_DEMO=yes (the demo): at the first install, keys for mail from
+# @localhost (RSA rsa1 and Ed25519 ed1, both signing), and the loopback
+# lines of tcp.smtp run qmail-dkim as their queue program, so that mail
+# submitted from 127.0.0.1 or ::1 is signed. qmail-dkimkey -p localhost
+# rsa1 prints a record.
+dk=$D/control/dkim
+if [ "${DKIM_DEMO:-no}" = yes ] && [ -z "$DESTDIR" ] && [ ! -e "$dk/localhost" ]; then
+  "$D/bin/qmail-dkimkey" localhost rsa1 rsa >/dev/null
+  "$D/bin/qmail-dkimkey" localhost ed1 ed25519 >/dev/null
+  printf 'rsa1\ned1\n' > "$dk/localhost/selector"
+  chown "$u_k:$g_n" "$dk/localhost/selector"
+  chmod 0644 "$dk/localhost/selector"
+fi
+if [ "${DKIM_DEMO:-no}" = yes ] && ! grep -q QMAILQUEUE "$D/control/tcp.smtp"; then
+  sed -i -e "s|^\\(127\\.0\\.0\\.1:allow,RELAYCLIENT=\"\"\\)\$|\\1,QMAILQUEUE=\"$PREFIX/bin/qmail-dkim\"|" \
+    -e "s|^\\(::1:allow,RELAYCLIENT=\"\"\\)\$|\\1,QMAILQUEUE=\"$PREFIX/bin/qmail-dkim\"|" "$D/control/tcp.smtp"
+  tcprules "$D/control/tcp.smtp.cdb" "$D/control/tcp.smtp.tmp" < "$D/control/tcp.smtp"
+  chmod 0644 "$D/control/tcp.smtp.cdb"
+fi
