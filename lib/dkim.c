@@ -437,6 +437,15 @@ static int hlist(str *h, const char *msg, const struct dkim_field *f, size_t nf,
   return 0;
 }
 
+/* a (any case) equals the lower-case b, both n bytes. */
+static int same_name(const char *a, const char *b, size_t n)
+{
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (lower((unsigned char)a[i]) != b[i]) return 0;
+  return 1;
+}
+
 /* Feeds the canonical form of every field that h= names, each picked
  * bottom-up among those not yet used, as RFC 6376 5.4.2 says. */
 static int hash_fields(br_sha256_context *sha, const char *msg, const struct dkim_field *f,
@@ -453,12 +462,7 @@ static int hash_fields(br_sha256_context *sha, const char *msg, const struct dki
     i++;
     while (n && (h->s[s] == '\n' || h->s[s] == '\t')) { s++; n--; }
     for (k = nf; k-- > 0;) {
-      if (used[k] || f[k].nlen != n) continue;
-      {
-        size_t m;
-        for (m = 0; m < n && lower((unsigned char)msg[f[k].off + m]) == h->s[s + m]; m++) ;
-        if (m < n) continue;
-      }
+      if (used[k] || f[k].nlen != n || !same_name(msg + f[k].off, h->s + s, n)) continue;
       used[k] = 1;
       c.len = 0;
       if (dkim_canon_header(&c, msg + f[k].off, f[k].len, relaxed)) { str_free(&c); return -1; }
