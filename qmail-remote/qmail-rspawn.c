@@ -1,25 +1,19 @@
-/* qmail-rspawn: the resident remote spawner, as the remote uid.
+/* qmail-rspawn: the resident remote spawner, as the remote uid; see
+ * qmail-rspawn(8).
  *
  * fd 0 is a SOCK_SEQPACKET socket to qmail-send (lib/spawnproto.h); the
  * loop, the checks common to both spawners and the workers' bookkeeping
  * are lib/spawner.h and lib/spawnpool.h. Each request goes, as it came,
- * to a resident worker (rworker.c, forked from here, the same uid) of its
- * recipients' domain: the one idle the shortest time, whose SMTP
- * connection to that domain is still open, or a new one. The worker's
- * reply items, checked here, go to qmail-send as "<slot>\0" + items; a
- * worker that dies before it answers costs its request a 'Z' ("local:")
- * and the next request gets a new worker.
- *
- * A request that cannot be parsed is answered, if its slot is readable and
- * free, with a single 'Z' ("local: bad request"); otherwise it is logged
- * and dropped, since there is nobody to answer.
- */
+ * to a resident worker (rworker.c) of its recipients' domain, the one
+ * whose connection there is still open if any. Every delivery a worker
+ * reports done is journaled (rjournal.h) before its reply goes out. */
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 #include "control.h"
 #include "log.h"
 #include "remote.h"
+#include "rjournal.h"
 #include "spawner.h"
 #include "spawnpool.h"
 
@@ -89,8 +83,10 @@ int main(void)
 {
   /* 4 idle workers per domain, each keeping its connection open. */
   static const struct spawner sp = { prog, SPAWN_RCPTS, 4, check, refuse, route, serve,
-                                     SPAWN_TAG_LOCAL ": delivery process crashed" };
+                                     SPAWN_TAG_LOCAL ": delivery process crashed",
+                                     rj_answered, rj_asked };
 
   if (prefix_chdir() < 0) log_fatal(prog, 111, "cannot chdir to the prefix");
+  rj_open(prog);
   return spawner_run(&sp);
 }

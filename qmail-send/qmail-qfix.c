@@ -1,26 +1,7 @@
-/* qmail-qfix [-n]: checks PREFIX/queue against the layout service/install
- * creates, and repairs it; with -n it only reports.
- *
- *   queue               dir   queue uid, queue gid  0750
- *   queue/tmp           dir   queue uid, queue gid  2770
- *   queue/mess          dir   queue uid, queue gid  2770
- *   queue/bounce        dir   send uid,  queue gid  0700
- *   queue/flushdest     dir   send uid,  queue gid  0700
- *   queue/lock          dir   queue uid, queue gid  0750
- *   queue/lock/trigger  fifo  send uid,  queue gid  0622
- *   queue/lock/sendmutex file send uid,  queue gid  0600
- *   queue/mess/<qid>    file  queue uid, queue gid  0660, valid (qf_read)
- *
- * Missing directories, the fifo and the mutex file are created; owners and
- * modes are set. Messages that fail qf_read, names that are not qids (in
- * tmp/, nor qmail-queued's pool names), and tmp/ files older than 36 hours
- * (debris of a killed writer; an empty pool file is a name not used yet)
- * are reported, never removed: deciding what a damaged message was is a
- * person's job.
- *
- * The numeric ids come from control/ids, which service/install writes
- * (lines "queue=<uid>:<gid>" and "send=<uid>:<gid>"); it must belong to
- * root or to the user running qmail-qfix, like the prefix it is in.
+/* qmail-qfix [-n]: checks PREFIX/queue and PREFIX/rjournal against the
+ * layout service/install creates, and repairs it; see qmail-qfix(8) for
+ * the layout, the findings and the exit codes. Damaged messages, foreign
+ * names and stale tmp/ files are reported, never removed.
  *
  * Runs as root (multi-uid instances) or as the single user. The queue's
  * directories belong to less trusted uids, which could plant symbolic or
@@ -28,16 +9,8 @@
  * opened relative to its directory's descriptor with O_NOFOLLOW, checked
  * with fstat on the open descriptor, and changed only through it
  * (fchown, fchmod); a regular file with more than one link is reported
- * and left alone.
- *
- * Output: one key=value line per finding on stderr, event= one of
- * created, missing (-n), owner, mode (the fix, or with -n what is wrong),
- * badtype, links, badname, unusable (a message qmail-send could not open
- * read-write: qf_send_cannot, the check qmail-qstat counts), invalid,
- * stale, error; then event=done.
- * Exit 0 when all was in order, 1 when something was repaired or
- * reported, 111 on an error that stopped a check or a repair.
- */
+ * and left alone. control/ids must be root's (or the caller's) and
+ * writable by nobody else. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +28,7 @@
 
 static int dry;
 static unsigned long findings, errors;
-static uid_t u_q, u_s;
+static uid_t u_q, u_s, u_r;
 static gid_t g_q;
 
 static void report(const char *event, const char *path)
@@ -248,7 +221,7 @@ static void read_ids(void)
 {
   str ids = STR_INIT;
   struct stat st;
-  gid_t g_s;
+  gid_t g_s, g_r;
 
   if (lstat("control/ids", &st) < 0) log_fatal(PROG, 111, "cannot stat control/ids");
   if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
@@ -257,8 +230,9 @@ static void read_ids(void)
   }
   if (control_lines(&ids, "control/ids") <= 0) log_fatal(PROG, 111, "cannot read control/ids");
   errno = 0;
-  if (qf_ids_role(&ids, "queue", &u_q, &g_q) < 0 || qf_ids_role(&ids, "send", &u_s, &g_s) < 0)
-    log_fatal(PROG, 111, "control/ids has no valid queue= or send= line");
+  if (qf_ids_role(&ids, "queue", &u_q, &g_q) < 0 || qf_ids_role(&ids, "send", &u_s, &g_s) < 0 ||
+      qf_ids_role(&ids, "remote", &u_r, &g_r) < 0)
+    log_fatal(PROG, 111, "control/ids has no valid queue=, send= or remote= line");
   str_free(&ids);
 }
 
@@ -274,6 +248,8 @@ static void queue(int q)
   d = node(q, "bounce", "queue/bounce", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "flushdest", "queue/flushdest", S_IFDIR, u_s, g_q, 0700);
+  if (d >= 0) close(d);
+  d = node(q, "sched", "queue/sched", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "lock", "queue/lock", S_IFDIR, u_q, g_q, 0750);
   if (d < 0) return;
@@ -296,6 +272,9 @@ int main(int argc, char **argv)
 
   q = node(AT_FDCWD, "queue", "queue", S_IFDIR, u_q, g_q, 0750);
   if (q >= 0) { queue(q); close(q); }
+  /* qmail-rspawn's journal, outside the queue (qmail-remote/rjournal.h). */
+  q = node(AT_FDCWD, "rjournal", "rjournal", S_IFDIR, u_r, g_q, 02750);
+  if (q >= 0) close(q);
 
   log_begin(PROG, "done");
   log_ku("findings", findings);
