@@ -106,12 +106,16 @@ void log_end(void)
   len = 0;
 }
 
-void log_fatal(const char *prog, int code, const char *msg)
+static void fatal(const char *prog, int code, const char *msg, int e) __attribute__((noreturn));
+static void fatal(const char *prog, int code, const char *msg, int e)
 {
-  int e = errno;
   log_begin(prog, "fatal");
   log_kv("msg", msg);
   if (e) log_kv("error", strerror(e));
   log_end();
   _exit(code);
 }
+
+void log_fatal(const char *prog, int code, const char *msg) { fatal(prog, code, msg, errno); }
+void log_die(const char *prog, int code, const char *msg) { fatal(prog, code, msg, 0); }
+void log_usage(const char *prog, const char *usage) { fatal(prog, EXIT_USAGE, usage, 0); }

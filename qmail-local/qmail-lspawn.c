@@ -173,7 +173,7 @@ int main(int argc, char **argv)
    * that deliveries to one busy user reuse their workers. */
   static const struct spawner sp = { PROG, 1, 16, check, refuse, route, serve, "delivery process crashed", 0, 0 };
 
-  if (argc != 2 || !*argv[1]) log_fatal(PROG, 111, "usage: qmail-lspawn defaultdelivery");
+  if (argc != 2 || !*argv[1]) log_usage(PROG, "usage: qmail-lspawn defaultdelivery");
   defaultdelivery = argv[1];
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   root = geteuid() == 0;

@@ -358,7 +358,7 @@ static int ready_fd = -1;
 static void args(int argc, char **argv)
 {
   if (argc == 1) return;
-  if (argc != 2) log_fatal(P, 100, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
+  if (argc != 2) log_usage(P, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
   ready_fd = ready_arg(P, argv[1], 3, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
 }
 

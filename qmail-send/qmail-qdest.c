@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 
   if (argc < 2) {
     errno = 0;
-    log_fatal(P, 100, "usage: qmail-qdest DOMAIN...");
+    log_usage(P, "usage: qmail-qdest DOMAIN...");
   }
   for (i = 1; i < argc; i++) {
     if (dest_name_ok(argv[i], strlen(argv[i]))) { lower(argv[i]); continue; }

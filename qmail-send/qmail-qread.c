@@ -127,7 +127,7 @@ int main(int argc, char **argv)
   size_t other = 0;
 
   (void)argv;
-  if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qread (no arguments)");
+  if (argc > 1) log_usage(PROG, "usage: qmail-qread (no arguments)");
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
   c.now = (unsigned long long)time(0);

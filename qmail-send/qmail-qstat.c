@@ -94,7 +94,7 @@ int main(int argc, char **argv)
   long long tmp;
 
   (void)argv;
-  if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qstat (no arguments)");
+  if (argc > 1) log_usage(PROG, "usage: qmail-qstat (no arguments)");
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
   if (control_lines(&ids, "control/ids") <= 0 || qf_ids_role(&ids, "send", &c.send_uid, &c.queue_gid) < 0)

@@ -1248,7 +1248,7 @@ static int ready_fd = -1;
 static void args(int argc, char **argv)
 {
   if (argc == 1) return;
-  if (argc != 2) log_fatal(P, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  if (argc != 2) log_usage(P, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
   ready_fd = ready_arg(P, argv[1], 5, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
 }
 
@@ -1261,7 +1261,7 @@ static void setup_fds(void)
 
   for (ch = 0; ch < CH_N; ch++) {
     if (fstat(chfd[ch], &st) < 0 || !S_ISSOCK(st.st_mode))
-      log_fatal(P, 111, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
+      log_die(P, EXIT_TEMP, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
     /* Non-blocking: a full socket must never stop us reading replies.
      * Close-on-exec: qmail-queue (for bounces) must not hold them. */
     if (fcntl(chfd[ch], F_SETFL, fcntl(chfd[ch], F_GETFL) | O_NONBLOCK) < 0 ||
