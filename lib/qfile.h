@@ -136,6 +136,7 @@ int qf_ids_role(const str *ids, const char *role, uid_t *u, gid_t *g);
  * "<sec>.<usec in six digits>.<pid>", without a NUL; returns the end. At
  * most 20 + 1 + 6 + 1 + 10 bytes, under QF_QID_MAX. */
 char *qf_qid_fmt(char *dst, unsigned long long sec, uint32_t usec, uint32_t pid);
+_Static_assert(20 + 1 + 6 + 1 + 10 < QF_QID_MAX, "a qid and its NUL must fit QF_QID_MAX");
 /* Splits a qid that qf_qid_fmt spells byte for byte, with sec and pid
  * below 2^32, into v = { sec, usec, pid }: 1. Any other string: 0. */
 int qf_qid_split(const char *s, size_t n, uint32_t v[3]);

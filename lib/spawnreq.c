@@ -8,6 +8,14 @@
 #include "qfile.h"
 #include "spawnreq.h"
 
+/* spawnproto.h's sizes, which it states in prose: SPAWN_RCPTS recipients
+ * of QF_ADDR_MAX bytes each with an ORCPT of DSN_ORCPT_MAX, a generous
+ * 64 bytes of fields per recipient and 4 KB for the rest; and a reply of
+ * SPAWN_RCPTS items after the slot's digits. */
+_Static_assert(SPAWN_RCPTS * (QF_ADDR_MAX + DSN_ORCPT_MAX + 64) + 4096 <= SPAWN_PKT_MAX,
+               "the largest request must fit SPAWN_PKT_MAX");
+_Static_assert(24 + SPAWN_ITEMS_MAX <= SPAWN_PKT_MAX, "the largest reply must fit SPAWN_PKT_MAX");
+
 /* The next field of [*p, end), NUL-terminated; 0 if there is none. */
 static char *field(char **p, char *end, size_t *len)
 {
