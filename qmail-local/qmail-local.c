@@ -63,7 +63,9 @@ int main(int argc, char **argv)
   }
 
   c = dry ? deliver_plan(&d, &out) : deliver(&d, &out);
-  if (!dry) str_catc(&out, '\n');
-  fd_write_all(1, out.s, out.len, 0);
+  /* The exit code says the outcome as well: a line that cannot be
+   * completed or written leaves the caller that. */
+  if (!dry && str_catc(&out, '\n') < 0) return c;
+  (void)!fd_write_all(1, out.s, out.len, 0);
   return c;
 }

@@ -34,7 +34,7 @@ static const char *join(const char *first, ...)
   va_start(ap, first);
   for (p = first; p; p = va_arg(ap, const char *)) str_cats(&joined, p);
   va_end(ap);
-  str_0(&joined);
+  CHECK(str_0(&joined) == 0);
   return joined.s;
 }
 
