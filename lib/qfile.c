@@ -283,6 +283,9 @@ int qf_qid_ok(const char *s, size_t n)
 
 char *qf_qid_fmt(char *dst, unsigned long long sec, uint32_t usec, uint32_t pid)
 {
+  /* A caller's usec past 10^6 - 1 would spell seven digits, a qid that
+   * qf_qid_split refuses: it is held at the last microsecond. */
+  if (usec > 999999) usec = 999999;
   dst = fmt_u(dst, sec, 0);
   *dst++ = '.';
   dst = fmt_u(dst, usec, 6);
