@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "fdpass.h"
+#include "qfile.h"
 #include "log.h"
 #include "spawner.h"
 #include "spawnpool.h"
@@ -18,6 +19,9 @@
 struct slot {
   struct worker *w;         /* the worker serving the slot; 0: slot free */
   size_t nrcpt;
+  /* With sp->answered only: what the reply is about. */
+  char qid[QF_QID_MAX];
+  unsigned long long idx[SPAWN_RCPTS];
 };
 
 static const struct spawner *sp;
@@ -73,6 +77,7 @@ static void reply(unsigned long s)
   if (fd >= 0) close(fd);
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (r > 0 && spawnreq_items_ok(b, (size_t)r, k->nrcpt)) {
+    if (sp->answered) sp->answered(s, k->qid, k->idx, k->nrcpt, b, (size_t)r);
     spawnreq_reply(sp->prog, s, b, (size_t)r);
     pool_release(sp, k->w, eof);
   } else {
@@ -116,8 +121,15 @@ static const char *to_worker(int fd)
     w = pool_get(sp, &job, &why);
     if (!w) return why;
     if (pkt_send(w->sock, job.data.s, job.data.len, fd) == 0) {
-      slots[req.slot].w = w;
-      slots[req.slot].nrcpt = req.nrcpt;
+      struct slot *k = &slots[req.slot];
+      k->w = w;
+      k->nrcpt = req.nrcpt;
+      if (sp->answered) {
+        size_t i;
+        /* qf_qid_ok: shorter than QF_QID_MAX. */
+        memcpy(k->qid, req.qid, strlen(req.qid) + 1);
+        for (i = 0; i < req.nrcpt; i++) k->idx[i] = req.rcpt[i].i;
+      }
       busy++;
       return 0;
     }
@@ -138,6 +150,7 @@ static void request(size_t n, int fd)
     if (fd >= 0) close(fd);
     return;
   }
+  if (sp->asked) sp->asked(req.slot);
   if (rc == SPAWNREQ_OK && sp->check) why = sp->check(&req);
   if (!why) why = message_bad(fd, &req);
   if (why) {

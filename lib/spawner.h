@@ -53,6 +53,15 @@ struct spawner {
   /* The text answered ('Z') for a request whose worker died, or answered
    * anything but items, before its reply. */
   const char *crashed;
+  /* Optional, for a spawner that journals its results (qmail-rspawn): a
+   * worker's checked reply (items of n recipients, len bytes), with the
+   * request's qid and the recipients' indexes, just before it goes to
+   * qmail-send; it must be durable when this returns. */
+  void (*answered)(unsigned long slot, const char *qid, const unsigned long long *idx, size_t n,
+                   const char *items, size_t len);
+  /* Optional: a request came on slot, so qmail-send has read (and acted
+   * on) every earlier reply of that slot. */
+  void (*asked)(unsigned long slot);
 };
 
 /* Serves requests until EOF on fd 0, the last reply and the end of every

@@ -10,6 +10,10 @@
  * worker that dies before it answers costs its request a 'Z' ("local:")
  * and the next request gets a new worker.
  *
+ * Every delivery a worker reports done is journaled (rjournal.h) before
+ * its reply goes out, so that a qmail-send killed meanwhile does not
+ * repeat it.
+ *
  * A request that cannot be parsed is answered, if its slot is readable and
  * free, with a single 'Z' ("local: bad request"); otherwise it is logged
  * and dropped, since there is nobody to answer.
@@ -20,6 +24,7 @@
 #include "control.h"
 #include "log.h"
 #include "remote.h"
+#include "rjournal.h"
 #include "spawner.h"
 #include "spawnpool.h"
 
@@ -89,8 +94,10 @@ int main(void)
 {
   /* 4 idle workers per domain, each keeping its connection open. */
   static const struct spawner sp = { prog, SPAWN_RCPTS, 4, check, refuse, route, serve,
-                                     SPAWN_TAG_LOCAL ": delivery process crashed" };
+                                     SPAWN_TAG_LOCAL ": delivery process crashed",
+                                     rj_answered, rj_asked };
 
   if (prefix_chdir() < 0) log_fatal(prog, 111, "cannot chdir to the prefix");
+  rj_open(prog);
   return spawner_run(&sp);
 }

@@ -5,7 +5,7 @@
 REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/dns.c qmail-remote/routes.c \
                       qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c
 PROGS += qmail-rspawn qmail-remote
-qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c $(REMOTE_CLIENT_SRCS)
+qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c qmail-remote/rjournal.c $(REMOTE_CLIENT_SRCS)
 qmail-rspawn_LIBS := -lresolv
 qmail-remote_SRCS := qmail-remote/qmail-remote.c $(REMOTE_CLIENT_SRCS)
 qmail-remote_LIBS := -lresolv

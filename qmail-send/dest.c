@@ -178,6 +178,7 @@ uint32_t dest_get(const char *dom, size_t n)
 struct dest *dest_at(uint32_t i) { return dv + i; }
 struct plist *dest_plist(uint32_t i) { return &dv[i].park; }
 size_t dest_count(void) { return dlive; }
+size_t dest_slots(void) { return dn; }
 
 void dest_maybe_free(uint32_t i)
 {

@@ -6,10 +6,12 @@
  *   queue/mess          dir   queue uid, queue gid  2770
  *   queue/bounce        dir   send uid,  queue gid  0700
  *   queue/flushdest     dir   send uid,  queue gid  0700
+ *   queue/sched         dir   send uid,  queue gid  0700
  *   queue/lock          dir   queue uid, queue gid  0750
  *   queue/lock/trigger  fifo  send uid,  queue gid  0622
  *   queue/lock/sendmutex file send uid,  queue gid  0600
  *   queue/mess/<qid>    file  queue uid, queue gid  0660, valid (qf_read)
+ *   rjournal            dir   remote uid, queue gid 2750 (outside queue/)
  *
  * Missing directories, the fifo and the mutex file are created; owners and
  * modes are set. Messages that fail qf_read, names that are not qids (in
@@ -55,7 +57,7 @@
 
 static int dry;
 static unsigned long findings, errors;
-static uid_t u_q, u_s;
+static uid_t u_q, u_s, u_r;
 static gid_t g_q;
 
 static void report(const char *event, const char *path)
@@ -248,7 +250,7 @@ static void read_ids(void)
 {
   str ids = STR_INIT;
   struct stat st;
-  gid_t g_s;
+  gid_t g_s, g_r;
 
   if (lstat("control/ids", &st) < 0) log_fatal(PROG, 111, "cannot stat control/ids");
   if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
@@ -257,8 +259,9 @@ static void read_ids(void)
   }
   if (control_lines(&ids, "control/ids") <= 0) log_fatal(PROG, 111, "cannot read control/ids");
   errno = 0;
-  if (qf_ids_role(&ids, "queue", &u_q, &g_q) < 0 || qf_ids_role(&ids, "send", &u_s, &g_s) < 0)
-    log_fatal(PROG, 111, "control/ids has no valid queue= or send= line");
+  if (qf_ids_role(&ids, "queue", &u_q, &g_q) < 0 || qf_ids_role(&ids, "send", &u_s, &g_s) < 0 ||
+      qf_ids_role(&ids, "remote", &u_r, &g_r) < 0)
+    log_fatal(PROG, 111, "control/ids has no valid queue=, send= or remote= line");
   str_free(&ids);
 }
 
@@ -274,6 +277,8 @@ static void queue(int q)
   d = node(q, "bounce", "queue/bounce", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "flushdest", "queue/flushdest", S_IFDIR, u_s, g_q, 0700);
+  if (d >= 0) close(d);
+  d = node(q, "sched", "queue/sched", S_IFDIR, u_s, g_q, 0700);
   if (d >= 0) close(d);
   d = node(q, "lock", "queue/lock", S_IFDIR, u_q, g_q, 0750);
   if (d < 0) return;
@@ -296,6 +301,9 @@ int main(int argc, char **argv)
 
   q = node(AT_FDCWD, "queue", "queue", S_IFDIR, u_q, g_q, 0750);
   if (q >= 0) { queue(q); close(q); }
+  /* qmail-rspawn's journal, outside the queue (qmail-remote/rjournal.h). */
+  q = node(AT_FDCWD, "rjournal", "rjournal", S_IFDIR, u_r, g_q, 02750);
+  if (q >= 0) close(q);
 
   log_begin(PROG, "done");
   log_ku("findings", findings);

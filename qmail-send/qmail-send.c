@@ -31,11 +31,16 @@
  * fd FD, s6's notification-fd, once it holds the mutex, has opened the
  * trigger and has scanned the queue: the service is then ready.
  *
- * Crash safety comes from the queue file alone: a recipient's state byte
- * is written (in place, by qf_mark) after the spawner reports, and a
- * failure is fsynced to queue/bounce/<qid> before its byte says F. Nothing
- * in memory is needed to resume: a restart rereads mess/ and delivers the
- * recipients still P. */
+ * Crash safety comes from the queue file: a recipient's state byte is
+ * written (in place, by qf_mark) after the spawner reports, and a failure
+ * is fsynced to queue/bounce/<qid> before its byte says F. A restart
+ * rereads mess/ and delivers the recipients still P, after two things:
+ * qmail-rspawn's journal (journal.c) marks done the remote deliveries it
+ * finished whose result never reached us, and the schedule kept in
+ * queue/sched (keep.c) puts back each message's retry time and each
+ * destination's hold, so that a restart does not retry the whole queue at
+ * once. Neither is needed for correctness: without them, a restart repeats
+ * more and retries sooner. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -66,6 +71,9 @@
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
+#define KEEP_EVERY 5                 /* seconds between saves of a changed schedule, at least */
+#define STUCK_FIRST 2                /* seconds before a stuck removal is first retried */
+#define STUCK_MAX 600                /* and the longest wait between retries */
 #define LIFETIME_TEXT DSN_EXPIRED
 
 static const unsigned skip[CH_N] = { 10, 20 };
@@ -118,13 +126,36 @@ static unsigned long long stop_by;
 static str scratch, req, path;
 static char rbuf[SPAWN_PKT_MAX];
 
-static unsigned long long now(void) { return (unsigned long long)time(0); }
-
 static unsigned long long mono_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/* Two clocks. wall() is for people and for what others stamp: dates,
+ * qids, file times. now() is the scheduler's: CLOCK_MONOTONIC seconds plus
+ * an offset fixed at start, so that it reads as the wall clock did then
+ * and a step of the wall clock (by hand, or NTP's at boot) moves no timer,
+ * retry or lifetime. wall() - now() is the skew; clock_check logs changes. */
+static unsigned long long clock_base;
+static long long clock_skew;
+
+static unsigned long long wall(void) { return (unsigned long long)time(0); }
+static unsigned long long now(void) { return mono_ms() / 1000 + clock_base; }
+
+static void clock_init(void)
+{
+  unsigned long long m = mono_ms() / 1000, w = wall();
+  clock_base = w > m ? w - m : 0;
+}
+
+/* The arrival of message i on the scheduler's clock: now minus its qid's
+ * age on the wall clock (0 for a qid in the future). */
+static uint32_t born_now(uint32_t i)
+{
+  unsigned long long t = now(), w = wall(), b = mt_birth(&mt, i), age = w > b ? w - b : 0;
+  return t32(age < t ? t - age : 0);
 }
 
 static const char *mpath(const char *dir, const char *qid)
@@ -136,6 +167,40 @@ static const char *mpath(const char *dir, const char *qid)
 }
 
 static void oom(void) { log_fatal(P, 111, "out of memory"); }
+
+/* ---- the schedule kept across restarts (keep.c) */
+
+static int keep_dirty;               /* changed since the last save */
+static unsigned long long keep_next_ms, keep_last_ms, keep_cost_ms;
+
+/* Saves the schedule. A change that makes a retry later (a deferral, a
+ * hold) is saved lazily (keep_dirty: within KEEP_EVERY seconds), a change
+ * that makes one sooner (a recovery, a reset, SIGALRM) as soon as the
+ * spacing allows (keep_soon): so a file lagging behind means an earlier
+ * retry after a crash, never a later one, but for that short spacing.
+ * Saves are spaced by ten times the cost of the last one, so a huge queue
+ * spends at most a tenth of the time on them. */
+static void keep_now(void)
+{
+  static str buf;
+  unsigned long long t0 = mono_ms();
+  int r = keep_save(&buf, &mt, now(), wall());
+  keep_last_ms = mono_ms();
+  keep_cost_ms = keep_last_ms - t0;
+  keep_next_ms = keep_last_ms + (keep_cost_ms * 10 > KEEP_EVERY * 1000 ? keep_cost_ms * 10 : KEEP_EVERY * 1000);
+  str_free(&buf);                    /* a large queue's file is megabytes: not kept resident */
+  if (r < 0) {
+    log_begin(P, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
+    return;
+  }
+  keep_dirty = 0;
+}
+
+static void keep_soon(void)
+{
+  keep_dirty = 1;
+  keep_next_ms = keep_last_ms + 10 * keep_cost_ms;
+}
 
 /* ---- configuration */
 
@@ -290,14 +355,17 @@ static void job_release(uint32_t j)
 static void finish(uint32_t j);
 static void round_end(uint32_t j);
 
-static int expired(uint32_t i, unsigned long long t) { return t >= mt_birth(&mt, i) + lifetime; }
+/* A lifetime runs on the scheduler's clock from the message's arrival: a
+ * step of the wall clock never expires a message early nor keeps it. */
+static int expired(uint32_t i, unsigned long long t) { return t >= (unsigned long long)mt.m[i].born + lifetime; }
 
 /* Parks message i, whose job (if any) is released, on destination d: it
  * has only remote recipients, all waiting for d. */
 static void park(uint32_t i, uint32_t d)
 {
   mt.m[i].due[CH_LOCAL] = T_NEVER;
-  mt_park(&mt, i, dest_plist(d), d, mt_birth(&mt, i) + lifetime);
+  keep_dirty = 1;
+  mt_park(&mt, i, dest_plist(d), d, (unsigned long long)mt.m[i].born + lifetime);
 }
 
 /* The end of the group of recipients starting at pos (one destination). */
@@ -480,7 +548,7 @@ static void round_end(uint32_t j)
     if (b->run[ch]) {
       /* Attempted and still pending: a temporary failure. The last
        * attempt falls at the end of the lifetime, not after it. */
-      unsigned long long birth = mt_birth(&mt, i), d = retry_next(birth, t, skip[ch]), end = birth + lifetime;
+      unsigned long long birth = m->born, d = retry_next(birth, t, skip[ch]), end = birth + lifetime;
       if (end > t && d > end) d = end;
       if (d <= t) d = t + 1;
       m->due[ch] = t32(d);
@@ -490,6 +558,60 @@ static void round_end(uint32_t j)
   m->dest = pend[CH_REMOTE] ? remote_dest(b) : NIL;
   job_release(j);
   mt_wait(&mt, i, when);
+  keep_dirty = 1;
+}
+
+/* ---- finished messages whose file cannot be removed */
+
+static size_t nstuck;                /* messages in M_STUCK */
+static unsigned long long stuck_at, stuck_delay;   /* the next retry, and the wait before it */
+
+/* Message i (qid) is finished, its report sent, but mess/<qid> could not
+ * be removed (errno e: typically queue/mess lost its group write). It is
+ * kept as M_STUCK, saved as such soon so that a restart does not send
+ * its report again, and its removal is retried on its own (after 2 s,
+ * then doubling to 10 minutes) and on SIGALRM. */
+static void stuck(uint32_t i, const char *qid, int e)
+{
+  mt.m[i].state = M_STUCK;
+  if (!nstuck++) {
+    stuck_delay = STUCK_FIRST;
+    stuck_at = now() + stuck_delay;
+  }
+  log_begin(P, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
+  log_kv("msg", "finished, but its file in queue/mess cannot be removed; kept and retried (SIGALRM: now); check queue/mess with qmail-qfix");
+  log_end();
+  keep_soon();
+}
+
+/* Tries again to remove every stuck message, and logs what is left. */
+static void stuck_retry(void)
+{
+  size_t i, left = 0, gone = 0;
+  char q[QF_QID_MAX];
+  int e = 0;
+
+  for (i = 0; i < mt.n && left + gone < nstuck; i++) {
+    if (mt.m[i].state != M_STUCK) continue;
+    mt_qid(&mt, (uint32_t)i, q);
+    if (unlink(mpath("queue/mess/", q)) < 0 && errno != ENOENT) { e = errno; left++; continue; }
+    if (unlink(mpath("queue/bounce/", q)) < 0 && errno != ENOENT) {
+      log_begin(P, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
+      log_kv("error", strerror(errno)); log_end();
+    }
+    log_begin(P, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
+    mt_del(&mt, (uint32_t)i);
+    gone++;
+  }
+  nstuck = left;
+  if (gone) keep_dirty = 1;
+  if (!left) return;
+  stuck_delay = stuck_delay * 2 > STUCK_MAX ? STUCK_MAX : stuck_delay * 2;
+  stuck_at = now() + stuck_delay;
+  log_begin(P, "stuck"); log_ku("messages", left); log_kv("error", strerror(e));
+  log_ku("retry", stuck_delay);
+  log_kv("msg", "finished messages whose files in queue/mess cannot be removed; check queue/mess with qmail-qfix");
+  log_end();
 }
 
 static void finish(uint32_t j)
@@ -500,7 +622,7 @@ static void finish(uint32_t j)
   size_t k, nf = 0, owed = dsn_owed(&b->env);
 
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
-  if (owed && dsn_send(&dcfg, qid, b->wfd, &b->env, now()) < 0) {
+  if (owed && dsn_send(&dcfg, qid, b->wfd, &b->env, wall()) < 0) {
     log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", qspace_why(errno, QSPACE_DIR)); log_end();
     job_release(j);
@@ -511,12 +633,10 @@ static void finish(uint32_t j)
    * message, which the cleanup removes; the other order could report a
    * failure with its text lost. */
   if (unlink(mpath("queue/mess/", qid)) < 0 && errno != ENOENT) {
-    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink");
-    log_kv("error", strerror(errno)); log_end();
-    /* Kept in the index but never scheduled: retrying would repeat the
-     * report. A restart tries again. */
+    /* Kept in the index but never scheduled: a new round would repeat
+     * the report. */
+    stuck(i, qid, errno);
     job_release(j);
-    mt.m[i].state = M_STUCK;
     return;
   }
   /* Failures, notices owed, or delay notices (of any past setting of
@@ -801,10 +921,12 @@ static void dest_outcome(uint32_t d, uint32_t gen, int o)
   if (o == OUT_FAIL && gen == x->gen) {
     int r = dest_fail(x, now(), &bo);
     dest_sethold(d);
+    keep_dirty = 1;
     dest_log(d, r == DEST_DEAD ? "dead" : "held");
   } else if (o == OUT_ALIVE && dest_ok(x)) {
     dest_unhold(d);
     dest_log(d, "recovered");
+    keep_soon();
   }
   release(d);
   dest_maybe_free(d);
@@ -873,6 +995,14 @@ static void replies(int ch)
 
 /* ---- the queue directory */
 
+/* A message just found in mess/, due now. */
+static void msg_add(const char *qid, size_t n)
+{
+  uint32_t i = mt_add(&mt, qid, n);
+  if (i == NIL) oom();
+  mt.m[i].born = born_now(i);
+}
+
 static unsigned long long scan_cost_ms, scan_next_ms;
 
 /* Picks up messages not yet known. The cost of a scan grows with the
@@ -899,7 +1029,7 @@ static void scan(void)
       continue;
     }
     if (mt_find(&mt, d->d_name, n) != NIL) continue;
-    if (mt_add(&mt, d->d_name, n) == NIL) oom();
+    msg_add(d->d_name, n);
     added++;
   }
   closedir(dir);
@@ -934,7 +1064,7 @@ static int trigger(int fd)
       if (b[k] != '\n') continue;
       if (qf_qid_ok(b + start, k - start)) {
         if (mt_find(&mt, b + start, k - start) == NIL) {
-          if (mt_add(&mt, b + start, k - start) == NIL) oom();
+          msg_add(b + start, k - start);
           added++;
         }
       } else {
@@ -956,7 +1086,7 @@ static int trigger(int fd)
  * bounce/ files whose message is gone (a crash between two unlinks). */
 static void cleanup(void)
 {
-  unsigned long long t = now();
+  unsigned long long t = wall();
   struct dirent *d;
   struct stat st;
   DIR *dir = opendir("queue/tmp");
@@ -1006,6 +1136,7 @@ static void dest_flush(uint32_t d)
   dest_line(d, "reset");
   log_ku("waiting", n);
   log_end();
+  keep_soon();
 }
 
 /* Reads the requests in queue/flushdest: one empty file per domain, made
@@ -1041,6 +1172,25 @@ static void flushdest(void)
     }
   }
   closedir(dir);
+}
+
+/* ---- the wall clock */
+
+#define CLOCK_STEP 5                 /* seconds of change in the skew logged as a step */
+
+/* Logs a step of the wall clock against the scheduler's: it changes
+ * nothing scheduled, but dates shown and qids made from now on move by
+ * it, and an operator should know. */
+static void clock_check(void)
+{
+  long long k = (long long)wall() - (long long)now(), d = k - clock_skew;
+  if (d > -CLOCK_STEP && d < CLOCK_STEP) return;
+  log_begin(P, "clock");
+  log_kv("step", d < 0 ? "backward" : "forward");
+  log_ku("seconds", (unsigned long long)(d < 0 ? -d : d));
+  log_kv("msg", "the wall clock stepped; retries and lifetimes run on the monotonic clock and are unchanged");
+  log_end();
+  clock_skew = k;
 }
 
 /* ---- signals */
@@ -1089,6 +1239,8 @@ static void signals(void)
         dest_clear_all();
         alarm_all();
         flushdest();
+        if (nstuck) { stuck_delay = STUCK_FIRST / 2; stuck_retry(); }
+        keep_soon();
       } else if (c[k] == SIGUSR1) flushdest();
     }
 }
@@ -1150,6 +1302,7 @@ int main(int argc, char **argv)
   size_t k;
 
   args(argc, argv);
+  clock_init();
   if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
   mt.plist = dest_plist;
   setup_fds();
@@ -1169,6 +1322,17 @@ int main(int argc, char **argv)
   log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
+  journal_replay(&rw, STOP_WAIT);
+  {
+    long got = keep_load(&mt, now(), wall());
+    if (got < 0) {
+      log_begin(P, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
+      log_kv("msg", "ignored: every message is due now"); log_end();
+    } else if (got) { log_begin(P, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
+    for (k = 0; k < mt.n; k++) nstuck += mt.m[k].state == M_STUCK;
+    stuck_at = now();
+    stuck_delay = STUCK_FIRST / 2;
+  }
   scan();
   ready_notify(P, ready_fd);
   flushdest();
@@ -1180,10 +1344,12 @@ int main(int argc, char **argv)
     int timeout, r;
 
     if (got_sig) { got_sig = 0; signals(); }
+    clock_check();
     t = now();
     if (!stopping) {
       if (t >= next_clean) { cleanup(); next_clean = t + CLEAN_EVERY; }
       if (t >= next_flush) { flushdest(); next_flush = t + SCAN_EVERY; }
+      if (nstuck && t >= stuck_at) stuck_retry();
       if (t >= next_scan) scan_pending = 1;
       if (scan_pending && mono_ms() >= scan_next_ms) {
         scan_pending = 0;
@@ -1202,7 +1368,9 @@ int main(int argc, char **argv)
     wake = mt_due(&mt, t, 0);
     if (dest_next() < wake) wake = dest_next();
     dispatch();
+    if (keep_dirty && mono_ms() >= keep_next_ms) keep_now();
     if (stopping && (!(inuse[0] + inuse[1]) || t >= stop_by)) {
+      if (keep_dirty) keep_now();
       log_begin(P, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
       return 0;
     }
@@ -1212,10 +1380,15 @@ int main(int argc, char **argv)
       if (next_clean < wake) wake = next_clean;
       if (next_scan < wake) wake = next_scan;
       if (next_flush < wake) wake = next_flush;
+      if (nstuck && stuck_at < wake) wake = stuck_at;
     }
     ms = wake <= t ? 0 : (wake - t) * 1000;
     if (scan_pending && !stopping) {
       unsigned long long m0 = mono_ms(), d = scan_next_ms > m0 ? scan_next_ms - m0 : 0;
+      if (d < ms) ms = d;
+    }
+    if (keep_dirty) {
+      unsigned long long m0 = mono_ms(), d = keep_next_ms > m0 ? keep_next_ms - m0 : 0;
       if (d < ms) ms = d;
     }
     /* Ready work that could not start waits for a result, not a timer. */

@@ -32,7 +32,7 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
   return birth > ~0ULL - r ? ~0ULL : birth + r;
 }
 
-_Static_assert(sizeof(struct msg) == 48, "struct msg is the queue's memory: keep it small");
+_Static_assert(sizeof(struct msg) == 52, "struct msg is the queue's memory: keep it small");
 
 /* A qid being looked up or added: split, or odd with its text. */
 struct key { uint32_t q[3]; const char *s; size_t n; };
@@ -185,7 +185,8 @@ static int odd_put(struct mtab *t, uint32_t i, const struct key *k)
   return 0;
 }
 
-uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
+/* Adds qid in no list; its index or NIL. */
+static uint32_t add(struct mtab *t, const char *qid, size_t n)
 {
   struct key k;
   uint32_t i;
@@ -201,10 +202,29 @@ uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
   memset(m, 0, sizeof *m);
   memcpy(m->q, k.q, sizeof m->q);
   m->heap = m->next = m->dest = m->pprev = m->pnext = NIL;
-  m->state = M_READY;
   hput(t, t->hash, t->hcap, i);
   t->live++;
-  mt_ready_push(t, i);
+  return i;
+}
+
+uint32_t mt_add(struct mtab *t, const char *qid, size_t n)
+{
+  uint32_t i = add(t, qid, n);
+  if (i != NIL) mt_ready_push(t, i);
+  return i;
+}
+
+uint32_t mt_add_stuck(struct mtab *t, const char *qid, size_t n)
+{
+  uint32_t i = add(t, qid, n);
+  if (i != NIL) t->m[i].state = M_STUCK;
+  return i;
+}
+
+uint32_t mt_add_wait(struct mtab *t, const char *qid, size_t n, unsigned long long when)
+{
+  uint32_t i = add(t, qid, n);
+  if (i != NIL) mt_wait(t, i, when);
   return i;
 }
 

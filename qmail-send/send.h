@@ -45,12 +45,15 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
 
 #define NIL UINT32_MAX
 
-/* Times in struct msg are seconds since the epoch in 32 bits, which last
- * until 2106; a later time saturates to T_NEVER, which also means "none". */
+/* Times in struct msg and struct dest are seconds on the scheduler's clock
+ * (qmail-send.c: the monotonic clock, offset to read as the wall clock did
+ * at start), so that a step of the wall clock moves no timer. In struct
+ * msg they take 32 bits, which last until 2106; a later time saturates to
+ * T_NEVER, which also means "none". */
 #define T_NEVER UINT32_MAX
 static inline uint32_t t32(unsigned long long t) { return t >= T_NEVER ? T_NEVER : (uint32_t)t; }
 
-/* Per-message state, small and fixed-size (48 bytes) so that 100,000
+/* Per-message state, small and fixed-size (52 bytes) so that 100,000
  * queued messages cost a few MB: the envelope is read only while a
  * message is being delivered (struct job in qmail-send.c), and the qid is
  * kept as its three numbers (qf_qid_split). A qid that does not split, made
@@ -65,6 +68,9 @@ struct msg {
   uint32_t dest;                     /* M_HELD: the destination it is parked on;
                                         otherwise a hint (see DEST_MANY) */
   uint32_t pprev, pnext;             /* M_HELD: links in that destination's list */
+  uint32_t born;                     /* its arrival on the scheduler's clock: the
+                                        qid's age when first seen, then counted on
+                                        that clock; retries and lifetime run from it */
   uint8_t tries[CH_N];               /* attempts since qmail-send started, up to
                                         255: the schedule makes about 80 a week */
   uint8_t state;                     /* M_* */
@@ -72,8 +78,9 @@ struct msg {
 };
 
 /* M_READY: in the ready list; M_WAIT: in the heap; M_OPEN: has a job;
- * M_STUCK: finished but its file could not be removed, known only so that
- * a scan does not take it up again; M_HELD: parked on a destination's list
+ * M_STUCK: finished but its file could not be removed, in no list: known
+ * so that a scan does not take it up again (which would repeat its
+ * report), its removal retried on its own (qmail-send.c); M_HELD: parked on a destination's list
  * (waiting for its hold to end or for room under its concurrency limit)
  * and also in the heap, keyed by the end of its lifetime, so that it gets
  * its last attempt however long the destination stays down. */
@@ -108,8 +115,12 @@ const char *mt_qid(const struct mtab *t, uint32_t i, char buf[QF_QID_MAX]);
 /* Message i's birth (the seconds of its qid). */
 unsigned long long mt_birth(const struct mtab *t, uint32_t i);
 /* Adds a new message in state M_READY at the ready list's tail; its index
- * or NIL (ENOMEM). */
+ * or NIL (ENOMEM). born is 0: the caller sets it. */
 uint32_t mt_add(struct mtab *t, const char *qid, size_t n);
+/* The same, in state M_WAIT in the heap at key when. */
+uint32_t mt_add_wait(struct mtab *t, const char *qid, size_t n, unsigned long long when);
+/* The same, in state M_STUCK, in no list. */
+uint32_t mt_add_stuck(struct mtab *t, const char *qid, size_t n);
 void mt_del(struct mtab *t, uint32_t i);
 void mt_ready_push(struct mtab *t, uint32_t i);
 uint32_t mt_ready_pop(struct mtab *t);
@@ -193,6 +204,9 @@ int dest_name_ok(const char *s, size_t n);
 struct dest *dest_at(uint32_t i);
 struct plist *dest_plist(uint32_t i);
 size_t dest_count(void);
+/* Slots of the table, free ones included: dest_at(i) for i below is valid,
+ * a free one has name 0. */
+size_t dest_slots(void);
 /* Frees i if nothing refers to it and it remembers no failure. */
 void dest_maybe_free(uint32_t i);
 void dest_sethold(uint32_t i);       /* (re)places i in the heap at its hold */
@@ -208,6 +222,32 @@ void dest_clear_all(void);
  * dest_expired returns it and its parked messages are released as after
  * any hold (qmail-qdest). Its failure count stays, as with SIGALRM. */
 void dest_reset(uint32_t i, unsigned long long now);
+
+/* ---- keep.c: the schedule kept across restarts, queue/sched/schedule. */
+
+/* Writes every queued message's age, due times and attempt counts and
+ * every destination's failures and hold (times relative to now, on the
+ * scheduler's clock; wall, the wall clock, dates the file), atomically,
+ * through the buffer s. 0 or -1. */
+int keep_save(str *s, const struct mtab *t, unsigned long long now, unsigned long long wall);
+/* Reads it at start, before the first scan of mess/: each message still
+ * in mess/ is added to t (in the heap when not yet due) with its age and
+ * due times shortened by the wall time elapsed since the write; each
+ * destination gets its failures and what is left of its hold. Returns the
+ * messages added, 0 without a file, -1 (errno) for a file that is
+ * unreadable or not whole (nothing then is taken from it, but what was
+ * added before an ENOMEM stays). */
+long keep_load(struct mtab *t, unsigned long long now, unsigned long long wall);
+
+/* ---- journal.c: qmail-rspawn's journal (qmail-remote/rjournal.h). */
+
+/* At start, before anything is handed out: marks done every pending
+ * recipient that a journal file of an earlier qmail-rspawn says was
+ * delivered and that r classifies as remote, fsyncing each file it
+ * changes. A file still locked by a
+ * spawner finishing its deliveries is waited for up to wait seconds, then
+ * read as it is (logged). The files are not ours to remove. */
+void journal_replay(const struct rw *r, unsigned wait);
 
 /* ---- dsn.c: failure records and bounces. */
 
