@@ -27,13 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "atomic.h"
 #include "buf.h"
 #include "log.h"
-#include "qspace.h"
+#include "qq.h"
 #include "send.h"
 
 #define DSN_HEAD_MAX (64u * 1024)
@@ -509,56 +508,34 @@ static int slurp_bounce(const char *qid, str *out)
   return r;
 }
 
-/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1;
- * utf8: with the SMTPUTF8 option (qmail-queue's SMTPUTF8 variable). */
+/* Runs qmail-queue (lib/qq.h) with the message and one recipient; utf8:
+ * with the SMTPUTF8 option. -1 with errno EINVAL when qmail-queue refuses
+ * an address for good (12: not one RFC 5321 path), ENOSPC when it failed
+ * to write (53) or create (64) and the queue's file system is short now
+ * (its own log line says which), EIO for any other refusal. */
 static int inject(const char *msg, size_t n, const char *sender, const char *rcpt, int utf8)
 {
-  int mp[2], ep[2], st, ok, broken;
+  int ok, broken, code;
   str env = STR_INIT;
-  pid_t pid;
+  struct qq q;
 
   if (str_catc(&env, 'F') < 0 || str_cats(&env, sender) < 0 || str_catc(&env, 0) < 0 ||
       str_catc(&env, 'T') < 0 || str_cats(&env, rcpt) < 0 || str_catc(&env, 0) < 0 ||
-      str_catc(&env, 0) < 0) { str_free(&env); return -1; }
-  if (pipe2(mp, O_CLOEXEC) < 0) { str_free(&env); return -1; }
-  if (pipe2(ep, O_CLOEXEC) < 0) { close(mp[0]); close(mp[1]); str_free(&env); return -1; }
-  pid = fork();
-  if (pid == 0) {
-    static const int sigs[] = { SIGPIPE, SIGTERM, SIGHUP, SIGALRM, SIGCHLD };
-    sigset_t none;
-    size_t k;
-    for (k = 0; k < sizeof sigs / sizeof *sigs; k++) signal(sigs[k], SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, 0);
-    if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0) _exit(111);
-    if (utf8 ? setenv("SMTPUTF8", "1", 1) < 0 : unsetenv("SMTPUTF8") < 0) _exit(111);
-    execl("bin/qmail-queue", "qmail-queue", (char *)0);
-    _exit(111);
-  }
-  close(mp[0]);
-  close(ep[0]);
+      str_catc(&env, 0) < 0 || qq_open(&q, utf8 ? QQ_UTF8 : 0) < 0) { str_free(&env); return -1; }
   /* EPIPE: qmail-queue stopped reading because it failed; its exit code
    * says why. Anything else (a timeout): it hangs, and is killed. */
-  ok = pid > 0 && fd_write_all(mp[1], msg, n, INJECT_TIMEOUT) == 0;
+  ok = fd_write_all(q.msg, msg, n, INJECT_TIMEOUT) == 0;
   broken = !ok && errno == EPIPE;
-  close(mp[1]);
-  ok = ok && fd_write_all(ep[1], env.s, env.len, INJECT_TIMEOUT) == 0;
+  close(q.msg);
+  q.msg = -1;
+  ok = ok && fd_write_all(q.env, env.s, env.len, INJECT_TIMEOUT) == 0;
   broken = broken || (!ok && errno == EPIPE);
-  close(ep[1]);
   str_free(&env);
-  if (pid < 0) return -1;
-  if (!ok && !broken) kill(pid, SIGKILL);
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  if (!ok && !broken) return -1;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || broken) {
-    /* qmail-queue's write (53) and create (64) failures: ENOSPC when the
-     * queue's file system is short now (its own log line says which). */
-    struct qspace q;
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
-    errno = (code == 53 || code == 64) && qspace_check(QSPACE_DIR, n, 0, &q) > 0 ? ENOSPC : EIO;
-    /* 12: an address qmail-queue refuses for good (not one RFC 5321 path). */
-    if (code == 12) errno = EINVAL;
+  if (!ok && !broken) kill(q.pid, SIGKILL);
+  code = qq_wait(&q);
+  if (code < 0 || (!ok && !broken)) return -1;
+  if (code != 0 || broken) {
+    errno = code == 12 ? EINVAL : qq_short(code, n) ? ENOSPC : EIO;
     return -1;
   }
   return 0;
