@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "spawnpool.h"
 
 /* An entry is free when its socket is closed (sock 0: fd 0 is always the
@@ -13,14 +14,6 @@
 static struct worker pool[POOL_SIZE];
 static size_t top;          /* entries [0, top) have been used */
 static size_t nidle, alive;
-
-static long long now_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int idle(const struct worker *w) { return w->sock > 0 && w->pid > 0 && !w->busy; }
 
@@ -143,7 +136,7 @@ void pool_release(const struct spawner *sp, struct worker *w, int closing)
     return;
   }
   w->busy = 0;
-  w->idle_since = now_ms();
+  w->idle_since = (long long)mono_ms();
   nidle++;
 }
 
@@ -165,7 +158,7 @@ int pool_expire(int closing)
   size_t i;
 
   if (!nidle) return -1;
-  now = now_ms();
+  now = (long long)mono_ms();
   for (i = 0; i < top; i++) {
     if (!idle(&pool[i])) continue;
     left = pool[i].idle_since + POOL_IDLE_MS - now;

@@ -61,6 +61,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
@@ -102,13 +103,6 @@ static int lfd = -1;
 static unsigned long long accept_after;   /* monotonic ms: out of descriptors */
 static pid_t mypid;
 static volatile sig_atomic_t got_term;
-
-static unsigned long long now_ms(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (unsigned long long)t.tv_sec * 1000 + (unsigned long long)t.tv_nsec / 1000000;
-}
 
 static void on_term(int sig)
 {
@@ -200,7 +194,7 @@ static void start(struct client *c)
               (unsigned long long)c->cred.pid, (long long)t.tv_sec);
   answer(c, "K", 1);
   c->phase = C_MESSAGE;
-  c->deadline = now_ms() + DEATH * 1000ULL;
+  c->deadline = mono_ms() + DEATH * 1000ULL;
 }
 
 /* Reads the two datagrams: {'Q', flags} and {'E'}, each with a pipe. */
@@ -337,13 +331,13 @@ static void accept_all(void)
     c->mfd = c->efd = -1;
     c->w.fd = -1;
     c->w.made = 0;
-    c->deadline = now_ms() + QD_HELLO * 1000ULL;
+    c->deadline = mono_ms() + QD_HELLO * 1000ULL;
     nclients++;
   }
   /* The listener stays readable: wait a second rather than spin. */
   if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
     log_begin(P, "error"); log_kv("op", "accept"); log_kv("error", strerror(errno)); log_end();
-    accept_after = now_ms() + 1000;
+    accept_after = mono_ms() + 1000;
   }
 }
 
@@ -470,7 +464,7 @@ int main(int argc, char **argv)
   setup();
   sigemptyset(&none);
   for (;;) {
-    n = gather(now_ms(), stop_by, &timeout);
+    n = gather(mono_ms(), stop_by, &timeout);
     ts.tv_sec = timeout / 1000;
     ts.tv_nsec = (long)(timeout % 1000) * 1000000;
     if (ppoll(pf, n, timeout < 0 ? 0 : &ts, &none) < 0) {
@@ -480,7 +474,7 @@ int main(int argc, char **argv)
     if (got_term && lfd >= 0) {
       close(lfd);
       lfd = -1;
-      stop_by = now_ms() + QD_GRACE * 1000ULL;
+      stop_by = mono_ms() + QD_GRACE * 1000ULL;
       log_begin(P, "stopping"); log_ku("inflight", nclients); log_end();
     }
     for (k = 0; k < n; k++) {
@@ -492,7 +486,7 @@ int main(int argc, char **argv)
       else if (pf[k].fd == c->mfd || pf[k].fd == c->efd) pump(c);
     }
     commit();
-    now = now_ms();
+    now = mono_ms();
     expire(now);
     if (lfd < 0 && (!nclients || now >= stop_by)) break;
   }

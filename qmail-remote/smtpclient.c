@@ -54,6 +54,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "base64.h"
 #include "buf.h"
 #include "log.h"
@@ -112,7 +113,6 @@ struct smtp {
   int tlsfail;               /* from STARTTLS to the EHLO over TLS, not done */
 };
 
-static long long now_ms(void);
 
 /* Waits until s->in holds a whole line (or EOF or an error is next),
  * each read bounded by what is left before deadline. 0, or -1 with errno
@@ -126,7 +126,7 @@ static int line_by(struct smtp *s, long long deadline)
     size_t have = s->in.end - s->in.pos;
     if (have && memchr(s->in.x + s->in.pos, '\n', have)) return 0;
     if (have == s->in.cap) { errno = ENOBUFS; return -1; }
-    left = deadline - now_ms();
+    left = deadline - (long long)mono_ms();
     if (left <= 0) { errno = ETIMEDOUT; return -1; }
     s->in.timeout = left / 1000 + 1 < s->timeout ? (int)(left / 1000 + 1) : s->timeout;
     switch (buf_fill(&s->in)) {
@@ -143,7 +143,7 @@ static int get_reply_within(struct smtp *s, long long ms)
 {
   int n, code = -1;
   size_t i, len;
-  long long deadline = now_ms() + ms;
+  long long deadline = (long long)mono_ms() + ms;
 
   s->reply.len = 0;
   for (n = 0; n < REPLY_LINES; n++) {
@@ -192,7 +192,7 @@ static int write_by(struct smtp *s, const char *p, size_t n, long long deadline)
   ssize_t r;
 
   while (n) {
-    left = deadline - now_ms();
+    left = deadline - (long long)mono_ms();
     if (left <= 0) { errno = ETIMEDOUT; return -1; }
     if (left > (long long)s->timeout * 1000) left = (long long)s->timeout * 1000;
     tv.tv_sec = (time_t)(left / 1000);
@@ -222,7 +222,7 @@ static int send_by(struct smtp *s, long long deadline)
 
 static int send_cmd(struct smtp *s)
 {
-  return send_by(s, now_ms() + s->reply_ms);
+  return send_by(s, (long long)mono_ms() + s->reply_ms);
 }
 
 /* "<ip> said: <reply>", or "<ip>: <error>" after an I/O failure. */
@@ -494,7 +494,7 @@ static int body(struct smtp *s, const struct rjob *j, unsigned long long wire, c
   unsigned long long done = 0;
   int sol = 1, cr = 0;
   /* The whole message within timeoutreply plus its size at datarate. */
-  long long deadline = now_ms() + s->reply_ms + (long long)(wire / s->datarate * 1000 + wire % s->datarate * 1000 / s->datarate);
+  long long deadline = (long long)mono_ms() + s->reply_ms + (long long)(wire / s->datarate * 1000 + wire % s->datarate * 1000 / s->datarate);
   const char *p = chunk;
   size_t n;
 
@@ -859,14 +859,6 @@ static char chunk[CHUNK];
 static struct smtp conn;    /* the session; kept between deliveries when kept is 1 */
 static int kept;
 
-static long long now_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
 {
   size_t n = strnlen(ip, sizeof s->ip - 1);
@@ -881,7 +873,7 @@ static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
   s->datarate = c->datarate;
   buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
   s->in.timeout = s->timeout;
-  s->born = now_ms();
+  s->born = (long long)mono_ms();
 }
 
 /* Closes the connection and frees (wiping) what the session held. */
@@ -902,10 +894,10 @@ static void end(struct smtp *s)
 static void keep_or_quit(struct smtp *s, const struct sessopts *o)
 {
   s->uses++;
-  if (o->key && s->state != STATE_DEAD && s->uses < KEEP_USES && now_ms() - s->born < KEEP_AGE_MS &&
+  if (o->key && s->state != STATE_DEAD && s->uses < KEEP_USES && (long long)mono_ms() - s->born < KEEP_AGE_MS &&
       (s->key.len || str_catb(&s->key, o->key, o->keylen) == 0)) {
     s->c = 0;
-    s->idle_since = now_ms();
+    s->idle_since = (long long)mono_ms();
     kept = 1;
     return;
   }
@@ -1013,6 +1005,6 @@ int smtp_kept(int *fd)
   *fd = -1;
   if (!kept) return -1;
   *fd = conn.rfd;
-  left = conn.idle_since + SMTP_KEEP_IDLE_MS - now_ms();
+  left = conn.idle_since + SMTP_KEEP_IDLE_MS - (long long)mono_ms();
   return left < 0 ? 0 : left > SMTP_KEEP_IDLE_MS ? SMTP_KEEP_IDLE_MS : (int)left;
 }

@@ -53,6 +53,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "atomic.h"
 #include "control.h"
 #include "fdpass.h"
@@ -125,13 +126,6 @@ static int stopping;
 static unsigned long long stop_by;
 static str scratch, req, path;
 static char rbuf[SPAWN_PKT_MAX];
-
-static unsigned long long mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
 
 /* Two clocks. wall() is for people and for what others stamp: dates,
  * qids, file times. now() is the scheduler's: CLOCK_MONOTONIC seconds plus
