@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "buf.h"
+#include "str.h"
 
 void buf_init(buf *b, int fd, char *array, size_t size)
 {
@@ -145,10 +146,8 @@ int buf_puts(buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
 
 int buf_putu(buf *b, unsigned long long u)
 {
-  char tmp[24];
-  size_t i = sizeof tmp;
-  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
-  return buf_put(b, tmp + i, sizeof tmp - i);
+  char tmp[20];
+  return buf_put(b, tmp, (size_t)(fmt_u(tmp, u, 0) - tmp));
 }
 
 int fd_nonblock(int fd)

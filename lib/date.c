@@ -8,9 +8,7 @@
 
 static char *two(char *p, long long v)
 {
-  p[0] = (char)('0' + v / 10);
-  p[1] = (char)('0' + v % 10);
-  return p + 2;
+  return fmt_u(p, (unsigned long long)v % 100, 2);
 }
 
 size_t date822(char out[DATE822_MAX], long long t)

@@ -534,7 +534,8 @@ static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 
 static void cat2(str *s, unsigned v)
 {
-  char d[2] = { (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
+  char d[2];
+  fmt_u(d, v % 100, 2);
   cat(s, d, 2);
 }
 
@@ -591,10 +592,7 @@ static void add_fields(void)
   }
   if (!has_msgid) {
     char us[7];
-    unsigned long u = (unsigned long)tv.tv_usec;
-    int i;
-    for (i = 5; i >= 0; i--) { us[i] = (char)('0' + u % 10); u /= 10; }
-    us[6] = 0;
+    *fmt_u(us, (unsigned long long)tv.tv_usec % 1000000, 6) = 0;
     cats(&hdr, "Message-ID: <");
     catu(&hdr, (unsigned long long)tv.tv_sec);
     cats(&hdr, ".");

@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include "atomic.h"
 #include "buf.h"
+#include "date.h"
 #include "log.h"
 #include "qq.h"
 #include "send.h"
@@ -221,27 +222,10 @@ static int ascii(const char *s, size_t n)
   return 1;
 }
 
-static int cat2(str *s, unsigned v)
-{
-  char d[2] = { (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
-  return str_catb(s, d, 2);
-}
-
 static int catdate(str *s, unsigned long long t)
 {
-  static const char wd[] = "SunMonTueWedThuFriSat";
-  static const char mo[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  time_t tt = (time_t)t;
-  struct tm tm;
-
-  if (!gmtime_r(&tt, &tm)) return str_cats(s, "Thu, 1 Jan 1970 00:00:00 +0000");
-  return str_catb(s, wd + 3 * tm.tm_wday, 3) < 0 || str_cats(s, ", ") < 0 ||
-         str_catu(s, (unsigned)tm.tm_mday) < 0 || str_catc(s, ' ') < 0 ||
-         str_catb(s, mo + 3 * tm.tm_mon, 3) < 0 || str_catc(s, ' ') < 0 ||
-         str_catu(s, (unsigned long long)tm.tm_year + 1900) < 0 || str_catc(s, ' ') < 0 ||
-         cat2(s, (unsigned)tm.tm_hour) < 0 || str_catc(s, ':') < 0 ||
-         cat2(s, (unsigned)tm.tm_min) < 0 || str_catc(s, ':') < 0 ||
-         cat2(s, (unsigned)tm.tm_sec) < 0 || str_cats(s, " +0000") < 0 ? -1 : 0;
+  char d[DATE822_MAX];
+  return str_catb(s, d, date822(d, (long long)t));
 }
 
 /* Appends t, folded at spaces so that no line passes FOLD columns where a
