@@ -14,22 +14,8 @@ int prefix_chdir(void) { return chdir(auto_prefix); }
 
 static int slurp(str *out, const char *path)
 {
-  char tmp[4096];
-  int fd;
-  ssize_t r;
-
-  out->len = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -1;
-  for (;;) {
-    r = read(fd, tmp, sizeof tmp);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    if (out->len + (size_t)r > CONTROL_MAX) { errno = EFBIG; r = -1; break; }
-    if (str_catb(out, tmp, (size_t)r) < 0) { r = -1; break; }
-  }
-  close(fd);
-  return r < 0 ? -1 : 1;
+  if (file_read(path, out, CONTROL_MAX) < 0) return errno == ENOENT ? 0 : -1;
+  return 1;
 }
 
 static size_t trim(const char *s, size_t n)

@@ -422,18 +422,6 @@ out:
   return r;
 }
 
-static int pread_all(int fd, char *p, size_t n, off_t off)
-{
-  while (n) {
-    ssize_t r = pread(fd, p, n, off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) { if (!r) errno = EIO; return -1; }
-    p += r;
-    n -= (size_t)r;
-    off += r;
-  }
-  return 0;
-}
 
 /* Cuts n to the last line end at or before max (0 if none). */
 static size_t cut(const char *s, size_t n, size_t max)
@@ -472,24 +460,14 @@ static int read_orig(int fd, const qf_env *e, unsigned long long maxbytes, str *
 static int slurp_bounce(const char *qid, str *out)
 {
   str p = STR_INIT;
-  char tmp[8192];
-  int fd, r = 0;
+  int r;
 
   out->len = 0;
   if (bounce_path(&p, qid) < 0) return -1;
-  fd = open(p.s, O_RDONLY | O_CLOEXEC);
+  r = file_read(p.s, out, BOUNCE_FILE_MAX);
   str_free(&p);
-  if (fd < 0) return errno == ENOENT ? 0 : -1;
-  for (;;) {
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { r = -1; break; }
-    if (!n) break;
-    if (out->len + (size_t)n > BOUNCE_FILE_MAX) break;   /* the rest: default texts */
-    if (str_catb(out, tmp, (size_t)n) < 0) { r = -1; break; }
-  }
-  close(fd);
-  return r;
+  /* None: no records. Over the limit: the rest get default texts. */
+  return r < 0 && errno != ENOENT && errno != EFBIG ? -1 : 0;
 }
 
 /* Runs qmail-queue (lib/qq.h) with the message and one recipient; utf8:
