@@ -58,12 +58,6 @@ static int open_creds(int dir, const char *name, mode_t forbid, const char *what
   return owned(fd, S_IFREG, forbid, what, err) < 0 ? -1 : fd;
 }
 
-static void wipe(str *s)
-{
-  if (s->s) explicit_bzero(s->s, s->cap);
-  str_free(s);
-}
-
 /* The DER of the PEM object being decoded. */
 struct der {
   unsigned char buf[TLS_CERT_MAX];
@@ -186,9 +180,9 @@ int tls_creds_load(struct tls_creds *c, const char *dirname, const char **err)
   fd = open_creds(dir, "key.pem", S_IRWXG | S_IRWXO, keywhat, err);
   close(dir);
   if (fd < 0) return -1;
-  if (slurp_fd(fd, &data) < 0) { wipe(&data); *err = "cannot read key.pem"; return -1; }
+  if (slurp_fd(fd, &data) < 0) { str_wipe(&data); *err = "cannot read key.pem"; return -1; }
   r = pem_each(&data, &d, err, key_add, c);
-  wipe(&data);
+  str_wipe(&data);
   explicit_bzero(&d, sizeof d);
   if (r < 0) return -1;
   if (!c->keytype) { *err = "no private key in the key file"; return -1; }

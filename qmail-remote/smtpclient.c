@@ -756,8 +756,7 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
 static int send_secret(struct smtp *s)
 {
   int r = send_cmd(s);
-  explicit_bzero(s->cmd.s, s->cmd.cap);
-  s->cmd.len = 0;
+  str_wipe(&s->cmd);
   return r;
 }
 
@@ -770,7 +769,7 @@ static int b64_cmd(struct smtp *s, const char *prefix, const void *p, size_t n)
   s->cmd.len = 0;
   if (!bad && (str_cats(&s->cmd, prefix) < 0 || str_catb(&s->cmd, b.s, b.len) < 0 ||
                str_cats(&s->cmd, "\r\n") < 0)) bad = 1;
-  remote_wipe(&b);
+  str_wipe(&b);
   if (bad) { s->code = -1; s->err = "out of memory"; return -1; }
   return 0;
 }
@@ -785,7 +784,7 @@ static int auth_plain(struct smtp *s, const struct sessopts *o)
       str_cats(&t, o->pass) == 0)
     r = b64_cmd(s, "AUTH PLAIN ", t.s, t.len);
   else { s->code = -1; s->err = "out of memory"; }
-  remote_wipe(&t);
+  str_wipe(&t);
   if (r < 0 || send_secret(s) < 0) return -1;
   return get_reply(s);
 }
@@ -884,8 +883,8 @@ static void end(struct smtp *s)
   s->fd = -1;
   str_free(&s->reply);
   str_free(&s->line);
-  remote_wipe(&s->cmd);
-  remote_wipe(&s->key);
+  str_wipe(&s->cmd);
+  str_wipe(&s->key);
   kept = 0;
 }
 
