@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "heap.h"
 #include "send.h"
 
 unsigned long long retry_next(unsigned long long birth, unsigned long long now, unsigned skip)
@@ -32,6 +33,7 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
   return birth > ~0ULL - r ? ~0ULL : birth + r;
 }
 
+_Static_assert(NIL == HEAP_NONE, "the heap marks an element out of it with NIL");
 _Static_assert(sizeof(struct msg) == 52, "struct msg is the queue's memory: keep it small");
 
 /* A qid being looked up or added: split, or odd with its text. */
@@ -243,55 +245,27 @@ void mt_free(struct mtab *t)
   t->freel = t->rhead = t->rtail = NIL;
 }
 
-static void heap_set(struct mtab *t, size_t pos, uint32_t i)
-{
-  t->heap[pos] = i;
-  t->m[i].heap = (uint32_t)pos;
-}
+/* The timer heap (lib/heap.h): messages keyed by when. */
+static unsigned long long mkey(void *ctx, uint32_t i) { return ((struct mtab *)ctx)->m[i].when; }
+static uint32_t *mpos(void *ctx, uint32_t i) { return &((struct mtab *)ctx)->m[i].heap; }
 
-static void heap_up(struct mtab *t, size_t pos)
+static void heap_add(struct mtab *t, uint32_t i)
 {
-  uint32_t i = t->heap[pos];
-  while (pos) {
-    size_t up = (pos - 1) / 2;
-    if (t->m[t->heap[up]].when <= t->m[i].when) break;
-    heap_set(t, pos, t->heap[up]);
-    pos = up;
-  }
-  heap_set(t, pos, i);
-}
-
-static void heap_down(struct mtab *t, size_t pos)
-{
-  uint32_t i = t->heap[pos];
-  for (;;) {
-    size_t c = 2 * pos + 1;
-    if (c >= t->nheap) break;
-    if (c + 1 < t->nheap && t->m[t->heap[c + 1]].when < t->m[t->heap[c]].when) c++;
-    if (t->m[t->heap[c]].when >= t->m[i].when) break;
-    heap_set(t, pos, t->heap[c]);
-    pos = c;
-  }
-  heap_set(t, pos, i);
+  const struct heap_ops o = { mkey, mpos, t };
+  heap_push(t->heap, &t->nheap, i, &o);
 }
 
 static void heap_remove(struct mtab *t, uint32_t i)
 {
-  size_t pos = t->m[i].heap;
-  uint32_t last = t->heap[--t->nheap];
-  t->m[i].heap = NIL;
-  if (last == i) return;
-  heap_set(t, pos, last);
-  heap_up(t, pos);
-  heap_down(t, t->m[last].heap);
+  const struct heap_ops o = { mkey, mpos, t };
+  heap_del(t->heap, &t->nheap, i, &o);
 }
 
 void mt_wait(struct mtab *t, uint32_t i, unsigned long long when)
 {
   t->m[i].when = t32(when);
   t->m[i].state = M_WAIT;
-  t->heap[t->nheap] = i;
-  heap_up(t, t->nheap++);
+  heap_add(t, i);
 }
 
 void mt_ready_push(struct mtab *t, uint32_t i)
@@ -355,8 +329,7 @@ void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned l
 {
   struct msg *m = t->m + i;
   m->when = t32(expire);
-  t->heap[t->nheap] = i;
-  heap_up(t, t->nheap++);
+  heap_add(t, i);
   m->state = M_HELD;
   m->dest = d;
   m->pnext = NIL;
