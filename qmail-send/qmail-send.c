@@ -63,7 +63,7 @@
 #include "send.h"
 #include "spawnproto.h"
 
-#define P "qmail-send"
+#define PROG "qmail-send"
 #define JOB_MAX (2 * SPAWN_SLOTS + 64)
 #define JOB_SPARE 16                 /* open jobs beyond the concurrency */
 #define RETRY_SYSTEM 123             /* after a local error, as qmail does */
@@ -156,11 +156,11 @@ static const char *mpath(const char *dir, const char *qid)
 {
   path.len = 0;
   if (str_cats(&path, dir) < 0 || str_cats(&path, qid) < 0 || str_0(&path) < 0)
-    log_fatal(P, 111, "out of memory");
+    log_fatal(PROG, 111, "out of memory");
   return path.s;
 }
 
-static void oom(void) { log_fatal(P, 111, "out of memory"); }
+static void oom(void) { log_fatal(PROG, 111, "out of memory"); }
 
 /* ---- the schedule kept across restarts (keep.c) */
 
@@ -184,7 +184,7 @@ static void keep_now(void)
   keep_next_ms = keep_last_ms + (keep_cost_ms * 10 > KEEP_EVERY * 1000 ? keep_cost_ms * 10 : KEEP_EVERY * 1000);
   str_free(&buf);                    /* a large queue's file is megabytes: not kept resident */
   if (r < 0) {
-    log_begin(P, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
+    log_begin(PROG, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
     return;
   }
   keep_dirty = 0;
@@ -396,14 +396,14 @@ static int job_open(uint32_t i)
   b->wfd = open(mpath("queue/mess/", b->qid), O_RDWR | O_CLOEXEC);
   if (b->wfd < 0) {
     if (errno == ENOENT) { mt_del(&mt, i); return -1; }
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
+    log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "open");
     log_kv("error", strerror(errno)); log_end();
     mt_wait(&mt, i, t + RETRY_SYSTEM);
     return -1;
   }
   if (qf_read(b->wfd, &b->env) < 0) {
     int bad = errno == EINVAL;
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "read");
+    log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "read");
     log_kv("error", bad ? "malformed queue file" : strerror(errno)); log_end();
     close(b->wfd);
     qf_free(&b->env);
@@ -420,7 +420,7 @@ static int job_open(uint32_t i)
   /* Once per message and run, before it may be parked on a destination. */
   if (!m->logged) {
     m->logged = 1;
-    log_begin(P, "message"); log_kv("qid", b->qid);
+    log_begin(PROG, "message"); log_kv("qid", b->qid);
     log_kb("sender", b->env.sender, b->env.sender_len);
     log_ku("rcpts", b->env.nrcpt); log_ku("pending", np); log_ku("bytes", b->env.msg_len);
     log_end();
@@ -519,7 +519,7 @@ static void round_end(uint32_t j)
   }
   if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
   if (dsn_delay(&dcfg, b->qid, b->wfd, &b->env, t) < 0) {
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "delay notice");
+    log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "delay notice");
     log_kv("error", strerror(errno)); log_end();
   }
   /* Nothing went out because every remote group met a hold: not an
@@ -572,7 +572,7 @@ static void stuck(uint32_t i, const char *qid, int e)
     stuck_delay = STUCK_FIRST;
     stuck_at = now() + stuck_delay;
   }
-  log_begin(P, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
+  log_begin(PROG, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
   log_kv("msg", "finished, but its file in queue/mess cannot be removed; kept and retried (SIGALRM: now); check queue/mess with qmail-qfix");
   log_end();
   keep_soon();
@@ -590,10 +590,10 @@ static void stuck_retry(void)
     mt_qid(&mt, (uint32_t)i, q);
     if (unlink(mpath("queue/mess/", q)) < 0 && errno != ENOENT) { e = errno; left++; continue; }
     if (unlink(mpath("queue/bounce/", q)) < 0 && errno != ENOENT) {
-      log_begin(P, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
+      log_begin(PROG, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
       log_kv("error", strerror(errno)); log_end();
     }
-    log_begin(P, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
+    log_begin(PROG, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
     mt_del(&mt, (uint32_t)i);
     gone++;
   }
@@ -602,7 +602,7 @@ static void stuck_retry(void)
   if (!left) return;
   stuck_delay = stuck_delay * 2 > STUCK_MAX ? STUCK_MAX : stuck_delay * 2;
   stuck_at = now() + stuck_delay;
-  log_begin(P, "stuck"); log_ku("messages", left); log_kv("error", strerror(e));
+  log_begin(PROG, "stuck"); log_ku("messages", left); log_kv("error", strerror(e));
   log_ku("retry", stuck_delay);
   log_kv("msg", "finished messages whose files in queue/mess cannot be removed; check queue/mess with qmail-qfix");
   log_end();
@@ -617,7 +617,7 @@ static void finish(uint32_t j)
 
   for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
   if (owed && dsn_send(&dcfg, qid, b->wfd, &b->env, wall()) < 0) {
-    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
+    log_begin(PROG, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", qspace_why(errno, QSPACE_DIR)); log_end();
     job_release(j);
     mt_wait(&mt, i, now() + RETRY_SYSTEM);
@@ -636,10 +636,10 @@ static void finish(uint32_t j)
   /* Failures, notices owed, or delay notices (of any past setting of
    * delaywarningtime) may have left records: always looked for. */
   if (unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
-    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
+    log_begin(PROG, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
     log_kv("error", strerror(errno)); log_end();
   }
-  log_begin(P, "done"); log_kv("qid", qid); log_ku("failed", nf); log_end();
+  log_begin(PROG, "done"); log_kv("qid", qid); log_ku("failed", nf); log_end();
   job_release(j);
   mt_del(&mt, i);
 }
@@ -665,7 +665,7 @@ static int send_one(uint32_t j, int ch)
     b->rfd = open(mpath("queue/mess/", b->qid), O_RDONLY | O_CLOEXEC);
     if (b->rfd < 0) {
       /* Everything still to hand out waits for the next round. */
-      log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
+      log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "open");
       log_kv("error", strerror(errno)); log_end();
       b->z[ch] = 1;
       if (ch == CH_REMOTE) groups_gone(b, b->cur[ch]);
@@ -695,7 +695,7 @@ static int send_one(uint32_t j, int ch)
 
   if (pkt_send(chfd[ch], req.s, req.len, b->rfd) < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) { blocked[ch] = 1; return 0; }
-    log_fatal(P, 111, ch == CH_LOCAL ? "cannot talk to qmail-lspawn" : "cannot talk to qmail-rspawn");
+    log_fatal(PROG, 111, ch == CH_LOCAL ? "cannot talk to qmail-lspawn" : "cannot talk to qmail-rspawn");
   }
   nsfree[ch]--;
   inuse[ch]++;
@@ -834,7 +834,7 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     what = "expired";
   }
   if (c == 'D' && bounce_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "bounce record");
+    log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "bounce record");
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
     what = "deferred";
@@ -842,16 +842,16 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
   if (c == 'K' && (r->notify & DSN_NOTIFY_SUCCESS) && !tagged(text, tn, SPAWN_TAG_OK_DSN) &&
       success_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
     /* The notice is lost; delivering again to make it would be worse. */
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "success record");
+    log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "success record");
     log_kv("error", strerror(errno)); log_end();
   }
   if (c != 'Z' && qf_mark(b->wfd, &b->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "mark");
+    log_begin(PROG, "error"); log_kv("qid", b->qid); log_kv("op", "mark");
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
   }
   if (c == 'Z') b->z[ch] = 1;
-  log_begin(P, "delivery");
+  log_begin(PROG, "delivery");
   log_kv("qid", b->qid);
   log_ku("i", k);
   log_kb("rcpt", r->addr, r->len);
@@ -876,7 +876,7 @@ static int tagged(const char *t, size_t n, const char *tag)
 static void dest_line(uint32_t d, const char *state)
 {
   struct dest *x = dest_at(d);
-  log_begin(P, "dest");
+  log_begin(PROG, "dest");
   log_kb("domain", x->name, x->len);
   log_kv("state", state);
   log_ku("fails", x->fails);
@@ -939,14 +939,14 @@ static void replies(int ch)
 
     if (pfd >= 0) close(pfd);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n < 0 && errno == EMSGSIZE) { log_begin(P, "error"); log_kv("op", "reply too long"); log_end(); continue; }
-    if (n <= 0) log_fatal(P, 111, ch == CH_LOCAL ? "lost qmail-lspawn" : "lost qmail-rspawn");
+    if (n < 0 && errno == EMSGSIZE) { log_begin(PROG, "error"); log_kv("op", "reply too long"); log_end(); continue; }
+    if (n <= 0) log_fatal(PROG, 111, ch == CH_LOCAL ? "lost qmail-lspawn" : "lost qmail-rspawn");
     p = rbuf;
     e = rbuf + n;
     z = memchr(p, 0, (size_t)(e - p));
     if (!z || scan_ulong(p, (size_t)(z - p), &s) < 0 || s >= SPAWN_SLOTS ||
         slots[ch][s].job == NIL) {
-      log_begin(P, "error"); log_kv("op", "reply with a bad slot"); log_kv("channel", chname[ch]); log_end();
+      log_begin(PROG, "error"); log_kv("op", "reply with a bad slot"); log_kv("channel", chname[ch]); log_end();
       continue;
     }
     sl = &slots[ch][s];
@@ -1011,14 +1011,14 @@ static void scan(void)
   DIR *dir = opendir("queue/mess");
 
   if (!dir) {
-    log_begin(P, "error"); log_kv("op", "scan"); log_kv("error", strerror(errno)); log_end();
+    log_begin(PROG, "error"); log_kv("op", "scan"); log_kv("error", strerror(errno)); log_end();
     return;
   }
   while ((d = readdir(dir))) {
     size_t n = strlen(d->d_name);
     if (d->d_name[0] == '.') continue;
     if (!qf_qid_ok(d->d_name, n)) {
-      log_begin(P, "error"); log_kv("op", "scan"); log_kv("name", d->d_name);
+      log_begin(PROG, "error"); log_kv("op", "scan"); log_kv("name", d->d_name);
       log_kv("error", "not a queue file name"); log_end();
       continue;
     }
@@ -1030,12 +1030,12 @@ static void scan(void)
   /* A writer that answers before its fsync of mess/ (qmail-queued) may
    * still owe it for a name just read: no delivery before it is done. */
   if (added && fsync_dir("queue/mess") < 0) {
-    log_begin(P, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
+    log_begin(PROG, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
     log_kv("error", strerror(errno)); log_end();
   }
   scan_cost_ms = mono_ms() - t0;
   scan_next_ms = mono_ms() + 4 * scan_cost_ms;
-  if (added > 1) { log_begin(P, "scan"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
+  if (added > 1) { log_begin(PROG, "scan"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
 }
 
 /* Reads the trigger fifo. qmail-queue writes "<qid>\n" for each message it
@@ -1072,7 +1072,7 @@ static int trigger(int fd)
   }
   /* The fifo holds 64 KB: a drain near that size may have dropped notices. */
   if (total >= 65536 - 2 * QF_QID_MAX) want_scan = 1;
-  if (added > 1) { log_begin(P, "pickup"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
+  if (added > 1) { log_begin(PROG, "pickup"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
   return want_scan;
 }
 
@@ -1090,7 +1090,7 @@ static void cleanup(void)
       if (!qf_qid_ok(d->d_name, strlen(d->d_name))) continue;
       if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
       if ((unsigned long long)st.st_mtime + TMP_OLD < t && unlinkat(dirfd(dir), d->d_name, 0) == 0) {
-        log_begin(P, "cleanup"); log_kv("tmp", d->d_name); log_end();
+        log_begin(PROG, "cleanup"); log_kv("tmp", d->d_name); log_end();
       }
     }
     closedir(dir);
@@ -1101,7 +1101,7 @@ static void cleanup(void)
       if (!qf_qid_ok(d->d_name, strlen(d->d_name))) continue;
       if (stat(mpath("queue/mess/", d->d_name), &st) == 0 || errno != ENOENT) continue;
       if (unlinkat(dirfd(dir), d->d_name, 0) == 0) {
-        log_begin(P, "cleanup"); log_kv("bounce", d->d_name); log_end();
+        log_begin(PROG, "cleanup"); log_kv("bounce", d->d_name); log_end();
       }
     }
     closedir(dir);
@@ -1145,7 +1145,7 @@ static void flushdest(void)
 
   if (!dir) {
     if (errno != ENOENT) {
-      log_begin(P, "error"); log_kv("op", "flushdest"); log_kv("error", strerror(errno)); log_end();
+      log_begin(PROG, "error"); log_kv("op", "flushdest"); log_kv("error", strerror(errno)); log_end();
     }
     return;
   }
@@ -1155,13 +1155,13 @@ static void flushdest(void)
     uint32_t d;
     if (!strcmp(s, ".") || !strcmp(s, "..")) continue;
     if (!dest_name_ok(s, n)) {
-      log_begin(P, "error"); log_kv("op", "flushdest"); log_kv("name", s);
+      log_begin(PROG, "error"); log_kv("op", "flushdest"); log_kv("name", s);
       log_kv("error", "not a domain name"); log_end();
     } else if ((d = dest_find(s, n)) == NIL) {
-      log_begin(P, "dest"); log_kv("domain", s); log_kv("state", "unknown"); log_end();
+      log_begin(PROG, "dest"); log_kv("domain", s); log_kv("state", "unknown"); log_end();
     } else dest_flush(d);
     if (unlinkat(dirfd(dir), s, 0) < 0 && errno != ENOENT) {
-      log_begin(P, "error"); log_kv("op", "flushdest unlink"); log_kv("name", s);
+      log_begin(PROG, "error"); log_kv("op", "flushdest unlink"); log_kv("name", s);
       log_kv("error", strerror(errno)); log_end();
     }
   }
@@ -1179,7 +1179,7 @@ static void clock_check(void)
 {
   long long k = (long long)wall() - (long long)now(), d = k - clock_skew;
   if (d > -CLOCK_STEP && d < CLOCK_STEP) return;
-  log_begin(P, "clock");
+  log_begin(PROG, "clock");
   log_kv("step", d < 0 ? "backward" : "forward");
   log_ku("seconds", (unsigned long long)(d < 0 ? -d : d));
   log_kv("msg", "the wall clock stepped; retries and lifetimes run on the monotonic clock and are unchanged");
@@ -1219,17 +1219,17 @@ static void signals(void)
       if (c[k] == SIGTERM && !stopping) {
         stopping = 1;
         stop_by = now() + STOP_WAIT;
-        log_begin(P, "stopping"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
+        log_begin(PROG, "stopping"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
       } else if (c[k] == SIGHUP) {
         if (config() < 0) {
-          log_begin(P, "error"); log_kv("op", "reload"); log_kv("error", strerror(errno)); log_end();
+          log_begin(PROG, "error"); log_kv("op", "reload"); log_kv("error", strerror(errno)); log_end();
         } else {
           jobmax = job_limit();
-          log_begin(P, "reload"); log_ku("concurrencylocal", conc[0]);
+          log_begin(PROG, "reload"); log_ku("concurrencylocal", conc[0]);
           log_ku("concurrencyremote", conc[1]); log_ku("concurrencyperdest", bo.perdest); log_end();
         }
       } else if (c[k] == SIGALRM) {
-        log_begin(P, "retry"); log_ku("waiting", mt.nheap); log_end();
+        log_begin(PROG, "retry"); log_ku("waiting", mt.nheap); log_end();
         dest_clear_all();
         alarm_all();
         flushdest();
@@ -1246,8 +1246,8 @@ static int ready_fd = -1;
 static void args(int argc, char **argv)
 {
   if (argc == 1) return;
-  if (argc != 2) log_fatal(P, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
-  ready_fd = ready_arg(P, argv[1], 5, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  if (argc != 2) log_fatal(PROG, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  ready_fd = ready_arg(PROG, argv[1], 5, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
 }
 
 static void setup_fds(void)
@@ -1259,18 +1259,18 @@ static void setup_fds(void)
 
   for (ch = 0; ch < CH_N; ch++) {
     if (fstat(chfd[ch], &st) < 0 || !S_ISSOCK(st.st_mode))
-      log_fatal(P, 111, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
+      log_fatal(PROG, 111, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
     /* Non-blocking: a full socket must never stop us reading replies.
      * Close-on-exec: qmail-queue (for bounces) must not hold them. */
     if (fcntl(chfd[ch], F_SETFL, fcntl(chfd[ch], F_GETFL) | O_NONBLOCK) < 0 ||
         fcntl(chfd[ch], F_SETFD, FD_CLOEXEC) < 0)
-      log_fatal(P, 111, "cannot set up the spawner sockets");
+      log_fatal(PROG, 111, "cannot set up the spawner sockets");
   }
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (pipe2(sigpipe_, O_CLOEXEC | O_NONBLOCK) < 0) log_fatal(P, 111, "cannot make the signal pipe");
+  if (pipe2(sigpipe_, O_CLOEXEC | O_NONBLOCK) < 0) log_fatal(PROG, 111, "cannot make the signal pipe");
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &sa, 0);
@@ -1283,9 +1283,9 @@ static void setup_fds(void)
   sigaction(SIGUSR1, &sa, 0);
 
   fd = open("queue/lock/sendmutex", O_RDWR | O_CLOEXEC);
-  if (fd < 0) log_fatal(P, 111, "cannot open queue/lock/sendmutex");
+  if (fd < 0) log_fatal(PROG, 111, "cannot open queue/lock/sendmutex");
   if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-    log_fatal(P, 111, errno == EWOULDBLOCK ? "another qmail-send is running" : "cannot lock queue/lock/sendmutex");
+    log_fatal(PROG, 111, errno == EWOULDBLOCK ? "another qmail-send is running" : "cannot lock queue/lock/sendmutex");
 }
 
 int main(int argc, char **argv)
@@ -1297,10 +1297,10 @@ int main(int argc, char **argv)
 
   args(argc, argv);
   clock_init();
-  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   mt.plist = dest_plist;
   setup_fds();
-  if (config() < 0) log_fatal(P, 111, "cannot read the control files");
+  if (config() < 0) log_fatal(PROG, 111, "cannot read the control files");
   jobmax = job_limit();
   for (ch = 0; ch < CH_N; ch++)
     for (k = 0; k < SPAWN_SLOTS; k++) {
@@ -1311,24 +1311,24 @@ int main(int argc, char **argv)
    * closes it. */
   trig = open("queue/lock/trigger", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   trigw = open("queue/lock/trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (trig < 0 || trigw < 0) log_fatal(P, 111, "cannot open queue/lock/trigger");
+  if (trig < 0 || trigw < 0) log_fatal(PROG, 111, "cannot open queue/lock/trigger");
 
-  log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
+  log_begin(PROG, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
   journal_replay(&rw, STOP_WAIT);
   {
     long got = keep_load(&mt, now(), wall());
     if (got < 0) {
-      log_begin(P, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
+      log_begin(PROG, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
       log_kv("msg", "ignored: every message is due now"); log_end();
-    } else if (got) { log_begin(P, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
+    } else if (got) { log_begin(PROG, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
     for (k = 0; k < mt.n; k++) nstuck += mt.m[k].state == M_STUCK;
     stuck_at = now();
     stuck_delay = STUCK_FIRST / 2;
   }
   scan();
-  ready_notify(P, ready_fd);
+  ready_notify(PROG, ready_fd);
   flushdest();
   next_clean = now() + CLEAN_EVERY;
   next_scan = next_flush = now() + SCAN_EVERY;
@@ -1365,7 +1365,7 @@ int main(int argc, char **argv)
     if (keep_dirty && mono_ms() >= keep_next_ms) keep_now();
     if (stopping && (!(inuse[0] + inuse[1]) || t >= stop_by)) {
       if (keep_dirty) keep_now();
-      log_begin(P, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
+      log_begin(PROG, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
       return 0;
     }
 
@@ -1397,7 +1397,7 @@ int main(int argc, char **argv)
     r = poll(pf, 4, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
-      log_fatal(P, 111, "poll failed");
+      log_fatal(PROG, 111, "poll failed");
     }
     if (pf[0].revents) got_sig = 1;
     if (pf[1].revents & POLLIN && trigger(trig) && !stopping) scan_pending = 1;
