@@ -149,7 +149,7 @@ static void note(str *done, const char *what, const char *arg, size_t n)
 
 struct run {
   const struct delivery *d;
-  const struct msg *m;
+  const struct local_msg *m;
   const struct lines *l;
   struct env *e;
   str *plan;       /* non-NULL: only describe what would be done */
@@ -261,7 +261,7 @@ static int run(const struct delivery *d, str *report, str *plan)
 {
   struct lines l = { STR_INIT, STR_INIT, STR_INIT };
   struct env e;
-  struct msg m;
+  struct local_msg m;
   struct run r;
   struct stat st;
   str text = STR_INIT;

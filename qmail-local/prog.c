@@ -51,7 +51,7 @@ static int wait_child(pid_t pid, int *status)
 
 /* The bytes fed to a child: head (the added lines) then the message. */
 struct feed {
-  const struct msg *m;
+  const struct local_msg *m;
   const char *head;
   size_t headlen;
   unsigned long long pos;   /* over head then message */
@@ -148,7 +148,7 @@ static int prog_code(int status)
   }
 }
 
-int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
+int prog_deliver(const struct local_msg *m, const char *cmd, const struct lines *l,
                  char *const envp[], unsigned long timeout, str *report)
 {
   static struct feed f;
@@ -234,7 +234,7 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
   return code;
 }
 
-int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
+int forward_deliver(const struct local_msg *m, const char *sender, const str *addrs,
                     unsigned long count, int utf8, const struct lines *l, str *report)
 {
   static char b[8192];

@@ -115,7 +115,7 @@ static int route(struct spawnreq *r, struct spawnjob *sj)
 {
   static struct rf_dest dest;
   struct uent *up = &dest.u;
-  struct job j;
+  struct local_job j;
   char *rcpt = r->rcpt[0].addr, *at = strrchr(rcpt, '@'), *p;
   const char *why = 0;
   int code;

@@ -81,7 +81,7 @@ static const unsigned skip[CH_N] = { 10, 20 };
 static const char *const chname[CH_N] = { "local", "remote" };
 static const int chfd[CH_N] = { 3, 4 };
 
-struct job {
+struct send_job {
   uint32_t m;                        /* its message, while the job is open */
   char qid[QF_QID_MAX];              /* that message's */
   int wfd, rfd;
@@ -104,7 +104,7 @@ struct slot { uint32_t job; uint32_t pos; uint32_t n; uint32_t dest, gen; };
 
 static struct mtab mt = MTAB_INIT;
 static struct rw rw = RW_INIT;
-static struct job jobs[JOB_MAX];
+static struct send_job jobs[JOB_MAX];
 static uint32_t jfree = NIL;
 static size_t jtop;                  /* jobs[jtop..] never used, their pages untouched */
 static size_t njobs, jobmax;
@@ -332,7 +332,7 @@ static void wl_pop(int ch)
 
 static void job_release(uint32_t j)
 {
-  struct job *b = jobs + j;
+  struct send_job *b = jobs + j;
   if (b->wfd >= 0) close(b->wfd);
   if (b->rfd >= 0) close(b->rfd);
   qf_free(&b->env);
@@ -363,7 +363,7 @@ static void park(uint32_t i, uint32_t d)
 }
 
 /* The end of the group of recipients starting at pos (one destination). */
-static size_t group_end(const struct job *b, size_t pos)
+static size_t group_end(const struct send_job *b, size_t pos)
 {
   size_t k = pos;
   while (k < b->end[CH_REMOTE] && b->dst[k - b->nl] == b->dst[pos - b->nl]) k++;
@@ -371,7 +371,7 @@ static size_t group_end(const struct job *b, size_t pos)
 }
 
 /* Marks every group in [pos, end) as no longer waiting for its destination. */
-static void groups_gone(struct job *b, size_t pos)
+static void groups_gone(struct send_job *b, size_t pos)
 {
   while (pos < b->end[CH_REMOTE]) {
     dest_at(b->dst[pos - b->nl])->queued--;
@@ -383,9 +383,9 @@ static void groups_gone(struct job *b, size_t pos)
  * dropped instead. */
 static int job_open(uint32_t i)
 {
-  struct msg *m = mt.m + i;
+  struct send_msg *m = mt.m + i;
   unsigned long long t = now();
-  struct job *b;
+  struct send_job *b;
   uint32_t j = jfree != NIL ? jfree : jtop < JOB_MAX ? (uint32_t)jtop : NIL;
   size_t k, np = 0, nl = 0, sz;
   int ch;
@@ -492,7 +492,7 @@ static int job_open(uint32_t i)
 
 /* The msg.dest hint of a message going back to wait: the destination of
  * its pending remote recipients, DEST_MANY when there are several. */
-static uint32_t remote_dest(const struct job *b)
+static uint32_t remote_dest(const struct send_job *b)
 {
   uint32_t d = NIL;
   size_t k;
@@ -506,9 +506,9 @@ static uint32_t remote_dest(const struct job *b)
 
 static void round_end(uint32_t j)
 {
-  struct job *b = jobs + j;
+  struct send_job *b = jobs + j;
   uint32_t i = b->m;
-  struct msg *m = mt.m + i;
+  struct send_msg *m = mt.m + i;
   unsigned long long t = now(), when = ~0ULL;
   size_t pend[CH_N] = { 0, 0 }, k;
   int ch;
@@ -610,7 +610,7 @@ static void stuck_retry(void)
 
 static void finish(uint32_t j)
 {
-  struct job *b = jobs + j;
+  struct send_job *b = jobs + j;
   uint32_t i = b->m;
   const char *qid = b->qid;
   size_t k, nf = 0, owed = dsn_owed(&b->env);
@@ -646,7 +646,7 @@ static void finish(uint32_t j)
 
 static void maybe_end(uint32_t j)
 {
-  struct job *b = jobs + j;
+  struct send_job *b = jobs + j;
   if (!b->inflight && b->cur[CH_LOCAL] == b->end[CH_LOCAL] && b->cur[CH_REMOTE] == b->end[CH_REMOTE])
     round_end(j);
 }
@@ -657,7 +657,7 @@ static void maybe_end(uint32_t j)
  * is full (try again on POLLOUT). */
 static int send_one(uint32_t j, int ch)
 {
-  struct job *b = jobs + j;
+  struct send_job *b = jobs + j;
   size_t pos = b->cur[ch], n = 0;
   uint32_t s;
 
@@ -746,7 +746,7 @@ static int pick_remote(uint32_t *jp, uint32_t *prevp)
   uint32_t j = wlh[CH_REMOTE], prev = NIL;
 
   while (j != NIL) {
-    struct job *b = jobs + j;
+    struct send_job *b = jobs + j;
     uint32_t next = b->wnext[CH_REMOTE];
     while (b->cur[CH_REMOTE] < b->end[CH_REMOTE]) {
       uint32_t d = b->dst[b->cur[CH_REMOTE] - b->nl];
@@ -819,8 +819,8 @@ static int tagged(const char *t, size_t n, const char *tag);
 
 static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
 {
-  struct job *b = jobs + j;
-  struct msg *m = mt.m + b->m;
+  struct send_job *b = jobs + j;
+  struct send_msg *m = mt.m + b->m;
   const struct qf_rcpt *r = b->env.rcpt + k;
   unsigned long long t = now();
   const char *what = c == 'K' ? "delivered" : c == 'D' ? "failed" : "deferred";
@@ -1120,7 +1120,7 @@ static void dest_flush(uint32_t d)
   size_t i, n = 0;
   dest_reset(d, now());
   for (i = 0; i < mt.n; i++) {
-    struct msg *m = mt.m + i;
+    struct send_msg *m = mt.m + i;
     if (m->state != M_WAIT || (m->dest != d && m->dest != DEST_MANY) || m->due[CH_REMOTE] == T_NEVER)
       continue;
     m->due[CH_REMOTE] = 0;

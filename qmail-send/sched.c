@@ -34,7 +34,7 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
 }
 
 _Static_assert(NIL == HEAP_NONE, "the heap marks an element out of it with NIL");
-_Static_assert(sizeof(struct msg) == 52, "struct msg is the queue's memory: keep it small");
+_Static_assert(sizeof(struct send_msg) == 52, "struct send_msg is the queue's memory: keep it small");
 
 /* A qid being looked up or added: split, or odd with its text. */
 struct key { uint32_t q[3]; const char *s; size_t n; };
@@ -78,7 +78,7 @@ static size_t home(const struct mtab *t, uint32_t i)
 
 static int same(const struct mtab *t, uint32_t i, const struct key *k)
 {
-  const struct msg *m = t->m + i;
+  const struct send_msg *m = t->m + i;
   if (m->q[1] != Q_ODD)
     return k->q[1] != Q_ODD && m->q[0] == k->q[0] && m->q[1] == k->q[1] && m->q[2] == k->q[2];
   return k->q[1] == Q_ODD && !strncmp(t->odd[i], k->s, k->n) && !t->odd[i][k->n];
@@ -100,7 +100,7 @@ uint32_t mt_find(const struct mtab *t, const char *qid, size_t n)
 
 const char *mt_qid(const struct mtab *t, uint32_t i, char buf[QF_QID_MAX])
 {
-  const struct msg *m = t->m + i;
+  const struct send_msg *m = t->m + i;
   if (m->q[1] == Q_ODD) memcpy(buf, t->odd[i], strlen(t->odd[i]) + 1);
   else *qf_qid_fmt(buf, m->q[0], m->q[1], m->q[2]) = 0;
   return buf;
@@ -192,7 +192,7 @@ static uint32_t add(struct mtab *t, const char *qid, size_t n)
 {
   struct key k;
   uint32_t i;
-  struct msg *m;
+  struct send_msg *m;
 
   if (n >= QF_QID_MAX) { errno = EINVAL; return NIL; }
   key_of(&k, qid, n);
@@ -296,7 +296,7 @@ uint32_t mt_ready_pop(struct mtab *t)
 
 static void unlink_park(struct mtab *t, uint32_t i, struct plist *l)
 {
-  struct msg *m = t->m + i;
+  struct send_msg *m = t->m + i;
   if (m->pprev == NIL) l->head = m->pnext; else t->m[m->pprev].pnext = m->pnext;
   if (m->pnext == NIL) l->tail = m->pprev; else t->m[m->pnext].pprev = m->pprev;
   m->pprev = m->pnext = NIL;
@@ -327,7 +327,7 @@ void mt_ready_push_front(struct mtab *t, uint32_t i)
 
 void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned long long expire)
 {
-  struct msg *m = t->m + i;
+  struct send_msg *m = t->m + i;
   m->when = t32(expire);
   heap_add(t, i);
   m->state = M_HELD;
