@@ -93,9 +93,12 @@ static void serve(unsigned long long uid, unsigned long long gid)
 int main(void)
 {
   /* 4 idle workers per domain, each keeping its connection open. */
-  static const struct spawner sp = { PROG, SPAWN_RCPTS, 4, check, refuse, route, serve,
-                                     SPAWN_TAG_LOCAL ": delivery process crashed",
-                                     rj_answered, rj_asked };
+  static const struct spawner sp = {
+    .prog = PROG, .maxrcpt = SPAWN_RCPTS, .idle_per_id = 4,
+    .check = check, .refuse = refuse, .route = route, .serve = serve,
+    .crashed = SPAWN_TAG_LOCAL ": delivery process crashed",
+    .answered = rj_answered, .asked = rj_asked,
+  };
 
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   rj_open(PROG);

@@ -199,7 +199,7 @@ void dest_maybe_free(uint32_t i)
 
 static unsigned long long hkey(void *ctx, uint32_t i) { (void)ctx; return dv[i].hold; }
 static uint32_t *hpos(void *ctx, uint32_t i) { (void)ctx; return &dv[i].heap; }
-static const struct heap_ops hold_ops = { hkey, hpos, 0 };
+static const struct heap_ops hold_ops = { .key = hkey, .pos = hpos };
 
 void dest_unhold(uint32_t i)
 {

@@ -251,13 +251,13 @@ static uint32_t *mpos(void *ctx, uint32_t i) { return &((struct mtab *)ctx)->m[i
 
 static void heap_add(struct mtab *t, uint32_t i)
 {
-  const struct heap_ops o = { mkey, mpos, t };
+  const struct heap_ops o = { .key = mkey, .pos = mpos, .ctx = t };
   heap_push(t->heap, &t->nheap, i, &o);
 }
 
 static void heap_remove(struct mtab *t, uint32_t i)
 {
-  const struct heap_ops o = { mkey, mpos, t };
+  const struct heap_ops o = { .key = mkey, .pos = mpos, .ctx = t };
   heap_del(t->heap, &t->nheap, i, &o);
 }
 
