@@ -19,11 +19,12 @@ HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) $(SAN) -Ilib -I$(BUILD)
 LDFLAGS  := -pie -Wl,-z,relro,-z,now $(SAN)
 # Programs exec'd once per message link statically when no sanitizer is in
-# use: exec of a static binary costs about 0.6 ms here against 0.85 ms.
+# use: a static binary starts without the dynamic loader's work.
 STATIC_LDFLAGS := $(if $(SAN),$(LDFLAGS),-static-pie -Wl,-z,relro,-z,now)
 LIBS     := -lcdb
 
 PROGS    :=
+SCRIPTS  :=
 STATIC   :=
 TESTPROGS :=
 
@@ -86,6 +87,12 @@ check-asan: deps
 
 tests: $(TESTBINS)
 
+# The installed programs (and scripts) and their sources, for tests/t-man.py.
+print-progs:
+	@echo $(sort $(PROGS) $(SCRIPTS))
+print-srcs:
+	@$(foreach p,$(sort $(PROGS)),echo '$(p): $($(p)_SRCS)';)
+
 # --- install ---------------------------------------------------------------
 install: progs
 	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' sh service/install
@@ -93,4 +100,4 @@ install: progs
 clean:
 	rm -rf build build-check build-asan $(CHECK_PREFIX) $(CHECK_PREFIX)-asan
 
-.PHONY: all progs deps check check-asan tests install clean FORCE
+.PHONY: all progs deps check check-asan tests install clean FORCE print-progs print-srcs

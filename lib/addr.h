@@ -9,7 +9,8 @@
  *   Domain   = sub-domain *("." sub-domain)      (no trailing dot)
  *   address-literal = "[" IPv4 / "IPv6:" IPv6 "]"
  * With ADDR_UTF8, RFC 6531: valid UTF-8 sequences (no overlongs, no
- * surrogates) are also allowed in atoms and domain labels.
+ * surrogates) are also allowed in atoms, quoted strings and domain labels.
+ * A domain label over 63 octets is a syntax error (RFC 1035).
  */
 #include <stddef.h>
 #include "str.h"
@@ -34,8 +35,9 @@ typedef struct {
 enum {
   ADDR_OK = 0,
   ADDR_BAD = -1,       /* syntax error */
-  ADDR_LONG = -2,      /* local part over 64, domain over 255, or path over
-                          256 octets (RFC 5321 4.5.3.1) */
+  ADDR_LONG = -2,      /* local part over 64, domain over 255, a path over
+                          256 octets (brackets and source route included)
+                          or a bare mailbox over 254 (RFC 5321 4.5.3.1) */
   ADDR_NOMEM = -3
 };
 

@@ -6,13 +6,16 @@
  * does one read or write per ready descriptor and acknowledges it to the
  * engine. Descriptors are non-blocking, so a partial write never stalls
  * the other direction; a turn with nothing ready within the timeout ends
- * the relay. */
+ * the relay. A handshake also ends at its overall deadline: a peer that
+ * sends its flight a byte at a time makes progress at every turn, and
+ * would otherwise hold the connection for ever. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 #include "buf.h"
 #include "tlsio.h"
@@ -36,20 +39,34 @@ static int proto_error(void)
   return -1;
 }
 
+/* Milliseconds from now to the monotonic time end (negative when past). */
+static long long ms_until(const struct timespec *end)
+{
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (long long)(end->tv_sec - now.tv_sec) * 1000 + (end->tv_nsec - now.tv_nsec) / 1000000;
+}
+
 /* One engine loop. handshake: stop as soon as application data may flow
- * (pr/pw unused). Otherwise relay until an end. */
+ * (pr/pw unused), at the latest total seconds from now. Otherwise relay
+ * until an end. */
 static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int timeout,
-               int handshake)
+               int total, int handshake)
 {
   int in_open = !handshake, out_open = !handshake, closing = 0;
   int ms = timeout > 0 && timeout < 86400 ? timeout * 1000 : 86400 * 1000;
+  struct timespec end;
+
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += total > 0 && total < 86400 ? total : 86400;
 
   if (fd_nonblock(nr) < 0 || fd_nonblock(nw) < 0) return -1;
   if (handshake) nodelay(nw);   /* a relay always follows a handshake on nw */
   if (!handshake && (fd_nonblock(pr) < 0 || fd_nonblock(pw) < 0)) return -1;
   for (;;) {
     struct pollfd p[4];
-    int np = 0, isr = -1, isw = -1, ipr = -1, ipw = -1, r;
+    int np = 0, isr = -1, isw = -1, ipr = -1, ipw = -1, r, wait = ms;
+    long long left = handshake ? ms_until(&end) : 0;
     unsigned st = br_ssl_engine_current_state(e);
     unsigned char *b;
     size_t len;
@@ -71,7 +88,9 @@ static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int tim
       ipw = np; p[np].fd = pw; p[np++].events = POLLOUT;
     }
     if (!np) return proto_error();   /* the engine wants nothing we can give */
-    r = poll(p, (nfds_t)np, ms);
+    if (handshake && left <= 0) { errno = ETIMEDOUT; return -1; }
+    if (handshake && left < wait) wait = (int)left;
+    r = poll(p, (nfds_t)np, wait);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return -1;
     if (r == 0) { errno = ETIMEDOUT; return -1; }
@@ -120,14 +139,14 @@ static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int tim
   }
 }
 
-int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout)
+int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout, int total)
 {
-  return run(e, nr, nw, -1, -1, timeout, 1);
+  return run(e, nr, nw, -1, -1, timeout, total, 1);
 }
 
 int tls_relay(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int timeout)
 {
-  return run(e, nr, nw, pr, pw, timeout, 0);
+  return run(e, nr, nw, pr, pw, timeout, 0, 0);
 }
 
 const char *tls_version_name(unsigned v)

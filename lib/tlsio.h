@@ -1,16 +1,18 @@
 #ifndef TLSIO_H
 #define TLSIO_H
-/* TLS with BearSSL, shared by qmail-tlsd (server) and qmail-remote
- * (client). Nothing here allocates: the caller owns the engine context,
- * its I/O buffer (TLS_IOBUF bytes) and the credential stores below.
+/* TLS with BearSSL, shared by the server's TLS relay (qmail-tlsd and
+ * qmail-smtpd-listen -t, both tlsd.c) and qmail-remote's client. Nothing
+ * here allocates: the caller owns the engine context, its I/O buffer
+ * (TLS_IOBUF bytes) and the credential stores below.
  *
  *   tlsio.c   drives an engine between a network fd pair and a plaintext
- *             fd pair, with an idle timeout; suite and version names
+ *             fd pair, with an idle timeout (and an overall one for a
+ *             handshake); suite and version names
  *   tlspem.c  PEM files: a certificate chain, an RSA or EC private key,
  *             a bundle of trust anchors; every size checked
  *
  * Versions and suites: the server speaks TLS 1.2 only, ECDHE with AES-GCM
- * or ChaCha20-Poly1305 only (tls_server_setup). Randomness comes from
+ * or ChaCha20-Poly1305 only (tls_server_policy). Randomness comes from
  * BearSSL's own OS seeder (getrandom or /dev/urandom), run at each
  * br_ssl_*_reset; a reset fails if it cannot seed.
  */
@@ -23,18 +25,23 @@
 
 /* Runs the engine until the handshake is done (0) or failed (-1: errno
  * ETIMEDOUT, EPIPE at end of input, or EPROTO with the engine's error in
- * br_ssl_engine_last_error). nr/nw may be the same descriptor. */
-int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout);
+ * br_ssl_engine_last_error). Each wait for the peer ends after timeout
+ * seconds, the whole handshake after total seconds (ETIMEDOUT): a peer
+ * that drips its flight a byte at a time cannot hold it longer. nr/nw may
+ * be the same descriptor. */
+int tls_handshake(br_ssl_engine_context *e, int nr, int nw, int timeout, int total);
 
 /* Relays plaintext: what arrives on pr is sent over TLS, what TLS brings
  * is written to pw. Ends when the peer closes (its close_notify or EOF),
- * or after end of input on pr (then close_notify is sent). 0 on a clean
- * end, -1 on a failure as tls_handshake (also ETIMEDOUT after timeout
- * seconds with no progress). Sets every descriptor non-blocking. */
+ * or after end of input on pr or a failed write to pw (then close_notify
+ * is sent). 0 on a clean end, -1 on a failure as tls_handshake. Both
+ * functions give up with ETIMEDOUT after timeout seconds with no
+ * progress (a day when timeout is 0 or longer). Sets every descriptor
+ * non-blocking. */
 int tls_relay(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int timeout);
 
-/* "TLS1.2", or "TLS?" for others; an OpenSSL-style suite name such as
- * "ECDHE-RSA-AES128-GCM-SHA256", or "0xHHHH" in a caller buffer of 8. */
+/* "TLS1.2", "TLS1.1", "TLS1.0" or "TLS?"; an OpenSSL-style suite name such
+ * as "ECDHE-RSA-AES128-GCM-SHA256", or "0xHHHH" in a caller buffer of 8. */
 const char *tls_version_name(unsigned v);
 const char *tls_suite_name(unsigned suite, char hex[8]);
 /* A short text for an engine or X.509 error code. */

@@ -1,14 +1,8 @@
-/* qmail-local [-nN] [-q qid -r rcptno] user homedir local dash ext domain sender defaultdelivery
- *
- * qmail-local(8): one local delivery of the message on fd 0, run by the
- * recipient. Prints one line saying what happened and exits 0 (done),
- * 100 (permanent failure) or 111 (temporary failure). -n prints what
- * would be done instead, one instruction a line; -N (the default)
- * delivers. Extension: -q and -r name the delivery as qmail-lspawn does
- * (queue id and recipient index), making the Maildir name deterministic
- * so that a repeated delivery is recognised. A non-empty $SMTPUTF8 is
- * passed on to the qmail-queue of forwards, as qmail-queue(8) reads it.
- */
+/* qmail-local [-nN] [-q qid -r rcptno] user homedir local dash ext domain
+ * sender defaultdelivery: one local delivery of fd 0 as the caller (the
+ * recipient), deliver() in deliver.c; see qmail-local(8). -q and -r name
+ * the delivery as qmail-lspawn does, so that the Maildir name of a
+ * repeated delivery is the same. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -1,20 +1,13 @@
-/* qmail-lspawn defaultdelivery: the local spawner (lib/spawnproto.h).
+/* qmail-lspawn defaultdelivery: the local spawner (lib/spawnproto.h); see
+ * qmail-lspawn(8).
  *
- * Root and resident. Reads requests from qmail-send on fd 0 (a
- * SOCK_SEQPACKET socket, the queue file attached) and checks every field.
- * It finds the recipient's account itself (rf_find: /etc/aliases, users/cdb,
- * the system accounts, the users/cdb catch-all, the alias account),
- * answering an unknown one 'D' at once, and hands the delivery (qmail-local/job.h) with the message
- * fd to a worker of the account's uid and gid (lib/spawnpool.h,
- * qmail-local/worker.h): a child that took that uid and gid with no
- * supplementary groups and calls deliver() job after job, so .qmail files
- * are only ever parsed by the recipient's uid. The worker's one-line
- * report comes back here and goes to qmail-send as one reply datagram; a
- * worker that dies before it answers costs that delivery a 'Z'.
- *
- * Not root: single-uid mode, where only deliveries to our own uid run.
- * fd 0 at EOF: wait for the deliveries, send their replies, retire the
- * workers, exit 0.
+ * Root and resident. It finds the recipient's account itself (rf_find,
+ * the lookup qmail-smtpd's RCPT check shares), answering an unknown one
+ * 'D' at once, and hands the delivery (qmail-local/job.h) with the
+ * message fd to a worker of the account's uid and gid (lib/spawnpool.h,
+ * qmail-local/worker.h), so .qmail files are only ever parsed by the
+ * recipient's uid. A worker that dies before it answers costs that
+ * delivery a 'Z'. Not root: single-uid mode, only our own uid receives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -190,8 +183,8 @@ int main(int argc, char **argv)
   root = geteuid() == 0;
   if (control_ulong(&timeoutprogram, "control/timeoutprogram", DELIVER_TIMEOUT) < 0)
     log_fatal(PROG, 111, "cannot read control/timeoutprogram");
-  /* Loads the NSS modules once, here, at start: the first lookup of a
-   * system account costs some 80 syscalls and ~4 ms of CPU. */
+  /* Loads the NSS modules once, here, at start, so that the first
+   * delivery to a system account does not pay for loading them. */
   (void)getpwnam("root");
   endpwent();
   return spawner_run(&sp);

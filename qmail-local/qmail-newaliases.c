@@ -1,14 +1,10 @@
 /* qmail-newaliases: compiles PREFIX/control/aliases, or /etc/aliases when
  * that does not exist, into PREFIX/users/aliases.cdb (format in
- * qmail-local/aliases.h). Run by root (or the single user); `newaliases`
- * and `sendmail -bi` run it.
+ * aliases.h); see qmail-newaliases(8).
  *
- * As qmail-newu: the table is written to users/aliases.cdb.tmp, fsynced,
- * renamed over users/aliases.cdb and the directory fsynced, so readers see
- * the old table or the new one. A malformed entry stops everything with
- * exit 111, naming its line, and leaves the old table in place. A name
- * given twice keeps its first entry, with a warning (as Postfix's
- * postalias). Without either source file the table is made empty. */
+ * As qmail-newu: a temporary file, fsynced, renamed, the directory
+ * fsynced. A malformed entry keeps the old table; a name given twice
+ * keeps its first entry (as Postfix's postalias). */
 #include <cdb.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,12 +1,9 @@
-/* qmail-newu: compiles PREFIX/users/assign into PREFIX/users/cdb.
+/* qmail-newu: compiles PREFIX/users/assign (format in users.h) into
+ * PREFIX/users/cdb; see qmail-newu(8).
  *
- * The new table is written to users/cdb.tmp, fsynced, renamed over
- * users/cdb and the directory fsynced: qmail-lspawn sees the old table or
- * the new one, never a mix. A malformed line (format in users.h) stops
- * everything with exit 111 and leaves the old table in place. Lines
- * starting with '#' and empty lines are ignored; the file must end with a
- * line holding only '.', so that a truncated file is noticed.
- */
+ * Written to users/cdb.tmp, fsynced, renamed over users/cdb and the
+ * directory fsynced: qmail-lspawn sees the old table or the new one. Any
+ * bad line keeps the old table. */
 #include <cdb.h>
 #include <errno.h>
 #include <fcntl.h>

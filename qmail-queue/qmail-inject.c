@@ -1,12 +1,5 @@
-/* qmail-inject: fix a message's header and queue it (qmail-inject(8)).
- *
- *   qmail-inject [-a|-h|-t] [-n|-N] [-f sender] [-F name] [--] [rcpt ...]
- *
- * -a: recipients from the arguments only. -h (or -t): from the To, Cc and
- * Bcc fields only. Neither: the arguments, or the header when there are
- * none. -n prints the fixed message instead of queuing it; -N queues
- * (the default). -f sets the envelope sender, -F the full name of an added
- * From field. Everything else is inject.h's shared injector. */
+/* qmail-inject: fix a message's header and queue it. Options:
+ * qmail-inject(8); everything else is inject.h's shared injector. */
 #include <unistd.h>
 #include "buf.h"
 #include "inject.h"

@@ -1,62 +1,26 @@
-/* qmail-queue: the only program that writes new messages into the queue.
+/* qmail-queue: the only program that writes new messages into the queue;
+ * the interface is in qmail-queue(8). The message on fd 0, the envelope
+ * ("F<sender>\0", "T<rcpt>\0" each with optional DSN "P<KEY>=<value>\0"
+ * fields, then "\0") on fd 1; the exit code is the whole answer, the same
+ * from qwrite.c's steps here and in qmail-queued:
  *
- * Interface (qmail-queue(8)): the message on fd 0, the envelope on fd 1 as
- * "F<sender>\0" then "T<recipient>\0" for each recipient, then "\0". No
- * output; the exit code is the whole answer:
- *
- *    0  queued
- *   11  an address is longer than QF_ADDR_MAX bytes        (permanent)
- *   12  an address is not one RFC 5321 mailbox (qwrite.c: so no
- *       "> NOTIFY=..." can reach an SMTP command); a name without "@",
- *       the null and the double-bounce sender "#@[]" are allowed
- *                                                          (permanent)
- *   31  refused permanently: never used here; for filters   (permanent)
- *   51  out of memory: never used here, nothing is allocated
- *   52  timeout: still running DEATH seconds after start
- *   53  write error or disk full (also: fsync of mess/ failed after the
- *       rename, when the message may be queued; a retry can then deliver
- *       twice, which is the safe side of losing it)
- *   54  cannot read the message
- *   55  cannot read the envelope
- *   61  cannot chdir to the prefix; 62 to queue/
- *   64  cannot create or commit a file in the queue
- *   81  internal bug
- *   91  envelope format error: bad first byte, no recipient, an empty
- *       recipient, an address holding CR or LF, more than QF_RCPT_MAX
- *       recipients, a bad DSN parameter, or EOF before the final "\0"
- * Any failure leaves nothing in mess/ and removes what it made in tmp/.
- *
- * Extension: DSN parameters (RFC 3461, lib/dsnparam.h). The sender field
- * and each recipient field may be followed by "P<KEY>=<value>\0" fields
- * in their SMTP spelling: "PRET=HDRS\0", "PENVID=<xtext>\0" after F;
- * "PNOTIFY=SUCCESS,FAILURE\0", "PORCPT=rfc822;<xtext>\0" after a T, e.g.
- *   "Fa@x.test\0PRET=HDRS\0Tb@y.test\0PNOTIFY=NEVER\0Tc@y.test\0\0"
- * A filter that copies the envelope passes them on; one that rebuilds it
- * from F and T fields drops them, which only loses the DSN requests. A
- * bad value, a keyword in the wrong place or given twice: exit 91.
- *
- * Extension: when the environment variable SMTPUTF8 is non-empty, the
- * envelope gets an "SMTPUTF8" option record (RFC 6531: the sender asked
- * for it). It is the only thing read from the environment, and it is
- * harmless in a setuid program: any caller may send an SMTPUTF8 message
- * through qmail-smtpd anyway, and the flag only changes how deliveries
- * are offered to the next hop.
+ *    0  queued                  52  timeout (DEATH)
+ *   11  address too long        53  write error, disk full, fsync of mess/
+ *   12  not an RFC 5321 mailbox 54  cannot read the message
+ *   31  refused (filters only)  55  cannot read the envelope
+ *   51  out of memory (unused)  61  chdir prefix; 62 chdir queue/
+ *   64  create or commit        81  internal bug
+ *   91  envelope format error
+ * 11..40 are permanent, the others temporary. Any failure leaves nothing
+ * in mess/ and removes what it made in tmp/.
  *
  * Setuid qmailq in multi-uid installs: the caller controls the
  * environment, the descriptors and the signals. So every path is fixed
- * (prefix_chdir), the umask is set, nothing is written to fd 2, and
- * nothing is allocated: memory use is the two static buffers below.
- * If fd 0 or 1 is closed, the queue file takes its number; it is opened
- * write-only, so reading it fails and the run ends in 54 or 55.
- *
- * Life of a message (README): tmp/<qid> created O_EXCL, QF_HDR bytes
- * reserved, the Received: line, the message, the envelope records, the
- * header pwritten last; fsync; rename into mess/<qid>; fsync mess/;
- * "<qid>\n" into lock/trigger, so that qmail-send picks up this one file
- * without scanning mess/ (one write of under PIPE_BUF bytes: atomic, never
- * mixed with another writer's). Two fsyncs, one rename: the rename commits.
- * Those steps are qwrite.c's, shared with qmail-queued, which makes the
- * same files for qmail-smtpd without a process per message.
+ * (prefix_chdir), the umask is set, nothing is read from the environment
+ * but SMTPUTF8, nothing is allocated (memory use is the two static
+ * buffers below), and fd 2 gets one line only for 53 and 64. If fd 0 or
+ * 1 is closed, the queue file takes its number; it is opened write-only,
+ * so reading it fails and the run ends in 54 or 55.
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,14 +1,8 @@
 /* qmail-queued: qmail-queue as one resident process, so that qmail-smtpd
- * does not start a process per message. The protocol is in
- * lib/qqclient.h.
- *
- *   qmail-queued [-dFD]
- *
- * Run by s6 as the queue uid (qmailq), never as root. It binds
- * PREFIX/queued/socket, mode 0666: any local user may queue through it,
- * as any local user may run the setuid qmail-queue, and gains nothing
- * more. -dFD (3 to 1023): s6's notification fd, written once the socket
- * listens. Exit 0 after SIGTERM, 100 usage, 111 setup failure.
+ * does not start a process per message. Usage, exit codes and log events:
+ * qmail-queued(8); the protocol: lib/qqclient.h. Runs as the queue uid,
+ * never as root; its socket is mode 0666, as qmail-queue is setuid for
+ * everyone.
  *
  * Each message is written by qwrite.c, qmail-queue's own code: the same
  * files, the same checks, the same exit codes (qmail-queue.c's table).

@@ -1,29 +1,8 @@
-/* sendmail: the command-line interface applications expect, translated
- * into the shared injector (inject.h); not setuid.
- *
- *   sendmail [-t] [-i|-oi] [-f sender] [-F name] [-bm] [--] [rcpt ...]
- *   sendmail -bp      queue listing: runs PREFIX/bin/qmail-qread
- *   sendmail -bs      SMTP on stdin/stdout: runs PREFIX/bin/qmail-smtpd as
- *                     a trusted local client (RELAYCLIENT="",
- *                     TCPREMOTEIP=TCPLOCALIP=127.0.0.1)
- *   sendmail -bi      runs PREFIX/bin/qmail-newaliases (/etc/aliases)
- *   sendmail -q       flush: every deferred delivery is retried now
- *                     (s6-svc -a PREFIX/service/qmail-send, SIGALRM to
- *                     qmail-send). The supervisor's control fifo is
- *                     root's: as anyone else, or without s6, it fails
- *                     with a message and exit 111, never silently
- *   sendmail -q<arg>  (-q30m, -qR..., as cron jobs of other MTAs run it)
- *                     no-op, exit 0: qmail-send retries on its own schedule
- *
- * -t adds the To, Cc and Bcc recipients to those of the arguments (as
- * Postfix does). Without -i or -oi a line holding only "." ends the
- * message. -r is -f. DSN requests (RFC 3461), as sendmail's: -N never or
- * a list of success, failure, delay (every recipient's NOTIFY), -R full or
- * hdrs (RET), -V envid (ENVID, printable ASCII, xtext-encoded here); a bad
- * value is exit 100. Accepted and ignored, for compatibility: other -o
- * options, -B, -L, -O, -e, -h (with their argument), -v, -U, -G. Anything
- * else, and -bv/..., is refused with exit 100. Invoked as "mailq" it is
- * -bp, as "newaliases" -bi. */
+/* sendmail: the command line applications expect, translated into the
+ * shared injector (inject.h); not setuid. Options, modes (-bp -bs -bi -q),
+ * the mailq and newaliases names and exit codes: sendmail(8). -bp, -bi and
+ * -bs exec PREFIX/bin/qmail-qread, qmail-newaliases and qmail-smtpd; -q
+ * asks s6 (svc.h), which only root may, and fails loudly otherwise. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

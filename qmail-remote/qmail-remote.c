@@ -1,30 +1,6 @@
-/* qmail-remote host sender rcpt...
- *
- * Delivers the message on fd 0 to the recipients at host (their domain:
- * control/smtproutes, then the MX), like qmail-remote(8). On stdout, one
- * report per recipient in order: 'r' accepted, 's' temporary failure, 'h'
- * permanent failure, then the text and a NUL; then the message report:
- * 'K' (some recipient accepted it), 'Z' (none did, and some failure was
- * temporary) or 'D' (every one failed for good), text, NUL. Exit 0 once
- * the reports are written; 100 on a usage error, 111 if they could not be.
- *
- * The delivery code is the one qmail-rspawn runs in its children.
- *
- * Control files (relative to the prefix; all optional but me/helohost):
- *   me, helohost    the name said in EHLO/HELO (helohost wins)
- *   smtproutes      static routes, see routes.c
- *   smtpport        port for MX deliveries and routes without a port (25)
- *   timeoutconnect  seconds to wait for a connection (60)
- *   timeoutremote   seconds to wait for each read or write (1200)
- *   timeoutreply    seconds for each whole reply or command (300)
- *   datarate        bytes per second the message needs at least (500)
- *   outgoingip      local address to connect from (used for connections of
- *                   its family only)
- *   dnsserver       "IP" or "IP:port" (IPv4): the only DNS server asked;
- *                   otherwise /etc/resolv.conf's
- *   dnsloopback     1: loopback addresses from the DNS are not this host
- *                   (tests), see ipme.c
- */
+/* qmail-remote host sender rcpt...: one SMTP delivery of fd 0, with the
+ * client code qmail-rspawn's workers run (remote.h); see qmail-remote(8)
+ * for the reports on stdout, the exit codes and the control files. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>

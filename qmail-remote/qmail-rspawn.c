@@ -1,23 +1,12 @@
-/* qmail-rspawn: the resident remote spawner, as the remote uid.
+/* qmail-rspawn: the resident remote spawner, as the remote uid; see
+ * qmail-rspawn(8).
  *
  * fd 0 is a SOCK_SEQPACKET socket to qmail-send (lib/spawnproto.h); the
  * loop, the checks common to both spawners and the workers' bookkeeping
  * are lib/spawner.h and lib/spawnpool.h. Each request goes, as it came,
- * to a resident worker (rworker.c, forked from here, the same uid) of its
- * recipients' domain: the one idle the shortest time, whose SMTP
- * connection to that domain is still open, or a new one. The worker's
- * reply items, checked here, go to qmail-send as "<slot>\0" + items; a
- * worker that dies before it answers costs its request a 'Z' ("local:")
- * and the next request gets a new worker.
- *
- * Every delivery a worker reports done is journaled (rjournal.h) before
- * its reply goes out, so that a qmail-send killed meanwhile does not
- * repeat it.
- *
- * A request that cannot be parsed is answered, if its slot is readable and
- * free, with a single 'Z' ("local: bad request"); otherwise it is logged
- * and dropped, since there is nobody to answer.
- */
+ * to a resident worker (rworker.c) of its recipients' domain, the one
+ * whose connection there is still open if any. Every delivery a worker
+ * reports done is journaled (rjournal.h) before its reply goes out. */
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>

@@ -101,7 +101,7 @@ struct route {
   char host[ROUTE_HOSTMAX];       /* relay host name or literal, brackets removed */
   int literal;                    /* host is an IP address */
   unsigned long port;             /* 0: the default port */
-  /* Options after the relay, separated by white space (issue 7):
+  /* Options after the relay, separated by white space:
    * tls=starttls|implicit|none, verify=no, auth=plain-ok. */
   int tls;                        /* ROUTE_TLS_* */
   int noverify;                   /* verify=no: encrypt, certificate unchecked */
@@ -239,10 +239,13 @@ struct tlsconn {
   int fd;                         /* plaintext side, or -1 */
   int pid;                        /* the relay child, or -1 */
 };
-/* Handshake on fd, then a relay child: t->fd carries the plaintext. 0, or
- * -1 with *err. Logs the version, suite, subject and chain verdict. */
+/* Handshake on fd, each wait within timeout seconds and the whole within
+ * total, then a relay child: t->fd carries the plaintext. 0, or -1 with
+ * *err. Logs the version, suite, subject and chain verdict. */
 int tls_client_start(int fd, const char *ip, const char *host, int literal, int policy,
-                     int timeout, struct tlsconn *t, const char **err);
-void tls_client_end(struct tlsconn *t);
+                     int timeout, int total, struct tlsconn *t, const char **err);
+/* Closes t->fd and waits for the relay child: at once when abort (the
+ * session timed out or failed on I/O), else after its close_notify. */
+void tls_client_end(struct tlsconn *t, int abort);
 
 #endif

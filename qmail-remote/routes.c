@@ -11,7 +11,7 @@
  * specific: the exact domain, then ".parent" for each parent from the
  * longest, then "" (the default). Without a port, control/smtpport.
  *
- * Options may follow the relay, separated by blanks (issue 7):
+ * Options may follow the relay, separated by blanks:
  *
  *   :smtp.example.net:587 tls=starttls    STARTTLS required (the default
  *                                         with credentials)

@@ -12,7 +12,7 @@
  * forgotten (CVE-2011-0411). Implicit TLS (port 465) does the same
  * handshake before the greeting instead.
  *
- * AUTH (RFC 4954, issue 7) goes after TLS, before MAIL (authenticate()):
+ * AUTH (RFC 4954) goes after TLS, before MAIL (authenticate()):
  * PLAIN when offered, else LOGIN. Credentials never go over a connection
  * without TLS unless the route allows it, and every buffer that held the
  * password is wiped. A failure there is a deferral tagged "auth", never
@@ -43,7 +43,8 @@
  * (RFC 5321 4.5.3.2's 5 minutes by default; twice that for the reply
  * after the message, its 10 minutes), each command must be written within
  * it, and the message as a whole within timeoutreply plus its size over
- * control/datarate (bytes per second). control/timeoutremote still bounds
+ * control/datarate (bytes per second); so must a TLS handshake, the
+ * server's flight being its reply. control/timeoutremote still bounds
  * each read and write.
  */
 #include <errno.h>
@@ -738,7 +739,8 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   /* Bytes after the 220 were sent in plaintext: an injection attempt. */
   if (buf_ready(&s->in)) { *polite = 0; s->code = -1; s->err = "data after the 220 to STARTTLS"; return -1; }
   *polite = 0;                 /* from here on the socket speaks TLS or nothing */
-  if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, &s->tls, &err) < 0) {
+  if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, (int)(s->reply_ms / 1000),
+                       &s->tls, &err) < 0) {
     s->code = -1;
     s->err = err;
     return -1;
@@ -843,7 +845,8 @@ static int implicit_tls(struct smtp *s, const char *host, int literal, int polic
   const char *err = 0;
 
   if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
-  else if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, &s->tls, &err) == 0) {
+  else if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, (int)(s->reply_ms / 1000),
+                            &s->tls, &err) == 0) {
     s->rfd = s->wfd = s->tls.fd;
     buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
     s->in.timeout = s->timeout;
@@ -878,7 +881,7 @@ static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
 /* Closes the connection and frees (wiping) what the session held. */
 static void end(struct smtp *s)
 {
-  tls_client_end(&s->tls);
+  tls_client_end(&s->tls, s->broken);
   close(s->fd);
   s->fd = -1;
   str_free(&s->reply);

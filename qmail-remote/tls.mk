@@ -1,4 +1,4 @@
-# STARTTLS for the SMTP client (issue 6): policies and the BearSSL client
+# STARTTLS for the SMTP client: policies and the BearSSL client
 # in tlsclient.c, linked into both front ends and the unit test.
 qmail-rspawn_SRCS += qmail-remote/tlsclient.c
 qmail-remote_SRCS += qmail-remote/tlsclient.c

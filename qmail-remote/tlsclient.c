@@ -143,7 +143,7 @@ static void close_others(int a, int b)
 }
 
 int tls_client_start(int fd, const char *ip, const char *host, int literal, int policy,
-                     int timeout, struct tlsconn *t, const char **err)
+                     int timeout, int total, struct tlsconn *t, const char **err)
 {
   char hex[8], cn[128];
   int sp[2], e;
@@ -169,7 +169,7 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
   br_ssl_engine_set_x509(&cc.eng, &xw.vtable);
   br_ssl_engine_set_buffer(&cc.eng, iobuf, sizeof iobuf, 1);
   if (!br_ssl_client_reset(&cc, literal ? 0 : host, 0)) { *err = "cannot seed the random generator"; return -1; }
-  if (tls_handshake(&cc.eng, fd, fd, timeout) < 0) {
+  if (tls_handshake(&cc.eng, fd, fd, timeout, total) < 0) {
     e = br_ssl_engine_last_error(&cc.eng);
     why = errno == EPROTO ? tls_error_text(xw.verdict && xw.verify ? (int)xw.verdict : e)
         : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "connection closed" : strerror(errno);
@@ -203,11 +203,14 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
   return 0;
 }
 
-void tls_client_end(struct tlsconn *t)
+void tls_client_end(struct tlsconn *t, int abort)
 {
   int status;
   if (t->fd >= 0) close(t->fd);
   t->fd = -1;
+  /* The relay would go on sending what the socketpair still holds, at
+   * the pace of the server that made us give up. */
+  if (abort && t->pid > 0) kill(t->pid, SIGKILL);
   if (t->pid > 0) while (waitpid(t->pid, &status, 0) < 0 && errno == EINTR) ;
   t->pid = -1;
 }

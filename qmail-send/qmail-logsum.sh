@@ -1,17 +1,7 @@
 #!/bin/sh
-# qmail-logsum [logdir|file ...]: a summary of the key=value logs.
-#
-# Each argument is an s6-log directory (its archived @*.s files, oldest
-# first, then current) or a plain file; with none, standard input. Lines
-# may carry s6-log's T (ISO 8601) or t (TAI64N) stamp. Prints: SMTP
-# sessions and messages by result, messages queued and finished,
-# deliveries by result and channel, bounces, errors, the top remote
-# destinations and the top failure and deferral reasons.
-#
-#   qmail-logsum /var/qmail/log/qmail-send /var/qmail/log/qmail-smtpd
-#
-# Events read (see README.md, "Logs"): qmail-smtpd connect, message;
-# qmail-send message, delivery, done, bounce, error, start, stop.
+# qmail-logsum [logdir|file ...]: a summary of the key=value logs of
+# qmail-smtpd and qmail-send, over s6-log directories, files or stdin;
+# see qmail-logsum(8), which lists the events it reads.
 set -eu
 TOP=${QMAIL_LOGSUM_TOP:-10}
 case $TOP in ''|*[!0-9]*) echo "qmail-logsum: QMAIL_LOGSUM_TOP must be a number" >&2; exit 100 ;; esac

@@ -1,25 +1,12 @@
 /* qmail-qdest DOMAIN...: asks qmail-send to reset the backoff of each
- * destination now: its hold and dead mark end, its parked messages and
- * those last deferred for it are retried (README, Operating it).
+ * destination now; see qmail-qdest(8).
  *
- * A request is an empty file queue/flushdest/<domain>, the domain checked
- * (letters, digits, '-', '.', no empty label, at most 255 bytes) and
- * lowercased. queue/flushdest belongs to the send uid, mode 0700: only
- * root (multi-uid instances) or the instance's user (single-uid) can
- * write there, and qmail-send reads and removes the files. Then it wakes
- * qmail-send with SIGUSR1 through `s6-svc -1 PREFIX/service/qmail-send`;
- * when that fails it says so, and qmail-send acts on the request at its
- * next SIGUSR1 or SIGALRM, or within 10 minutes by itself.
- *
- * The directory belongs to a less trusted uid than root, so the request
+ * A request is an empty file queue/flushdest/<domain>, the name checked
+ * (dest_name_ok) and lowercased, then SIGUSR1 through s6-svc.
+ * queue/flushdest belongs to a less trusted uid than root, so the request
  * is made relative to a descriptor of it opened without following a
  * symbolic link, with O_CREAT|O_EXCL|O_NOFOLLOW: an existing name (a
- * pending request, or anything planted) is never opened.
- *
- * Output: one key=value line per domain on stderr. Exit 0 when every
- * request was made (woken or not), 100 on a usage error or a bad domain
- * (then no request is made), 111 when a request could not be made.
- */
+ * pending request, or anything planted) is never opened. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

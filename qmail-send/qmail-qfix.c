@@ -1,28 +1,7 @@
-/* qmail-qfix [-n]: checks PREFIX/queue against the layout service/install
- * creates, and repairs it; with -n it only reports.
- *
- *   queue               dir   queue uid, queue gid  0750
- *   queue/tmp           dir   queue uid, queue gid  2770
- *   queue/mess          dir   queue uid, queue gid  2770
- *   queue/bounce        dir   send uid,  queue gid  0700
- *   queue/flushdest     dir   send uid,  queue gid  0700
- *   queue/sched         dir   send uid,  queue gid  0700
- *   queue/lock          dir   queue uid, queue gid  0750
- *   queue/lock/trigger  fifo  send uid,  queue gid  0622
- *   queue/lock/sendmutex file send uid,  queue gid  0600
- *   queue/mess/<qid>    file  queue uid, queue gid  0660, valid (qf_read)
- *   rjournal            dir   remote uid, queue gid 2750 (outside queue/)
- *
- * Missing directories, the fifo and the mutex file are created; owners and
- * modes are set. Messages that fail qf_read, names that are not qids (in
- * tmp/, nor qmail-queued's pool names), and tmp/ files older than 36 hours
- * (debris of a killed writer; an empty pool file is a name not used yet)
- * are reported, never removed: deciding what a damaged message was is a
- * person's job.
- *
- * The numeric ids come from control/ids, which service/install writes
- * (lines "queue=<uid>:<gid>" and "send=<uid>:<gid>"); it must belong to
- * root or to the user running qmail-qfix, like the prefix it is in.
+/* qmail-qfix [-n]: checks PREFIX/queue and PREFIX/rjournal against the
+ * layout service/install creates, and repairs it; see qmail-qfix(8) for
+ * the layout, the findings and the exit codes. Damaged messages, foreign
+ * names and stale tmp/ files are reported, never removed.
  *
  * Runs as root (multi-uid instances) or as the single user. The queue's
  * directories belong to less trusted uids, which could plant symbolic or
@@ -30,16 +9,8 @@
  * opened relative to its directory's descriptor with O_NOFOLLOW, checked
  * with fstat on the open descriptor, and changed only through it
  * (fchown, fchmod); a regular file with more than one link is reported
- * and left alone.
- *
- * Output: one key=value line per finding on stderr, event= one of
- * created, missing (-n), owner, mode (the fix, or with -n what is wrong),
- * badtype, links, badname, unusable (a message qmail-send could not open
- * read-write: qf_send_cannot, the check qmail-qstat counts), invalid,
- * stale, error; then event=done.
- * Exit 0 when all was in order, 1 when something was repaired or
- * reported, 111 on an error that stopped a check or a repair.
- */
+ * and left alone. control/ids must be root's (or the caller's) and
+ * writable by nobody else. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,18 +1,9 @@
-/* qmail-qread: every queued message, oldest first, with its recipients.
- *
- *   1795420800.004211.3117  age 2h03m  1234 bytes  from <joe@example.test>
- *     local   pending  bob@example.test
- *     remote  failed   ann@example.net: 550 5.1.1 no such user
- *     remote  done     cat@example.net
+/* qmail-qread: every queued message, oldest first, with its recipients;
+ * see qmail-qread(8).
  *
  * A failed recipient shows the failure qmail-send recorded for its bounce
- * (queue/bounce/<qid>, readable by root only). Why a pending recipient was
- * deferred is not kept in the queue: it is in qmail-send's log. Addresses
- * and texts are printed with control bytes escaped (qtool_put_safe).
- *
- * Read-only; needs read access to the queue (root, or the queue's group).
- * Exit 0, or 111 when the queue cannot be read.
- */
+ * (queue/bounce/<qid>, readable by root only). Addresses and texts are
+ * printed with control bytes escaped (qtool_put_safe). Read-only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -1,20 +1,8 @@
-/* qmail-qstat: counts of what the queue holds.
- *
- *   messages in queue: 3
- *   recipients pending: 4 (local 1, remote 3)
- *   recipients failed, bounce not yet sent: 1
- *   recipients done, message not yet removed: 2
- *   messages being written (queue/tmp): 0
- *   damaged or unreadable queue files: 0
+/* qmail-qstat: counts of what the queue holds; see qmail-qstat(8).
  *
  * Unreadable means by qmail-send (qf_send_cannot, the check qmail-qfix
  * reports as "unusable"), whoever runs qmail-qstat: as root it could
- * read them all. qmail-send's ids come from control/ids.
- *
- * Read-only; needs read access to the queue (root, or the queue's group).
- * Takes no arguments: it works on the instance it was built for.
- * Exit 0, or 111 when the queue cannot be read (a message on stderr).
- */
+ * read them all. qmail-send's ids come from control/ids. Read-only. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -65,8 +53,8 @@ static int count(void *ctx, const char *qid, int fd, const qf_env *e)
   return 0;
 }
 
-/* Entries in dir other than . and .., or -1. */
-/* Files in queue/tmp/ but qmail-queued's unused pool names (empty). */
+/* Files in queue/tmp/ other than qmail-queued's unused pool names
+ * (empty), or -1. */
 static long long writing(void)
 {
   DIR *d = opendir("queue/tmp");

@@ -1,5 +1,6 @@
-/* qmail-send: the scheduler. Runs as qmails, started by qmail-start with
- * qmail-lspawn's socket on fd 3 and qmail-rspawn's on fd 4.
+/* qmail-send: the scheduler, see qmail-send(8). Runs as qmails, started
+ * by qmail-start with qmail-lspawn's socket on fd 3 and qmail-rspawn's on
+ * fd 4.
  *
  * One explicit event loop over poll(): the trigger fifo (a new message),
  * the two spawner sockets (results), a self-pipe (signals) and timers.
@@ -22,14 +23,9 @@
  * message that would only wait in a job for a busy destination is parked
  * too, so one slow domain cannot take every job.
  *
- * qmail-qdest asks for one destination's reset with an empty file named
- * after the domain in queue/flushdest/, read on SIGUSR1 (and SIGALRM, and
- * every SCAN_EVERY): the hold and dead mark end as if the hold had
- * expired, and the messages last deferred for it are retried now.
- *
- * Started with -dFD (qmail-start passes it on), it writes one newline to
- * fd FD, s6's notification-fd, once it holds the mutex, has opened the
- * trigger and has scanned the queue: the service is then ready.
+ * qmail-qdest's requests (queue/flushdest/<domain>) are read on SIGUSR1,
+ * SIGALRM and every SCAN_EVERY. Signals, options, files and log events:
+ * qmail-send(8).
  *
  * Crash safety comes from the queue file: a recipient's state byte is
  * written (in place, by qf_mark) after the spawner reports, and a failure

@@ -1,17 +1,10 @@
-/* qmail-start [-dFD] SENDUID:GID REMOTEUID:GID [defaultdelivery]
+/* qmail-start [-dFD] SENDUID:GID REMOTEUID:GID [defaultdelivery]: see
+ * qmail-start(8).
  *
- * Runs as root, once. Makes one SOCK_SEQPACKET socketpair per spawner,
- * starts bin/qmail-lspawn (stays root: it must become each recipient) and
- * bin/qmail-rspawn (as REMOTE), each with its socket end on fd 0, then
- * becomes SEND and execs bin/qmail-send with the local socket on fd 3 and
- * the remote one on fd 4. stderr stays the log for all three.
- *
- * -dFD (5 to 1023): fd FD is s6's notification-fd. qmail-send gets it
- * (and "-dFD") and reports readiness on it; the spawners never see it.
- *
- * Not started as root (a single-uid instance), it changes no uid.
- * Every path is relative to the compiled-in prefix. Exit 100 on a usage
- * error, 111 when something could not be set up. */
+ * As root, once: one SOCK_SEQPACKET socketpair per spawner; qmail-lspawn
+ * keeps root, qmail-rspawn becomes REMOTE, then this process becomes SEND
+ * and execs qmail-send with the sockets on fds 3 and 4. The -dFD
+ * notification-fd goes to qmail-send only. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -6,6 +6,7 @@ qmail-qstat_SRCS := qmail-send/qmail-qstat.c qmail-send/qtool.c qmail-send/rewri
 qmail-qread_SRCS := qmail-send/qmail-qread.c qmail-send/qtool.c qmail-send/rewrite.c qmail-send/dsn.c
 
 # qmail-logsum is a script; it is installed with the programs.
+SCRIPTS += qmail-logsum
 progs: $(BUILD)/bin/qmail-logsum
 $(BUILD)/bin/qmail-logsum: qmail-send/qmail-logsum.sh
 	@mkdir -p $(@D)

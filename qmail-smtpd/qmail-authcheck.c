@@ -1,10 +1,8 @@
 /* qmail-authcheck: the password checker for SMTP AUTH, with the
- * checkpassword interface: fd 3 carries "user\0password\0timestamp\0"
- * (at most 512 bytes); exit 0 when the password is right, 1 when it is
- * wrong or the user unknown, 2 on a malformed request, 111 when it cannot
- * tell (the database unreadable). It runs no program after a success.
+ * checkpassword interface (qmail-authcheck(8)): the request on fd 3;
+ * exit 0 right, 1 wrong or unknown user, 2 malformed, 111 cannot tell.
  *
- * Installed setuid to the auth uid (mode 4710, group of the daemons), the
+ * Installed setuid to the auth uid (mode 4710, the smtpd group), the
  * only uid that can read control/authusers.cdb (user -> crypt(3) hash,
  * mode 0400, written by qmail-passwd). qmail-smtpd runs it per attempt,
  * so the process that parses SMTP never holds a password hash.

@@ -1,18 +1,9 @@
-/* qmail-passwd add|change USER, qmail-passwd remove USER,
- * qmail-passwd list, qmail-passwd rebuild
- *
- * The SMTP AUTH user database. users/authusers (root, 0600) is the
- * source: one "user:hash" line per user, hash from crypt(3) (yescrypt,
- * or SHA-512-crypt where the library lacks it). Every change rewrites it
- * atomically and then rebuilds control/authusers.cdb (user -> hash),
- * owned by the auth uid (control/ids) with mode 0400, so that only
- * qmail-authcheck can read it: written to a temporary name, fsynced,
- * renamed, the directory fsynced. `rebuild` makes the cdb from the
- * source again (after editing it by hand).
- *
- * add and change read the password from the first line of stdin (at most
- * 255 bytes; no echo control: pipe it in). Exit 0 done, 100 usage or bad
- * input (unknown user, existing user, empty password), 111 failure. */
+/* qmail-passwd add|change|remove USER | list | rebuild: the SMTP AUTH
+ * user database (qmail-passwd(8)). users/authusers ("user:hash" lines,
+ * root 0600) is the source; every change rewrites it atomically, then
+ * rebuilds control/authusers.cdb, owned by the auth uid (control/ids),
+ * 0400, so that only qmail-authcheck reads it: temporary name, fsync,
+ * rename, fsync of control/. Exit 0, 100 usage or bad input, 111. */
 #include <cdb.h>
 #include <crypt.h>
 #include <errno.h>

@@ -1,76 +1,26 @@
-/* qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] [-u uid] [-g gid]
- *                    [-t tlsuid:gid [-i]] [-l localname] host port
+/* qmail-smtpd-listen: qmail-smtpd's sessions without tcpserver; options,
+ * environment, exit codes and log events are in qmail-smtpd-listen(8).
  *
- * qmail-smtpd as a resident listener, in place of `tcpserver -H -R ...
- * qmail-smtpd`: it accepts connections itself and forks, without exec, one
- * child per connection that runs qmail-smtpd's session (smtpd.c, linked
- * in). A session is still a process of its own, so nothing of it outlives
- * the connection; what goes is tcpserver and the exec and start-up of
- * qmail-smtpd on every connection.
+ * Parent. Binds, drops to -u/-g (unless -t: each connection's TLS relay
+ * reads the key as root, tlsd.h), then keeps SPARES children forked
+ * ahead, each waiting to accept one connection, so that the fork is paid
+ * while other sessions run. A spare that has accepted writes its pid on
+ * the "taken" pipe and the parent forks the next; EOF on the "alive"
+ * pipe tells the spares to exit without accepting (SIGTERM). At the -c
+ * limit no spare is made and the parent accepts and answers 421 itself,
+ * so no client waits in the backlog. SIGCHLD and SIGTERM come through a
+ * signalfd: no signal handler ever runs. The parent reads no control
+ * file and no client byte and keeps no state per connection but counts
+ * and the spares' pids: its small image is what every fork copies.
  *
- * With -t, in place of `tcpserver ... qmail-tlsd [-i] tlsids smtpdids`:
- * every session goes through tlsd.h's TLS relay, STARTTLS (or implicit
- * TLS with -i). The parent then keeps root, as tcpserver did, since each
- * connection's relay reads the key as root and takes the TLS ids (-t)
- * while its session child takes the smtpd ids (-u and -g, both needed).
- * Neither reads a byte from the client before dropping root; the parent
- * and the spares read none at all.
+ * Descriptors. The parent and every spare hold a reserve descriptor
+ * (/dev/null), given up to accept and answer a connection when accept
+ * fails with EMFILE or ENFILE; a spare also checks that its session will
+ * have HEADROOM descriptors before it starts it.
  *
- * Parent. Binds host:port -- "0" and "::" are every address, IPv6 and
- * IPv4 (as Debian's ucspi-tcp-ipv6 tcpserver binds "0"), an IPv4 or IPv6
- * address just that one; port 0 picks a free port -- then, when -g or -u
- * is given, drops every supplementary group and takes gid and uid (numeric)
- * before it accepts anything. -1 prints the port on stdout once it listens
- * (s6 readiness). It does not accept sessions itself: it keeps SPARES children
- * forked ahead, each waiting to accept one connection, so that the fork
- * is paid while the previous session runs, not while a client waits for
- * the greeting. A spare that has accepted writes its pid on the "taken"
- * pipe and the parent forks the next one. At most limit children (-c,
- * default 40), spares included, live at once: at the limit no spare is
- * made and the parent accepts instead, answers "421 4.3.2 too many
- * connections" and closes (with -i, implicit TLS, it closes without a
- * word: a plaintext line would be garbage to a TLS client), so that no
- * client sits in the backlog without a greeting. Such an episode is
- * logged once when it begins (event=limit state=full) and once when a
- * slot is free again (state=ok refused=N). SIGCHLD and SIGTERM come
- * through a signalfd, so no signal handler ever runs. SIGTERM closes
- * the socket and the "alive" pipe, which the waiting spares see as EOF
- * and exit without accepting, and exits 0; running sessions finish on their own, as under tcpserver.
- * It reads no control file and no byte from any client, and keeps no
- * state per connection but counts and the spares' pids: its small image
- * is what every fork copies.
- *
- * Spare. Polls the listening socket and the "alive" pipe; accepts one
- * connection (the socket is non-blocking: another spare may win), says
- * so on the "taken" pipe, closes both pipes and the listening socket.
- *
- * Descriptors. The parent and every spare hold one reserve descriptor
- * (/dev/null): when accept fails for want of descriptors (EMFILE,
- * ENFILE) the reserve is closed, the connection accepted with it,
- * answered 421 and closed, and the reserve opened again, so that a
- * client is never left in the backlog while the log repeats the error.
- * A spare that has a connection first checks that the session will have
- * HEADROOM descriptors (control files, the queue's pipes and socket,
- * TLS's socketpair); a session that would fail half-way gets the 421
- * instead. Both are logged (event=nofiles).
- *
- * Session. Puts the connection on fds 0 and 1
- * (fd 2 stays the log), sets the environment as `tcpserver -H -R -l
- * localname` does: PROTO (TCP or TCP6), TCPLOCALIP, TCPLOCALPORT,
- * TCPLOCALHOST (only with -l), TCPREMOTEIP, TCPREMOTEPORT, each also as
- * TCP6* with the address in IPv6 form, TCP6INTERFACE for a scoped local
- * address; TCPREMOTEHOST, TCPREMOTEINFO and their TCP6 twins removed. Then
- * the -x table, read per connection with tcpserver's key search
- * (tcprules.h): a deny closes the connection (exit 100, logged), an allow
- * sets its variables over the others, an unreadable table (a missing one
- * too) drops the connection (exit 111). Then the session.
- *
- * Log lines (stderr): event=start, event=stop, event=deny, event=limit,
- * event=nofiles, event=crash
- * (a session killed by a signal), event=killed (by SIGTERM: a stop, as
- * when a whole service group is signalled), event=error, event=fatal.
- * Exit codes: 0 after SIGTERM, 100 usage, 111 set-up failure.
- */
+ * Session (the child). The connection on fds 0 and 1, fd 2 the log, the
+ * environment as tcpserver -H -R sets it, the -x table (tcprules.h),
+ * then smtpd_session() or, with -t, tlsd_session(). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
-/* qmail-smtpd: one SMTP session on fds 0 and 1, run per connection by
- * tcpserver (UCSPI) or qmail-tlsd as the smtpd uid. The session itself is
- * smtpd.c's, shared with qmail-smtpd-listen. */
+/* qmail-smtpd: one SMTP session on fds 0 and 1, for tcpserver (UCSPI)
+ * and sendmail -bs (qmail-smtpd(8)). The session itself is smtpd.c's,
+ * linked into qmail-smtpd-listen and qmail-tlsd too. */
 #include "session.h"
 
 int main(void)

@@ -1,11 +1,6 @@
-/* qmail-tlsd [-i] tlsuid:gid smtpduid:gid
- *
- * qmail-smtpd with TLS, for tcpserver: run as root (no -u/-g) with the
- * client on fds 0 and 1, in place of qmail-smtpd. -i: implicit TLS (port
- * 465), else STARTTLS. The session and its privilege split are tlsd.h's;
- * qmail-smtpd-listen -t does the same without tcpserver and this exec.
- * Exit codes: tlsd.h's, and 100 for a usage error.
- */
+/* qmail-tlsd [-i] tlsuid:gid smtpduid:gid: qmail-smtpd with TLS, for
+ * tcpserver (qmail-tlsd(8)). The session and its privilege split are
+ * tlsd.h's; qmail-smtpd-listen -t does the same without this exec. */
 #include <string.h>
 #include "log.h"
 #include "tlsd.h"

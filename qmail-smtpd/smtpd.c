@@ -2,9 +2,10 @@
  * fds 0 and 1, as an unprivileged uid, with the environment tcpserver sets
  * (TCPREMOTEIP, RELAYCLIENT, ...). smtpd_session() is the whole process:
  * qmail-smtpd.c calls it under tcpserver, qmail-smtpd-listen.c in each
- * forked child. It reads control files once, speaks RFC 5321 with the
- * extensions EHLO lists, and reaches the queue only by running
- * qmail-queue (data.c).
+ * forked child, tlsd.c in the session half of a TLS connection. It reads
+ * control files once per session (queueminfree at the first MAIL), speaks
+ * RFC 5321 with the extensions EHLO lists, and reaches the queue only
+ * through qmail-queued or qmail-queue (data.c).
  *
  * States: before HELO/EHLO (seenhelo 0); idle; in a transaction after MAIL
  * (inmail); with recipients (nrcpt > 0); inside BDAT chunks (bdat). Every
@@ -12,7 +13,8 @@
  * enhanced status codes except the greeting and the EHLO/HELO lines,
  * which RFC 2034 leaves without them.
  *
- * STARTTLS is starttls.c's, offered only under qmail-tlsd. AUTH is
+ * STARTTLS is starttls.c's, offered only under the TLS relay (tlsd.c:
+ * qmail-tlsd, qmail-smtpd-listen -t) and not yet in use. AUTH is
  * auth.c's: its verb and EHLO keyword come from the tables below, and
  * ss.authed selects the Received: protocol name (ESMTPA) and relaying.
  */

@@ -1,4 +1,4 @@
-# qmail-smtpd: the SMTP server (issue 3), its unit tests and its fuzz target.
+# qmail-smtpd: the SMTP server, its unit tests and its fuzz target.
 PROGS += qmail-smtpd
 qmail-smtpd_SRCS := qmail-smtpd/smtpd.c qmail-smtpd/reply.c qmail-smtpd/rcpt.c \
                     qmail-smtpd/data.c qmail-smtpd/proto.c qmail-local/users.c \

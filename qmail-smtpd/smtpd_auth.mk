@@ -1,4 +1,4 @@
-# SMTP AUTH (issue 7): the exchange in qmail-smtpd (auth.c), the password
+# SMTP AUTH: the exchange in qmail-smtpd (auth.c), the password
 # checker qmail-authcheck (setuid to the auth uid, libcrypt) and the user
 # database tool qmail-passwd. libcrypt links dynamically: its static
 # archive pulls in what static-pie cannot take.

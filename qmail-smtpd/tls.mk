@@ -1,4 +1,4 @@
-# TLS for the server (issue 6): qmail-tlsd holds the key and runs BearSSL,
+# TLS for the server: qmail-tlsd holds the key and runs BearSSL,
 # qmail-smtpd speaks STARTTLS through it (starttls.c, tlsctl.h).
 qmail-smtpd_SRCS += qmail-smtpd/starttls.c
 # qmail-tlsd runs the session itself in its forked child, with no exec of

@@ -27,7 +27,7 @@ static br_ssl_server_context sc;
 static unsigned char iobuf[TLS_IOBUF];
 static const char *remoteip = "unknown";
 static int timeout = 600;     /* the relay's: the longest of qmail-smtpd's */
-static int hs_timeout = 60;    /* the handshake's: timeoutidle, as before MAIL */
+static int hs_timeout = 60;    /* the whole handshake's: timeoutidle, as before MAIL */
 
 int tlsd_ids(const char *s, struct tlsd_ids *id)
 {
@@ -157,7 +157,7 @@ static int handshake(int ctl, int pass)
   size_t n;
 
   if (!br_ssl_server_reset(&sc)) { logtls("failed", "cannot seed the random generator"); return -1; }
-  if (tls_handshake(&sc.eng, 0, 1, hs_timeout) < 0) {
+  if (tls_handshake(&sc.eng, 0, 1, hs_timeout, hs_timeout) < 0) {
     logtls("failed", errno == EPROTO ? tls_error_text(br_ssl_engine_last_error(&sc.eng))
                    : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "eof" : strerror(errno));
     return -1;

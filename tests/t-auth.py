@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SMTP AUTH in qmail-smtpd (issue 7): PLAIN and LOGIN with smtplib, swaks
+"""SMTP AUTH in qmail-smtpd: PLAIN and LOGIN with smtplib, swaks
 and a raw client; refused before TLS (538) unless loopback with
 control/authloopback; wrong passwords (535, then 421 after three);
 relaying only after success; Received: names ESMTPA/ESMTPSA and the user;

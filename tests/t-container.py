@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The outbound-only container mode (issue 7): service/container setup on an
+"""The outbound-only container mode: service/container setup on an
 installed instance, then s6-svscan on PREFIX/service as the container's
 one command. The smarthost is a Python sink with implicit TLS (certificate
 from a CA made here, trusted through TLS_CA) that requires AUTH.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""qmail-remote authenticating to a smarthost (issue 7, client side).
+"""qmail-remote authenticating to a smarthost (the client side).
 
 The smarthost is this MTA's own qmail-tlsd + qmail-smtpd under tcpserver,
 from the same instance, with control/authusers.cdb and SMTPD_AUTH=required:

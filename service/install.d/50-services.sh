@@ -77,7 +77,7 @@ dir "$u_root" "$g_root" 0755 "$D/log"
 # qmail-send: qmail-start (root) makes the spawners and becomes qmail-send.
 # Its log lines (and those of the spawners) go to stderr, into the log
 # pipe. SIGTERM (s6-svc -d, -t) stops it; a kill at any moment loses
-# nothing (see README, the queue). SIGUSR1 (s6-svc -1) makes it read
+# nothing (see README, Life of a message). SIGUSR1 (s6-svc -1) makes it read
 # qmail-qdest's requests. Readiness on fd 5 (qmail-start -d5, passed to
 # qmail-send): written once qmail-send holds the mutex, has opened the
 # trigger and scanned the queue. A message queued before that waits for it.

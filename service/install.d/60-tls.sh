@@ -1,5 +1,5 @@
 # Sourced by service/install after 50-services.sh: TLS for the SMTP
-# server (issue 6). See SECURITY, "TLS".
+# server. See SECURITY, "TLS".
 #
 #   - the TLS uid ($QMAIL_TLS, default qmailt), and control/tls/, root's,
 #     mode 0700: key.pem (root, 0400) and cert.pem (root, 0444; the chain,

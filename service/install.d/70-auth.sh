@@ -1,4 +1,4 @@
-# Sourced by service/install after 60-tls.sh: SMTP AUTH (issue 7). See
+# Sourced by service/install after 60-tls.sh: SMTP AUTH. See
 # SECURITY, "SMTP AUTH".
 #
 #   - bin/qmail-authcheck: setuid to the auth uid, mode 4710, group the

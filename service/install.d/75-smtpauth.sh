@@ -1,5 +1,5 @@
 # Sourced by service/install after 70-auth.sh: the client side of SMTP
-# AUTH (issue 7). control/smtpauth ("host:user:password" lines, see
+# AUTH. control/smtpauth ("host:user:password" lines, see
 # qmail-remote/routes.c) holds the passwords qmail-remote gives to a
 # smarthost: only the remote uid may read it. Install never writes it;
 # when it exists, its owner and mode are fixed here on every install.
