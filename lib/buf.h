@@ -62,5 +62,15 @@ MUST_USE int fd_write_all(int fd, const void *p, size_t n, int timeout);
 int fd_wait(int fd, int want_write, int timeout);
 /* Sets O_NONBLOCK, keeping fd's other status flags. 0 or -1. */
 int fd_nonblock(int fd);
+/* Reads n bytes at offset off: 0, or -1 with errno; EINVAL when the file
+ * ends first (it is shorter than what described it, or shrank). */
+int pread_all(int fd, void *p, size_t n, off_t off);
+/* Reads fd from its offset to its end into out, replacing out's contents,
+ * and never more than max bytes into memory: 0, or -1 with errno; EFBIG
+ * when there is more, out then holding the first max bytes. fd stays open. */
+int fd_read_file(int fd, str *out, size_t max);
+/* The same for the file at path (opened O_RDONLY | O_CLOEXEC | O_NONBLOCK,
+ * so that a FIFO cannot block, and closed); errno ENOENT when there is none. */
+int file_read(const char *path, str *out, size_t max);
 
 #endif

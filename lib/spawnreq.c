@@ -180,16 +180,12 @@ static char reply_buf[24 + SPAWN_ITEMS_MAX];
 
 void spawnreq_reply(const char *prog, unsigned long slot, const char *items, size_t n)
 {
-  char digits[24];
-  size_t d = sizeof digits;
-  unsigned long s = slot;
+  size_t d = (size_t)(fmt_u(reply_buf, slot, 0) - reply_buf);
 
-  do { digits[--d] = (char)('0' + s % 10); s /= 10; } while (s);
   if (n > SPAWN_ITEMS_MAX) n = SPAWN_ITEMS_MAX;
-  memcpy(reply_buf, digits + d, sizeof digits - d);
-  reply_buf[sizeof digits - d] = 0;
-  memmove(reply_buf + sizeof digits - d + 1, items, n);
-  if (pkt_send(0, reply_buf, sizeof digits - d + 1 + n, -1) < 0) {
+  reply_buf[d] = 0;
+  memmove(reply_buf + d + 1, items, n);
+  if (pkt_send(0, reply_buf, d + 1 + n, -1) < 0) {
     log_begin(prog, "reply_failed");
     log_ku("slot", slot);
     log_kv("error", strerror(errno));

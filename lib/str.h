@@ -34,6 +34,9 @@ MUST_USE int str_copys(str *x, const char *s);
 /* Ensures a NUL follows the contents without counting it in len. */
 MUST_USE int str_0(str *x);
 void str_free(str *x);
+/* For a secret (a password, a key): overwrites all of x's memory, in a
+ * way the compiler may not drop as a dead store, then frees it. */
+void str_wipe(str *x);
 
 /* Writes u in decimal at dst, zero-padded to width digits (at most 20
  * are written, whatever width), without a NUL; returns the end. */

@@ -60,9 +60,7 @@ static void age(unsigned long long s)
  * there is none or it cannot be read (not root). */
 static void read_bounce(struct ctx *c, const char *qid)
 {
-  char tmp[4096];
   struct stat st;
-  ssize_t r;
   int fd;
 
   c->bounce.len = 0;
@@ -72,12 +70,8 @@ static void read_bounce(struct ctx *c, const char *qid)
   fd = open(c->scratch.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (off_t)BOUNCE_MAX) {
-    for (;;) {
-      r = read(fd, tmp, sizeof tmp);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0 || c->bounce.len + (size_t)r > BOUNCE_MAX) break;
-      if (str_catb(&c->bounce, tmp, (size_t)r) < 0) { c->bounce.len = 0; break; }
-    }
+    /* Over the limit, the records read so far are shown. */
+    if (fd_read_file(fd, &c->bounce, BOUNCE_MAX) < 0 && errno != EFBIG) c->bounce.len = 0;
   }
   close(fd);
 }

@@ -22,6 +22,7 @@
 #define PROG "qmail-passwd"
 #define SOURCE_DIR "users"
 #define SOURCE "authusers"
+#define SOURCE_MAX (64u << 20)   /* a million users at 64 bytes a line */
 #define CDB "control/authusers.cdb"
 #define CDB_TMP "control/.authusers.cdb.tmp"
 
@@ -36,17 +37,10 @@ static str db;         /* users/authusers, "user:hash\n" lines */
 
 static void db_read(void)
 {
-  int fd = open(SOURCE_DIR "/" SOURCE, O_RDONLY | O_CLOEXEC);
-  char b[4096];
-  if (fd < 0) { if (errno == ENOENT) return; die(111, "cannot open users/authusers"); }
-  for (;;) {
-    ssize_t r = read(fd, b, sizeof b);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) die(111, "cannot read users/authusers");
-    if (r == 0) break;
-    nomem(str_catb(&db, b, (size_t)r));
+  if (file_read(SOURCE_DIR "/" SOURCE, &db, SOURCE_MAX) < 0) {
+    if (errno == ENOENT) return;
+    die(111, errno == EFBIG ? "users/authusers is too big" : "cannot read users/authusers");
   }
-  close(fd);
   if (db.len && db.s[db.len - 1] != '\n') nomem(str_catc(&db, '\n'));
 }
 
