@@ -5,7 +5,17 @@ BENCH_ARGS ?=
 bench:
 	sh bench/run $(BENCH_ARGS)
 
-.PHONY: bench
+# make bench-cpu: CPU per session or message of this MTA's own paths
+# (listener, STARTTLS, relay with reuse), on the make check instance;
+# figures printed, nothing asserted but that every session went through.
+BENCH_CPU := bench/cpu-listen.py bench/cpu-tls.py bench/cpu-remote-reuse.py
+
+bench-cpu:
+	$(MAKE) BUILD=build-check PREFIX=$(CHECK_PREFIX) progs tests
+	@for s in $(BENCH_CPU); do echo "== $$s"; \
+	  BUILD=build-check PREFIX=$(CHECK_PREFIX) python3 $$s || exit 1; done
+
+.PHONY: bench bench-cpu
 
 # make bench-dkim: CPU per message of DKIM signing against the unsigned
 # path (bench/dkim.py, writes bench/DKIM.md; root, an instance under the

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "buf.h"
+#include "str.h"
 
 void buf_init(buf *b, int fd, char *array, size_t size)
 {
@@ -145,14 +146,59 @@ int buf_puts(buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
 
 int buf_putu(buf *b, unsigned long long u)
 {
-  char tmp[24];
-  size_t i = sizeof tmp;
-  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
-  return buf_put(b, tmp + i, sizeof tmp - i);
+  char tmp[20];
+  return buf_put(b, tmp, (size_t)(fmt_u(tmp, u, 0) - tmp));
 }
 
 int fd_nonblock(int fd)
 {
   int fl = fcntl(fd, F_GETFL);
   return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
+}
+
+int pread_all(int fd, void *p, size_t n, off_t off)
+{
+  char *c = p;
+  ssize_t r;
+
+  while (n) {
+    r = pread(fd, c, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) { errno = EINVAL; return -1; }
+    c += r;
+    n -= (size_t)r;
+    off += r;
+  }
+  return 0;
+}
+
+int fd_read_file(int fd, str *out, size_t max)
+{
+  out->len = 0;
+  for (;;) {
+    /* One byte past max, so that a file of exactly max bytes is whole. */
+    size_t want = max - out->len + 1 < 65536 ? max - out->len + 1 : 65536;
+    ssize_t r;
+    if (str_readyplus(out, want) < 0) return -1;
+    r = read(fd, out->s + out->len, want);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    out->len += (size_t)r;
+    if (out->len > max) { out->len = max; errno = EFBIG; return -1; }
+  }
+}
+
+int file_read(const char *path, str *out, size_t max)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), r, e;
+
+  out->len = 0;
+  if (fd < 0) return -1;
+  r = fd_read_file(fd, out, max);
+  e = errno;
+  close(fd);
+  errno = e;
+  return r;
 }

@@ -29,9 +29,9 @@ void buf_init(buf *b, int fd, char *array, size_t size);
 
 /* Reading. buf_fill returns bytes added (>0), 0 at EOF, -1 on error with
  * errno set (ETIMEDOUT when the timeout passed with nothing to read). */
-ssize_t buf_fill(buf *b);
+MUST_USE ssize_t buf_fill(buf *b);
 /* Copies up to n bytes; returns as buf_fill. */
-ssize_t buf_get(buf *b, void *dst, size_t n);
+MUST_USE ssize_t buf_get(buf *b, void *dst, size_t n);
 /* Bytes already buffered and not yet consumed. */
 size_t buf_ready(const buf *b);
 
@@ -47,20 +47,30 @@ enum {
   LINE_PARTIAL = 3,  /* EOF after some bytes without "\n"; they are in line */
   LINE_ERR = -1      /* read error, ENOMEM, or ETIMEDOUT; errno set */
 };
-int buf_line(buf *b, str *line, size_t max);
+MUST_USE int buf_line(buf *b, str *line, size_t max);
 
 /* Writing. All return 0 or -1 with errno set. */
-int buf_put(buf *b, const void *p, size_t n);
-int buf_puts(buf *b, const char *s);
-int buf_putu(buf *b, unsigned long long u);
-int buf_flush(buf *b);
+MUST_USE int buf_put(buf *b, const void *p, size_t n);
+MUST_USE int buf_puts(buf *b, const char *s);
+MUST_USE int buf_putu(buf *b, unsigned long long u);
+MUST_USE int buf_flush(buf *b);
 
 /* Whole-fd helpers that retry on EINTR and short counts. */
-int fd_write_all(int fd, const void *p, size_t n, int timeout);
+MUST_USE int fd_write_all(int fd, const void *p, size_t n, int timeout);
 /* Waits until fd is readable (want_write 0) or writable; 0, or -1 with
  * errno ETIMEDOUT or poll's error. timeout 0 waits for ever. */
 int fd_wait(int fd, int want_write, int timeout);
 /* Sets O_NONBLOCK, keeping fd's other status flags. 0 or -1. */
 int fd_nonblock(int fd);
+/* Reads n bytes at offset off: 0, or -1 with errno; EINVAL when the file
+ * ends first (it is shorter than what described it, or shrank). */
+int pread_all(int fd, void *p, size_t n, off_t off);
+/* Reads fd from its offset to its end into out, replacing out's contents,
+ * and never more than max bytes into memory: 0, or -1 with errno; EFBIG
+ * when there is more, out then holding the first max bytes. fd stays open. */
+int fd_read_file(int fd, str *out, size_t max);
+/* The same for the file at path (opened O_RDONLY | O_CLOEXEC | O_NONBLOCK,
+ * so that a FIFO cannot block, and closed); errno ENOENT when there is none. */
+int file_read(const char *path, str *out, size_t max);
 
 #endif

@@ -14,22 +14,8 @@ int prefix_chdir(void) { return chdir(auto_prefix); }
 
 static int slurp(str *out, const char *path)
 {
-  char tmp[4096];
-  int fd;
-  ssize_t r;
-
-  out->len = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT ? 0 : -1;
-  for (;;) {
-    r = read(fd, tmp, sizeof tmp);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    if (out->len + (size_t)r > CONTROL_MAX) { errno = EFBIG; r = -1; break; }
-    if (str_catb(out, tmp, (size_t)r) < 0) { r = -1; break; }
-  }
-  close(fd);
-  return r < 0 ? -1 : 1;
+  if (file_read(path, out, CONTROL_MAX) < 0) return errno == ENOENT ? 0 : -1;
+  return 1;
 }
 
 static size_t trim(const char *s, size_t n)
@@ -83,23 +69,46 @@ int control_lines(str *out, const char *path)
   return r;
 }
 
-int cdb_lookup(const char *path, const void *key, size_t klen, str *val)
+int cdb_getfd(int fd, const void *key, size_t klen, str *val)
 {
   unsigned dlen;
-  int fd, r;
+  int r;
 
   val->len = 0;
   if (klen > 0xffffffffu) { errno = EINVAL; return -1; }
+  r = cdb_seek(fd, key, (unsigned)klen, &dlen);
+  if (r <= 0) { if (r < 0) errno = EIO; return r; }
+  if (dlen > 0x7fffffffu) { errno = EFBIG; return -1; }
+  if (str_ready(val, dlen) < 0 || cdb_bread(fd, val->s, (int)dlen) < 0) return -1;
+  val->len = dlen;
+  return 1;
+}
+
+int cdb_lookup(const char *path, const void *key, size_t klen, str *val)
+{
+  int fd, r, e;
+
+  val->len = 0;
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? 0 : -1;
-  r = cdb_seek(fd, key, (unsigned)klen, &dlen);
-  if (r > 0 && dlen > 0x7fffffffu) { errno = EFBIG; r = -1; }
-  if (r > 0) {
-    if (str_ready(val, dlen) < 0 || cdb_bread(fd, val->s, (int)dlen) < 0) r = -1;
-    else val->len = dlen;
-  }
+  r = cdb_getfd(fd, key, klen, val);
+  e = errno;
   close(fd);
+  errno = e;
   return r;
+}
+
+int cdb_value(struct cdb *c, const void *key, size_t klen, const char **v, size_t *vn)
+{
+  int r;
+
+  if (klen > 0xffffffffu) { errno = EINVAL; return -1; }
+  r = cdb_find(c, key, (unsigned)klen);
+  if (r <= 0) { if (r < 0) errno = EIO; return r; }
+  *v = cdb_getdata(c);
+  if (!*v) { errno = EIO; return -1; }
+  *vn = cdb_datalen(c);
+  return 1;
 }
 
 int scan_ulong(const char *s, size_t n, unsigned long long *out)

@@ -23,8 +23,15 @@ int control_ulong(unsigned long *out, const char *path, unsigned long def);
  * each followed by a NUL, concatenated in out. */
 int control_lines(str *out, const char *path);
 
-/* Looks key up in the cdb file at path; the value goes to val. */
+/* cdb lookups: 1 found, 0 not, -1 with errno (EIO: a damaged table;
+ * EINVAL: a key over 4 GB; EFBIG: a value over 2 GB). */
+struct cdb;
+/* In the cdb file at path (none: 0); the value goes to val. */
 int cdb_lookup(const char *path, const void *key, size_t klen, str *val);
+/* In the cdb file open on fd; the value goes to val. */
+int cdb_getfd(int fd, const void *key, size_t klen, str *val);
+/* In an open table (cdb_init); *v points into its map, *vn bytes. */
+int cdb_value(struct cdb *c, const void *key, size_t klen, const char **v, size_t *vn);
 
 /* Strict unsigned decimal: digits only, no sign, no overflow; 0 or -1. */
 int scan_ulong(const char *s, size_t n, unsigned long long *out);

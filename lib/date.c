@@ -2,14 +2,13 @@
  * proleptic Gregorian calendar in eras of 400 years (146097 days), with
  * years starting on March 1st, so that the leap day ends a year. */
 #include <string.h>
+#include <time.h>
 #include "date.h"
 #include "str.h"
 
 static char *two(char *p, long long v)
 {
-  p[0] = (char)('0' + v / 10);
-  p[1] = (char)('0' + v % 10);
-  return p + 2;
+  return fmt_u(p, (unsigned long long)v % 100, 2);
 }
 
 size_t date822(char out[DATE822_MAX], long long t)
@@ -43,4 +42,11 @@ size_t date822(char out[DATE822_MAX], long long t)
   p = two(p, secs % 60);
   memcpy(p, " +0000", 6);
   return (size_t)(p + 6 - out);
+}
+
+unsigned long long mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
 }

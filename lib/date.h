@@ -11,4 +11,8 @@
  * epoch, into out, without a NUL; returns its length. */
 size_t date822(char out[DATE822_MAX], long long t);
 
+/* Milliseconds on CLOCK_MONOTONIC: for timers, deadlines and lifetimes,
+ * which a step of the wall clock must not move. */
+unsigned long long mono_ms(void);
+
 #endif

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
+#include "str.h"
 
 /* One fixed buffer: logging allocates nothing and cannot fail the caller. */
 static char line[2048];
@@ -81,13 +82,12 @@ void log_kv(const char *key, const char *value)
 
 void log_ku(const char *key, unsigned long long u)
 {
-  char tmp[24];
-  size_t i = sizeof tmp;
-  do { tmp[--i] = (char)('0' + u % 10); u /= 10; } while (u);
+  char tmp[20];
+  size_t n = (size_t)(fmt_u(tmp, u, 0) - tmp);
   put(" ", 1);
   put(key, strlen(key));
   put("=", 1);
-  put(tmp + i, sizeof tmp - i);
+  put(tmp, n);
 }
 
 void log_end(void)
@@ -106,12 +106,16 @@ void log_end(void)
   len = 0;
 }
 
-void log_fatal(const char *prog, int code, const char *msg)
+static void fatal(const char *prog, int code, const char *msg, int e) __attribute__((noreturn));
+static void fatal(const char *prog, int code, const char *msg, int e)
 {
-  int e = errno;
   log_begin(prog, "fatal");
   log_kv("msg", msg);
   if (e) log_kv("error", strerror(e));
   log_end();
   _exit(code);
 }
+
+void log_fatal(const char *prog, int code, const char *msg) { fatal(prog, code, msg, errno); }
+void log_die(const char *prog, int code, const char *msg) { fatal(prog, code, msg, 0); }
+void log_usage(const char *prog, const char *usage) { fatal(prog, EXIT_USAGE, usage, 0); }

@@ -1,5 +1,6 @@
 #ifndef LOG_H
 #define LOG_H
+#include "exitcode.h"
 /* One line per event on stderr, as key=value pairs, for s6-log:
  *
  *   log_begin("qmail-send", "delivery");   -> "qmail-send event=delivery"
@@ -21,7 +22,15 @@ void log_kb(const char *key, const char *value, unsigned long len);
 void log_ku(const char *key, unsigned long long value);
 void log_end(void);
 
-/* A one-shot "prog event=fatal msg=... errno=..." line, then _exit(code). */
+/* A one-shot "prog event=fatal msg=... error=..." line, then _exit(code):
+ * for a failed call whose errno says why. error= is errno's text, left
+ * out when errno is 0; so a caller whose failure is not a system call's
+ * uses log_die, which never prints errno. */
 void log_fatal(const char *prog, int code, const char *msg) __attribute__((noreturn));
+/* "prog event=fatal msg=..." without errno, then _exit(code). */
+void log_die(const char *prog, int code, const char *msg) __attribute__((noreturn));
+/* A usage error: log_die with EXIT_USAGE (lib/exitcode.h), the same
+ * code for every program. */
+void log_usage(const char *prog, const char *usage) __attribute__((noreturn));
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "buf.h"
 #include "control.h"
 #include "dsnparam.h"
 #include "qfile.h"
@@ -84,22 +85,6 @@ int qf_record(str *s, char type, const void *data, size_t n)
   return 0;
 }
 
-static int pread_all(int fd, void *p, size_t n, off_t off)
-{
-  char *c = p;
-  ssize_t r;
-
-  while (n) {
-    r = pread(fd, c, n, off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) { errno = EINVAL; return -1; }   /* the file shrank under us */
-    c += r;
-    n -= (size_t)r;
-    off += r;
-  }
-  return 0;
-}
 
 static int addr_ok(const char *a, size_t n)
 {
@@ -283,6 +268,9 @@ int qf_qid_ok(const char *s, size_t n)
 
 char *qf_qid_fmt(char *dst, unsigned long long sec, uint32_t usec, uint32_t pid)
 {
+  /* A caller's usec past 10^6 - 1 would spell seven digits, a qid that
+   * qf_qid_split refuses: it is held at the last microsecond. */
+  if (usec > 999999) usec = 999999;
   dst = fmt_u(dst, sec, 0);
   *dst++ = '.';
   dst = fmt_u(dst, usec, 6);

@@ -133,9 +133,11 @@ const char *qf_send_cannot(const struct stat *st, uid_t send_uid, gid_t queue_gi
  * ids (control_lines): 0 with *u and *g set, or -1. */
 int qf_ids_role(const str *ids, const char *role, uid_t *u, gid_t *g);
 /* Writes the qid of a message begun at sec.usec (usec < 10^6) by pid,
- * "<sec>.<usec in six digits>.<pid>", without a NUL; returns the end. At
+ * "<sec>.<usec in six digits>.<pid>", without a NUL (a usec over 999999
+ * is written 999999); returns the end. At
  * most 20 + 1 + 6 + 1 + 10 bytes, under QF_QID_MAX. */
 char *qf_qid_fmt(char *dst, unsigned long long sec, uint32_t usec, uint32_t pid);
+_Static_assert(20 + 1 + 6 + 1 + 10 < QF_QID_MAX, "a qid and its NUL must fit QF_QID_MAX");
 /* Splits a qid that qf_qid_fmt spells byte for byte, with sec and pid
  * below 2^32, into v = { sec, usec, pid }: 1. Any other string: 0. */
 int qf_qid_split(const char *s, size_t n, uint32_t v[3]);

@@ -15,8 +15,7 @@ int ready_arg(const char *prog, const char *arg, int minfd, const char *usage)
 
   if (strncmp(arg, "-d", 2) || scan_ulong(arg + 2, strlen(arg + 2), &fd) < 0
       || fd < (unsigned long long)minfd || fd > 1023) {
-    errno = 0;
-    log_fatal(prog, 100, usage);
+    log_usage(prog, usage);
   }
   if (fstat((int)fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) {
     log_begin(prog, "error"); log_kv("op", "readiness"); log_ku("fd", fd);

@@ -54,5 +54,8 @@ int pool_reaped(pid_t pid);
 int pool_expire(int closing);
 /* Workers forked and not yet reaped. */
 size_t pool_live(void);
+/* The clock of idle times, monotonic milliseconds: clock_gettime's
+ * CLOCK_MONOTONIC, or fn when not NULL (a unit test's fake clock). */
+void pool_clock(long long (*fn)(void));
 
 #endif

@@ -38,6 +38,8 @@
  * must stay below the default unix socket send buffer (208 KB here), or
  * a datagram fails with EMSGSIZE. */
 #define SPAWN_PKT_MAX (192 * 1024)
+/* net.core.wmem_default's usual 212992: the buffer a datagram must fit. */
+_Static_assert(SPAWN_PKT_MAX < 212992, "a request must fit the default unix socket send buffer");
 
 /* Remote replies (qmail-rspawn), additive: each text is "<tag>: <detail>"
  * so that qmail-send can tell a failure of the destination from a refusal

@@ -8,6 +8,14 @@
 #include "qfile.h"
 #include "spawnreq.h"
 
+/* spawnproto.h's sizes, which it states in prose: SPAWN_RCPTS recipients
+ * of QF_ADDR_MAX bytes each with an ORCPT of DSN_ORCPT_MAX, a generous
+ * 64 bytes of fields per recipient and 4 KB for the rest; and a reply of
+ * SPAWN_RCPTS items after the slot's digits. */
+_Static_assert(SPAWN_RCPTS * (QF_ADDR_MAX + DSN_ORCPT_MAX + 64) + 4096 <= SPAWN_PKT_MAX,
+               "the largest request must fit SPAWN_PKT_MAX");
+_Static_assert(24 + SPAWN_ITEMS_MAX <= SPAWN_PKT_MAX, "the largest reply must fit SPAWN_PKT_MAX");
+
 /* The next field of [*p, end), NUL-terminated; 0 if there is none. */
 static char *field(char **p, char *end, size_t *len)
 {
@@ -172,16 +180,12 @@ static char reply_buf[24 + SPAWN_ITEMS_MAX];
 
 void spawnreq_reply(const char *prog, unsigned long slot, const char *items, size_t n)
 {
-  char digits[24];
-  size_t d = sizeof digits;
-  unsigned long s = slot;
+  size_t d = (size_t)(fmt_u(reply_buf, slot, 0) - reply_buf);
 
-  do { digits[--d] = (char)('0' + s % 10); s /= 10; } while (s);
   if (n > SPAWN_ITEMS_MAX) n = SPAWN_ITEMS_MAX;
-  memcpy(reply_buf, digits + d, sizeof digits - d);
-  reply_buf[sizeof digits - d] = 0;
-  memmove(reply_buf + sizeof digits - d + 1, items, n);
-  if (pkt_send(0, reply_buf, sizeof digits - d + 1 + n, -1) < 0) {
+  reply_buf[d] = 0;
+  memmove(reply_buf + d + 1, items, n);
+  if (pkt_send(0, reply_buf, d + 1 + n, -1) < 0) {
     log_begin(prog, "reply_failed");
     log_ku("slot", slot);
     log_kv("error", strerror(errno));

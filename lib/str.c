@@ -86,3 +86,9 @@ void str_free(str *x)
   x->s = 0;
   x->len = x->cap = 0;
 }
+
+void str_wipe(str *x)
+{
+  if (x->s) explicit_bzero(x->s, x->cap);
+  str_free(x);
+}

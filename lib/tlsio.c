@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "buf.h"
+#include "date.h"
 #include "tlsio.h"
 
 /* A flight ends with records of different types (ChangeCipherSpec, then
@@ -39,14 +40,6 @@ static int proto_error(void)
   return -1;
 }
 
-/* Milliseconds from now to the monotonic time end (negative when past). */
-static long long ms_until(const struct timespec *end)
-{
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (long long)(end->tv_sec - now.tv_sec) * 1000 + (end->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 /* One engine loop. handshake: stop as soon as application data may flow
  * (pr/pw unused), at the latest total seconds from now. Otherwise relay
  * until an end. */
@@ -55,10 +48,8 @@ static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int tim
 {
   int in_open = !handshake, out_open = !handshake, closing = 0;
   int ms = timeout > 0 && timeout < 86400 ? timeout * 1000 : 86400 * 1000;
-  struct timespec end;
-
-  clock_gettime(CLOCK_MONOTONIC, &end);
-  end.tv_sec += total > 0 && total < 86400 ? total : 86400;
+  /* The handshake's end, on the monotonic clock. */
+  long long end = (long long)mono_ms() + 1000LL * (total > 0 && total < 86400 ? total : 86400);
 
   if (fd_nonblock(nr) < 0 || fd_nonblock(nw) < 0) return -1;
   if (handshake) nodelay(nw);   /* a relay always follows a handshake on nw */
@@ -66,7 +57,7 @@ static int run(br_ssl_engine_context *e, int nr, int nw, int pr, int pw, int tim
   for (;;) {
     struct pollfd p[4];
     int np = 0, isr = -1, isw = -1, ipr = -1, ipw = -1, r, wait = ms;
-    long long left = handshake ? ms_until(&end) : 0;
+    long long left = handshake ? end - (long long)mono_ms() : 0;
     unsigned st = br_ssl_engine_current_state(e);
     unsigned char *b;
     size_t len;

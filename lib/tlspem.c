@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "buf.h"
 #include "str.h"
 #include "tlsio.h"
 
@@ -16,27 +17,15 @@
 /* Reads fd whole into out and closes it. */
 static int slurp_fd(int fd, str *out)
 {
-  out->len = 0;
-  for (;;) {
-    ssize_t r;
-    if (out->len >= FILE_MAX) { close(fd); errno = EFBIG; return -1; }
-    if (str_readyplus(out, 65536) < 0) { close(fd); return -1; }
-    r = read(fd, out->s + out->len, out->cap - out->len);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) { int e = errno; close(fd); errno = e; return -1; }
-    if (r == 0) break;
-    out->len += (size_t)r;
-  }
+  int r = fd_read_file(fd, out, FILE_MAX), e = errno;
   close(fd);
-  return 0;
+  errno = e;
+  return r;
 }
 
 static int slurp(const char *path, str *out)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  out->len = 0;
-  if (fd < 0) return -1;
-  return slurp_fd(fd, out);
+  return file_read(path, out, FILE_MAX);
 }
 
 /* Checks what fd (just opened) is: of type `type`, owned by the caller's
@@ -67,12 +56,6 @@ static int open_creds(int dir, const char *name, mode_t forbid, const char *what
     return -1;
   }
   return owned(fd, S_IFREG, forbid, what, err) < 0 ? -1 : fd;
-}
-
-static void wipe(str *s)
-{
-  if (s->s) explicit_bzero(s->s, s->cap);
-  str_free(s);
 }
 
 /* The DER of the PEM object being decoded. */
@@ -197,9 +180,9 @@ int tls_creds_load(struct tls_creds *c, const char *dirname, const char **err)
   fd = open_creds(dir, "key.pem", S_IRWXG | S_IRWXO, keywhat, err);
   close(dir);
   if (fd < 0) return -1;
-  if (slurp_fd(fd, &data) < 0) { wipe(&data); *err = "cannot read key.pem"; return -1; }
+  if (slurp_fd(fd, &data) < 0) { str_wipe(&data); *err = "cannot read key.pem"; return -1; }
   r = pem_each(&data, &d, err, key_add, c);
-  wipe(&data);
+  str_wipe(&data);
   explicit_bzero(&d, sizeof d);
   if (r < 0) return -1;
   if (!c->keytype) { *err = "no private key in the key file"; return -1; }

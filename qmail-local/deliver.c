@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "buf.h"
 #include "deliver.h"
 #include "local.h"
 #include "qfile.h"
@@ -104,8 +105,7 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
   str name = STR_INIT;
   struct stat st;
   unsigned i;
-  char b[4096];
-  ssize_t r;
+  int r;
   int fd = -1, c;
 
   for (i = 0;; i++) {
@@ -132,14 +132,7 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
   if (st.st_mode & 022) { close(fd); return fail(report, 111, ".qmail is writable by group or others", 0); }
   if (st.st_size > DOTQMAIL_MAX) { close(fd); return fail(report, 111, ".qmail is too big", 0); }
   *fwdonly = (st.st_mode & S_IXUSR) != 0;
-  text->len = 0;
-  for (;;) {
-    r = read(fd, b, sizeof b);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    if (text->len + (size_t)r > DOTQMAIL_MAX) { errno = EFBIG; r = -1; break; }
-    if (str_catb(text, b, (size_t)r) < 0) { r = -1; break; }
-  }
+  r = fd_read_file(fd, text, DOTQMAIL_MAX);
   c = errno;
   close(fd);
   if (r < 0) return fail(report, 111, "cannot read .qmail", c);
@@ -156,7 +149,7 @@ static void note(str *done, const char *what, const char *arg, size_t n)
 
 struct run {
   const struct delivery *d;
-  const struct msg *m;
+  const struct local_msg *m;
   const struct lines *l;
   struct env *e;
   str *plan;       /* non-NULL: only describe what would be done */
@@ -268,7 +261,7 @@ static int run(const struct delivery *d, str *report, str *plan)
 {
   struct lines l = { STR_INIT, STR_INIT, STR_INIT };
   struct env e;
-  struct msg m;
+  struct local_msg m;
   struct run r;
   struct stat st;
   str text = STR_INIT;

@@ -11,7 +11,7 @@ static int put(str *out, const char *s) { return str_cats(out, s) < 0 || str_cat
 
 static int putu(str *out, unsigned long long u) { return str_catu(out, u) < 0 || str_catc(out, 0) < 0 ? -1 : 0; }
 
-int job_make(str *out, const struct job *j)
+int job_make(str *out, const struct local_job *j)
 {
   const struct delivery *d = &j->d;
 
@@ -31,7 +31,7 @@ static int num(const char *s, unsigned long long max, unsigned long long *u)
   return scan_ulong(s, strlen(s), u) < 0 || *u > max ? -1 : 0;
 }
 
-int job_parse(char *p, size_t n, struct job *j)
+int job_parse(char *p, size_t n, struct local_job *j)
 {
   const char *f[FIELDS];
   unsigned long long rcptno, opts;

@@ -19,17 +19,17 @@
  * one means a users/cdb entry nobody should have. */
 #define JOB_MAX 16384
 
-struct job {
+struct local_job {
   unsigned long long uid, gid;
   struct delivery d;   /* all but fd and defaultdelivery */
 };
 
 /* Writes j into out. 0, or -1 with errno ENOMEM, or EMSGSIZE when the job
  * would be longer than JOB_MAX. */
-int job_make(str *out, const struct job *j);
+int job_make(str *out, const struct local_job *j);
 /* Reads the n-byte job at p into j, whose strings point into p. 0, or -1
  * when it is malformed: not fifteen fields, a number that is not
  * decimal, a bad qid, dash neither "" nor "-". */
-int job_parse(char *p, size_t n, struct job *j);
+int job_parse(char *p, size_t n, struct local_job *j);
 
 #endif

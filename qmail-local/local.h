@@ -13,7 +13,7 @@
  * A window [off, off+len) of a seekable fd, read only with pread: the fd
  * passed by qmail-send shares its file offset with every other delivery of
  * the message, so nothing here may move it. */
-struct msg {
+struct local_msg {
   int fd;
   unsigned long long off;
   unsigned long long len;
@@ -21,18 +21,18 @@ struct msg {
 
 /* Makes m from fd/off/len: DELIVER_TO_EOF becomes the length up to EOF; a
  * pipe is first copied into an unlinked temporary file. 0 or 111. */
-int msg_open(struct msg *m, int fd, unsigned long long off, unsigned long long len, str *report);
+int msg_open(struct local_msg *m, int fd, unsigned long long off, unsigned long long len, str *report);
 /* Reads up to n bytes at pos (relative to the window); returns bytes read,
  * 0 at the end of the window, -1 on error (EIO if the file is shorter than
  * the window). */
-long msg_read(const struct msg *m, unsigned long long pos, char *p, size_t n);
+long msg_read(const struct local_msg *m, unsigned long long pos, char *p, size_t n);
 /* Writes the message to out; with fromquote, body lines starting "From "
  * get a '>' (mbox). *lastnl tells whether the last byte written was "\n"
  * (or nothing was). 0 or -1 with errno. */
-int msg_copy(const struct msg *m, buf *out, int fromquote, int *lastnl);
+int msg_copy(const struct local_msg *m, buf *out, int fromquote, int *lastnl);
 /* 1 if a header line of the message equals line[0..n) (no "\n"), ignoring
  * ASCII case; 0 if not; -1 on read error. */
-int msg_header_has(const struct msg *m, const char *line, size_t n);
+int msg_header_has(const struct local_msg *m, const char *line, size_t n);
 
 /* --- what every delivery adds ------------------------------------------ */
 struct lines {
@@ -69,21 +69,21 @@ size_t dq_hostn(const char *host, unsigned k);
 int maildir_name(str *out, const char *qid, unsigned long rcptno,
                  unsigned long long sec, unsigned long usec, unsigned long pid,
                  const char *host);
-int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
+int maildir_deliver(const struct local_msg *m, const char *dir, const struct lines *l,
                     const char *qid, unsigned long rcptno, str *report);
-int mbox_deliver(const struct msg *m, const char *path, const struct lines *l, str *report);
+int mbox_deliver(const struct local_msg *m, const char *path, const struct lines *l, str *report);
 
 /* Runs cmd with /bin/sh -c in a process group of its own, the message
  * (after Return-Path and Delivered-To) on its stdin, envp as its
  * environment; its output goes to report. After timeout seconds (SIGALRM,
  * whose disposition it changes) the whole group is killed and the result
  * is 111. Returns 0, 99 (done, stop), 100 or 111. */
-int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
+int prog_deliver(const struct local_msg *m, const char *cmd, const struct lines *l,
                  char *const envp[], unsigned long timeout, str *report);
 /* Reinjects the message (after Delivered-To) to the NUL-terminated
  * addresses in addrs (count of them) with PREFIX/bin/qmail-queue, in an
  * environment holding only SMTPUTF8=1 when utf8 is set. */
-int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
+int forward_deliver(const struct local_msg *m, const char *sender, const str *addrs,
                     unsigned long count, int utf8, const struct lines *l, str *report);
 
 /* Appends "what: strerror(errno)" to report; returns code. */

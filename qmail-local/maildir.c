@@ -133,7 +133,7 @@ static int open_named(int dfd, const char *host, str *tname, str *name)
   }
 }
 
-int maildir_deliver(const struct msg *m, const char *dir, const struct lines *l,
+int maildir_deliver(const struct local_msg *m, const char *dir, const struct lines *l,
                     const char *qid, unsigned long rcptno, str *report)
 {
   str tname = STR_INIT, nname = STR_INIT, name = STR_INIT;

@@ -36,7 +36,7 @@ static int lock(int fd)
   return r;
 }
 
-int mbox_deliver(const struct msg *m, const char *path, const struct lines *l, str *report)
+int mbox_deliver(const struct local_msg *m, const char *path, const struct lines *l, str *report)
 {
   char out[8192];
   struct stat st;

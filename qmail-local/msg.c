@@ -52,7 +52,7 @@ static int copy_pipe(int in, int out, unsigned long long len, unsigned long long
   return 0;
 }
 
-int msg_open(struct msg *m, int fd, unsigned long long off, unsigned long long len, str *report)
+int msg_open(struct local_msg *m, int fd, unsigned long long off, unsigned long long len, str *report)
 {
   struct stat st;
   int t;
@@ -82,7 +82,7 @@ int msg_open(struct msg *m, int fd, unsigned long long off, unsigned long long l
   return 0;
 }
 
-long msg_read(const struct msg *m, unsigned long long pos, char *p, size_t n)
+long msg_read(const struct local_msg *m, unsigned long long pos, char *p, size_t n)
 {
   ssize_t r;
 
@@ -95,7 +95,7 @@ long msg_read(const struct msg *m, unsigned long long pos, char *p, size_t n)
   return (long)r;
 }
 
-int msg_copy(const struct msg *m, buf *out, int fromquote, int *lastnl)
+int msg_copy(const struct local_msg *m, buf *out, int fromquote, int *lastnl)
 {
   static const char from[] = "From ";
   char b[CHUNK];
@@ -142,7 +142,7 @@ int msg_copy(const struct msg *m, buf *out, int fromquote, int *lastnl)
 
 static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-int msg_header_has(const struct msg *m, const char *line, size_t n)
+int msg_header_has(const struct local_msg *m, const char *line, size_t n)
 {
   char b[CHUNK];
   unsigned long long pos = 0;

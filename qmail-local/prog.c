@@ -12,6 +12,7 @@
 #include "control.h"
 #include "local.h"
 #include "qfile.h"
+#include "qq.h"
 
 #define OUT_MAX 900   /* program output kept for the report */
 
@@ -50,7 +51,7 @@ static int wait_child(pid_t pid, int *status)
 
 /* The bytes fed to a child: head (the added lines) then the message. */
 struct feed {
-  const struct msg *m;
+  const struct local_msg *m;
   const char *head;
   size_t headlen;
   unsigned long long pos;   /* over head then message */
@@ -147,7 +148,7 @@ static int prog_code(int status)
   }
 }
 
-int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
+int prog_deliver(const struct local_msg *m, const char *cmd, const struct lines *l,
                  char *const envp[], unsigned long timeout, str *report)
 {
   static struct feed f;
@@ -233,14 +234,14 @@ int prog_deliver(const struct msg *m, const char *cmd, const struct lines *l,
   return code;
 }
 
-int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
+int forward_deliver(const struct local_msg *m, const char *sender, const str *addrs,
                     unsigned long count, int utf8, const struct lines *l, str *report)
 {
   static char b[8192];
-  str path = STR_INIT, env = STR_INIT;
-  int mp[2], ep[2], status, e, lastnl, werr = 0;
+  str env = STR_INIT;
+  struct qq q;
+  int code, lastnl, werr = 0;
   size_t i;
-  pid_t pid;
   buf out;
 
   /* The envelope as qmail-queue(8) reads it: F<sender>\0 T<addr>\0 ... \0 */
@@ -251,52 +252,34 @@ int forward_deliver(const struct msg *m, const char *sender, const str *addrs,
       str_free(&env);
       return fail(report, 111, "forward", errno);
     }
-  if (str_catc(&env, 0) < 0 || str_cats(&path, auto_prefix) < 0 ||
-      str_cats(&path, "/bin/qmail-queue") < 0 || str_0(&path) < 0) {
-    str_free(&env); str_free(&path);
-    return fail(report, 111, "forward", errno);
+  if (str_catc(&env, 0) < 0) { str_free(&env); return fail(report, 111, "forward", errno); }
+  if (qq_open(&q, utf8 ? QQ_UTF8 : 0) < 0) {
+    int e = errno;
+    str_free(&env);
+    return fail(report, 111, "cannot start qmail-queue", e);
   }
-  if (pipe2(mp, O_CLOEXEC) < 0) { e = errno; goto nopipe; }
-  if (pipe2(ep, O_CLOEXEC) < 0) { e = errno; close(mp[0]); close(mp[1]); goto nopipe; }
-  pid = fork();
-  if (pid == 0) {
-    char *argv[] = { (char *)"qmail-queue", 0 };
-    char *envp[] = { (char *)"SMTPUTF8=1", 0 };
-    child_fds(mp[0], ep[0], -1);
-    execve(path.s, argv, utf8 ? envp : envp + 1);
-    _exit(120);
-  }
-  e = errno;
-  close(mp[0]);
-  close(ep[0]);
-  if (pid < 0) { close(mp[1]); close(ep[1]); goto nopipe; }
 
   /* qmail-queue reads the whole message, then the envelope. A write error
    * (it exited early) is judged by its exit code below. */
-  buf_init(&out, mp[1], b, sizeof b);
+  buf_init(&out, q.msg, b, sizeof b);
   if (buf_put(&out, l->dt.s, l->dt.len) < 0 || msg_copy(m, &out, 0, &lastnl) < 0 ||
       buf_flush(&out) < 0) werr = errno;
-  close(mp[1]);
-  if (!werr && fd_write_all(ep[1], env.s, env.len, 0) < 0) werr = errno;
-  close(ep[1]);
-  if (wait_child(pid, &status) < 0) status = 111 << 8;
+  close(q.msg);
+  q.msg = -1;
+  if (!werr && fd_write_all(q.env, env.s, env.len, 0) < 0) werr = errno;
+  code = qq_wait(&q);
   str_free(&env);
-  str_free(&path);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !werr) {
+  if (code == 0 && !werr) {
     str_cats(report, "forwarded to ");
     str_catu(report, count);
     str_cats(report, count == 1 ? " address" : " addresses");
     return 0;
   }
-  if (!WIFEXITED(status)) return fail(report, 111, "qmail-queue crashed", 0);
-  if (WEXITSTATUS(status) == 0) return fail(report, 111, "cannot write to qmail-queue", werr);
+  if (code < 0 || code >= QQ_SIGNAL) return fail(report, 111, "qmail-queue crashed", 0);
+  if (code == 0) return fail(report, 111, "cannot write to qmail-queue", werr);
   str_cats(report, "qmail-queue refused the forward, exit code ");
-  str_catu(report, (unsigned)WEXITSTATUS(status));
-  /* qmail-queue(8): 11-40 are permanent, the rest temporary. */
-  return WEXITSTATUS(status) >= 11 && WEXITSTATUS(status) <= 40 ? 100 : 111;
-
-nopipe:
-  str_free(&env);
-  str_free(&path);
-  return fail(report, 111, "cannot start qmail-queue", e);
+  str_catu(report, (unsigned)code);
+  str_cats(report, ": ");
+  str_cats(report, qq_text(code));
+  return qq_permanent(code) ? 100 : 111;
 }

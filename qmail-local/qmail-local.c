@@ -32,14 +32,14 @@ int main(int argc, char **argv)
     case 'N': dry = 0; break;
     case 'q': qid = optarg; break;
     case 'r': rcpt = optarg; break;
-    default: log_fatal(PROG, 111, USAGE);
+    default: log_usage(PROG, USAGE);
     }
   }
-  if (argc - optind != 8 || !!qid != !!rcpt) log_fatal(PROG, 111, USAGE);
+  if (argc - optind != 8 || !!qid != !!rcpt) log_usage(PROG, USAGE);
   argv += optind;
-  if (qid && !qf_qid_ok(qid, strlen(qid))) log_fatal(PROG, 111, "bad qid");
+  if (qid && !qf_qid_ok(qid, strlen(qid))) log_die(PROG, EXIT_TEMP, "bad qid");
   if (rcpt && (scan_ulong(rcpt, strlen(rcpt), &u) < 0 || u > QF_RCPT_MAX))
-    log_fatal(PROG, 111, "bad recipient index");
+    log_die(PROG, EXIT_TEMP, "bad recipient index");
   /* fds 1 and 2 must be open, or a file opened later could take their number. */
   while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
   if (fd > 2) close(fd);
@@ -63,7 +63,9 @@ int main(int argc, char **argv)
   }
 
   c = dry ? deliver_plan(&d, &out) : deliver(&d, &out);
-  if (!dry) str_catc(&out, '\n');
-  fd_write_all(1, out.s, out.len, 0);
+  /* The exit code says the outcome as well: a line that cannot be
+   * completed or written leaves the caller that. */
+  if (!dry && str_catc(&out, '\n') < 0) return c;
+  (void)!fd_write_all(1, out.s, out.len, 0);
   return c;
 }

@@ -108,7 +108,7 @@ static int route(struct spawnreq *r, struct spawnjob *sj)
 {
   static struct rf_dest dest;
   struct uent *up = &dest.u;
-  struct job j;
+  struct local_job j;
   char *rcpt = r->rcpt[0].addr, *at = strrchr(rcpt, '@'), *p;
   const char *why = 0;
   int code;
@@ -171,9 +171,13 @@ int main(int argc, char **argv)
 {
   /* 16 idle workers per uid: above concurrencylocal's default (10), so
    * that deliveries to one busy user reuse their workers. */
-  static const struct spawner sp = { PROG, 1, 16, check, refuse, route, serve, "delivery process crashed", 0, 0 };
+  static const struct spawner sp = {
+    .prog = PROG, .maxrcpt = 1, .idle_per_id = 16,
+    .check = check, .refuse = refuse, .route = route, .serve = serve,
+    .crashed = "delivery process crashed",
+  };
 
-  if (argc != 2 || !*argv[1]) log_fatal(PROG, 111, "usage: qmail-lspawn defaultdelivery");
+  if (argc != 2 || !*argv[1]) log_usage(PROG, "usage: qmail-lspawn defaultdelivery");
   defaultdelivery = argv[1];
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   root = geteuid() == 0;

@@ -66,16 +66,14 @@ static int alias_account(const struct rf_ctx *c, unsigned long long *uid, unsign
 static int from_aliases(const struct rf_ctx *c, const char *local, size_t n, struct rf_dest *d)
 {
   unsigned long long uid, gid;
-  const void *v;
-  unsigned vn;
+  const char *v;
+  size_t vn;
   int r;
 
   if (!c->aliases) return 0;
-  r = cdb_find(c->aliases, local, (unsigned)n);
-  if (r <= 0) { if (r < 0) errno = EIO; return r; }
-  vn = cdb_datalen(c->aliases);
-  v = cdb_getdata(c->aliases);
-  if (!v || vn > RF_ALIAS_MAX) { errno = v ? EINVAL : EIO; return -1; }
+  r = cdb_value(c->aliases, local, n, &v, &vn);
+  if (r <= 0) return r;
+  if (vn > RF_ALIAS_MAX) { errno = EINVAL; return -1; }
   if (!alias_account(c, &uid, &gid)) return 0;
   d->tbuf.len = 0;
   if (str_catb(&d->tbuf, v, vn) < 0 || str_0(&d->tbuf) < 0 ||

@@ -100,15 +100,12 @@ static int parse_value(const char *v, size_t n, const char *rest, size_t restn, 
 
 static int get(struct cdb *c, const str *key, const char *rest, size_t restn, struct uent *u)
 {
-  const void *v;
-  int r;
+  const char *v;
+  size_t vn;
+  int r = cdb_value(c, key->s, key->len, &v, &vn);
 
-  if (key->len > 0xffffffffu) { errno = EINVAL; return -1; }
-  r = cdb_find(c, key->s, (unsigned)key->len);
-  if (r <= 0) { if (r < 0) errno = EIO; return r; }
-  v = cdb_getdata(c);
-  if (!v) { errno = EIO; return -1; }
-  return parse_value(v, cdb_datalen(c), rest, restn, u) < 0 ? -1 : 1;
+  if (r <= 0) return r;
+  return parse_value(v, vn, rest, restn, u) < 0 ? -1 : 1;
 }
 
 int users_find(struct cdb *c, const char *local, size_t n, int catchall, struct uent *u)

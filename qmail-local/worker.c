@@ -58,7 +58,7 @@ static void one(char *p, size_t n, int fd, unsigned long long uid, unsigned long
                 const char *defaultdelivery)
 {
   static str report;       /* deliver() keeps it to one short line */
-  struct job j;
+  struct local_job j;
   int code;
 
   if (fd < 0 || job_parse(p, n, &j) < 0) { refuse("bad delivery job"); return; }

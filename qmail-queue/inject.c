@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +21,7 @@
 #include "control.h"
 #include "log.h"
 #include "qfile.h"
+#include "qq.h"
 #include "str.h"
 #include "inject.h"
 #include "inject-alist.h"
@@ -39,7 +41,7 @@ static int has_date, has_from, has_msgid;
 static str rewrite = STR_INIT;         /* control/rewritesender, qualified; empty: none */
 static str localdoms = STR_INIT;       /* domains of local accounts, NUL-terminated each */
 static str tmp = STR_INIT;
-static struct qq qq = { 0, -1, -1 };
+static struct qq qq = QQ_INIT;
 static char inspace[65536], outspace[65536];
 static buf in, out;
 
@@ -532,7 +534,8 @@ static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 
 static void cat2(str *s, unsigned v)
 {
-  char d[2] = { (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
+  char d[2];
+  fmt_u(d, v % 100, 2);
   cat(s, d, 2);
 }
 
@@ -589,10 +592,7 @@ static void add_fields(void)
   }
   if (!has_msgid) {
     char us[7];
-    unsigned long u = (unsigned long)tv.tv_usec;
-    int i;
-    for (i = 5; i >= 0; i--) { us[i] = (char)('0' + u % 10); u /= 10; }
-    us[6] = 0;
+    *fmt_u(us, (unsigned long long)tv.tv_usec % 1000000, 6) = 0;
     cats(&hdr, "Message-ID: <");
     catu(&hdr, (unsigned long long)tv.tv_sec);
     cats(&hdr, ".");
@@ -725,7 +725,13 @@ void inject_run(const struct inject *in_opt)
   if (opt->flags & INJ_PRINT) {
     buf_init(&out, 1, outspace, sizeof outspace);
   } else {
-    if (qq_start(&qq) < 0) fatal_sys(111, "unable to start qmail-queue");
+    const char *u = getenv("SMTPUTF8");
+    /* Injection is unprivileged, so a replacement qmail-queue (a filter)
+     * is the caller's business, as in qmail. A qmail-queue that stops
+     * reading makes a write fail with EPIPE: its exit code says why. */
+    signal(SIGPIPE, SIG_IGN);
+    if (qq_open(&qq, QQ_QMAILQUEUE | (u && *u ? QQ_UTF8 : 0)) < 0)
+      fatal_sys(111, "unable to start qmail-queue");
     buf_init(&out, qq.msg, outspace, sizeof outspace);
   }
   put(hdr.s, hdr.len);

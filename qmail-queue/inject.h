@@ -78,19 +78,8 @@ struct inject {
 /* Does the whole job and exits with the codes above. */
 void inject_run(const struct inject *in) __attribute__((noreturn));
 
-/* Running qmail-queue (inject-qq.c). */
-struct qq {
-  int pid;               /* 0: not started */
-  int msg;               /* write end of its fd 0, or -1 */
-  int env;               /* write end of its fd 1, or -1 */
-};
-/* Starts qmail-queue; SIGPIPE is ignored from then on. 0 or -1 (errno). */
-int qq_start(struct qq *q);
-/* Closes the pipes still open and waits: the exit code, 120 when the
- * program could not be run, 256 + signal when it was killed. */
-int qq_wait(struct qq *q);
-/* Reports qmail-queue's exit code on stderr unless 0 and exits 0, 100
- * (11-40) or 111. */
+/* Reports qmail-queue's exit code (lib/qq.h's qq_wait) on stderr unless
+ * 0 and exits 0, 100 (permanent) or 111 (inject-qq.c). */
 void qq_exit(const char *prog, int code) __attribute__((noreturn));
 
 #endif

@@ -8,7 +8,7 @@ static void usage(void)
 {
   static const char u[] =
     "usage: qmail-inject [-a|-h|-t] [-n|-N] [-f sender] [-F name] [--] [rcpt ...]\n";
-  fd_write_all(2, u, sizeof u - 1, 0);
+  (void)!fd_write_all(2, u, sizeof u - 1, 0);   /* exit 100 says it too */
   _exit(100);
 }
 

@@ -49,7 +49,7 @@ static void die(int code)
 {
   int e = errno;
   qw_abort(&w);
-  if ((code == 53 || code == 64) && e) {
+  if ((code == QQ_WRITE || code == QQ_CREATE) && e) {
     log_begin("qmail-queue", "error");
     log_ku("code", (unsigned)code);
     log_kv("error", qspace_why(e, "."));
@@ -96,15 +96,15 @@ int main(void)
   if (chdir("queue") < 0) die(62);
   umask(077);
 
-  if (clock_gettime(CLOCK_REALTIME, &now) < 0) die(81);
+  if (clock_gettime(CLOCK_REALTIME, &now) < 0) die(QQ_BUG);
   if ((c = qw_create(&w, out, sizeof out, &now, pid, utf8 && *utf8))) die(c);
   qw_received(&w, "qmail-queue", (unsigned long long)pid, (unsigned long long)getuid(), 0,
               (long long)now.tv_sec);
-  step(qw_message, 0, 54);
-  step(qw_envelope, 1, 55);
+  step(qw_message, 0, QQ_READ_MSG);
+  step(qw_envelope, 1, QQ_READ_ENV);
   if ((c = qw_finish(&w)) || (c = qw_commit(&w))) die(c);
-  if (qw_sync_mess()) _exit(53);
+  if (qw_sync_mess()) _exit(QQ_WRITE);
 
   qw_trigger(line, qw_line(&w, line));
-  _exit(0);
+  _exit(QQ_OK);
 }

@@ -55,6 +55,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
@@ -65,7 +66,7 @@
 #include "qwrite.h"
 #include "ready.h"
 
-#define P "qmail-queued"
+#define PROG "qmail-queued"
 #define QD_CLIENTS 256       /* at once; over three SMTP services' 40 each */
 #define QD_OUT     32768     /* each client's image buffer */
 #define QD_READS   8         /* reads per client per turn: fairness */
@@ -96,13 +97,6 @@ static int lfd = -1;
 static unsigned long long accept_after;   /* monotonic ms: out of descriptors */
 static pid_t mypid;
 static volatile sig_atomic_t got_term;
-
-static unsigned long long now_ms(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (unsigned long long)t.tv_sec * 1000 + (unsigned long long)t.tv_nsec / 1000000;
-}
 
 static void on_term(int sig)
 {
@@ -135,7 +129,7 @@ static void fail(struct client *c, int code)
 {
   unsigned char b = (unsigned char)code;
   if (code == 53 || code == 64 || code == 81) {
-    log_begin(P, "error");
+    log_begin(PROG, "error");
     log_ku("code", (unsigned)code);
     log_kv("qid", qw_qid(&c->w));
     log_kv("error", qspace_why(errno, "."));   /* says space or inodes */
@@ -186,15 +180,15 @@ static void start(struct client *c)
     }
   }
   if (code) {
-    log_begin(P, "error"); log_kv("op", "create"); log_kv("error", qspace_why(errno, ".")); log_end();
+    log_begin(PROG, "error"); log_kv("op", "create"); log_kv("error", qspace_why(errno, ".")); log_end();
     drop(c);
     return;
   }
-  qw_received(&c->w, P, (unsigned long long)mypid, (unsigned long long)c->cred.uid,
+  qw_received(&c->w, PROG, (unsigned long long)mypid, (unsigned long long)c->cred.uid,
               (unsigned long long)c->cred.pid, (long long)t.tv_sec);
   answer(c, "K", 1);
   c->phase = C_MESSAGE;
-  c->deadline = now_ms() + DEATH * 1000ULL;
+  c->deadline = mono_ms() + DEATH * 1000ULL;
 }
 
 /* Reads the two datagrams: {'Q', flags} and {'E'}, each with a pipe. */
@@ -331,13 +325,13 @@ static void accept_all(void)
     c->mfd = c->efd = -1;
     c->w.fd = -1;
     c->w.made = 0;
-    c->deadline = now_ms() + QD_HELLO * 1000ULL;
+    c->deadline = mono_ms() + QD_HELLO * 1000ULL;
     nclients++;
   }
   /* The listener stays readable: wait a second rather than spin. */
   if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-    log_begin(P, "error"); log_kv("op", "accept"); log_kv("error", strerror(errno)); log_end();
-    accept_after = now_ms() + 1000;
+    log_begin(PROG, "error"); log_kv("op", "accept"); log_kv("error", strerror(errno)); log_end();
+    accept_after = mono_ms() + 1000;
   }
 }
 
@@ -358,8 +352,8 @@ static int ready_fd = -1;
 static void args(int argc, char **argv)
 {
   if (argc == 1) return;
-  if (argc != 2) log_fatal(P, 100, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
-  ready_fd = ready_arg(P, argv[1], 3, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
+  if (argc != 2) log_usage(PROG, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
+  ready_fd = ready_arg(PROG, argv[1], 3, "usage: qmail-queued [-dFD] (FD from 3 to 1023)");
 }
 
 /* Every client may hold FDS_PER_CLIENT descriptors; a few more are the
@@ -389,11 +383,11 @@ static void listen_socket(void)
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, tmp, sizeof tmp);
   lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) log_fatal(P, 111, "cannot make a socket");
-  if (unlink(tmp) < 0 && errno != ENOENT) log_fatal(P, 111, "cannot remove " QQD_SOCKET ".new");
-  if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0) log_fatal(P, 111, "cannot bind " QQD_SOCKET ".new");
+  if (lfd < 0) log_fatal(PROG, 111, "cannot make a socket");
+  if (unlink(tmp) < 0 && errno != ENOENT) log_fatal(PROG, 111, "cannot remove " QQD_SOCKET ".new");
+  if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0) log_fatal(PROG, 111, "cannot bind " QQD_SOCKET ".new");
   if (chmod(tmp, 0666) < 0 || listen(lfd, 128) < 0 || rename(tmp, QQD_SOCKET) < 0)
-    log_fatal(P, 111, "cannot listen on " QQD_SOCKET);
+    log_fatal(PROG, 111, "cannot listen on " QQD_SOCKET);
 }
 
 static void setup(void)
@@ -414,13 +408,13 @@ static void setup(void)
   mypid = getpid();
   fd_limit();
   umask(077);
-  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   listen_socket();
-  if (chdir("queue") < 0) log_fatal(P, 111, "cannot chdir to queue");
+  if (chdir("queue") < 0) log_fatal(PROG, 111, "cannot chdir to queue");
   qp_recover(qid_time, mypid);
-  log_begin(P, "start"); log_ku("clients", maxclients); log_end();
+  log_begin(PROG, "start"); log_ku("clients", maxclients); log_end();
   qs_start();
-  ready_notify(P, ready_fd);
+  ready_notify(PROG, ready_fd);
 }
 
 /* ---- the loop */
@@ -464,18 +458,18 @@ int main(int argc, char **argv)
   setup();
   sigemptyset(&none);
   for (;;) {
-    n = gather(now_ms(), stop_by, &timeout);
+    n = gather(mono_ms(), stop_by, &timeout);
     ts.tv_sec = timeout / 1000;
     ts.tv_nsec = (long)(timeout % 1000) * 1000000;
     if (ppoll(pf, n, timeout < 0 ? 0 : &ts, &none) < 0) {
-      if (errno != EINTR) log_fatal(P, 111, "poll failed");
+      if (errno != EINTR) log_fatal(PROG, 111, "poll failed");
       for (k = 0; k < n; k++) pf[k].revents = 0;
     }
     if (got_term && lfd >= 0) {
       close(lfd);
       lfd = -1;
-      stop_by = now_ms() + QD_GRACE * 1000ULL;
-      log_begin(P, "stopping"); log_ku("inflight", nclients); log_end();
+      stop_by = mono_ms() + QD_GRACE * 1000ULL;
+      log_begin(PROG, "stopping"); log_ku("inflight", nclients); log_end();
     }
     for (k = 0; k < n; k++) {
       struct client *c = owner[k];
@@ -486,13 +480,13 @@ int main(int argc, char **argv)
       else if (pf[k].fd == c->mfd || pf[k].fd == c->efd) pump(c);
     }
     commit();
-    now = now_ms();
+    now = mono_ms();
     expire(now);
     if (lfd < 0 && (!nclients || now >= stop_by)) break;
   }
   for (k = top; k > 0; k--)
     if (cl[k - 1].phase != C_FREE) drop(cl + k - 1);
   qs_stop();
-  log_begin(P, "stop"); log_end();
+  log_begin(PROG, "stop"); log_end();
   return 0;
 }

@@ -13,7 +13,7 @@
 #include "qwrite.h"
 #include "str.h"
 
-#define P "qmail-queued"
+#define PROG "qmail-queued"
 #define QP_FILL 64         /* names made per fsync of tmp/ */
 
 static unsigned long long seq;          /* the next number to try */
@@ -107,7 +107,7 @@ static int recover(const char *path, char *mess, void (*qid_time)(struct timespe
  * only once its rename is on disk. */
 static void notify(const char *lines, size_t n)
 {
-  if (qw_sync_mess()) log_fatal(P, 111, "cannot fsync queue/mess");
+  if (qw_sync_mess()) log_fatal(PROG, 111, "cannot fsync queue/mess");
   qw_trigger(lines, n);
 }
 
@@ -119,14 +119,14 @@ void qp_recover(void (*qid_time)(struct timespec *), pid_t pid)
   DIR *dir = opendir("tmp");
   int k;
 
-  if (!dir) log_fatal(P, 111, "cannot open queue/tmp");
+  if (!dir) log_fatal(PROG, 111, "cannot open queue/tmp");
   while ((d = readdir(dir))) {
     if (!qf_pool_ok(d->d_name, strlen(d->d_name))) continue;
     memcpy(path, "tmp/", 4);
     memcpy(path + 4, d->d_name, strlen(d->d_name) + 1);
     k = recover(path, mess, qid_time, pid);
     if (k == 2) continue;
-    log_begin(P, "recover");
+    log_begin(PROG, "recover");
     log_kv("file", path);
     log_kv("result", k > 0 ? "queued" : k == 0 ? "removed" : "left");
     if (k > 0) log_kv("qid", mess + 5);

@@ -11,7 +11,7 @@
 #include "qsync.h"
 #include "qwrite.h"
 
-#define P "qmail-queued"
+#define PROG "qmail-queued"
 
 static int wfd = -1;
 static pid_t child = -1;
@@ -19,7 +19,7 @@ static pid_t child = -1;
 static void sync_mess(void)
 {
   if (qw_sync_mess()) {
-    log_begin(P, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
+    log_begin(PROG, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
     log_kv("error", strerror(errno)); log_end();
   }
 }
@@ -69,11 +69,11 @@ void qs_start(void)
 {
   int p[2];
 
-  if (pipe2(p, O_CLOEXEC) < 0) log_fatal(P, 111, "cannot make the sync pipe");
+  if (pipe2(p, O_CLOEXEC) < 0) log_fatal(PROG, 111, "cannot make the sync pipe");
   child = fork();
-  if (child < 0) log_fatal(P, 111, "cannot fork the sync process");
+  if (child < 0) log_fatal(PROG, 111, "cannot fork the sync process");
   if (child == 0) {
-    if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0) log_fatal(P, 111, "cannot set up the sync process");
+    if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0) log_fatal(PROG, 111, "cannot set up the sync process");
     prctl(PR_SET_NAME, "qmail-qsync");     /* what ps and top show for it */
     run(3);
   }
@@ -88,7 +88,7 @@ void qs_send(const char *lines, size_t n)
   if (wfd >= 0) {
     do w = write(wfd, lines, n); while (w < 0 && errno == EINTR);
     if (w == (ssize_t)n) return;   /* a pipe write of at most PIPE_BUF is whole or nothing */
-    log_begin(P, "error"); log_kv("op", "sync process"); log_kv("error", strerror(errno)); log_end();
+    log_begin(PROG, "error"); log_kv("op", "sync process"); log_kv("error", strerror(errno)); log_end();
     close(wfd);
     wfd = -1;
   }

@@ -55,6 +55,7 @@
 
 /* Bigger than any record (5 + 1 + QF_ADDR_MAX bytes) plus the header. */
 #define QW_OUT_MIN 4096
+_Static_assert(QW_OUT_MIN >= QF_HDR + 5 + 1 + QF_ADDR_MAX, "QW_OUT_MIN must hold any record and the header");
 
 struct qw {
   int fd;                          /* tmp/<qid>, -1 when closed */

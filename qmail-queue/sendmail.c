@@ -22,7 +22,7 @@ static void usage(const char *why)
   log_begin("sendmail", "usage");
   log_kv("msg", why);
   log_end();
-  fd_write_all(2, u, sizeof u - 1, 0);
+  (void)!fd_write_all(2, u, sizeof u - 1, 0);   /* logged above; exit 100 says it too */
   _exit(100);
 }
 

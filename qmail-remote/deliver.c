@@ -396,19 +396,19 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
 
   r = auth_find(&creds, rt->host, &t->o.user, &t->o.pass);
   if (r < 0) {
-    remote_wipe(&creds);
+    str_wipe(&creds);
     all(j, 'Z', SPAWN_TAG_AUTH, "cannot use control/smtpauth", "");
     return 0;
   }
   route_sessopts(rt, r, &t->o);
   if (rt->literal && t->o.policy == TLS_VERIFY) {
-    remote_wipe(&creds);
+    str_wipe(&creds);
     t->o.user = t->o.pass = 0;
     all(j, 'Z', r ? SPAWN_TAG_AUTH : SPAWN_TAG_LOCAL, noname, rt->host);
     return 0;
   }
   ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr, 0);
-  remote_wipe(&creds);
+  str_wipe(&creds);
   t->o.user = t->o.pass = 0;
   if (ok) return 1;
   /* A static route's host is never bounced for, only retried. */
@@ -542,6 +542,6 @@ void remote_deliver(struct rjob *j)
   }
   str_free(&err);
   str_free(&t.why);
-  remote_wipe(&key);
+  str_wipe(&key);
   rconf_free(&c);
 }

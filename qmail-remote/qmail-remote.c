@@ -11,7 +11,7 @@
 #include "log.h"
 #include "remote.h"
 
-static const char prog[] = "qmail-remote";
+#define PROG "qmail-remote"
 static struct rresult res[SPAWN_RCPTS];
 static int reported;
 
@@ -75,8 +75,8 @@ int main(int argc, char **argv)
   struct rjob j;
   size_t i;
 
-  if (argc < 4) log_fatal(prog, 100, "usage: qmail-remote host sender rcpt...");
-  if ((size_t)(argc - 3) > SPAWN_RCPTS) { errno = 0; log_fatal(prog, 100, "too many recipients"); }
+  if (argc < 4) log_usage(PROG, "usage: qmail-remote host sender rcpt...");
+  if ((size_t)(argc - 3) > SPAWN_RCPTS) log_die(PROG, EXIT_PERM, "too many recipients");
   signal(SIGPIPE, SIG_IGN);
   j.domain = argv[1];
   j.sender = argv[2];

@@ -17,7 +17,7 @@
 #include "spawner.h"
 #include "spawnpool.h"
 
-static const char prog[] = "qmail-rspawn";
+#define PROG "qmail-rspawn"
 
 /* One SMTP transaction: every recipient in the same, non-empty, domain. */
 static const char *check(const struct spawnreq *r)
@@ -32,8 +32,8 @@ static const char *check(const struct spawnreq *r)
 
 static void refuse(const struct spawnreq *r, int bad, const char *why)
 {
-  if (bad) spawnreq_refuse(prog, r->slot, 1, SPAWN_TAG_LOCAL ": ", "bad request");
-  else spawnreq_refuse(prog, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", why);
+  if (bad) spawnreq_refuse(PROG, r->slot, 1, SPAWN_TAG_LOCAL ": ", "bad request");
+  else spawnreq_refuse(PROG, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", why);
 }
 
 static int field(str *d, const char *s)
@@ -58,7 +58,7 @@ static int route(struct spawnreq *r, struct spawnjob *j)
   for (i = 0; !bad && i < r->nrcpt; i++)
     bad = spawnreq_cat_index(&j->data, &r->rcpt[i]) < 0 || field(&j->data, r->rcpt[i].addr);
   if (bad) {
-    spawnreq_refuse(prog, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", "out of memory");
+    spawnreq_refuse(PROG, r->slot, r->nrcpt, SPAWN_TAG_LOCAL ": ", "out of memory");
     return 0;
   }
   n = strnlen(r->rcpt[0].domain, sizeof key - 1);
@@ -82,11 +82,14 @@ static void serve(unsigned long long uid, unsigned long long gid)
 int main(void)
 {
   /* 4 idle workers per domain, each keeping its connection open. */
-  static const struct spawner sp = { prog, SPAWN_RCPTS, 4, check, refuse, route, serve,
-                                     SPAWN_TAG_LOCAL ": delivery process crashed",
-                                     rj_answered, rj_asked };
+  static const struct spawner sp = {
+    .prog = PROG, .maxrcpt = SPAWN_RCPTS, .idle_per_id = 4,
+    .check = check, .refuse = refuse, .route = route, .serve = serve,
+    .crashed = SPAWN_TAG_LOCAL ": delivery process crashed",
+    .answered = rj_answered, .asked = rj_asked,
+  };
 
-  if (prefix_chdir() < 0) log_fatal(prog, 111, "cannot chdir to the prefix");
-  rj_open(prog);
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  rj_open(PROG);
   return spawner_run(&sp);
 }

@@ -125,10 +125,8 @@ int route_parse_opts(const char *s, size_t n, struct route *r);
  * "[literal]" or a name, "*" for any relay; the password is the rest of
  * the line). The credentials for host (the exact host first, then "*"):
  * 1 with *user and *pass pointing into buf, 0 none, -1 unreadable or
- * malformed file. The caller wipes buf with remote_wipe. */
+ * malformed file. The caller wipes buf with str_wipe. */
 int auth_find(str *buf, const char *host, const char **user, const char **pass);
-/* Overwrites the whole allocation of s, then frees it. */
-void remote_wipe(str *s);
 
 /* What a session does beyond plain SMTP: TLS and AUTH. */
 struct sessopts {

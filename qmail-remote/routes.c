@@ -144,12 +144,6 @@ int route_find(const str *routes, const char *domain, struct route *r)
   return 1;
 }
 
-void remote_wipe(str *s)
-{
-  if (s->s) explicit_bzero(s->s, s->cap);
-  str_free(s);
-}
-
 /* The host key of a control/smtpauth line, brackets removed: its length
  * and where the user starts, or 0 for a malformed line. */
 static size_t auth_key(const char *line, const char **key, const char **rest)

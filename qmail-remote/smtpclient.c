@@ -55,6 +55,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "base64.h"
 #include "buf.h"
 #include "log.h"
@@ -113,7 +114,6 @@ struct smtp {
   int tlsfail;               /* from STARTTLS to the EHLO over TLS, not done */
 };
 
-static long long now_ms(void);
 
 /* Waits until s->in holds a whole line (or EOF or an error is next),
  * each read bounded by what is left before deadline. 0, or -1 with errno
@@ -127,7 +127,7 @@ static int line_by(struct smtp *s, long long deadline)
     size_t have = s->in.end - s->in.pos;
     if (have && memchr(s->in.x + s->in.pos, '\n', have)) return 0;
     if (have == s->in.cap) { errno = ENOBUFS; return -1; }
-    left = deadline - now_ms();
+    left = deadline - (long long)mono_ms();
     if (left <= 0) { errno = ETIMEDOUT; return -1; }
     s->in.timeout = left / 1000 + 1 < s->timeout ? (int)(left / 1000 + 1) : s->timeout;
     switch (buf_fill(&s->in)) {
@@ -144,7 +144,7 @@ static int get_reply_within(struct smtp *s, long long ms)
 {
   int n, code = -1;
   size_t i, len;
-  long long deadline = now_ms() + ms;
+  long long deadline = (long long)mono_ms() + ms;
 
   s->reply.len = 0;
   for (n = 0; n < REPLY_LINES; n++) {
@@ -193,7 +193,7 @@ static int write_by(struct smtp *s, const char *p, size_t n, long long deadline)
   ssize_t r;
 
   while (n) {
-    left = deadline - now_ms();
+    left = deadline - (long long)mono_ms();
     if (left <= 0) { errno = ETIMEDOUT; return -1; }
     if (left > (long long)s->timeout * 1000) left = (long long)s->timeout * 1000;
     tv.tv_sec = (time_t)(left / 1000);
@@ -223,7 +223,7 @@ static int send_by(struct smtp *s, long long deadline)
 
 static int send_cmd(struct smtp *s)
 {
-  return send_by(s, now_ms() + s->reply_ms);
+  return send_by(s, (long long)mono_ms() + s->reply_ms);
 }
 
 /* "<ip> said: <reply>", or "<ip>: <error>" after an I/O failure. */
@@ -495,7 +495,7 @@ static int body(struct smtp *s, const struct rjob *j, unsigned long long wire, c
   unsigned long long done = 0;
   int sol = 1, cr = 0;
   /* The whole message within timeoutreply plus its size at datarate. */
-  long long deadline = now_ms() + s->reply_ms + (long long)(wire / s->datarate * 1000 + wire % s->datarate * 1000 / s->datarate);
+  long long deadline = (long long)mono_ms() + s->reply_ms + (long long)(wire / s->datarate * 1000 + wire % s->datarate * 1000 / s->datarate);
   const char *p = chunk;
   size_t n;
 
@@ -758,8 +758,7 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
 static int send_secret(struct smtp *s)
 {
   int r = send_cmd(s);
-  explicit_bzero(s->cmd.s, s->cmd.cap);
-  s->cmd.len = 0;
+  str_wipe(&s->cmd);
   return r;
 }
 
@@ -772,7 +771,7 @@ static int b64_cmd(struct smtp *s, const char *prefix, const void *p, size_t n)
   s->cmd.len = 0;
   if (!bad && (str_cats(&s->cmd, prefix) < 0 || str_catb(&s->cmd, b.s, b.len) < 0 ||
                str_cats(&s->cmd, "\r\n") < 0)) bad = 1;
-  remote_wipe(&b);
+  str_wipe(&b);
   if (bad) { s->code = -1; s->err = "out of memory"; return -1; }
   return 0;
 }
@@ -787,7 +786,7 @@ static int auth_plain(struct smtp *s, const struct sessopts *o)
       str_cats(&t, o->pass) == 0)
     r = b64_cmd(s, "AUTH PLAIN ", t.s, t.len);
   else { s->code = -1; s->err = "out of memory"; }
-  remote_wipe(&t);
+  str_wipe(&t);
   if (r < 0 || send_secret(s) < 0) return -1;
   return get_reply(s);
 }
@@ -862,14 +861,6 @@ static char chunk[CHUNK];
 static struct smtp conn;    /* the session; kept between deliveries when kept is 1 */
 static int kept;
 
-static long long now_ms(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
 {
   size_t n = strnlen(ip, sizeof s->ip - 1);
@@ -884,7 +875,7 @@ static void begin(struct smtp *s, int fd, const char *ip, const struct rconf *c)
   s->datarate = c->datarate;
   buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);
   s->in.timeout = s->timeout;
-  s->born = now_ms();
+  s->born = (long long)mono_ms();
 }
 
 /* Closes the connection and frees (wiping) what the session held. */
@@ -895,8 +886,8 @@ static void end(struct smtp *s)
   s->fd = -1;
   str_free(&s->reply);
   str_free(&s->line);
-  remote_wipe(&s->cmd);
-  remote_wipe(&s->key);
+  str_wipe(&s->cmd);
+  str_wipe(&s->key);
   kept = 0;
 }
 
@@ -905,10 +896,10 @@ static void end(struct smtp *s)
 static void keep_or_quit(struct smtp *s, const struct sessopts *o)
 {
   s->uses++;
-  if (o->key && s->state != STATE_DEAD && s->uses < KEEP_USES && now_ms() - s->born < KEEP_AGE_MS &&
+  if (o->key && s->state != STATE_DEAD && s->uses < KEEP_USES && (long long)mono_ms() - s->born < KEEP_AGE_MS &&
       (s->key.len || str_catb(&s->key, o->key, o->keylen) == 0)) {
     s->c = 0;
-    s->idle_since = now_ms();
+    s->idle_since = (long long)mono_ms();
     kept = 1;
     return;
   }
@@ -1016,6 +1007,6 @@ int smtp_kept(int *fd)
   *fd = -1;
   if (!kept) return -1;
   *fd = conn.rfd;
-  left = conn.idle_since + SMTP_KEEP_IDLE_MS - now_ms();
+  left = conn.idle_since + SMTP_KEEP_IDLE_MS - (long long)mono_ms();
   return left < 0 ? 0 : left > SMTP_KEEP_IDLE_MS ? SMTP_KEEP_IDLE_MS : (int)left;
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "heap.h"
 #include "send.h"
 
 static struct dest *dv;
@@ -196,52 +197,19 @@ void dest_maybe_free(uint32_t i)
 
 /* ---- the hold heap */
 
-static void hset(size_t pos, uint32_t i) { dheap[pos] = i; dv[i].heap = (uint32_t)pos; }
-
-static void hup(size_t pos)
-{
-  uint32_t i = dheap[pos];
-  while (pos) {
-    size_t up = (pos - 1) / 2;
-    if (dv[dheap[up]].hold <= dv[i].hold) break;
-    hset(pos, dheap[up]);
-    pos = up;
-  }
-  hset(pos, i);
-}
-
-static void hdown(size_t pos)
-{
-  uint32_t i = dheap[pos];
-  for (;;) {
-    size_t c = 2 * pos + 1;
-    if (c >= ndheap) break;
-    if (c + 1 < ndheap && dv[dheap[c + 1]].hold < dv[dheap[c]].hold) c++;
-    if (dv[dheap[c]].hold >= dv[i].hold) break;
-    hset(pos, dheap[c]);
-    pos = c;
-  }
-  hset(pos, i);
-}
+static unsigned long long hkey(void *ctx, uint32_t i) { (void)ctx; return dv[i].hold; }
+static uint32_t *hpos(void *ctx, uint32_t i) { (void)ctx; return &dv[i].heap; }
+static const struct heap_ops hold_ops = { .key = hkey, .pos = hpos };
 
 void dest_unhold(uint32_t i)
 {
-  size_t pos = dv[i].heap;
-  uint32_t last;
-  if (pos == NIL) return;
-  last = dheap[--ndheap];
-  dv[i].heap = NIL;
-  if (last == i) return;
-  hset(pos, last);
-  hup(pos);
-  hdown(dv[last].heap);
+  if (dv[i].heap != NIL) heap_del(dheap, &ndheap, i, &hold_ops);
 }
 
 void dest_sethold(uint32_t i)
 {
   dest_unhold(i);
-  dheap[ndheap] = i;
-  hup(ndheap++);
+  heap_push(dheap, &ndheap, i, &hold_ops);
 }
 
 unsigned long long dest_next(void) { return ndheap ? dv[dheap[0]].hold : ~0ULL; }

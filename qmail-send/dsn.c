@@ -27,13 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "atomic.h"
 #include "buf.h"
+#include "date.h"
 #include "log.h"
-#include "qspace.h"
+#include "qq.h"
 #include "send.h"
 
 #define DSN_HEAD_MAX (64u * 1024)
@@ -222,27 +222,10 @@ static int ascii(const char *s, size_t n)
   return 1;
 }
 
-static int cat2(str *s, unsigned v)
-{
-  char d[2] = { (char)('0' + v / 10 % 10), (char)('0' + v % 10) };
-  return str_catb(s, d, 2);
-}
-
 static int catdate(str *s, unsigned long long t)
 {
-  static const char wd[] = "SunMonTueWedThuFriSat";
-  static const char mo[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  time_t tt = (time_t)t;
-  struct tm tm;
-
-  if (!gmtime_r(&tt, &tm)) return str_cats(s, "Thu, 1 Jan 1970 00:00:00 +0000");
-  return str_catb(s, wd + 3 * tm.tm_wday, 3) < 0 || str_cats(s, ", ") < 0 ||
-         str_catu(s, (unsigned)tm.tm_mday) < 0 || str_catc(s, ' ') < 0 ||
-         str_catb(s, mo + 3 * tm.tm_mon, 3) < 0 || str_catc(s, ' ') < 0 ||
-         str_catu(s, (unsigned long long)tm.tm_year + 1900) < 0 || str_catc(s, ' ') < 0 ||
-         cat2(s, (unsigned)tm.tm_hour) < 0 || str_catc(s, ':') < 0 ||
-         cat2(s, (unsigned)tm.tm_min) < 0 || str_catc(s, ':') < 0 ||
-         cat2(s, (unsigned)tm.tm_sec) < 0 || str_cats(s, " +0000") < 0 ? -1 : 0;
+  char d[DATE822_MAX];
+  return str_catb(s, d, date822(d, (long long)t));
 }
 
 /* Appends t, folded at spaces so that no line passes FOLD columns where a
@@ -439,18 +422,6 @@ out:
   return r;
 }
 
-static int pread_all(int fd, char *p, size_t n, off_t off)
-{
-  while (n) {
-    ssize_t r = pread(fd, p, n, off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) { if (!r) errno = EIO; return -1; }
-    p += r;
-    n -= (size_t)r;
-    off += r;
-  }
-  return 0;
-}
 
 /* Cuts n to the last line end at or before max (0 if none). */
 static size_t cut(const char *s, size_t n, size_t max)
@@ -489,76 +460,44 @@ static int read_orig(int fd, const qf_env *e, unsigned long long maxbytes, str *
 static int slurp_bounce(const char *qid, str *out)
 {
   str p = STR_INIT;
-  char tmp[8192];
-  int fd, r = 0;
+  int r;
 
   out->len = 0;
   if (bounce_path(&p, qid) < 0) return -1;
-  fd = open(p.s, O_RDONLY | O_CLOEXEC);
+  r = file_read(p.s, out, BOUNCE_FILE_MAX);
   str_free(&p);
-  if (fd < 0) return errno == ENOENT ? 0 : -1;
-  for (;;) {
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { r = -1; break; }
-    if (!n) break;
-    if (out->len + (size_t)n > BOUNCE_FILE_MAX) break;   /* the rest: default texts */
-    if (str_catb(out, tmp, (size_t)n) < 0) { r = -1; break; }
-  }
-  close(fd);
-  return r;
+  /* None: no records. Over the limit: the rest get default texts. */
+  return r < 0 && errno != ENOENT && errno != EFBIG ? -1 : 0;
 }
 
-/* Runs bin/qmail-queue with the message on fd 0 and the envelope on fd 1;
- * utf8: with the SMTPUTF8 option (qmail-queue's SMTPUTF8 variable). */
+/* Runs qmail-queue (lib/qq.h) with the message and one recipient; utf8:
+ * with the SMTPUTF8 option. -1 with errno EINVAL when qmail-queue refuses
+ * an address for good (12: not one RFC 5321 path), ENOSPC when it failed
+ * to write (53) or create (64) and the queue's file system is short now
+ * (its own log line says which), EIO for any other refusal. */
 static int inject(const char *msg, size_t n, const char *sender, const char *rcpt, int utf8)
 {
-  int mp[2], ep[2], st, ok, broken;
+  int ok, broken, code;
   str env = STR_INIT;
-  pid_t pid;
+  struct qq q;
 
   if (str_catc(&env, 'F') < 0 || str_cats(&env, sender) < 0 || str_catc(&env, 0) < 0 ||
       str_catc(&env, 'T') < 0 || str_cats(&env, rcpt) < 0 || str_catc(&env, 0) < 0 ||
-      str_catc(&env, 0) < 0) { str_free(&env); return -1; }
-  if (pipe2(mp, O_CLOEXEC) < 0) { str_free(&env); return -1; }
-  if (pipe2(ep, O_CLOEXEC) < 0) { close(mp[0]); close(mp[1]); str_free(&env); return -1; }
-  pid = fork();
-  if (pid == 0) {
-    static const int sigs[] = { SIGPIPE, SIGTERM, SIGHUP, SIGALRM, SIGCHLD };
-    sigset_t none;
-    size_t k;
-    for (k = 0; k < sizeof sigs / sizeof *sigs; k++) signal(sigs[k], SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, 0);
-    if (dup2(mp[0], 0) < 0 || dup2(ep[0], 1) < 0) _exit(111);
-    if (utf8 ? setenv("SMTPUTF8", "1", 1) < 0 : unsetenv("SMTPUTF8") < 0) _exit(111);
-    execl("bin/qmail-queue", "qmail-queue", (char *)0);
-    _exit(111);
-  }
-  close(mp[0]);
-  close(ep[0]);
+      str_catc(&env, 0) < 0 || qq_open(&q, utf8 ? QQ_UTF8 : 0) < 0) { str_free(&env); return -1; }
   /* EPIPE: qmail-queue stopped reading because it failed; its exit code
    * says why. Anything else (a timeout): it hangs, and is killed. */
-  ok = pid > 0 && fd_write_all(mp[1], msg, n, INJECT_TIMEOUT) == 0;
+  ok = fd_write_all(q.msg, msg, n, INJECT_TIMEOUT) == 0;
   broken = !ok && errno == EPIPE;
-  close(mp[1]);
-  ok = ok && fd_write_all(ep[1], env.s, env.len, INJECT_TIMEOUT) == 0;
+  close(q.msg);
+  q.msg = -1;
+  ok = ok && fd_write_all(q.env, env.s, env.len, INJECT_TIMEOUT) == 0;
   broken = broken || (!ok && errno == EPIPE);
-  close(ep[1]);
   str_free(&env);
-  if (pid < 0) return -1;
-  if (!ok && !broken) kill(pid, SIGKILL);
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  if (!ok && !broken) return -1;
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || broken) {
-    /* qmail-queue's write (53) and create (64) failures: ENOSPC when the
-     * queue's file system is short now (its own log line says which). */
-    struct qspace q;
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
-    errno = (code == 53 || code == 64) && qspace_check(QSPACE_DIR, n, 0, &q) > 0 ? ENOSPC : EIO;
-    /* 12: an address qmail-queue refuses for good (not one RFC 5321 path). */
-    if (code == 12) errno = EINVAL;
+  if (!ok && !broken) kill(q.pid, SIGKILL);
+  code = qq_wait(&q);
+  if (code < 0 || (!ok && !broken)) return -1;
+  if (code != 0 || broken) {
+    errno = code == 12 ? EINVAL : qq_short(code, n) ? ENOSPC : EIO;
     return -1;
   }
   return 0;

@@ -12,7 +12,7 @@
 #include "log.h"
 #include "send.h"
 
-#define P "qmail-send"
+#define PROG "qmail-send"
 #define RJ_DIR "rjournal"
 
 /* Waits up to wait seconds for the exclusive lock of a spawner still
@@ -25,7 +25,7 @@ static int unlocked(int fd, const char *name, unsigned wait)
     if (flock(fd, LOCK_SH | LOCK_NB) == 0) return 1;
     if (errno != EWOULDBLOCK && errno != EINTR) return 1;   /* no lock to wait for */
     if (!k) {
-      log_begin(P, "journal"); log_kv("file", name);
+      log_begin(PROG, "journal"); log_kv("file", name);
       log_kv("msg", "waiting for the previous qmail-rspawn to finish its deliveries"); log_end();
     }
     nanosleep(&ts, 0);
@@ -51,12 +51,12 @@ static int mark(const char *qid, unsigned long long i)
       rw_classify(rwt, e.rcpt[i].addr, e.rcpt[i].len, &scratch) == CH_REMOTE) {
     if (qf_mark(fd, &e, (size_t)i, QF_DONE) == 0 && fsync(fd) == 0) r = 1;
     else {
-      log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "journal mark");
+      log_begin(PROG, "error"); log_kv("qid", qid); log_kv("op", "journal mark");
       log_kv("error", strerror(errno)); log_end();
     }
   }
   if (r) {
-    log_begin(P, "delivery"); log_kv("qid", qid); log_ku("i", i);
+    log_begin(PROG, "delivery"); log_kv("qid", qid); log_ku("i", i);
     log_kb("rcpt", e.rcpt[i].addr, e.rcpt[i].len); log_kv("channel", "remote");
     log_kv("result", "delivered"); log_kv("text", "from qmail-rspawn's journal: delivered before qmail-send stopped");
     log_end();
@@ -76,7 +76,7 @@ static size_t apply(const char *name)
 
   snprintf(path, sizeof path, RJ_DIR "/%s", name);
   if (control_lines(&s, path) < 0) {
-    log_begin(P, "error"); log_kv("op", "journal read"); log_kv("file", name);
+    log_begin(PROG, "error"); log_kv("op", "journal read"); log_kv("file", name);
     log_kv("error", strerror(errno)); log_end();
   }
   for (p = s.s, e = s.len ? s.s + s.len : s.s; p < e; p += strlen(p) + 1) {
@@ -101,7 +101,7 @@ void journal_replay(const struct rw *r, unsigned wait)
   size_t mlen;
 
   if (!d) {
-    if (errno != ENOENT) { log_begin(P, "error"); log_kv("op", "journal"); log_kv("error", strerror(errno)); log_end(); }
+    if (errno != ENOENT) { log_begin(PROG, "error"); log_kv("op", "journal"); log_kv("error", strerror(errno)); log_end(); }
     return;
   }
   rwt = r;
@@ -113,12 +113,12 @@ void journal_replay(const struct rw *r, unsigned wait)
     fd = openat(dirfd(d), x->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) continue;
     if (!unlocked(fd, x->d_name, wait)) {
-      log_begin(P, "journal"); log_kv("file", x->d_name);
+      log_begin(PROG, "journal"); log_kv("file", x->d_name);
       log_kv("msg", "still held by a qmail-rspawn: its later results may be repeated"); log_end();
     }
     n = apply(x->d_name);
     close(fd);
-    if (n) { log_begin(P, "journal"); log_kv("file", x->d_name); log_ku("delivered", n); log_end(); }
+    if (n) { log_begin(PROG, "journal"); log_kv("file", x->d_name); log_ku("delivered", n); log_end(); }
   }
   closedir(d);
   str_free(&scratch);

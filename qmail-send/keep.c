@@ -51,7 +51,7 @@ int keep_save(str *s, const struct mtab *t, unsigned long long now, unsigned lon
       return -1;
   }
   for (i = 0; i < t->n; i++) {
-    const struct msg *m = t->m + i;
+    const struct send_msg *m = t->m + i;
     if (m->state == M_FREE) continue;
     if (m->state == M_STUCK) {
       if (str_cats(s, "s ") < 0 || str_cats(s, mt_qid(t, (uint32_t)i, q)) < 0 || str_catc(s, '\n') < 0)

@@ -17,7 +17,7 @@
 #include "send.h"
 #include "svc.h"
 
-#define P "qmail-qdest"
+#define PROG "qmail-qdest"
 #define SERVICE "service/qmail-send"
 
 static void lower(char *s)
@@ -31,35 +31,35 @@ int main(int argc, char **argv)
 
   if (argc < 2) {
     errno = 0;
-    log_fatal(P, 100, "usage: qmail-qdest DOMAIN...");
+    log_usage(PROG, "usage: qmail-qdest DOMAIN...");
   }
   for (i = 1; i < argc; i++) {
     if (dest_name_ok(argv[i], strlen(argv[i]))) { lower(argv[i]); continue; }
-    log_begin(P, "error"); log_kv("domain", argv[i]);
+    log_begin(PROG, "error"); log_kv("domain", argv[i]);
     log_kv("error", "not a domain name (letters, digits, '-', '.'; at most 255 bytes)"); log_end();
     bad = 1;
   }
   if (bad) return 100;
-  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   dir = open("queue/flushdest", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dir < 0)
-    log_fatal(P, 111, errno == ENOENT ? "no queue/flushdest (install, or qmail-qfix, creates it)"
+    log_fatal(PROG, 111, errno == ENOENT ? "no queue/flushdest (install, or qmail-qfix, creates it)"
                                       : "cannot open queue/flushdest (run as root or the instance's user)");
   for (i = 1; i < argc; i++) {
     fd = openat(dir, argv[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) {
-      log_begin(P, "error"); log_kv("domain", argv[i]); log_kv("op", "request");
+      log_begin(PROG, "error"); log_kv("domain", argv[i]); log_kv("op", "request");
       log_kv("error", strerror(errno)); log_end();
       return 111;
     }
     if (fd >= 0) close(fd);
-    log_begin(P, "request"); log_kv("domain", argv[i]); log_end();
+    log_begin(PROG, "request"); log_kv("domain", argv[i]); log_end();
   }
   close(dir);
   if (svc_send("-1", SERVICE)) {
-    log_begin(P, "wake"); log_kv("via", "s6-svc -1 " SERVICE); log_end();
+    log_begin(PROG, "wake"); log_kv("via", "s6-svc -1 " SERVICE); log_end();
   } else {
-    log_begin(P, "wake"); log_kv("via", "none");
+    log_begin(PROG, "wake"); log_kv("via", "none");
     log_kv("msg", "could not signal qmail-send: send it SIGUSR1 (s6-svc -1 PREFIX/" SERVICE
                   "); else it acts on the request within 10 minutes");
     log_end();

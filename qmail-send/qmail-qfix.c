@@ -226,13 +226,13 @@ static void read_ids(void)
   if (lstat("control/ids", &st) < 0) log_fatal(PROG, 111, "cannot stat control/ids");
   if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
     errno = 0;
-    log_fatal(PROG, 111, "control/ids is not a regular file owned by root, writable only by it");
+    log_die(PROG, EXIT_TEMP, "control/ids is not a regular file owned by root, writable only by it");
   }
   if (control_lines(&ids, "control/ids") <= 0) log_fatal(PROG, 111, "cannot read control/ids");
   errno = 0;
   if (qf_ids_role(&ids, "queue", &u_q, &g_q) < 0 || qf_ids_role(&ids, "send", &u_s, &g_s) < 0 ||
       qf_ids_role(&ids, "remote", &u_r, &g_r) < 0)
-    log_fatal(PROG, 111, "control/ids has no valid queue=, send= or remote= line");
+    log_die(PROG, EXIT_TEMP, "control/ids has no valid queue=, send= or remote= line");
   str_free(&ids);
 }
 
@@ -265,7 +265,7 @@ int main(int argc, char **argv)
   int q;
 
   if (argc == 2 && !strcmp(argv[1], "-n")) dry = 1;
-  else if (argc != 1) { errno = 0; log_fatal(PROG, 111, "usage: qmail-qfix [-n]"); }
+  else if (argc != 1) log_usage(PROG, "usage: qmail-qfix [-n]");
   umask(077);
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   read_ids();

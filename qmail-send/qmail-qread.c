@@ -18,6 +18,12 @@
 #include "send.h"
 
 #define PROG "qmail-qread"
+
+/* Every write to stdout is checked: a listing cut short must not exit 0. */
+static void wr(int r)
+{
+  if (r < 0) log_fatal(PROG, 111, "cannot write to stdout");
+}
 /* A bounce file holds at most one record per recipient attempt, each
  * under a few KB; more than this is not read (the texts are then left
  * out, never guessed). */
@@ -40,13 +46,13 @@ static void age(unsigned long long s)
   size_t i;
 
   for (i = 0; i < 3 && s < u[i].n; i++) ;
-  buf_putu(&out, s / u[i].n);
-  buf_put(&out, &u[i].c, 1);
+  wr(buf_putu(&out, s / u[i].n));
+  wr(buf_put(&out, &u[i].c, 1));
   if (i < 3) {
     unsigned long long r = s % u[i].n / u[i + 1].n;
-    if (r < 10) buf_puts(&out, "0");
-    buf_putu(&out, r);
-    buf_put(&out, &u[i + 1].c, 1);
+    if (r < 10) wr(buf_puts(&out, "0"));
+    wr(buf_putu(&out, r));
+    wr(buf_put(&out, &u[i + 1].c, 1));
   }
 }
 
@@ -54,9 +60,7 @@ static void age(unsigned long long s)
  * there is none or it cannot be read (not root). */
 static void read_bounce(struct ctx *c, const char *qid)
 {
-  char tmp[4096];
   struct stat st;
-  ssize_t r;
   int fd;
 
   c->bounce.len = 0;
@@ -66,12 +70,8 @@ static void read_bounce(struct ctx *c, const char *qid)
   fd = open(c->scratch.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (off_t)BOUNCE_MAX) {
-    for (;;) {
-      r = read(fd, tmp, sizeof tmp);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0 || c->bounce.len + (size_t)r > BOUNCE_MAX) break;
-      if (str_catb(&c->bounce, tmp, (size_t)r) < 0) { c->bounce.len = 0; break; }
-    }
+    /* Over the limit, the records read so far are shown. */
+    if (fd_read_file(fd, &c->bounce, BOUNCE_MAX) < 0 && errno != EFBIG) c->bounce.len = 0;
   }
   close(fd);
 }
@@ -84,22 +84,22 @@ static int show(void *ctx, const char *qid, int fd, const qf_env *e)
   size_t i;
 
   (void)fd;
-  buf_puts(&out, qid);
+  wr(buf_puts(&out, qid));
   if (!e) {
-    buf_puts(&out, "  damaged: ");
-    buf_puts(&out, strerror(errno));
-    buf_puts(&out, " (see qmail-qfix)\n");
+    wr(buf_puts(&out, "  damaged: "));
+    wr(buf_puts(&out, strerror(errno)));
+    wr(buf_puts(&out, " (see qmail-qfix)\n"));
     return 0;
   }
-  buf_puts(&out, "  age ");
+  wr(buf_puts(&out, "  age "));
   age(c->now > birth ? c->now - birth : 0);
-  buf_puts(&out, "  ");
-  buf_putu(&out, e->msg_len);
-  buf_puts(&out, " bytes  from <");
+  wr(buf_puts(&out, "  "));
+  wr(buf_putu(&out, e->msg_len));
+  wr(buf_puts(&out, " bytes  from <"));
   qtool_put_safe(&out, e->sender, e->sender_len);
-  buf_puts(&out, ">");
-  if (e->opts & QF_OPT_UTF8) buf_puts(&out, "  SMTPUTF8");
-  buf_puts(&out, "\n");
+  wr(buf_puts(&out, ">"));
+  if (e->opts & QF_OPT_UTF8) wr(buf_puts(&out, "  SMTPUTF8"));
+  wr(buf_puts(&out, "\n"));
 
   read_bounce(c, qid);
   if (c->bounce.len && (f = calloc(e->nrcpt, sizeof *f)))
@@ -108,14 +108,14 @@ static int show(void *ctx, const char *qid, int fd, const qf_env *e)
     const struct qf_rcpt *r = e->rcpt + i;
     int ch = rw_classify(&c->rw, r->addr, r->len, &c->scratch);
     if (ch < 0) { free(f); return -1; }
-    buf_puts(&out, ch == CH_LOCAL ? "  local   " : "  remote  ");
-    buf_puts(&out, r->state == QF_PENDING ? "pending  " : r->state == QF_FAILED ? "failed   " : "done     ");
+    wr(buf_puts(&out, ch == CH_LOCAL ? "  local   " : "  remote  "));
+    wr(buf_puts(&out, r->state == QF_PENDING ? "pending  " : r->state == QF_FAILED ? "failed   " : "done     "));
     qtool_put_safe(&out, r->addr, r->len);
     if (r->state == QF_FAILED && f && f[i].rcpt) {
-      buf_puts(&out, ": ");
+      wr(buf_puts(&out, ": "));
       qtool_put_safe(&out, f[i].text, f[i].tn);
     }
-    buf_puts(&out, "\n");
+    wr(buf_puts(&out, "\n"));
   }
   free(f);
   return 0;
@@ -127,14 +127,14 @@ int main(int argc, char **argv)
   size_t other = 0;
 
   (void)argv;
-  if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qread (no arguments)");
+  if (argc > 1) log_usage(PROG, "usage: qmail-qread (no arguments)");
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
   c.now = (unsigned long long)time(0);
   if (qtool_each(show, &c, &other) < 0) log_fatal(PROG, 111, "cannot read queue/mess");
   if (other) {
-    buf_putu(&out, other);
-    buf_puts(&out, " name(s) in queue/mess are not queue ids (see qmail-qfix)\n");
+    wr(buf_putu(&out, other));
+    wr(buf_puts(&out, " name(s) in queue/mess are not queue ids (see qmail-qfix)\n"));
   }
   if (buf_flush(&out) < 0) log_fatal(PROG, 111, "cannot write to stdout");
   rw_free(&c.rw);

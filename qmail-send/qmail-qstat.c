@@ -18,6 +18,12 @@
 
 #define PROG "qmail-qstat"
 
+/* Every write to stdout is checked: a listing cut short must not exit 0. */
+static void wr(int r)
+{
+  if (r < 0) log_fatal(PROG, 111, "cannot write to stdout");
+}
+
 struct counts {
   struct rw rw;
   str scratch;
@@ -79,9 +85,9 @@ static long long writing(void)
 
 static void line(buf *b, const char *label, unsigned long long n)
 {
-  buf_puts(b, label);
-  buf_putu(b, n);
-  buf_puts(b, "\n");
+  wr(buf_puts(b, label));
+  wr(buf_putu(b, n));
+  wr(buf_puts(b, "\n"));
 }
 
 int main(int argc, char **argv)
@@ -94,7 +100,7 @@ int main(int argc, char **argv)
   long long tmp;
 
   (void)argv;
-  if (argc > 1) log_fatal(PROG, 100, "usage: qmail-qstat (no arguments)");
+  if (argc > 1) log_usage(PROG, "usage: qmail-qstat (no arguments)");
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   if (rw_load(&c.rw) < 0) log_fatal(PROG, 111, "cannot read control/me, locals or virtualdomains");
   if (control_lines(&ids, "control/ids") <= 0 || qf_ids_role(&ids, "send", &c.send_uid, &c.queue_gid) < 0)
@@ -105,13 +111,13 @@ int main(int argc, char **argv)
   if (tmp < 0) log_fatal(PROG, 111, "cannot read queue/tmp");
 
   line(&out, "messages in queue: ", c.msgs);
-  buf_puts(&out, "recipients pending: ");
-  buf_putu(&out, c.local + c.remote);
-  buf_puts(&out, " (local ");
-  buf_putu(&out, c.local);
-  buf_puts(&out, ", remote ");
-  buf_putu(&out, c.remote);
-  buf_puts(&out, ")\n");
+  wr(buf_puts(&out, "recipients pending: "));
+  wr(buf_putu(&out, c.local + c.remote));
+  wr(buf_puts(&out, " (local "));
+  wr(buf_putu(&out, c.local));
+  wr(buf_puts(&out, ", remote "));
+  wr(buf_putu(&out, c.remote));
+  wr(buf_puts(&out, ")\n"));
   line(&out, "recipients failed, bounce not yet sent: ", c.failed);
   line(&out, "recipients done, message not yet removed: ", c.done);
   line(&out, "messages being written (queue/tmp): ", (unsigned long long)tmp);

@@ -49,6 +49,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "date.h"
 #include "atomic.h"
 #include "control.h"
 #include "fdpass.h"
@@ -58,7 +59,7 @@
 #include "send.h"
 #include "spawnproto.h"
 
-#define P "qmail-send"
+#define PROG "qmail-send"
 #define JOB_MAX (2 * SPAWN_SLOTS + 64)
 #define JOB_SPARE 16                 /* open jobs beyond the concurrency */
 #define RETRY_SYSTEM 123             /* after a local error, as qmail does */
@@ -76,7 +77,7 @@ static const unsigned skip[CH_N] = { 10, 20 };
 static const char *const chname[CH_N] = { "local", "remote" };
 static const int chfd[CH_N] = { 3, 4 };
 
-struct job {
+struct send_job {
   uint32_t m;                        /* its message, while the job is open */
   char qid[QF_QID_MAX];              /* that message's */
   int wfd, rfd;
@@ -90,20 +91,21 @@ struct job {
   uint8_t sent;                      /* a remote request went out in this round */
   uint8_t run[CH_N];                 /* channel due in this round */
   uint8_t z[CH_N];                   /* a temporary failure in this round */
-  uint8_t inwl[CH_N];
+  uint8_t waiting[CH_N];             /* in channel ch's waiting list */
   uint32_t wnext[CH_N];              /* waiting-list link */
   uint32_t fnext;                    /* free-list link */
 };
 
 struct slot { uint32_t job; uint32_t pos; uint32_t n; uint32_t dest, gen; };
 
-static struct mtab mt = MTAB_INIT;
+static struct mtab msgtab = MTAB_INIT;
 static struct rw rw = RW_INIT;
-static struct job jobs[JOB_MAX];
+static struct send_job jobs[JOB_MAX];
 static uint32_t jfree = NIL;
 static size_t jtop;                  /* jobs[jtop..] never used, their pages untouched */
 static size_t njobs, jobmax;
-static uint32_t wlh[CH_N] = { NIL, NIL }, wlt[CH_N] = { NIL, NIL };
+/* Per channel, the jobs with deliveries still to hand out, in order (wnext). */
+static uint32_t waiting_head[CH_N] = { NIL, NIL }, waiting_tail[CH_N] = { NIL, NIL };
 static struct slot slots[CH_N][SPAWN_SLOTS];
 static uint32_t sfree[CH_N][SPAWN_SLOTS];
 static size_t nsfree[CH_N], inuse[CH_N];
@@ -121,13 +123,6 @@ static int stopping;
 static unsigned long long stop_by;
 static str scratch, req, path;
 static char rbuf[SPAWN_PKT_MAX];
-
-static unsigned long long mono_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
 
 /* Two clocks. wall() is for people and for what others stamp: dates,
  * qids, file times. now() is the scheduler's: CLOCK_MONOTONIC seconds plus
@@ -150,7 +145,7 @@ static void clock_init(void)
  * age on the wall clock (0 for a qid in the future). */
 static uint32_t born_now(uint32_t i)
 {
-  unsigned long long t = now(), w = wall(), b = mt_birth(&mt, i), age = w > b ? w - b : 0;
+  unsigned long long t = now(), w = wall(), b = mt_birth(&msgtab, i), age = w > b ? w - b : 0;
   return t32(age < t ? t - age : 0);
 }
 
@@ -158,11 +153,11 @@ static const char *mpath(const char *dir, const char *qid)
 {
   path.len = 0;
   if (str_cats(&path, dir) < 0 || str_cats(&path, qid) < 0 || str_0(&path) < 0)
-    log_fatal(P, 111, "out of memory");
+    log_fatal(PROG, 111, "out of memory");
   return path.s;
 }
 
-static void oom(void) { log_fatal(P, 111, "out of memory"); }
+static void oom(void) { log_fatal(PROG, 111, "out of memory"); }
 
 /* ---- the schedule kept across restarts (keep.c) */
 
@@ -180,13 +175,13 @@ static void keep_now(void)
 {
   static str buf;
   unsigned long long t0 = mono_ms();
-  int r = keep_save(&buf, &mt, now(), wall());
+  int r = keep_save(&buf, &msgtab, now(), wall());
   keep_last_ms = mono_ms();
   keep_cost_ms = keep_last_ms - t0;
   keep_next_ms = keep_last_ms + (keep_cost_ms * 10 > KEEP_EVERY * 1000 ? keep_cost_ms * 10 : KEEP_EVERY * 1000);
   str_free(&buf);                    /* a large queue's file is megabytes: not kept resident */
   if (r < 0) {
-    log_begin(P, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
+    log_begin(PROG, "error"); log_kv("op", "save schedule"); log_kv("error", strerror(errno)); log_end();
     return;
   }
   keep_dirty = 0;
@@ -319,30 +314,30 @@ static int bydomain(const void *x, const void *y, void *arg)
 static void wl_add(uint32_t j, int ch)
 {
   jobs[j].wnext[ch] = NIL;
-  jobs[j].inwl[ch] = 1;
-  if (wlt[ch] == NIL) wlh[ch] = j; else jobs[wlt[ch]].wnext[ch] = j;
-  wlt[ch] = j;
+  jobs[j].waiting[ch] = 1;
+  if (waiting_tail[ch] == NIL) waiting_head[ch] = j; else jobs[waiting_tail[ch]].wnext[ch] = j;
+  waiting_tail[ch] = j;
 }
 
 static void wl_pop(int ch)
 {
-  uint32_t j = wlh[ch];
-  wlh[ch] = jobs[j].wnext[ch];
-  if (wlh[ch] == NIL) wlt[ch] = NIL;
-  jobs[j].inwl[ch] = 0;
+  uint32_t j = waiting_head[ch];
+  waiting_head[ch] = jobs[j].wnext[ch];
+  if (waiting_head[ch] == NIL) waiting_tail[ch] = NIL;
+  jobs[j].waiting[ch] = 0;
 }
 
 static void job_release(uint32_t j)
 {
-  struct job *b = jobs + j;
-  if (b->wfd >= 0) close(b->wfd);
-  if (b->rfd >= 0) close(b->rfd);
-  qf_free(&b->env);
-  free(b->order);
-  free(b->dst);
-  b->order = 0;
-  b->dst = 0;
-  b->fnext = jfree;
+  struct send_job *job = jobs + j;
+  if (job->wfd >= 0) close(job->wfd);
+  if (job->rfd >= 0) close(job->rfd);
+  qf_free(&job->env);
+  free(job->order);
+  free(job->dst);
+  job->order = 0;
+  job->dst = 0;
+  job->fnext = jfree;
   jfree = j;
   njobs--;
   /* Not on a waiting list: a job is released only when both are done. */
@@ -353,31 +348,31 @@ static void round_end(uint32_t j);
 
 /* A lifetime runs on the scheduler's clock from the message's arrival: a
  * step of the wall clock never expires a message early nor keeps it. */
-static int expired(uint32_t i, unsigned long long t) { return t >= (unsigned long long)mt.m[i].born + lifetime; }
+static int expired(uint32_t i, unsigned long long t) { return t >= (unsigned long long)msgtab.m[i].born + lifetime; }
 
 /* Parks message i, whose job (if any) is released, on destination d: it
  * has only remote recipients, all waiting for d. */
 static void park(uint32_t i, uint32_t d)
 {
-  mt.m[i].due[CH_LOCAL] = T_NEVER;
+  msgtab.m[i].due[CH_LOCAL] = T_NEVER;
   keep_dirty = 1;
-  mt_park(&mt, i, dest_plist(d), d, (unsigned long long)mt.m[i].born + lifetime);
+  mt_park(&msgtab, i, dest_plist(d), d, (unsigned long long)msgtab.m[i].born + lifetime);
 }
 
 /* The end of the group of recipients starting at pos (one destination). */
-static size_t group_end(const struct job *b, size_t pos)
+static size_t group_end(const struct send_job *job, size_t pos)
 {
   size_t k = pos;
-  while (k < b->end[CH_REMOTE] && b->dst[k - b->nl] == b->dst[pos - b->nl]) k++;
+  while (k < job->end[CH_REMOTE] && job->dst[k - job->nl] == job->dst[pos - job->nl]) k++;
   return k;
 }
 
 /* Marks every group in [pos, end) as no longer waiting for its destination. */
-static void groups_gone(struct job *b, size_t pos)
+static void groups_gone(struct send_job *job, size_t pos)
 {
-  while (pos < b->end[CH_REMOTE]) {
-    dest_at(b->dst[pos - b->nl])->queued--;
-    pos = group_end(b, pos);
+  while (pos < job->end[CH_REMOTE]) {
+    dest_at(job->dst[pos - job->nl])->queued--;
+    pos = group_end(job, pos);
   }
 }
 
@@ -385,108 +380,108 @@ static void groups_gone(struct job *b, size_t pos)
  * dropped instead. */
 static int job_open(uint32_t i)
 {
-  struct msg *m = mt.m + i;
+  struct send_msg *m = msgtab.m + i;
   unsigned long long t = now();
-  struct job *b;
+  struct send_job *job;
   uint32_t j = jfree != NIL ? jfree : jtop < JOB_MAX ? (uint32_t)jtop : NIL;
   size_t k, np = 0, nl = 0, sz;
   int ch;
 
   if (j == NIL) return -1;   /* callers check njobs < jobmax first */
-  b = jobs + j;
-  mt_qid(&mt, i, b->qid);
-  b->wfd = open(mpath("queue/mess/", b->qid), O_RDWR | O_CLOEXEC);
-  if (b->wfd < 0) {
-    if (errno == ENOENT) { mt_del(&mt, i); return -1; }
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
+  job = jobs + j;
+  mt_qid(&msgtab, i, job->qid);
+  job->wfd = open(mpath("queue/mess/", job->qid), O_RDWR | O_CLOEXEC);
+  if (job->wfd < 0) {
+    if (errno == ENOENT) { mt_del(&msgtab, i); return -1; }
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "open");
     log_kv("error", strerror(errno)); log_end();
-    mt_wait(&mt, i, t + RETRY_SYSTEM);
+    mt_wait(&msgtab, i, t + RETRY_SYSTEM);
     return -1;
   }
-  if (qf_read(b->wfd, &b->env) < 0) {
+  if (qf_read(job->wfd, &job->env) < 0) {
     int bad = errno == EINVAL;
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "read");
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "read");
     log_kv("error", bad ? "malformed queue file" : strerror(errno)); log_end();
-    close(b->wfd);
-    qf_free(&b->env);
-    mt_wait(&mt, i, t + (bad ? RETRY_BROKEN : RETRY_SYSTEM));
+    close(job->wfd);
+    qf_free(&job->env);
+    mt_wait(&msgtab, i, t + (bad ? RETRY_BROKEN : RETRY_SYSTEM));
     return -1;
   }
-  if (j == jfree) jfree = b->fnext; else jtop++;
+  if (j == jfree) jfree = job->fnext; else jtop++;
   njobs++;
-  b->m = i;
-  b->rfd = -1;
-  b->inflight = 0;
+  job->m = i;
+  job->rfd = -1;
+  job->inflight = 0;
   m->state = M_OPEN;
-  for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_PENDING) np++;
+  for (k = 0; k < job->env.nrcpt; k++) if (job->env.rcpt[k].state == QF_PENDING) np++;
   /* Once per message and run, before it may be parked on a destination. */
   if (!m->logged) {
     m->logged = 1;
-    log_begin(P, "message"); log_kv("qid", b->qid);
-    log_kb("sender", b->env.sender, b->env.sender_len);
-    log_ku("rcpts", b->env.nrcpt); log_ku("pending", np); log_ku("bytes", b->env.msg_len);
+    log_begin(PROG, "message"); log_kv("qid", job->qid);
+    log_kb("sender", job->env.sender, job->env.sender_len);
+    log_ku("rcpts", job->env.nrcpt); log_ku("pending", np); log_ku("bytes", job->env.msg_len);
     log_end();
   }
-  b->order = 0;
+  job->order = 0;
   if (np) {
-    if (size_mul(&sz, np, sizeof *b->order) < 0 || !(b->order = malloc(sz))) oom();
+    if (size_mul(&sz, np, sizeof *job->order) < 0 || !(job->order = malloc(sz))) oom();
     /* Locals fill order[] from the front, remotes from the back. */
-    for (k = 0, sz = np; k < b->env.nrcpt; k++) {
+    for (k = 0, sz = np; k < job->env.nrcpt; k++) {
       int c;
-      if (b->env.rcpt[k].state != QF_PENDING) continue;
-      c = rw_classify(&rw, b->env.rcpt[k].addr, b->env.rcpt[k].len, &scratch);
+      if (job->env.rcpt[k].state != QF_PENDING) continue;
+      c = rw_classify(&rw, job->env.rcpt[k].addr, job->env.rcpt[k].len, &scratch);
       if (c < 0) oom();
-      if (c == CH_LOCAL) b->order[nl++] = (uint32_t)k;
-      else b->order[--sz] = (uint32_t)k;
+      if (c == CH_LOCAL) job->order[nl++] = (uint32_t)k;
+      else job->order[--sz] = (uint32_t)k;
     }
-    qsort_r(b->order + nl, np - nl, sizeof *b->order, bydomain, &b->env);
+    qsort_r(job->order + nl, np - nl, sizeof *job->order, bydomain, &job->env);
   }
-  b->nl = nl;
-  b->nr = np - nl;
-  b->dst = 0;
-  b->skipdest = NIL;
-  b->sent = 0;
-  if (b->nr) {
-    if (size_mul(&sz, b->nr, sizeof *b->dst) < 0 || !(b->dst = malloc(sz))) oom();
-    for (k = 0; k < b->nr; k++) {
-      const struct qf_rcpt *r = b->env.rcpt + b->order[nl + k], *q;
+  job->nl = nl;
+  job->nr = np - nl;
+  job->dst = 0;
+  job->skipdest = NIL;
+  job->sent = 0;
+  if (job->nr) {
+    if (size_mul(&sz, job->nr, sizeof *job->dst) < 0 || !(job->dst = malloc(sz))) oom();
+    for (k = 0; k < job->nr; k++) {
+      const struct qf_rcpt *r = job->env.rcpt + job->order[nl + k], *q;
       size_t an, pn;
       const char *da = domain_of(r->addr, r->len, &an), *dp;
       if (k) {
-        q = b->env.rcpt + b->order[nl + k - 1];
+        q = job->env.rcpt + job->order[nl + k - 1];
         dp = domain_of(q->addr, q->len, &pn);
-        if (!domcmp(da, an, dp, pn)) { b->dst[k] = b->dst[k - 1]; continue; }
+        if (!domcmp(da, an, dp, pn)) { job->dst[k] = job->dst[k - 1]; continue; }
       }
-      if ((b->dst[k] = dest_get(da, an)) == NIL) oom();
+      if ((job->dst[k] = dest_get(da, an)) == NIL) oom();
     }
     /* Remote only, for one destination that is held or already has enough
      * jobs waiting: no job for it now. */
-    if (!nl && b->dst[0] == b->dst[b->nr - 1] && m->due[CH_REMOTE] <= t && !expired(i, t)) {
-      struct dest *x = dest_at(b->dst[0]);
+    if (!nl && job->dst[0] == job->dst[job->nr - 1] && m->due[CH_REMOTE] <= t && !expired(i, t)) {
+      struct dest *x = dest_at(job->dst[0]);
       if (x->hold > t || x->queued >= dest_limit(x, bo.perdest)) {
-        uint32_t d = b->dst[0];
+        uint32_t d = job->dst[0];
         job_release(j);
         park(i, d);
         return -1;
       }
     }
   }
-  b->cur[CH_LOCAL] = 0;
-  b->end[CH_LOCAL] = nl;
-  b->cur[CH_REMOTE] = nl;
-  b->end[CH_REMOTE] = np;
+  job->cur[CH_LOCAL] = 0;
+  job->end[CH_LOCAL] = nl;
+  job->cur[CH_REMOTE] = nl;
+  job->end[CH_REMOTE] = np;
   for (ch = 0; ch < CH_N; ch++) {
-    b->z[ch] = 0;
-    b->inwl[ch] = 0;
-    b->run[ch] = b->cur[ch] < b->end[ch] && m->due[ch] <= t;
-    if (!b->run[ch]) { b->cur[ch] = b->end[ch]; continue; }
+    job->z[ch] = 0;
+    job->waiting[ch] = 0;
+    job->run[ch] = job->cur[ch] < job->end[ch] && m->due[ch] <= t;
+    if (!job->run[ch]) { job->cur[ch] = job->end[ch]; continue; }
     if (m->tries[ch] < UINT8_MAX) m->tries[ch]++;
     if (ch == CH_REMOTE)
-      for (k = b->cur[ch]; k < b->end[ch]; k = group_end(b, k)) dest_at(b->dst[k - nl])->queued++;
+      for (k = job->cur[ch]; k < job->end[ch]; k = group_end(job, k)) dest_at(job->dst[k - nl])->queued++;
     wl_add(j, ch);
   }
   if (!np) finish(j);
-  else if (!b->run[CH_LOCAL] && !b->run[CH_REMOTE]) round_end(j);
+  else if (!job->run[CH_LOCAL] && !job->run[CH_REMOTE]) round_end(j);
   return 0;
 }
 
@@ -494,54 +489,54 @@ static int job_open(uint32_t i)
 
 /* The msg.dest hint of a message going back to wait: the destination of
  * its pending remote recipients, DEST_MANY when there are several. */
-static uint32_t remote_dest(const struct job *b)
+static uint32_t remote_dest(const struct send_job *job)
 {
   uint32_t d = NIL;
   size_t k;
-  for (k = 0; k < b->nr; k++) {
-    if (b->env.rcpt[b->order[b->nl + k]].state != QF_PENDING) continue;
-    if (d == NIL) d = b->dst[k];
-    else if (d != b->dst[k]) return DEST_MANY;
+  for (k = 0; k < job->nr; k++) {
+    if (job->env.rcpt[job->order[job->nl + k]].state != QF_PENDING) continue;
+    if (d == NIL) d = job->dst[k];
+    else if (d != job->dst[k]) return DEST_MANY;
   }
   return d;
 }
 
 static void round_end(uint32_t j)
 {
-  struct job *b = jobs + j;
-  uint32_t i = b->m;
-  struct msg *m = mt.m + i;
+  struct send_job *job = jobs + j;
+  uint32_t i = job->m;
+  struct send_msg *m = msgtab.m + i;
   unsigned long long t = now(), when = ~0ULL;
   size_t pend[CH_N] = { 0, 0 }, k;
   int ch;
 
   for (ch = 0; ch < CH_N; ch++) {
-    size_t lo = ch == CH_LOCAL ? 0 : b->nl, hi = ch == CH_LOCAL ? b->nl : b->nl + b->nr;
-    for (k = lo; k < hi; k++) if (b->env.rcpt[b->order[k]].state == QF_PENDING) pend[ch]++;
+    size_t lo = ch == CH_LOCAL ? 0 : job->nl, hi = ch == CH_LOCAL ? job->nl : job->nl + job->nr;
+    for (k = lo; k < hi; k++) if (job->env.rcpt[job->order[k]].state == QF_PENDING) pend[ch]++;
   }
   if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
-  if (dsn_delay(&dcfg, b->qid, b->wfd, &b->env, t) < 0) {
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "delay notice");
+  if (dsn_delay(&dcfg, job->qid, job->wfd, &job->env, t) < 0) {
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "delay notice");
     log_kv("error", strerror(errno)); log_end();
   }
   /* Nothing went out because every remote group met a hold: not an
    * attempt. A remote-only message waits on the destination's list; one
    * with local work waits for the hold's end in the heap. */
-  if (b->run[CH_REMOTE] && pend[CH_REMOTE] && !b->sent && b->skipdest != NIL &&
-      dest_at(b->skipdest)->name && dest_at(b->skipdest)->hold > t) {
-    uint32_t d = b->skipdest;
+  if (job->run[CH_REMOTE] && pend[CH_REMOTE] && !job->sent && job->skipdest != NIL &&
+      dest_at(job->skipdest)->name && dest_at(job->skipdest)->hold > t) {
+    uint32_t d = job->skipdest;
     if (m->tries[CH_REMOTE]) m->tries[CH_REMOTE]--;
     if (!pend[CH_LOCAL]) {
       job_release(j);
       park(i, d);
       return;
     }
-    b->run[CH_REMOTE] = 0;
+    job->run[CH_REMOTE] = 0;
     m->due[CH_REMOTE] = t32(dest_at(d)->hold);
   }
   for (ch = 0; ch < CH_N; ch++) {
     if (!pend[ch]) { m->due[ch] = T_NEVER; continue; }
-    if (b->run[ch]) {
+    if (job->run[ch]) {
       /* Attempted and still pending: a temporary failure. The last
        * attempt falls at the end of the lifetime, not after it. */
       unsigned long long birth = m->born, d = retry_next(birth, t, skip[ch]), end = birth + lifetime;
@@ -551,9 +546,9 @@ static void round_end(uint32_t j)
     }
     if (m->due[ch] < when) when = m->due[ch];
   }
-  m->dest = pend[CH_REMOTE] ? remote_dest(b) : NIL;
+  m->dest = pend[CH_REMOTE] ? remote_dest(job) : NIL;
   job_release(j);
-  mt_wait(&mt, i, when);
+  mt_wait(&msgtab, i, when);
   keep_dirty = 1;
 }
 
@@ -569,12 +564,12 @@ static unsigned long long stuck_at, stuck_delay;   /* the next retry, and the wa
  * then doubling to 10 minutes) and on SIGALRM. */
 static void stuck(uint32_t i, const char *qid, int e)
 {
-  mt.m[i].state = M_STUCK;
+  msgtab.m[i].state = M_STUCK;
   if (!nstuck++) {
     stuck_delay = STUCK_FIRST;
     stuck_at = now() + stuck_delay;
   }
-  log_begin(P, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
+  log_begin(PROG, "stuck"); log_kv("qid", qid); log_kv("error", strerror(e));
   log_kv("msg", "finished, but its file in queue/mess cannot be removed; kept and retried (SIGALRM: now); check queue/mess with qmail-qfix");
   log_end();
   keep_soon();
@@ -587,16 +582,16 @@ static void stuck_retry(void)
   char q[QF_QID_MAX];
   int e = 0;
 
-  for (i = 0; i < mt.n && left + gone < nstuck; i++) {
-    if (mt.m[i].state != M_STUCK) continue;
-    mt_qid(&mt, (uint32_t)i, q);
+  for (i = 0; i < msgtab.n && left + gone < nstuck; i++) {
+    if (msgtab.m[i].state != M_STUCK) continue;
+    mt_qid(&msgtab, (uint32_t)i, q);
     if (unlink(mpath("queue/mess/", q)) < 0 && errno != ENOENT) { e = errno; left++; continue; }
     if (unlink(mpath("queue/bounce/", q)) < 0 && errno != ENOENT) {
-      log_begin(P, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
+      log_begin(PROG, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
       log_kv("error", strerror(errno)); log_end();
     }
-    log_begin(P, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
-    mt_del(&mt, (uint32_t)i);
+    log_begin(PROG, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
+    mt_del(&msgtab, (uint32_t)i);
     gone++;
   }
   nstuck = left;
@@ -604,7 +599,7 @@ static void stuck_retry(void)
   if (!left) return;
   stuck_delay = stuck_delay * 2 > STUCK_MAX ? STUCK_MAX : stuck_delay * 2;
   stuck_at = now() + stuck_delay;
-  log_begin(P, "stuck"); log_ku("messages", left); log_kv("error", strerror(e));
+  log_begin(PROG, "stuck"); log_ku("messages", left); log_kv("error", strerror(e));
   log_ku("retry", stuck_delay);
   log_kv("msg", "finished messages whose files in queue/mess cannot be removed; check queue/mess with qmail-qfix");
   log_end();
@@ -612,17 +607,17 @@ static void stuck_retry(void)
 
 static void finish(uint32_t j)
 {
-  struct job *b = jobs + j;
-  uint32_t i = b->m;
-  const char *qid = b->qid;
-  size_t k, nf = 0, owed = dsn_owed(&b->env);
+  struct send_job *job = jobs + j;
+  uint32_t i = job->m;
+  const char *qid = job->qid;
+  size_t k, nf = 0, owed = dsn_owed(&job->env);
 
-  for (k = 0; k < b->env.nrcpt; k++) if (b->env.rcpt[k].state == QF_FAILED) nf++;
-  if (owed && dsn_send(&dcfg, qid, b->wfd, &b->env, wall()) < 0) {
-    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "bounce");
+  for (k = 0; k < job->env.nrcpt; k++) if (job->env.rcpt[k].state == QF_FAILED) nf++;
+  if (owed && dsn_send(&dcfg, qid, job->wfd, &job->env, wall()) < 0) {
+    log_begin(PROG, "error"); log_kv("qid", qid); log_kv("op", "bounce");
     log_kv("error", qspace_why(errno, QSPACE_DIR)); log_end();
     job_release(j);
-    mt_wait(&mt, i, now() + RETRY_SYSTEM);
+    mt_wait(&msgtab, i, now() + RETRY_SYSTEM);
     return;
   }
   /* mess/ first: a crash between the two leaves a bounce/ file without a
@@ -638,18 +633,18 @@ static void finish(uint32_t j)
   /* Failures, notices owed, or delay notices (of any past setting of
    * delaywarningtime) may have left records: always looked for. */
   if (unlink(mpath("queue/bounce/", qid)) < 0 && errno != ENOENT) {
-    log_begin(P, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
+    log_begin(PROG, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
     log_kv("error", strerror(errno)); log_end();
   }
-  log_begin(P, "done"); log_kv("qid", qid); log_ku("failed", nf); log_end();
+  log_begin(PROG, "done"); log_kv("qid", qid); log_ku("failed", nf); log_end();
   job_release(j);
-  mt_del(&mt, i);
+  mt_del(&msgtab, i);
 }
 
 static void maybe_end(uint32_t j)
 {
-  struct job *b = jobs + j;
-  if (!b->inflight && b->cur[CH_LOCAL] == b->end[CH_LOCAL] && b->cur[CH_REMOTE] == b->end[CH_REMOTE])
+  struct send_job *job = jobs + j;
+  if (!job->inflight && job->cur[CH_LOCAL] == job->end[CH_LOCAL] && job->cur[CH_REMOTE] == job->end[CH_REMOTE])
     round_end(j);
 }
 
@@ -659,45 +654,45 @@ static void maybe_end(uint32_t j)
  * is full (try again on POLLOUT). */
 static int send_one(uint32_t j, int ch)
 {
-  struct job *b = jobs + j;
-  size_t pos = b->cur[ch], n = 0;
+  struct send_job *job = jobs + j;
+  size_t pos = job->cur[ch], n = 0;
   uint32_t s;
 
-  if (b->rfd < 0) {
-    b->rfd = open(mpath("queue/mess/", b->qid), O_RDONLY | O_CLOEXEC);
-    if (b->rfd < 0) {
+  if (job->rfd < 0) {
+    job->rfd = open(mpath("queue/mess/", job->qid), O_RDONLY | O_CLOEXEC);
+    if (job->rfd < 0) {
       /* Everything still to hand out waits for the next round. */
-      log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "open");
+      log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "open");
       log_kv("error", strerror(errno)); log_end();
-      b->z[ch] = 1;
-      if (ch == CH_REMOTE) groups_gone(b, b->cur[ch]);
-      b->cur[ch] = b->end[ch];
+      job->z[ch] = 1;
+      if (ch == CH_REMOTE) groups_gone(job, job->cur[ch]);
+      job->cur[ch] = job->end[ch];
       return 1;
     }
   }
   s = sfree[ch][nsfree[ch] - 1];
   req.len = 0;
-  if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, b->qid) < 0 ||
+  if (str_catu(&req, s) < 0 || str_catc(&req, 0) < 0 || str_cats(&req, job->qid) < 0 ||
       str_catc(&req, 0) < 0 || str_catu(&req, QF_HDR) < 0 || str_catc(&req, 0) < 0 ||
-      str_catu(&req, b->env.msg_len) < 0 || str_catc(&req, 0) < 0 ||
-      str_catu(&req, b->env.opts) < 0 || (ch == CH_REMOTE && dsn_req_envid(&req, &b->env) < 0) ||
+      str_catu(&req, job->env.msg_len) < 0 || str_catc(&req, 0) < 0 ||
+      str_catu(&req, job->env.opts) < 0 || (ch == CH_REMOTE && dsn_req_envid(&req, &job->env) < 0) ||
       str_catc(&req, 0) < 0 ||
-      str_catb(&req, b->env.sender, b->env.sender_len) < 0 || str_catc(&req, 0) < 0)
+      str_catb(&req, job->env.sender, job->env.sender_len) < 0 || str_catc(&req, 0) < 0)
     oom();
   do {
-    const struct qf_rcpt *r = b->env.rcpt + b->order[pos + n];
-    if (ch == CH_REMOTE && n && b->dst[pos + n - b->nl] != b->dst[pos - b->nl]) break;
+    const struct qf_rcpt *r = job->env.rcpt + job->order[pos + n];
+    if (ch == CH_REMOTE && n && job->dst[pos + n - job->nl] != job->dst[pos - job->nl]) break;
     if (rw_classify(&rw, r->addr, r->len, &scratch) < 0 ||
-        str_catu(&req, b->order[pos + n]) < 0 || (ch == CH_REMOTE && dsn_req_rcpt(&req, r) < 0) ||
+        str_catu(&req, job->order[pos + n]) < 0 || (ch == CH_REMOTE && dsn_req_rcpt(&req, r) < 0) ||
         str_catc(&req, 0) < 0 ||
         str_catb(&req, scratch.s, scratch.len) < 0 || str_catc(&req, 0) < 0)
       oom();
     n++;
-  } while (ch == CH_REMOTE && n < SPAWN_RCPTS && pos + n < b->end[ch]);
+  } while (ch == CH_REMOTE && n < SPAWN_RCPTS && pos + n < job->end[ch]);
 
-  if (pkt_send(chfd[ch], req.s, req.len, b->rfd) < 0) {
+  if (pkt_send(chfd[ch], req.s, req.len, job->rfd) < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) { blocked[ch] = 1; return 0; }
-    log_fatal(P, 111, ch == CH_LOCAL ? "cannot talk to qmail-lspawn" : "cannot talk to qmail-rspawn");
+    log_fatal(PROG, 111, ch == CH_LOCAL ? "cannot talk to qmail-lspawn" : "cannot talk to qmail-rspawn");
   }
   nsfree[ch]--;
   inuse[ch]++;
@@ -706,16 +701,16 @@ static int send_one(uint32_t j, int ch)
   slots[ch][s].n = (uint32_t)n;
   slots[ch][s].dest = NIL;
   if (ch == CH_REMOTE) {
-    uint32_t d = b->dst[pos - b->nl];
+    uint32_t d = job->dst[pos - job->nl];
     struct dest *x = dest_at(d);
     slots[ch][s].dest = d;
     slots[ch][s].gen = x->gen;
     x->active++;
-    b->sent = 1;
-    if (pos + n == b->end[ch] || b->dst[pos + n - b->nl] != d) x->queued--;
+    job->sent = 1;
+    if (pos + n == job->end[ch] || job->dst[pos + n - job->nl] != d) x->queued--;
   }
-  b->cur[ch] += n;
-  b->inflight++;
+  job->cur[ch] += n;
+  job->inflight++;
   return 1;
 }
 
@@ -723,7 +718,7 @@ static int open_next(void)
 {
   uint32_t i;
   if (njobs >= jobmax) return 0;
-  i = mt_ready_pop(&mt);
+  i = mt_ready_pop(&msgtab);
   if (i == NIL) return 0;
   job_open(i);
   return 1;
@@ -733,8 +728,8 @@ static void wl_unlink(int ch, uint32_t prev, uint32_t j)
 {
   if (prev == NIL) { wl_pop(ch); return; }
   jobs[prev].wnext[ch] = jobs[j].wnext[ch];
-  if (wlt[ch] == j) wlt[ch] = prev;
-  jobs[j].inwl[ch] = 0;
+  if (waiting_tail[ch] == j) waiting_tail[ch] = prev;
+  jobs[j].waiting[ch] = 0;
 }
 
 /* Finds the first job on the remote waiting list whose next group may go
@@ -745,18 +740,18 @@ static void wl_unlink(int ch, uint32_t prev, uint32_t j)
 static int pick_remote(uint32_t *jp, uint32_t *prevp)
 {
   unsigned long long t = now();
-  uint32_t j = wlh[CH_REMOTE], prev = NIL;
+  uint32_t j = waiting_head[CH_REMOTE], prev = NIL;
 
   while (j != NIL) {
-    struct job *b = jobs + j;
-    uint32_t next = b->wnext[CH_REMOTE];
-    while (b->cur[CH_REMOTE] < b->end[CH_REMOTE]) {
-      uint32_t d = b->dst[b->cur[CH_REMOTE] - b->nl];
+    struct send_job *job = jobs + j;
+    uint32_t next = job->wnext[CH_REMOTE];
+    while (job->cur[CH_REMOTE] < job->end[CH_REMOTE]) {
+      uint32_t d = job->dst[job->cur[CH_REMOTE] - job->nl];
       struct dest *x = dest_at(d);
-      if (x->hold > t && !expired(b->m, t)) {
+      if (x->hold > t && !expired(job->m, t)) {
         x->queued--;
-        if (b->skipdest == NIL) b->skipdest = d;
-        b->cur[CH_REMOTE] = group_end(b, b->cur[CH_REMOTE]);
+        if (job->skipdest == NIL) job->skipdest = d;
+        job->cur[CH_REMOTE] = group_end(job, job->cur[CH_REMOTE]);
         continue;
       }
       if (x->active >= dest_limit(x, bo.perdest)) break;
@@ -764,7 +759,7 @@ static int pick_remote(uint32_t *jp, uint32_t *prevp)
       *prevp = prev;
       return 1;
     }
-    if (b->cur[CH_REMOTE] == b->end[CH_REMOTE]) {
+    if (job->cur[CH_REMOTE] == job->end[CH_REMOTE]) {
       wl_unlink(CH_REMOTE, prev, j);
       maybe_end(j);
     } else prev = j;
@@ -776,7 +771,7 @@ static int pick_remote(uint32_t *jp, uint32_t *prevp)
 static void dispatch_local(void)
 {
   while (inuse[CH_LOCAL] < conc[CH_LOCAL] && nsfree[CH_LOCAL] && !blocked[CH_LOCAL]) {
-    uint32_t j = wlh[CH_LOCAL];
+    uint32_t j = waiting_head[CH_LOCAL];
     if (j == NIL) {
       if (!open_next()) break;
       continue;
@@ -821,13 +816,13 @@ static int tagged(const char *t, size_t n, const char *tag);
 
 static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
 {
-  struct job *b = jobs + j;
-  struct msg *m = mt.m + b->m;
-  const struct qf_rcpt *r = b->env.rcpt + k;
+  struct send_job *job = jobs + j;
+  struct send_msg *m = msgtab.m + job->m;
+  const struct qf_rcpt *r = job->env.rcpt + k;
   unsigned long long t = now();
   const char *what = c == 'K' ? "delivered" : c == 'D' ? "failed" : "deferred";
 
-  if (c == 'Z' && expired(b->m, t)) {
+  if (c == 'Z' && expired(job->m, t)) {
     scratch.len = 0;
     if (str_cats(&scratch, LIFETIME_TEXT) < 0 || str_catb(&scratch, text, tn) < 0) oom();
     text = scratch.s;
@@ -835,26 +830,26 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     c = 'D';
     what = "expired";
   }
-  if (c == 'D' && bounce_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "bounce record");
+  if (c == 'D' && bounce_append(job->qid, k, ch, r->addr, r->len, text, tn) < 0) {
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "bounce record");
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
     what = "deferred";
   }
   if (c == 'K' && (r->notify & DSN_NOTIFY_SUCCESS) && !tagged(text, tn, SPAWN_TAG_OK_DSN) &&
-      success_append(b->qid, k, ch, r->addr, r->len, text, tn) < 0) {
+      success_append(job->qid, k, ch, r->addr, r->len, text, tn) < 0) {
     /* The notice is lost; delivering again to make it would be worse. */
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "success record");
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "success record");
     log_kv("error", strerror(errno)); log_end();
   }
-  if (c != 'Z' && qf_mark(b->wfd, &b->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
-    log_begin(P, "error"); log_kv("qid", b->qid); log_kv("op", "mark");
+  if (c != 'Z' && qf_mark(job->wfd, &job->env, k, c == 'K' ? QF_DONE : QF_FAILED) < 0) {
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "mark");
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
   }
-  if (c == 'Z') b->z[ch] = 1;
-  log_begin(P, "delivery");
-  log_kv("qid", b->qid);
+  if (c == 'Z') job->z[ch] = 1;
+  log_begin(PROG, "delivery");
+  log_kv("qid", job->qid);
   log_ku("i", k);
   log_kb("rcpt", r->addr, r->len);
   log_kv("channel", chname[ch]);
@@ -878,7 +873,7 @@ static int tagged(const char *t, size_t n, const char *tag)
 static void dest_line(uint32_t d, const char *state)
 {
   struct dest *x = dest_at(d);
-  log_begin(P, "dest");
+  log_begin(PROG, "dest");
   log_kb("domain", x->name, x->len);
   log_kv("state", state);
   log_ku("fails", x->fails);
@@ -902,9 +897,9 @@ static void release(uint32_t d)
   unsigned long lim = dest_limit(x, bo.perdest), busy = (unsigned long)x->active + x->queued;
   if (x->hold > now()) return;
   while (busy < lim) {
-    uint32_t i = mt_unpark_head(&mt, &x->park);
+    uint32_t i = mt_unpark_head(&msgtab, &x->park);
     if (i == NIL) break;
-    mt_ready_push_front(&mt, i);
+    mt_ready_push_front(&msgtab, i);
     busy++;
   }
 }
@@ -941,14 +936,14 @@ static void replies(int ch)
 
     if (pfd >= 0) close(pfd);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n < 0 && errno == EMSGSIZE) { log_begin(P, "error"); log_kv("op", "reply too long"); log_end(); continue; }
-    if (n <= 0) log_fatal(P, 111, ch == CH_LOCAL ? "lost qmail-lspawn" : "lost qmail-rspawn");
+    if (n < 0 && errno == EMSGSIZE) { log_begin(PROG, "error"); log_kv("op", "reply too long"); log_end(); continue; }
+    if (n <= 0) log_fatal(PROG, 111, ch == CH_LOCAL ? "lost qmail-lspawn" : "lost qmail-rspawn");
     p = rbuf;
     e = rbuf + n;
     z = memchr(p, 0, (size_t)(e - p));
     if (!z || scan_ulong(p, (size_t)(z - p), &s) < 0 || s >= SPAWN_SLOTS ||
         slots[ch][s].job == NIL) {
-      log_begin(P, "error"); log_kv("op", "reply with a bad slot"); log_kv("channel", chname[ch]); log_end();
+      log_begin(PROG, "error"); log_kv("op", "reply with a bad slot"); log_kv("channel", chname[ch]); log_end();
       continue;
     }
     sl = &slots[ch][s];
@@ -994,9 +989,9 @@ static void replies(int ch)
 /* A message just found in mess/, due now. */
 static void msg_add(const char *qid, size_t n)
 {
-  uint32_t i = mt_add(&mt, qid, n);
+  uint32_t i = mt_add(&msgtab, qid, n);
   if (i == NIL) oom();
-  mt.m[i].born = born_now(i);
+  msgtab.m[i].born = born_now(i);
 }
 
 static unsigned long long scan_cost_ms, scan_next_ms;
@@ -1013,18 +1008,18 @@ static void scan(void)
   DIR *dir = opendir("queue/mess");
 
   if (!dir) {
-    log_begin(P, "error"); log_kv("op", "scan"); log_kv("error", strerror(errno)); log_end();
+    log_begin(PROG, "error"); log_kv("op", "scan"); log_kv("error", strerror(errno)); log_end();
     return;
   }
   while ((d = readdir(dir))) {
     size_t n = strlen(d->d_name);
     if (d->d_name[0] == '.') continue;
     if (!qf_qid_ok(d->d_name, n)) {
-      log_begin(P, "error"); log_kv("op", "scan"); log_kv("name", d->d_name);
+      log_begin(PROG, "error"); log_kv("op", "scan"); log_kv("name", d->d_name);
       log_kv("error", "not a queue file name"); log_end();
       continue;
     }
-    if (mt_find(&mt, d->d_name, n) != NIL) continue;
+    if (mt_find(&msgtab, d->d_name, n) != NIL) continue;
     msg_add(d->d_name, n);
     added++;
   }
@@ -1032,12 +1027,12 @@ static void scan(void)
   /* A writer that answers before its fsync of mess/ (qmail-queued) may
    * still owe it for a name just read: no delivery before it is done. */
   if (added && fsync_dir("queue/mess") < 0) {
-    log_begin(P, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
+    log_begin(PROG, "error"); log_kv("op", "fsync"); log_kv("dir", "mess");
     log_kv("error", strerror(errno)); log_end();
   }
   scan_cost_ms = mono_ms() - t0;
   scan_next_ms = mono_ms() + 4 * scan_cost_ms;
-  if (added > 1) { log_begin(P, "scan"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
+  if (added > 1) { log_begin(PROG, "scan"); log_ku("new", added); log_ku("queued", msgtab.live); log_end(); }
 }
 
 /* Reads the trigger fifo. qmail-queue writes "<qid>\n" for each message it
@@ -1059,7 +1054,7 @@ static int trigger(int fd)
     for (k = have; k < end; k++) {
       if (b[k] != '\n') continue;
       if (qf_qid_ok(b + start, k - start)) {
-        if (mt_find(&mt, b + start, k - start) == NIL) {
+        if (mt_find(&msgtab, b + start, k - start) == NIL) {
           msg_add(b + start, k - start);
           added++;
         }
@@ -1074,7 +1069,7 @@ static int trigger(int fd)
   }
   /* The fifo holds 64 KB: a drain near that size may have dropped notices. */
   if (total >= 65536 - 2 * QF_QID_MAX) want_scan = 1;
-  if (added > 1) { log_begin(P, "pickup"); log_ku("new", added); log_ku("queued", mt.live); log_end(); }
+  if (added > 1) { log_begin(PROG, "pickup"); log_ku("new", added); log_ku("queued", msgtab.live); log_end(); }
   return want_scan;
 }
 
@@ -1092,7 +1087,7 @@ static void cleanup(void)
       if (!qf_qid_ok(d->d_name, strlen(d->d_name))) continue;
       if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
       if ((unsigned long long)st.st_mtime + TMP_OLD < t && unlinkat(dirfd(dir), d->d_name, 0) == 0) {
-        log_begin(P, "cleanup"); log_kv("tmp", d->d_name); log_end();
+        log_begin(PROG, "cleanup"); log_kv("tmp", d->d_name); log_end();
       }
     }
     closedir(dir);
@@ -1103,7 +1098,7 @@ static void cleanup(void)
       if (!qf_qid_ok(d->d_name, strlen(d->d_name))) continue;
       if (stat(mpath("queue/mess/", d->d_name), &st) == 0 || errno != ENOENT) continue;
       if (unlinkat(dirfd(dir), d->d_name, 0) == 0) {
-        log_begin(P, "cleanup"); log_kv("bounce", d->d_name); log_end();
+        log_begin(PROG, "cleanup"); log_kv("bounce", d->d_name); log_end();
       }
     }
     closedir(dir);
@@ -1121,12 +1116,12 @@ static void dest_flush(uint32_t d)
 {
   size_t i, n = 0;
   dest_reset(d, now());
-  for (i = 0; i < mt.n; i++) {
-    struct msg *m = mt.m + i;
+  for (i = 0; i < msgtab.n; i++) {
+    struct send_msg *m = msgtab.m + i;
     if (m->state != M_WAIT || (m->dest != d && m->dest != DEST_MANY) || m->due[CH_REMOTE] == T_NEVER)
       continue;
     m->due[CH_REMOTE] = 0;
-    mt_ready_now(&mt, (uint32_t)i);
+    mt_ready_now(&msgtab, (uint32_t)i);
     n++;
   }
   dest_line(d, "reset");
@@ -1147,7 +1142,7 @@ static void flushdest(void)
 
   if (!dir) {
     if (errno != ENOENT) {
-      log_begin(P, "error"); log_kv("op", "flushdest"); log_kv("error", strerror(errno)); log_end();
+      log_begin(PROG, "error"); log_kv("op", "flushdest"); log_kv("error", strerror(errno)); log_end();
     }
     return;
   }
@@ -1157,13 +1152,13 @@ static void flushdest(void)
     uint32_t d;
     if (!strcmp(s, ".") || !strcmp(s, "..")) continue;
     if (!dest_name_ok(s, n)) {
-      log_begin(P, "error"); log_kv("op", "flushdest"); log_kv("name", s);
+      log_begin(PROG, "error"); log_kv("op", "flushdest"); log_kv("name", s);
       log_kv("error", "not a domain name"); log_end();
     } else if ((d = dest_find(s, n)) == NIL) {
-      log_begin(P, "dest"); log_kv("domain", s); log_kv("state", "unknown"); log_end();
+      log_begin(PROG, "dest"); log_kv("domain", s); log_kv("state", "unknown"); log_end();
     } else dest_flush(d);
     if (unlinkat(dirfd(dir), s, 0) < 0 && errno != ENOENT) {
-      log_begin(P, "error"); log_kv("op", "flushdest unlink"); log_kv("name", s);
+      log_begin(PROG, "error"); log_kv("op", "flushdest unlink"); log_kv("name", s);
       log_kv("error", strerror(errno)); log_end();
     }
   }
@@ -1181,7 +1176,7 @@ static void clock_check(void)
 {
   long long k = (long long)wall() - (long long)now(), d = k - clock_skew;
   if (d > -CLOCK_STEP && d < CLOCK_STEP) return;
-  log_begin(P, "clock");
+  log_begin(PROG, "clock");
   log_kv("step", d < 0 ? "backward" : "forward");
   log_ku("seconds", (unsigned long long)(d < 0 ? -d : d));
   log_kv("msg", "the wall clock stepped; retries and lifetimes run on the monotonic clock and are unchanged");
@@ -1203,12 +1198,12 @@ static void on_signal(int sig)
 static void alarm_all(void)
 {
   size_t i;
-  for (i = 0; i < mt.n; i++)
-    if (mt.m[i].state == M_WAIT) {
-      mt.m[i].due[CH_LOCAL] = mt.m[i].due[CH_LOCAL] == T_NEVER ? T_NEVER : 0;
-      mt.m[i].due[CH_REMOTE] = mt.m[i].due[CH_REMOTE] == T_NEVER ? T_NEVER : 0;
+  for (i = 0; i < msgtab.n; i++)
+    if (msgtab.m[i].state == M_WAIT) {
+      msgtab.m[i].due[CH_LOCAL] = msgtab.m[i].due[CH_LOCAL] == T_NEVER ? T_NEVER : 0;
+      msgtab.m[i].due[CH_REMOTE] = msgtab.m[i].due[CH_REMOTE] == T_NEVER ? T_NEVER : 0;
     }
-  mt_due(&mt, 0, 1);
+  mt_due(&msgtab, 0, 1);
 }
 
 static void signals(void)
@@ -1221,17 +1216,17 @@ static void signals(void)
       if (c[k] == SIGTERM && !stopping) {
         stopping = 1;
         stop_by = now() + STOP_WAIT;
-        log_begin(P, "stopping"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
+        log_begin(PROG, "stopping"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
       } else if (c[k] == SIGHUP) {
         if (config() < 0) {
-          log_begin(P, "error"); log_kv("op", "reload"); log_kv("error", strerror(errno)); log_end();
+          log_begin(PROG, "error"); log_kv("op", "reload"); log_kv("error", strerror(errno)); log_end();
         } else {
           jobmax = job_limit();
-          log_begin(P, "reload"); log_ku("concurrencylocal", conc[0]);
+          log_begin(PROG, "reload"); log_ku("concurrencylocal", conc[0]);
           log_ku("concurrencyremote", conc[1]); log_ku("concurrencyperdest", bo.perdest); log_end();
         }
       } else if (c[k] == SIGALRM) {
-        log_begin(P, "retry"); log_ku("waiting", mt.nheap); log_end();
+        log_begin(PROG, "retry"); log_ku("waiting", msgtab.nheap); log_end();
         dest_clear_all();
         alarm_all();
         flushdest();
@@ -1248,8 +1243,8 @@ static int ready_fd = -1;
 static void args(int argc, char **argv)
 {
   if (argc == 1) return;
-  if (argc != 2) log_fatal(P, 100, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
-  ready_fd = ready_arg(P, argv[1], 5, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  if (argc != 2) log_usage(PROG, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
+  ready_fd = ready_arg(PROG, argv[1], 5, "usage: qmail-send [-dFD] (FD from 5 to 1023)");
 }
 
 static void setup_fds(void)
@@ -1261,18 +1256,18 @@ static void setup_fds(void)
 
   for (ch = 0; ch < CH_N; ch++) {
     if (fstat(chfd[ch], &st) < 0 || !S_ISSOCK(st.st_mode))
-      log_fatal(P, 111, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
+      log_die(PROG, EXIT_TEMP, "fd 3 and 4 must be the spawner sockets (run qmail-start)");
     /* Non-blocking: a full socket must never stop us reading replies.
      * Close-on-exec: qmail-queue (for bounces) must not hold them. */
     if (fcntl(chfd[ch], F_SETFL, fcntl(chfd[ch], F_GETFL) | O_NONBLOCK) < 0 ||
         fcntl(chfd[ch], F_SETFD, FD_CLOEXEC) < 0)
-      log_fatal(P, 111, "cannot set up the spawner sockets");
+      log_fatal(PROG, 111, "cannot set up the spawner sockets");
   }
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (pipe2(sigpipe_, O_CLOEXEC | O_NONBLOCK) < 0) log_fatal(P, 111, "cannot make the signal pipe");
+  if (pipe2(sigpipe_, O_CLOEXEC | O_NONBLOCK) < 0) log_fatal(PROG, 111, "cannot make the signal pipe");
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &sa, 0);
@@ -1285,9 +1280,9 @@ static void setup_fds(void)
   sigaction(SIGUSR1, &sa, 0);
 
   fd = open("queue/lock/sendmutex", O_RDWR | O_CLOEXEC);
-  if (fd < 0) log_fatal(P, 111, "cannot open queue/lock/sendmutex");
+  if (fd < 0) log_fatal(PROG, 111, "cannot open queue/lock/sendmutex");
   if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-    log_fatal(P, 111, errno == EWOULDBLOCK ? "another qmail-send is running" : "cannot lock queue/lock/sendmutex");
+    log_fatal(PROG, 111, errno == EWOULDBLOCK ? "another qmail-send is running" : "cannot lock queue/lock/sendmutex");
 }
 
 int main(int argc, char **argv)
@@ -1299,10 +1294,10 @@ int main(int argc, char **argv)
 
   args(argc, argv);
   clock_init();
-  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
-  mt.plist = dest_plist;
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  msgtab.plist = dest_plist;
   setup_fds();
-  if (config() < 0) log_fatal(P, 111, "cannot read the control files");
+  if (config() < 0) log_fatal(PROG, 111, "cannot read the control files");
   jobmax = job_limit();
   for (ch = 0; ch < CH_N; ch++)
     for (k = 0; k < SPAWN_SLOTS; k++) {
@@ -1313,24 +1308,24 @@ int main(int argc, char **argv)
    * closes it. */
   trig = open("queue/lock/trigger", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   trigw = open("queue/lock/trigger", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (trig < 0 || trigw < 0) log_fatal(P, 111, "cannot open queue/lock/trigger");
+  if (trig < 0 || trigw < 0) log_fatal(PROG, 111, "cannot open queue/lock/trigger");
 
-  log_begin(P, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
+  log_begin(PROG, "start"); log_ku("uid", getuid()); log_ku("concurrencylocal", conc[0]);
   log_ku("concurrencyremote", conc[1]); log_end();
   cleanup();
   journal_replay(&rw, STOP_WAIT);
   {
-    long got = keep_load(&mt, now(), wall());
+    long got = keep_load(&msgtab, now(), wall());
     if (got < 0) {
-      log_begin(P, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
+      log_begin(PROG, "error"); log_kv("op", "load schedule"); log_kv("error", strerror(errno));
       log_kv("msg", "ignored: every message is due now"); log_end();
-    } else if (got) { log_begin(P, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
-    for (k = 0; k < mt.n; k++) nstuck += mt.m[k].state == M_STUCK;
+    } else if (got) { log_begin(PROG, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
+    for (k = 0; k < msgtab.n; k++) nstuck += msgtab.m[k].state == M_STUCK;
     stuck_at = now();
     stuck_delay = STUCK_FIRST / 2;
   }
   scan();
-  ready_notify(P, ready_fd);
+  ready_notify(PROG, ready_fd);
   flushdest();
   next_clean = now() + CLEAN_EVERY;
   next_scan = next_flush = now() + SCAN_EVERY;
@@ -1361,13 +1356,13 @@ int main(int argc, char **argv)
         dest_maybe_free(d);
       }
     }
-    wake = mt_due(&mt, t, 0);
+    wake = mt_due(&msgtab, t, 0);
     if (dest_next() < wake) wake = dest_next();
     dispatch();
     if (keep_dirty && mono_ms() >= keep_next_ms) keep_now();
     if (stopping && (!(inuse[0] + inuse[1]) || t >= stop_by)) {
       if (keep_dirty) keep_now();
-      log_begin(P, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
+      log_begin(PROG, "stop"); log_ku("inflight", inuse[0] + inuse[1]); log_end();
       return 0;
     }
 
@@ -1399,7 +1394,7 @@ int main(int argc, char **argv)
     r = poll(pf, 4, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
-      log_fatal(P, 111, "poll failed");
+      log_fatal(PROG, 111, "poll failed");
     }
     if (pf[0].revents) got_sig = 1;
     if (pf[1].revents & POLLIN && trigger(trig) && !stopping) scan_pending = 1;

@@ -15,7 +15,7 @@
 #include "ids.h"
 #include "log.h"
 
-#define P "qmail-start"
+#define PROG "qmail-start"
 
 struct ids { uid_t uid; gid_t gid; };
 
@@ -34,7 +34,7 @@ static int parse_ids(const char *s, struct ids *id)
 /* Drops every privilege to id; checks that it stuck. */
 static void become(const struct ids *id)
 {
-  if (ids_drop(id->uid, id->gid) < 0) log_fatal(P, 111, "cannot change uid");
+  if (ids_drop(id->uid, id->gid) < 0) log_fatal(PROG, 111, "cannot change uid");
 }
 
 /* A copy of fd at 10 or above, close-on-exec, so that the dup2 to its
@@ -42,7 +42,7 @@ static void become(const struct ids *id)
 static int high(int fd)
 {
   int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
-  if (h < 0) log_fatal(P, 111, "cannot duplicate a socket");
+  if (h < 0) log_fatal(PROG, 111, "cannot duplicate a socket");
   close(fd);
   return h;
 }
@@ -53,13 +53,13 @@ static void spawner(const char *prog, const char *fail, int sock, const char *ar
                     const struct ids *id)
 {
   pid_t pid = fork();
-  if (pid < 0) log_fatal(P, 111, "cannot fork");
+  if (pid < 0) log_fatal(PROG, 111, "cannot fork");
   if (pid) return;
   if (ready_fd >= 0) close(ready_fd);
   if (id) become(id);
-  if (dup2(sock, 0) < 0) log_fatal(P, 111, "cannot dup2");
+  if (dup2(sock, 0) < 0) log_fatal(PROG, 111, "cannot dup2");
   execl(prog, prog + 4, arg, (char *)0);
-  log_fatal(P, 111, fail);
+  log_fatal(PROG, 111, fail);
 }
 
 int main(int argc, char **argv)
@@ -79,25 +79,25 @@ int main(int argc, char **argv)
   }
   dd = argc > 3 ? argv[3] : "./Maildir/";
   if (bad || argc < 3 || argc > 4 || parse_ids(argv[1], &send) < 0 || parse_ids(argv[2], &remote) < 0) {
-    log_begin(P, "usage");
+    log_begin(PROG, "usage");
     log_kv("usage", "qmail-start [-dFD] SENDUID:GID REMOTEUID:GID [defaultdelivery]");
     log_end();
     return 100;
   }
   if (!*dd || strchr(dd, '\n')) {
-    log_begin(P, "usage"); log_kv("error", "bad defaultdelivery"); log_end();
+    log_begin(PROG, "usage"); log_kv("error", "bad defaultdelivery"); log_end();
     return 100;
   }
-  if (prefix_chdir() < 0) log_fatal(P, 111, "cannot chdir to the prefix");
+  if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
   signal(SIGPIPE, SIG_DFL);
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, l) < 0 ||
       socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r) < 0)
-    log_fatal(P, 111, "cannot make the spawner sockets");
+    log_fatal(PROG, 111, "cannot make the spawner sockets");
   l[0] = high(l[0]); l[1] = high(l[1]);
   r[0] = high(r[0]); r[1] = high(r[1]);
 
   if (!root) {
-    log_begin(P, "single-uid");
+    log_begin(PROG, "single-uid");
     log_ku("uid", getuid());
     log_kv("msg", "not started as root: every program runs as this uid");
     log_end();
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
   close(r[1]);
 
   if (root) become(&send);
-  if (dup2(l[0], 3) < 0 || dup2(r[0], 4) < 0) log_fatal(P, 111, "cannot dup2");
+  if (dup2(l[0], 3) < 0 || dup2(r[0], 4) < 0) log_fatal(PROG, 111, "cannot dup2");
   execl("bin/qmail-send", "qmail-send", dopt, (char *)0);
-  log_fatal(P, 111, "cannot exec bin/qmail-send");
+  log_fatal(PROG, 111, "cannot exec bin/qmail-send");
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "heap.h"
 #include "send.h"
 
 unsigned long long retry_next(unsigned long long birth, unsigned long long now, unsigned skip)
@@ -32,7 +33,8 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
   return birth > ~0ULL - r ? ~0ULL : birth + r;
 }
 
-_Static_assert(sizeof(struct msg) == 52, "struct msg is the queue's memory: keep it small");
+_Static_assert(NIL == HEAP_NONE, "the heap marks an element out of it with NIL");
+_Static_assert(sizeof(struct send_msg) == 52, "struct send_msg is the queue's memory: keep it small");
 
 /* A qid being looked up or added: split, or odd with its text. */
 struct key { uint32_t q[3]; const char *s; size_t n; };
@@ -76,7 +78,7 @@ static size_t home(const struct mtab *t, uint32_t i)
 
 static int same(const struct mtab *t, uint32_t i, const struct key *k)
 {
-  const struct msg *m = t->m + i;
+  const struct send_msg *m = t->m + i;
   if (m->q[1] != Q_ODD)
     return k->q[1] != Q_ODD && m->q[0] == k->q[0] && m->q[1] == k->q[1] && m->q[2] == k->q[2];
   return k->q[1] == Q_ODD && !strncmp(t->odd[i], k->s, k->n) && !t->odd[i][k->n];
@@ -98,7 +100,7 @@ uint32_t mt_find(const struct mtab *t, const char *qid, size_t n)
 
 const char *mt_qid(const struct mtab *t, uint32_t i, char buf[QF_QID_MAX])
 {
-  const struct msg *m = t->m + i;
+  const struct send_msg *m = t->m + i;
   if (m->q[1] == Q_ODD) memcpy(buf, t->odd[i], strlen(t->odd[i]) + 1);
   else *qf_qid_fmt(buf, m->q[0], m->q[1], m->q[2]) = 0;
   return buf;
@@ -190,7 +192,7 @@ static uint32_t add(struct mtab *t, const char *qid, size_t n)
 {
   struct key k;
   uint32_t i;
-  struct msg *m;
+  struct send_msg *m;
 
   if (n >= QF_QID_MAX) { errno = EINVAL; return NIL; }
   key_of(&k, qid, n);
@@ -243,55 +245,27 @@ void mt_free(struct mtab *t)
   t->freel = t->rhead = t->rtail = NIL;
 }
 
-static void heap_set(struct mtab *t, size_t pos, uint32_t i)
-{
-  t->heap[pos] = i;
-  t->m[i].heap = (uint32_t)pos;
-}
+/* The timer heap (lib/heap.h): messages keyed by when. */
+static unsigned long long mkey(void *ctx, uint32_t i) { return ((struct mtab *)ctx)->m[i].when; }
+static uint32_t *mpos(void *ctx, uint32_t i) { return &((struct mtab *)ctx)->m[i].heap; }
 
-static void heap_up(struct mtab *t, size_t pos)
+static void heap_add(struct mtab *t, uint32_t i)
 {
-  uint32_t i = t->heap[pos];
-  while (pos) {
-    size_t up = (pos - 1) / 2;
-    if (t->m[t->heap[up]].when <= t->m[i].when) break;
-    heap_set(t, pos, t->heap[up]);
-    pos = up;
-  }
-  heap_set(t, pos, i);
-}
-
-static void heap_down(struct mtab *t, size_t pos)
-{
-  uint32_t i = t->heap[pos];
-  for (;;) {
-    size_t c = 2 * pos + 1;
-    if (c >= t->nheap) break;
-    if (c + 1 < t->nheap && t->m[t->heap[c + 1]].when < t->m[t->heap[c]].when) c++;
-    if (t->m[t->heap[c]].when >= t->m[i].when) break;
-    heap_set(t, pos, t->heap[c]);
-    pos = c;
-  }
-  heap_set(t, pos, i);
+  const struct heap_ops o = { .key = mkey, .pos = mpos, .ctx = t };
+  heap_push(t->heap, &t->nheap, i, &o);
 }
 
 static void heap_remove(struct mtab *t, uint32_t i)
 {
-  size_t pos = t->m[i].heap;
-  uint32_t last = t->heap[--t->nheap];
-  t->m[i].heap = NIL;
-  if (last == i) return;
-  heap_set(t, pos, last);
-  heap_up(t, pos);
-  heap_down(t, t->m[last].heap);
+  const struct heap_ops o = { .key = mkey, .pos = mpos, .ctx = t };
+  heap_del(t->heap, &t->nheap, i, &o);
 }
 
 void mt_wait(struct mtab *t, uint32_t i, unsigned long long when)
 {
   t->m[i].when = t32(when);
   t->m[i].state = M_WAIT;
-  t->heap[t->nheap] = i;
-  heap_up(t, t->nheap++);
+  heap_add(t, i);
 }
 
 void mt_ready_push(struct mtab *t, uint32_t i)
@@ -322,7 +296,7 @@ uint32_t mt_ready_pop(struct mtab *t)
 
 static void unlink_park(struct mtab *t, uint32_t i, struct plist *l)
 {
-  struct msg *m = t->m + i;
+  struct send_msg *m = t->m + i;
   if (m->pprev == NIL) l->head = m->pnext; else t->m[m->pprev].pnext = m->pnext;
   if (m->pnext == NIL) l->tail = m->pprev; else t->m[m->pnext].pprev = m->pprev;
   m->pprev = m->pnext = NIL;
@@ -353,10 +327,9 @@ void mt_ready_push_front(struct mtab *t, uint32_t i)
 
 void mt_park(struct mtab *t, uint32_t i, struct plist *l, uint32_t d, unsigned long long expire)
 {
-  struct msg *m = t->m + i;
+  struct send_msg *m = t->m + i;
   m->when = t32(expire);
-  t->heap[t->nheap] = i;
-  heap_up(t, t->nheap++);
+  heap_add(t, i);
   m->state = M_HELD;
   m->dest = d;
   m->pnext = NIL;

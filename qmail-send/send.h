@@ -45,7 +45,7 @@ unsigned long long retry_next(unsigned long long birth, unsigned long long now, 
 
 #define NIL UINT32_MAX
 
-/* Times in struct msg and struct dest are seconds on the scheduler's clock
+/* Times in struct send_msg and struct dest are seconds on the scheduler's clock
  * (qmail-send.c: the monotonic clock, offset to read as the wall clock did
  * at start), so that a step of the wall clock moves no timer. In struct
  * msg they take 32 bits, which last until 2106; a later time saturates to
@@ -55,11 +55,11 @@ static inline uint32_t t32(unsigned long long t) { return t >= T_NEVER ? T_NEVER
 
 /* Per-message state, small and fixed-size (52 bytes) so that 100,000
  * queued messages cost a few MB: the envelope is read only while a
- * message is being delivered (struct job in qmail-send.c), and the qid is
+ * message is being delivered (struct send_job in qmail-send.c), and the qid is
  * kept as its three numbers (qf_qid_split). A qid that does not split, made
  * by hand, has q[1] == Q_ODD and its text in mtab.odd. */
 #define Q_ODD UINT32_MAX
-struct msg {
+struct send_msg {
   uint32_t q[3];                     /* sec, usec, pid of the qid */
   uint32_t due[CH_N];                /* next attempt per channel; 0 = now */
   uint32_t when;                     /* heap key: min over channels with work */
@@ -91,7 +91,7 @@ enum { M_FREE = 0, M_READY, M_WAIT, M_OPEN, M_STUCK, M_HELD };
 struct plist { uint32_t head, tail; size_t n; };
 
 struct mtab {
-  struct msg *m;
+  struct send_msg *m;
   size_t n, cap;                     /* slots used (incl. free list), allocated */
   uint32_t freel;                    /* free list head */
   uint32_t *hash;                    /* open addressing, NIL = empty, cap hcap */

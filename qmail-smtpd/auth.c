@@ -83,9 +83,8 @@ static void logauth(const char *mech, const char *u, size_t un, const char *resu
 
 static void forget(void)
 {
-  if (resp.s) explicit_bzero(resp.s, resp.cap);
-  if (line.s) explicit_bzero(line.s, line.cap);
-  resp.len = line.len = 0;
+  str_wipe(&resp);
+  str_wipe(&line);
 }
 
 /* Sends the 334 challenge and decodes the answer into resp. 0, or -1

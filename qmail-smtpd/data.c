@@ -23,11 +23,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "auth.h"
@@ -35,16 +32,14 @@
 #include "date.h"
 #include "log.h"
 #include "proto.h"
+#include "qq.h"
 #include "qqclient.h"
-#include "qspace.h"
 #include "smtpd.h"
-
-extern char **environ;
 
 #define QQD_WAIT 10            /* seconds for qmail-queued's go-ahead */
 
 static struct {
-  pid_t pid;                   /* qmail-queue running, 0 when none */
+  struct qq child;             /* qmail-queue; its pipes are msg and envfd */
   int sock;                    /* qmail-queued's socket, -1 when none */
   pid_t last;                  /* the last qmail-queue started: the qid it
                                   makes ends in ".<pid>", so logging it ties
@@ -55,7 +50,7 @@ static struct {
   int broken;                  /* a write to it failed: it is gone */
   buf msg;
   char msgbuf[16384];
-} qq = { .sock = -1 };
+} qq = { .child = QQ_INIT, .sock = -1 };
 
 static struct dd dec;
 static struct hops hops;
@@ -71,26 +66,23 @@ static void qq_close(void)
 
 static int qq_running(void)
 {
-  return qq.pid || qq.sock >= 0;
+  return qq.child.pid || qq.sock >= 0;
 }
 
 /* Waits for the answer: qmail-queue's exit code, or -1 if there is none
  * (it was killed; qmail-queued closed or did not answer in time). */
-static int qq_wait(void)
+static int qq_answer(void)
 {
   int st;
-  pid_t p;
   if (qq.sock >= 0) {
     st = qqd_result(qq.sock, qq.qid, qq.msg.timeout);
     close(qq.sock);
     qq.sock = -1;
     return st;
   }
-  if (!qq.pid) return -1;
-  do p = waitpid(qq.pid, &st, 0); while (p < 0 && errno == EINTR);
-  qq.pid = 0;
-  if (p < 0 || !WIFEXITED(st)) return -1;
-  return WEXITSTATUS(st);
+  if (!qq.child.pid) return -1;
+  st = qq_wait(&qq.child);
+  return st >= QQ_SIGNAL ? -1 : st;
 }
 
 /* Closing both pipes before the envelope is complete makes qmail-queue
@@ -103,7 +95,7 @@ static void qq_abort(void)
     close(qq.sock);
     qq.sock = -1;
   }
-  qq_wait();
+  qq_answer();
 }
 
 void txn_reset(void)
@@ -112,62 +104,6 @@ void txn_reset(void)
   ss.inmail = ss.utf8 = ss.bdat = 0;
   ss.sender.len = ss.env.len = ss.mailp.len = 0;
   ss.nrcpt = 0;
-}
-
-/* The environment for qmail-queue: ours without SMTPUTF8, plus
- * SMTPUTF8=1 when the client asked for it. */
-static char **qq_env(void)
-{
-  /* SMTPAUTHENTICATED=1 tells a signer (qmail-dkim) the client logged in */
-  static char *set[] = { "SMTPUTF8=1", "SMTPAUTHENTICATED=1" };
-  size_t n = 0, k = 0, total;
-  char **e;
-
-  while (environ[n]) n++;
-  if (size_add(&total, n, 3) < 0 || size_mul(&total, total, sizeof *e) < 0) return 0;
-  e = malloc(total);
-  if (!e) return 0;
-  for (n = 0; environ[n]; n++)
-    if (strncmp(environ[n], "SMTPUTF8=", 9) != 0 && strncmp(environ[n], "SMTPAUTHENTICATED=", 18) != 0)
-      e[k++] = environ[n];
-  if (ss.utf8) e[k++] = set[0];
-  if (ss.authed) e[k++] = set[1];
-  e[k] = 0;
-  return e;
-}
-
-static int qq_spawn(const char *qqpath, int m, int e)
-{
-  static str path;
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t at;
-  sigset_t def;
-  int r;
-  char *argv[] = { "qmail-queue", 0 };
-  char **env;
-
-  if (!qqpath) {
-    if (str_copys(&path, auto_prefix) < 0 || str_cats(&path, "/bin/qmail-queue") < 0
-        || str_0(&path) < 0) return -1;
-    qqpath = path.s;
-  }
-  env = qq_env();
-  if (!env) return -1;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, m, 0);
-  posix_spawn_file_actions_adddup2(&fa, e, 1);
-  posix_spawnattr_init(&at);
-  sigemptyset(&def);
-  sigaddset(&def, SIGPIPE);
-  posix_spawnattr_setsigdefault(&at, &def);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
-  r = posix_spawn(&qq.pid, qqpath, &fa, &at, argv, env);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  free(env);
-  if (r != 0) { qq.pid = 0; errno = r; return -1; }
-  qq.last = qq.pid;
-  return 0;
 }
 
 /* The two pipes: the message's and the envelope's; the write ends are
@@ -233,11 +169,16 @@ static int qq_start(void)
   qq.last = 0;                 /* no earlier message's pid in this one's log line */
   if (qqpath && !*qqpath) qqpath = 0;
   if (qqpath || qq_daemon(m, e) < 0) {
-    if (qq_pipes(m, e) < 0) return -1;
-    if (qq_spawn(qqpath, m[0], e[0]) < 0) { qq_close4(m, e); return -1; }
+    if (qq_open(&qq.child, QQ_QMAILQUEUE | (ss.utf8 ? QQ_UTF8 : 0) | (ss.authed ? QQ_AUTH : 0)) < 0)
+      return -1;
+    qq.last = qq.child.pid;
+    m[1] = qq.child.msg;
+    e[1] = qq.child.env;
+    qq.child.msg = qq.child.env = -1;   /* closed by qq_close */
+  } else {
+    close(m[0]);
+    close(e[0]);
   }
-  close(m[0]);
-  close(e[0]);
   buf_init(&qq.msg, m[1], qq.msgbuf, sizeof qq.msgbuf);
   qq.msg.timeout = (int)(cf.timeout > 86400 ? 86400 : cf.timeout);
   qq.envfd = e[1];
@@ -400,15 +341,6 @@ static const char *msg_verdict(unsigned flags)
   return 0;
 }
 
-/* After a write (53) or create (64) failure of the queue: whether its
- * file system is out of space or inodes, which the client is then told
- * (RFC 3463's 4.3.1) instead of a bare queue failure. */
-static int queue_short(void)
-{
-  struct qspace q;
-  return qspace_check(QSPACE_DIR, msgbytes, 0, &q) > 0;
-}
-
 /* Commits the message and replies; the transaction ends either way. */
 static void msg_end(unsigned flags)
 {
@@ -436,16 +368,16 @@ static void msg_end(unsigned flags)
       qq.broken = 1;
   }
   qq_close();
-  code = qq_wait();
+  code = qq_answer();
   if (code == 0) {
     log_msg("accepted", code);
     out_puts("250 2.0.0 ok ");
     out_put(cf.me.s, cf.me.len);
     reply(" accepted the message");
-  } else if (code >= 11 && code <= 40) {
+  } else if (qq_permanent(code)) {
     log_msg("refused-queue", code);
     reply("554 5.3.0 message refused by the queue");
-  } else if ((code == 53 || code == 64) && queue_short()) {
+  } else if (qq_short(code, msgbytes)) {
     log_msg("deferred-storage", code);
     reply("452 4.3.1 insufficient system storage, try again later");
   } else {

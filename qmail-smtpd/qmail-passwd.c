@@ -22,28 +22,25 @@
 #define PROG "qmail-passwd"
 #define SOURCE_DIR "users"
 #define SOURCE "authusers"
+#define SOURCE_MAX (64u << 20)   /* a million users at 64 bytes a line */
 #define CDB "control/authusers.cdb"
 #define CDB_TMP "control/.authusers.cdb.tmp"
 
 static void die(int code, const char *msg) __attribute__((noreturn));
 static void die(int code, const char *msg) { log_fatal(PROG, code, msg); }
+/* Bad usage or input: permanent, and no system call's errno to tell. */
+static void refuse(const char *msg) __attribute__((noreturn));
+static void refuse(const char *msg) { log_die(PROG, EXIT_PERM, msg); }
 static void nomem(int r) { if (r < 0) die(111, "out of memory"); }
 
 static str db;         /* users/authusers, "user:hash\n" lines */
 
 static void db_read(void)
 {
-  int fd = open(SOURCE_DIR "/" SOURCE, O_RDONLY | O_CLOEXEC);
-  char b[4096];
-  if (fd < 0) { if (errno == ENOENT) return; die(111, "cannot open users/authusers"); }
-  for (;;) {
-    ssize_t r = read(fd, b, sizeof b);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) die(111, "cannot read users/authusers");
-    if (r == 0) break;
-    nomem(str_catb(&db, b, (size_t)r));
+  if (file_read(SOURCE_DIR "/" SOURCE, &db, SOURCE_MAX) < 0) {
+    if (errno == ENOENT) return;
+    die(111, errno == EFBIG ? "users/authusers is too big" : "cannot read users/authusers");
   }
-  close(fd);
   if (db.len && db.s[db.len - 1] != '\n') nomem(str_catc(&db, '\n'));
 }
 
@@ -135,11 +132,11 @@ static void read_password(str *pw)
   {
     char *nl = memchr(b, '\n', n);
     if (nl) n = (size_t)(nl - b);
-    else if (n == sizeof b) die(100, "password too long");
+    else if (n == sizeof b) refuse("password too long");
   }
   if (n && b[n - 1] == '\r') n--;
-  if (n == 0) die(100, "empty password");
-  if (n > AUTH_PASS_MAX || memchr(b, 0, n)) die(100, "bad password (too long or NUL)");
+  if (n == 0) refuse("empty password");
+  if (n > AUTH_PASS_MAX || memchr(b, 0, n)) refuse("bad password (too long or NUL)");
   nomem(str_copyb(pw, b, n));
   nomem(str_0(pw));
   explicit_bzero(b, sizeof b);
@@ -163,7 +160,7 @@ static void hash_password(const str *pw, str *line)
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
-  die(100, "usage: qmail-passwd add|change|remove USER | list | rebuild");
+  refuse("usage: qmail-passwd add|change|remove USER | list | rebuild");
 }
 
 int main(int argc, char **argv)
@@ -193,14 +190,14 @@ int main(int argc, char **argv)
   }
   if (!strcmp(cmd, "rebuild") && argc == 2) { cdb_build(); return 0; }
   if (argc != 3) usage();
-  if (!authuser_ok(u, un)) die(100, "bad user name (printable ASCII, no space or ':', at most 255)");
+  if (!authuser_ok(u, un)) refuse("bad user name (printable ASCII, no space or ':', at most 255)");
   at = db_find(u, un, &len);
   if (!strcmp(cmd, "remove")) {
-    if (at < 0) die(100, "no such user");
+    if (at < 0) refuse("no such user");
     db_remove(at, len);
   } else if (!strcmp(cmd, "add") || !strcmp(cmd, "change")) {
-    if (cmd[0] == 'a' && at >= 0) die(100, "user exists (use change)");
-    if (cmd[0] == 'c' && at < 0) die(100, "no such user (use add)");
+    if (cmd[0] == 'a' && at >= 0) refuse("user exists (use change)");
+    if (cmd[0] == 'c' && at < 0) refuse("no such user (use add)");
     read_password(&pw);
     nomem(str_copyb(&line, u, un));
     nomem(str_catc(&line, ':'));

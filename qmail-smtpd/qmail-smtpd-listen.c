@@ -68,7 +68,7 @@ static struct tlsd_ids tlsid, smtpdid;
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
-  log_fatal(PROG, 100, "usage: qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] "
+  log_usage(PROG, "usage: qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] "
             "[-u uid] [-g gid] [-t tlsuid:gid [-i]] [-l localname] host port");
 }
 

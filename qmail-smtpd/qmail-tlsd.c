@@ -12,7 +12,7 @@ int main(int argc, char **argv)
 
   if (argc > 1 && !strcmp(argv[1], "-i")) { implicit = 1; argv++; argc--; }
   if (argc != 3 || tlsd_ids(argv[1], &tls) < 0 || tlsd_ids(argv[2], &smtpd) < 0)
-    log_fatal("qmail-tlsd", 100, "usage: qmail-tlsd [-i] tlsuid:gid smtpduid:gid");
+    log_usage("qmail-tlsd", "usage: qmail-tlsd [-i] tlsuid:gid smtpduid:gid");
   tlsd_prepare();
   tlsd_session(implicit, &tls, &smtpd);
 }

@@ -152,7 +152,9 @@ void bad_rcpt(const char *line)
 void quit(int code, const char *why)
 {
   txn_reset();
-  if (out.end) buf_flush(&out);
+  /* The last reply to a client that may be gone: the session ends and
+   * is logged either way. */
+  if (out.end) (void)!buf_flush(&out);
   log_begin(PROG, "close");
   log_kv("ip", ss.remoteip);
   log_kv("reason", why);

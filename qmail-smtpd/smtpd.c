@@ -64,15 +64,15 @@ static const struct {
   int (*offered)(void);
   void (*print)(void);         /* instead of keyword, when set */
 } extensions[] = {
-  { "PIPELINING", always, 0 },
-  { "8BITMIME", always, 0 },
-  { "SIZE", always, kw_size },
-  { "ENHANCEDSTATUSCODES", always, 0 },
-  { "SMTPUTF8", always, 0 },
-  { "STARTTLS", tls_offered, 0 },
-  { "AUTH PLAIN LOGIN", auth_offered, 0 },
-  { "DSN", always, 0 },
-  { "CHUNKING", always, 0 },     /* last: always offered, ends the reply */
+  { .keyword = "PIPELINING", .offered = always },
+  { .keyword = "8BITMIME", .offered = always },
+  { .keyword = "SIZE", .offered = always, .print = kw_size },
+  { .keyword = "ENHANCEDSTATUSCODES", .offered = always },
+  { .keyword = "SMTPUTF8", .offered = always },
+  { .keyword = "STARTTLS", .offered = tls_offered },
+  { .keyword = "AUTH PLAIN LOGIN", .offered = auth_offered },
+  { .keyword = "DSN", .offered = always },
+  { .keyword = "CHUNKING", .offered = always },     /* last: always offered, ends the reply */
 };
 
 static int helo_arg(const char *arg, size_t n)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "control.h"
 #include "tcprules.h"
 
 static const unsigned char mapped_prefix[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
@@ -71,18 +72,6 @@ size_t ip_fmt(char *s, const unsigned char ip[16])
   return ip_mapped(ip) ? ip4_fmt(s, ip + 12) : ip6_fmt(s, ip);
 }
 
-/* 1 found (value in *rule), 0 not, -1 error. */
-static int find(int fd, const char *key, size_t n, str *rule)
-{
-  unsigned dlen;
-  int r = cdb_seek(fd, key, (unsigned)n, &dlen);
-  if (r <= 0) return r;
-  if (dlen > 0x7fffffffu) { errno = EFBIG; return -1; }
-  if (str_ready(rule, dlen) < 0 || cdb_bread(fd, rule->s, (int)dlen) < 0) return -1;
-  rule->len = dlen;
-  return 1;
-}
-
 int tcprules_find(const char *path, const char *ip, str *rule)
 {
   size_t n = strlen(ip);
@@ -90,12 +79,12 @@ int tcprules_find(const char *path, const char *ip, str *rule)
 
   rule->len = 0;
   if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return -1;
-  r = find(fd, ip, n, rule);
+  r = cdb_getfd(fd, ip, n, rule);
   while (r == 0 && n > 0) {
-    if (ip[n - 1] == '.' || ip[n - 1] == ':') r = find(fd, ip, n, rule);
+    if (ip[n - 1] == '.' || ip[n - 1] == ':') r = cdb_getfd(fd, ip, n, rule);
     n--;
   }
-  if (r == 0) r = find(fd, "", 0, rule);
+  if (r == 0) r = cdb_getfd(fd, "", 0, rule);
   close(fd);
   return r;
 }

@@ -258,7 +258,7 @@ void tlsd_session(int implicit, const struct tlsd_ids *tlsid, const struct tlsd_
   if (timeout < hs_timeout) timeout = hs_timeout;
 
   if (fstatat(AT_FDCWD, "control/tls/cert.pem", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
-    if (implicit) log_fatal(PROG, 111, "no control/tls/cert.pem for implicit TLS");
+    if (implicit) log_die(PROG, EXIT_TEMP, "no control/tls/cert.pem for implicit TLS");
     run_smtpd(smtpdid);
   }
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pl) < 0

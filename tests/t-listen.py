@@ -10,7 +10,7 @@ environment). Then: deny and RELAYCLIENT from the table, a message queued
 by the real qmail-queue, the -c limit (421 beyond it), too few
 descriptors (421 and a log line), a session killed by SIGSEGV
 (SIGKILL under ASan) while another runs, SIGTERM (sessions finish, no new
-connection), usage errors, the parent's memory, and as root the uid, gid
+connection), each session a fork of the listener (no exec), usage errors, the parent's memory, and as root the uid, gid
 and empty supplementary groups of the parent and of a session, which its
 own uid cannot inspect.
 """
@@ -265,6 +265,10 @@ b = C("127.0.0.1", srv.port)
 t.check("two sessions under -c 2", a.greeting[0] == 220 and b.greeting[0] == 220)
 kids = srv.children()
 t.check("one child process per session", len(kids) == 2, kids)
+# The point of the listener: a session is a fork of it, never an exec of
+# qmail-smtpd (the CPU that saves is measured in bench/cpu-listen.py).
+exes = [os.readlink("/proc/%d/exe" % k) for k in kids]
+t.check("each session is a fork, not an exec", exes and all(os.path.samefile(e, LISTEN) for e in exes), exes)
 t.check("no spare beyond the limit", srv.children("qmail-smtpd-lis") == [], srv.children("qmail-smtpd-lis"))
 # At the limit a client is answered 421 at once and closed, never left in
 # the backlog; the episode is logged once, with its count at the end.

@@ -184,7 +184,6 @@ t.check("idle workers stay a while", len(workers()) > 0)
 t0 = time.time()
 gone = wait_for(lambda: not workers(), IDLE + 10, 0.2)
 t.check("then they are retired", gone, workers())
-t.check("  at about %d seconds idle" % IDLE, time.time() - t0 < IDLE / 2 + 5, time.time() - t0)
 t.check("retired workers exit cleanly (nothing logged)", "worker_died" not in open(errlog.name).read())
 
 # --- kill -9 mid-delivery ----------------------------------------------------------

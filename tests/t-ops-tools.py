@@ -261,4 +261,16 @@ t.check("qstat refuses arguments", rc == 100 and "usage" in err, (rc, err))
 rc, _, err = tool("qmail-qread", "x")
 t.check("qread refuses arguments", rc == 100 and "usage" in err, (rc, err))
 
+# One exit code for a usage error, 100, in every program; the line names
+# no errno, which a usage error does not have.
+for argv in (["qmail-local"], ["qmail-lspawn"], ["qmail-qfix", "x"], ["qmail-remote"],
+             ["qmail-qdest"], ["qmail-tlsd"], ["qmail-queued", "x", "y"],
+             ["qmail-smtpd-listen"], ["qmail-passwd"]):
+    if not os.path.exists(inst.bin(argv[0])):
+        t.skip("%s: usage" % argv[0], "not built")
+        continue
+    rc, _, err = tool(*argv)
+    t.check("%s: a usage error exits 100, no errno" % " ".join(argv),
+            rc == 100 and "usage" in err and "error=" not in err, (rc, err))
+
 t.done()

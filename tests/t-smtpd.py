@@ -14,6 +14,17 @@ srv = Server(inst)
 q = Queue(inst)
 ENH = re.compile(r"^[245]\.\d{1,3}\.\d{1,3} ")
 
+# --- the path limit: 256 octets with the brackets (RFC 5321 4.5.3.1) ---------
+for size, want in ((256, (250, "2.1.0")), (257, (501, "5.1.3 address too long"))):
+    # "<" + 64 + "@" + domain + ">": labels of 63, 63 and the rest.
+    path = "<%s@%s.%s.%s>" % ("x" * 64, "y" * 63, "y" * 63, "y" * (size - 2 - 64 - 1 - 128))
+    c = srv.connect()
+    c.cmd("EHLO client.test")
+    code, text = c.cmd("MAIL FROM:%s" % path)
+    c.close()
+    t.check("MAIL FROM with a path of %d octets: %d" % (len(path), want[0]),
+            len(path) == size and code == want[0] and text.startswith(want[1]), (code, text))
+
 # --- conformance table --------------------------------------------------
 # state -> commands that bring a fresh connection there
 STATES = {

@@ -34,7 +34,7 @@ static const char *join(const char *first, ...)
   va_start(ap, first);
   for (p = first; p; p = va_arg(ap, const char *)) str_cats(&joined, p);
   va_end(ap);
-  str_0(&joined);
+  CHECK(str_0(&joined) == 0);
   return joined.s;
 }
 
@@ -158,6 +158,24 @@ int main(void)
     repeat(d, 'y', 62);
     tp = join("<", big, "@", d, ".", d, ".", d, ".yy>", (char *)0);
     CHECK(path(tp, 0) == ADDR_LONG);
+  }
+  /* The path limit exactly: "<" + 64 + "@" + domain + ">" is 256 octets
+   * with a domain of 189, 257 with 190; the bare mailbox 254 and 255. */
+  {
+    char d63[64], d61[62], d62[63];
+    repeat(big, 'x', 64);
+    repeat(d63, 'y', 63);
+    repeat(d61, 'y', 61);
+    repeat(d62, 'y', 62);
+    tp = join("<", big, "@", d63, ".", d63, ".", d61, ">", (char *)0);
+    CHECK(strlen(tp) == 256 && path(tp, 0) == ADDR_OK && a.mbox.len == 254);
+    CHECK(mbox(tp + 1, 0) == ADDR_BAD);                    /* the '>' */
+    CHECK(addr_mailbox(tp + 1, 254, 0, &a) == ADDR_OK);
+    CHECK(addr_check(tp + 1, 254, 0) == ADDR_OK);
+    tp = join("<", big, "@", d63, ".", d63, ".", d62, ">", (char *)0);
+    CHECK(strlen(tp) == 257 && path(tp, 0) == ADDR_LONG);
+    CHECK(addr_mailbox(tp + 1, 255, 0, &a) == ADDR_LONG);
+    CHECK(addr_check(tp + 1, 255, 0) == ADDR_LONG);
   }
 
   /* Trailing ESMTP parameters after the path. */

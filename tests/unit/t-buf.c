@@ -1,6 +1,7 @@
 /* lib/buf.c: reads, buf_line's hard limit, EOF cases, timeouts, writes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -160,6 +161,31 @@ static void writes(void)
   close(p[1]);
 }
 
+/* pread_all, fd_read_file and file_read on a file of 100000 bytes. */
+static void files(void)
+{
+  static char big[100000], path[] = "/tmp/t-buf.XXXXXX";
+  char b[8];
+  str s = STR_INIT;
+  size_t i;
+  int fd = mkstemp(path);
+
+  for (i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 26);
+  CHECK(fd >= 0 && write(fd, big, sizeof big) == (ssize_t)sizeof big);
+  CHECK(pread_all(fd, b, 3, 27) == 0 && !memcmp(b, "bcd", 3));
+  CHECK(pread_all(fd, b, 8, sizeof big - 4) < 0 && errno == EINVAL);   /* past the end */
+  CHECK(lseek(fd, 0, SEEK_SET) == 0 && fd_read_file(fd, &s, sizeof big) == 0);
+  CHECK(s.len == sizeof big && !memcmp(s.s, big, sizeof big));
+  CHECK(lseek(fd, 0, SEEK_SET) == 0 && fd_read_file(fd, &s, sizeof big - 1) < 0 && errno == EFBIG);
+  CHECK(s.len == sizeof big - 1 && !memcmp(s.s, big, s.len));
+  CHECK(file_read(path, &s, 1 << 20) == 0 && s.len == sizeof big);
+  CHECK(file_read(path, &s, 10) < 0 && errno == EFBIG && s.len == 10);
+  close(fd);
+  unlink(path);
+  CHECK(file_read(path, &s, 10) < 0 && errno == ENOENT && s.len == 0);
+  str_free(&s);
+}
+
 int main(void)
 {
   lines(256);
@@ -168,5 +194,6 @@ int main(void)
   reads();
   writes();
   timeouts();
+  files();
   DONE();
 }

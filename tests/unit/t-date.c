@@ -41,5 +41,14 @@ int main(void)
     same &= same_as_libc(-30610224000LL + (long long)(r % 284012524800ULL));
   }
   CHECK(same);
+  {
+    /* mono_ms: the kernel's monotonic clock in milliseconds, never back. */
+    struct timespec ts;
+    unsigned long long a = mono_ms(), b;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    b = mono_ms();
+    CHECK(a <= b && (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000 <= b);
+    CHECK(a / 1000 <= (unsigned long long)ts.tv_sec);
+  }
   DONE();
 }

@@ -5,9 +5,9 @@
 #include "check.h"
 #include "../../qmail-local/job.h"
 
-static struct job sample(void)
+static struct local_job sample(void)
 {
-  struct job j;
+  struct local_job j;
 
   memset(&j, 0, sizeof j);
   j.uid = 1001;
@@ -32,7 +32,7 @@ static struct job sample(void)
 static int parse(const char *p, size_t n)
 {
   char b[JOB_MAX];
-  struct job j;
+  struct local_job j;
 
   memcpy(b, p, n);
   return job_parse(b, n, &j);
@@ -41,7 +41,7 @@ static int parse(const char *p, size_t n)
 /* job_make of sample() with field k (0..14) replaced by v, parsed. */
 static int with_field(unsigned k, const char *v)
 {
-  struct job j = sample();
+  struct local_job j = sample();
   str s = STR_INIT, t = STR_INIT;
   size_t i = 0;
   unsigned f;
@@ -62,7 +62,7 @@ static int with_field(unsigned k, const char *v)
 
 int main(void)
 {
-  struct job j = sample(), back;
+  struct local_job j = sample(), back;
   str s = STR_INIT;
   char b[JOB_MAX], big[JOB_MAX + 1];
 

@@ -17,7 +17,7 @@ static int tmp_with(const char *data)
 }
 
 /* Runs msg_copy on m into a pipe-free temp file and returns its text. */
-static char *copy(const struct msg *m, int quote, int *lastnl)
+static char *copy(const struct local_msg *m, int quote, int *lastnl)
 {
   static char out[4096];
   char b[64];
@@ -37,7 +37,7 @@ int main(void)
 {
   const char *text = "XXXXFrom: a\nSubject: b\n\nFrom here\nFro\n>From x\nFrom";
   str rep = STR_INIT;
-  struct msg m;
+  struct local_msg m;
   int fd = tmp_with(text), lastnl;
   char *o;
 

@@ -195,6 +195,25 @@ int main(void)
   CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 3);
   finish();
   CHECK(!strcmp(got, "p event=fatal msg=usage\n"));
+  /* log_die and log_usage never print errno, whatever it holds. */
+  start();
+  pid = fork();
+  if (pid == 0) {
+    errno = EACCES;
+    log_die("p", 5, "control/x has no valid line");
+  }
+  CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 5);
+  finish();
+  CHECK(!strcmp(got, "p event=fatal msg=\"control/x has no valid line\"\n"));
+  start();
+  pid = fork();
+  if (pid == 0) {
+    errno = ENOENT;
+    log_usage("p", "usage: p x");
+  }
+  CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == EXIT_USAGE);
+  finish();
+  CHECK(EXIT_USAGE == 100 && !strcmp(got, "p event=fatal msg=\"usage: p x\"\n"));
 
   dup2(saved, 2);
   unlink(path);

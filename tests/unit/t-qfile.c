@@ -303,6 +303,8 @@ static void qid_split(void)
   CHECK(strlen(q) == 38 && qf_qid_ok(q, strlen(q)));   /* the longest */
   CHECK(!qf_qid_split(q, strlen(q), v));
   CHECK(qf_qid_split("0.000000.0", 10, v) && !v[0] && !v[1] && !v[2]);
+  *qf_qid_fmt(q, 7, 1000000, 9) = 0;                 /* usec out of range */
+  CHECK(!strcmp(q, "7.999999.9") && qf_qid_split(q, strlen(q), v) && v[1] == 999999);
   CHECK(qf_qid_split("4294967295.999999.4294967295", 28, v) && v[0] == 4294967295u && v[2] == 4294967295u);
   CHECK(!qf_qid_split("4294967296.000000.1", 19, v));
   CHECK(!qf_qid_split("1.000000.4294967296", 19, v));

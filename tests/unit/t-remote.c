@@ -99,7 +99,7 @@ static void route_tests(void)
     "BAD.test:[notanip]\0"
     ":smart.test:587\0";
 
-  str_copyb(&r, table, sizeof table - 1);
+  CHECK(str_copyb(&r, table, sizeof table - 1) == 0);
   CHECK(route_find(&r, "exact.test", &rt) == 1 && !rt.mx && !strcmp(rt.host, "relay.test") && rt.port == 0 && !rt.literal);
   CHECK(route_find(&r, "EXACT.test", &rt) == 1 && !strcmp(rt.host, "relay.test"));
   CHECK(route_find(&r, "a.b.sub.test", &rt) == 1 && !strcmp(rt.host, "::1") && rt.port == 2525 && rt.literal);
@@ -108,7 +108,7 @@ static void route_tests(void)
   CHECK(route_find(&r, "port.test", &rt) == 1 && !strcmp(rt.host, "127.0.0.1") && rt.port == 26 && rt.literal);
   CHECK(route_find(&r, "bad.test", &rt) == -1);
   CHECK(route_find(&r, "other.test", &rt) == 1 && !strcmp(rt.host, "smart.test"));
-  str_copyb(&r, "a.test:b.test\0", 14);
+  CHECK(str_copyb(&r, "a.test:b.test\0", 14) == 0);
   CHECK(route_find(&r, "other.test", &rt) == 0);
 
   CHECK(route_parse_relay("h:0", 3, &rt) == -1);

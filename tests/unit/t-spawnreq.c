@@ -197,6 +197,17 @@ static void items(void)
   CHECK(!spawnreq_items_ok("Xa\0", 3, 1));                  /* bad code */
   CHECK(spawnreq_items_ok("", 0, 0));
   CHECK(!spawnreq_items_ok("", 0, 1));
+  {
+    /* The text limit exactly: SPAWN_TEXT passes, SPAWN_TEXT + 1 does not. */
+    static char big[SPAWN_TEXT + 3];
+    memset(big, 'y', sizeof big);
+    big[0] = 'K';
+    big[SPAWN_TEXT + 1] = 0;
+    CHECK(spawnreq_items_ok(big, SPAWN_TEXT + 2, 1));
+    big[SPAWN_TEXT + 1] = 'y';
+    big[SPAWN_TEXT + 2] = 0;
+    CHECK(!spawnreq_items_ok(big, SPAWN_TEXT + 3, 1));
+  }
 }
 
 int main(void)

@@ -88,5 +88,11 @@ int main(void)
   CHECK(s.s == 0 && s.len == 0 && s.cap == 0);
   str_free(&s);   /* twice is harmless */
   str_free(&t);
+  /* str_wipe: empty and freed afterwards, and harmless on an empty str. */
+  CHECK(str_copys(&t, "secret") == 0);
+  str_wipe(&t);
+  CHECK(t.s == 0 && t.len == 0 && t.cap == 0);
+  str_wipe(&t);
+  CHECK(t.s == 0);
   DONE();
 }

@@ -7,14 +7,16 @@ server's utime+stime+cutime+cstime from /proc (qmail-tlsd and its session
 child are reaped descendants), before and after, divided by N. The
 client's own CPU is not counted.
 
-Prints the figure (bench/ compares it with Postfix); checks that every
-session went through TLS and was counted, and that the handshake is not
-held up by Nagle's algorithm: a flight of several records written one by
-one would wait for the client's delayed ACK, 40 ms each time. N is 200
-(40 under ASan); set TLS_CPU_N for a longer run.
+A measurement, not a test: prints the CPU figure (bench/ compares it
+with Postfix) and the median handshake, which shows whether Nagle's
+algorithm holds a flight of several records written one by one until
+the client's delayed ACK, 40 ms each time; checks only that every
+session went through TLS and was counted. Run it from a checkout built
+by make check (BUILD, PREFIX as for tests/run), e.g. make bench-cpu.
+N is 200 (40 under ASan); set TLS_CPU_N for a longer run.
 """
 import os, socket, ssl, sys, time
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from harness import T, Instance, SANITIZED, wait_for
 from tls_harness import TlsServer, install_cert, self_signed
 
@@ -99,6 +101,5 @@ for front in ("tcpserver", "listen"):
         "tcpserver+qmail-tlsd" if front == "tcpserver" else "qmail-smtpd-listen -t", ms, N, t1 - t0))
     t.check("%s: the sessions' CPU was counted" % front, c1 > c0, (c0, c1))
     mid = sorted(handshakes)[len(handshakes) // 2] * 1000
-    t.check("%s: the median handshake takes under 30 ms (no delayed-ACK stall)" % front, mid < 30,
-            "%.1f ms" % mid)
+    print("%s: median handshake %.1f ms (a delayed-ACK stall adds 40 ms)" % (front, mid))
 t.done()

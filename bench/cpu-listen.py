@@ -6,13 +6,15 @@ real qmail-queue); the CPU is the server's utime+stime+cutime+cstime from
 /proc (every session and qmail-queue is a reaped descendant), before and
 after, divided by N. The client's own CPU is not counted.
 
-Prints the figures; checks only that the listener needs clearly less for
-a bare connection, which is its purpose (skipped under ASan, which
-changes what fork and exec cost). N is 100 (30 under ASan); set
-LISTEN_CPU_N for a longer run.
+A measurement, not a test: it prints the figures and the ratio, and
+checks only that every session went as expected. make check has the
+deterministic part (t-listen: a session is a fork, no exec). Run it from
+a checkout built by make check (BUILD, PREFIX as for tests/run), e.g.
+make bench-cpu. N is 100 (30 under ASan); set LISTEN_CPU_N for a longer
+run.
 """
 import os, select, socket, subprocess, sys, time
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from harness import T, Instance, IS_ROOT, SANITIZED
 from smtpd_harness import Queue
 
@@ -122,11 +124,9 @@ t.check("every message queued", len(q.new(expect=2 * N, wait=20)) == 2 * N)
 # A message adds the same qmail-queue run and fsyncs to both: only the
 # bare connection is compared, with a margin for a busy machine.
 a, b = results.get(("tcpserver+qmail-smtpd", "connect+QUIT")), results.get(("qmail-smtpd-listen", "connect+QUIT"))
-if SANITIZED:
-    # ASan makes every fork copy its shadow's page tables and every exec
-    # map it anew: the costs compared are no longer the build's.
-    t.skip("connect+QUIT: the listener needs clearly less CPU", "ASan changes what fork and exec cost")
-elif a and b is not None:
-    t.check("connect+QUIT: the listener needs clearly less CPU (%.2f ms against %.2f ms)"
-            % (1000 * b, 1000 * a), b < 0.8 * a, (a, b))
+if a and b is not None:
+    # Under ASan every fork copies the shadow's page tables and every exec
+    # maps it anew: the ratio is then not the build's.
+    print("connect+QUIT: the listener %.2f ms against %.2f ms, ratio %.2f%s"
+          % (1000 * b, 1000 * a, b / a, " (ASan)" if SANITIZED else ""))
 t.done()

@@ -6,12 +6,15 @@ process of the instance, before the first message and after the last one
 has left the queue (a delivery process that ended is counted in its
 parent's cutime). Injection (qmail-queue) is not counted.
 
-Prints the figures; checks that every message arrived, that they took
-clearly fewer connections than messages, which is what connection reuse
-is for, and that no message's final dot waited for the sink's delayed
-ACK (sent alone after the body, Nagle's algorithm holds it 40 ms). N is 300 (60 under ASan); set REUSE_CPU_N for another run."""
+A measurement, not a test: prints the CPU per message, the connections,
+and the median wait of the sink for a message's final dot (sent alone
+after the body, Nagle's algorithm would hold it for the delayed ACK,
+40 ms); checks only that every message arrived. make check has the
+deterministic part (t-remote-reuse-send). Run it from a checkout built by
+make check (BUILD, PREFIX as for tests/run), e.g. make bench-cpu. N is
+300 (60 under ASan); set REUSE_CPU_N for another run."""
 import os, sys, time
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from harness import T, SANITIZED, processes_under, wait_for
 import send_harness as sh
 from remote_peers import Sink
@@ -53,8 +56,8 @@ conns = len(sink.sessions)
 print("remote: %d messages, %d connections, %.2f ms CPU per message, %.1f s" % (
     N, conns, (after - before) * 1000 / N, secs))
 t.check("every message arrived", ok and len(set(sh.tokens(sink))) == N, len(sh.tokens(sink)))
-t.check("fewer connections than messages", conns * 2 <= N, conns)
 waits = sorted(w for sess in sink.sessions for w in sess.data_secs)
-t.check("the dot follows the message at once (median under 20 ms)",
-        waits and waits[len(waits) // 2] < 0.02, waits[len(waits) // 2:][:5])
+if waits:
+    print("remote: the sink waited %.1f ms (median) for a message's final dot"
+          % (1000 * waits[len(waits) // 2]))
 t.done()
