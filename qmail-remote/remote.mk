@@ -17,10 +17,10 @@ t-mime8_EXTRA := qmail-remote/mime8.c
 # (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-remote-fuzz.sh
 # runs a short one). Each target includes its source file, to reach the
 # static parsers as they are.
-FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/control.c lib/str.c
+FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/str.c
 FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) \
                    qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
-                   lib/str.c lib/tlsio.c lib/tlspem.c
+                   lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c
 FUZZ_REMOTE_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-remote \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz-dns: $(FUZZ_DNS_SRCS) qmail-remote/dns.c qmail-remote/remote.h | $(BUILD)/auto_prefix.c
