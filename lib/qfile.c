@@ -80,8 +80,8 @@ int qf_record(str *s, char type, const void *data, size_t n)
   h[3] = (unsigned char)(n >> 8);
   h[4] = (unsigned char)n;
   /* Cannot fail: the room is reserved above. */
-  str_catb(s, h, QF_REC);
-  str_catb(s, data, n);
+  (void)!str_catb(s, h, QF_REC);
+  (void)!str_catb(s, data, n);
   return 0;
 }
 

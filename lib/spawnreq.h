@@ -48,8 +48,8 @@ int spawnreq_parse(struct spawnreq *r, char *p, size_t n, size_t maxrcpt, const 
 /* For a spawner that passes a request on (qmail-rspawn): appends the
  * opts field "<opts>[/<ENVID>]\0", and recipient x's index field
  * "<i>[/<NOTIFY>[/<ORCPT>]]\0", as parsed. 0 or -1. */
-int spawnreq_cat_opts(str *d, const struct spawnreq *r);
-int spawnreq_cat_index(str *d, const struct spawnrcpt *x);
+MUST_USE int spawnreq_cat_opts(str *d, const struct spawnreq *r);
+MUST_USE int spawnreq_cat_index(str *d, const struct spawnrcpt *x);
 
 /* The most a reply's items can take: SPAWN_RCPTS of "<c><text>\0". */
 #define SPAWN_ITEMS_MAX (SPAWN_RCPTS * (SPAWN_TEXT + 2))

@@ -25,10 +25,10 @@ typedef struct {
 
 MUST_USE int str_ready(str *x, size_t n);        /* cap >= n */
 MUST_USE int str_readyplus(str *x, size_t n);    /* cap >= len + n */
-int str_catb(str *x, const void *p, size_t n);
-int str_cats(str *x, const char *s);
-int str_catc(str *x, char c);
-int str_catu(str *x, unsigned long long u);
+MUST_USE int str_catb(str *x, const void *p, size_t n);
+MUST_USE int str_cats(str *x, const char *s);
+MUST_USE int str_catc(str *x, char c);
+MUST_USE int str_catu(str *x, unsigned long long u);
 MUST_USE int str_copyb(str *x, const void *p, size_t n);
 MUST_USE int str_copys(str *x, const char *s);
 /* Ensures a NUL follows the contents without counting it in len. */

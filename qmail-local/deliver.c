@@ -116,7 +116,7 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
     if (fd >= 0) break;
     if (errno != ENOENT && errno != ENAMETOOLONG) {
       fail(report, 111, "cannot open ", 0);
-      str_cats(report, name.s);
+      (void)!str_cats(report, name.s);  /* best effort, as in fail() */
       str_free(&name);
       return fail(report, 111, "", errno);
     }
@@ -139,12 +139,14 @@ static int find_dotqmail(const struct delivery *d, str *text, long *deflen, int 
   return text->len ? 1 : 0;
 }
 
-/* Appends "; " (unless first), what, and arg[0..n) to the success report. */
+/* Appends "; " (unless first), what, and arg[0..n) to the success report.
+ * Best effort, like fail(): the report only describes, the exit code is
+ * the result, and a delivery done must not turn into a failure. */
 static void note(str *done, const char *what, const char *arg, size_t n)
 {
-  if (done->len) str_cats(done, "; ");
-  str_cats(done, what);
-  str_catb(done, arg, n);
+  if (done->len) (void)!str_cats(done, "; ");
+  (void)!str_cats(done, what);
+  (void)!str_catb(done, arg, n);
 }
 
 struct run {
@@ -171,11 +173,10 @@ static int one(struct run *r, int kind, const char *arg, size_t n, int fwdonly)
   if (str_copyb(&a, arg, n) < 0 || str_0(&a) < 0) return fail(r->report, 111, ".qmail", errno);
   if (r->plan) {
     static const char *const what[] = { "", "program ", "forward ", "mbox ", "maildir " };
-    str_cats(r->plan, what[kind]);
-    str_cats(r->plan, a.s);
-    str_catc(r->plan, '\n');
+    if (str_cats(r->plan, what[kind]) < 0 || str_cats(r->plan, a.s) < 0 || str_catc(r->plan, '\n') < 0)
+      code = fail(r->report, 111, ".qmail", errno);
     str_free(&a);
-    return 0;
+    return code;
   }
   switch (kind) {
   case DQ_FORWARD:
@@ -199,14 +200,15 @@ static int one(struct run *r, int kind, const char *arg, size_t n, int fwdonly)
   }
   if (code != 0 && code != 99) {
     static const char *const where[] = { "", "program: ", "", "mbox ", "maildir " };
+    /* Best effort, as in fail(): code is the result. */
     if (kind == DQ_MBOX || kind == DQ_MAILDIR) {
-      str_cats(r->report, where[kind]);
-      str_cats(r->report, a.s);
-      str_cats(r->report, ": ");
+      (void)!str_cats(r->report, where[kind]);
+      (void)!str_cats(r->report, a.s);
+      (void)!str_cats(r->report, ": ");
     } else if (kind == DQ_PROGRAM) {
-      str_cats(r->report, where[kind]);
+      (void)!str_cats(r->report, where[kind]);
     }
-    str_catb(r->report, sub.s, sub.len);
+    (void)!str_catb(r->report, sub.s, sub.len);
   }
   str_free(&a);
   str_free(&sub);
@@ -236,7 +238,7 @@ static int run_lines(struct run *r, const str *text, int fwdonly)
     code = forward_deliver(r->m, r->d->sender, &r->fwd, r->nfwd,
                            (r->d->opts & QF_OPT_UTF8) != 0, r->l, &sub);
     if (code == 0) note(&r->done, "", sub.s, sub.len);
-    else str_catb(r->report, sub.s, sub.len);
+    else (void)!str_catb(r->report, sub.s, sub.len);  /* best effort: code is the result */
     str_free(&sub);
     if (code) return code;
   }
@@ -304,8 +306,9 @@ static int run(const struct delivery *d, str *report, str *plan)
   }
   code = run_lines(&r, &text, fwdonly);
   if (code == 0 && !plan) {
-    if (r.done.len) str_catb(report, r.done.s, r.done.len);
-    else str_cats(report, "no delivery instructions: message dropped");
+    /* Best effort, as in note(): the delivery is done. */
+    if (r.done.len) (void)!str_catb(report, r.done.s, r.done.len);
+    else (void)!str_cats(report, "no delivery instructions: message dropped");
   }
 out:
   if (m.fd >= 0 && m.fd != d->fd) close(m.fd);
@@ -335,8 +338,8 @@ int deliver_plan(const struct delivery *d, str *plan)
   plan->len = 0;
   code = run(d, &report, plan);
   if (code) {
-    str_catb(plan, report.s, report.len);
-    str_catc(plan, '\n');
+    /* Best effort: the code returned already says the plan failed. */
+    if (str_catb(plan, report.s, report.len) == 0) (void)!str_catc(plan, '\n');
   }
   str_free(&report);
   return code == 99 ? 0 : code;

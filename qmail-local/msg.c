@@ -13,7 +13,8 @@
 int fail(str *report, int code, const char *what, int err)
 {
   if (str_cats(report, what) == 0 && err) {
-    if (str_cats(report, ": ") == 0) str_cats(report, strerror(err));
+    /* The report is best effort: the exit code carries the result. */
+    if (str_cats(report, ": ") == 0) (void)!str_cats(report, strerror(err));
   }
   return code;
 }

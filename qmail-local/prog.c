@@ -83,7 +83,8 @@ static void keep_output(str *out, const char *p, size_t n)
 {
   if (out->len >= OUT_MAX) return;
   if (n > OUT_MAX - out->len) n = OUT_MAX - out->len;
-  str_catb(out, p, n);
+  /* Best effort: the output only explains the exit code. */
+  (void)!str_catb(out, p, n);
 }
 
 /* Feeds f into wfd and collects rfd into out until both are done: a
@@ -217,17 +218,19 @@ int prog_deliver(const struct local_msg *m, const char *cmd, const struct lines 
   if (expired) {
     /* Whatever it said or exited with, it did not finish in time. */
     kill(-pid, SIGKILL);
-    str_cats(report, "program timed out after ");
-    str_catu(report, timeout);
-    str_cats(report, " seconds");
+    /* The report is best effort, as in fail(): 111 is the result. */
+    (void)!str_cats(report, "program timed out after ");
+    (void)!str_catu(report, timeout);
+    (void)!str_cats(report, " seconds");
     str_free(&head);
     str_free(&out);
     return 111;
   }
-  if (out.len) str_catb(report, out.s, out.len);
+  /* The report is best effort, as in fail(): code is the result. */
+  if (out.len) (void)!str_catb(report, out.s, out.len);
   else if (code != 0 && code != 99) {
-    str_cats(report, WIFEXITED(status) ? "program exited " : "program killed by signal ");
-    str_catu(report, WIFEXITED(status) ? (unsigned)WEXITSTATUS(status) : (unsigned)WTERMSIG(status));
+    (void)!str_cats(report, WIFEXITED(status) ? "program exited " : "program killed by signal ");
+    (void)!str_catu(report, WIFEXITED(status) ? (unsigned)WEXITSTATUS(status) : (unsigned)WTERMSIG(status));
   }
   str_free(&head);
   str_free(&out);
@@ -270,16 +273,18 @@ int forward_deliver(const struct local_msg *m, const char *sender, const str *ad
   code = qq_wait(&q);
   str_free(&env);
   if (code == 0 && !werr) {
-    str_cats(report, "forwarded to ");
-    str_catu(report, count);
-    str_cats(report, count == 1 ? " address" : " addresses");
+    /* Best effort, as in fail(): the forward is done. */
+    (void)!str_cats(report, "forwarded to ");
+    (void)!str_catu(report, count);
+    (void)!str_cats(report, count == 1 ? " address" : " addresses");
     return 0;
   }
   if (code < 0 || code >= QQ_SIGNAL) return fail(report, 111, "qmail-queue crashed", 0);
   if (code == 0) return fail(report, 111, "cannot write to qmail-queue", werr);
-  str_cats(report, "qmail-queue refused the forward, exit code ");
-  str_catu(report, (unsigned)code);
-  str_cats(report, ": ");
-  str_cats(report, qq_text(code));
+  /* The report is best effort, as in fail(): the code returned is the result. */
+  (void)!str_cats(report, "qmail-queue refused the forward, exit code ");
+  (void)!str_catu(report, (unsigned)code);
+  (void)!str_cats(report, ": ");
+  (void)!str_cats(report, qq_text(code));
   return qq_permanent(code) ? 100 : 111;
 }

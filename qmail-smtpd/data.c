@@ -194,15 +194,16 @@ static void qq_put(const char *s, size_t n)
 
 /* Header values are printed only from a safe set of bytes, so no client
  * string can break or forge the Received: line. */
-static void put_safe(str *s, const char *v, size_t n, size_t max)
+static int put_safe(str *s, const char *v, size_t n, size_t max)
 {
   size_t i;
   for (i = 0; i < n && i < max; i++) {
     unsigned char c = (unsigned char)v[i];
     int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
              || strchr(".-_:[]@+=", c);
-    str_catc(s, ok ? (char)c : '?');
+    if (str_catc(s, ok ? (char)c : '?') < 0) return -1;
   }
+  return 0;
 }
 
 /* RFC 3848 / RFC 6531 protocol names. */
@@ -219,38 +220,39 @@ static void received(void)
 {
   static str r;
   char date[DATE822_MAX];
+  int bad = 0;   /* any piece lost: the line would be wrong */
   r.len = 0;
-  str_cats(&r, "Received: from ");
-  if (ss.helo.len) put_safe(&r, ss.helo.s, ss.helo.len, 255);
-  else str_cats(&r, "unknown");
-  str_cats(&r, " (");
-  put_safe(&r, ss.remotehost, strlen(ss.remotehost), 255);
-  str_cats(&r, " [");
-  if (strchr(ss.remoteip, ':')) str_cats(&r, "IPv6:");   /* RFC 5321 4.1.3 */
-  put_safe(&r, ss.remoteip, strlen(ss.remoteip), 64);
-  str_cats(&r, "])\n  by ");
-  put_safe(&r, cf.me.s, cf.me.len, 255);
-  str_cats(&r, " with ");
-  str_cats(&r, proto_name());
+  bad |= str_cats(&r, "Received: from ") < 0;
+  if (ss.helo.len) bad |= put_safe(&r, ss.helo.s, ss.helo.len, 255) < 0;
+  else bad |= str_cats(&r, "unknown") < 0;
+  bad |= str_cats(&r, " (") < 0;
+  bad |= put_safe(&r, ss.remotehost, strlen(ss.remotehost), 255) < 0;
+  bad |= str_cats(&r, " [") < 0;
+  if (strchr(ss.remoteip, ':')) bad |= str_cats(&r, "IPv6:") < 0;   /* RFC 5321 4.1.3 */
+  bad |= put_safe(&r, ss.remoteip, strlen(ss.remoteip), 64) < 0;
+  bad |= str_cats(&r, "])\n  by ") < 0;
+  bad |= put_safe(&r, cf.me.s, cf.me.len, 255) < 0;
+  bad |= str_cats(&r, " with ") < 0;
+  bad |= str_cats(&r, proto_name()) < 0;
   if (ss.tls && ss.tlsinfo[0]) {       /* RFC 8314 7.4: "(TLS1.2 cipher NAME)" */
     const char *sp = strchr(ss.tlsinfo, ' ');
     size_t vn = sp ? (size_t)(sp - ss.tlsinfo) : strlen(ss.tlsinfo);
-    str_cats(&r, " (");
-    put_safe(&r, ss.tlsinfo, vn, 16);
+    bad |= str_cats(&r, " (") < 0;
+    bad |= put_safe(&r, ss.tlsinfo, vn, 16) < 0;
     if (sp) {
-      str_cats(&r, " cipher ");
-      put_safe(&r, sp + 1, strlen(sp + 1), 64);
+      bad |= str_cats(&r, " cipher ") < 0;
+      bad |= put_safe(&r, sp + 1, strlen(sp + 1), 64) < 0;
     }
-    str_cats(&r, ")");
+    bad |= str_cats(&r, ")") < 0;
   }
   if (auth_user()) {                   /* RFC 3848: who sent it (auth.c) */
-    str_cats(&r, " (authenticated user ");
-    put_safe(&r, auth_user(), strlen(auth_user()), 255);
-    str_cats(&r, ")");
+    bad |= str_cats(&r, " (authenticated user ") < 0;
+    bad |= put_safe(&r, auth_user(), strlen(auth_user()), 255) < 0;
+    bad |= str_cats(&r, ")") < 0;
   }
-  str_cats(&r, "; ");
-  str_catb(&r, date, date822(date, (long long)time(0)));
-  if (str_catc(&r, '\n') < 0) { qq.broken = 1; return; }
+  bad |= str_cats(&r, "; ") < 0;
+  bad |= str_catb(&r, date, date822(date, (long long)time(0))) < 0;
+  if (str_catc(&r, '\n') < 0 || bad) { qq.broken = 1; return; }
   qq_put(r.s, r.len);
 }
 

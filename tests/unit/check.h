@@ -5,6 +5,7 @@
  * reports in the "N passed, N failed[, N skipped]" form that tests/run
  * reads, and exits non-zero on any failure. */
 #include <stdio.h>
+#include <stdlib.h>
 
 static int check_passed, check_failed, check_skipped;
 
@@ -12,6 +13,10 @@ static int check_passed, check_failed, check_skipped;
     if (cond) check_passed++; \
     else { check_failed++; printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } \
   } while (0)
+
+/* For a step that builds a test's input (str_cat*): a failure there is
+ * no result to count, so the test stops. */
+#define MUST(x) do { if ((x) < 0) { printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #x); abort(); } } while (0)
 
 #define SKIP(n) (check_skipped += (n))
 

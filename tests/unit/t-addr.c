@@ -32,7 +32,7 @@ static const char *join(const char *first, ...)
   const char *p;
   joined.len = 0;
   va_start(ap, first);
-  for (p = first; p; p = va_arg(ap, const char *)) str_cats(&joined, p);
+  for (p = first; p; p = va_arg(ap, const char *)) MUST(str_cats(&joined, p));
   va_end(ap);
   CHECK(str_0(&joined) == 0);
   return joined.s;

@@ -17,11 +17,11 @@ static int collect(void *ctx, const struct alist_addr *a)
   (void)ctx;
   if (stop_after >= 0 && seen >= stop_after) return 1;
   seen++;
-  if (got.len) str_catc(&got, '|');
-  str_catb(&got, a->local, a->llen);
+  if (got.len) MUST(str_catc(&got, '|'));
+  MUST(str_catb(&got, a->local, a->llen));
   if (a->domain) {
-    str_catc(&got, a->literal ? '!' : '@');
-    str_catb(&got, a->domain, a->dlen);
+    MUST(str_catc(&got, a->literal ? '!' : '@'));
+    MUST(str_catb(&got, a->domain, a->dlen));
   }
   return 0;
 }
@@ -38,10 +38,10 @@ static str spans;
 static int span(void *ctx, const struct alist_addr *a)
 {
   (void)ctx;
-  if (spans.len) str_catc(&spans, '|');
-  str_catu(&spans, a->start);
-  str_catc(&spans, '-');
-  str_catu(&spans, a->end);
+  if (spans.len) MUST(str_catc(&spans, '|'));
+  MUST(str_catu(&spans, a->start));
+  MUST(str_catc(&spans, '-'));
+  MUST(str_catu(&spans, a->end));
   return 0;
 }
 

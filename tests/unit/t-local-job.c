@@ -50,8 +50,8 @@ static int with_field(unsigned k, const char *v)
   job_make(&s, &j);
   for (f = 0; f < 15; f++) {
     const char *x = s.s + i;
-    str_cats(&t, f == k ? v : x);
-    str_catc(&t, 0);
+    MUST(str_cats(&t, f == k ? v : x));
+    MUST(str_catc(&t, 0));
     i += strlen(x) + 1;
   }
   r = parse(t.s, t.len);
@@ -92,7 +92,7 @@ int main(void)
   job_make(&s, &j);
   CHECK(parse(s.s, s.len - 1) < 0);
   CHECK(parse(s.s, s.len - 5) < 0);
-  str_catc(&s, 0);
+  MUST(str_catc(&s, 0));
   CHECK(parse(s.s, s.len) < 0);
 
   /* Fields: numbers strict decimal, a real qid, a bounded index, dash. */

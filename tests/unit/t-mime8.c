@@ -103,15 +103,15 @@ static void rnd_line(str *s, int eight, int longok)
 
   static const char *const first[] = { ".", "--", "--b-1", "--b-1--" };
 
-  if (!rnd(10)) str_cats(s, first[rnd(4)]);
+  if (!rnd(10)) MUST(str_cats(s, first[rnd(4)]));
   for (i = 0; i < n; i++) {
     unsigned r = rnd(40);
-    if (eight && r == 0) str_catc(s, (char)(0x80 + rnd(128)));
-    else if (r == 1 && i + 1 < n) str_catc(s, '\r');
-    else str_catc(s, pool[rnd(sizeof pool - 1)]);
+    if (eight && r == 0) MUST(str_catc(s, (char)(0x80 + rnd(128))));
+    else if (r == 1 && i + 1 < n) MUST(str_catc(s, '\r'));
+    else MUST(str_catc(s, pool[rnd(sizeof pool - 1)]));
   }
-  if (!rnd(15)) str_catc(s, ' ');
-  str_catc(s, '\n');
+  if (!rnd(15)) MUST(str_catc(s, ' '));
+  MUST(str_catc(s, '\n'));
 }
 
 /* A random message: a header, then a plain body or a multipart with a
@@ -123,20 +123,20 @@ static void rnd_msg(str *s, str *body, int eight, int longok)
   int multi = rnd(2);
 
   s->len = body->len = 0;
-  str_cats(s, "From: a@example.test\nSubject: x\n");
-  if (multi) str_cats(s, "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b-1\"\n\npreamble\n--b-1\n"
-                         "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n");
-  str_catc(s, '\n');
+  MUST(str_cats(s, "From: a@example.test\nSubject: x\n"));
+  if (multi) MUST(str_cats(s, "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b-1\"\n\npreamble\n--b-1\n"
+                              "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"));
+  MUST(str_catc(s, '\n'));
   at = s->len;
   for (i = 0; i < n; i++) rnd_line(s, eight, longok);
-  str_catb(body, s->s + at, s->len - at);
+  MUST(str_catb(body, s->s + at, s->len - at));
   if (multi) {
-    str_cats(s, "--b-1\nContent-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n");
-    for (i = 0; i < 3; i++) str_cats(s, "abc=3D=E9 def\n");
-    if (longok && rnd(2)) { for (i = 0; i < 1500; i++) str_catc(s, (char)(i % 7 ? 'q' : '=')); str_catc(s, '\n'); }
-    str_cats(s, "--b-1\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n");
-    for (i = 0; i < (longok && rnd(2) ? 2000 : 60); i++) str_catc(s, "AbCd"[i % 4]);
-    str_cats(s, "\n--b-1--\nepilogue\n");
+    MUST(str_cats(s, "--b-1\nContent-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n"));
+    for (i = 0; i < 3; i++) MUST(str_cats(s, "abc=3D=E9 def\n"));
+    if (longok && rnd(2)) { for (i = 0; i < 1500; i++) MUST(str_catc(s, (char)(i % 7 ? 'q' : '='))); MUST(str_catc(s, '\n')); }
+    MUST(str_cats(s, "--b-1\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n"));
+    for (i = 0; i < (longok && rnd(2) ? 2000 : 60); i++) MUST(str_catc(s, "AbCd"[i % 4]));
+    MUST(str_cats(s, "\n--b-1--\nepilogue\n"));
   }
 }
 
@@ -161,7 +161,7 @@ static int first_part_decodes(const str *o, const str *body, int multi)
     end = q + 1;
   }
   for (i = 0; i < body->len; i++)
-    if (!(body->s[i] == '\r' && i + 1 < body->len && body->s[i + 1] == '\n')) str_catc(&want, body->s[i]);
+    if (!(body->s[i] == '\r' && i + 1 < body->len && body->s[i + 1] == '\n')) MUST(str_catc(&want, body->s[i]));
   ok = qp_decode(&d, p, (size_t)(end - p)) == 0 && d.len == want.len && !memcmp(d.s, want.s, d.len);
   str_free(&d);
   str_free(&want);
@@ -255,9 +255,9 @@ int main(void)
                 "\n=E9\n--b--\n"));
 
   /* A long line, 7-bit: quoted-printable at 76 columns, decoding back. */
-  str_cats(&big, "Subject: long\n\n");
-  for (i = 0; i < 2500; i++) str_catc(&big, (char)('a' + i % 26));
-  str_cats(&big, "\n.\n");
+  MUST(str_cats(&big, "Subject: long\n\n"));
+  for (i = 0; i < 2500; i++) MUST(str_catc(&big, (char)('a' + i % 26)));
+  MUST(str_cats(&big, "\n.\n"));
   CHECK(conv(big.s, big.len, 0, 100, &o) == 0);
   CHECK(strict_ok(&o, 1));
   {
@@ -272,11 +272,11 @@ int main(void)
   /* A long header line is folded before a blank; one without blanks gets
    * LF and a space inserted. */
   big.len = 0;
-  str_cats(&big, "To: ");
-  for (i = 0; i < 300; i++) str_cats(&big, "abcd@example.test, ");
-  str_cats(&big, "\nX-Long: ");
-  for (i = 0; i < 1500; i++) str_catc(&big, 'z');
-  str_cats(&big, "\n\nbody\n");
+  MUST(str_cats(&big, "To: "));
+  for (i = 0; i < 300; i++) MUST(str_cats(&big, "abcd@example.test, "));
+  MUST(str_cats(&big, "\nX-Long: "));
+  for (i = 0; i < 1500; i++) MUST(str_catc(&big, 'z'));
+  MUST(str_cats(&big, "\n\nbody\n"));
   CHECK(conv(big.s, big.len, 1, 7, &o) == 0);
   CHECK(strict_ok(&o, 1));
   CHECK(memmem(o.s, o.len, "test,\n abcd@", 12) != 0);
@@ -285,16 +285,16 @@ int main(void)
     /* Unfolded (LF before a blank removed), the To: field is unchanged. */
     str u = STR_INIT;
     size_t k;
-    for (k = 0; k < o.len; k++) if (!(o.s[k] == '\n' && k + 1 < o.len && o.s[k + 1] == ' ')) str_catc(&u, o.s[k]);
+    for (k = 0; k < o.len; k++) if (!(o.s[k] == '\n' && k + 1 < o.len && o.s[k + 1] == ' ')) MUST(str_catc(&u, o.s[k]));
     CHECK(u.len >= 4 + 300 * 19 && !memcmp(u.s, big.s, 4 + 300 * 19));
     str_free(&u);
   }
 
   /* A line of exactly 998 octets (also with CR LF) is fine as it is. */
   big.len = 0;
-  str_cats(&big, "Subject: x\n\n");
-  for (i = 0; i < MIME8_LINE; i++) str_catc(&big, 'y');
-  str_cats(&big, "\r\n");
+  MUST(str_cats(&big, "Subject: x\n\n"));
+  for (i = 0; i < MIME8_LINE; i++) MUST(str_catc(&big, 'y'));
+  MUST(str_cats(&big, "\r\n"));
   CHECK(conv(big.s, big.len, 1, 64, &o) == 0 && o.len == big.len && !memcmp(o.s, big.s, o.len));
 
   /* What cannot be converted, only when it must be. */
@@ -307,9 +307,9 @@ int main(void)
 
   /* Quoted-printable already, with a long line and an 8-bit byte. */
   big.len = 0;
-  str_cats(&big, "Content-Transfer-Encoding: quoted-printable\n\n");
-  for (i = 0; i < 1200; i++) str_cats(&big, i % 3 ? "a" : "=41");
-  str_cats(&big, "\xe9\n");
+  MUST(str_cats(&big, "Content-Transfer-Encoding: quoted-printable\n\n"));
+  for (i = 0; i < 1200; i++) MUST(str_cats(&big, i % 3 ? "a" : "=41"));
+  MUST(str_cats(&big, "\xe9\n"));
   CHECK(conv(big.s, big.len, 1, 9, &o) == 0 && strict_ok(&o, 1));
   {
     const char *b = memmem(o.s, o.len, "\n\n", 2), *w = memmem(big.s, big.len, "\n\n", 2);
@@ -322,9 +322,9 @@ int main(void)
 
   /* A soft break never leaves "--" at the start of a line. */
   big.len = 0;
-  str_cats(&big, "Content-Type: multipart/mixed; boundary=zz\n\n--zz\n\n");
-  for (i = 0; i < 75; i++) str_catc(&big, 'x');
-  str_cats(&big, "--zz\xe9\n--zz--\n");
+  MUST(str_cats(&big, "Content-Type: multipart/mixed; boundary=zz\n\n--zz\n\n"));
+  for (i = 0; i < 75; i++) MUST(str_catc(&big, 'x'));
+  MUST(str_cats(&big, "--zz\xe9\n--zz--\n"));
   CHECK(conv(big.s, big.len, 1, 1, &o) == 0 && !memmem(o.s, o.len, "\n--zz\xe9", 6) &&
         memmem(o.s, o.len, "=\n=2D-zz=E9\n--zz--\n", 19));
 

@@ -236,12 +236,12 @@ static void hostile_records(void)
   CHECK(try_env(&s) == -1);
   ENV(qf_record(&s, 'F', "", 0));
   rec[0] = 'R'; rec[1] = rec[2] = rec[3] = rec[4] = 0xff;
-  str_catb(&s, rec, 5);
-  str_catb(&s, "Px", 2);
+  MUST(str_catb(&s, rec, 5));
+  MUST(str_catb(&s, "Px", 2));
   qf_record(&s, 'E', "", 0);
   CHECK(try_env(&s) == -1);
   /* A record header cut short. */
-  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); str_catb(&s, "E\0\0", 3));
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); MUST(str_catb(&s, "E\0\0", 3)));
   CHECK(try_env(&s) == -1);
 #undef ENV
   str_free(&s);
