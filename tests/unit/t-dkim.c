@@ -21,7 +21,7 @@ static int hdr_is(const char *in, int relaxed, const char *want)
   return ok;
 }
 
-static void cat_sink(void *ctx, const void *p, size_t n) { str_catb(ctx, p, n); }
+static void cat_sink(void *ctx, const void *p, size_t n) { MUST(str_catb(ctx, p, n)); }
 
 /* The canonical body, fed whole or in pieces of `step` bytes. */
 static int body_is(const char *in, size_t step, int relaxed, const char *want)
