@@ -12,7 +12,7 @@ $(BUILD)/testbin/dkimsign: $(BUILD)/tests/dkimsign.o $(BUILD)/libq.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DKIM_LIBS) $(LIBS)
 
 # make fuzz-dkim: libFuzzer over the tag-list parser, the header splitter
-# and both canonicalizers (tests/t-dkim-fuzz.sh runs a short one).
+# and both canonicalizers (tests/t-fuzz.sh runs a short one).
 FUZZ_DKIM_SRCS := qmail-dkim/fuzz-dkim.c lib/dkim.c lib/str.c lib/base64.c
 $(BUILD)/fuzz/fuzz-dkim: $(FUZZ_DKIM_SRCS) lib/dkim.h
 	@mkdir -p $(@D)

@@ -14,7 +14,7 @@ t-remote_LIBS := -lresolv
 t-mime8_EXTRA := qmail-remote/mime8.c
 # make fuzz-remote: bounded libFuzzer campaigns over the two inputs the
 # outbound side trusts least, DNS answers (fuzz-dns) and SMTP replies
-# (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-remote-fuzz.sh
+# (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-fuzz.sh
 # runs a short one). Each target includes its source file, to reach the
 # static parsers as they are.
 FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/str.c
