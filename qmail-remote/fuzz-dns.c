@@ -1,7 +1,7 @@
 /* libFuzzer target for qmail-remote's reading of DNS answers (make
  * fuzz-remote): the input is a whole answer as a server would send it,
- * parsed as libresolv's res_nquery would have returned it, for MX, A and
- * AAAA, CNAMEs followed within it, under the name of its question (or a
+ * parsed as libresolv's res_nquery would have returned it, for MX, A,
+ * AAAA and TXT, CNAMEs followed within it, under the name of its question (or a
  * fixed one). dns.c is included so that its static parser is driven as
  * it is, without a resolver or a socket.
  *
@@ -13,6 +13,13 @@
 #include "dns.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int txt_check(const char *txt, size_t len, void *ctx)
+{
+  (void)ctx;
+  if (len > DNS_TXTMAX || txt[len]) abort();
+  return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,6 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   walk((int)size, name, ns_t_a, next, each_addr, &ac);
   walk((int)size, name, ns_t_aaaa, next, each_addr, &ac);
   if (ac.n > DNS_ADDRMAX) abort();
+  {
+    struct txtctx tc = { txt_check, 0 };
+    walk((int)size, name, ns_t_txt, next, each_txt, &tc);
+  }
   for (i = 0; i < ac.n; i++) {
     if (a[i].sa.ss_family == AF_INET && a[i].len == sizeof(struct sockaddr_in)) continue;
     if (a[i].sa.ss_family == AF_INET6 && a[i].len == sizeof(struct sockaddr_in6)) continue;

@@ -5,7 +5,6 @@
  * one implementation, two front ends.
  *
  *   routes.c      control/smtproutes: where a domain's mail goes
- *   dns.c         MX and address lookups through glibc's libresolv
  *   smtpclient.c  one SMTP session with one server, DATA transparency
  *   mime8.c       converting a message the server cannot take as stored
  *   deliver.c     configuration, the host list, connecting, the results
@@ -20,6 +19,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include "dns.h"
 #include "spawnreq.h"
 #include "str.h"
 
@@ -140,32 +140,6 @@ struct sessopts {
   const char *key;
   size_t keylen;
 };
-
-/* ---- dns.c ---- */
-enum { DNS_OK = 0, DNS_TEMP = -1, DNS_NX = -2, DNS_NODATA = -3, DNS_NULLMX = -4 };
-#define DNS_MXMAX 16
-#define DNS_ADDRMAX 16
-#define DNS_NAMEMAX 1025
-struct mx {
-  unsigned pref;
-  char name[DNS_NAMEMAX];
-};
-struct raddr {
-  struct sockaddr_storage sa;     /* port not set */
-  socklen_t len;
-};
-/* Sets up the resolver; server is control/dnsserver ("IP" or "IP:port",
- * IPv4) or empty for /etc/resolv.conf. 0 or -1. */
-int dns_init(const str *server);
-/* The MX hosts of domain, by preference, equal preferences shuffled.
- * A domain with no MX gets itself as the only host (implicit MX).
- * DNS_OK, DNS_TEMP, DNS_NX (no such domain), DNS_NULLMX (RFC 7505). */
-int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n);
-/* The IPv6 then IPv4 addresses of host. DNS_OK with *n > 0, DNS_TEMP, or
- * DNS_NX / DNS_NODATA when it has no address. */
-int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
-/* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
-int ip_parse(const char *s, struct raddr *a);
 
 /* ---- ipme.c ---- */
 /* Reads this host's interface addresses (getifaddrs); 0 or -1. */

@@ -1,8 +1,8 @@
 # qmail-remote/: the outbound SMTP client. qmail-rspawn (resident, hands
 # deliveries to resident workers that keep their connection) and qmail-remote (standalone, qmail-remote(8)-like)
-# share the client code. DNS goes through glibc's libresolv. Both are
+# share the client code. DNS goes through lib/dns (glibc's libresolv). Both are
 # dynamic executables: neither is exec'd per message.
-REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/dns.c qmail-remote/routes.c \
+REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c \
                       qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c qmail-remote/rjournal.c $(REMOTE_CLIENT_SRCS)
@@ -18,12 +18,12 @@ t-mime8_EXTRA := qmail-remote/mime8.c
 # runs a short one). Each target includes its source file, to reach the
 # static parsers as they are.
 FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/str.c
-FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) \
+FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) lib/dns.c \
                    qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
                    lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c
 FUZZ_REMOTE_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-remote \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(BUILD)/fuzz/fuzz-dns: $(FUZZ_DNS_SRCS) qmail-remote/dns.c qmail-remote/remote.h | $(BUILD)/auto_prefix.c
+$(BUILD)/fuzz/fuzz-dns: $(FUZZ_DNS_SRCS) lib/dns.c lib/dns.h | $(BUILD)/auto_prefix.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_REMOTE_FLAGS) -o $@ $(FUZZ_DNS_SRCS) $(BUILD)/auto_prefix.c -lresolv -lcdb
 $(BUILD)/fuzz/fuzz-reply: $(FUZZ_REPLY_SRCS) qmail-remote/smtpclient.c qmail-remote/remote.h | $(BUILD)/auto_prefix.c

@@ -71,7 +71,7 @@ struct xwrap {
   int dnover;
 };
 static struct xwrap xw;
-#define MIN (&xc.vtable)
+#define XMIN (&xc.vtable)
 
 static void dn_add(void *ctx, const void *p, size_t n)
 {
@@ -87,24 +87,24 @@ static void x_start_chain(const br_x509_class **ctx, const char *name)
   xw.dnlen = 0;
   xw.dnover = 0;
   br_x509_decoder_init(&xw.dec, dn_add, &xw);
-  xc.vtable->start_chain(MIN, name);
+  xc.vtable->start_chain(XMIN, name);
 }
-static void x_start_cert(const br_x509_class **ctx, uint32_t len) { xc.vtable->start_cert(MIN, len); }
+static void x_start_cert(const br_x509_class **ctx, uint32_t len) { xc.vtable->start_cert(XMIN, len); }
 static void x_append(const br_x509_class **ctx, const unsigned char *b, size_t len)
 {
   if (xw.n == 0) br_x509_decoder_push(&xw.dec, b, len);
-  xc.vtable->append(MIN, b, len);
+  xc.vtable->append(XMIN, b, len);
 }
-static void x_end_cert(const br_x509_class **ctx) { xw.n++; xc.vtable->end_cert(MIN); }
+static void x_end_cert(const br_x509_class **ctx) { xw.n++; xc.vtable->end_cert(XMIN); }
 static unsigned x_end_chain(const br_x509_class **ctx)
 {
-  xw.verdict = xc.vtable->end_chain(MIN);
+  xw.verdict = xc.vtable->end_chain(XMIN);
   if (xw.verify) return xw.verdict;
   return br_x509_decoder_get_pkey(&xw.dec) ? 0 : BR_ERR_X509_EMPTY_CHAIN;
 }
 static const br_x509_pkey *x_get_pkey(const br_x509_class *const *ctx, unsigned *usages)
 {
-  if (xw.verify) return xc.vtable->get_pkey((const br_x509_class *const *)MIN, usages);
+  if (xw.verify) return xc.vtable->get_pkey((const br_x509_class *const *)XMIN, usages);
   if (usages) *usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
   return br_x509_decoder_get_pkey(&xw.dec);
 }

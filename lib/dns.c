@@ -1,12 +1,4 @@
-/* MX and address lookups through glibc's libresolv: res_nquery sends the
- * query (retries, TCP fallback on truncation), ns_initparse/ns_parserr and
- * ns_name_uncompress read the answer. Nothing here parses packets by hand.
- *
- * Error mapping: NXDOMAIN is permanent; "no records of that type" is
- * reported as such; everything else (SERVFAIL, REFUSED, timeout, a reply
- * that does not parse, a reply still truncated after TCP) is temporary,
- * so a broken resolver defers mail and never bounces it.
- */
+/* lib/dns.h's lookups. Error mapping as stated there. */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
@@ -17,13 +9,14 @@
 #include <string.h>
 #include <strings.h>
 #include "control.h"
-#include "remote.h"
+#include "dns.h"
 
 /* Longest CNAME chain followed, across queries. */
 #define CNAME_HOPS 8
 
 static struct __res_state rs;
 static int ready;
+static int last_ad;
 static unsigned char ans[NS_MAXMSG];
 
 int ip_parse(const char *s, struct raddr *a)
@@ -81,6 +74,17 @@ int dns_init(const str *server)
   return 0;
 }
 
+void dns_limits(unsigned timeout, unsigned tries)
+{
+  rs.retrans = timeout ? (int)timeout : 1;
+  rs.retry = tries ? (int)tries : 1;
+}
+
+int dns_last_ad(void)
+{
+  return last_ad;
+}
+
 /* One query. Returns the answer length, or DNS_NX / DNS_NODATA / DNS_TEMP. */
 static int query(const char *name, int type)
 {
@@ -93,6 +97,7 @@ static int query(const char *name, int type)
    * NXDOMAIN or NODATA. */
   memset(ans, 0, NS_HFIXEDSZ);
   n = res_nquery(&rs, name, ns_c_in, type, ans, sizeof ans);
+  last_ad = ((const HEADER *)ans)->ad;
   if (((const HEADER *)ans)->tc) return DNS_TEMP;
   if (n >= 0) return n;
   switch (rs.res_h_errno) {
@@ -142,9 +147,7 @@ static int walk(int len, const char *name, int type, char next[DNS_NAMEMAX],
   return found;
 }
 
-/* Queries name for type, following CNAMEs across queries when the answer
- * stops at one. Returns as walk, or DNS_NX / DNS_NODATA. */
-static int lookup(const char *name, int type,
+int dns_lookup(const char *name, int type,
                   int (*each)(const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx)
 {
   char cur[DNS_NAMEMAX], next[DNS_NAMEMAX];
@@ -211,7 +214,7 @@ int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n)
   int r;
 
   *n = 0;
-  r = lookup(domain, ns_t_mx, each_mx, &c);
+  r = dns_lookup(domain, ns_t_mx, each_mx, &c);
   if (r == DNS_NX || r == DNS_TEMP) return r;
   if (c.nullmx && !c.n) return DNS_NULLMX;
   if (c.n) {
@@ -264,11 +267,45 @@ int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n)
   int r6, r4;
 
   *n = 0;
-  r6 = lookup(host, ns_t_aaaa, each_addr, &c);
+  r6 = dns_lookup(host, ns_t_aaaa, each_addr, &c);
   if (r6 == DNS_NX) return DNS_NX;   /* the name does not exist at all */
-  r4 = lookup(host, ns_t_a, each_addr, &c);
+  r4 = dns_lookup(host, ns_t_a, each_addr, &c);
   *n = c.n;
   if (c.n) return DNS_OK;
   if (r6 == DNS_TEMP || r4 == DNS_TEMP) return DNS_TEMP;
   return r4 == DNS_NX ? DNS_NX : DNS_NODATA;
+}
+
+struct txtctx {
+  int (*each)(const char *txt, size_t len, void *ctx);
+  void *ctx;
+};
+
+static char txtbuf[DNS_TXTMAX + 1];
+
+static int each_txt(const ns_msg *m, const ns_rr *rr, void *v)
+{
+  struct txtctx *c = v;
+  const unsigned char *p = ns_rr_rdata(*rr), *end = p + ns_rr_rdlen(*rr);
+  size_t n = 0;
+
+  (void)m;
+  /* rdata is a sequence of <length octet, octets>; the rdlen bound keeps
+   * the total under 64 KiB, so txtbuf always has room. */
+  while (p < end) {
+    size_t l = *p++;
+    if (l > (size_t)(end - p)) return -1;
+    memcpy(txtbuf + n, p, l);
+    n += l;
+    p += l;
+  }
+  txtbuf[n] = 0;
+  return c->each(txtbuf, n, c->ctx);
+}
+
+int dns_txt(const char *name, int (*each)(const char *txt, size_t len, void *ctx), void *ctx)
+{
+  struct txtctx c = { each, ctx };
+
+  return dns_lookup(name, ns_t_txt, each_txt, &c);
 }
