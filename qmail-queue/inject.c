@@ -24,7 +24,7 @@
 #include "qq.h"
 #include "str.h"
 #include "inject.h"
-#include "inject-alist.h"
+#include "alist.h"
 
 #define HDR_LINE_MAX 998     /* RFC 5322 2.1.1, without the line end */
 #define HDR_READ_MAX 65536   /* longest line read while in the header */

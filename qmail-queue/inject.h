@@ -21,7 +21,7 @@
  * a line end gets one.
  *
  * Addresses (arguments, To/Cc/Bcc, -f) are RFC 5322 address lists
- * (inject-alist.h). One without "@" gets "@defaulthost"; a domain without
+ * (alist.h). One without "@" gets "@defaulthost"; a domain without
  * a dot (not a literal) gets "." defaultdomain, as qmail-inject(8) does.
  * A recipient repeated byte for byte after that is queued once. In the
  * header, the addresses of From, Sender, Reply-To, To, Cc, Resent-* and

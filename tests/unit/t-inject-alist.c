@@ -4,7 +4,7 @@
 #include <string.h>
 #include "check.h"
 #include "str.h"
-#include "../../qmail-queue/inject-alist.h"
+#include "alist.h"
 
 static str got;
 static int stop_after = -1;

@@ -1,7 +1,8 @@
-#ifndef INJECT_ALIST_H
-#define INJECT_ALIST_H
-/* RFC 5322 address lists (To:, Cc:, Bcc: values; sendmail arguments),
- * parsed strictly: what is not understood is rejected, never guessed at.
+#ifndef ALIST_H
+#define ALIST_H
+/* RFC 5322 address lists (To:, Cc:, Bcc:, From: values; sendmail
+ * arguments), parsed strictly: what is not understood is rejected, never
+ * guessed at.
  *
  *   address-list = [address] *("," [address])      (empty members: obs)
  *   address      = mailbox / group

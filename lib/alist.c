@@ -1,4 +1,4 @@
-/* RFC 5322 address-list parser; grammar and departures in inject-alist.h.
+/* RFC 5322 address-list parser; grammar and departures in alist.h.
  *
  * Recursive descent over s[0..n) with one cursor. Nothing recurses on the
  * input's shape: comments nest by a bounded counter and groups may not
@@ -6,7 +6,7 @@
  * either consumes a byte or returns. */
 #include <string.h>
 #include "str.h"
-#include "inject-alist.h"
+#include "alist.h"
 
 typedef struct {
   const char *s;
