@@ -37,12 +37,15 @@ int main(int argc, char **argv)
   }
   if (fd_read_file(0, &msg, MSG_MAX) < 0) { perror("read"); return 2; }
   r = dmarc_from(msg.s, msg.len, from);
-  if (r != DMARC_FROM_OK) { printf("from=%s\n", dmarc_from_why(r)); return 0; }
-  in.from = from;
-  dmarc_eval(&p, &in, &out);
-  printf("result=%s policy=%s applied=%s spf_aligned=%d dkim_aligned=%d org=%s where=%s\n",
-         dmarc_result_name(out.result), dmarc_policy_name(out.policy), dmarc_policy_name(out.applied),
-         out.spf_aligned, out.dkim_aligned, out.org, out.where);
+  if (r != DMARC_FROM_OK) {
+    printf("from=%s\n", dmarc_from_why(r));
+  } else {
+    in.from = from;
+    dmarc_eval(&p, &in, &out);
+    printf("result=%s policy=%s applied=%s spf_aligned=%d dkim_aligned=%d org=%s where=%s\n",
+           dmarc_result_name(out.result), dmarc_policy_name(out.policy),
+           dmarc_policy_name(out.applied), out.spf_aligned, out.dkim_aligned, out.org, out.where);
+  }
   psl_free(&p);
   str_free(&msg);
   str_free(&server);
