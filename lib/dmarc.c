@@ -25,6 +25,8 @@ static int one_from(void *ctx, const struct alist_addr *a)
   if (!a->domain || a->literal || !a->dlen || a->dlen >= DNS_NAMEMAX - 8) { c->bad = 1; return 1; }
   for (i = 0; i < a->dlen; i++) {
     char ch = a->domain[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '-' || ch == '_' || ch == '.')) { c->bad = 1; return 1; }
     c->dom[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
   }
   c->dom[i] = 0;
@@ -280,4 +282,43 @@ const char *dmarc_policy_name(int policy)
 {
   static const char *const names[] = { "none", "quarantine", "reject" };
   return policy >= 0 && policy <= DMARC_P_REJECT ? names[policy] : "none";
+}
+
+/* --- what this host does ----------------------------------------------- */
+
+int dmarc_mode(const char *s, size_t n)
+{
+  static const char *const words[] = { "reject", "quarantine", "report" };
+  int i;
+  for (i = 0; i < 3; i++)
+    if (n == strlen(words[i]) && !memcmp(s, words[i], n)) return i;
+  return -1;
+}
+
+int dmarc_action(const struct dmarc_out *out, int mode)
+{
+  if (out->result != DMARC_FAIL || mode == DMARC_MODE_REPORT) return DMARC_ACT_ACCEPT;
+  if (out->applied == DMARC_P_REJECT)
+    return mode == DMARC_MODE_REJECT ? DMARC_ACT_REJECT : DMARC_ACT_QUARANTINE;
+  return out->applied == DMARC_P_QUARANTINE ? DMARC_ACT_QUARANTINE : DMARC_ACT_ACCEPT;
+}
+
+const char *dmarc_action_name(int action)
+{
+  static const char *const names[] = { "accept", "quarantine", "reject" };
+  return action >= 0 && action <= DMARC_ACT_REJECT ? names[action] : "accept";
+}
+
+int dmarc_ar(str *s, const struct dmarc_out *out, const char *from, const char *why)
+{
+  if (str_cats(s, "dmarc=") < 0 || str_cats(s, dmarc_result_name(out->result)) < 0) return -1;
+  if (out->where[0]) {
+    if (str_cats(s, " (p=") < 0 || str_cats(s, dmarc_policy_name(out->policy)) < 0 ||
+        str_catc(s, ')') < 0)
+      return -1;
+  } else if (why) {
+    if (str_cats(s, " (") < 0 || str_cats(s, why) < 0 || str_catc(s, ')') < 0) return -1;
+  }
+  if (from && (str_cats(s, " header.from=") < 0 || str_cats(s, from) < 0)) return -1;
+  return 0;
 }

@@ -28,8 +28,10 @@ enum {
   DMARC_FROM_NONE = -1,     /* no From: field */
   DMARC_FROM_MANY = -2,     /* more than one From: field */
   DMARC_FROM_ADDRS = -3,    /* not exactly one address (a list, an empty group) */
-  DMARC_FROM_BAD = -4,      /* unparsable, no domain, an address literal, or
-                               a header block that does not parse */
+  DMARC_FROM_BAD = -4,      /* unparsable, no domain, an address literal, a
+                               domain of other than letters, digits, '-',
+                               '_' and dots, or a header block that does
+                               not parse */
   DMARC_FROM_NOMEM = -5
 };
 #define DMARC_FIELDS_MAX 4096      /* header fields looked at */
@@ -99,5 +101,28 @@ int dmarc_eval(const struct psl *p, const struct dmarc_in *in, struct dmarc_out 
 
 const char *dmarc_result_name(int result);   /* "pass", "fail", ... */
 const char *dmarc_policy_name(int policy);   /* "none", "quarantine", "reject" */
+
+/* What this host makes of a failure whose applied policy is reject (a
+ * control file's word): refuse it (550 5.7.1 at the end of DATA), take it
+ * with a quarantine mark, or only report it in Authentication-Results. */
+enum { DMARC_MODE_REJECT = 0, DMARC_MODE_QUARANTINE, DMARC_MODE_REPORT };
+/* "reject", "quarantine" or "report" in s[0..n): the mode, or -1. */
+int dmarc_mode(const char *s, size_t n);
+
+enum { DMARC_ACT_ACCEPT = 0, DMARC_ACT_QUARANTINE, DMARC_ACT_REJECT };
+/* The action for out under mode: a fail with applied=reject is REJECT in
+ * mode reject and QUARANTINE in mode quarantine; a fail with
+ * applied=quarantine is QUARANTINE in both; in mode report, and for every
+ * other outcome, ACCEPT. */
+int dmarc_action(const struct dmarc_out *out, int mode);
+const char *dmarc_action_name(int action);   /* "accept", "quarantine", "reject" */
+
+/* Appends the DMARC method of an Authentication-Results field (RFC 7489
+ * 11.2, RFC 8601): "dmarc=<result> (p=<policy>) header.from=<from>". The
+ * comment is the record's policy when a record applied, else why (which
+ * may be 0: no comment); header.from is left out when from is 0 (no
+ * single From: domain). from and why hold no byte that needs quoting
+ * (dmarc_from's domains and dmarc_from_why's words). 0 or -1. */
+MUST_USE int dmarc_ar(str *s, const struct dmarc_out *out, const char *from, const char *why);
 
 #endif

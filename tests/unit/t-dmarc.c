@@ -180,9 +180,61 @@ static void test_from(void)
   CHECK(from("From: joe\n\n", d) == DMARC_FROM_BAD);
   CHECK(from("From: joe@[192.0.2.1]\n\n", d) == DMARC_FROM_BAD);
   CHECK(from("From: <joe@bad..test>\n\n", d) == DMARC_FROM_BAD);
+  CHECK(from("From: joe@a=b.test\n\n", d) == DMARC_FROM_BAD);
+  CHECK(from("From: joe@_x-1.Test\n\n", d) == DMARC_FROM_OK && !strcmp(d, "_x-1.test"));
   CHECK(from("From: a@b.test (unclosed\n\n", d) == DMARC_FROM_BAD);
   CHECK(from("From: a@b.test\nnot a header line\n\n", d) == DMARC_FROM_BAD);
   CHECK(!strcmp(dmarc_from_why(DMARC_FROM_MANY), "multiple_from"));
+}
+
+static int str_is(const str *s, const char *want)
+{
+  return s->len == strlen(want) && !memcmp(s->s, want, s->len);
+}
+
+/* The action for each (result, applied) under each mode, and the
+ * Authentication-Results text. */
+static void test_action(void)
+{
+  struct dmarc_out o;
+  str ar = STR_INIT;
+
+  memset(&o, 0, sizeof o);
+  CHECK(dmarc_mode("reject", 6) == DMARC_MODE_REJECT);
+  CHECK(dmarc_mode("quarantine", 10) == DMARC_MODE_QUARANTINE);
+  CHECK(dmarc_mode("report", 6) == DMARC_MODE_REPORT);
+  CHECK(dmarc_mode("Reject", 6) < 0 && dmarc_mode("rejectx", 7) < 0 && dmarc_mode("", 0) < 0);
+  o.result = DMARC_FAIL;
+  o.applied = DMARC_P_REJECT;
+  CHECK(dmarc_action(&o, DMARC_MODE_REJECT) == DMARC_ACT_REJECT);
+  CHECK(dmarc_action(&o, DMARC_MODE_QUARANTINE) == DMARC_ACT_QUARANTINE);
+  CHECK(dmarc_action(&o, DMARC_MODE_REPORT) == DMARC_ACT_ACCEPT);
+  o.applied = DMARC_P_QUARANTINE;
+  CHECK(dmarc_action(&o, DMARC_MODE_REJECT) == DMARC_ACT_QUARANTINE);
+  CHECK(dmarc_action(&o, DMARC_MODE_QUARANTINE) == DMARC_ACT_QUARANTINE);
+  CHECK(dmarc_action(&o, DMARC_MODE_REPORT) == DMARC_ACT_ACCEPT);
+  o.applied = DMARC_P_NONE;
+  CHECK(dmarc_action(&o, DMARC_MODE_REJECT) == DMARC_ACT_ACCEPT);
+  o.result = DMARC_TEMPERROR;
+  o.applied = DMARC_P_REJECT;     /* never set so by dmarc_eval; still no action */
+  CHECK(dmarc_action(&o, DMARC_MODE_REJECT) == DMARC_ACT_ACCEPT);
+  CHECK(!strcmp(dmarc_action_name(DMARC_ACT_QUARANTINE), "quarantine"));
+
+  o.result = DMARC_PASS;
+  o.policy = DMARC_P_REJECT;
+  strcpy(o.where, "example.test");
+  MUST(dmarc_ar(&ar, &o, "mail.example.test", "ignored"));
+  CHECK(str_is(&ar, "dmarc=pass (p=reject) header.from=mail.example.test"));
+  ar.len = 0;
+  o.result = DMARC_NONE;
+  o.where[0] = 0;
+  MUST(dmarc_ar(&ar, &o, "example.test", 0));
+  CHECK(str_is(&ar, "dmarc=none header.from=example.test"));
+  ar.len = 0;
+  o.result = DMARC_PERMERROR;
+  MUST(dmarc_ar(&ar, &o, 0, "multiple_from"));
+  CHECK(str_is(&ar, "dmarc=permerror (multiple_from)"));
+  str_free(&ar);
 }
 
 static void test_names(void)
@@ -199,6 +251,7 @@ int main(void)
   test_align();
   test_records();
   test_from();
+  test_action();
   test_names();
   psl_free(&small);
   psl_free(&real);
