@@ -20,6 +20,8 @@
 #define QQ_ADDR_LONG   11   /* address too long */
 #define QQ_ADDR_BAD    12   /* not an RFC 5321 mailbox */
 #define QQ_REFUSED     31   /* refused (filters only) */
+#define QQ_DMARC       32   /* refused: the From: domain's DMARC policy is
+                               reject and the message fails it (filters) */
 #define QQ_NOMEM       51
 #define QQ_TIMEOUT     52
 #define QQ_WRITE       53   /* write error, disk full, fsync of mess/ */

@@ -21,6 +21,7 @@ static const char *const qq_texts[] = {
   [11] = "address too long",
   [12] = "an address is not an RFC 5321 mailbox",
   [31] = "mail server permanently rejected message",
+  [32] = "refused by the From: domain's DMARC policy",
   [51] = "qmail-queue out of memory",
   [52] = "qmail-queue timeout",
   [53] = "qmail-queue write error or disk full",

@@ -18,6 +18,8 @@
  *   554 5.6.0   bare CR or LF, NUL, or a line over 1000 octets
  *   552 5.3.4   over control/databytes
  *   554 5.4.6   MAXHOPS Received:/Delivered-To: header lines: a loop
+ *   550 5.7.1   a filter refused it for its From: domain's DMARC policy
+ *               (exit QQ_DMARC)
  *   554 5.3.0   qmail-queue refused it for good (exit 11..40)
  *   451 4.3.0   any other qmail-queue failure (temporary)
  */
@@ -376,6 +378,9 @@ static void msg_end(unsigned flags)
     out_puts("250 2.0.0 ok ");
     out_put(cf.me.s, cf.me.len);
     reply(" accepted the message");
+  } else if (code == QQ_DMARC) {
+    log_msg("refused-dmarc", code);
+    reply("550 5.7.1 message refused: it fails the DMARC policy of its From: domain");
   } else if (qq_permanent(code)) {
     log_msg("refused-queue", code);
     reply("554 5.3.0 message refused by the queue");

@@ -4,7 +4,7 @@ SMTPUTF8), real clients (smtplib, swaks), the Received: line, and how
 qmail-queue's exit codes become replies."""
 import os, re, shutil, smtplib, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance
+from harness import T, Instance, wait_for
 from smtpd_harness import Server, Queue
 
 t = T()
@@ -298,7 +298,7 @@ t.check("20 concurrent sessions, 3 messages each: all queued",
         results == [True] * 20 and len(new) == 60, (results, len(new)))
 
 # --- qmail-queue exit codes ----------------------------------------------
-for code, want in ((31, 554), (53, 451), (81, 451)):
+for code, want in ((31, 554), (32, 550), (53, 451), (81, 451)):
     fake = inst.path("bin", "fake-qq-%d" % code)
     with open(fake, "w") as f:
         f.write("#!/bin/sh\ncat >/dev/null\nexit %d\n" % code)
@@ -310,6 +310,10 @@ for code, want in ((31, 554), (53, 451), (81, 451)):
     c.send("x\r\n.\r\n")
     r = c.reply()
     t.check("qmail-queue exit %d: %d" % (code, want), r[0] == want and ENH.match(r[1] + " "), r)
+    if code == 32:
+        t.check("qmail-queue exit 32 (DMARC): 5.7.1", r[1].startswith("5.7.1 "), r)
+        t.check("qmail-queue exit 32 logged as refused-dmarc",
+                wait_for(lambda: "result=refused-dmarc" in srv2.logtext(), 5), srv2.logtext()[-500:])
     t.check("session goes on after qmail-queue exit %d" % code, c.cmd("NOOP")[0] == 250)
     c.close()
 
