@@ -256,11 +256,13 @@ int dmarc_eval(const struct psl *p, const struct dmarc_in *in, struct dmarc_out 
     sub = 1;
     r = discover(out->where, &f);
   }
-  if (r < 0) return out->result = DMARC_TEMPERROR;
-  if (r == 0) { out->where[0] = 0; return out->result = DMARC_NONE; }
-  /* 6.6.3 step 5: several records end discovery; no DMARC applies. */
-  if (f.count > 1 || f.parsed == DMARC_REC_NOPOLICY) return out->result = DMARC_NONE;
-  if (f.parsed == DMARC_REC_BAD) return out->result = DMARC_PERMERROR;
+  /* No record applies after a DNS failure, without one, with several
+   * (6.6.3 step 5 ends discovery) or with one that is unusable. */
+  if (r <= 0 || f.count > 1 || f.parsed != DMARC_REC_OK) {
+    out->where[0] = 0;
+    if (r < 0) return out->result = DMARC_TEMPERROR;
+    return out->result = r > 0 && f.count == 1 && f.parsed == DMARC_REC_BAD ? DMARC_PERMERROR : DMARC_NONE;
+  }
   out->policy = sub ? f.rec.sp : f.rec.p;
   out->spf_aligned = in->spf_pass && in->spf_domain &&
                      dmarc_aligned(p, in->spf_domain, in->from, f.rec.aspf_strict);
