@@ -33,15 +33,18 @@ static int one_from(void *ctx, const struct alist_addr *a)
   return 0;
 }
 
-/* The value of field f: after the colon, without the final line end. */
-static void field_value(const char *msg, const struct dkim_field *f, const char **v, size_t *vn)
+/* The value of field f: after the colon, without the final line end;
+ * -1 if it has no colon (dkim_fields splits only fields that have). */
+static int field_value(const char *msg, const struct dkim_field *f, const char **v, size_t *vn)
 {
   const char *colon = memchr(msg + f->off, ':', f->len);
   size_t end = f->off + f->len;
 
+  if (!colon) return -1;
   while (end > f->off && (msg[end - 1] == '\n' || msg[end - 1] == '\r')) end--;
   *v = colon + 1;
-  *vn = end - (size_t)(*v - msg);
+  *vn = end > (size_t)(*v - msg) ? end - (size_t)(*v - msg) : 0;
+  return 0;
 }
 
 int dmarc_from(const char *msg, size_t n, char dom[DNS_NAMEMAX])
@@ -59,8 +62,9 @@ int dmarc_from(const char *msg, size_t n, char dom[DNS_NAMEMAX])
   for (i = 0; i < nf; i++)
     if (f[i].nlen == 4 && !strncasecmp(msg + f[i].off, "from", 4)) { froms++; which = i; }
   if (froms != 1) { free(f); return froms ? DMARC_FROM_MANY : DMARC_FROM_NONE; }
-  field_value(msg, &f[which], &v, &vn);
+  r = field_value(msg, &f[which], &v, &vn);
   free(f);
+  if (r < 0) return DMARC_FROM_BAD;
   r = alist_parse(v, vn, one_from, &c, 0);
   if (r == ALIST_NOMEM) return DMARC_FROM_NOMEM;
   if (c.bad || r == ALIST_BAD) { dom[0] = 0; return DMARC_FROM_BAD; }
