@@ -14,7 +14,8 @@ passed on untouched. Last, the same through tcpserver and qmail-smtpd
 with QMAILQUEUE=qmail-verify and smtplib."""
 import base64, os, re, shutil, smtplib, socket, struct, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import IS_ROOT, T, Instance, BUILD
+from harness import IS_ROOT, T, Instance, BUILD, wait_for
+import send_harness
 from remote_peers import Dns
 from smtpd_harness import Server
 try:
@@ -149,11 +150,13 @@ def ars(m):
 def verdict(m):
     """{method: (result, {property: value})} from our own A-R header,
     parsed by python3-authres; None when it is not the first field
-    after qmail-queue's Received: line or not exactly one names us."""
+    after the trace fields (Received:, Return-Path:, Delivered-To:) or
+    not exactly one names us."""
     if m is None:
         return None
     ours = [f for f in ars(m) if re.match(r"Authentication-Results:\s*" + re.escape(ME) + ";", f, re.I)]
-    first = m.split(b"\n")[1] if m.startswith(b"Received:") else m.split(b"\n")[0]
+    # the first field after the trace fields that queueing and delivery add
+    first = re.sub(rb"^(?:(?:Received|Return-Path|Delivered-To):.*\n(?:[ \t].*\n)*)*", b"", m)
     if len(ours) != 1 or not first.startswith(b"Authentication-Results: " + ME.encode()):
         return None
     h = authres.AuthenticationResultsHeader.parse(ours[0])
@@ -282,16 +285,22 @@ t.check("DNS timeout: temperror, and the message is accepted", rc == 0 and dkim_
         (rc, m and ars(m)))
 inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
 
-# --- end to end: tcpserver, qmail-smtpd, QMAILQUEUE=qmail-verify, smtplib ----
+# --- end to end: tcpserver, qmail-smtpd, QMAILQUEUE=qmail-verify, smtplib,
+# qmail-send into the postmaster's Maildir -----------------------------------
+for f in os.listdir(inst.path("queue", "mess")):      # the checks above: never delivered
+    os.unlink(inst.path("queue", "mess", f))
 srv = Server(inst, env={"QMAILQUEUE": inst.bin("qmail-verify")})
-before = queued()
+e2e = forged + pysign(MSG + b"end to end\r\n")
 with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
-    c.sendmail("joe@example.test", ["postmaster@" + ME], forged + good)
-new = queued() - before
-m = None
-if len(new) == 1:
-    b = open(os.path.join(inst.path("queue", "mess"), new.pop()), "rb").read()
-    m = b[32:32 + struct.unpack(">Q", b[4:12])[0]]
-t.check("through qmail-smtpd: queued with our dkim=pass, forged ones gone",
-        m is not None and dkim_is(m, "pass") and b"bank.test" not in m, m and ars(m))
+    c.sendmail("joe@example.test", ["postmaster@" + ME], e2e)
+send_harness.start(inst, inst.path("send.log"))
+md = inst.path("alias", "Maildir", "new")
+wait_for(lambda: os.path.isdir(md) and os.listdir(md), timeout=20)
+got = [open(os.path.join(md, n), "rb").read() for n in (os.listdir(md) if os.path.isdir(md) else [])]
+m = got[0] if len(got) == 1 else None
+t.check("through tcpserver, qmail-smtpd and qmail-send into a Maildir: our dkim=pass, forged ones gone",
+        m is not None and b"end to end" in m and dkim_is(m, "pass") and b"bank.test" not in m,
+        (len(got), m and ars(m)))
+t.check("qmail-smtpd's log has qmail-verify's line", "qmail-verify event=dkim.verify result=pass" in srv.logtext(),
+        srv.logtext()[-800:])
 t.done()
