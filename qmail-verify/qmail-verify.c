@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "authres.h"
+#include "buf.h"
 #include "control.h"
 #include "dkimverify.h"
 #include "dns.h"
@@ -60,31 +61,19 @@ static int judged(void)
   return getenv("TCPREMOTEIP") && !getenv("RELAYCLIENT") && !(a && !strcmp(a, "1"));
 }
 
-static int writeall(int fd, const char *p, size_t n)
-{
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Copies fd 0 into a new memfd; its size in *size. */
 static int spool(unsigned long long *size)
 {
-  static char buf[65536];
+  static char chunk[65536];
   int fd = memfd_create(PROG, MFD_CLOEXEC);
   if (fd < 0) log_fatal(PROG, QQ_NOMEM, "memfd_create");
   *size = 0;
   for (;;) {
-    ssize_t r = read(0, buf, sizeof buf);
+    ssize_t r = read(0, chunk, sizeof chunk);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the message");
     if (r == 0) return fd;
-    if (writeall(fd, buf, (size_t)r) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
+    if (fd_write_all(fd, chunk, (size_t)r, 0) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
     *size += (unsigned long long)r;
   }
 }
@@ -126,6 +115,27 @@ static void read_header(int fd, unsigned long long size, str *hdr)
     log_end();
     _exit(QQ_REFUSED);
   }
+}
+
+/* Passes the spool's bytes from off to size to fn, in pieces. */
+static void body(int in, unsigned long long off, unsigned long long size,
+                 void (*fn)(void *ctx, const char *p, size_t n), void *ctx)
+{
+  static char chunk[65536];
+  while (off < size) {
+    ssize_t r = pread(in, chunk, sizeof chunk, (off_t)off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the spool");
+    fn(ctx, chunk, (size_t)r);
+    off += (unsigned long long)r;
+  }
+}
+
+static void to_verifier(void *v, const char *p, size_t n) { dkim_verify_body(v, p, n); }
+
+static void to_fd(void *fd, const char *p, size_t n)
+{
+  if (fd_write_all(*(int *)fd, p, n, 0) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
 }
 
 /* --- key lookups ------------------------------------------------------ */
@@ -245,11 +255,10 @@ static void log_result(const struct dkim_verify *v, unsigned long dropped)
 int main(void)
 {
   static str me, dnsserver, hdr, out;
-  static char buf[65536];
   struct dkim_verify v;
   struct dkim_verify_opts o;
   struct keyctx kc;
-  unsigned long long size, off;
+  unsigned long long size;
   unsigned long dropped;
   int in, fd;
 
@@ -276,13 +285,7 @@ int main(void)
     if (errno == ENOMEM) log_fatal(PROG, QQ_NOMEM, "out of memory");
     memset(&v, 0, sizeof v);      /* a header dkim_fields cannot split: nothing judged */
   } else {
-    for (off = hdr.len; off < size;) {
-      ssize_t r = pread(in, buf, sizeof buf, (off_t)off);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the spool");
-      dkim_verify_body(&v, buf, (size_t)r);
-      off += (unsigned long long)r;
-    }
+    body(in, hdr.len, size, to_verifier, &v);
     dkim_verify_finish(&v);
   }
 
@@ -292,14 +295,8 @@ int main(void)
 
   fd = memfd_create(PROG, MFD_CLOEXEC);
   if (fd < 0) log_fatal(PROG, QQ_NOMEM, "memfd_create");
-  if (writeall(fd, out.s, out.len) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
-  for (off = hdr.len; off < size;) {
-    ssize_t r = pread(in, buf, sizeof buf, (off_t)off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the spool");
-    if (writeall(fd, buf, (size_t)r) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
-    off += (unsigned long long)r;
-  }
+  if (fd_write_all(fd, out.s, out.len, 0) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
+  body(in, hdr.len, size, to_fd, &fd);
   close(in);
   if (lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) log_fatal(PROG, QQ_BUG, "cannot pass the message on");
   close(fd);

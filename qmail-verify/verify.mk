@@ -20,3 +20,7 @@ fuzz-verify: $(BUILD)/fuzz/fuzz-verify
 	$(BUILD)/fuzz/fuzz-verify -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  -artifact_prefix=$(BUILD)/fuzz/verify- $(BUILD)/fuzz/corpus-verify
 .PHONY: fuzz-verify
+
+# tests/unit/t-dkimverify: the verifier and the authserv-id parser.
+t-dkimverify_EXTRA := qmail-verify/authres.c
+t-dkimverify_LIBS := -lbearssl -lsodium
