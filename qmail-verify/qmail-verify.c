@@ -283,7 +283,12 @@ int main(void)
   dns_limits(2, 2);
   if (dkim_verify_start(&v, hdr.s, hdr.len, &o) < 0) {
     if (errno == ENOMEM) log_fatal(PROG, QQ_NOMEM, "out of memory");
-    memset(&v, 0, sizeof v);      /* a header dkim_fields cannot split: nothing judged */
+    /* a header dkim_fields cannot split (or of over 512 fields): no
+     * signature in it can be checked */
+    memset(&v, 0, sizeof v);
+    v.n = 1;
+    v.r[0].result = DKIM_PERMERROR;
+    v.r[0].why = "header not parsed";
   } else {
     body(in, hdr.len, size, to_verifier, &v);
     dkim_verify_finish(&v);

@@ -230,6 +230,11 @@ rc, m = run(MSG)
 t.check("no signature: dkim=none", rc == 0 and (verdict(m) or {}).get("dkim", [(0,)])[0][0] == "none",
         m and ars(m))
 
+many = b"".join(b"X-%d: x\r\n" % i for i in range(600)) + good
+rc, m = run(many)
+t.check("a header of 600 fields: accepted, dkim=permerror (not parsed), never pass",
+        rc == 0 and (verdict(m) or {}).get("dkim", [(0,)])[0][0] == "permerror", m and ars(m))
+
 # --- SPF's verdict from qmail-smtpd -------------------------------------------
 rc, m = run(good, env={"SPF_RESULT": "softfail", "SPF_SCOPE": "mailfrom", "SPF_DOMAIN": "example.test"})
 v = verdict(m) or {}
