@@ -73,17 +73,20 @@ static int b64(str *out, const struct dkim_tag *t)
 }
 
 /* A domain or selector: dot-separated labels of letters, digits, '-'
- * and '_', lower-cased into out. */
+ * and '_', lower-cased into out; out is "" when t is not one. */
 static int dname(char out[DKIM_DOMAIN_MAX], const struct dkim_tag *t)
 {
   size_t i;
+  out[0] = 0;
   if (!t || !t->vlen || t->vlen >= DKIM_DOMAIN_MAX || t->val[0] == '.' || t->val[t->vlen - 1] == '.')
     return -1;
   for (i = 0; i < t->vlen; i++) {
     unsigned char c = (unsigned char)t->val[i];
     if (!((c | 32) >= 'a' && (c | 32) <= 'z') && !(c >= '0' && c <= '9') && c != '-' && c != '_'
-        && !(c == '.' && t->val[i + 1] != '.'))
+        && !(c == '.' && t->val[i + 1] != '.')) {
+      out[0] = 0;
       return -1;
+    }
     out[i] = (char)lower(c);
   }
   out[i] = 0;
@@ -312,7 +315,7 @@ static int rsa_key(struct key *k, const unsigned char *p, size_t n)
   if (der(&p, end, 0x30, &seq, &sn) < 0 || p != end) return -1;
   p = seq;
   end = seq + sn;
-  if (*p == 0x30) {             /* SPKI: AlgorithmIdentifier, BIT STRING */
+  if (p < end && *p == 0x30) {  /* SPKI: AlgorithmIdentifier, BIT STRING */
     if (der(&p, end, 0x30, &alg, &an) < 0 || der(&alg, alg + an, 0x06, &oid, &on) < 0
         || on != sizeof rsa_oid || memcmp(oid, rsa_oid, on)
         || der(&p, end, 0x03, &c, &cn) < 0 || p != end || cn < 1 || c[0] != 0)

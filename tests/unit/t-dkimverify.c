@@ -142,6 +142,12 @@ int main(void)
   /* signature syntax: neutral; no signature: none */
   CHECK(verify("DKIM-Signature: v=1; a=rsa-sha256; d=example.test\nFrom: a@example.test\n\nx\n", 64, 1 << 20)
         == DKIM_NEUTRAL && !strcmp(v.r[0].d, "example.test"));
+  /* a d= that is no name is not cut down to one */
+  CHECK(verify("DKIM-Signature: v=1; a=rsa-sha256; b=AAAA; bh=AAAA; d=exa$mple.test; h=from; s=s\n"
+               "From: a@example.test\n\nx\n", 64, 1 << 20) == DKIM_NEUTRAL && v.r[0].d[0] == 0);
+  answer = "v=DKIM1; p=MAA=";               /* an empty SEQUENCE */
+  CHECK(verify(m.s, 64, 1 << 20) == DKIM_PERMERROR);
+  answer = 0;
   CHECK(verify("DKIM-Signature: v=1; a=rsa-sha1; b=AAAA; bh=AAAA; d=example.test; h=from; s=s\n"
                "From: a@example.test\n\nx\n", 64, 1 << 20) == DKIM_POLICY);
   CHECK(verify("From: a@example.test\n\nx\n", 64, 1 << 20) == DKIM_NONE && v.nsigs == 0);
