@@ -42,13 +42,17 @@
 #define DNS_BUDGET 15                  /* seconds of key lookups per message */
 #define TXT_MAX 16384
 
+/* Becomes the next stage, fixed at build time. */
 static void next_stage(void)
 {
   char path[4096];
   char *argv[] = { "qmail-queue", 0 };
   if (snprintf(path, sizeof path, "%s/bin/qmail-dkim", auto_prefix) >= (int)sizeof path)
     log_die(PROG, QQ_BUG, "prefix too long");
-  if (access(path, X_OK) == 0) execv(path, argv);
+  if (access(path, X_OK) == 0) {     /* installed: mail it should sign never skips it */
+    execv(path, argv);
+    log_fatal(PROG, QQ_BUG, "cannot run qmail-dkim");
+  }
   if (snprintf(path, sizeof path, "%s/bin/qmail-queue", auto_prefix) >= (int)sizeof path)
     log_die(PROG, QQ_BUG, "prefix too long");
   execv(path, argv);
