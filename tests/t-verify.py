@@ -290,6 +290,14 @@ t.check("DNS timeout: temperror, and the message is accepted", rc == 0 and dkim_
         (rc, m and ars(m)))
 inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
 
+# --- the installed tcp.smtp sends clients from outside through qmail-verify ------
+for ip, want in (("192.0.2.7", True), ("2001:db8::7", True), ("127.0.0.1", False), ("::1", False)):
+    r = subprocess.run(["tcprulescheck", inst.path("control", "tcp.smtp.cdb")],
+                       env=dict(os.environ, TCPREMOTEIP=ip), stdout=subprocess.PIPE)
+    has = ("QMAILQUEUE=%s\n" % inst.bin("qmail-verify")).encode() in r.stdout
+    t.check("installed tcp.smtp: %s %s through qmail-verify" % (ip, "goes" if want else "does not go"),
+            has == want, r.stdout)
+
 # --- end to end: tcpserver, qmail-smtpd, QMAILQUEUE=qmail-verify, smtplib,
 # qmail-send into the postmaster's Maildir -----------------------------------
 for f in os.listdir(inst.path("queue", "mess")):      # the checks above: never delivered
