@@ -2,7 +2,7 @@
 # deliveries to resident workers that keep their connection) and qmail-remote (standalone, qmail-remote(8)-like)
 # share the client code. DNS goes through lib/dns (glibc's libresolv). Both are
 # dynamic executables: neither is exec'd per message.
-REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c \
+REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c qmail-remote/dane.c \
                       qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c qmail-remote/rjournal.c $(REMOTE_CLIENT_SRCS)
