@@ -12,6 +12,7 @@ qmail-remote_LIBS := -lresolv
 t-remote_EXTRA := $(REMOTE_CLIENT_SRCS)
 t-remote_LIBS := -lresolv
 t-mime8_EXTRA := qmail-remote/mime8.c
+t-dnssec_LIBS := -lresolv
 # make fuzz-remote: bounded libFuzzer campaigns over the two inputs the
 # outbound side trusts least, DNS answers (fuzz-dns) and SMTP replies
 # (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-fuzz.sh
