@@ -364,6 +364,11 @@ const br_x509_class **dane_x509(void)
   return &e.vtable;
 }
 
+const char *dane_base(void)
+{
+  return base;
+}
+
 const char *dane_matched(void)
 {
   return e.matched;

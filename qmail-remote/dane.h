@@ -36,6 +36,10 @@ int dane_lookup(const char *host, unsigned long port, const char **why);
 /* The engine for the handshake to the host of the last dane_lookup that
  * gave DANE_USABLE. */
 const br_x509_class **dane_x509(void);
+/* The TLSA base domain of that lookup: the name sent as SNI (RFC 7672
+ * 8.1), so that a server with several certificates picks the one its
+ * TLSA records describe. */
+const char *dane_base(void);
 /* After end_chain: "dane-ee" or "dane-ta" for what matched, NULL if
  * nothing did; and a reason text when the chain was refused. */
 const char *dane_matched(void);

@@ -177,7 +177,7 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
   xw.inner = policy == TLS_DANE ? dane_x509() : &xc.vtable;
   br_ssl_engine_set_x509(&cc.eng, &xw.vtable);
   br_ssl_engine_set_buffer(&cc.eng, iobuf, sizeof iobuf, 1);
-  if (!br_ssl_client_reset(&cc, literal ? 0 : host, 0)) { *err = "cannot seed the random generator"; return -1; }
+  if (!br_ssl_client_reset(&cc, literal ? 0 : policy == TLS_DANE ? dane_base() : host, 0)) { *err = "cannot seed the random generator"; return -1; }
   if (tls_handshake(&cc.eng, fd, fd, timeout, total) < 0) {
     e = br_ssl_engine_last_error(&cc.eng);
     why = errno == EPROTO ? (xw.verdict && policy == TLS_DANE ? dane_error()
