@@ -4,10 +4,10 @@ validating unbound that knows only the test's trust anchor and reaches the
 zones through stub-zones. Neither ever asks anything outside 127.0.0.1:
 every name but the test zones is refused (local-zone "." refuse, the test
 zones transparent), and queries leave from 127.0.0.1 only."""
-import os, shutil, socket, subprocess, tempfile
+import os, shutil, subprocess, tempfile
 
 from harness import free_port, wait_for
-from remote_peers import query
+from remote_peers import Dns
 
 
 def _run(argv, cwd):
@@ -36,10 +36,12 @@ COMMON = """server:
 """
 
 
-class Unbound:
-    def __init__(self, t, d, name, modules, extra, ping):
+class Unbound(Dns):
+    """unbound -d on 127.0.0.1:<port> with conf extra (after COMMON); Dns's
+    readiness probe (any answer, REFUSED too) and close."""
+
+    def __init__(self, t, d, name, modules, extra):
         self.port = free_port()
-        self.ping = ping
         conf = os.path.join(d, name + ".conf")
         with open(conf, "w") as f:
             f.write(COMMON % dict(port=self.port, dir=d, name=name, modules=modules) + extra +
@@ -50,34 +52,11 @@ class Unbound:
         t.cleanups.append(self.close)
         self.ok = wait_for(self._answers, timeout=10)
 
-    def _answers(self):
-        if self.proc.poll() is not None:
-            return False
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(0.2)
-        try:
-            s.sendto(query(0x4242, self.ping, 1), ("127.0.0.1", self.port))
-            s.recvfrom(4096)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 class SignedWorld:
     """zones: {origin: (records, signed, tamper)} with records as zone-file
     lines relative to the origin; signed zones get one ECDSA P-256 key
-    (its DNSKEY the validator's trust anchor); tamper: (owner, old, new)
+    (its DNSKEY the validator's trust anchor); tamper: (old, new)
     replacements in the signed text, so that those RRSIGs no longer fit
     (a bogus answer). .port is the validating resolver's."""
 
@@ -108,13 +87,12 @@ class SignedWorld:
             transparent += '  local-zone: "%s." transparent\n' % origin
             zauth += 'auth-zone:\n  name: "%s"\n  zonefile: "%s"\n  for-downstream: yes\n' \
                     '  for-upstream: no\n  fallback-enabled: no\n' % (origin, path)
-        ping = "ns.%s" % next(iter(zones))
-        self.auth = Unbound(t, d, "auth", "iterator", transparent + zauth, ping)
+        self.auth = Unbound(t, d, "auth", "iterator", transparent + zauth)
         stubs = "".join('stub-zone:\n  name: "%s"\n  stub-addr: 127.0.0.1@%d\n' % (o, self.auth.port)
                         for o in zones)
         self.resolver = Unbound(t, d, "validator", "validator iterator",
                                 "  do-not-query-localhost: no\n  qname-minimisation: no\n"
-                                "  val-log-level: 2\n  harden-dnssec-stripped: yes\n" + transparent + anchors + stubs, ping)
+                                "  val-log-level: 2\n  harden-dnssec-stripped: yes\n" + transparent + anchors + stubs)
         self.ok = self.auth.ok and self.resolver.ok
         self.port = self.resolver.port
 
