@@ -13,6 +13,8 @@ t-remote_EXTRA := $(REMOTE_CLIENT_SRCS)
 t-remote_LIBS := -lresolv
 t-mime8_EXTRA := qmail-remote/mime8.c
 t-dnssec_LIBS := -lresolv
+t-dane-match_EXTRA := qmail-remote/dane.c
+t-dane-match_LIBS := -lresolv -lbearssl
 # make fuzz-remote: bounded libFuzzer campaigns over the two inputs the
 # outbound side trusts least, DNS answers (fuzz-dns) and SMTP replies
 # (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-fuzz.sh
