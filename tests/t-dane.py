@@ -34,6 +34,11 @@ chain = os.path.join(ca.dir, "chain.pem")
 with open(chain, "w") as f:
     f.write(open(leaf).read() + open(ca.cert).read())   # the CA in the chain, for DANE-TA
 install_cert(inst, chain, key)
+# Expired a year ago, same name: DANE-EE ignores dates, DANE-TA does not.
+old, oldkey = ca.issue("mx-ta.dane.test", "rsa", start="20240101000000Z", end="20250101000000Z")
+oldchain = os.path.join(ca.dir, "oldchain.pem")
+with open(oldchain, "w") as f:
+    f.write(open(old).read() + open(ca.cert).read())
 srv = TlsServer(inst)
 port = srv.port
 strip = Sink(t, host="127.0.0.2", port=port)             # no STARTTLS: an attacker's view
@@ -52,7 +57,7 @@ def host(name, tlsa=None, addr="127.0.0.1"):
     return rr
 
 
-dane = (host("ee", "3 1 1 " + ee) + host("ee512", "3 0 2 " + ee512) + host("bad", "3 1 1 " + wrong) +
+dane = (host("expired", "3 0 1 " + hashlib.sha256(der(old)).hexdigest()) + host("ee", "3 1 1 " + ee) + host("ee512", "3 0 2 " + ee512) + host("bad", "3 1 1 " + wrong) +
         host("ta", "2 0 1 " + ta) + host("taname", "2 0 1 " + ta) + host("none") +
         host("pkix", "1 1 1 " + ee) + host("bogus", "3 1 1 " + forged) +
         host("strip", "3 1 1 " + ee, addr="127.0.0.2") +
@@ -137,6 +142,15 @@ t.check("STARTTLS stripped by a host with TLSA: deferred", code == "Z" and "STAR
 t.check("STARTTLS stripped: never plaintext",
         len(s) == 1 and not s[0].data and not any(c.upper().startswith("MAIL") for c in s[0].commands)
         and "tls_fallback" not in err, [x.commands for x in s])
+
+install_cert(inst, oldchain, oldkey)
+code, text, err = remote("expired.dane.test")
+t.check("DANE-EE 3 0 1, certificate expired: delivered (dates ignored)", code == "K" and delivered(),
+        (code, text, err))
+code, text, err = remote("ta.dane.test")
+t.check("DANE-TA, certificate expired: deferred", code == "Z" and "expired" in text and q.new() == [],
+        (code, text, err))
+install_cert(inst, chain, key)
 
 inst.control("tlspolicy", ["none.dane.test:dane-only", "ee.dane.test:may"])
 code, text, err = remote("none.dane.test")
