@@ -4,12 +4,13 @@ qmail-tlsd + qmail-smtpd, with TLSA records in a zone signed here
 (ldns-signzone), served by an authoritative unbound and validated by a
 second unbound on loopback, which is control/dnsserver. Without a line in
 control/tlspolicy, MX delivery uses the dane policy."""
-import hashlib, os, re, subprocess, sys
+import hashlib, os, re, socket, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT
 from dnssec_harness import SignedWorld
 from remote_peers import Sink
+from send_harness import run_spawner, spawner_reply
 from smtpd_harness import Queue
 from tls_harness import CA, TlsServer, install_cert, run_remote
 
@@ -169,5 +170,32 @@ code, text, err = remote("relaybad.test")
 t.check("route tls=dane, mismatch: deferred", code == "Z" and q.new() == [], (code, text, err))
 code, text, err = remote("relaynone.test")
 t.check("route tls=dane, relay without TLSA: deferred", code == "Z" and q.new() == [], (code, text, err))
+
+# The same in qmail-rspawn's resident workers, one delivery after another:
+# the TLSA records of one host never carry over to the next.
+inst.control("smtproutes", [])
+msg = tempfile.NamedTemporaryFile(dir="/tmp", delete=False)
+msg.write(b"Subject: worker\n\nhello\n")
+msg.close()
+os.chmod(msg.name, 0o644)
+t.cleanups.append(lambda: os.unlink(msg.name))
+log = tempfile.TemporaryFile()
+sock, proc = run_spawner(inst, [inst.bin("qmail-rspawn")], log, 20, **user)
+msgfd = os.open(msg.name, os.O_RDONLY)
+got = []
+for slot, domain in enumerate(["ee.dane.test", "bad.dane.test", "none.dane.test", "strip.dane.test", "ta.dane.test"]):
+    fields = [str(slot), "1795420800.000001.%d" % slot, "0", str(os.path.getsize(msg.name)), "0",
+              "a@example.test", "0", "rcpt@" + domain]
+    socket.send_fds(sock, [b"".join(f.encode() + b"\0" for f in fields)], [msgfd])
+    r = spawner_reply(sock)
+    got.append(r[1][:1] if r else "?")
+sock.close()
+proc.wait(20)
+log.seek(0)
+wlog = log.read().decode("utf-8", "replace")
+t.check("workers: ee K, bad Z, none K, strip Z, ta K", got == ["K", "Z", "K", "Z", "K"], (got, wlog))
+t.check("workers: logged tls=dane-ee and tls=dane-ta",
+        re.search(r"tls=dane-ee", wlog) and re.search(r"tls=dane-ta", wlog), wlog)
+t.check("workers: what was accepted arrived", delivered(3))
 
 t.done()
