@@ -9,6 +9,7 @@
  *   mime8.c       converting a message the server cannot take as stored
  *   deliver.c     configuration, the host list, connecting, the results
  *   ipme.c        which addresses are this host's (MX pointing back here)
+ *   dane.c        DANE (RFC 7672): TLSA lookups, the X.509 engine (dane.h)
  *   rworker.c     qmail-rspawn's worker: deliveries one after another,
  *                 the connection kept between them
  *
