@@ -62,7 +62,7 @@ dane = (host("expired", "3 0 1 " + hashlib.sha256(der(old)).hexdigest()) + host(
         host("ta", "2 0 1 " + ta) + host("taname", "2 0 1 " + ta) + host("none") +
         host("pkix", "1 1 1 " + ee) + host("bogus", "3 1 1 " + forged) +
         host("strip", "3 1 1 " + ee, addr="127.0.0.2") +
-        ["alias MX 10 mx-alias", "mx-alias CNAME mx-target", "mx-target A 127.0.0.1",
+        ["cross MX 10 mx.plain.test.", "alias MX 10 mx-alias", "mx-alias CNAME mx-target", "mx-target A 127.0.0.1",
          "_%d._tcp.mx-target TLSA 3 1 1 %s" % (port, ee)])
 # The forged record matches the server, but its signature no longer fits:
 # a validating resolver answers SERVFAIL (bogus), which must defer.
@@ -130,6 +130,10 @@ t.check("only PKIX-EE (unusable) TLSA: delivered over TLS (encrypt)",
 code, text, err = remote("plain.test")
 t.check("TLSA in an unsigned zone: ignored, delivered", code == "K" and delivered(), (code, text, err))
 t.check("unsigned zone: logged why=mx-insecure", policy_line(err, "mx.plain.test", "may", "mx-insecure"), err)
+
+code, text, err = remote("cross.dane.test")
+t.check("signed MX, host in an unsigned zone: TLSA ignored, delivered", code == "K" and delivered()
+        and policy_line(err, "mx.plain.test", "may", "addr-insecure"), (code, text, err))
 
 code, text, err = remote("bogus.dane.test")
 t.check("bogus TLSA signature: deferred", code == "Z" and "TLSA lookup failed or bogus" in text, (code, text, err))
