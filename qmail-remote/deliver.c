@@ -7,6 +7,10 @@
  * When no host could be used the results are 'Z' ("connect:" or "dns:")
  * unless the DNS said for certain that the domain cannot take mail.
  *
+ * The TLS policy is decided per host (host_policy): under dane and
+ * dane-only, DANE (dane.h) applies to a host whose name came from a
+ * signed MX answer or a route, when the resolver's AD bit is believed.
+ *
  * A worker's delivery (j->keep) first offers the connection kept from its
  * last delivery (smtp_reuse), under a key naming everything that chose
  * the server and the session: the domain, the route's relay and port (or
