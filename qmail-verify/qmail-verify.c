@@ -31,10 +31,12 @@
 #include "buf.h"
 #include "control.h"
 #include "dkimverify.h"
+#include "dmarc.h"
 #include "dns.h"
 #include "exitcode.h"
 #include "log.h"
 #include "str.h"
+#include "verify-dmarc.h"
 
 #define PROG "qmail-verify"
 #define HDR_MAX (1u << 20)             /* a header block beyond this is refused */
@@ -193,10 +195,11 @@ static int spf_frag(str *f)
   return 1;
 }
 
-/* The Authentication-Results header for the results of v. */
-static void build(str *out, const char *me, const struct dkim_verify *v)
+/* The Authentication-Results header for the results of v, and DMARC's
+ * entry dmarc when there is one. */
+static void build(str *out, const char *me, const struct dkim_verify *v, const str *dmarc)
 {
-  str frags[1 + DKIM_VERIFY_MAX];
+  str frags[2 + DKIM_VERIFY_MAX];
   size_t n = 0, i;
   int s;
 
@@ -206,12 +209,21 @@ static void build(str *out, const char *me, const struct dkim_verify *v)
   if (s > 0) n++;
   for (i = 0; i < (v->n ? v->n : 1); i++, n++)
     if (dkim_resinfo(&frags[n], v->n ? &v->r[i] : 0) < 0) log_fatal(PROG, QQ_NOMEM, "out of memory");
+  if (dmarc->len && str_copyb(&frags[n++], dmarc->s, dmarc->len) < 0)
+    log_fatal(PROG, QQ_NOMEM, "out of memory");
   if (ar_header(out, me, frags, n) < 0) log_fatal(PROG, QQ_NOMEM, "out of memory");
   for (i = 0; i < n; i++) str_free(&frags[i]);
 }
 
+/* Whether the field name s[0..n) is name (lower case). */
+static int named(const char *s, size_t n, const char *name)
+{
+  return n == strlen(name) && !strncasecmp(s, name, n);
+}
+
 /* Appends the header block hdr to out without the Authentication-Results
- * fields that claim me; their number. */
+ * fields that claim me and the quarantine marks (verify-dmarc.h), which
+ * only this host may set; their number. */
 static unsigned long strip(str *out, const str *hdr, const char *me)
 {
   static const char ar[] = "authentication-results";
@@ -230,6 +242,10 @@ static unsigned long strip(str *out, const str *hdr, const char *me)
     for (j = c; j > s && (hdr->s[j - 1] == ' ' || hdr->s[j - 1] == '\t'); j--) ;
     if (c < i && hdr->s[c] == ':' && j - s == sizeof ar - 1 && !strncasecmp(hdr->s + s, ar, j - s)
         && ar_claims(hdr->s + c + 1, i - c - 1, me)) {
+      dropped++;
+      continue;
+    }
+    if (c < i && hdr->s[c] == ':' && named(hdr->s + s, j - s, "x-quarantine")) {
       dropped++;
       continue;
     }
@@ -258,7 +274,7 @@ static void log_result(const struct dkim_verify *v, unsigned long dropped)
 
 int main(void)
 {
-  static str me, dnsserver, hdr, out;
+  static str me, dnsserver, hdr, out, dmarc, mark;
   struct dkim_verify v;
   struct dkim_verify_opts o;
   struct keyctx kc;
@@ -298,7 +314,12 @@ int main(void)
     dkim_verify_finish(&v);
   }
 
-  build(&out, me.s, &v);
+  if (vdmarc_check(&hdr, &v, &dmarc, &mark) == DMARC_ACT_REJECT) {
+    log_result(&v, 0);
+    _exit(QQ_DMARC);
+  }
+  build(&out, me.s, &v, &dmarc);
+  if (str_catb(&out, mark.s, mark.len) < 0) log_fatal(PROG, QQ_NOMEM, "out of memory");
   dropped = strip(&out, &hdr, me.s);
   log_result(&v, dropped);
 

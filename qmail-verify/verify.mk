@@ -2,7 +2,7 @@
 # lib/dkimverify.c, SPF's verdict from qmail-smtpd, one
 # Authentication-Results header), run as the SMTP server's uid.
 PROGS += qmail-verify
-qmail-verify_SRCS := qmail-verify/qmail-verify.c qmail-verify/authres.c
+qmail-verify_SRCS := qmail-verify/qmail-verify.c qmail-verify/authres.c qmail-verify/verify-dmarc.c
 qmail-verify_LIBS := -lbearssl -lsodium -lresolv
 
 # make fuzz-verify: libFuzzer over the verifier's signature and key-record
