@@ -106,6 +106,13 @@ function best(title, arr, extra,    k, i, m, mk, done, shown) {
       if (r != "delivered") bump(why, kv["text"])
     }
   }
+  if (prog == "qmail-verify" && ev == "dmarc") {
+    dmarcs++
+    bump(dm, kv["result"])
+    if (kv["action"] == "reject") dmrej++
+    if (kv["action"] == "quarantine") dmquar++
+    if (kv["from"] != "") { bump(dmdom, kv["from"]); bump(dmdom_r, kv["from"] SUBSEP kv["result"]) }
+  }
   if (ev == "fatal") fatal++
 }
 END {
@@ -128,4 +135,12 @@ END {
       dest_r[d, "delivered"], dest_r[d, "deferred"], dest_r[d, "failed"] + dest_r[d, "expired"])
   best("top remote destinations (attempts):", dest, label)
   best("top failure and deferral reasons:", why, none)
+  if (dmarcs) {
+    print ""
+    printf "dmarc: %d messages: pass %d, fail %d, none %d, temperror %d, permerror %d; refused %d, quarantined %d\n", \
+      dmarcs, dm["pass"], dm["fail"], dm["none"], dm["temperror"], dm["permerror"], dmrej, dmquar
+    for (d in dmdom)
+      dlabel[d] = sprintf("  (pass %d, fail %d)", dmdom_r[d, "pass"], dmdom_r[d, "fail"])
+    best("top DMARC From: domains (messages):", dmdom, dlabel)
+  }
 }'

@@ -250,6 +250,18 @@ if os.path.exists(inst.bin("qmail-logsum")):
     r = subprocess.run([inst.bin("qmail-logsum")], input=SAMPLE_CUR.encode(),
                        stdout=subprocess.PIPE, timeout=30)
     t.check("logsum reads stdin", b"deferred 2, failed 1" in r.stdout, r.stdout)
+    dmarc = "".join("qmail-verify event=dmarc result=%s from=%s action=%s\n" % x for x in (
+        ("pass", "example.com", "accept"), ("fail", "example.com", "reject"),
+        ("pass", "example.com", "accept"), ("fail", "bank.test", "quarantine"),
+        ("permerror", '""', "reject"), ("none", "other.test", "accept")))
+    r = subprocess.run([inst.bin("qmail-logsum")], input=dmarc.encode(), stdout=subprocess.PIPE, timeout=30)
+    out = r.stdout.decode()
+    t.check("logsum: DMARC results and actions",
+            "dmarc: 6 messages: pass 2, fail 2, none 1, temperror 0, permerror 1; refused 2, "
+            "quarantined 1" in out, out)
+    t.check("logsum: DMARC From: domains, most first, with passes and failures",
+            re.search(r"From: domains \(messages\):\n +3  example\.com  \(pass 2, fail 1\)\n", out)
+            is not None, out)
     r = subprocess.run([inst.bin("qmail-logsum"), inst.path("log", "nonexistent")],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     t.check("logsum: a missing log is an error", r.returncode == 111, r.returncode)
