@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""qmail-smtpd at the door, under a real tcpserver, against a real DNS
+server (dnsmasq on loopback, zones under .test) and the real
+qmail-smtpd-state: DNS blocklists (554 with the list's TXT), weights and
+threshold, an answer filter, a log-only zone, an allowlist, a list that
+never answers (the session goes on after control/dnsbltimeout);
+greylisting (451, then 250 after the delay, expiry, auto-allowlist, never
+for RELAYCLIENT or authenticated clients); the AUTH lockout across
+connections (454) and its reset on success, with the log line the
+documented fail2ban regex reads; the state across a restart of the
+service; and the service down: everything let through, logged."""
+import base64, os, re, signal, socket, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, Instance, IS_ROOT, wait_for
+from smtpd_harness import Server, Client
+from remote_peers import Dns
+
+t = T()
+inst = Instance(t, control={"rcpthosts": "relay.test", "errordelay": "10"})
+FAIL2BAN = r"qmail-smtpd event=auth ip=(?P<host>\S+) (?:.* )?result=(?:failed|locked)$"
+
+# A UDP socket nobody reads: a list server that never answers.
+hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+hole.bind(("127.0.0.1", 0))
+t.cleanups.append(hole.close)
+
+TXT2 = "Blocked by bl.test: see http://bl.test/q?127.0.0.2"
+dns = Dns(t, [
+    "--host-record=2.0.0.127.bl.test,127.0.0.2",
+    "--txt-record=2.0.0.127.bl.test,\"%s\"" % TXT2,
+    "--host-record=1.0.0.127.bl.test,127.0.0.3",
+    "--host-record=5.0.0.127.bl.test,127.0.0.100",       # outside the filter
+    "--host-record=3.0.0.127.w1.test,127.0.0.2",
+    "--host-record=4.0.0.127.w1.test,127.0.0.2",
+    "--host-record=4.0.0.127.w2.test,127.0.0.2",
+    "--host-record=6.0.0.127.log.test,127.0.0.2",
+    "--host-record=7.0.0.127.wl.test,127.0.0.2",
+    "--server=/slow.test/127.0.0.1#%d" % hole.getsockname()[1],
+])
+if not t.check("dnsmasq answers", dns.ok):
+    t.done()
+inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
+inst.control("dnsbltimeout", "1")
+
+srv = Server(inst)
+relay = Server(inst, relay=True, name="relay")
+
+
+def connect(src, server=None, greet=True):
+    """A client from loopback address src (127.0.0.0/8 is all local)."""
+    c = Client.__new__(Client)
+    c.s = socket.create_connection(("127.0.0.1", (server or srv).port), 10,
+                                   source_address=(src, 0))
+    c.s.settimeout(10)
+    c.buf = b""
+    c.greeting = c.reply() if greet else None
+    return c
+
+
+def log():
+    return srv.logtext()
+
+
+# --- DNS lists -------------------------------------------------------------
+inst.control("dnsbl", ["bl.test=127.0.0.2..11*3", "w1.test", "w2.test", "log.test*5 log",
+                       "wl.test*-5", "# a comment", "bad=zone=x"])
+inst.control("dnsblthreshold", "2")
+
+c = connect("127.0.0.2")
+code, text = c.greeting
+t.check("listed client: 554 5.7.1 greeting with the list's TXT",
+        code == 554 and "5.7.1" in text and TXT2 in text and "bl.test" in text, c.greeting)
+t.check("listed client: other commands get 503", c.cmd("EHLO x.test")[0] == 503)
+t.check("listed client: QUIT gets 221", c.cmd("QUIT")[0] == 221)
+c.close()
+t.check("listing logged", re.search(r"event=dnsbl ip=127\.0\.0\.2 zone=bl\.test result=listed", log()), log())
+t.check("refusal logged with the score",
+        re.search(r"event=dnsbl ip=127\.0\.0\.2 score=3 result=refused", log()), log())
+t.check("a bad control/dnsbl line is logged", "control/dnsbl: bad line" in log(), log())
+
+c = connect("127.0.0.3")
+t.check("one weight-1 list under threshold 2: 220", c.greeting[0] == 220, c.greeting)
+c.close()
+c = connect("127.0.0.4")
+t.check("two weight-1 lists reach threshold 2: 554 (no TXT: default text)",
+        c.greeting[0] == 554 and "blocked using w" in c.greeting[1], c.greeting)
+c.close()
+c = connect("127.0.0.5")
+t.check("an answer outside the zone's filter does not list: 220", c.greeting[0] == 220, c.greeting)
+c.close()
+c = connect("127.0.0.6")
+t.check("log-only zone: 220", c.greeting[0] == 220, c.greeting)
+c.close()
+t.check("log-only zone: logged", re.search(r"ip=127\.0\.0\.6 zone=log\.test result=logged", log()), log())
+c = connect("127.0.0.7")
+t.check("allowlisted client: 220", c.greeting[0] == 220, c.greeting)
+c.close()
+t.check("allowlisted client logged", re.search(r"ip=127\.0\.0\.7 score=-5 result=allowlisted", log()), log())
+c = connect("127.0.0.1")
+t.check("127.0.0.1 is listed too: 554", c.greeting[0] == 554, c.greeting)
+c.close()
+c = connect("127.0.0.1", server=relay)
+t.check("but as a RELAYCLIENT it is never looked up: 220", c.greeting[0] == 220, c.greeting)
+c.close()
+
+inst.control("dnsbl", ["slow.test*9", "bl.test*3"])
+t0 = time.time()
+c = connect("127.0.0.2")
+dt = time.time() - t0
+t.check("a list that never answers: the others still decide (554)", c.greeting[0] == 554, c.greeting)
+c.close()
+t0 = time.time()
+c = connect("127.0.0.9")
+dt = time.time() - t0
+t.check("a list that never answers: the session goes on after the bound (220)",
+        c.greeting[0] == 220 and 0.9 <= dt < 5, (c.greeting, dt))
+c.close()
+t.check("the silent list is logged", re.search(r"ip=127\.0\.0\.9 zone=slow\.test result=timeout", log()), log())
+inst.control("dnsbl", ["wl.test*-5"])
+
+# --- the state service -----------------------------------------------------
+slog = open(inst.path("state.log"), "w+")
+state = {}
+
+
+def start_state():
+    user = {}
+    if IS_ROOT and inst.multi:
+        uid, gid = inst.uid("smtpdstate")
+        user = dict(user=uid, group=gid, extra_groups=[])
+    sock = inst.path("smtpdstate", "socket")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    state["p"] = inst.spawn([inst.bin("qmail-smtpd-state")], stdout=slog, stderr=slog, **user)
+    return wait_for(lambda: os.path.exists(sock), 10)
+
+
+def stop_state():
+    p = state["p"]
+    p.send_signal(signal.SIGTERM)
+    p.wait(10)
+    return p.returncode
+
+
+t.check("qmail-smtpd-state starts", start_state())
+if IS_ROOT and inst.multi:
+    st = os.stat(inst.path("smtpdstate"))
+    t.check("smtpdstate/ is the state uid's, the SMTP group's, 0750",
+            st.st_uid == inst.uid("smtpdstate")[0] and st.st_gid == inst.uid("smtpd")[1]
+            and st.st_mode & 0o777 == 0o750, (st.st_uid, st.st_gid, oct(st.st_mode)))
+
+
+def rcpt(src, sender, to, server=None):
+    c = connect(src, server)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<%s>" % sender)
+    r = c.cmd("RCPT TO:<%s>" % to)
+    c.cmd("QUIT")
+    c.close()
+    return r
+
+
+# --- greylisting -------------------------------------------------------------
+code, _ = rcpt("127.0.0.1", "a@sender.test", "x@relay.test")
+t.check("greylisting off by default: 250", code == 250, code)
+inst.control("greylist", "2")
+inst.control("greylistexpiry", "4")
+inst.control("greylistclients", "0")
+code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
+t.check("new triplet: 451 4.7.1 greylisted", code == 451 and "4.7.1" in text and "greylist" in text, (code, text))
+code, text = rcpt("127.0.0.12", "A@Sender.test", "Y@relay.test")
+t.check("same /24, same addresses (case aside), before the delay: still 451", code == 451, (code, text))
+code, text = rcpt("127.0.0.1", "a@sender.test", "z@relay.test")
+t.check("another recipient is another triplet: 451", code == 451, (code, text))
+time.sleep(2.2)
+code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
+t.check("after the delay: 250", code == 250, (code, text))
+code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
+t.check("passed triplet: 250 again", code == 250, (code, text))
+code, text = rcpt("127.0.1.1", "a@sender.test", "y@relay.test")
+t.check("another /24: 451", code == 451, (code, text))
+code, _ = rcpt("127.0.0.7", "a@sender.test", "w@relay.test")
+t.check("allowlisted (DNSWL) client: never greylisted", code == 250, code)
+code, _ = rcpt("127.0.0.1", "b@sender.test", "w@relay.test", server=relay)
+t.check("RELAYCLIENT: never greylisted", code == 250, code)
+t.check("greylisting logged", re.search(r"event=greylist ip=127\.0\.0\.1 from=a@sender\.test to=y@relay\.test result=\"WAIT", log()), log())
+
+# The state survives a restart of the service.
+t.check("qmail-smtpd-state stops on SIGTERM with 0", stop_state() == 0)
+t.check("its state file is written, 0600", os.stat(inst.path("smtpdstate", "state")).st_mode & 0o777 == 0o600)
+t.check("qmail-smtpd-state restarts", start_state())
+code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
+t.check("after a restart the passed triplet still passes", code == 250, (code, text))
+code, text = rcpt("127.0.0.1", "a@sender.test", "z@relay.test")
+t.check("after a restart the waiting triplet has waited: 250", code == 250, (code, text))
+time.sleep(4.5)
+code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
+t.check("after the expiry unused: greylisted again", code == 451, (code, text))
+
+# Auto-allowlist: after 2 passed triplets the /24 passes at once.
+inst.control("greylistclients", "2")
+inst.control("greylistexpiry", "60")
+for to in ("p1@relay.test", "p2@relay.test"):
+    rcpt("127.0.2.1", "c@sender.test", to)
+time.sleep(2.2)
+for to in ("p1@relay.test", "p2@relay.test"):
+    rcpt("127.0.2.1", "c@sender.test", to)
+code, text = rcpt("127.0.2.5", "new@other.test", "p3@relay.test")
+t.check("a network with 2 passes is allowlisted: a new triplet gets 250", code == 250, (code, text))
+code, text = rcpt("127.0.3.5", "new@other.test", "p3@relay.test")
+t.check("another network is not", code == 451, (code, text))
+
+# --- AUTH ---------------------------------------------------------------------
+PW = "right-pass"
+r = subprocess.run([inst.bin("qmail-passwd"), "add", "joe"], input=(PW + "\n").encode(),
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+t.check("qmail-passwd add", r.returncode == 0, r.stderr)
+inst.control("authloopback", "1")
+inst.control("authmaxfail", "3")
+inst.control("authfailwindow", "60")
+
+
+def auth(src, pw, n=1):
+    """n AUTH PLAIN attempts on one connection: their reply codes."""
+    c = connect(src)
+    c.cmd("EHLO client.test")
+    codes = []
+    for _ in range(n):
+        code, text = c.cmd("AUTH PLAIN " + base64.b64encode(("\0joe\0" + pw).encode()).decode())
+        codes.append(code)
+        if code != 535:
+            break
+    if codes[-1] == 235:
+        code, text = c.cmd("MAIL FROM:<joe@sender.test>")
+        codes.append(c.cmd("RCPT TO:<u@greylisted.test>")[0])
+    c.close()
+    return codes
+
+
+t.check("2 failures on a first connection", auth("127.0.0.20", "bad", 2) == [535, 535])
+t.check("the 3rd on a second connection", auth("127.0.0.20", "bad") == [535])
+codes = auth("127.0.0.20", PW)
+t.check("after 3 failures in the window, even the right password: 454", codes == [454], codes)
+t.check("the lockout is per address: another one authenticates, and is not greylisted",
+        auth("127.0.0.21", PW) == [235, 250])
+m = [x for x in log().splitlines() if re.search(FAIL2BAN, x)]
+t.check("the fail2ban regex finds the failures and the lockout of 127.0.0.20",
+        len(m) == 4 and all(re.search(FAIL2BAN, x).group("host") == "127.0.0.20" for x in m)
+        and "result=locked" in m[-1], m)
+t.check("the lockout survives a restart of the service", stop_state() == 0 and start_state()
+        and auth("127.0.0.20", PW) == [454])
+auth("127.0.0.22", "bad", 2)
+t.check("a success resets the count", auth("127.0.0.22", PW)[0] == 235)
+t.check("so two more failures do not lock", auth("127.0.0.22", "bad", 2) == [535, 535]
+        and auth("127.0.0.22", PW)[0] == 235)
+
+# --- the service down: fail open --------------------------------------------
+stop_state()
+code, text = rcpt("127.0.4.1", "d@sender.test", "q@relay.test")
+t.check("state service down: no greylisting (250)", code == 250, (code, text))
+t.check("state service down: AUTH of a locked address goes on", auth("127.0.0.20", PW)[0] == 235)
+t.check("state service down: logged", re.search(r"event=state ip=127\.0\.4\.1 result=unavailable", log()), log())
+
+t.done()
