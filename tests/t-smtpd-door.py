@@ -299,4 +299,35 @@ t.check("state service down: no greylisting (250)", code == 250, (code, text))
 t.check("state service down: AUTH of a locked address goes on", auth("127.0.0.20", PW)[0] == 235)
 t.check("state service down: logged", re.search(r"event=state ip=127\.0\.4\.1 result=unavailable", log()), log())
 
+# --- the classic pipeline: rblsmtpd (ucspi-tcp) before qmail-smtpd ----------
+# rblsmtpd asks $DNSCACHEIP on port 53: a dnsmasq of its own on a loopback
+# address nothing else uses.
+import random
+rbl = None
+for _ in range(5):
+    addr = "127.0.%d.%d" % (random.randint(54, 250), random.randint(2, 250))
+    p = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--port=53",
+                          "--listen-address=" + addr, "--bind-interfaces", "--local=/test/",
+                          "--cache-size=0", "--log-facility=/dev/null", "--pid-file=",
+                          "--txt-record=2.0.0.127.rbl.test,listed by rbl.test"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    if p.poll() is None:
+        rbl = p
+        t.cleanups.append(p.terminate)
+        break
+if t.check("dnsmasq on port 53 of a loopback address", rbl is not None):
+    drop = []
+    if IS_ROOT and inst.multi:
+        uid, gid = inst.uid("smtpd")
+        drop = ["s6-applyuidgid", "-u", str(uid), "-g", str(gid), "-G", ""]
+    pipe = Server(inst, name="rbl", env={"DNSCACHEIP": addr},
+                  program=drop + ["rblsmtpd", "-b", "-r", "rbl.test", inst.bin("qmail-smtpd")])
+    code, text = rcpt("127.0.0.2", "a@sender.test", "x@relay.test", server=pipe)
+    t.check("rblsmtpd in the chain: a listed client gets its 553", code == 553 and "rbl.test" in text, (code, text))
+    c = connect("127.0.0.3", server=pipe)
+    t.check("rblsmtpd in the chain: others reach qmail-smtpd", c.greeting == (220, "mail.example.test ESMTP"),
+            c.greeting)
+    c.close()
+
 t.done()
