@@ -9,7 +9,7 @@ for RELAYCLIENT or authenticated clients); the AUTH lockout across
 connections (454) and its reset on success, with the log line the
 documented fail2ban regex reads; the state across a restart of the
 service; and the service down: everything let through, logged."""
-import base64, os, re, signal, socket, subprocess, sys, time
+import base64, ipaddress, os, re, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, wait_for
@@ -30,6 +30,8 @@ dns = Dns(t, [
     "--host-record=2.0.0.127.bl.test,127.0.0.2",
     "--txt-record=2.0.0.127.bl.test,\"%s\"" % TXT2,
     "--host-record=1.0.0.127.bl.test,127.0.0.3",
+    "--host-record=%s,127.0.0.2" % ipaddress.ip_address("2001:db8::1").reverse_pointer.replace(
+        ".ip6.arpa", ".bl.test"),
     "--host-record=5.0.0.127.bl.test,127.0.0.100",       # outside the filter
     "--host-record=3.0.0.127.w1.test,127.0.0.2",
     "--host-record=4.0.0.127.w1.test,127.0.0.2",
@@ -104,6 +106,36 @@ c = connect("127.0.0.1", server=relay)
 t.check("but as a RELAYCLIENT it is never looked up: 220", c.greeting[0] == 220, c.greeting)
 c.close()
 
+
+
+def direct(ip, dialogue=b"QUIT\r\n"):
+    """qmail-smtpd run directly, as the smtpd uid, for client ip: its reply lines."""
+    user = {}
+    if IS_ROOT and inst.multi:
+        uid, gid = inst.uid("smtpd")
+        user = dict(user=uid, group=gid, extra_groups=[])
+    r = subprocess.run([inst.bin("qmail-smtpd")], input=dialogue, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, env={"TCPREMOTEIP": ip}, timeout=30, **user)
+    return r.stdout.decode("utf-8", "replace").split("\r\n")
+
+
+def greeting_for(ip):
+    return direct(ip)[0]
+
+
+def rcpt_direct(ip, sender, to):
+    """The RCPT reply's code for a HELO, MAIL, RCPT dialogue."""
+    lines = direct(ip, ("HELO c.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nQUIT\r\n" % (sender, to)).encode())
+    return int(lines[3][:3]) if len(lines) > 3 and lines[3][:3].isdigit() else lines
+
+
+g = greeting_for("2001:db8::1")
+t.check("an IPv6 client is looked up by its nibbles: 554", g.startswith("554 5.7.1"), g)
+g = greeting_for("2001:db8::2")
+t.check("another IPv6 client: 220", g.startswith("220 "), g)
+g = greeting_for("::ffff:127.0.0.2")
+t.check("an IPv4-mapped client is looked up as IPv4: 554", g.startswith("554 5.7.1"), g)
+
 inst.control("dnsbl", ["slow.test*9", "bl.test*3"])
 t0 = time.time()
 c = connect("127.0.0.2")
@@ -173,7 +205,13 @@ code, text = rcpt("127.0.0.12", "A@Sender.test", "Y@relay.test")
 t.check("same /24, same addresses (case aside), before the delay: still 451", code == 451, (code, text))
 code, text = rcpt("127.0.0.1", "a@sender.test", "z@relay.test")
 t.check("another recipient is another triplet: 451", code == 451, (code, text))
+code = rcpt_direct("2001:db8:1:2::5", "a@sender.test", "y@relay.test")
+t.check("an IPv6 client: 451", code == 451, code)
 time.sleep(3.2)
+code = rcpt_direct("2001:db8:1:2:ffff::9", "a@sender.test", "y@relay.test")
+t.check("IPv6: the same /64 after the delay: 250", code == 250, code)
+code = rcpt_direct("2001:db8:1:3::5", "a@sender.test", "y@relay.test")
+t.check("IPv6: another /64: 451", code == 451, code)
 code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
 t.check("after the delay: 250", code == 250, (code, text))
 code, text = rcpt("127.0.0.1", "a@sender.test", "y@relay.test")
