@@ -31,7 +31,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -40,6 +39,7 @@
 #include "control.h"
 #include "log.h"
 #include "ready.h"
+#include "seqsock.h"
 #include "stateproto.h"
 
 #define PROG "qmail-smtpd-state"
@@ -344,23 +344,20 @@ static int load(void)
 
 static void on_term(int sig) { (void)sig; stop = 1; }
 
-/* Binds a fresh socket and renames it over the old one. Mode 0666: the
- * directory (the SMTP group's to enter) is what limits who connects. */
+/* The socket, 0666 (seqsock.h): the directory, the SMTP group's to
+ * enter, is what limits who connects. */
 static int listen_socket(void)
 {
-  static const char tmp[] = "socket.new";
-  struct sockaddr_un sa;
-  int fd;
-
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  memcpy(sa.sun_path, tmp, sizeof tmp);
-  fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) log_fatal(PROG, 111, "cannot make a socket");
-  if (unlink(tmp) < 0 && errno != ENOENT) log_fatal(PROG, 111, "cannot remove " DIR "/socket.new");
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) log_fatal(PROG, 111, "cannot bind " DIR "/socket.new");
-  if (chmod(tmp, 0666) < 0 || listen(fd, 128) < 0 || rename(tmp, "socket") < 0)
-    log_fatal(PROG, 111, "cannot listen on " DIR "/socket");
+  const char *step;
+  int fd = seqsock_listen("socket.new", "socket", &step);
+  if (fd < 0) {
+    log_begin(PROG, "fatal");
+    log_kv("msg", "cannot listen on " DIR "/socket");
+    log_kv("step", step);
+    log_kv("error", strerror(errno));
+    log_end();
+    _exit(111);
+  }
   return fd;
 }
 
