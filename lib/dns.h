@@ -78,6 +78,17 @@ int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n);
 /* The IPv6 then IPv4 addresses of host. DNS_OK with *n > 0, DNS_TEMP, or
  * DNS_NX / DNS_NODATA when it has no address. */
 int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
+/* Parallel lookups without CNAMEs (DNS blocklists): one query of type
+ * per name, all sent at once, each from its own non-blocking UDP socket
+ * connected to the first server (so only its answers are read), all
+ * waited for at most ms milliseconds in all. res[i] gets the number of
+ * records of type owned by names[i], DNS_NX, DNS_NODATA, or DNS_TEMP
+ * (no answer in time, a truncated or mismatched one, an error), and
+ * each(i, m, rr, ctx) is called per record as for dns_lookup. At most
+ * DNS_PARMAX names; an IPv6 first server is not used (DNS_TEMP). */
+#define DNS_PARMAX 32
+void dns_parallel(const char *const *names, size_t n, int type, unsigned ms, int *res,
+                  int (*each)(size_t i, const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx);
 /* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
 int ip_parse(const char *s, struct raddr *a);
 

@@ -28,6 +28,7 @@
 #include "proto.h"
 #include "qspace.h"
 #include "session.h"
+#include "door.h"
 #include "dsnparam.h"
 #include "smtpd.h"
 
@@ -286,6 +287,10 @@ static void smtp_rcpt(const char *arg, size_t n)
     bad_rcpt(no);              /* counted and slowed: probing (reply.c) */
     return;
   }
+  if ((no = door_greylist(ss.sender.s, ss.sender.len, a.mbox.s, a.mbox.len))) {
+    reply(no);                 /* logged as event=greylist */
+    return;
+  }
   if (str_catc(&ss.env, 'T') < 0 || str_catb(&ss.env, final.s, final.len) < 0
       || str_catc(&ss.env, 0) < 0) quit(1, "nomem");
   if (rp.notify && dsn_field(&ss.env, "NOTIFY=", dsn_notify(rp.notify), strlen(dsn_notify(rp.notify))) < 0)
@@ -355,6 +360,7 @@ static const char *env_or(const char *name, const char *def)
 void smtpd_session(void)
 {
   static str line;
+  int listed;
 
   signal(SIGPIPE, SIG_IGN);
   ss.remoteip = env_or("TCPREMOTEIP", "unknown");
@@ -367,7 +373,11 @@ void smtpd_session(void)
   log_kv("host", ss.remotehost);
   log_kv("relayclient", ss.relayclient ? "yes" : "no");
   log_end();
+  /* Before the greeting, as postscreen: a listed client never gets to
+   * speak SMTP. */
+  listed = dnsbl_run(ss.remoteip) == DNSBL_LISTED;
   tls_init();
+  if (listed) dnsbl_refuse();
   out_puts("220 ");
   out_put(cf.greeting.s, cf.greeting.len);
   reply(" ESMTP");
