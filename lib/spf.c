@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include "control.h"
 #include "dns.h"
 #include "spf.h"
 
@@ -413,9 +412,12 @@ static int target(struct ctx *c, const struct term *t, const char *domain, str *
  * at most max. */
 static int cidr_num(const char *s, size_t n, unsigned max, unsigned *out)
 {
-  unsigned long long v;
-  if (!n || (n > 1 && s[0] == '0') || scan_ulong(s, n, &v) < 0 || v > max) return -1;
-  *out = (unsigned)v;
+  unsigned v = 0;
+  size_t i;
+  if (!n || n > 3 || (n > 1 && s[0] == '0')) return -1;
+  for (i = 0; i < n; i++) v = v * 10 + (unsigned)(s[i] - '0');   /* digits: cidrs() */
+  if (v > max) return -1;
+  *out = v;
   return 0;
 }
 

@@ -14,12 +14,11 @@ $(BUILD)/testbin/spfcheck: $(BUILD)/tests/spfcheck.o $(BUILD)/libq.a
 # make fuzz-spf: libFuzzer over the record and macro parser and the
 # evaluator, on records and answers the input itself serves
 # (qmail-smtpd/fuzz-spf.c; tests/t-fuzz.sh runs a short campaign).
-FUZZ_SPF_SRCS := qmail-smtpd/fuzz-spf.c lib/spf.c lib/str.c lib/control.c
-$(BUILD)/fuzz/fuzz-spf: $(FUZZ_SPF_SRCS) lib/spf.h | $(BUILD)/auto_prefix.c
+FUZZ_SPF_SRCS := qmail-smtpd/fuzz-spf.c lib/spf.c lib/str.c
+$(BUILD)/fuzz/fuzz-spf: $(FUZZ_SPF_SRCS) lib/spf.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Ilib \
-	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SPF_SRCS) \
-	  $(BUILD)/auto_prefix.c -lcdb
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SPF_SRCS)
 fuzz-spf: $(BUILD)/fuzz/fuzz-spf
 	@mkdir -p $(BUILD)/fuzz/corpus-spf
 	cp -n qmail-smtpd/fuzz-corpus-spf/* $(BUILD)/fuzz/corpus-spf/ 2>/dev/null || true
