@@ -102,6 +102,13 @@ static int fit_deadline(void)
   return 0;
 }
 
+void dns_interrupt(void)
+{
+  /* rs is zeroed until res_ninit, which sets _vcsock to -1: fd 0 is
+   * never touched. */
+  if (ready && rs._vcsock >= 0) shutdown(rs._vcsock, SHUT_RDWR);
+}
+
 int dns_last_ad(void)
 {
   return last_ad;

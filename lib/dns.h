@@ -48,6 +48,11 @@ void dns_limits(unsigned timeout, unsigned tries);
  * at least one), and once it has passed a lookup is DNS_TEMP without
  * sending anything. For a check bounded as a whole (SPF). */
 void dns_deadline(unsigned long long deadline_ms);
+/* For a signal handler (async-signal-safe): ends the TCP exchange of a
+ * query in progress, whose reads libresolv retries after EINTR and never
+ * times out (a server may truncate over UDP, then stall over TCP); the
+ * query then fails DNS_TEMP. Nothing when none is open. */
+void dns_interrupt(void);
 
 /* Calls each(m, rr, ctx) for every answer record of type owned by name
  * once CNAMEs are followed (within an answer and across queries, at most

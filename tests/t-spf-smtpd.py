@@ -6,7 +6,7 @@ control/spfpolicy's fail=reject and temperror=defer; one event=spf log
 line per identity; and a hostile zone (a deep include chain, a loop, 100
 void lookups, a server that never answers) that cannot hold MAIL past
 control/spftimeout."""
-import os, smtplib, socket, stat, sys, tempfile, time
+import os, smtplib, socket, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, wait_for
 from remote_peers import Dns
@@ -107,9 +107,12 @@ t.check("fail=reject: a HELO name that fails is refused too", mail[0] == 550 and
 
 def timed(sender):
     t0 = time.monotonic()
-    s = smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.test", timeout=60)
+    s = smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.test", timeout=BOUND + 10)
     s.ehlo()
-    r = s.mail(sender)
+    try:
+        r = s.mail(sender)
+    except (OSError, smtplib.SMTPException) as e:
+        r = (-1, repr(e).encode())
     took = time.monotonic() - t0
     s.close()
     return r, took
@@ -129,6 +132,58 @@ log = srv.logtext()
 for dom, res in [("temp.test", "temperror"), ("deep0.test", "permerror"), ("loop1.test", "permerror"),
                  ("voids.test", "permerror")]:
     t.check("log: %s is %s" % (dom, res), "domain=%s result=%s" % (dom, res) in log)
+
+
+
+# A server that answers every UDP query truncated (TC) and takes the TCP
+# retry without ever answering: libresolv's TCP reads have no timeout of
+# their own.
+class Stall:
+    def __init__(self):
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(("127.0.0.1", self.port))
+        self.tcp.listen(16)
+        self.held = []
+        self.stop = False
+        threading.Thread(target=self.run_udp, daemon=True).start()
+        threading.Thread(target=self.run_tcp, daemon=True).start()
+
+    def run_udp(self):
+        self.udp.settimeout(0.2)
+        while not self.stop:
+            try:
+                q, peer = self.udp.recvfrom(4096)
+            except OSError:
+                continue
+            if len(q) >= 12:
+                self.udp.sendto(q[:2] + bytes([0x83 | (q[2] & 1), 0x80]) + q[4:6] + b"\0\0\0\0\0\0" + q[12:], peer)
+
+    def run_tcp(self):
+        self.tcp.settimeout(0.2)
+        while not self.stop:
+            try:
+                self.held.append(self.tcp.accept()[0])
+            except OSError:
+                continue
+
+    def close(self):
+        self.stop = True
+        for x in self.held + [self.udp, self.tcp]:
+            x.close()
+
+
+stall = Stall()
+t.cleanups.append(stall.close)
+inst.control("dnsserver", "127.0.0.1:%d" % stall.port)
+r, took = timed("x@stall.test")
+t.check("a server that truncates and never answers over TCP: 451 within the bound (%ds + 3)" % BOUND,
+        r[0] == 451 and took < BOUND + 3, (r, round(took, 1)))
+t.check("... and the client's TCP retry was made", len(stall.held) > 0, len(stall.held))
+inst.control("dnsserver", "127.0.0.1:%d" % dnsd.port)
 
 inst.control("spfpolicy", "off")
 mail, data, env = send(srv.port, "joe@forged.test")
