@@ -6,7 +6,7 @@ control/spfpolicy's fail=reject and temperror=defer; one event=spf log
 line per identity; and a hostile zone (a deep include chain, a loop, 100
 void lookups, a server that never answers) that cannot hold MAIL past
 control/spftimeout."""
-import os, smtplib, socket, sys, tempfile, threading, time
+import os, smtplib, socket, subprocess, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, wait_for
 from remote_peers import Dns
@@ -191,4 +191,11 @@ t.check("off: no check, no SPF_* for the stage", mail[0] == 250 and env == {}, (
 inst.control("spfpolicy", "reject-everything")
 mail, data, env = send(srv.port, "joe@good.test")
 t.check("a bad control/spfpolicy: 451 4.3.0, never a silent pass", mail[0] == 451, mail)
+
+# qmail-logsum counts the checks per result and names the failing domains.
+out = subprocess.run(["sh", inst.bin("qmail-logsum"), srv.log.name], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE).stdout.decode()
+t.check("qmail-logsum: spf checks per result, domains not passing",
+        "spf checks:" in out and " fail " in out.split("spf checks:")[1].split("\n")[0] and
+        "forged.test fail" in out and "temp.test temperror" in out, out)
 t.done()
