@@ -137,6 +137,17 @@ ZONE = [
     (TXT, "loop1.test", "v=spf1 include:loop2.test -all"),
     (TXT, "loop2.test", "v=spf1 include:loop1.test -all"),
     (TXT, "redloop.test", "v=spf1 redirect=redloop.test"),
+    # more mechanisms: IPv6 through mx and ptr, /0, names in any case
+    (TXT, "mx6.test", "v=spf1 mx//64 -all"), (MX, "mx6.test", "mx6host.test,10"),
+    (AAAA, "mx6host.test", "2001:db8:6::1"),
+    (TXT, "ptr6.test", "v=spf1 ptr -all"), (AAAA, "host.ptr6.test", "2001:db8::7"),
+    (PTR, "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "host.ptr6.test"),
+    (TXT, "zero.test", "v=spf1 ip4:0.0.0.0/0 -all"), (TXT, "zero6.test", "v=spf1 ip6:::/0 -all"),
+    (TXT, "case.test", "v=spf1 IP4:192.0.2.9 +A:example.test Mx:exorg.test -ALL"),
+    (TXT, "exv6.test", "v=spf1 exists:e.exv6.test -all"), (A, "e.exv6.test", "127.0.0.2"),
+    (TXT, "mxvoid.test", "v=spf1 mx:mxv.test -all"),
+    (MX, "mxv.test", "n1.mxv.test,1"), (MX, "mxv.test", "n2.mxv.test,2"), (MX, "mxv.test", "n3.mxv.test,3"),
+    (TXT, "incred.test", "v=spf1 include:red.test -all"),
 ]
 ZONE += [(A, "x%d.lim.test" % i, "127.0.0.%d" % i) for i in range(1, 12)]
 ZONE += [(MX, "mx11.test", "m%d.mx.test,%d" % (i, i)) for i in range(11)]
@@ -226,6 +237,15 @@ CASES = [
     (V4, "x@void2.test", "h.test", "fail"), (V4, "x@void3.test", "h.test", "permerror"),
     (V4, "x@loop1.test", "h.test", "permerror"), (V4, "x@redloop.test", "h.test", "permerror"),
     (V4, "x@deep0.test", "h.test", "permerror"), (V4, "x@deep3.test", "h.test", "pass"),
+    ("2001:db8:6::ffff", "x@mx6.test", "h.test", "pass"), ("2001:db8:7::1", "x@mx6.test", "h.test", "fail"),
+    ("2001:db8::7", "x@ptr6.test", "h.test", "pass"), ("2001:db8::8", "x@ptr6.test", "h.test", "fail"),
+    ("203.0.113.9", "x@zero.test", "h.test", "pass"), (V6, "x@zero.test", "h.test", "fail"),
+    (V6, "x@zero6.test", "h.test", "pass"), (V4, "x@zero6.test", "h.test", "fail"),
+    ("192.0.2.9", "x@case.test", "h.test", "pass"), ("192.0.2.11", "x@case.test", "h.test", "pass"),
+    ("192.0.2.140", "x@case.test", "h.test", "pass"), (V4, "x@case.test", "h.test", "fail"),
+    (V6, "x@exv6.test", "h.test", "pass"),
+    (V4, "x@mxvoid.test", "h.test", "permerror"),
+    ("192.0.2.129", "x@incred.test", "h.test", "pass"), ("192.0.2.65", "x@incred.test", "h.test", "fail"),
 ]
 
 # Where pyspf departs from RFC 7208, our result alone is checked (and
