@@ -88,7 +88,9 @@ static int prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bi
 /* --- DNS, counted. */
 
 /* A name we would never query (an empty or over-long label, too long
- * altogether) answers nothing, as RFC 7208 4.3 has it for the domain. */
+ * altogether) answers nothing, as RFC 7208 4.3 has it for the domain,
+ * without counting as a void lookup (nothing was looked up; pyspf
+ * agrees). */
 static int name_ok(const char *n)
 {
   size_t len = strlen(n), lab = 0, i;
@@ -107,7 +109,10 @@ static int name_ok(const char *n)
 static int lookup(struct ctx *c, const char *name, int type, spf_each *each, void *arg,
                   int void_counts)
 {
-  int r = name_ok(name) ? c->q->dns->lookup(c->q->dns->ctx, name, type, each, arg) : DNS_NX;
+  int r;
+
+  if (!name_ok(name)) return 0;
+  r = c->q->dns->lookup(c->q->dns->ctx, name, type, each, arg);
   if (r == DNS_TEMP) return -M_TEMP;
   if (r > 0) return r;
   if (void_counts && ++c->voids > SPF_VOIDS) return -M_PERM;

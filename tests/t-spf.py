@@ -148,6 +148,7 @@ ZONE = [
     (TXT, "mxvoid.test", "v=spf1 mx:mxv.test -all"),
     (MX, "mxv.test", "n1.mxv.test,1"), (MX, "mxv.test", "n2.mxv.test,2"), (MX, "mxv.test", "n3.mxv.test,3"),
     (TXT, "incred.test", "v=spf1 include:red.test -all"),
+    (TXT, "badname.test", "v=spf1 a:%{l}.x.test a:nx1.test a:nx2.test -all"),
 ]
 ZONE += [(A, "x%d.lim.test" % i, "127.0.0.%d" % i) for i in range(1, 12)]
 ZONE += [(MX, "mx11.test", "m%d.mx.test,%d" % (i, i)) for i in range(11)]
@@ -246,6 +247,8 @@ CASES = [
     (V6, "x@exv6.test", "h.test", "pass"),
     (V4, "x@mxvoid.test", "h.test", "permerror"),
     ("192.0.2.129", "x@incred.test", "h.test", "pass"), ("192.0.2.65", "x@incred.test", "h.test", "fail"),
+    # a name no query can carry (a 70-octet label) is no void lookup
+    (V4, "%s@badname.test" % ("l" * 70), "h.test", "fail"),
 ]
 
 # Where pyspf departs from RFC 7208, our result alone is checked (and
