@@ -42,5 +42,7 @@ int main(int argc, char **argv)
     printf("%s\t%.*s\n", spf_result_name(r), (int)exp.len, exp.s ? exp.s : "");
     fflush(stdout);
   }
+  str_free(&server);
+  str_free(&exp);
   return 0;
 }

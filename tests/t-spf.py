@@ -3,9 +3,9 @@
 7208's test suite was written with): one dnsmasq on loopback serves the
 zone below to both; every case is run by tests' spfcheck (lib/spf on
 lib/dns) and by pyspf, and both must give the same result, which must
-also be the one the table expects. The zone holds RFC 7208 Appendix A's
-examples (example.com as example.test, example.org as exorg.test) and
-cases for every mechanism, modifier, macro, limit and result."""
+also be the one the table expects. The zone holds RFC 7208's appendix of
+extended examples (example.com as example.test, example.org as exorg.test), the
+macro examples of its section 7.4, and cases for every mechanism, modifier, macro, limit and result."""
 import os, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, BUILD
@@ -21,8 +21,26 @@ except ImportError:
     import dns.resolver
 
 TXT, A, AAAA, MX, PTR = "txt", "a", "aaaa", "mx", "ptr"
+# RFC 7208 7.4: sender strong-bad@email.example.com, client 192.0.2.3,
+# whose PTR name is mx.example.org (here mx.exorg.test).
+MACROS = [
+    ("%{s}", "strong-bad@email.example.test"), ("%{o}", "email.example.test"),
+    ("%{d}", "email.example.test"), ("%{d4}", "email.example.test"), ("%{d3}", "email.example.test"),
+    ("%{d2}", "example.test"), ("%{d1}", "test"), ("%{dr}", "test.example.email"),
+    ("%{d2r}", "example.email"), ("%{l}", "strong-bad"), ("%{l-}", "strong.bad"),
+    ("%{lr}", "strong-bad"), ("%{lr-}", "bad.strong"), ("%{l1r-}", "strong"),
+    ("%{ir}.%{v}._spf.%{d2}", "3.2.0.192.in-addr._spf.example.test"),
+    ("%{lr-}.lp._spf.%{d2}", "bad.strong.lp._spf.example.test"),
+    ("%{lr-}.lp.%{ir}.%{v}._spf.%{d2}", "bad.strong.lp.3.2.0.192.in-addr._spf.example.test"),
+    ("%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}", "3.2.0.192.in-addr.strong.lp._spf.example.test"),
+    ("%{d2}.trusted-domains.example.net", "example.test.trusted-domains.example.net"),
+    ("%{p}", "mx.exorg.test"),
+]
+# Each explanation stays short: pyspf cuts any expansion over 253 octets
+# as if it were a domain name, explanations included.
+MACRO_SETS = [MACROS[i:i + 5] for i in range(0, len(MACROS), 5)]
 ZONE = [
-    # RFC 7208 Appendix A
+    # RFC 7208's extended examples: the simple ones
     (A, "example.test", "192.0.2.10"), (A, "example.test", "192.0.2.11"),
     (A, "amy.example.test", "192.0.2.65"), (A, "bob.example.test", "192.0.2.66"),
     (A, "mail-a.example.test", "192.0.2.129"), (A, "mail-b.example.test", "192.0.2.130"),
@@ -48,7 +66,7 @@ ZONE = [
     (TXT, "a1-mx30.test", "v=spf1 mx/30 mx:exorg.test/30 -all"),
     (MX, "a1-mx30.test", "mail-a.example.test,10"), (MX, "a1-mx30.test", "mail-b.example.test,20"),
     (TXT, "a1-ip4.test", "v=spf1 ip4:192.0.2.128/28 -all"),
-    # Appendix A.2-A.4 style: redirect shared policy, DNSBL-style, include sets
+    # and in the style of its multiple-domain, DNSBL and multiple-requirement ones
     (TXT, "la.exorg2.test", "v=spf1 redirect=_spf.exorg2.test"),
     (TXT, "_spf.exorg2.test", "v=spf1 include:a1-ip4.test include:a1-mxorg.test -all"),
     (TXT, "a3.test", "v=spf1 -include:ip4._spf.%{d} -include:ptr._spf.%{d} +all"),
@@ -149,7 +167,13 @@ ZONE = [
     (MX, "mxv.test", "n1.mxv.test,1"), (MX, "mxv.test", "n2.mxv.test,2"), (MX, "mxv.test", "n3.mxv.test,3"),
     (TXT, "incred.test", "v=spf1 include:red.test -all"),
     (TXT, "badname.test", "v=spf1 a:%{l}.x.test a:nx1.test a:nx2.test -all"),
+    # RFC 7208 7.4's macro examples (example.com as example.test): the
+    # IPv4 ones through an explanation, the IPv6 one as a name looked up
+    (TXT, "email.example.test", "v=spf1 exists:%{ir}.%{v}._spf.%{d2} -all exp=e.%{h}"),
+    (A, "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.test", "127.0.0.2"),
+    (PTR, "3.2.0.192.in-addr.arpa", "mx.exorg.test"), (A, "mx.exorg.test", "192.0.2.3"),
 ]
+ZONE += [(TXT, "e.mac%d.test" % i, " ".join(m for m, _ in ms)) for i, ms in enumerate(MACRO_SETS)]
 ZONE += [(A, "x%d.lim.test" % i, "127.0.0.%d" % i) for i in range(1, 12)]
 ZONE += [(MX, "mx11.test", "m%d.mx.test,%d" % (i, i)) for i in range(11)]
 ZONE += [(MX, "mx10.test", "m%d.mx.test,%d" % (i, i)) for i in range(10)]
@@ -247,6 +271,9 @@ CASES = [
     (V6, "x@exv6.test", "h.test", "pass"),
     (V4, "x@mxvoid.test", "h.test", "permerror"),
     ("192.0.2.129", "x@incred.test", "h.test", "pass"), ("192.0.2.65", "x@incred.test", "h.test", "fail"),
+] + [("192.0.2.3", "strong-bad@email.example.test", "mac%d.test" % i, "fail", " ".join(e for _, e in ms))
+      for i, ms in enumerate(MACRO_SETS)] + [
+    ("2001:db8::cb01", "strong-bad@email.example.test", "h.test", "pass"),
     # a name no query can carry (a 70-octet label) is no void lookup
     (V4, "%s@badname.test" % ("l" * 70), "h.test", "fail"),
 ]
