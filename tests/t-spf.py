@@ -4,8 +4,9 @@
 zone below to both; every case is run by tests' spfcheck (lib/spf on
 lib/dns) and by pyspf, and both must give the same result, which must
 also be the one the table expects. The zone holds RFC 7208's appendix of
-extended examples (example.com as example.test, example.org as exorg.test), the
-macro examples of its section 7.4, and cases for every mechanism, modifier, macro, limit and result."""
+extended examples (example.com as example.test, example.org as
+exorg.test), the macro examples of its section 7.4, and cases for every
+mechanism, modifier, macro, limit and result."""
 import os, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, BUILD
