@@ -192,6 +192,20 @@ inst.control("spfpolicy", "reject-everything")
 mail, data, env = send(srv.port, "joe@good.test")
 t.check("a bad control/spfpolicy: 451 4.3.0, never a silent pass", mail[0] == 451, mail)
 
+# The contract with the queue stage: qmail-verify writes the verdict into
+# Authentication-Results.
+inst.control("spfpolicy", "report")
+ver = Server(inst, name="verify", env={"QMAILQUEUE": inst.bin("qmail-verify")})
+mess = inst.path("queue", "mess")
+before = set(os.listdir(mess))
+with smtplib.SMTP("127.0.0.1", ver.port, local_hostname="client.test", timeout=30) as c:
+    c.sendmail("joe@forged.test", ["postmaster@mail.example.test"], b"Subject: ar\r\n\r\nhi\r\n")
+new = sorted(set(os.listdir(mess)) - before)
+body = open(os.path.join(mess, new[0]), "rb").read() if len(new) == 1 else b""
+t.check("through qmail-verify: Authentication-Results: ... spf=fail smtp.mailfrom=forged.test",
+        b"spf=fail smtp.mailfrom=forged.test" in body and b"Authentication-Results: mail.example.test;" in body,
+        body[:600])
+
 # qmail-logsum counts the checks per result and names the failing domains.
 out = subprocess.run(["sh", inst.bin("qmail-logsum"), srv.log.name], stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE).stdout.decode()
