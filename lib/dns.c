@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "control.h"
+#include "date.h"
 #include "dns.h"
 
 /* Longest CNAME chain followed, across queries. */
@@ -20,6 +21,7 @@
 static struct __res_state rs;
 static int ready;
 static int last_ad;
+static unsigned long long deadline;   /* dns_deadline's; 0: none */
 static int ad_all;
 static int own_server;             /* control/dnsserver named the server */
 static unsigned char ans[NS_MAXMSG];
@@ -86,6 +88,33 @@ void dns_limits(unsigned timeout, unsigned tries)
   rs.retry = tries ? (int)tries : 1;
 }
 
+void dns_deadline(unsigned long long deadline_ms)
+{
+  deadline = deadline_ms;
+}
+
+/* Fits rs's tries and timeout into the time left before the deadline:
+ * libresolv waits retrans << try seconds on try, so the sum over tries
+ * is retrans * (2^retry - 1). 0, or -1 when no time is left. */
+static int fit_deadline(void)
+{
+  unsigned long long now = mono_ms(), left;
+
+  if (now >= deadline) return -1;
+  left = (deadline - now + 999) / 1000;
+  while (rs.retry > 1 && (unsigned long long)rs.retrans * ((1ULL << rs.retry) - 1) > left)
+    rs.retry--;
+  if ((unsigned long long)rs.retrans > left) rs.retrans = (int)left;
+  return 0;
+}
+
+void dns_interrupt(void)
+{
+  /* rs is zeroed until res_ninit, which sets _vcsock to -1: fd 0 is
+   * never touched. */
+  if (ready && rs._vcsock >= 0) shutdown(rs._vcsock, SHUT_RDWR);
+}
+
 int dns_last_ad(void)
 {
   return last_ad;
@@ -116,8 +145,9 @@ int dns_ad_since(void)
 /* One query. Returns the answer length, or DNS_NX / DNS_NODATA / DNS_TEMP. */
 static int query(const char *name, int type)
 {
-  int n;
+  int n, retrans = rs.retrans, retry = rs.retry;
 
+  if (deadline && fit_deadline() < 0) return DNS_TEMP;
   /* A truncated answer (TC) is never an answer: libresolv retries it over
    * TCP, and what comes back truncated even there (or an error code on a
    * truncated reply) says nothing certain, so a "no such domain" in it
@@ -125,6 +155,8 @@ static int query(const char *name, int type)
    * NXDOMAIN or NODATA. */
   memset(ans, 0, NS_HFIXEDSZ);
   n = res_nquery(&rs, name, ns_c_in, type, ans, sizeof ans);
+  rs.retrans = retrans;
+  rs.retry = retry;
   last_ad = ((const HEADER *)ans)->ad;
   ad_all &= last_ad;
   if (((const HEADER *)ans)->tc) return DNS_TEMP;

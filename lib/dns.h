@@ -43,6 +43,16 @@ int dns_init(const str *server);
 /* Bounds each later query: timeout seconds per try (>= 1), tries >= 1.
  * A lookup that follows CNAMEs across queries may take several queries. */
 void dns_limits(unsigned timeout, unsigned tries);
+/* Ends every later query by deadline_ms (lib/date's mono_ms; 0: none):
+ * each query's tries and timeout shrink to the time left (whole seconds,
+ * at least one), and once it has passed a lookup is DNS_TEMP without
+ * sending anything. For a check bounded as a whole (SPF). */
+void dns_deadline(unsigned long long deadline_ms);
+/* For a signal handler (async-signal-safe): ends the TCP exchange of a
+ * query in progress, whose reads libresolv retries after EINTR and never
+ * times out (a server may truncate over UDP, then stall over TCP); the
+ * query then fails DNS_TEMP. Nothing when none is open. */
+void dns_interrupt(void);
 
 /* Calls each(m, rr, ctx) for every answer record of type owned by name
  * once CNAMEs are followed (within an answer and across queries, at most

@@ -238,6 +238,11 @@ static void smtp_mail(const char *arg, size_t n)
     reply(no);
     return;
   }
+  if ((no = spf_mail(&a, &why))) {
+    logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", why);
+    reply(no);
+    return;
+  }
   if (str_copyb(&ss.sender, a.mbox.s, a.mbox.len) < 0) quit(1, "nomem");
   ss.mailp.len = 0;
   if (p.ret && dsn_field(&ss.mailp, "RET=", p.ret == 'F' ? "FULL" : "HDRS", 4) < 0) quit(1, "nomem");
@@ -366,6 +371,7 @@ void smtpd_session(void)
   ss.remoteip = env_or("TCPREMOTEIP", "unknown");
   ss.remotehost = env_or("TCPREMOTEHOST", "unknown");
   ss.relayclient = getenv("RELAYCLIENT");
+  spf_reset();                 /* only this session's verdicts reach the queue */
   config_load();
   session_deadline(cf.timeoutsession);
   log_begin(PROG, "connect");

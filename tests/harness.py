@@ -168,6 +168,8 @@ class Instance:
             self.ids[k] = v
         self.multi = self.ids.get("mode") == "multi"
         self.control("me", "mail.example.test")
+        # qmail-smtpd checks SPF at MAIL: never ask the machine's resolver.
+        self.control("dnsserver", "127.0.0.1:1")
         for k, v in (control or {}).items():
             self.control(k, v)
         t.cleanups.append(self.stop)
