@@ -20,7 +20,7 @@ t-dane-match_LIBS := -lresolv -lbearssl
 # (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-fuzz.sh
 # runs a short one). Each target includes its source file, to reach the
 # static parsers as they are.
-FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/str.c
+FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/date.c lib/str.c
 FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) lib/dns.c \
                    qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
                    lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c
