@@ -82,12 +82,14 @@ int vdmarc_check(const str *hdr, const struct dkim_verify *v, str *frag, str *ma
   r = dmarc_from(hdr->s, hdr->len, from);
   if (r == DMARC_FROM_NOMEM) log_fatal(PROG, QQ_NOMEM, "out of memory");
   if (r != DMARC_FROM_OK) {
-    /* 6.6.1: no single From: domain to judge, or to show the reader. */
+    /* 6.6.1: no single From: domain to judge. Without From: the reader
+     * sees no domain either, so nothing is forged; otherwise it may see
+     * one that was never judged. */
     o.result = DMARC_PERMERROR;
     why = dmarc_from_why(r);
     fromp = 0;
-    action = m == DMARC_MODE_REJECT ? DMARC_ACT_REJECT
-           : m == DMARC_MODE_QUARANTINE ? DMARC_ACT_QUARANTINE : DMARC_ACT_ACCEPT;
+    action = r == DMARC_FROM_NONE || m == DMARC_MODE_REPORT ? DMARC_ACT_ACCEPT
+           : m == DMARC_MODE_REJECT ? DMARC_ACT_REJECT : DMARC_ACT_QUARANTINE;
   } else if (load_psl(&psl) < 0) {
     o.result = DMARC_TEMPERROR;
     why = "no_public_suffix_list";

@@ -7,8 +7,11 @@
  *
  *   reject       (the default) a fail whose applied policy is reject is
  *                refused: exit QQ_DMARC, 550 5.7.1 from qmail-smtpd; so is
- *                a message without exactly one From: address (RFC 7489
- *                6.6.1), whatever the domain publishes
+ *                a message whose From: shows the reader a domain that
+ *                cannot be judged (several From: fields or addresses, or
+ *                one that does not parse: RFC 7489 6.6.1), whatever the
+ *                domain publishes; a message without From: shows none
+ *                and is only reported
  *   quarantine   those are marked instead, as a fail whose applied policy
  *                is quarantine always is
  *   report       only the Authentication-Results entry and the log line

@@ -120,6 +120,8 @@ cases = [
      None, 32, None, False, "result=permerror from=\"\" reason=multiple_from"),
     ("two From: addresses: refused", msg(b"joe@mon.test, x@evil.test"), None, 32, None, False,
      "reason=multiple_addresses"),
+    ("no From: only reported", b"To: z@mx.example.test\r\nSubject: hi\r\n\r\nHi.\r\n", None, 0,
+     "dmarc=permerror (no_from)", False, "reason=no_from spf_aligned=no dkim_aligned=no action=accept"),
     ("a forged mark is removed", signed(msg(b"joe@example.test", b"X-Quarantine: no\r\n")), None, 0,
      "dmarc=pass (p=reject) header.from=example.test", False, "result=pass"),
 ]
