@@ -6,7 +6,8 @@ a p=reject failure and a message without exactly one From: address are
 refused with qmail-queue exit 32, which qmail-smtpd answers 550 5.7.1),
 quarantine (the mark X-Quarantine: dmarc), report and off. DKIM results
 come from messages signed by dkimpy, SPF's from qmail-smtpd's variables
-(SPF_RESULT, SPF_DOMAIN); keys and DMARC records from a dnsmasq on
+(SPF_RESULT, SPF_DOMAIN; and once through its own SPF check); keys,
+SPF and DMARC records from a dnsmasq on
 loopback; the Public Suffix List is a test file (control/publicsuffix) in
 which "test" is a suffix. Mail from a RELAYCLIENT is never judged;
 a received X-Quarantine is removed. Last, through tcpserver and
@@ -40,6 +41,7 @@ records = {
     "_dmarc.example.test": "v=DMARC1; p=reject; sp=quarantine",
     "_dmarc.quar.test": "v=DMARC1; p=quarantine",
     "_dmarc.mon.test": "v=DMARC1; p=none",
+    "spf.example.test": "v=spf1 ip4:127.0.0.1 -all",
 }
 dns = Dns(t, ["--txt-record=%s,%s" % (n, ",".join(r[i:i + 200] for i in range(0, len(r), 200)))
               for n, r in records.items()], forward=["tempfail.test"])
@@ -195,4 +197,13 @@ new = q.new(expect=1)
 t.check("through qmail-smtpd: an aligned message is queued with dmarc=pass",
         len(new) == 1 and dmarc_entry(q.read(new[0])[0]) == "dmarc=pass (p=reject) header.from=example.test",
         new)
+# qmail-smtpd's own SPF check (spf.example.test allows 127.0.0.1) is what
+# aligns an unsigned message (relaxed: spf.example.test and example.test).
+with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
+    c.sendmail("bounce@spf.example.test", ["postmaster@" + ME], msg(b"joe@example.test"))
+new = q.new(expect=1)
+m = q.read(new[0])[0] if len(new) == 1 else None
+t.check("through qmail-smtpd: its SPF pass aligns an unsigned message",
+        m is not None and "spf=pass smtp.mailfrom=spf.example.test" in re.sub(r"\n[ \t]+", " ", header(m))
+        and dmarc_entry(m) == "dmarc=pass (p=reject) header.from=example.test", header(m))
 t.done()
