@@ -115,7 +115,7 @@ static int blocked[CH_N];
 static unsigned long conc[CH_N];
 static struct backoff bo;
 static unsigned long long lifetime, maxbytes;
-static str bouncefrom, bouncehost, dbto, dbhost;
+static str bouncefrom, bouncehost, dbto, dbhost, bounceto, rwsender;
 /* control/smtproutes, as qmail-remote reads it: a routed domain's
  * destination is its relay (hop_get). */
 static str routes;
@@ -211,7 +211,7 @@ static int ctl_str(str *s, const char *file, const char *def)
 static int config(void)
 {
   struct rw nrw = RW_INIT;
-  str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT, ro = STR_INIT;
+  str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT, ro = STR_INIT, bt = STR_INIT, rs = STR_INIT;
   unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime, dw;
   int e;
 
@@ -231,6 +231,7 @@ static int config(void)
       ctl_str(&h, "control/bouncehost", "") < 0 ||
       ctl_str(&dt, "control/doublebounceto", "postmaster") < 0 ||
       ctl_str(&dh, "control/doublebouncehost", "") < 0 ||
+      ctl_str(&bt, "control/bounceto", "") < 0 || ctl_str(&rs, "control/rewritesender", "") < 0 ||
       control_lines(&ro, "control/smtproutes") < 0)
     goto fail;
   if (str_0(&nrw.me) < 0) goto fail;
@@ -243,6 +244,8 @@ static int config(void)
   str_free(&dbto); dbto = dt;
   str_free(&dbhost); dbhost = dh;
   str_free(&routes); routes = ro;
+  str_free(&bounceto); bounceto = bt;
+  str_free(&rwsender); rwsender = rs;
   for (e = 0; e < CH_N; e++) {
     if (c[e] < 1) c[e] = 1;
     if (c[e] > SPAWN_SLOTS) c[e] = SPAWN_SLOTS;
@@ -260,6 +263,8 @@ static int config(void)
   dcfg.bouncehost = bouncehost.s;
   dcfg.dbto = dbto.s;
   dcfg.dbhost = dbhost.s;
+  dcfg.bounceto = bounceto.s;
+  dcfg.rewritesender = rwsender.s;
   dcfg.maxbytes = maxbytes;
   dcfg.delaywarn = dw;
   dcfg.lifetime = lifetime;
@@ -268,6 +273,7 @@ fail:
   e = errno;
   rw_free(&nrw);
   str_free(&f); str_free(&h); str_free(&dt); str_free(&dh); str_free(&ro);
+  str_free(&bt); str_free(&rs);
   errno = e;
   return -1;
 }

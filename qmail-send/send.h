@@ -264,6 +264,10 @@ struct dsn_cfg {
   unsigned long long maxbytes;       /* body bytes to include; 0: headers only */
   unsigned long long delaywarn;      /* seconds before a delay notice; 0: none */
   unsigned long long lifetime;       /* queuelifetime, for Will-Retry-Until */
+  /* control/bounceto: where the notices about mail whose envelope sender
+   * is control/rewritesender go (that address is nobody's: a container's
+   * no-reply); "" for none. */
+  const char *bounceto, *rewritesender;
 };
 
 /* Builds one RFC 3464 report for a message whose recipients are all final,

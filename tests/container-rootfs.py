@@ -13,8 +13,9 @@ Checked: a refused setup (bad SMARTHOST_TLS) stops make container before
 anything is installed; the tarball holds no password and no SMTP server;
 mail from the application is relayed after STARTTLS and AUTH with the
 sender rewritten; an address literal goes through the smarthost too; mail
-to root goes to LOCAL_TO; a bounce goes through the smarthost with a
-From: in the rewritten sender's domain; the processes run as the random
+to root goes to LOCAL_TO; a bounce goes through the smarthost to
+BOUNCE_TO (control/bounceto), not to the no-reply sender, with a From: in
+the rewritten sender's domain; the processes run as the random
 uid; sendmail -q works; a second start without the variables keeps every
 setting."""
 import os, random, re, shutil, ssl, stat, subprocess, sys, tempfile, time
@@ -102,7 +103,7 @@ sink = Sink(t, port=port, starttls=ctx, ext=["PIPELINING", "8BITMIME", "STARTTLS
 BASE = ["PATH=/usr/bin:/bin", "USER=app", "HOME=/"]
 SETTINGS = ["SMARTHOST=relay.test:%d" % port, "SMARTHOST_USER=app", "SMARTHOST_PASSWORD_FILE=/run/secrets/smtp",
             "REWRITE_SENDER=noreply@example.test", "CONTAINER_ME=app.example.test", "TLS_CA=/etc/ssl/ca.pem",
-            "LOCAL_TO=ops@example.test", "CONTAINER_LOG=stdout"]
+            "LOCAL_TO=ops@example.test", "BOUNCE_TO=bounces@example.test", "CONTAINER_LOG=stdout"]
 
 
 def inside(*argv, env=()):
@@ -216,8 +217,8 @@ def bounce():
 
 
 b = wait_for(bounce, 30)
-t.check("the bounce goes through the smarthost to the rewritten sender",
-        b and "RCPT TO:<noreply@example.test>" in b.commands, stdout()[-3000:])
+t.check("the bounce goes through the smarthost to BOUNCE_TO, not the rewritten sender",
+        b and "RCPT TO:<bounces@example.test>" in b.commands, stdout()[-3000:])
 if b:
     t.check("its From: is in the rewritten sender's domain",
             re.search(rb"^From: [^\r\n]*@example\.test\r?$", b.data[0], re.M), b.data[0][:600])
