@@ -432,6 +432,8 @@ static void route_sessopts(const struct route *rt, int creds, struct sessopts *o
  * it. Such a configuration defers with this reason instead. */
 static const char noname[] = "TLS policy verify (the default with control/smtpauth) needs a host name, not an address literal; name the relay in control/smtproutes, or say verify=no: ";
 
+static struct haddrs hosts;
+
 /* Delivers through a static route's relay, with its credentials. */
 static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
                  const struct route *rt, unsigned long port)
@@ -453,7 +455,12 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
     all(j, 'Z', r ? SPAWN_TAG_AUTH : SPAWN_TAG_LOCAL, noname, rt->host);
     return 0;
   }
-  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr, 0);
+  /* A relay named in /etc/hosts (a container's --add-host) is reached
+   * there; otherwise, and for every MX, the DNS answers. */
+  hosts.n = 0;
+  hosts.r = rt->literal ? DNS_NX : dns_hosts(DNS_HOSTS, rt->host, hosts.a, DNS_ADDRMAX, &hosts.n);
+  ok = reuse(j, c, t, domain, rt->host, port) ||
+       try_host(j, c, rt->host, rt->literal, port, t, &noaddr, hosts.r == DNS_OK ? &hosts : 0);
   str_wipe(&creds);
   t->o.user = t->o.pass = 0;
   if (ok) return 1;
@@ -531,6 +538,12 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   t->o.policy = t->tlspolicy;
   t->explicit = r;
 
+  r = route_find(&c->routes, domain, &rt);
+  if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
+  port = r && rt.port ? rt.port : c->port;
+  /* Routes first, address literals included: a default route sends
+   * everything through its relay ("[192.0.2.7]:" exempts one literal). */
+  if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     struct raddr a;
     if (t->o.policy == TLS_VERIFY) { all(j, 'Z', SPAWN_TAG_LOCAL, noname, mx[0].name); return 0; }
@@ -545,10 +558,6 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     all(j, 'Z', t->tag, why(t), "");
     return 0;
   }
-  r = route_find(&c->routes, domain, &rt);
-  if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
-  port = r && rt.port ? rt.port : c->port;
-  if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
   t->dflt = !t->explicit;   /* only MX delivery gets the DANE default */
   /* MX delivery without a tlspolicy line: dane, which is may unless the
    * resolver validates and the zone is signed. */
