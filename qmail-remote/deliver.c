@@ -26,6 +26,7 @@
 #include "control.h"
 #include "log.h"
 #include "hops.h"
+#include "mtasts.h"
 #include "remote.h"
 
 /* Connection attempts per delivery, whatever the DNS returns: with a 60 s
@@ -204,7 +205,40 @@ static int plain_retry(struct rjob *j, const struct rconf *c, const struct raddr
   return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
 }
 
-/* Tries every address of one host; 1 when a session gave final results. */
+/* The MTA-STS policy of the delivery's domain (mtasts.h), MX deliveries
+ * only: a static route is the operator's choice, as in Postfix. */
+static struct sts sts;
+
+/* After a session to host under a testing or enforce policy: its line in
+ * the TLS-RPT day file, and under testing, when TLS failed the policy, at
+ * once a new connection under the domain's own TLS policy (never kept:
+ * its key says verify). SMTP_* as smtp_session_opts. */
+static int sts_session(struct rjob *j, const struct rconf *c, const struct raddr *a, const char *ip,
+                       const char *host, unsigned long port, struct tried *t, int r, str *why)
+{
+  struct sessopts o = t->o;
+  const char *type;
+  int fd;
+
+  if (sts.mode != STS_MODE_TESTING && sts.mode != STS_MODE_ENFORCE) return r;
+  if (r == SMTP_FINAL) { sts_record(&sts, host, ip, "ok"); return r; }
+  if (str_0(why) < 0 || !(type = sts_failure_type(why->s))) return r;
+  sts_record(&sts, host, ip, type);
+  log_begin("qmail-remote", "mtasts_fail");
+  log_kv("domain", sts.domain);
+  log_kv("host", host);
+  log_kv("ip", ip);
+  log_kv("result", type);
+  log_kv("action", sts.mode == STS_MODE_TESTING ? "delivered-anyway" : "deferred");
+  log_end();
+  if (sts.mode != STS_MODE_TESTING || t->attempts >= MAX_ATTEMPTS) return r;
+  t->attempts++;
+  if ((fd = tcp_connect(a, port, c)) < 0) return SMTP_NEXTHOST;
+  o.policy = t->tlspolicy;
+  o.key = 0;
+  return smtp_session_opts(fd, ip, host, 0, &o, c, j, why);
+}
+
 /* A host's addresses, looked up ahead (the MX list, mx_cut). */
 struct haddrs {
   int r;                          /* dns_addrs's result */
@@ -248,6 +282,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       continue;
     }
     r = smtp_session_opts(fd, ip, host, literal, &t->o, c, j, &why);
+    if (!literal) r = sts_session(j, c, &addrs[i], ip, host, port, t, r, &why);
     if (r == SMTP_NOTLS) r = plain_retry(j, c, &addrs[i], ip, host, literal, port, t, &why);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
@@ -471,7 +506,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   struct mx mx[DNS_MXMAX];
   struct route rt;
   char domain[DNS_NAMEMAX];
-  size_t n, i, len = strlen(j->domain);
+  size_t n, i, k, len = strlen(j->domain);
   unsigned long port;
   int r, noaddr = 0;
 
@@ -502,8 +537,14 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
   port = r && rt.port ? rt.port : c->port;
   if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
-  if (reuse(j, c, t, domain, "", port)) return 1;
   if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
+  /* MTA-STS testing or enforce: every session first asks for a verified
+   * chain and the MX host's name (testing falls back, sts_session). Where
+   * DANE applies to a host it wins (RFC 8461 2): the DANE check, which
+   * sets the host's policy in try_host, overrides this one. */
+  sts_lookup(domain, &sts);
+  if (sts.mode >= STS_MODE_TESTING && t->o.policy < TLS_VERIFY) t->o.policy = TLS_VERIFY;
+  if (reuse(j, c, t, domain, "", port)) return 1;
   r = dns_mx(domain, mx, DNS_MXMAX, &n);
   if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
   if (r == DNS_NX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": no such domain (5.1.2)"); return 0; }
@@ -514,8 +555,10 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     all(j, 'D', SPAWN_TAG_DNS, domain, ": its best mail host is this host or loopback, and the domain is not local here: a loop (5.4.6)");
     return 0;
   }
-  for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
-    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i])) return 1;
+  for (i = 0, k = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
+    if (sts_mx_allowed(&sts, mx[i].name) && ++k && try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i]))
+      return 1;
+  if (!k && n) note(t, SPAWN_TAG_CONNECT, "MTA-STS policy (enforce) of ", domain, ": no MX host matches its mx patterns");
   if (t->soft) all(j, 'Z', t->tag, why(t), "");
   else all(j, 'D', SPAWN_TAG_DNS, domain, ": no mail host has an address (5.1.2)");
   return 0;
@@ -543,5 +586,6 @@ void remote_deliver(struct rjob *j)
   str_free(&err);
   str_free(&t.why);
   str_wipe(&key);
+  sts_free(&sts);
   rconf_free(&c);
 }

@@ -3,7 +3,8 @@
 # share the client code. DNS goes through lib/dns (glibc's libresolv). Both are
 # dynamic executables: neither is exec'd per message.
 REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c \
-                      qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c
+                      qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c \
+                      qmail-remote/mtasts.c qmail-remote/stspolicy.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c qmail-remote/rjournal.c $(REMOTE_CLIENT_SRCS)
 qmail-rspawn_LIBS := -lresolv
@@ -20,7 +21,7 @@ t-mime8_EXTRA := qmail-remote/mime8.c
 FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/str.c
 FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) lib/dns.c \
                    qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
-                   lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c
+                   lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c lib/atomic.c
 FUZZ_REMOTE_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-remote \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz-dns: $(FUZZ_DNS_SRCS) lib/dns.c lib/dns.h | $(BUILD)/auto_prefix.c
@@ -38,3 +39,8 @@ fuzz-remote: $(BUILD)/fuzz/fuzz-dns $(BUILD)/fuzz/fuzz-reply
 	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t || exit 1; \
 	done
 .PHONY: fuzz-remote
+# MTA-STS and TLS-RPT (mtasts.h): the delivery side in both front ends, the
+# fetcher qmail-mtasts and the daily reporter qmail-tlsrpt.
+PROGS += qmail-mtasts
+qmail-mtasts_SRCS := qmail-remote/qmail-mtasts.c qmail-remote/stspolicy.c
+qmail-mtasts_LIBS := -lresolv -lbearssl
