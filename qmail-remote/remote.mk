@@ -44,3 +44,6 @@ fuzz-remote: $(BUILD)/fuzz/fuzz-dns $(BUILD)/fuzz/fuzz-reply
 PROGS += qmail-mtasts
 qmail-mtasts_SRCS := qmail-remote/qmail-mtasts.c qmail-remote/stspolicy.c
 qmail-mtasts_LIBS := -lresolv -lbearssl
+PROGS += qmail-tlsrpt
+qmail-tlsrpt_SRCS := qmail-remote/qmail-tlsrpt.c qmail-remote/stspolicy.c
+qmail-tlsrpt_LIBS := -lresolv -lz

@@ -5,17 +5,18 @@ this MTA's own qmail-tlsd + qmail-smtpd as every MX (its certificate for
 mx.good.test). Enforce with a matching MX, with a non-matching MX and with
 a certificate of another name; testing; a policy change by id; a policy
 host gone with a policy cached; then qmail-tlsrpt's report of the day."""
-import os, re, subprocess, sys, time
+import base64, email, gzip, json, os, re, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Instance, IS_ROOT
+from harness import T, IS_ROOT, wait_for
 from remote_peers import Dns
+from send_harness import messages, setup, start
 from smtpd_harness import Queue
 from sts_harness import PolicyServer
 from tls_harness import CA, TlsServer, install_cert, run_remote
 
 t = T()
-inst = Instance(t)
+inst = setup(t)
 ca = CA(t)
 install_cert(inst, *ca.issue("mx.good.test", "rsa"))
 srv = TlsServer(inst)
@@ -48,7 +49,7 @@ def zone(ids):
     for d in domains:
         rec += ["--mx-host=%s,%s,10" % (d, mx[d]), "--host-record=mta-sts.%s,127.0.0.1" % d,
                 "--txt-record=_mta-sts.%s,v=STSv1; id=%s" % (d, ids.get(d, "1")),
-                "--txt-record=_smtp._tls.%s,v=TLSRPTv1; rua=mailto:tlsrpt@%s" % (d, d)]
+                "--txt-record=_smtp._tls.%s,v=TLSRPTv1; rua=mailto:alice@mail.example.test" % d]
     dns = Dns(t, rec)
     t.check("dnsmasq answers", dns.ok)
     inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
@@ -147,5 +148,85 @@ t.check("policy host unreachable: the cached policy used", code == "K" and "tls=
 t.check("policy host unreachable: the fetch failure logged",
         "qmail-mtasts event=fetch domain=enforce.test result=failed reason=\"cannot connect" in err, err)
 q.new(expect=1)
+
+# TLS-RPT: the day's report per policy domain, queued by qmail-tlsrpt in
+# the remote uid, delivered by qmail-send to alice's Maildir.
+inst.stop()
+days = sorted(f for f in os.listdir(inst.path("tlsrpt")))
+t.check("one day file of sessions", len(days) == 1 and re.match(r"\d{4}-\d\d-\d\d$", days[0]), days)
+day = days[0]
+p = subprocess.run([inst.bin("qmail-tlsrpt"), day], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **user)
+err = p.stderr.decode()
+t.check("qmail-tlsrpt: exit 0, a report queued per policy domain",
+        p.returncode == 0 and len(re.findall(r"qmail-tlsrpt event=report domain=\S+ day=%s result=queued" % day, err)) == 5,
+        (p.returncode, err))
+t.check("qmail-tlsrpt: the day file marked sent", os.listdir(inst.path("tlsrpt")) == [day + ".sent"],
+        os.listdir(inst.path("tlsrpt")))
+start(inst, inst.path("send.log"))
+got = wait_for(lambda: len(messages(inst, "alice")) >= 5 and messages(inst, "alice"), 30) or []
+t.check("five reports delivered to the rua Maildir", len(got) == 5, len(got))
+reports = {}
+for name, raw in got:
+    m = email.message_from_bytes(raw)
+    dom = m["TLS-Report-Domain"]
+    part = [x for x in m.walk() if x.get_content_type() == "application/tlsrpt+gzip"]
+    ok = (m.get_content_type() == "multipart/report" and m.get_param("report-type") == "tlsrpt"
+          and m["TLS-Report-Submitter"] == "mail.example.test" and len(part) == 1
+          and re.match(r"Report Domain: %s Submitter: mail\.example\.test Report-ID: <[^>]+>$" % re.escape(dom or ""),
+                       m["Subject"] or "")
+          and (part[0].get_filename() or "").startswith("mail.example.test!%s!" % dom)
+          and (part[0].get_filename() or "").endswith(".json.gz"))
+    t.check("report for %s: RFC 8460 headers and parts" % dom, ok, m.as_string()[:1500])
+    if part:
+        reports[dom] = json.loads(gzip.decompress(part[0].get_payload(decode=True)))
+
+
+def required(r):
+    """RFC 8460 4.4's required fields (its JSON schema), with their types."""
+    try:
+        pol = r["policies"][0]
+        return (isinstance(r["organization-name"], str) and isinstance(r["contact-info"], str)
+                and isinstance(r["report-id"], str)
+                and r["date-range"]["start-datetime"] == day + "T00:00:00Z"
+                and r["date-range"]["end-datetime"] == day + "T23:59:59Z"
+                and pol["policy"]["policy-type"] in ("sts", "tlsa", "no-policy-found")
+                and isinstance(pol["policy"]["policy-domain"], str)
+                and isinstance(pol["summary"]["total-successful-session-count"], int)
+                and isinstance(pol["summary"]["total-failure-session-count"], int)
+                and all(isinstance(f["result-type"], str) and isinstance(f["failed-session-count"], int)
+                        for f in pol.get("failure-details", [])))
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
+t.check("every report has RFC 8460's required fields", len(reports) == 5 and all(required(r) for r in reports.values()),
+        reports)
+
+
+def summary(dom):
+    pol = reports.get(dom, {"policies": [{}]})["policies"][0]
+    s = pol.get("summary", {})
+    det = sorted((f["result-type"], f.get("receiving-mx-hostname"), f.get("receiving-ip"), f["failed-session-count"])
+                 for f in pol.get("failure-details", []))
+    return pol.get("policy", {}), s.get("total-successful-session-count"), s.get("total-failure-session-count"), det
+
+
+pol, ok, fail, det = summary("enforce.test")
+t.check("enforce.test: 4 sessions ok, the failed refetch reported",
+        ok == 4 and fail == 1 and det == [("sts-policy-fetch-error", None, None, 1)], (ok, fail, det))
+t.check("enforce.test: the policy as cached (policy-string, mx-host)",
+        pol.get("policy-type") == "sts" and "mode: enforce" in pol.get("policy-string", [])
+        and pol.get("mx-host") == ["mx.good.test"] and pol.get("policy-domain") == "enforce.test", pol)
+t.check("testing.test: the certificate mismatch reported",
+        summary("testing.test")[1:] == (0, 1, [("certificate-host-mismatch", "other.good.test", "127.0.0.1", 1)]),
+        summary("testing.test"))
+t.check("nomatch.test: the MX outside the policy reported",
+        summary("nomatch.test")[1:] == (0, 1, [("validation-failure", "mx.good.test", None, 1)]), summary("nomatch.test"))
+t.check("badcert.test: the certificate mismatch reported",
+        summary("badcert.test")[1:] == (0, 1, [("certificate-host-mismatch", "other.good.test", "127.0.0.1", 1)]),
+        summary("badcert.test"))
+t.check("redirect.test: no policy found, the fetch error reported",
+        summary("redirect.test")[0].get("policy-type") == "no-policy-found"
+        and summary("redirect.test")[1:] == (0, 1, [("sts-policy-fetch-error", None, None, 1)]), summary("redirect.test"))
 
 t.done()
