@@ -47,3 +47,4 @@ qmail-mtasts_LIBS := -lresolv -lbearssl
 PROGS += qmail-tlsrpt
 qmail-tlsrpt_SRCS := qmail-remote/qmail-tlsrpt.c qmail-remote/stspolicy.c
 qmail-tlsrpt_LIBS := -lresolv -lz
+t-stspolicy_EXTRA := qmail-remote/stspolicy.c
