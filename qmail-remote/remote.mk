@@ -48,3 +48,14 @@ PROGS += qmail-tlsrpt
 qmail-tlsrpt_SRCS := qmail-remote/qmail-tlsrpt.c qmail-remote/stspolicy.c
 qmail-tlsrpt_LIBS := -lresolv -lz
 t-stspolicy_EXTRA := qmail-remote/stspolicy.c
+# make fuzz-sts: a libFuzzer campaign over the MTA-STS policy and TXT
+# grammar (qmail-mtasts's input), FUZZ_SECONDS long; not in make check.
+FUZZ_STS_SRCS := qmail-remote/fuzz-sts.c qmail-remote/stspolicy.c lib/atomic.c lib/buf.c lib/control.c lib/str.c
+$(BUILD)/fuzz/fuzz-sts: $(FUZZ_STS_SRCS) qmail-remote/mtasts.h | $(BUILD)/auto_prefix.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_REMOTE_FLAGS) -o $@ $(FUZZ_STS_SRCS) $(BUILD)/auto_prefix.c -lcdb
+fuzz-sts: $(BUILD)/fuzz/fuzz-sts
+	@mkdir -p $(BUILD)/fuzz/corpus-sts
+	$(BUILD)/fuzz/fuzz-sts -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -artifact_prefix=$(BUILD)/fuzz/sts- $(BUILD)/fuzz/corpus-sts
+.PHONY: fuzz-sts
