@@ -72,7 +72,7 @@ static int fetch(const char *domain, const char *id)
 }
 
 /* Appends one line to today's TLS-RPT day file; mode "-": no policy. */
-static void rpt_append(const char *domain, const char *mode, const char *host, const char *ip, const char *result)
+void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result)
 {
   char day[11];
   str line = STR_INIT, path = STR_INIT;
@@ -129,7 +129,7 @@ void sts_lookup(const char *domain, struct sts *s)
       source = "fetched";
     } else {
       source = valid ? "cache, fetch failed" : "none, fetch failed";
-      rpt_append(s->domain, valid ? modes[s->c.p.mode] : "-", "-", "-", fetch_types[code]);
+      rpt_session(s->domain, valid ? modes[s->c.p.mode] : "-", "-", "-", fetch_types[code]);
     }
   }
   if (valid) s->mode = s->c.p.mode;
@@ -152,7 +152,7 @@ int sts_mx_allowed(struct sts *s, const char *host)
   log_kv("host", host);
   log_kv("result", s->mode == STS_MODE_ENFORCE ? "skipped" : "reported");
   log_end();
-  rpt_append(s->domain, modes[s->mode], host, "-", "validation-failure");
+  rpt_session(s->domain, modes[s->mode], host, "-", "validation-failure");
   return s->mode != STS_MODE_ENFORCE;
 }
 
@@ -174,7 +174,7 @@ const char *sts_failure_type(const char *why)
 void sts_record(const struct sts *s, const char *host, const char *ip, const char *result)
 {
   if (s->mode == STS_MODE_ENFORCE || s->mode == STS_MODE_TESTING)
-    rpt_append(s->domain, modes[s->mode], host, ip, result);
+    rpt_session(s->domain, modes[s->mode], host, ip, result);
 }
 
 void sts_free(struct sts *s)

@@ -105,6 +105,11 @@ const char *sts_failure_type(const char *why);
 /* Appends a session's line to the day file (result "ok" or a result-type)
  * when s has a testing or enforce policy. */
 void sts_record(const struct sts *s, const char *host, const char *ip, const char *result);
+/* The same line for any policy: mode "enforce", "testing", or "dane" for
+ * a session under DANE (TLS-RPT policy-type tlsa; result "ok" or e.g.
+ * tlsa-invalid, dnssec-invalid, dane-required). For the DANE check,
+ * which wins over MTA-STS where it applies (RFC 8461 section 2). */
+void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result);
 void sts_free(struct sts *s);
 
 #endif

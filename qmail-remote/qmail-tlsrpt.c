@@ -88,17 +88,18 @@ static int json_key(str *o, const char *k)
   return json_str(o, k, strlen(k)) < 0 || str_catc(o, ':') < 0 ? -1 : 0;
 }
 
-/* The "policy" object: the cached policy's lines and patterns, or
- * no-policy-found when none is cached any more. */
-static int json_policy(str *o, const char *domain)
+/* The "policy" object: tlsa for a domain whose sessions were all under
+ * DANE, else the cached policy's lines and patterns, or no-policy-found
+ * when none is cached any more. */
+static int json_policy(str *o, const char *domain, int dane)
 {
   struct sts_cached c = { 0, "", STR_INIT, { 0, 0, 0, { { 0 } } } };
   const char *p, *end, *nl;
   size_t i, n;
-  int have = sts_cache_read(domain, &c) == 1, r = -1;
+  int have = !dane && sts_cache_read(domain, &c) == 1, r = -1;
 
   if (str_cats(o, "{") < 0 || json_key(o, "policy-type") < 0 ||
-      str_cats(o, have ? "\"sts\"," : "\"no-policy-found\",") < 0)
+      str_cats(o, dane ? "\"tlsa\"," : have ? "\"sts\"," : "\"no-policy-found\",") < 0)
     goto out;
   if (have) {
     if (json_key(o, "policy-string") < 0 || str_catc(o, '[') < 0) goto out;
@@ -125,17 +126,19 @@ out:
 static int json_report(str *o, const char *day, const char *domain, const char *id, const struct rec *r, size_t n)
 {
   unsigned long long ok = 0, fail = 0;
-  size_t i, j, details = 0;
+  size_t i, j, details = 0, dane = 0;
 
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
     if (!strcmp(r[i].f[F_RESULT], "ok")) ok++;
     else fail++;
+    dane += !strcmp(r[i].f[F_MODE], "dane");
+  }
   if (str_copys(o, "{") < 0 || json_key(o, "organization-name") < 0 || json_str(o, org.s, org.len) < 0 ||
       str_catc(o, ',') < 0 || json_key(o, "date-range") < 0 || str_cats(o, "{\"start-datetime\":\"") < 0 ||
       str_cats(o, day) < 0 || str_cats(o, "T00:00:00Z\",\"end-datetime\":\"") < 0 || str_cats(o, day) < 0 ||
       str_cats(o, "T23:59:59Z\"},") < 0 || json_key(o, "contact-info") < 0 || json_str(o, from.s, from.len) < 0 ||
       str_catc(o, ',') < 0 || json_key(o, "report-id") < 0 || json_str(o, id, strlen(id)) < 0 ||
-      str_cats(o, ",\"policies\":[{\"policy\":") < 0 || json_policy(o, domain) < 0 ||
+      str_cats(o, ",\"policies\":[{\"policy\":") < 0 || json_policy(o, domain, n && dane == n) < 0 ||
       str_cats(o, ",\"summary\":{\"total-successful-session-count\":") < 0 || str_catu(o, ok) < 0 ||
       str_cats(o, ",\"total-failure-session-count\":") < 0 || str_catu(o, fail) < 0 ||
       str_cats(o, "},\"failure-details\":[") < 0)

@@ -50,6 +50,7 @@ def zone(ids):
         rec += ["--mx-host=%s,%s,10" % (d, mx[d]), "--host-record=mta-sts.%s,127.0.0.1" % d,
                 "--txt-record=_mta-sts.%s,v=STSv1; id=%s" % (d, ids.get(d, "1")),
                 "--txt-record=_smtp._tls.%s,v=TLSRPTv1; rua=mailto:alice@mail.example.test" % d]
+    rec.append("--txt-record=_smtp._tls.dane.test,v=TLSRPTv1; rua=mailto:alice@mail.example.test")
     dns = Dns(t, rec)
     t.check("dnsmasq answers", dns.ok)
     inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
@@ -155,16 +156,19 @@ inst.stop()
 days = sorted(f for f in os.listdir(inst.path("tlsrpt")))
 t.check("one day file of sessions", len(days) == 1 and re.match(r"\d{4}-\d\d-\d\d$", days[0]), days)
 day = days[0] if days else "1970-01-01"
+# A session under DANE, as the DANE check records it (rpt_session).
+with open(inst.path("tlsrpt", day), "a") as f:
+    f.write("dane.test dane mx.dane.test 127.0.0.1 tlsa-invalid\n")
 p = subprocess.run([inst.bin("qmail-tlsrpt"), day], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **user)
 err = p.stderr.decode()
 t.check("qmail-tlsrpt: exit 0, a report queued per policy domain",
-        p.returncode == 0 and len(re.findall(r"qmail-tlsrpt event=report domain=\S+ day=%s result=queued" % day, err)) == 5,
+        p.returncode == 0 and len(re.findall(r"qmail-tlsrpt event=report domain=\S+ day=%s result=queued" % day, err)) == 6,
         (p.returncode, err))
 t.check("qmail-tlsrpt: the day file marked sent", os.listdir(inst.path("tlsrpt")) == [day + ".sent"],
         os.listdir(inst.path("tlsrpt")))
 start(inst, inst.path("send.log"))
-got = wait_for(lambda: len(messages(inst, "alice")) >= 5 and messages(inst, "alice"), 30) or []
-t.check("five reports delivered to the rua Maildir", len(got) == 5, len(got))
+got = wait_for(lambda: len(messages(inst, "alice")) >= 6 and messages(inst, "alice"), 30) or []
+t.check("six reports delivered to the rua Maildir", len(got) == 6, len(got))
 reports = {}
 for name, raw in got:
     m = email.message_from_bytes(raw)
@@ -199,7 +203,7 @@ def required(r):
         return False
 
 
-t.check("every report has RFC 8460's required fields", len(reports) == 5 and all(required(r) for r in reports.values()),
+t.check("every report has RFC 8460's required fields", len(reports) == 6 and all(required(r) for r in reports.values()),
         reports)
 
 
@@ -228,5 +232,8 @@ t.check("badcert.test: the certificate mismatch reported",
 t.check("redirect.test: no policy found, the fetch error reported",
         summary("redirect.test")[0].get("policy-type") == "no-policy-found"
         and summary("redirect.test")[1:] == (0, 1, [("sts-policy-fetch-error", None, None, 1)]), summary("redirect.test"))
+t.check("dane.test: policy-type tlsa, the TLSA failure reported",
+        summary("dane.test")[0].get("policy-type") == "tlsa"
+        and summary("dane.test")[1:] == (0, 1, [("tlsa-invalid", "mx.dane.test", "127.0.0.1", 1)]), summary("dane.test"))
 
 t.done()
