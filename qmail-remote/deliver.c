@@ -221,7 +221,11 @@ static int sts_session(struct rjob *j, const struct rconf *c, const struct raddr
   int fd;
 
   if (sts.mode != STS_MODE_TESTING && sts.mode != STS_MODE_ENFORCE) return r;
-  if (r == SMTP_FINAL) { sts_record(&sts, host, ip, "ok"); return r; }
+  /* An MX outside a testing policy has its failure line already. */
+  if (r == SMTP_FINAL) {
+    if (sts_mx_match(&sts.c.p, host)) sts_record(&sts, host, ip, "ok");
+    return r;
+  }
   if (str_0(why) < 0 || !(type = sts_failure_type(why->s))) return r;
   sts_record(&sts, host, ip, type);
   log_begin("qmail-remote", "mtasts_fail");

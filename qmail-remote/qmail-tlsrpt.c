@@ -9,6 +9,7 @@
  * temporary failure it stays, and the next run sends it again under the
  * same Report-ID, which lets a receiver drop the duplicate. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #define PROG "qmail-tlsrpt"
 #define DAYFILE_MAX (64ul << 20)
 #define RUA_MAX 8
+#define KEEP_DAYS 31ull             /* <day>.sent files kept, for the operator */
 
 static str me, org, from;
 static int temp;
@@ -409,9 +411,19 @@ out:
   str_free(&data);
 }
 
+/* 1 for "<day>.sent" of a day before old. */
+static int sent_old(const char *name, const char *old)
+{
+  char day[11];
+  if (strlen(name) != 15 || strcmp(name + 10, ".sent")) return 0;
+  memcpy(day, name, 10);
+  day[10] = 0;
+  return day_ok(day) && strcmp(day, old) < 0;
+}
+
 int main(int argc, char **argv)
 {
-  char today[11];
+  char today[11], old[11];
   str dnsserver = STR_INIT;
   DIR *d;
   struct dirent *e;
@@ -433,7 +445,13 @@ int main(int argc, char **argv)
     report_day(argv[1]);
   } else {
     rpt_day(today, (unsigned long long)time(0));
+    rpt_day(old, (unsigned long long)time(0) - KEEP_DAYS * 86400ull);
     if (!(d = opendir(RPT_DIR))) log_fatal(PROG, EXIT_TEMP, "cannot open " RPT_DIR);
+    /* Old reports go first: a day sent by this run is kept whatever its
+     * date, and readdir need not see the names renamed while it reads. */
+    while ((e = readdir(d)))
+      if (sent_old(e->d_name, old)) unlinkat(dirfd(d), e->d_name, 0);
+    rewinddir(d);
     while ((e = readdir(d)))
       if (day_ok(e->d_name) && strcmp(e->d_name, today) < 0) report_day(e->d_name);
     closedir(d);

@@ -236,4 +236,19 @@ t.check("dane.test: policy-type tlsa, the TLSA failure reported",
         summary("dane.test")[0].get("policy-type") == "tlsa"
         and summary("dane.test")[1:] == (0, 1, [("tlsa-invalid", "mx.dane.test", "127.0.0.1", 1)]), summary("dane.test"))
 
+# Without a day: every day before today is reported, today's is not, and
+# .sent files older than 31 days are removed.
+with open(inst.path("tlsrpt", "2000-01-02"), "w") as f:
+    f.write("enforce.test enforce mx.good.test 127.0.0.1 ok\nbroken line\n")
+open(inst.path("tlsrpt", "2000-01-01.sent"), "w").close()
+with open(inst.path("tlsrpt", day), "w") as f:
+    f.write("enforce.test enforce mx.good.test 127.0.0.1 ok\n")
+p = subprocess.run([inst.bin("qmail-tlsrpt")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **user)
+err = p.stderr.decode()
+left = sorted(os.listdir(inst.path("tlsrpt")))
+t.check("qmail-tlsrpt alone: the past day reported, today's kept, the old .sent removed",
+        p.returncode == 0 and "domain=enforce.test day=2000-01-02 result=queued" in err and "day=%s" % day not in err
+        and left == sorted(["2000-01-02.sent", day, day + ".sent"]), (p.returncode, err, left))
+t.check("qmail-tlsrpt alone: the past day's report delivered",
+        wait_for(lambda: len(messages(inst, "alice")) == 7, 30), len(messages(inst, "alice")))
 t.done()
