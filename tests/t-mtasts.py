@@ -139,6 +139,25 @@ t.check("new id: the new policy cached", "max_age: 3600" in cache("enforce.test"
 t.check("new id: delivered", code == "K", (code, text))
 q.new(expect=1)
 
+
+
+def age_cache(domain, seconds):
+    """Makes the cached policy seconds older, as if fetched then."""
+    path = inst.path("mtasts", domain)
+    text = open(path).read()
+    head, _, rest = text.partition("\n")
+    tag, fetched, pid = head.split(" ")
+    with open(path, "w") as f:
+        f.write("%s %d %s\n%s" % (tag, int(fetched) - seconds, pid, rest))
+
+
+# Past half its max_age (3600 s), the same id: refreshed before it expires.
+age_cache("enforce.test", 2000)
+code, text, err = remote("enforce.test")
+t.check("past half max_age: refreshed, delivered", code == "K" and web.count("enforce.test") == 3
+        and "id=2 policy=fetched" in err, (code, web.count("enforce.test"), err))
+q.new(expect=1)
+
 # The policy host unreachable (its server gone) with a newer id: the
 # cached policy stays in force.
 web.close()
@@ -148,6 +167,13 @@ t.check("policy host unreachable: the cached policy used", code == "K" and "tls=
         and "policy=verify result=ok" in err, (code, text, err))
 t.check("policy host unreachable: the fetch failure logged",
         "qmail-mtasts event=fetch domain=enforce.test result=failed reason=\"cannot connect" in err, err)
+q.new(expect=1)
+
+# An expired cached policy is not used, even with the policy host gone.
+age_cache("enforce.test", 4000)
+code, text, err = remote("enforce.test")
+t.check("expired cache, policy host unreachable: no policy, delivered under may",
+        code == "K" and "tls=mta-sts-unavailable" in err and "policy=may" in err, (code, text, err))
 q.new(expect=1)
 
 # TLS-RPT: the day's report per policy domain, queued by qmail-tlsrpt in
@@ -216,8 +242,8 @@ def summary(dom):
 
 
 pol, ok, fail, det = summary("enforce.test")
-t.check("enforce.test: 4 sessions ok, the failed refetch reported",
-        ok == 4 and fail == 1 and det == [("sts-policy-fetch-error", None, None, 1)], (ok, fail, det))
+t.check("enforce.test: 5 sessions ok, the 2 failed refetches reported",
+        ok == 5 and fail == 2 and det == [("sts-policy-fetch-error", None, None, 2)], (ok, fail, det))
 t.check("enforce.test: the policy as cached (policy-string, mx-host)",
         pol.get("policy-type") == "sts" and "mode: enforce" in pol.get("policy-string", [])
         and pol.get("mx-host") == ["mx.good.test"] and pol.get("policy-domain") == "enforce.test", pol)
