@@ -144,7 +144,8 @@ static const char *body(size_t n, int clean, size_t *bn)
   *bn = n - hl - 2;
   v = header(resp, hl, "Content-Length", &vn);
   if (v) {
-    if (scan_ulong(v, vn, &cl) < 0 || cl > STS_POLICYMAX) fail(STS_FETCH_INVALID, "bad or too large Content-Length", 0);
+    if (scan_ulong(v, vn, &cl) < 0) fail(STS_FETCH_ERROR, "bad Content-Length", 0);
+    if (cl > STS_POLICYMAX) fail(STS_FETCH_INVALID, "policy larger than 64 KiB (its Content-Length)", 0);
     if (*bn < cl) fail(STS_FETCH_ERROR, "body shorter than its Content-Length", 0);
     *bn = (size_t)cl;
   } else if (!clean) {

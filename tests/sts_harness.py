@@ -4,29 +4,30 @@ mta-sts.<domain> name (chosen by SNI) from a tls_harness CA, and counts the
 requests per host. Standard library only."""
 import http.server, ssl, threading
 from harness import free_port
+from tls_harness import self_signed
 
 
 class PolicyServer:
-    def __init__(self, t, ca, domains):
+    def __init__(self, t, ca, domains, untrusted=()):
+        """domains get a certificate of ca; those in untrusted a
+        self-signed one (the fetcher must refuse it)."""
         self.policies = {}       # host -> (status, content-type, body)
         self.requests = {}       # host -> count
         self.port = free_port()
         ctxs = {}
-        for d in domains:
+        for d in list(domains) + list(untrusted):
             host = "mta-sts." + d
-            cert, key = ca.issue(host, "ec")
+            cert, key = self_signed(ca.dir, host) if d in untrusted else ca.issue(host, "ec")
             c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             c.load_cert_chain(cert, key)
             ctxs[host] = c
         base = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        first = next(iter(ctxs.values()))
         base.load_cert_chain(*ca.issue("mta-sts.default.test", "ec"))
 
         def sni(sock, name, _ctx):
             if name in ctxs:
                 sock.context = ctxs[name]
         base.sni_callback = sni
-        del first
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

@@ -22,7 +22,10 @@ install_cert(inst, *ca.issue("mx.good.test", "rsa"))
 srv = TlsServer(inst)
 q = Queue(inst)
 domains = ["enforce.test", "nomatch.test", "badcert.test", "testing.test", "redirect.test"]
-web = PolicyServer(t, ca, domains)
+# The fetcher's limits: no _smtp._tls record, so no report.
+limits = ["ctype.test", "big.test", "missing.test"]
+web = PolicyServer(t, ca, domains + limits, untrusted=["webpki.test"])
+limits.append("webpki.test")
 
 
 def policy(mode, mx, age=86400):
@@ -34,6 +37,9 @@ web.serve("nomatch.test", policy("enforce", ["mail.elsewhere.test"]))
 web.serve("badcert.test", policy("enforce", ["other.good.test"]))
 web.serve("testing.test", policy("testing", ["other.good.test"]))
 web.serve("redirect.test", "", status=301)
+web.serve("ctype.test", policy("enforce", ["nothing.test"]), ctype="text/html")
+web.serve("big.test", policy("enforce", ["nothing.test"]) + "x: " + "y" * 65536 + "\r\n")
+web.serve("webpki.test", policy("enforce", ["nothing.test"]))
 
 dns = None
 
@@ -50,6 +56,9 @@ def zone(ids):
         rec += ["--mx-host=%s,%s,10" % (d, mx[d]), "--host-record=mta-sts.%s,127.0.0.1" % d,
                 "--txt-record=_mta-sts.%s,v=STSv1; id=%s" % (d, ids.get(d, "1")),
                 "--txt-record=_smtp._tls.%s,v=TLSRPTv1; rua=mailto:alice@mail.example.test" % d]
+    for d in limits:
+        rec += ["--mx-host=%s,mx.good.test,10" % d, "--host-record=mta-sts.%s,127.0.0.1" % d,
+                "--txt-record=_mta-sts.%s,v=STSv1; id=1" % d]
     rec.append("--txt-record=_smtp._tls.dane.test,v=TLSRPTv1; rua=mailto:alice@mail.example.test")
     dns = Dns(t, rec)
     t.check("dnsmasq answers", dns.ok)
@@ -128,6 +137,18 @@ t.check("redirect: not followed, no policy, delivered as usual", code == "K" and
         and "tls=mta-sts-unavailable" in err and "event=fetch domain=redirect.test result=failed" in err, (code, text, err))
 t.check("redirect: nothing cached", cache("redirect.test") == "")
 q.new(expect=1)
+
+# RFC 8461 3.3's limits: each of these policies is refused, the mail goes
+# as without one (their enforce policies would defer it: no MX matches).
+for d, result, why in (("ctype.test", "invalid", "Content-Type is not text/plain"),
+                       ("big.test", "invalid", "larger than 64 KiB"),
+                       ("missing.test", "failed", "HTTP status is not 200"),
+                       ("webpki.test", "webpki", "certificate not trusted")):
+    code, text, err = remote(d)
+    t.check("%s: refused (%s), delivered without a policy" % (d, why),
+            code == "K" and "event=fetch domain=%s result=%s" % (d, result) in err and why in err
+            and "tls=mta-sts-unavailable" in err and cache(d) == "", (code, text, err))
+    q.new(expect=1)
 
 # A new id: fetched again before the cached policy expires.
 web.serve("enforce.test", policy("enforce", ["mx.good.test"], 3600))
