@@ -212,7 +212,10 @@ static struct sts sts;
 /* After a session to host under a testing or enforce policy: its line in
  * the TLS-RPT day file, and under testing, when TLS failed the policy, at
  * once a new connection under the domain's own TLS policy (never kept:
- * its key says verify). SMTP_* as smtp_session_opts. */
+ * its key says verify). SMTP_* as smtp_session_opts. A host whose
+ * policy the DANE check set is DANE's alone (RFC 8461 section 2): that
+ * check records its sessions itself (rpt_session, mode dane) and must
+ * not come here. */
 static int sts_session(struct rjob *j, const struct rconf *c, const struct raddr *a, const char *ip,
                        const char *host, unsigned long port, struct tried *t, int r, str *why)
 {
