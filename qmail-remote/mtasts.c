@@ -22,17 +22,6 @@
 
 static const char *const modes[] = { "-", "none", "testing", "enforce" };
 
-/* One TXT record at _mta-sts.<domain>: id gets the id of the only valid
- * STSv1 record; "\1" marks two or more (RFC 8461 3.1: then none). */
-static int txt_each(const char *txt, size_t len, void *ctx)
-{
-  char id[STS_IDMAX], *out = ctx;
-  if (sts_txt_id(txt, len, id) != 1) return 0;
-  if (out[0]) out[0] = 1;
-  else memcpy(out, id, STS_IDMAX);
-  return 0;
-}
-
 /* Runs PREFIX/bin/qmail-mtasts domain id with /dev/null as fd 0 and 1
  * (qmail-remote's stdout carries its reports) and stderr shared, for its
  * log lines; its exit code (STS_FETCH_*), or STS_FETCH_ERROR. */
@@ -114,7 +103,7 @@ void sts_lookup(const char *domain, struct sts *s)
   if (!sts_domain_ok(domain, s->domain)) return;
   memcpy(name, "_mta-sts.", 9);
   memcpy(name + 9, s->domain, strlen(s->domain) + 1);
-  r = dns_txt(name, txt_each, id);
+  r = dns_txt(name, sts_txt_collect, id);
   if (r < 0 || id[0] == 1) id[0] = 0;
   cached = sts_cache_read(s->domain, &s->c);
   age = cached == 1 && now > s->c.fetched ? now - s->c.fetched : 0;

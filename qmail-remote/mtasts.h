@@ -51,6 +51,11 @@ int sts_mx_match(const struct sts_policy *p, const char *host);
  * the id copied, 0 for a record that is not STSv1, -1 for an STSv1
  * record that does not parse. */
 int sts_txt_id(const char *txt, size_t len, char id[STS_IDMAX]);
+/* A dns_txt callback for _mta-sts.<domain>: ctx is a char[STS_IDMAX]
+ * holding "" before the lookup; after it, the id of the only valid STSv1
+ * record, "" when there is none, "\1" when there are two or more (RFC
+ * 8461 3.1: then none counts). */
+int sts_txt_collect(const char *txt, size_t len, void *ctx);
 /* A TXT record at _smtp._tls.<domain>: 1 for "v=TLSRPTv1; rua=..." with
  * the rua value (comma-separated URIs) appended to rua, 0 otherwise. */
 int rpt_txt_rua(const char *txt, size_t len, str *rua);

@@ -155,19 +155,6 @@ static const char *body(size_t n, int clean, size_t *bn)
   return sep + 4;
 }
 
-/* The id from the _mta-sts TXT record, for a run without one. */
-static int txt_each(const char *txt, size_t len, void *ctx)
-{
-  char id[STS_IDMAX], *out = ctx;
-  int r = sts_txt_id(txt, len, id);
-  if (r < 0) return 0;
-  if (r == 1) {
-    if (out[0]) { out[0] = 1; return 0; }   /* two records: none valid */
-    memcpy(out, id, STS_IDMAX);
-  }
-  return 0;
-}
-
 int main(int argc, char **argv)
 {
   char domain[STS_HOSTMAX], host[STS_HOSTMAX + 8], id[STS_IDMAX] = "";
@@ -197,7 +184,7 @@ int main(int argc, char **argv)
     char *sts = host;
     memcpy(sts, "_mta-sts.", 9);
     memcpy(sts + 9, domain, strlen(domain) + 1);
-    r = dns_txt(sts, txt_each, id);
+    r = dns_txt(sts, sts_txt_collect, id);
     if (r < 0 || !id[0] || id[0] == 1) fail(STS_FETCH_ERROR, "no single valid _mta-sts TXT record", 0);
   }
   /* Test and expert use only: another port than 443 for every fetch. */

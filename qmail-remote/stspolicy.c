@@ -163,6 +163,15 @@ int sts_txt_id(const char *txt, size_t len, char id[STS_IDMAX])
   return r;
 }
 
+int sts_txt_collect(const char *txt, size_t len, void *ctx)
+{
+  char id[STS_IDMAX], *out = ctx;
+  if (sts_txt_id(txt, len, id) != 1) return 0;
+  if (out[0]) out[0] = 1;
+  else memcpy(out, id, STS_IDMAX);
+  return 0;
+}
+
 static int rua_field(const char *k, size_t kn, const char *v, size_t vn, void *ctx)
 {
   str *rua = ctx;

@@ -179,6 +179,13 @@ t.check("past half max_age: refreshed, delivered", code == "K" and web.count("en
         and "id=2 policy=fetched" in err, (code, web.count("enforce.test"), err))
 q.new(expect=1)
 
+# qmail-mtasts run by hand, without an id: it reads the TXT record.
+p = subprocess.run([inst.bin("qmail-mtasts"), "Testing.TEST"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   timeout=60, **user)
+t.check("qmail-mtasts by hand: the TXT id looked up, the policy cached",
+        p.returncode == 0 and b"event=fetch domain=testing.test result=ok id=1 mode=testing" in p.stderr
+        and web.count("testing.test") == 2 and cache("testing.test").startswith("STS1 "), (p, web.count("testing.test")))
+
 # The policy host unreachable (its server gone) with a newer id: the
 # cached policy stays in force.
 web.close()

@@ -63,6 +63,15 @@ int main(void)
   CHECK(id_of("v=spf1 -all", 0) == 0);
   CHECK(id_of("id=abc; v=STSv1", 0) == 0);
 
+  /* One valid STSv1 record counts; two count as none. */
+  {
+    char id[STS_IDMAX] = "";
+    const char *a = "v=STSv1; id=one", *b = "v=spf1 -all", *c = "v=STSv1; id=two";
+    CHECK(sts_txt_collect(b, strlen(b), id) == 0 && id[0] == 0);
+    CHECK(sts_txt_collect(a, strlen(a), id) == 0 && !strcmp(id, "one"));
+    CHECK(sts_txt_collect(c, strlen(c), id) == 0 && id[0] == 1);
+  }
+
   /* _smtp._tls TXT records. */
   {
     const char *r = "v=TLSRPTv1; rua=mailto:a@b.test,https://r.test/x";
