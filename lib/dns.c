@@ -4,11 +4,15 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <resolv.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 #include "control.h"
+#include "date.h"
 #include "dns.h"
 
 /* Longest CNAME chain followed, across queries. */
@@ -17,6 +21,9 @@
 static struct __res_state rs;
 static int ready;
 static int last_ad;
+static unsigned long long deadline;   /* dns_deadline's; 0: none */
+static int ad_all;
+static int own_server;             /* control/dnsserver named the server */
 static unsigned char ans[NS_MAXMSG];
 
 int ip_parse(const char *s, struct raddr *a)
@@ -69,6 +76,7 @@ int dns_init(const str *server)
   if (server->len) {
     rs.nsaddr_list[0] = sin;
     rs.nscount = 1;
+    own_server = 1;
   }
   ready = 1;
   return 0;
@@ -80,16 +88,66 @@ void dns_limits(unsigned timeout, unsigned tries)
   rs.retry = tries ? (int)tries : 1;
 }
 
+void dns_deadline(unsigned long long deadline_ms)
+{
+  deadline = deadline_ms;
+}
+
+/* Fits rs's tries and timeout into the time left before the deadline:
+ * libresolv waits retrans << try seconds on try, so the sum over tries
+ * is retrans * (2^retry - 1). 0, or -1 when no time is left. */
+static int fit_deadline(void)
+{
+  unsigned long long now = mono_ms(), left;
+
+  if (now >= deadline) return -1;
+  left = (deadline - now + 999) / 1000;
+  while (rs.retry > 1 && (unsigned long long)rs.retrans * ((1ULL << rs.retry) - 1) > left)
+    rs.retry--;
+  if ((unsigned long long)rs.retrans > left) rs.retrans = (int)left;
+  return 0;
+}
+
+void dns_interrupt(void)
+{
+  /* rs is zeroed until res_ninit, which sets _vcsock to -1: fd 0 is
+   * never touched. */
+  if (ready && rs._vcsock >= 0) shutdown(rs._vcsock, SHUT_RDWR);
+}
+
 int dns_last_ad(void)
 {
   return last_ad;
 }
 
+int dns_dnssec(void)
+{
+  const struct sockaddr_in *s = &rs.nsaddr_list[0];
+
+  rs.options |= RES_USE_EDNS0 | RES_USE_DNSSEC;
+#ifdef RES_TRUSTAD
+  rs.options |= RES_TRUSTAD;
+#endif
+  return own_server && rs.nscount == 1 && s->sin_family == AF_INET &&
+         (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+}
+
+void dns_ad_begin(void)
+{
+  ad_all = 1;
+}
+
+int dns_ad_since(void)
+{
+  return ad_all;
+}
+
 /* One query. Returns the answer length, or DNS_NX / DNS_NODATA / DNS_TEMP. */
 static int query(const char *name, int type)
 {
-  int n;
+  int n, retrans = rs.retrans, retry = rs.retry;
 
+  if (deadline && fit_deadline() < 0) return DNS_TEMP;
   /* A truncated answer (TC) is never an answer: libresolv retries it over
    * TCP, and what comes back truncated even there (or an error code on a
    * truncated reply) says nothing certain, so a "no such domain" in it
@@ -97,7 +155,10 @@ static int query(const char *name, int type)
    * NXDOMAIN or NODATA. */
   memset(ans, 0, NS_HFIXEDSZ);
   n = res_nquery(&rs, name, ns_c_in, type, ans, sizeof ans);
+  rs.retrans = retrans;
+  rs.retry = retry;
   last_ad = ((const HEADER *)ans)->ad;
+  ad_all &= last_ad;
   if (((const HEADER *)ans)->tc) return DNS_TEMP;
   if (n >= 0) return n;
   switch (rs.res_h_errno) {
@@ -308,4 +369,91 @@ int dns_txt(const char *name, int (*each)(const char *txt, size_t len, void *ctx
   struct txtctx c = { each, ctx };
 
   return dns_lookup(name, ns_t_txt, each_txt, &c);
+}
+
+/* --- dns_parallel ------------------------------------------------------- */
+
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The answer in p (len octets) to query id for name: the result as
+ * dns_parallel's res[i], calling each for its records. */
+static int par_answer(const unsigned char *p, int len, unsigned id, const char *name, int type,
+                      size_t i, int (*each)(size_t, const ns_msg *, const ns_rr *, void *), void *ctx)
+{
+  ns_msg m;
+  ns_rr rr;
+  int k, count, found = 0;
+
+  if (ns_initparse(p, len, &m) < 0 || ns_msg_id(m) != id || ns_msg_getflag(m, ns_f_qr) != 1)
+    return DNS_TEMP;
+  if (ns_msg_getflag(m, ns_f_tc)) return DNS_TEMP;
+  if (ns_msg_count(m, ns_s_qd) != 1 || ns_parserr(&m, ns_s_qd, 0, &rr) < 0
+      || (int)ns_rr_type(rr) != type || strcasecmp(ns_rr_name(rr), name)) return DNS_TEMP;
+  if (ns_msg_getflag(m, ns_f_rcode) == ns_r_nxdomain) return DNS_NX;
+  if (ns_msg_getflag(m, ns_f_rcode) != ns_r_noerror) return DNS_TEMP;
+  count = ns_msg_count(m, ns_s_an);
+  for (k = 0; k < count; k++) {
+    if (ns_parserr(&m, ns_s_an, k, &rr) < 0) return DNS_TEMP;
+    if ((int)ns_rr_type(rr) != type || strcasecmp(ns_rr_name(rr), name)) continue;
+    if (each(i, &m, &rr, ctx) < 0) return DNS_TEMP;
+    found++;
+  }
+  return found ? found : DNS_NODATA;
+}
+
+void dns_parallel(const char *const *names, size_t n, int type, unsigned ms, int *res,
+                  int (*each)(size_t i, const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx)
+{
+  static unsigned char q[NS_PACKETSZ], a[NS_PACKETSZ];
+  struct pollfd pf[DNS_PARMAX];
+  unsigned id[DNS_PARMAX];
+  size_t i, pending = 0;
+  long long end = now_ms() + ms, left;
+  int len;
+
+  if (n > DNS_PARMAX) n = DNS_PARMAX;
+  for (i = 0; i < n; i++) {
+    res[i] = DNS_TEMP;
+    pf[i].fd = -1;
+    pf[i].events = POLLIN;
+    if (!ready || rs.nscount < 1 || rs.nsaddr_list[0].sin_family != AF_INET) continue;
+    len = res_nmkquery(&rs, ns_o_query, names[i], ns_c_in, type, 0, 0, 0, q, sizeof q);
+    if (len < NS_HFIXEDSZ) continue;
+    id[i] = ns_get16(q);
+    pf[i].fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (pf[i].fd < 0) continue;
+    if (connect(pf[i].fd, (struct sockaddr *)&rs.nsaddr_list[0], sizeof rs.nsaddr_list[0]) < 0
+        || send(pf[i].fd, q, (size_t)len, 0) != len) {
+      close(pf[i].fd);
+      pf[i].fd = -1;
+      continue;
+    }
+    pending++;
+  }
+  /* Each socket gets one answer: a stray datagram that is not it ends
+   * that lookup as DNS_TEMP rather than letting a flood extend the wait. */
+  while (pending && (left = end - now_ms()) > 0) {
+    if (poll(pf, n, (int)left) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (i = 0; i < n; i++) {
+      ssize_t r;
+      if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+      r = recv(pf[i].fd, a, sizeof a, 0);
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (r >= NS_HFIXEDSZ) res[i] = par_answer(a, (int)r, id[i], names[i], type, i, each, ctx);
+      close(pf[i].fd);
+      pf[i].fd = -1;
+      pending--;
+    }
+  }
+  for (i = 0; i < n; i++)
+    if (pf[i].fd >= 0) close(pf[i].fd);
 }

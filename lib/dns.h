@@ -43,6 +43,16 @@ int dns_init(const str *server);
 /* Bounds each later query: timeout seconds per try (>= 1), tries >= 1.
  * A lookup that follows CNAMEs across queries may take several queries. */
 void dns_limits(unsigned timeout, unsigned tries);
+/* Ends every later query by deadline_ms (lib/date's mono_ms; 0: none):
+ * each query's tries and timeout shrink to the time left (whole seconds,
+ * at least one), and once it has passed a lookup is DNS_TEMP without
+ * sending anything. For a check bounded as a whole (SPF). */
+void dns_deadline(unsigned long long deadline_ms);
+/* For a signal handler (async-signal-safe): ends the TCP exchange of a
+ * query in progress, whose reads libresolv retries after EINTR and never
+ * times out (a server may truncate over UDP, then stall over TCP); the
+ * query then fails DNS_TEMP. Nothing when none is open. */
+void dns_interrupt(void);
 
 /* Calls each(m, rr, ctx) for every answer record of type owned by name
  * once CNAMEs are followed (within an answer and across queries, at most
@@ -52,6 +62,18 @@ int dns_lookup(const char *name, int type,
                int (*each)(const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx);
 /* 1 if the last answer received had the AD (authenticated data) bit. */
 int dns_last_ad(void);
+/* DNSSEC through a validating resolver (RFC 7672 2.1, as Postfix does):
+ * asks for it in every later query (EDNS0 with the DO bit, and glibc's
+ * RES_TRUSTAD so that the AD bit of answers is kept). Returns 1 when the
+ * AD bit can be believed: control/dnsserver named one server and it is on
+ * loopback (127.0.0.0/8), a path no one else on the network can forge;
+ * else 0, and AD must never be taken as proof. After dns_init. */
+int dns_dnssec(void);
+/* Starts a span of lookups; dns_ad_since() is then 1 while every answer
+ * received since (each query of a CNAME chain, both families of
+ * dns_addrs) had the AD bit, 0 as soon as one did not. */
+void dns_ad_begin(void);
+int dns_ad_since(void);
 /* The TTL of the last record passed to an each callback is ns_rr_ttl(*rr). */
 
 /* Each TXT record of name, its character-strings concatenated (RFC 7208
@@ -66,6 +88,17 @@ int dns_mx(const char *domain, struct mx *out, size_t max, size_t *n);
 /* The IPv6 then IPv4 addresses of host. DNS_OK with *n > 0, DNS_TEMP, or
  * DNS_NX / DNS_NODATA when it has no address. */
 int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
+/* Parallel lookups without CNAMEs (DNS blocklists): one query of type
+ * per name, all sent at once, each from its own non-blocking UDP socket
+ * connected to the first server (so only its answers are read), all
+ * waited for at most ms milliseconds in all. res[i] gets the number of
+ * records of type owned by names[i], DNS_NX, DNS_NODATA, or DNS_TEMP
+ * (no answer in time, a truncated or mismatched one, an error), and
+ * each(i, m, rr, ctx) is called per record as for dns_lookup. At most
+ * DNS_PARMAX names; an IPv6 first server is not used (DNS_TEMP). */
+#define DNS_PARMAX 32
+void dns_parallel(const char *const *names, size_t n, int type, unsigned ms, int *res,
+                  int (*each)(size_t i, const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx);
 /* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
 int ip_parse(const char *s, struct raddr *a);
 

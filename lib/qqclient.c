@@ -3,32 +3,20 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
 #include "fdpass.h"
 #include "qqclient.h"
+#include "seqsock.h"
 
+/* Non-blocking for the connect only (seqsock.h): a server that stopped
+ * accepting gives EAGAIN at once. Blocking after it, so that a timeout
+ * of 0 waits for ever. */
 static int sock_connect(void)
 {
-  struct sockaddr_un sa;
-  size_t p = strlen(auto_prefix), n = sizeof QQD_SOCKET;   /* n counts the NUL */
-  int s, r;
-
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  if (p + 1 + n > sizeof sa.sun_path) { errno = ENAMETOOLONG; return -1; }
-  memcpy(sa.sun_path, auto_prefix, p);
-  sa.sun_path[p] = '/';
-  memcpy(sa.sun_path + p + 1, QQD_SOCKET, n);
-  /* Non-blocking for the connect only: a server that stopped accepting
-   * (its backlog full) gives EAGAIN at once instead of holding the
-   * caller. Blocking after it, so that a timeout of 0 waits for ever. */
-  s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s < 0) return -1;
-  do r = connect(s, (struct sockaddr *)&sa, sizeof sa); while (r < 0 && errno == EINTR);
-  if (r < 0 || fcntl(s, F_SETFL, 0) < 0) { int e = errno; close(s); errno = e; return -1; }
+  int s = seqsock_connect(QQD_SOCKET);
+  if (s >= 0 && fcntl(s, F_SETFL, 0) < 0) { int e = errno; close(s); errno = e; return -1; }
   return s;
 }
 

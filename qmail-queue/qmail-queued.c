@@ -65,6 +65,7 @@
 #include "qsync.h"
 #include "qwrite.h"
 #include "ready.h"
+#include "seqsock.h"
 
 #define PROG "qmail-queued"
 #define QD_CLIENTS 256       /* at once; over three SMTP services' 40 each */
@@ -372,22 +373,19 @@ static void fd_limit(void)
   if (rl.rlim_cur < want) maxclients = rl.rlim_cur > 16 + FDS_PER_CLIENT ? (rl.rlim_cur - 16) / FDS_PER_CLIENT : 1;
 }
 
-/* Binds a fresh socket and renames it over the old one, so that a
- * restart never leaves a moment without a socket file. */
+/* The socket, 0666 (seqsock.h). */
 static void listen_socket(void)
 {
-  static const char tmp[] = QQD_SOCKET ".new";
-  struct sockaddr_un sa;
-
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  memcpy(sa.sun_path, tmp, sizeof tmp);
-  lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) log_fatal(PROG, 111, "cannot make a socket");
-  if (unlink(tmp) < 0 && errno != ENOENT) log_fatal(PROG, 111, "cannot remove " QQD_SOCKET ".new");
-  if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0) log_fatal(PROG, 111, "cannot bind " QQD_SOCKET ".new");
-  if (chmod(tmp, 0666) < 0 || listen(lfd, 128) < 0 || rename(tmp, QQD_SOCKET) < 0)
-    log_fatal(PROG, 111, "cannot listen on " QQD_SOCKET);
+  const char *step;
+  lfd = seqsock_listen(QQD_SOCKET ".new", QQD_SOCKET, &step);
+  if (lfd < 0) {
+    log_begin(PROG, "fatal");
+    log_kv("msg", "cannot listen on " QQD_SOCKET);
+    log_kv("step", step);
+    log_kv("error", strerror(errno));
+    log_end();
+    _exit(111);
+  }
 }
 
 static void setup(void)

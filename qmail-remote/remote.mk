@@ -2,7 +2,7 @@
 # deliveries to resident workers that keep their connection) and qmail-remote (standalone, qmail-remote(8)-like)
 # share the client code. DNS goes through lib/dns (glibc's libresolv). Both are
 # dynamic executables: neither is exec'd per message.
-REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c \
+REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c qmail-remote/dane.c \
                       qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c \
                       qmail-remote/mtasts.c qmail-remote/stspolicy.c
 PROGS += qmail-rspawn qmail-remote
@@ -13,12 +13,15 @@ qmail-remote_LIBS := -lresolv
 t-remote_EXTRA := $(REMOTE_CLIENT_SRCS)
 t-remote_LIBS := -lresolv
 t-mime8_EXTRA := qmail-remote/mime8.c
+t-dnssec_LIBS := -lresolv
+t-dane-match_EXTRA := qmail-remote/dane.c
+t-dane-match_LIBS := -lresolv -lbearssl
 # make fuzz-remote: bounded libFuzzer campaigns over the two inputs the
 # outbound side trusts least, DNS answers (fuzz-dns) and SMTP replies
 # (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-fuzz.sh
 # runs a short one). Each target includes its source file, to reach the
 # static parsers as they are.
-FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/str.c
+FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/date.c lib/str.c
 FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) lib/dns.c \
                    qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
                    lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c lib/atomic.c

@@ -88,6 +88,10 @@ function best(title, arr, extra,    k, i, m, mk, done, shown) {
   if (prog == "qmail-smtpd") {
     if (ev == "connect") conn++
     else if (ev == "message") bump(smtpmsg, kv["result"])
+    else if (ev == "spf") {
+      bump(spf, kv["result"])
+      if (kv["result"] != "pass") bump(spfbad, tolower(kv["domain"]) " " kv["result"])
+    }
   } else if (prog == "qmail-send") {
     if (ev == "message") queued++
     else if (ev == "done") { finished++; if (kv["failed"] + 0 > 0) withfail++ }
@@ -117,6 +121,11 @@ END {
   for (k in smtpmsg) { printf " %s %d", k, smtpmsg[k]; n++ }
   if (!n) printf " none"
   print ""
+  printf "spf checks:"
+  n = 0
+  for (k in spf) { printf " %s %d", k, spf[k]; n++ }
+  if (!n) printf " none"
+  print ""
   printf "queue: %d messages picked up, %d finished (%d with failures), %d bounces sent (%d double)\n", \
     queued, finished, withfail, bounces, dbl
   printf "deliveries: delivered %d (local %d, remote %d), deferred %d, failed %d, expired %d\n", \
@@ -128,4 +137,5 @@ END {
       dest_r[d, "delivered"], dest_r[d, "deferred"], dest_r[d, "failed"] + dest_r[d, "expired"])
   best("top remote destinations (attempts):", dest, label)
   best("top failure and deferral reasons:", why, none)
+  if (n) best("top SPF domains not passing (domain result):", spfbad, none)
 }'

@@ -4,7 +4,10 @@
  * bin/qmail-authcheck (setuid to the auth uid) with the checkpassword
  * interface, "user\0password\0timestamp\0" on its fd 3, and trusts its
  * exit code. The checker makes a failure cost a delay; here a connection
- * gets AUTH_MAXFAIL failures, then 421.
+ * gets AUTH_MAXFAIL failures, then 421. Across connections the client's
+ * address gets control/authmaxfail failures in control/authfailwindow
+ * seconds, counted by qmail-smtpd-state (door.h), then 454 until the
+ * window ends; a success resets the count.
  *
  * Offered only when control/authusers.cdb exists (qmail-passwd writes
  * it) and the session is under TLS, or comes from a loopback address
@@ -26,6 +29,7 @@
 #include "authlib.h"
 #include "base64.h"
 #include "control.h"
+#include "door.h"
 #include "log.h"
 #include "proto.h"
 #include "smtpd.h"
@@ -174,6 +178,7 @@ static void verdict(const char *mech, const char *u, size_t un, const char *p, s
   logauth(mech, u, un, r == 0 ? "ok" : r == 2 ? "tempfail" : "failed");
   if (r == 0 && (str_copyb(&user, u, un) < 0 || str_0(&user) < 0)) quit(1, "nomem");
   forget();
+  if (r != 2) door_auth_result(r == 0);
   if (r == 0) {
     ss.authed = 1;
     reply("235 2.7.0 authentication successful");
@@ -244,6 +249,11 @@ void smtp_auth(const char *arg, size_t n)
   if (!secure()) {
     logauth("-", 0, 0, "notls");
     reply("538 5.7.11 encryption required for requested authentication mechanism");
+    return;
+  }
+  if (door_auth_locked()) {
+    logauth("-", 0, 0, "locked");
+    reply("454 4.7.0 too many authentication failures from your address, try again later");
     return;
   }
   if (mn == 5 && !strncasecmp(arg, "PLAIN", 5)) {

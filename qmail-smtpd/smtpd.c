@@ -28,6 +28,7 @@
 #include "proto.h"
 #include "qspace.h"
 #include "session.h"
+#include "door.h"
 #include "dsnparam.h"
 #include "smtpd.h"
 
@@ -237,6 +238,11 @@ static void smtp_mail(const char *arg, size_t n)
     reply(no);
     return;
   }
+  if ((no = spf_mail(&a, &why))) {
+    logaddr("mail", "from", a.mbox.s, a.mbox.len, "refused", why);
+    reply(no);
+    return;
+  }
   if (str_copyb(&ss.sender, a.mbox.s, a.mbox.len) < 0) quit(1, "nomem");
   ss.mailp.len = 0;
   if (p.ret && dsn_field(&ss.mailp, "RET=", p.ret == 'F' ? "FULL" : "HDRS", 4) < 0) quit(1, "nomem");
@@ -284,6 +290,10 @@ static void smtp_rcpt(const char *arg, size_t n)
   if (no) {
     logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", why);
     bad_rcpt(no);              /* counted and slowed: probing (reply.c) */
+    return;
+  }
+  if ((no = door_greylist(ss.sender.s, ss.sender.len, a.mbox.s, a.mbox.len))) {
+    reply(no);                 /* logged as event=greylist */
     return;
   }
   if (str_catc(&ss.env, 'T') < 0 || str_catb(&ss.env, final.s, final.len) < 0
@@ -355,11 +365,13 @@ static const char *env_or(const char *name, const char *def)
 void smtpd_session(void)
 {
   static str line;
+  int listed;
 
   signal(SIGPIPE, SIG_IGN);
   ss.remoteip = env_or("TCPREMOTEIP", "unknown");
   ss.remotehost = env_or("TCPREMOTEHOST", "unknown");
   ss.relayclient = getenv("RELAYCLIENT");
+  spf_reset();                 /* only this session's verdicts reach the queue */
   config_load();
   session_deadline(cf.timeoutsession);
   log_begin(PROG, "connect");
@@ -367,7 +379,11 @@ void smtpd_session(void)
   log_kv("host", ss.remotehost);
   log_kv("relayclient", ss.relayclient ? "yes" : "no");
   log_end();
+  /* Before the greeting, as postscreen: a listed client never gets to
+   * speak SMTP. */
+  listed = dnsbl_run(ss.remoteip) == DNSBL_LISTED;
   tls_init();
+  if (listed) dnsbl_refuse();
   out_puts("220 ");
   out_put(cf.greeting.s, cf.greeting.len);
   reply(" ESMTP");

@@ -101,6 +101,14 @@ const char *rcpt_check(const addr *a, str *final, const char **why);
 /* 1 if control/badmailfrom names the sender. */
 int sender_bad(const addr *a);
 
+/* mailspf.c: SPF (RFC 7208) at MAIL. */
+void spf_reset(void);          /* drops SPF_RESULT, SPF_SCOPE, SPF_DOMAIN */
+/* Checks the HELO and MAIL FROM identities of a client that is neither
+ * RELAYCLIENT nor authenticated, within control/spftimeout, and sets
+ * SPF_* for the queue stage. NULL, or the reply refusing the sender by
+ * control/spfpolicy (*why then says why, for the log). */
+const char *spf_mail(const addr *a, const char **why);
+
 /* starttls.c: the control socket to qmail-tlsd (tlsctl.h). */
 void tls_init(void);           /* before the greeting; waits for implicit TLS */
 int tls_offered(void);         /* STARTTLS goes in the EHLO reply */

@@ -7,9 +7,9 @@ qmail-smtpd_SRCS += qmail-smtpd/starttls.c
 PROGS += qmail-tlsd
 qmail-tlsd_SRCS = qmail-smtpd/qmail-tlsd.c qmail-smtpd/tlsd.c \
                   $(filter-out qmail-smtpd/qmail-smtpd.c,$(qmail-smtpd_SRCS))
-qmail-tlsd_LIBS := -lbearssl
+qmail-tlsd_LIBS += -lbearssl
 # Exec'd per TLS connection: static, as qmail-smtpd.
 STATIC += qmail-tlsd
 # qmail-smtpd-listen -t: the same relay, resident (no tcpserver, no exec).
 qmail-smtpd-listen_SRCS += qmail-smtpd/tlsd.c
-qmail-smtpd-listen_LIBS := -lbearssl
+qmail-smtpd-listen_LIBS += -lbearssl

@@ -153,10 +153,11 @@ class Instance:
         os.makedirs(os.path.dirname(PREFIX), exist_ok=True)
         env = dict(os.environ, PREFIX=PREFIX, BUILD=BUILD, DESTDIR="")
         if IS_ROOT:
-            ids = free_ids(13)
+            ids = free_ids(14)
             names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND",
                      "QMAIL_REMOTE", "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH",
-                     "QMAIL_TLS", "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM"]
+                     "QMAIL_TLS", "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM",
+                     "QMAIL_STATE"]
             for k, v in zip(names, ids):
                 env[k] = str(v)
         subprocess.run(["sh", os.path.join(ROOT, "service", "install")], env=env,
@@ -167,6 +168,8 @@ class Instance:
             self.ids[k] = v
         self.multi = self.ids.get("mode") == "multi"
         self.control("me", "mail.example.test")
+        # qmail-smtpd checks SPF at MAIL: never ask the machine's resolver.
+        self.control("dnsserver", "127.0.0.1:1")
         for k, v in (control or {}).items():
             self.control(k, v)
         t.cleanups.append(self.stop)

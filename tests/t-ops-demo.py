@@ -32,7 +32,7 @@ for k in ("BUILD", "PREFIX"):   # make check's, not the demo's
 if os.getuid() == 0:
     names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND", "QMAIL_REMOTE",
              "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH", "QMAIL_TLS",
-             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM"]
+             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM", "QMAIL_STATE"]
     env.update(zip(names, (str(i) for i in free_ids(len(names), start=7600))))
 args = ["DEMO=" + demo, "DEMO_PORT=%d" % port, "DEMO_BUILD=" + build]
 

@@ -119,6 +119,10 @@ if inst.multi:
     t.check("the SMTP listener runs as the smtpd uid (as root with -t, for TLS)",
             uid_of(smtpd) == (0 if tls else inst.uid("smtpd")[0]), (tls, uid_of(smtpd)))
     t.check("s6-log runs as the log uid", uid_of(svpid("qmail-send/log")) == inst.uid("log")[0])
+    r = run("s6-svwait", "-U", "-t", "20000", svc("qmail-smtpd-state"), timeout=30)
+    t.check("qmail-smtpd-state reports ready, as its own uid",
+            r.returncode == 0 and uid_of(svpid("qmail-smtpd-state")) == inst.uid("smtpdstate")[0],
+            (r.returncode, uid_of(svpid("qmail-smtpd-state"))))
 else:
     t.skip("uids", "single-uid mode (not root)")
 
