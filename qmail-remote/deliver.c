@@ -31,6 +31,7 @@
 #include "dane.h"
 #include "log.h"
 #include "hops.h"
+#include "mtasts.h"
 #include "remote.h"
 
 /* Connection attempts per delivery, whatever the DNS returns: with a 60 s
@@ -213,6 +214,47 @@ static int plain_retry(struct rjob *j, const struct rconf *c, const struct raddr
   return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
 }
 
+/* The MTA-STS policy of the delivery's domain (mtasts.h), MX deliveries
+ * only: a static route is the operator's choice, as in Postfix. */
+static struct sts sts;
+
+/* After a session to host under a testing or enforce policy: its line in
+ * the TLS-RPT day file, and under testing, when TLS failed the policy, at
+ * once a new connection under the domain's own TLS policy (never kept:
+ * its key says verify). SMTP_* as smtp_session_opts. A host whose
+ * policy the DANE check set (host_policy) is DANE's alone (RFC 8461
+ * section 2) and is left as it is. */
+static int sts_session(struct rjob *j, const struct rconf *c, const struct raddr *a, const char *ip,
+                       const char *host, unsigned long port, struct tried *t, const struct sessopts *ho,
+                       int r, str *why)
+{
+  struct sessopts o = *ho;
+  const char *type;
+  int fd;
+
+  if ((sts.mode != STS_MODE_TESTING && sts.mode != STS_MODE_ENFORCE) || ho->policy >= TLS_DANE) return r;
+  /* An MX outside a testing policy has its failure line already. */
+  if (r == SMTP_FINAL) {
+    if (sts_mx_match(&sts.c.p, host)) sts_record(&sts, host, ip, "ok");
+    return r;
+  }
+  if (str_0(why) < 0 || !(type = sts_failure_type(why->s))) return r;
+  sts_record(&sts, host, ip, type);
+  log_begin("qmail-remote", "mtasts_fail");
+  log_kv("domain", sts.domain);
+  log_kv("host", host);
+  log_kv("ip", ip);
+  log_kv("result", type);
+  log_kv("action", sts.mode == STS_MODE_TESTING ? "delivered-anyway" : "deferred");
+  log_end();
+  if (sts.mode != STS_MODE_TESTING || t->attempts >= MAX_ATTEMPTS) return r;
+  t->attempts++;
+  if ((fd = tcp_connect(a, port, c)) < 0) return SMTP_NEXTHOST;
+  o.policy = t->tlspolicy;
+  o.key = 0;
+  return smtp_session_opts(fd, ip, host, 0, &o, c, j, why);
+}
+
 /* A host's addresses, looked up ahead (the MX list, mx_cut). */
 struct haddrs {
   int r;                          /* dns_addrs's result */
@@ -266,6 +308,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
   int r, fd;
 
   if (host_policy(t, c, host, literal, port, &o.policy) < 0) return 0;
+  if (!literal && sts.mode >= STS_MODE_TESTING && o.policy < TLS_VERIFY) o.policy = TLS_VERIFY;
   if (literal) {
     n = ip_parse(host, addrs);
   } else {
@@ -291,6 +334,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       continue;
     }
     r = smtp_session_opts(fd, ip, host, literal, &o, c, j, &why);
+    if (!literal) r = sts_session(j, c, &addrs[i], ip, host, port, t, &o, r, &why);
     if (r == SMTP_NOTLS) r = plain_retry(j, c, &addrs[i], ip, host, literal, port, t, &why);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
@@ -524,7 +568,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   struct mx mx[DNS_MXMAX];
   struct route rt;
   char domain[DNS_NAMEMAX];
-  size_t n, i, len = strlen(j->domain);
+  size_t n, i, k, len = strlen(j->domain);
   unsigned long port;
   int r, noaddr = 0;
 
@@ -562,8 +606,14 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   /* MX delivery without a tlspolicy line: dane, which is may unless the
    * resolver validates and the zone is signed. */
   if (t->dflt) t->o.policy = TLS_DANE;
-  if (reuse(j, c, t, domain, "", port)) return 1;
   if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
+  /* MTA-STS testing or enforce: each host's session asks for a verified
+   * chain and the MX host's name (try_host; testing falls back,
+   * sts_session), unless DANE decided the host's policy: DANE wins (RFC
+   * 8461 section 2). A kept connection is not reused for such a domain:
+   * its key does not say under which policy it was made. */
+  sts_lookup(domain, &sts);
+  if (sts.mode < STS_MODE_TESTING && reuse(j, c, t, domain, "", port)) return 1;
   t->secure = dns_dnssec();
   dns_ad_begin();
   r = dns_mx(domain, mx, DNS_MXMAX, &n);
@@ -577,8 +627,10 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     all(j, 'D', SPAWN_TAG_DNS, domain, ": its best mail host is this host or loopback, and the domain is not local here: a loop (5.4.6)");
     return 0;
   }
-  for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
-    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i])) return 1;
+  for (i = 0, k = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
+    if (sts_mx_allowed(&sts, mx[i].name) && ++k && try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i]))
+      return 1;
+  if (!k && n) note(t, SPAWN_TAG_CONNECT, "MTA-STS policy (enforce) of ", domain, ": no MX host matches its mx patterns");
   if (t->soft) all(j, 'Z', t->tag, why(t), "");
   else all(j, 'D', SPAWN_TAG_DNS, domain, ": no mail host has an address (5.1.2)");
   return 0;
@@ -606,5 +658,6 @@ void remote_deliver(struct rjob *j)
   str_free(&err);
   str_free(&t.why);
   str_wipe(&key);
+  sts_free(&sts);
   rconf_free(&c);
 }
