@@ -45,6 +45,44 @@ int ip_parse(const char *s, struct raddr *a)
   return 0;
 }
 
+/* Cuts the next blank-separated word of *p in place; NULL at the end. */
+static char *word(char **p)
+{
+  char *w = *p;
+  while (*w == ' ' || *w == '\t') w++;
+  if (!*w) return 0;
+  *p = w;
+  while (**p && **p != ' ' && **p != '\t') (*p)++;
+  if (**p) *(*p)++ = 0;
+  return w;
+}
+
+int dns_hosts(const char *path, const char *host, struct raddr *out, size_t max, size_t *n)
+{
+  str lines = STR_INIT;
+  size_t i, len, hl = strlen(host);
+  char *line, *p, *addr, *name;
+
+  *n = 0;
+  if (hl && host[hl - 1] == '.') hl--;            /* absolute form */
+  if (control_lines(&lines, path) <= 0) { str_free(&lines); return DNS_NX; }
+  for (i = 0; i < lines.len && *n < max; i += len + 1) {
+    line = lines.s + i;
+    len = strlen(line);                           /* before the cuts below */
+    p = strchr(line, '#');
+    if (p) *p = 0;
+    p = line;
+    if (!(addr = word(&p))) continue;
+    while ((name = word(&p)))
+      if (strlen(name) == hl && !strncasecmp(name, host, hl)) {
+        if (ip_parse(addr, &out[*n])) (*n)++;
+        break;
+      }
+  }
+  str_free(&lines);
+  return *n ? DNS_OK : DNS_NX;
+}
+
 int dns_init(const str *server)
 {
   char ip[64];

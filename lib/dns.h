@@ -99,6 +99,13 @@ int dns_addrs(const char *host, struct raddr *out, size_t max, size_t *n);
 #define DNS_PARMAX 32
 void dns_parallel(const char *const *names, size_t n, int type, unsigned ms, int *res,
                   int (*each)(size_t i, const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx);
+/* The addresses that a hosts(5) file (/etc/hosts: DNS_HOSTS) gives host,
+ * in the file's order: what docker's --add-host, compose's extra_hosts and
+ * Kubernetes' hostAliases write. DNS_OK with *n > 0, or DNS_NX when the
+ * file has no line for host, or is absent or unreadable (the caller then
+ * asks the DNS). No resolver and no nsswitch is involved. */
+#define DNS_HOSTS "/etc/hosts"
+int dns_hosts(const char *path, const char *host, struct raddr *out, size_t max, size_t *n);
 /* Parses an IPv4 or IPv6 literal (no brackets); 1 if it is one. */
 int ip_parse(const char *s, struct raddr *a);
 

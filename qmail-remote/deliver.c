@@ -31,6 +31,7 @@
 #include "dane.h"
 #include "log.h"
 #include "hops.h"
+#include "mtasts.h"
 #include "remote.h"
 
 /* Connection attempts per delivery, whatever the DNS returns: with a 60 s
@@ -213,6 +214,47 @@ static int plain_retry(struct rjob *j, const struct rconf *c, const struct raddr
   return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
 }
 
+/* The MTA-STS policy of the delivery's domain (mtasts.h), MX deliveries
+ * only: a static route is the operator's choice, as in Postfix. */
+static struct sts sts;
+
+/* After a session to host under a testing or enforce policy: its line in
+ * the TLS-RPT day file, and under testing, when TLS failed the policy, at
+ * once a new connection under the domain's own TLS policy (never kept:
+ * its key says verify). SMTP_* as smtp_session_opts. A host whose
+ * policy the DANE check set (host_policy) is DANE's alone (RFC 8461
+ * section 2) and is left as it is. */
+static int sts_session(struct rjob *j, const struct rconf *c, const struct raddr *a, const char *ip,
+                       const char *host, unsigned long port, struct tried *t, const struct sessopts *ho,
+                       int r, str *why)
+{
+  struct sessopts o = *ho;
+  const char *type;
+  int fd;
+
+  if ((sts.mode != STS_MODE_TESTING && sts.mode != STS_MODE_ENFORCE) || ho->policy >= TLS_DANE) return r;
+  /* An MX outside a testing policy has its failure line already. */
+  if (r == SMTP_FINAL) {
+    if (sts_mx_match(&sts.c.p, host)) sts_record(&sts, host, ip, "ok");
+    return r;
+  }
+  if (str_0(why) < 0 || !(type = sts_failure_type(why->s))) return r;
+  sts_record(&sts, host, ip, type);
+  log_begin("qmail-remote", "mtasts_fail");
+  log_kv("domain", sts.domain);
+  log_kv("host", host);
+  log_kv("ip", ip);
+  log_kv("result", type);
+  log_kv("action", sts.mode == STS_MODE_TESTING ? "delivered-anyway" : "deferred");
+  log_end();
+  if (sts.mode != STS_MODE_TESTING || t->attempts >= MAX_ATTEMPTS) return r;
+  t->attempts++;
+  if ((fd = tcp_connect(a, port, c)) < 0) return SMTP_NEXTHOST;
+  o.policy = t->tlspolicy;
+  o.key = 0;
+  return smtp_session_opts(fd, ip, host, 0, &o, c, j, why);
+}
+
 /* A host's addresses, looked up ahead (the MX list, mx_cut). */
 struct haddrs {
   int r;                          /* dns_addrs's result */
@@ -266,6 +308,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
   int r, fd;
 
   if (host_policy(t, c, host, literal, port, &o.policy) < 0) return 0;
+  if (!literal && sts.mode >= STS_MODE_TESTING && o.policy < TLS_VERIFY) o.policy = TLS_VERIFY;
   if (literal) {
     n = ip_parse(host, addrs);
   } else {
@@ -291,6 +334,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       continue;
     }
     r = smtp_session_opts(fd, ip, host, literal, &o, c, j, &why);
+    if (!literal) r = sts_session(j, c, &addrs[i], ip, host, port, t, &o, r, &why);
     if (r == SMTP_NOTLS) r = plain_retry(j, c, &addrs[i], ip, host, literal, port, t, &why);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
@@ -432,6 +476,8 @@ static void route_sessopts(const struct route *rt, int creds, struct sessopts *o
  * it. Such a configuration defers with this reason instead. */
 static const char noname[] = "TLS policy verify (the default with control/smtpauth) needs a host name, not an address literal; name the relay in control/smtproutes, or say verify=no: ";
 
+static struct haddrs hosts;
+
 /* Delivers through a static route's relay, with its credentials. */
 static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
                  const struct route *rt, unsigned long port)
@@ -453,7 +499,12 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
     all(j, 'Z', r ? SPAWN_TAG_AUTH : SPAWN_TAG_LOCAL, noname, rt->host);
     return 0;
   }
-  ok = reuse(j, c, t, domain, rt->host, port) || try_host(j, c, rt->host, rt->literal, port, t, &noaddr, 0);
+  /* A relay named in /etc/hosts (a container's --add-host) is reached
+   * there; otherwise, and for every MX, the DNS answers. */
+  hosts.n = 0;
+  hosts.r = rt->literal ? DNS_NX : dns_hosts(DNS_HOSTS, rt->host, hosts.a, DNS_ADDRMAX, &hosts.n);
+  ok = reuse(j, c, t, domain, rt->host, port) ||
+       try_host(j, c, rt->host, rt->literal, port, t, &noaddr, hosts.r == DNS_OK ? &hosts : 0);
   str_wipe(&creds);
   t->o.user = t->o.pass = 0;
   if (ok) return 1;
@@ -517,7 +568,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   struct mx mx[DNS_MXMAX];
   struct route rt;
   char domain[DNS_NAMEMAX];
-  size_t n, i, len = strlen(j->domain);
+  size_t n, i, k, len = strlen(j->domain);
   unsigned long port;
   int r, noaddr = 0;
 
@@ -531,6 +582,12 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   t->o.policy = t->tlspolicy;
   t->explicit = r;
 
+  r = route_find(&c->routes, domain, &rt);
+  if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
+  port = r && rt.port ? rt.port : c->port;
+  /* Routes first, address literals included: a default route sends
+   * everything through its relay ("[192.0.2.7]:" exempts one literal). */
+  if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     struct raddr a;
     if (t->o.policy == TLS_VERIFY) { all(j, 'Z', SPAWN_TAG_LOCAL, noname, mx[0].name); return 0; }
@@ -545,16 +602,18 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     all(j, 'Z', t->tag, why(t), "");
     return 0;
   }
-  r = route_find(&c->routes, domain, &rt);
-  if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
-  port = r && rt.port ? rt.port : c->port;
-  if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
   t->dflt = !t->explicit;   /* only MX delivery gets the DANE default */
   /* MX delivery without a tlspolicy line: dane, which is may unless the
    * resolver validates and the zone is signed. */
   if (t->dflt) t->o.policy = TLS_DANE;
-  if (reuse(j, c, t, domain, "", port)) return 1;
   if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
+  /* MTA-STS testing or enforce: each host's session asks for a verified
+   * chain and the MX host's name (try_host; testing falls back,
+   * sts_session), unless DANE decided the host's policy: DANE wins (RFC
+   * 8461 section 2). A kept connection is not reused for such a domain:
+   * its key does not say under which policy it was made. */
+  sts_lookup(domain, &sts);
+  if (sts.mode < STS_MODE_TESTING && reuse(j, c, t, domain, "", port)) return 1;
   t->secure = dns_dnssec();
   dns_ad_begin();
   r = dns_mx(domain, mx, DNS_MXMAX, &n);
@@ -568,8 +627,10 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     all(j, 'D', SPAWN_TAG_DNS, domain, ": its best mail host is this host or loopback, and the domain is not local here: a loop (5.4.6)");
     return 0;
   }
-  for (i = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
-    if (try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i])) return 1;
+  for (i = 0, k = 0; i < n && t->attempts < MAX_ATTEMPTS; i++)
+    if (sts_mx_allowed(&sts, mx[i].name) && ++k && try_host(j, c, mx[i].name, 0, port, t, &noaddr, &hx[i]))
+      return 1;
+  if (!k && n) note(t, SPAWN_TAG_CONNECT, "MTA-STS policy (enforce) of ", domain, ": no MX host matches its mx patterns");
   if (t->soft) all(j, 'Z', t->tag, why(t), "");
   else all(j, 'D', SPAWN_TAG_DNS, domain, ": no mail host has an address (5.1.2)");
   return 0;
@@ -597,5 +658,6 @@ void remote_deliver(struct rjob *j)
   str_free(&err);
   str_free(&t.why);
   str_wipe(&key);
+  sts_free(&sts);
   rconf_free(&c);
 }

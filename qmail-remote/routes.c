@@ -131,7 +131,8 @@ int route_find(const str *routes, const char *domain, struct route *r)
   const char *line, *p;
 
   line = find_key(routes, domain, dlen, &n);
-  for (p = domain; !line && (p = memchr(p, '.', dlen - (size_t)(p - domain))); p++)
+  /* An address literal has no parent domains: its own key or the default. */
+  for (p = domain; !line && *domain != '[' && (p = memchr(p, '.', dlen - (size_t)(p - domain))); p++)
     line = find_key(routes, p, dlen - (size_t)(p - domain), &n);
   if (!line) line = find_key(routes, "", 0, &n);
   if (!line) return 0;

@@ -118,7 +118,7 @@ uint32_t dest_find(const char *dom, size_t n)
   return find(low, n);
 }
 
-int dest_name_ok(const char *s, size_t n)
+static int name_ok(const char *s, size_t n)
 {
   size_t k;
   if (!n || n > 255 || s[0] == '.' || s[n - 1] == '.') return 0;
@@ -129,6 +129,25 @@ int dest_name_ok(const char *s, size_t n)
       return 0;
   }
   return 1;
+}
+
+/* "[" IPv6 "]": hex digits, ':' and '.' between the brackets. */
+static int v6_ok(const char *s, size_t n)
+{
+  size_t k;
+  if (n < 4 || n > 50 || s[0] != '[' || s[n - 1] != ']' || !memchr(s, ':', n)) return 0;
+  for (k = 1; k + 1 < n; k++)
+    if (!s[k] || !strchr("0123456789abcdefABCDEF:.", s[k])) return 0;
+  return 1;
+}
+
+int dest_name_ok(const char *s, size_t n)
+{
+  size_t k = n;
+  /* A relay's ":port" (1 to 5 digits) after its name or [IPv6]. */
+  while (k > 0 && s[k - 1] >= '0' && s[k - 1] <= '9') k--;
+  if (k > 0 && k < n && n - k <= 5 && s[k - 1] == ':' && (s[0] == '[' || !memchr(s, ':', k - 1))) n = k - 1;
+  return name_ok(s, n) || v6_ok(s, n);
 }
 
 uint32_t dest_get(const char *dom, size_t n)

@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -538,6 +539,17 @@ static int wants_delay(const struct qf_rcpt *r, size_t n)
   return r->state == QF_PENDING && n && (!r->notify || (r->notify & DSN_NOTIFY_DELAY));
 }
 
+/* The recipient of a notice: the envelope sender, or control/bounceto for
+ * mail sent as control/rewritesender (compared without case). */
+static int notice_to(str *to, const struct dsn_cfg *c, const qf_env *e)
+{
+  size_t rn = c->rewritesender ? strlen(c->rewritesender) : 0;
+  to->len = 0;
+  if (c->bounceto && *c->bounceto && rn && rn == e->sender_len && !strncasecmp(e->sender, c->rewritesender, rn))
+    return str_cats(to, c->bounceto) < 0 || str_0(to) < 0 ? -1 : 0;
+  return str_catb(to, e->sender, e->sender_len) < 0 || str_0(to) < 0 ? -1 : 0;
+}
+
 int dsn_delay(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
               unsigned long long now)
 {
@@ -574,7 +586,7 @@ int dsn_delay(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
     nf++;
   }
   if (!nf) { r = 0; goto out; }
-  if (str_catb(&to, e->sender, e->sender_len) < 0 || str_0(&to) < 0) goto out;
+  if (notice_to(&to, c, e) < 0) goto out;
   if (read_orig(fd, e, 0, &orig, &withbody) < 0) goto out;
   if (dsn_build(&msg, c, qid, to.s, birth, now, f, nf, e->envid, e->envid_len,
                 orig.s, orig.len, withbody) < 0)
@@ -644,7 +656,7 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
     if (double_to(c, &to) < 0) goto out;
   } else {
     envsender = "";
-    if (str_catb(&to, e->sender, e->sender_len) < 0 || str_0(&to) < 0) goto out;
+    if (notice_to(&to, c, e) < 0) goto out;
   }
 
   f = calloc(e->nrcpt, sizeof *f);

@@ -58,6 +58,7 @@
 #include "ready.h"
 #include "send.h"
 #include "spawnproto.h"
+#include "../qmail-remote/remote.h"
 
 #define PROG "qmail-send"
 #define JOB_MAX (2 * SPAWN_SLOTS + 64)
@@ -114,7 +115,10 @@ static int blocked[CH_N];
 static unsigned long conc[CH_N];
 static struct backoff bo;
 static unsigned long long lifetime, maxbytes;
-static str bouncefrom, bouncehost, dbto, dbhost;
+static str bouncefrom, bouncehost, dbto, dbhost, bounceto, rwsender;
+/* control/smtproutes, as qmail-remote reads it: a routed domain's
+ * destination is its relay (hop_get). */
+static str routes;
 static struct dsn_cfg dcfg;
 
 static int sigpipe_[2] = { -1, -1 };
@@ -207,7 +211,7 @@ static int ctl_str(str *s, const char *file, const char *def)
 static int config(void)
 {
   struct rw nrw = RW_INIT;
-  str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT;
+  str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT, ro = STR_INIT, bt = STR_INIT, rs = STR_INIT;
   unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime, dw;
   int e;
 
@@ -226,7 +230,9 @@ static int config(void)
       ctl_str(&f, "control/bouncefrom", "MAILER-DAEMON") < 0 ||
       ctl_str(&h, "control/bouncehost", "") < 0 ||
       ctl_str(&dt, "control/doublebounceto", "postmaster") < 0 ||
-      ctl_str(&dh, "control/doublebouncehost", "") < 0)
+      ctl_str(&dh, "control/doublebouncehost", "") < 0 ||
+      ctl_str(&bt, "control/bounceto", "") < 0 || ctl_str(&rs, "control/rewritesender", "") < 0 ||
+      control_lines(&ro, "control/smtproutes") < 0)
     goto fail;
   if (str_0(&nrw.me) < 0) goto fail;
   if (!h.len && (str_copyb(&h, nrw.me.s, nrw.me.len) < 0 || str_0(&h) < 0)) goto fail;
@@ -237,6 +243,9 @@ static int config(void)
   str_free(&bouncehost); bouncehost = h;
   str_free(&dbto); dbto = dt;
   str_free(&dbhost); dbhost = dh;
+  str_free(&routes); routes = ro;
+  str_free(&bounceto); bounceto = bt;
+  str_free(&rwsender); rwsender = rs;
   for (e = 0; e < CH_N; e++) {
     if (c[e] < 1) c[e] = 1;
     if (c[e] > SPAWN_SLOTS) c[e] = SPAWN_SLOTS;
@@ -254,6 +263,8 @@ static int config(void)
   dcfg.bouncehost = bouncehost.s;
   dcfg.dbto = dbto.s;
   dcfg.dbhost = dbhost.s;
+  dcfg.bounceto = bounceto.s;
+  dcfg.rewritesender = rwsender.s;
   dcfg.maxbytes = maxbytes;
   dcfg.delaywarn = dw;
   dcfg.lifetime = lifetime;
@@ -261,7 +272,8 @@ static int config(void)
 fail:
   e = errno;
   rw_free(&nrw);
-  str_free(&f); str_free(&h); str_free(&dt); str_free(&dh);
+  str_free(&f); str_free(&h); str_free(&dt); str_free(&dh); str_free(&ro);
+  str_free(&bt); str_free(&rs);
   errno = e;
   return -1;
 }
@@ -309,6 +321,57 @@ static int bydomain(const void *x, const void *y, void *arg)
   const char *b = domain_of(e->rcpt[k].addr, e->rcpt[k].len, &bn);
   int c = domcmp(a, an, b, bn);
   return c ? c : (i < k ? -1 : i > k);
+}
+
+/* The destination of domain d[0..n), in key (NUL-terminated): its
+ * route's relay when control/smtproutes sends it to one, so that every
+ * domain through a smarthost shares the smarthost's backoff (one hold,
+ * not one per domain), as Postfix keys by next hop; else the domain. A
+ * relay's key is its host ("[IPv6]" for an IPv6 literal), then ":port"
+ * when the route names one: what qmail-qdest accepts (dest_name_ok). */
+#define HOP_KEYMAX (ROUTE_HOSTMAX + 8)
+static size_t hop_key(const char *d, size_t n, char *key)
+{
+  char dom[DNS_NAMEMAX];
+  struct route rt;
+  size_t k = 0, hl;
+  int v6;
+
+  if (!routes.len || !n || n >= sizeof dom || n >= HOP_KEYMAX) goto domain;
+  memcpy(dom, d, n);
+  dom[n - (n > 1 && d[n - 1] == '.')] = 0;
+  if (route_find(&routes, dom, &rt) != 1 || rt.mx) goto domain;
+  hl = strlen(rt.host);
+  v6 = rt.literal && strchr(rt.host, ':');
+  if (v6) key[k++] = '[';
+  memcpy(key + k, rt.host, hl);
+  k += hl;
+  if (v6) key[k++] = ']';
+  if (rt.port) { key[k++] = ':'; k = (size_t)(fmt_u(key + k, rt.port, 1) - key); }
+  key[k] = 0;
+  return k;
+domain:
+  if (n >= HOP_KEYMAX) n = HOP_KEYMAX - 1;
+  memcpy(key, d, n);
+  key[n] = 0;
+  return n;
+}
+
+static uint32_t hop_get(const char *d, size_t n)
+{
+  char key[HOP_KEYMAX];
+  if (n >= HOP_KEYMAX) return dest_get(d, n);
+  n = hop_key(d, n, key);
+  return dest_get(key, n);
+}
+
+/* 1 when recipients a and b of job have the same domain. */
+static int same_domain(const struct send_job *job, size_t a, size_t b)
+{
+  const struct qf_rcpt *x = job->env.rcpt + job->order[a], *y = job->env.rcpt + job->order[b];
+  size_t xn, yn;
+  const char *xd = domain_of(x->addr, x->len, &xn), *yd = domain_of(y->addr, y->len, &yn);
+  return !domcmp(xd, xn, yd, yn);
 }
 
 static void wl_add(uint32_t j, int ch)
@@ -359,12 +422,23 @@ static void park(uint32_t i, uint32_t d)
   mt_park(&msgtab, i, dest_plist(d), d, (unsigned long long)msgtab.m[i].born + lifetime);
 }
 
-/* The end of the group of recipients starting at pos (one destination). */
+/* The end of the group of recipients starting at pos: one domain (a
+ * request to qmail-rspawn is for one domain), so one destination. */
 static size_t group_end(const struct send_job *job, size_t pos)
 {
   size_t k = pos;
-  while (k < job->end[CH_REMOTE] && job->dst[k - job->nl] == job->dst[pos - job->nl]) k++;
+  while (k < job->end[CH_REMOTE] && job->dst[k - job->nl] == job->dst[pos - job->nl] &&
+         same_domain(job, k, pos))
+    k++;
   return k;
+}
+
+/* 1 when every remote recipient of job waits for one destination. */
+static int one_dest(const struct send_job *job)
+{
+  size_t k;
+  for (k = 1; k < job->nr; k++) if (job->dst[k] != job->dst[0]) return 0;
+  return 1;
 }
 
 /* Marks every group in [pos, end) as no longer waiting for its destination. */
@@ -452,11 +526,11 @@ static int job_open(uint32_t i)
         dp = domain_of(q->addr, q->len, &pn);
         if (!domcmp(da, an, dp, pn)) { job->dst[k] = job->dst[k - 1]; continue; }
       }
-      if ((job->dst[k] = dest_get(da, an)) == NIL) oom();
+      if ((job->dst[k] = hop_get(da, an)) == NIL) oom();
     }
     /* Remote only, for one destination that is held or already has enough
      * jobs waiting: no job for it now. */
-    if (!nl && job->dst[0] == job->dst[job->nr - 1] && m->due[CH_REMOTE] <= t && !expired(i, t)) {
+    if (!nl && one_dest(job) && m->due[CH_REMOTE] <= t && !expired(i, t)) {
       struct dest *x = dest_at(job->dst[0]);
       if (x->hold > t || x->queued >= dest_limit(x, bo.perdest)) {
         uint32_t d = job->dst[0];
@@ -655,7 +729,7 @@ static void maybe_end(uint32_t j)
 static int send_one(uint32_t j, int ch)
 {
   struct send_job *job = jobs + j;
-  size_t pos = job->cur[ch], n = 0;
+  size_t pos = job->cur[ch], n = 0, gend = ch == CH_REMOTE ? group_end(job, pos) : pos + 1;
   uint32_t s;
 
   if (job->rfd < 0) {
@@ -681,14 +755,13 @@ static int send_one(uint32_t j, int ch)
     oom();
   do {
     const struct qf_rcpt *r = job->env.rcpt + job->order[pos + n];
-    if (ch == CH_REMOTE && n && job->dst[pos + n - job->nl] != job->dst[pos - job->nl]) break;
     if (rw_classify(&rw, r->addr, r->len, &scratch) < 0 ||
         str_catu(&req, job->order[pos + n]) < 0 || (ch == CH_REMOTE && dsn_req_rcpt(&req, r) < 0) ||
         str_catc(&req, 0) < 0 ||
         str_catb(&req, scratch.s, scratch.len) < 0 || str_catc(&req, 0) < 0)
       oom();
     n++;
-  } while (ch == CH_REMOTE && n < SPAWN_RCPTS && pos + n < job->end[ch]);
+  } while (ch == CH_REMOTE && n < SPAWN_RCPTS && pos + n < gend);
 
   if (pkt_send(chfd[ch], req.s, req.len, job->rfd) < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) { blocked[ch] = 1; return 0; }
@@ -707,7 +780,7 @@ static int send_one(uint32_t j, int ch)
     slots[ch][s].gen = x->gen;
     x->active++;
     job->sent = 1;
-    if (pos + n == job->end[ch] || job->dst[pos + n - job->nl] != d) x->queued--;
+    if (pos + n == gend) x->queued--;
   }
   job->cur[ch] += n;
   job->inflight++;
@@ -1131,7 +1204,8 @@ static void dest_flush(uint32_t d)
 }
 
 /* Reads the requests in queue/flushdest: one empty file per domain, made
- * by qmail-qdest. The names are checked again here; a request for a
+ * by qmail-qdest. The names are checked again here; a domain routed to a
+ * relay names the relay's record (hop_key). A request for a
  * domain without a record (no failure, nothing queued for it) has
  * nothing to reset. Each request is removed once acted on: one repeated
  * after a crash is harmless. */
@@ -1150,11 +1224,12 @@ static void flushdest(void)
     const char *s = e->d_name;
     size_t n = strlen(s);
     uint32_t d;
+    char hop[HOP_KEYMAX];
     if (!strcmp(s, ".") || !strcmp(s, "..")) continue;
     if (!dest_name_ok(s, n)) {
       log_begin(PROG, "error"); log_kv("op", "flushdest"); log_kv("name", s);
       log_kv("error", "not a domain name"); log_end();
-    } else if ((d = dest_find(s, n)) == NIL) {
+    } else if ((d = dest_find(s, n)) == NIL && (d = dest_find(hop, hop_key(s, n, hop))) == NIL) {
       log_begin(PROG, "dest"); log_kv("domain", s); log_kv("state", "unknown"); log_end();
     } else dest_flush(d);
     if (unlinkat(dirfd(dir), s, 0) < 0 && errno != ENOENT) {

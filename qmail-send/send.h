@@ -197,8 +197,10 @@ unsigned long dest_limit(const struct dest *x, unsigned long perdest);
 uint32_t dest_get(const char *dom, size_t n);
 /* The record of dom (any case) if there is one, else NIL; makes none. */
 uint32_t dest_find(const char *dom, size_t n);
-/* 1 if s[0..n) is a domain name qmail-qdest accepts: 1 to 255 bytes of
- * letters, digits, '-' and '.', no empty label (so never "." or ".."). */
+/* 1 if s[0..n) is a destination qmail-qdest accepts: a domain name (1 to
+ * 255 bytes of letters, digits, '-' and '.', no empty label, so never "."
+ * or ".."), or a relay's key: such a name or "[IPv6]", then optionally
+ * ":port" (qmail-send's hop_get). Never '/', never a leading '.'. */
 int dest_name_ok(const char *s, size_t n);
 /* Valid until the next dest_get. */
 struct dest *dest_at(uint32_t i);
@@ -262,6 +264,10 @@ struct dsn_cfg {
   unsigned long long maxbytes;       /* body bytes to include; 0: headers only */
   unsigned long long delaywarn;      /* seconds before a delay notice; 0: none */
   unsigned long long lifetime;       /* queuelifetime, for Will-Retry-Until */
+  /* control/bounceto: where the notices about mail whose envelope sender
+   * is control/rewritesender go (that address is nobody's: a container's
+   * no-reply); "" for none. */
+  const char *bounceto, *rewritesender;
 };
 
 /* Builds one RFC 3464 report for a message whose recipients are all final,

@@ -2,7 +2,7 @@
 zone under .test, a UDP responder that answers SERVFAIL to everything (for
 dnsmasq to forward one domain to), and scriptable SMTP sinks that record the
 exact bytes of every DATA they receive. Standard library only."""
-import os, shutil, socket, socketserver, struct, subprocess, threading, time
+import os, shutil, socket, socketserver, ssl, struct, subprocess, threading, time
 
 from harness import free_port, wait_for, IS_ROOT
 
@@ -127,6 +127,7 @@ class Session:
         self.data_secs = []    # per DATA: from its first line to its dot
         self.peer = None
         self.auth = []         # (mechanism, user, accepted) per AUTH
+        self.tls = False       # STARTTLS done (starttls given an SSLContext)
 
 
 class Sink:
@@ -145,7 +146,8 @@ class Sink:
                ext yourself); a session records (mech, user, ok) in .auth
     tls        an ssl.SSLContext (server side): implicit TLS on connect
     starttls   bytes: STARTTLS gets "220", then, after the client's first
-               bytes (its ClientHello), these bytes and the end: broken TLS
+               bytes (its ClientHello), these bytes and the end: broken TLS;
+               an ssl.SSLContext: real STARTTLS with it
                (offer STARTTLS in ext yourself)
     """
 
@@ -275,6 +277,15 @@ class Sink:
                 elif verb == "QUIT":
                     say("221 bye")
                     return
+                elif line.upper() == "STARTTLS" and isinstance(b["starttls"], ssl.SSLContext) and not s.tls:
+                    say("220 2.0.0 go ahead")
+                    try:
+                        tls = b["starttls"].wrap_socket(h.request, server_side=True)
+                    except (OSError, ssl.SSLError):
+                        s.commands.append("TLS handshake failed")
+                        return
+                    h.request, h.rfile, h.wfile = tls, tls.makefile("rb"), tls.makefile("wb")
+                    s.tls = True
                 elif line.upper() == "STARTTLS" and b["starttls"] is not None:
                     say("220 2.0.0 go ahead")
                     h.request.recv(4096)

@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""The outbound-only container mode: service/container setup on an
-installed instance, then s6-svscan on PREFIX/service as the container's
-one command. The smarthost is a Python sink with implicit TLS (certificate
-from a CA made here, trusted through TLS_CA) that requires AUTH.
+"""The outbound-only container mode: service/container/qmail-container
+setup on an installed instance, then qmail-container run (the password
+read from its file at start, then s6-svscan on PREFIX/service) as the
+container's one command, its logs on its stdout. The smarthost is a Python sink with implicit TLS (certificate
+from a CA made here, trusted through TLS_CA) that requires AUTH, named
+only in /etc/hosts (bind-mounted in a mount namespace of the supervision
+tree, as docker's --add-host writes it): the DNS server knows no such name.
+A recipient with an address literal goes through the smarthost too; while
+the smarthost is held, mail to ten more domains makes no connection: one
+hold, the smarthost's, not one per domain.
 
 sendmail from root: the smarthost gets it once, with the envelope sender
 and From: rewritten (control/rewritesender) and after AUTH; nothing
@@ -22,6 +28,7 @@ from remote_peers import Dns, Sink
 from tls_harness import CA
 
 t = T()
+QC = os.path.join(ROOT, "service", "container", "qmail-container")
 inst = Instance(t)
 ca = CA(t)
 cert, key = ca.issue("smarthost.test", "ec")
@@ -37,7 +44,7 @@ def smarthost(**kw):
 
 
 sink = smarthost()
-dns = Dns(t, ["--host-record=smarthost.test,127.0.0.1"])
+dns = Dns(t, [])      # NXDOMAIN for smarthost.test: only /etc/hosts names it
 t.check("dnsmasq answers", dns.ok)
 inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
 
@@ -47,10 +54,10 @@ with open(pwfile, "w") as f:
 env = dict(os.environ, PREFIX=inst.prefix, SMARTHOST="smarthost.test:%d" % port, SMARTHOST_TLS="implicit",
            SMARTHOST_USER="app", SMARTHOST_PASSWORD_FILE=pwfile, REWRITE_SENDER="noreply@example.test",
            CONTAINER_ME="app.example.test", TLS_CA=ca.cert)
-r = subprocess.run(["sh", os.path.join(ROOT, "service", "container"), "setup"], env=env,
+r = subprocess.run(["sh", QC, "setup"], env=env,
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 t.check("service/container setup", r.returncode == 0, r.stdout)
-os.unlink(pwfile)
+t.check("no password in the settings kept", PW not in open(inst.path("control", "container")).read())
 services = sorted(n for n in os.listdir(inst.path("service")) if not n.startswith("."))   # .s6-svscan: s6-svscan's own
 t.check("only qmail-send is left to supervise", services == ["qmail-send"], services)
 t.check("route: implicit TLS, verified", open(inst.path("control", "smtproutes")).read()
@@ -58,7 +65,7 @@ t.check("route: implicit TLS, verified", open(inst.path("control", "smtproutes")
 st = os.stat(inst.path("control", "smtpauth"))
 t.check("control/smtpauth: remote uid, 0400", st.st_mode & 0o777 == 0o400 and
         st.st_uid == inst.uid("remote")[0], (oct(st.st_mode), st.st_uid))
-r = subprocess.run(["sh", os.path.join(ROOT, "service", "container"), "setup"],
+r = subprocess.run(["sh", QC, "setup"],
                    env=dict(env, SMARTHOST="bad host"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 t.check("setup refuses a bad SMARTHOST", r.returncode == 100, r.stdout)
 
@@ -75,7 +82,11 @@ def leftovers():
 
 
 svlog = open(P + "-svscan.log", "wb")
-scan = inst.spawn(["sh", os.path.join(ROOT, "service", "container"), "run"], env=env, stdout=svlog,
+hosts = inst.path("etc-hosts")
+with open(hosts, "w") as f:
+    f.write("127.0.0.1\tlocalhost\n# added by the container engine\n127.0.0.1\tsmarthost.test smarthost\n")
+scan = inst.spawn(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts,
+                   "sh", QC, "run"], env=env, stdout=svlog,
                   stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -95,10 +106,15 @@ t.check("qmail-send up under s6-svscan", wait_for(up, 20))
 
 
 def log():
+    """The container's stdout: every service's log (CONTAINER_LOG=stdout)."""
     try:
-        return open(inst.path("log", "qmail-send", "current"), errors="replace").read()
+        return open(P + "-svscan.log", errors="replace").read()
     except OSError:
         return ""
+
+
+t.check("its log lines on the container's stdout", wait_for(lambda: "qmail-send event=start" in log(), 10),
+        log()[-1000:])
 
 
 def listening():
@@ -172,20 +188,42 @@ t.check("a non-local sender and From: are kept",
         "MAIL FROM:<someone@example.org>" in s.commands and "From: Someone <someone@example.org>" in body,
         (s.commands, body))
 
-# --- smarthost down, then up ---------------------------------------------------
+r = sendmail("Subject: literal\n\ntoken-literal\n", "someone@[192.0.2.7]")
+t.check("delivered", got(sink, 4), log())
+s = delivered(sink)[-1]
+t.check("an address literal recipient goes through the smarthost, after AUTH",
+        "RCPT TO:<someone@[192.0.2.7]>" in s.commands and s.auth == [("PLAIN", "app", True)] and
+        b"token-literal" in s.data[-1], s.commands)
+
+# --- smarthost down (it answers 421), then up ----------------------------------
 sink.close()
+sink = smarthost(greeting="421 4.3.2 down for maintenance")
 r = sendmail("Subject: while down\n\ntoken-down\n", "ops@far.test")
 t.check("queued while the smarthost is down", r.returncode == 0, r.stderr)
-t.check("deferred", wait_for(lambda: re.search(r"result=deferred", log()), 30), log()[-2000:])
+HOP = "smarthost.test:%d" % port
+t.check("deferred; the smarthost is held",
+        wait_for(lambda: re.search(r"result=deferred", log()) and
+                 "event=dest domain=%s state=held" % HOP in log(), 30), log()[-2000:])
+tried = len(sink.sessions)
+for k in range(10):
+    r = sendmail("Subject: to d%d\n\ntoken-d%d-\n" % (k, k), "ops@d%d.test" % k)
+    t.check("queued for d%d.test" % k, r.returncode == 0, r.stderr)
+time.sleep(3)
+t.check("while it is held, ten more domains make no connection", len(sink.sessions) == tried,
+        (tried, len(sink.sessions)))
+held = {l.split("domain=")[1].split()[0] for l in log().splitlines() if "event=dest" in l and "state=held" in l}
+t.check("one hold: the smarthost's, not one per domain", held == {HOP}, held)
+sink.close()
 sink = smarthost()
 run("s6-svc", "-a", inst.path("service", "qmail-send"))
-t.check("after SIGALRM: delivered", got(sink), log()[-2000:])
+t.check("after SIGALRM: delivered", got(sink, 11), log()[-2000:])
 time.sleep(2)
 run("s6-svc", "-a", inst.path("service", "qmail-send"))
 time.sleep(2)
 d = delivered(sink)
-t.check("delivered once", len(d) == 1 and len(d[0].data) == 1 and b"token-down" in d[0].data[0],
-        [x.commands for x in sink.sessions])
+toks = sorted(re.findall(rb"token-[a-z0-9]+", b"".join(m for x in d for m in x.data)))
+t.check("each delivered once",
+        toks == sorted([b"token-down"] + [b"token-d%d" % k for k in range(10)]), toks)
 t.check("the queue is empty", wait_for(lambda: inst.queue_files() == [], 10), inst.queue_files())
 
 # --- permanent failure: bounce to the rewritten sender, through the smarthost -----

@@ -90,8 +90,8 @@ t.check("... each message once", sorted(sh.tokens(up)) == sorted(b"TOKEN-up-%d-"
 t.check("per-destination concurrency respected", up.max <= 2, up.max)
 t.check("... and used", up.max == 2, up.max)
 
-ok = wait_for(lambda: any("state=dead" in l for l in sh.dest_lines(log, "down.test")), 30)
-lines = sh.dest_lines(log, "down.test")
+ok = wait_for(lambda: any("state=dead" in l for l in sh.dest_lines(log, "127.0.0.1:%d" % down_port)), 30)
+lines = sh.dest_lines(log, "127.0.0.1:%d" % down_port)
 t.check("the down destination is marked dead", ok, lines)
 held = [int(re.search(r"delay=(\d+)", l).group(1)) for l in lines if "state=held" in l]
 t.check("held with growing delays before", held[:2] == [1, 2], lines)
@@ -106,8 +106,8 @@ t.check("no busy loop on the held destination", refused <= 8, refused)
 
 soft_ok = lambda: sorted(x for x in sh.tokens(soft) if b"soft" in x)
 t.check("a 4xx to RCPT does not hold the destination",
-        wait_for(lambda: len(soft_ok()) == 4, 20) and not sh.dest_lines(log, "soft.test"),
-        (soft_ok(), sh.dest_lines(log, "soft.test")))
+        wait_for(lambda: len(soft_ok()) == 4, 20) and not sh.dest_lines(log, "127.0.0.1:%d" % soft.port),
+        (soft_ok(), sh.dest_lines(log, "127.0.0.1:%d" % soft.port)))
 t.check("the other recipients of that destination are delivered", len(soft_ok()) == 4, soft_ok())
 
 # The destination comes back; SIGALRM clears every hold.
@@ -119,8 +119,8 @@ t.check("after SIGALRM the revived destination gets every message", ok, (sh.toke
 time.sleep(1)
 t.check("... exactly once", sorted(sh.tokens(down)) == want, sh.tokens(down))
 t.check("... within its concurrency limit", down.max <= 2, down.max)
-t.check("recovery is logged", any("state=recovered" in l for l in sh.dest_lines(log, "down.test")),
-        sh.dest_lines(log, "down.test"))
+t.check("recovery is logged", any("state=recovered" in l for l in sh.dest_lines(log, "127.0.0.1:%d" % down_port)),
+        sh.dest_lines(log, "127.0.0.1:%d" % down_port))
 t.check("the 4xx recipient is still queued, nothing else",
         wait_for(lambda: len(inst.queue_files()) == 1, 10), inst.queue_files())
 t.check("the refused recipient was never bounced",

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """qmail-send keeps its schedule across restarts (queue/sched/schedule):
-many deferred messages to destinations that are down, then qmail-send is
+many deferred messages to domains routed to one relay that is down (one
+hold, the relay's, for all of them), then qmail-send is
 stopped (TERM) and started again, then killed (KILL) and started again.
 After each start the destinations get no new connection while their holds
 last, where a scheduler that forgot them retried the whole queue at once.
@@ -34,7 +35,8 @@ seen = lambda: sh.read_log(log).count("event=message ")
 t.check("every message had its first round", wait_for(lambda: seen() >= N, 60), seen())
 held = lambda: len({l.split("domain=")[1].split()[0] for l in sh.read_log(log).splitlines()
                     if "event=dest" in l and "state=held" in l})
-t.check("every destination is held", wait_for(lambda: held() == NDOM, 30), held())
+t.check("one hold: the relay's, not one per domain",
+        wait_for(lambda: held() == 1, 30) and time.sleep(1) is None and held() == 1, held())
 time.sleep(0.5)
 first = len(dead.sessions)
 print("connections in the first run: %d" % first, flush=True)
@@ -77,6 +79,8 @@ n, lg = restart(signal.SIGTERM)   # p is already stopped: the signal is a no-op
 t.check("a damaged schedule is ignored and logged",
         'event=error op="load schedule"' in lg and "event=schedule loaded" not in lg,
         [l for l in lg.splitlines() if "schedule" in l])
-t.check("... then every message is due at once", n >= NDOM, n)
+# Due at once: the relay gets several connections at once (a kept schedule
+# gave it at most one), until the failures hold it, for every domain.
+t.check("... then every message is due at once", n >= 2, n)
 t.check("... and none is lost", len(inst.queue_files()) == N, len(inst.queue_files()))
 t.done()

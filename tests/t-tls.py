@@ -285,7 +285,7 @@ if IS_ROOT and inst.multi:
                 st = open("/proc/%s/status" % pid).read()
             except OSError:
                 continue
-            if exe.startswith(inst.prefix):
+            if exe.startswith(inst.prefix + "/"):
                 name = re.search(r"^Name:\s+(\S+)", st, re.M).group(1)
                 u = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", st, re.M).groups()
                 g = re.search(r"^Groups:(.*)$", st, re.M).group(1).split()

@@ -1,8 +1,11 @@
 /* Unit tests of the SMTP client's pure parts: DATA transparency (byte for
  * byte, and a property test over random messages cut at random places)
  * and control/smtproutes parsing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "check.h"
 #include "../../qmail-remote/remote.h"
 
@@ -108,6 +111,11 @@ static void route_tests(void)
   CHECK(route_find(&r, "port.test", &rt) == 1 && !strcmp(rt.host, "127.0.0.1") && rt.port == 26 && rt.literal);
   CHECK(route_find(&r, "bad.test", &rt) == -1);
   CHECK(route_find(&r, "other.test", &rt) == 1 && !strcmp(rt.host, "smart.test"));
+  /* An address literal domain: the default route, never a "parent". */
+  CHECK(route_find(&r, "[192.0.2.7]", &rt) == 1 && !strcmp(rt.host, "smart.test"));
+  CHECK(str_copyb(&r, ".0.2.7]:x.test\0[192.0.2.8]:\0:smart.test\0", 40) == 0);
+  CHECK(route_find(&r, "[192.0.2.7]", &rt) == 1 && !strcmp(rt.host, "smart.test"));
+  CHECK(route_find(&r, "[192.0.2.8]", &rt) == 1 && rt.mx);
   CHECK(str_copyb(&r, "a.test:b.test\0", 14) == 0);
   CHECK(route_find(&r, "other.test", &rt) == 0);
 
@@ -156,8 +164,42 @@ static void path_tests(void)
   CHECK(ip_parse("192.0.2.255", &a) && !ipme(&a, 0));
 }
 
+static const char *addr_text(const struct raddr *a, char *b, size_t n)
+{
+  const void *p = a->sa.ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)&a->sa)->sin_addr
+                                             : (const void *)&((const struct sockaddr_in6 *)&a->sa)->sin6_addr;
+  return inet_ntop(a->sa.ss_family, p, b, (socklen_t)n) ? b : "";
+}
+
+/* /etc/hosts' format (dns_hosts): comments, aliases, any case, both families. */
+static void hosts_tests(void)
+{
+  char path[] = "/tmp/t-remote-hosts.XXXXXX";
+  static const char text[] =
+    "# docker --add-host\n127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n"
+    "192.0.2.25  smtp.example.test smtp # the relay\n2001:db8::25 SMTP.Example.TEST\n"
+    "not-an-ip other.test\n#192.0.2.99 commented.test\n";
+  struct raddr a[4];
+  size_t n;
+  char ip[64];
+  int fd = mkstemp(path);
+
+  CHECK(fd >= 0 && write(fd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1) && close(fd) == 0);
+  CHECK(dns_hosts(path, "smtp.example.test", a, 4, &n) == DNS_OK && n == 2);
+  CHECK(!strcmp(addr_text(&a[0], ip, sizeof ip), "192.0.2.25"));
+  CHECK(!strcmp(addr_text(&a[1], ip, sizeof ip), "2001:db8::25"));
+  CHECK(dns_hosts(path, "smtp.example.test.", a, 1, &n) == DNS_OK && n == 1);
+  CHECK(dns_hosts(path, "smtp", a, 4, &n) == DNS_OK && n == 1);
+  CHECK(dns_hosts(path, "other.test", a, 4, &n) == DNS_NX && n == 0);
+  CHECK(dns_hosts(path, "commented.test", a, 4, &n) == DNS_NX);
+  CHECK(dns_hosts(path, "example.test", a, 4, &n) == DNS_NX);
+  CHECK(dns_hosts("/nonexistent/hosts", "smtp", a, 4, &n) == DNS_NX);
+  unlink(path);
+}
+
 int main(void)
 {
+  hosts_tests();
   blast_tests();
   route_tests();
   result_tests();

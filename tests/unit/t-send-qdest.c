@@ -16,6 +16,9 @@ static void t_name(void)
   CHECK(!ok("") && !ok(".") && !ok("..") && !ok(".a") && !ok("a.") && !ok("a..b"));
   CHECK(!ok("a/b") && !ok("a_b") && !ok("a b") && !ok("[127.0.0.1]") && !ok("a\nb") && !ok("\xc3\xa9.test"));
   CHECK(!dest_name_ok("a\0b", 3));
+  /* A relay's key (qmail-send's hop_key): host or [IPv6], ":port". */
+  CHECK(ok("smarthost.test:587") && ok("127.0.0.1:2525") && ok("[::1]") && ok("[2001:db8::1]:25"));
+  CHECK(!ok("a.test:") && !ok(":25") && !ok("a:b:25") && !ok("::1") && !ok("a.test:123456") && !ok("[::1]x"));
   memset(big, 'a', sizeof big);
   CHECK(dest_name_ok(big, 255) && !dest_name_ok(big, 256));
 }

@@ -242,7 +242,7 @@ static void t_dsn(void)
 {
   char st[16];
   struct dsn_fail f[4];
-  struct dsn_cfg c = { "me.test", "MAILER-DAEMON", "bh.test", "postmaster", "dbh.test", 0, 0, 0 };
+  struct dsn_cfg c = { "me.test", "MAILER-DAEMON", "bh.test", "postmaster", "dbh.test", 0, 0, 0, "", "" };
   const char *text = "550 5.1.1 no such user here, really, and this sentence goes on long enough to need folding";
   str o = STR_INIT;
   int fd;

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""The outbound container as a container engine runs it, without one:
+service/container/rootfs makes the runtime root file system (the
+Containerfile's second stage) as a tarball; it is unpacked and run with
+unshare (mount and pid namespaces) and chroot, so no host file is visible,
+as a random non-root uid with group 0, all of it in a network namespace of
+its own (loopback only: no resolver, nothing outside). The smarthost is a
+sink with real STARTTLS and AUTH on that loopback, named only in the
+root's /etc/hosts. Settings come at run time (the password from a mounted
+secret file, read at start), logs go to the container's stdout.
+
+Checked: a refused setup (bad SMARTHOST_TLS) stops make container before
+anything is installed; the tarball holds no password and no SMTP server;
+mail from the application is relayed after STARTTLS and AUTH with the
+sender rewritten; an address literal goes through the smarthost too; mail
+to root goes to LOCAL_TO; a bounce goes through the smarthost to
+BOUNCE_TO (control/bounceto), not to the no-reply sender, with a From: in
+the rewritten sender's domain; the processes run as the random
+uid; sendmail -q works; a second start without the variables keeps every
+setting."""
+import os, random, re, shutil, ssl, stat, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T, ROOT, BUILD, PREFIX, IS_ROOT, free_port, wait_for
+
+# A network namespace of our own, loopback only: the sink and the
+# container meet there, and nothing can reach the machine's resolver.
+if IS_ROOT and not os.environ.get("QMAIL_TEST_NETNS") and shutil.which("unshare"):
+    os.execvpe("unshare", ["unshare", "-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                           sys.executable, os.path.abspath(__file__)],
+               dict(os.environ, QMAIL_TEST_NETNS="1"))
+
+from remote_peers import Sink
+from tls_harness import CA
+
+t = T()
+missing = [p for p in ("busybox", "unshare", "chroot", "setpriv", "s6-svscan", "ldd", "strip")
+           if not shutil.which(p)]
+if not IS_ROOT or missing or not PREFIX:
+    t.skip("the root file system", "needs root, PREFIX and %s" % (missing or "nothing more"))
+    t.done()
+
+P = PREFIX
+uid = random.randint(100000, 1999999)       # in no passwd: as a platform picks one
+work = tempfile.mkdtemp(prefix="qmail-rootfs-")
+os.chmod(work, 0o755)     # the uid installs under it
+t.cleanups.append(lambda: shutil.rmtree(work, ignore_errors=True))
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120, **kw)
+
+
+# --- a refused setup installs nothing ------------------------------------------------
+shutil.rmtree(P, ignore_errors=True)
+r = run(["make", "-s", "-C", ROOT, "container", "BUILD=" + BUILD, "PREFIX=" + P,
+         "SMARTHOST=relay.test:587", "SMARTHOST_TLS=sometimes"])
+t.check("make container with SMARTHOST_TLS=sometimes: refused", r.returncode != 0 and
+        b"SMARTHOST_TLS is starttls or implicit" in r.stdout, r.stdout[-500:])
+t.check("... before anything is installed", not os.path.exists(P), os.listdir(P) if os.path.exists(P) else "")
+
+# --- the root file system --------------------------------------------------------------
+r = run(["sh", os.path.join(ROOT, "service", "container", "rootfs")],
+        env=dict(os.environ, PREFIX=P, BUILD=BUILD, CONTAINER_UID=str(uid), ROOTFS=os.path.join(work, "fs")))
+tarball = os.path.join(work, "fs.tar.gz")
+t.check("service/container/rootfs makes the tarball", r.returncode == 0 and os.path.isfile(tarball), r.stdout)
+if r.returncode:
+    t.done()
+print(r.stdout.decode().strip(), flush=True)
+names = run(["tar", "-tzf", tarball]).stdout.decode().split()
+t.check("no password and no SMTP server in the image",
+        not any(n.endswith(("/control/smtpauth", "/bin/qmail-smtpd", "/bin/qmail-queued")) for n in names),
+        [n for n in names if "smtp" in n])
+
+root = os.path.join(work, "root")
+os.mkdir(root)
+r = run(["tar", "-xzf", tarball, "--numeric-owner", "-C", root])
+t.check("unpacked", r.returncode == 0, r.stdout)
+# What the engine provides: /dev, /etc/hosts (--add-host), a mounted secret.
+for name, minor in (("null", 3), ("zero", 5), ("urandom", 9)):
+    os.mknod(os.path.join(root, "dev", name), 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    os.chmod(os.path.join(root, "dev", name), 0o666)
+with open(os.path.join(root, "etc", "hosts"), "w") as f:
+    f.write("127.0.0.1\tlocalhost\n127.0.0.1\trelay.test\n")
+ca = CA(t)
+cert, key = ca.issue("relay.test", "ec")
+os.makedirs(os.path.join(root, "etc", "ssl"), exist_ok=True)
+shutil.copy(ca.cert, os.path.join(root, "etc", "ssl", "ca.pem"))
+PW = "rootfs-secret"
+os.makedirs(os.path.join(root, "run", "secrets"))
+secret = os.path.join(root, "run", "secrets", "smtp")
+with open(secret, "w") as f:
+    f.write(PW + "\n")
+os.chown(secret, uid, 0)
+os.chmod(secret, 0o400)
+
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+port = free_port()
+sink = Sink(t, port=port, starttls=ctx, ext=["PIPELINING", "8BITMIME", "STARTTLS", "AUTH PLAIN LOGIN"],
+            auth={"app": PW}, rcpt=lambda a: "550 5.1.1 no such user" if a.startswith("nobody") else "250 ok")
+
+BASE = ["PATH=/usr/bin:/bin", "USER=app", "HOME=/"]
+SETTINGS = ["SMARTHOST=relay.test:%d" % port, "SMARTHOST_USER=app", "SMARTHOST_PASSWORD_FILE=/run/secrets/smtp",
+            "REWRITE_SENDER=noreply@example.test", "CONTAINER_ME=app.example.test", "TLS_CA=/etc/ssl/ca.pem",
+            "LOCAL_TO=ops@example.test", "BOUNCE_TO=bounces@example.test", "CONTAINER_LOG=stdout"]
+
+
+def inside(*argv, env=()):
+    """argv in the root as the container's uid, group 0."""
+    return ["chroot", "--userspec=%d:0" % uid, root, "/bin/env", "-i"] + BASE + list(env) + list(argv)
+
+
+r = run(inside("/bin/ls", "/", "/etc"))
+t.check("no host file is visible", r.returncode == 0 and b"os-release" not in r.stdout and
+        b"passwd" in r.stdout and b"proc" not in r.stdout, r.stdout)
+
+out_path = os.path.join(work, "stdout")
+
+
+def start(env):
+    out = open(out_path, "ab")
+    p = subprocess.Popen(["unshare", "-m", "-p", "-f", "--kill-child"] +
+                         inside(P + "/bin/qmail-container", "run", env=env),
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    return p
+
+
+def stop(p):
+    run(inside("/usr/bin/s6-svscanctl", "-t", P + "/service"))
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(10)
+
+
+def stdout():
+    return open(out_path, errors="replace").read()
+
+
+def ours():
+    """pid -> (name, uid, gid) of the processes in our root."""
+    found = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/root" % d) != root:
+                continue
+            st = dict(l.split(":", 1) for l in open("/proc/%s/status" % d).read().splitlines() if ":" in l)
+            found[int(d)] = (st["Name"].strip(), int(st["Uid"].split()[0]), int(st["Gid"].split()[0]))
+        except (OSError, KeyError, ValueError):
+            pass
+    return found
+
+
+p = start(SETTINGS)
+t.cleanups.append(lambda: p.poll() is None and stop(p))
+t.check("qmail-send starts; its log line is on the container's stdout",
+        wait_for(lambda: "qmail-send event=start" in stdout(), 30), stdout()[-2000:])
+procs = ours()
+t.check("every process runs as the random uid, group 0",
+        procs and all(u == uid and g == 0 for _, u, g in procs.values()), procs)
+t.check("qmail-send and its spawners among them",
+        {"qmail-send", "qmail-lspawn", "qmail-rspawn"} <= {n for n, _, _ in procs.values()}, procs)
+t.check("no log file: stdout only", not os.path.exists(os.path.join(root, P.lstrip("/"), "log", "qmail-send", "current")))
+t.check("the password was read at start", PW in open(os.path.join(root, P.lstrip("/"), "control", "smtpauth")).read())
+
+
+def sendmail(msg, *args):
+    return run(inside(P + "/bin/sendmail", *args), input=msg.encode())
+
+
+def got(n):
+    return wait_for(lambda: sum(len(x.data) for x in sink.sessions) >= n, 30)
+
+
+def delivered():
+    return [x for x in sink.sessions if x.data]
+
+
+def session_with(token):
+    for x in delivered():
+        if any(token in d for d in x.data):
+            return x
+    return None
+
+
+r = sendmail("Subject: app\n\ntoken-app\n", "ops@far.test")
+t.check("sendmail as the uid", r.returncode == 0, r.stdout)
+t.check("relayed", wait_for(lambda: session_with(b"token-app"), 30), stdout()[-2000:])
+s = session_with(b"token-app")
+if s:
+    t.check("after STARTTLS and AUTH PLAIN", s.tls and s.auth == [("PLAIN", "app", True)], s.commands)
+    t.check("sender rewritten", "MAIL FROM:<noreply@example.test>" in s.commands, s.commands)
+
+r = sendmail("Subject: lit\n\ntoken-literal\n", "someone@[192.0.2.7]")
+t.check("an address literal goes through the smarthost",
+        wait_for(lambda: session_with(b"token-literal"), 30) and
+        "RCPT TO:<someone@[192.0.2.7]>" in session_with(b"token-literal").commands, stdout()[-2000:])
+
+r = sendmail("To: root\nSubject: cron\n\ntoken-root\n", "root")
+t.check("mail to root goes to LOCAL_TO through the smarthost",
+        wait_for(lambda: session_with(b"token-root"), 30) and
+        "RCPT TO:<ops@example.test>" in session_with(b"token-root").commands, stdout()[-3000:])
+
+r = sendmail("Subject: nobody\n\ntoken-bounce\n", "nobody@far.test")
+
+
+def bounce():
+    for x in delivered():
+        if "MAIL FROM:<>" in x.commands and any(b"nobody@far.test" in d for d in x.data):
+            return x
+    return None
+
+
+b = wait_for(bounce, 30)
+t.check("the bounce goes through the smarthost to BOUNCE_TO, not the rewritten sender",
+        b and "RCPT TO:<bounces@example.test>" in b.commands, stdout()[-3000:])
+if b:
+    t.check("its From: is in the rewritten sender's domain",
+            re.search(rb"^From: [^\r\n]*@example\.test\r?$", b.data[0], re.M), b.data[0][:600])
+
+r = run(inside(P + "/bin/sendmail", "-q"))
+t.check("sendmail -q (flush) as the uid", r.returncode == 0, r.stdout)
+lines = [l for l in stdout().splitlines() if l.startswith("qmail-")]
+t.check("stdout: one key=value line per event",
+        lines and all(re.match(r"^qmail-[a-z]+ event=\w+( [a-z_]+=\S*)*", l) for l in lines),
+        [l for l in lines if not re.match(r"^qmail-[a-z]+ event=\w+", l)][:5])
+t.check("no password on stdout", PW not in stdout())
+
+# --- a second start, no variables given: every setting kept ----------------------------
+stop(p)
+t.check("stopped: no process left", wait_for(lambda: not ours(), 10), ours())
+p = start([])
+t.check("started again without the variables", wait_for(lambda: stdout().count("qmail-send event=start") >= 2, 30))
+r = sendmail("Subject: again\n\ntoken-again\n", "ops@far.test")
+s = wait_for(lambda: session_with(b"token-again"), 30)
+t.check("still relayed after STARTTLS and AUTH, sender rewritten",
+        s and s.tls and s.auth == [("PLAIN", "app", True)] and "MAIL FROM:<noreply@example.test>" in s.commands,
+        s.commands if s else stdout()[-2000:])
+stop(p)
+t.done()
