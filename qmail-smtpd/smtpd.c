@@ -362,6 +362,7 @@ void smtpd_session(void)
   ss.relayclient = getenv("RELAYCLIENT");
   config_load();
   session_deadline(cf.timeoutsession);
+  predata_deadline(cf.timeoutpredata);
   log_begin(PROG, "connect");
   log_kv("ip", ss.remoteip);
   log_kv("host", ss.remotehost);
