@@ -42,6 +42,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -81,6 +82,7 @@ static int reserve = -1;        /* /dev/null, given up to accept when out of des
 static unsigned long refused;   /* connections answered 421 at the limit in this episode */
 static struct tlsd_ids tlsid, smtpdid;
 static int verdict[SPARES] = { -1, -1 };  /* parent's end of each spare's answer pipe */
+static void forget_clients(void);
 static int answer = -1;         /* a spare's end of its own */
 
 /* The per-client limits (control files, read once at start). */
@@ -389,6 +391,7 @@ static void spare_child(void)
   close(alive[1]);
   for (i = 0; i < SPARES; i++)
     if (verdict[i] >= 0) close(verdict[i]);
+  forget_clients();
   if (sigprocmask(SIG_SETMASK, &oldmask, 0) < 0) log_fatal(PROG, 111, "cannot restore the signal mask");
   for (;;) {
     struct pollfd p[2] = { { alive[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
@@ -512,6 +515,15 @@ static struct client *clients;  /* nclients entries */
 static size_t nclients;
 static struct counted *counted; /* limit entries, ncounted used */
 static size_t ncounted;
+static size_t clients_size;     /* one mapping holds both */
+
+/* In a spare: the clients seen so far are none of a session's business. */
+static void forget_clients(void)
+{
+  if (clients && munmap(clients, clients_size) < 0) log_fatal(PROG, 111, "munmap");
+  clients = 0;
+  counted = 0;
+}
 
 static time_t now(void)
 {
@@ -816,9 +828,10 @@ static void client_config(void)
   if (!greetwait) pregreet = 0;
   /* Every counted session has an entry, so one can always be had. */
   nclients = limit + CLIENTS;
-  clients = calloc(nclients, sizeof *clients);
-  counted = calloc(limit, sizeof *counted);
-  if (!clients || !counted) log_fatal(PROG, 111, "nomem");
+  clients_size = nclients * sizeof *clients + limit * sizeof *counted;
+  clients = mmap(0, clients_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (clients == MAP_FAILED) log_fatal(PROG, 111, "nomem");
+  counted = (struct counted *)(clients + nclients);
 }
 
 /* fds 0 to 2 open, so that no socket of ours takes the place of the log. */
