@@ -76,14 +76,30 @@ CHECK_PREFIX ?= /tmp/qmail-check-$(CHECK_ID)
 deps:
 	@sh .ci/install-deps
 
+# Tests run CHECK_JOBS side by side (tests/run, TESTS_JOBS): mostly they
+# wait on timeouts and peers, not on the CPU.
+CHECK_JOBS ?= 2
+ASAN_MAKE = $(MAKE) CC=clang BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan \
+  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer'
+
 check: deps
 	$(MAKE) BUILD=build-check PREFIX=$(CHECK_PREFIX) progs tests
-	BUILD=build-check PREFIX=$(CHECK_PREFIX) tests/run
+	$(MAKE) -s BUILD=build-check PREFIX=$(CHECK_PREFIX) check-slots
+	BUILD=build-check PREFIX=$(CHECK_PREFIX) TESTS_JOBS=$(CHECK_JOBS) tests/run
 
 check-asan: deps
-	$(MAKE) CC=clang BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan \
-	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' progs tests
-	BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 tests/run
+	$(ASAN_MAKE) progs tests
+	$(ASAN_MAKE) -s check-slots
+	BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 \
+	  TESTS_JOBS=$(CHECK_JOBS) tests/run
+
+# tests/run's slots 1..CHECK_JOBS-1: BUILD-jk holds the same objects as
+# BUILD, relinked for PREFIX-jk (the prefix is compiled in).
+check-slots:
+	@k=1; while [ $$k -lt $(CHECK_JOBS) ]; do \
+	  rm -rf $(BUILD)-j$$k && cp -a $(BUILD) $(BUILD)-j$$k && \
+	  $(MAKE) -s BUILD=$(BUILD)-j$$k PREFIX=$(PREFIX)-j$$k progs tests >/dev/null || exit 1; \
+	  k=$$((k + 1)); done
 
 tests: $(TESTBINS)
 
@@ -98,6 +114,6 @@ install: progs
 	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BUILD='$(BUILD)' sh service/install
 
 clean:
-	rm -rf build build-check build-asan $(CHECK_PREFIX) $(CHECK_PREFIX)-asan
+	rm -rf build build-check build-check-j* build-asan build-asan-j* $(CHECK_PREFIX) $(CHECK_PREFIX)-j* $(CHECK_PREFIX)-asan $(CHECK_PREFIX)-asan-j*
 
-.PHONY: all progs deps check check-asan tests install clean FORCE print-progs print-srcs
+.PHONY: all progs deps check check-asan check-slots tests install clean FORCE print-progs print-srcs

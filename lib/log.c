@@ -119,3 +119,13 @@ static void fatal(const char *prog, int code, const char *msg, int e)
 void log_fatal(const char *prog, int code, const char *msg) { fatal(prog, code, msg, errno); }
 void log_die(const char *prog, int code, const char *msg) { fatal(prog, code, msg, 0); }
 void log_usage(const char *prog, const char *usage) { fatal(prog, EXIT_USAGE, usage, 0); }
+
+void log_die_line(const char *prog, int code, const char *file, unsigned long no, const char *msg)
+{
+  log_begin(prog, "fatal");
+  log_kv("file", file);
+  log_ku("line", no);
+  log_kv("msg", msg);
+  log_end();
+  _exit(code);
+}

@@ -29,6 +29,10 @@ void log_end(void);
 void log_fatal(const char *prog, int code, const char *msg) __attribute__((noreturn));
 /* "prog event=fatal msg=..." without errno, then _exit(code). */
 void log_die(const char *prog, int code, const char *msg) __attribute__((noreturn));
+/* "prog event=fatal file=... line=N msg=...", then _exit(code): a bad
+ * line in an input file, named so the operator can fix it. */
+void log_die_line(const char *prog, int code, const char *file, unsigned long line,
+                  const char *msg) __attribute__((noreturn));
 /* A usage error: log_die with EXIT_USAGE (lib/exitcode.h), the same
  * code for every program. */
 void log_usage(const char *prog, const char *usage) __attribute__((noreturn));

@@ -26,12 +26,7 @@ static const char *source = "control/aliases";
 static void die_line(unsigned long no, const char *why)
 {
   unlink(TMP);
-  log_begin(PROG, "fatal");
-  log_kv("file", source);
-  log_ku("line", no);
-  log_kv("msg", why);
-  log_end();
-  _exit(111);
+  log_die_line(PROG, 111, source, no, why);
 }
 
 static void die(const char *msg)

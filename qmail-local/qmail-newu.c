@@ -22,12 +22,7 @@
 static void die_line(unsigned long no, const char *why)
 {
   unlink("users/cdb.tmp");
-  log_begin(PROG, "fatal");
-  log_kv("file", "users/assign");
-  log_ku("line", no);
-  log_kv("msg", why);
-  log_end();
-  _exit(111);
+  log_die_line(PROG, 111, "users/assign", no, why);
 }
 
 static void die(const char *msg)

@@ -61,9 +61,10 @@ class T:
 
 
 def free_ids(n, start=7000):
-    """n numeric ids used by no user and no group."""
+    """n numeric ids used by no user and no group. Tests that tests/run runs
+    side by side (TESTS_SLOT) get disjoint ranges, 1000 apart."""
     used = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
-    out, i = [], start
+    out, i = [], start + 1000 * int(os.environ.get("TESTS_SLOT", "0"))
     while len(out) < n:
         if i not in used:
             out.append(i)
