@@ -296,13 +296,20 @@ enum { N_TAKEN = 'T', N_PASSED = 'P' };
 /* The parent's verdict on N_TAKEN: serve, test first, or refuse. */
 enum { V_GO = 'g', V_GREET = 'p', V_BUSY = 'b' };
 
+/* Clients the limits and the pregreet test leave alone: those the rules
+ * table trusts to relay. */
+static int exempt(void)
+{
+  return getenv("RELAYCLIENT") != 0;
+}
+
 static void tell(pid_t me, int kind, const struct peer *remote)
 {
   struct note n;
   memset(&n, 0, sizeof n);
   n.pid = me;
   n.kind = (unsigned char)kind;
-  n.exempt = getenv("RELAYCLIENT") != 0;
+  n.exempt = exempt();
   memcpy(n.ip, remote->ip, 16);
   if (write(taken[1], &n, sizeof n) != (ssize_t)sizeof n) log_fatal(PROG, 111, "cannot tell the parent");
 }
@@ -538,13 +545,20 @@ static void client_key(unsigned char key[16], const unsigned char ip[16])
   if (!ip_mapped(ip)) memset(key + 8, 0, 8);
 }
 
+/* The key as logged: an IPv4 address, or an IPv6 /64 ("2001:db8::/64"). */
+static void log_key(const struct client *c)
+{
+  char ip[IP_FMT + 3];
+  size_t n = ip_fmt(ip, c->key);
+  if (!ip_mapped(c->key)) memcpy(ip + n, "/64", 4);
+  log_kv("ip", ip);
+}
+
 static void log_client(const struct client *c, const char *state)
 {
-  char ip[IP_FMT];
-  ip_fmt(ip, c->key);
   log_begin(PROG, "clientlimit");
   log_kv("state", state);
-  log_kv("ip", ip);
+  log_key(c);
   log_ku("refused", c->refused);
   log_end();
 }
@@ -598,11 +612,9 @@ static int judge(const struct note *n, pid_t pid)
   if (!c) return V_GO;
   if (client_over(c, t, &why, &max)) {
     if (!c->refused++) {
-      char ip[IP_FMT];
-      ip_fmt(ip, c->key);
       log_begin(PROG, "clientlimit");
       log_kv("state", "full");
-      log_kv("ip", ip);
+      log_key(c);
       log_kv("why", why);
       log_ku("limit", max);
       log_end();

@@ -68,7 +68,8 @@ class C(Client):
     times are the server's."""
 
     def __init__(self, port, source, greet=True, timeout=10):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout, source_address=(source, 0))
+        host = "::1" if ":" in source else "127.0.0.1"
+        self.s = socket.create_connection((host, port), timeout, source_address=(source, 0))
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.s.settimeout(timeout)
         self.buf = b""
@@ -125,6 +126,16 @@ close_all(mine)
 if again:
     again.close()
 close_all(over)
+srv.stop()
+
+srv = Srv("perip6", limit=4)
+six = held(srv, "::1", 2)
+over = C(srv.port, "::1")
+t.check("IPv6: a client's /64 holds half of -c 4, then 421 4.7.0",
+        [c.greeting[0] for c in six] == [220, 220] and over.greeting[0] == 421, [c.greeting for c in six + [over]])
+t.check("... logged with the /64", len(srv.lines("event=clientlimit", "state=full", "ip=::/64 ")) == 1,
+        srv.lines("clientlimit"))
+close_all(six + [over])
 srv.stop()
 
 # --- new connections per minute --------------------------------------------------
