@@ -169,6 +169,19 @@ static void tcp_env(const struct peer *local, const struct peer *remote)
   set("TCP6REMOTEINFO", 0);
 }
 
+/* A file that cannot be read (errno): logged, exit 111. */
+static void fatal_file(const char *msg, const char *file) __attribute__((noreturn));
+static void fatal_file(const char *msg, const char *file)
+{
+  int e = errno;
+  log_begin(PROG, "fatal");
+  log_kv("msg", msg);
+  log_kv("file", file);
+  log_kv("error", strerror(e));
+  log_end();
+  _exit(111);
+}
+
 /* tcpserver's -x: exits unless the rules let the client in. */
 static void apply_rules(const struct peer *remote)
 {
@@ -177,15 +190,7 @@ static void apply_rules(const struct peer *remote)
   int r;
 
   ip_fmt(ip, remote->ip);
-  if (tcprules_find(rules, ip, &rule) < 0) {
-    int e = errno;
-    log_begin(PROG, "fatal");
-    log_kv("msg", "cannot read the rules");
-    log_kv("file", rules);
-    log_kv("error", strerror(e));
-    log_end();
-    _exit(111);
-  }
+  if (tcprules_find(rules, ip, &rule) < 0) fatal_file("cannot read the rules", rules);
   r = tcprules_apply(&rule);
   if (r < 0) log_fatal(PROG, 111, "nomem");
   if (r) {
@@ -813,14 +818,7 @@ static void serve(void)
 
 static void need_control(int r, const char *file)
 {
-  if (r >= 0) return;
-  int e = errno;
-  log_begin(PROG, "fatal");
-  log_kv("msg", "cannot read a control file");
-  log_kv("file", file);
-  log_kv("error", strerror(e));
-  log_end();
-  _exit(111);
+  if (r < 0) fatal_file("cannot read a control file", file);
 }
 
 /* The per-client limits, from the control files under the prefix; the

@@ -49,7 +49,8 @@ class Srv:
         e.pop("RELAYCLIENT", None)
         self.p = inst.spawn(argv, stdout=subprocess.PIPE, stderr=self.log, env=e)
         r, _, _ = select.select([self.p.stdout], [], [], 10)
-        self.port = int(self.p.stdout.readline()) if r else 0
+        line = self.p.stdout.readline() if r else b""
+        self.port = int(line) if line.strip().isdigit() else 0
 
     def logtext(self):
         self.log.flush()
@@ -162,6 +163,10 @@ for i in range(7):
     c.close()
 t.check("... nor by its own", codes == [220] * 7, codes)
 srv.stop()
+inst.control("maxperip", "half")
+bad = Srv("badcontrol")
+t.check("a malformed control/maxperip: the listener does not start (exit 111), and says which file",
+        bad.p.wait(10) == 111 and bad.lines("event=fatal", "file=control/maxperip"), bad.logtext())
 for f in ("maxrateperip", "maxperip"):
     os.unlink(inst.path("control", f))
 
