@@ -570,7 +570,9 @@ static void log_client(const struct client *c, const char *state)
 
 /* The client's entry, made (or taken over from the least recently seen
  * client without a session) when there is none. NULL only when every
- * entry has a session, which the table's size excludes. */
+ * entry has a session, which the table's size excludes. Entries are
+ * used from the first on and never freed: the first unused one ends the
+ * search. */
 static struct client *client_find(const unsigned char ip[16])
 {
   unsigned char key[16];
@@ -580,9 +582,9 @@ static struct client *client_find(const unsigned char ip[16])
   client_key(key, ip);
   for (i = 0; i < nclients; i++) {
     c = &clients[i];
-    if (c->used && !memcmp(c->key, key, 16)) return c;
-    if (!c->used) { if (!old || old->used) old = c; }
-    else if (!c->sessions && (!old || (old->used && c->seen < old->seen))) old = c;
+    if (!c->used) { old = c; break; }
+    if (!memcmp(c->key, key, 16)) return c;
+    if (!c->sessions && (!old || c->seen < old->seen)) old = c;
   }
   if (!old) return 0;
   if (old->used && old->refused) log_client(old, "ok");
