@@ -93,6 +93,11 @@ check-asan: deps
 	BUILD=build-asan PREFIX=$(CHECK_PREFIX)-asan SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 \
 	  TESTS_JOBS=$(CHECK_JOBS) tests/run
 
+# The several-hosts test at full size: 10,000 messages through the hub.
+check-multihost: deps
+	$(MAKE) BUILD=build-check PREFIX=$(CHECK_PREFIX) progs tests
+	BUILD=build-check PREFIX=$(CHECK_PREFIX) MULTIHOST_MESSAGES=10000 tests/run t-multihost
+
 # tests/run's slots 1..CHECK_JOBS-1: BUILD-jk holds the same objects as
 # BUILD, relinked for PREFIX-jk (the prefix is compiled in).
 check-slots:
@@ -116,4 +121,4 @@ install: progs
 clean:
 	rm -rf build build-check build-check-j* build-asan build-asan-j* $(CHECK_PREFIX) $(CHECK_PREFIX)-j* $(CHECK_PREFIX)-asan $(CHECK_PREFIX)-asan-j*
 
-.PHONY: all progs deps check check-asan check-slots tests install clean FORCE print-progs print-srcs
+.PHONY: all progs deps check check-asan check-slots check-multihost tests install clean FORCE print-progs print-srcs
