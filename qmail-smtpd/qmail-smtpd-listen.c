@@ -812,8 +812,10 @@ static void serve(void)
     if (r < 0 && errno != EINTR) log_fatal(PROG, 111, "poll");
     pause = 0;
     if (r <= 0) continue;
-    if (p[1].revents) on_taken();
+    /* Reaped first: a client's ended sessions no longer count against
+     * its next connection. */
     if (p[0].revents) signals();
+    if (p[1].revents) on_taken();
     if (p[2].revents && full()) refuse();
   }
 }
