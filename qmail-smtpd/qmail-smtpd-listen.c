@@ -87,7 +87,7 @@ static int answer = -1;         /* a spare's end of its own */
 
 /* The per-client limits (control files, read once at start). */
 static unsigned long perip;     /* control/maxperip: sessions per address; 0: limit / 2 */
-static unsigned long rateperip = 300;   /* control/maxrateperip: connections per minute */
+static unsigned long rateperip;        /* control/maxrateperip: connections per minute; 0: none */
 static int pregreet;            /* -p: the pregreet test, on port 25 only */
 static unsigned long greetwait = 6000;  /* control/pregreetdelay, milliseconds */
 static unsigned long greetttl = 86400;  /* control/pregreetttl: seconds a pass is remembered */
@@ -832,7 +832,7 @@ static void client_config(void)
   int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (here < 0 || prefix_chdir() < 0) log_fatal(PROG, 111, "chdir prefix");
   need_control(control_ulong(&perip, "control/maxperip", 0), "control/maxperip");
-  need_control(control_ulong(&rateperip, "control/maxrateperip", 300), "control/maxrateperip");
+  need_control(control_ulong(&rateperip, "control/maxrateperip", 0), "control/maxrateperip");
   need_control(control_ulong(&greetwait, "control/pregreetdelay", 6000), "control/pregreetdelay");
   need_control(control_ulong(&greetttl, "control/pregreetttl", 86400), "control/pregreetttl");
   if (fchdir(here) < 0) log_fatal(PROG, 111, "cannot return to the working directory");

@@ -379,7 +379,7 @@ for _ in range(12):
 t_attack = time.time()
 attacker = subprocess.Popen([sys.executable, "-c", ATTACK, str(srv.port)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-# Paced as a busy MTA from one address, under maxrateperip's 300 a minute.
+# Paced as a busy MTA from one address, a few messages a second.
 busy = []
 while attacker.poll() is None or len(busy) < 15:
     busy.append(legit())
