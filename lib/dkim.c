@@ -5,7 +5,6 @@
 #include "base64.h"
 #include "dkim.h"
 
-#define FIELDS_MAX 512          /* a message with more header fields is not signed */
 
 const char *const dkim_signed_names[] = {
   "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "MIME-Version",
@@ -387,12 +386,13 @@ out:
 
 /* --- signing -------------------------------------------------------------- */
 
-static int name_is(const char *p, size_t n, const char *name)
+/* Two header field names, equal but for case. */
+static int name_is(const char *p, size_t n, const char *q, size_t qn)
 {
   size_t i;
-  if (strlen(name) != n) return 0;
+  if (qn != n) return 0;
   for (i = 0; i < n; i++)
-    if (lower((unsigned char)p[i]) != lower((unsigned char)name[i])) return 0;
+    if (lower((unsigned char)p[i]) != lower((unsigned char)q[i])) return 0;
   return 1;
 }
 
@@ -400,7 +400,7 @@ static int signed_name(const char *p, size_t n)
 {
   size_t i;
   for (i = 0; dkim_signed_names[i]; i++)
-    if (name_is(p, n, dkim_signed_names[i])) return 1;
+    if (name_is(p, n, dkim_signed_names[i], strlen(dkim_signed_names[i]))) return 1;
   return n > 5 && lower((unsigned char)p[0]) == 'l' && lower((unsigned char)p[1]) == 'i'
          && lower((unsigned char)p[2]) == 's' && lower((unsigned char)p[3]) == 't' && p[4] == '-';
 }
@@ -426,7 +426,7 @@ static int hlist(str *h, const char *msg, const struct dkim_field *f, size_t nf,
     const char *p = i < nf ? msg + f[i].off : "from";
     size_t n = i < nf ? f[i].nlen : 4;
     if (i < nf && !signed_name(p, n)) continue;
-    if (i < nf && name_is(p, n, "from")) from = 1;
+    if (i < nf && name_is(p, n, "from", 4)) from = 1;
     if (h->len && str_catc(h, ':')) return -1;
     if (col + n > 75 && h->len) { if (str_cats(h, "\n\t")) return -1; col = 1; }
     for (j = 0; j < n; j++)
@@ -437,32 +437,25 @@ static int hlist(str *h, const char *msg, const struct dkim_field *f, size_t nf,
   return 0;
 }
 
-/* a (any case) equals the lower-case b, both n bytes. */
-static int same_name(const char *a, const char *b, size_t n)
-{
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (lower((unsigned char)a[i]) != b[i]) return 0;
-  return 1;
-}
+static int fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-/* Feeds the canonical form of every field that h= names, each picked
- * bottom-up among those not yet used, as RFC 6376 5.4.2 says. */
-static int hash_fields(br_sha256_context *sha, const char *msg, const struct dkim_field *f,
-                       size_t nf, const str *h, int relaxed)
+int dkim_hash_fields(br_sha256_context *sha, const char *msg, const struct dkim_field *f,
+                     size_t nf, const char *h, size_t hlen, int relaxed)
 {
-  unsigned char used[FIELDS_MAX] = { 0 };
+  unsigned char used[DKIM_FIELDS_MAX] = { 0 };
   str c = STR_INIT;
   size_t i = 0;
 
-  while (i < h->len) {
+  if (nf > DKIM_FIELDS_MAX) { errno = E2BIG; return -1; }
+  while (i < hlen) {
     size_t s = i, n, k;
-    while (i < h->len && h->s[i] != ':') i++;
+    while (i < hlen && h[i] != ':') i++;
     n = i - s;
     i++;
-    while (n && (h->s[s] == '\n' || h->s[s] == '\t')) { s++; n--; }
+    while (n && fws(h[s])) { s++; n--; }
+    while (n && fws(h[s + n - 1])) n--;
     for (k = nf; k-- > 0;) {
-      if (used[k] || f[k].nlen != n || !same_name(msg + f[k].off, h->s + s, n)) continue;
+      if (used[k] || f[k].nlen != n || !name_is(msg + f[k].off, n, h + s, n)) continue;
       used[k] = 1;
       c.len = 0;
       if (dkim_canon_header(&c, msg + f[k].off, f[k].len, relaxed)) { str_free(&c); return -1; }
@@ -477,7 +470,7 @@ static int hash_fields(br_sha256_context *sha, const char *msg, const struct dki
 int dkim_sign(str *out, const struct dkim_key *k, const struct dkim_sign_opts *o,
               const char *msg, size_t n, const char **err)
 {
-  struct dkim_field f[FIELDS_MAX];
+  struct dkim_field f[DKIM_FIELDS_MAX];
   unsigned char bh[32], hash[32], sig[DKIM_RSA_MAX / 8];
   size_t nf, hdrlen, siglen;
   br_sha256_context sha;
@@ -487,7 +480,7 @@ int dkim_sign(str *out, const struct dkim_key *k, const struct dkim_sign_opts *o
   *err = "out of memory";
   if (!dns_name(o->domain) || !dns_name(o->selector)) { *err = "bad domain or selector"; return -1; }
   if (k->type != DKIM_KEY_RSA && k->type != DKIM_KEY_ED25519) { *err = "no key"; return -1; }
-  if (dkim_fields(msg, n, f, FIELDS_MAX, &nf, &hdrlen) < 0) {
+  if (dkim_fields(msg, n, f, DKIM_FIELDS_MAX, &nf, &hdrlen) < 0) {
     *err = errno == E2BIG ? "too many header fields" : "malformed header";
     return -1;
   }
@@ -510,7 +503,7 @@ int dkim_sign(str *out, const struct dkim_key *k, const struct dkim_sign_opts *o
     goto out;
 
   br_sha256_init(&sha);
-  if (hash_fields(&sha, msg, f, nf, &h, o->hrelaxed) < 0) goto out;
+  if (dkim_hash_fields(&sha, msg, f, nf, h.s, h.len, o->hrelaxed) < 0) goto out;
   if (dkim_canon_header(&c, hdr.s, hdr.len, o->hrelaxed) < 0) goto out;
   br_sha256_update(&sha, c.s, c.len - 2);         /* without its CRLF */
   br_sha256_out(&sha, hash);

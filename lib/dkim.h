@@ -60,8 +60,16 @@ const struct dkim_tag *dkim_tag_get(const struct dkim_tag *t, size_t count, cons
  * more than max fields; EINVAL: a line that is neither a field nor a
  * continuation). */
 struct dkim_field { size_t off, len, nlen; };
+#define DKIM_FIELDS_MAX 512       /* a message with more fields is neither signed nor verified */
 int dkim_fields(const char *msg, size_t n, struct dkim_field *f, size_t max,
                 size_t *count, size_t *hdrlen);
+
+/* Feeds sha the canonical form of every field that the h= list h (names
+ * separated by ':', FWS around them allowed) names, each picked bottom-up
+ * among the fields of msg not yet used (RFC 6376 5.4.2); a name with no
+ * field left adds nothing. nf <= DKIM_FIELDS_MAX. 0 or -1 (ENOMEM). */
+int dkim_hash_fields(br_sha256_context *sha, const char *msg, const struct dkim_field *f,
+                     size_t nf, const char *h, size_t hlen, int relaxed);
 
 enum { DKIM_KEY_RSA = 1, DKIM_KEY_ED25519 = 2 };
 #define DKIM_RSA_MIN 2048

@@ -17,6 +17,8 @@
 static struct __res_state rs;
 static int ready;
 static int last_ad;
+static int ad_all;
+static int own_server;             /* control/dnsserver named the server */
 static unsigned char ans[NS_MAXMSG];
 
 int ip_parse(const char *s, struct raddr *a)
@@ -69,6 +71,7 @@ int dns_init(const str *server)
   if (server->len) {
     rs.nsaddr_list[0] = sin;
     rs.nscount = 1;
+    own_server = 1;
   }
   ready = 1;
   return 0;
@@ -85,6 +88,28 @@ int dns_last_ad(void)
   return last_ad;
 }
 
+int dns_dnssec(void)
+{
+  const struct sockaddr_in *s = &rs.nsaddr_list[0];
+
+  rs.options |= RES_USE_EDNS0 | RES_USE_DNSSEC;
+#ifdef RES_TRUSTAD
+  rs.options |= RES_TRUSTAD;
+#endif
+  return own_server && rs.nscount == 1 && s->sin_family == AF_INET &&
+         (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+}
+
+void dns_ad_begin(void)
+{
+  ad_all = 1;
+}
+
+int dns_ad_since(void)
+{
+  return ad_all;
+}
+
 /* One query. Returns the answer length, or DNS_NX / DNS_NODATA / DNS_TEMP. */
 static int query(const char *name, int type)
 {
@@ -98,6 +123,7 @@ static int query(const char *name, int type)
   memset(ans, 0, NS_HFIXEDSZ);
   n = res_nquery(&rs, name, ns_c_in, type, ans, sizeof ans);
   last_ad = ((const HEADER *)ans)->ad;
+  ad_all &= last_ad;
   if (((const HEADER *)ans)->tc) return DNS_TEMP;
   if (n >= 0) return n;
   switch (rs.res_h_errno) {

@@ -52,6 +52,18 @@ int dns_lookup(const char *name, int type,
                int (*each)(const ns_msg *m, const ns_rr *rr, void *ctx), void *ctx);
 /* 1 if the last answer received had the AD (authenticated data) bit. */
 int dns_last_ad(void);
+/* DNSSEC through a validating resolver (RFC 7672 2.1, as Postfix does):
+ * asks for it in every later query (EDNS0 with the DO bit, and glibc's
+ * RES_TRUSTAD so that the AD bit of answers is kept). Returns 1 when the
+ * AD bit can be believed: control/dnsserver named one server and it is on
+ * loopback (127.0.0.0/8), a path no one else on the network can forge;
+ * else 0, and AD must never be taken as proof. After dns_init. */
+int dns_dnssec(void);
+/* Starts a span of lookups; dns_ad_since() is then 1 while every answer
+ * received since (each query of a CNAME chain, both families of
+ * dns_addrs) had the AD bit, 0 as soon as one did not. */
+void dns_ad_begin(void);
+int dns_ad_since(void);
 /* The TTL of the last record passed to an each callback is ns_rr_ttl(*rr). */
 
 /* Each TXT record of name, its character-strings concatenated (RFC 7208

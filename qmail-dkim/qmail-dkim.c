@@ -93,16 +93,40 @@ static int may_sign(void)
   return getenv("RELAYCLIENT") != 0 || (a && !strcmp(a, "1"));
 }
 
+/* Just after the '@' of the first address in m[s..e): the last '@' inside
+ * the first angle brackets when there are some, else the first one; never
+ * one in a quoted string or a comment (a display name "a@b" or a comment
+ * (old@other) is not the address). 0 when there is none. */
+static size_t from_at(const char *m, size_t s, size_t e)
+{
+  size_t j, first = 0, angle = 0, in = 0;
+  unsigned comment = 0;
+  int quoted = 0;
+
+  for (j = s; j < e; j++) {
+    char c = m[j];
+    if ((quoted || comment) && c == '\\') { j++; continue; }
+    if (quoted) { quoted = c != '"'; continue; }
+    if (c == '(') { comment++; continue; }
+    if (comment) { comment -= c == ')'; continue; }
+    if (c == '"') quoted = 1;
+    else if (c == '<' && !angle) angle = j + 1;
+    else if (c == '>' && angle) break;
+    else if (c == '@' && angle) in = j + 1;
+    else if (c == '@' && !first) first = j + 1;
+  }
+  return angle ? in : first;
+}
+
 /* The domain of the first From: field's address, lower case, into d. */
 static int from_domain(const char *m, const struct dkim_field *f, size_t nf, char *d, size_t dmax)
 {
-  size_t i, j, at = 0, end, n = 0;
+  size_t i, at, end, n = 0;
 
   for (i = 0; i < nf; i++)
     if (f[i].nlen == 4 && !strncasecmp(m + f[i].off, "from", 4)) break;
   if (i == nf) return -1;
-  for (j = f[i].off; j < f[i].off + f[i].len; j++)
-    if (m[j] == '@') at = j + 1;
+  at = from_at(m, f[i].off + f[i].nlen + 1, f[i].off + f[i].len);
   if (!at) return -1;
   for (end = at; end < f[i].off + f[i].len; end++) {
     char c = m[end];

@@ -7,6 +7,10 @@
  * When no host could be used the results are 'Z' ("connect:" or "dns:")
  * unless the DNS said for certain that the domain cannot take mail.
  *
+ * The TLS policy is decided per host (host_policy): under dane and
+ * dane-only, DANE (dane.h) applies to a host whose name came from a
+ * signed MX answer or a route, when the resolver's AD bit is believed.
+ *
  * A worker's delivery (j->keep) first offers the connection kept from its
  * last delivery (smtp_reuse), under a key naming everything that chose
  * the server and the session: the domain, the route's relay and port (or
@@ -24,6 +28,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
+#include "dane.h"
 #include "log.h"
 #include "hops.h"
 #include "remote.h"
@@ -157,6 +162,10 @@ struct tried {
   str why;         /* its text */
   int tlspolicy;   /* the domain's, from control/tlspolicy */
   struct sessopts o; /* TLS and AUTH for the hosts tried */
+  int explicit;    /* a line of control/tlspolicy gave tlspolicy */
+  int dflt;        /* o.policy is the MX default, no line of tlspolicy */
+  int secure;      /* the resolver's AD bit is believed (dns_dnssec) */
+  int signedname;  /* the hosts' names came from a signed MX answer, or a route */
 };
 
 static void note(struct tried *t, const char *tag, const char *a, const char *b, const char *c)
@@ -204,13 +213,45 @@ static int plain_retry(struct rjob *j, const struct rconf *c, const struct raddr
   return smtp_session_opts(fd, ip, host, literal, &o, c, j, why);
 }
 
-/* Tries every address of one host; 1 when a session gave final results. */
 /* A host's addresses, looked up ahead (the MX list, mx_cut). */
 struct haddrs {
   int r;                          /* dns_addrs's result */
   size_t n;
   struct raddr a[DNS_ADDRMAX];
 };
+
+/* The session policy for host under the delivery's (t->o.policy), the
+ * DANE decision of RFC 7672 2.2 for dane and dane-only, logged as
+ * event=tls_policy: 0 with *policy, or -1 when the host must not be used
+ * (noted in t): a failed or bogus TLSA lookup, or dane-only without
+ * usable TLSA. dane without DANE is may; TLSA records none of which is
+ * usable make it encrypt (as Postfix). */
+static int host_policy(struct tried *t, const struct rconf *c, const char *host, int literal,
+                       unsigned long port, int *policy)
+{
+  int cfg = t->o.policy, only = cfg == TLS_DANE_ONLY, r = DANE_NONE;
+  const char *why = t->dflt || (!t->explicit && cfg == t->tlspolicy) ? "default"
+                  : cfg == t->tlspolicy ? "tlspolicy" : "route";
+
+  *policy = cfg;
+  if (cfg == TLS_DANE || cfg == TLS_DANE_ONLY) {
+    if (literal) why = "address-literal";
+    else if (dns_init(&c->dnsserver) < 0) { note(t, SPAWN_TAG_LOCAL, "cannot set up the resolver", "", ""); return -1; }
+    else if (!(t->secure = dns_dnssec())) why = t->dflt ? "default" : "resolver-not-validating";
+    else if (!t->signedname) why = "mx-insecure";
+    else r = dane_lookup(host, port, &why);
+    *policy = r == DANE_USABLE ? TLS_DANE : r == DANE_UNUSABLE ? TLS_ENCRYPT : TLS_MAY;
+  }
+  log_begin("qmail-remote", "tls_policy");
+  log_kv("host", host);
+  log_kv("policy", t->dflt ? "default" : tls_policy_name(cfg));
+  log_kv("tls", r == DANE_TEMP || (only && r != DANE_USABLE) ? "defer" : tls_policy_name(*policy));
+  log_kv("why", why);
+  log_end();
+  if (r == DANE_TEMP) { note(t, SPAWN_TAG_DNS, "DANE: TLSA lookup failed or bogus for ", host, ""); return -1; }
+  if (only && r != DANE_USABLE) { note(t, SPAWN_TAG_CONNECT, "TLS policy dane-only: no usable TLSA for ", host, ""); return -1; }
+  return 0;
+}
 
 /* Tries every address of one host (those of pre when given); 1 when a
  * session gave final results. */
@@ -221,8 +262,10 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
   size_t n = 0, i;
   char ip[INET6_ADDRSTRLEN];
   str why = STR_INIT;
+  struct sessopts o = t->o;
   int r, fd;
 
+  if (host_policy(t, c, host, literal, port, &o.policy) < 0) return 0;
   if (literal) {
     n = ip_parse(host, addrs);
   } else {
@@ -247,7 +290,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       note(t, SPAWN_TAG_CONNECT, ip, ": ", errno == ETIMEDOUT ? "connection timed out" : strerror(errno));
       continue;
     }
-    r = smtp_session_opts(fd, ip, host, literal, &t->o, c, j, &why);
+    r = smtp_session_opts(fd, ip, host, literal, &o, c, j, &why);
     if (r == SMTP_NOTLS) r = plain_retry(j, c, &addrs[i], ip, host, literal, port, t, &why);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
     if (str_0(&why) < 0) why.len = 0;
@@ -376,6 +419,8 @@ static void route_sessopts(const struct route *rt, int creds, struct sessopts *o
   o->implicit = rt->tls == ROUTE_TLS_IMPLICIT;
   o->plainauth = rt->plainauth;
   if (rt->tls == ROUTE_TLS_NONE) { o->policy = TLS_NONE; return; }
+  /* tls=dane: the relay's TLSA records authenticate it, or it is not used. */
+  if (rt->tls == ROUTE_TLS_DANE) { o->policy = TLS_DANE_ONLY; return; }
   if (creds && !rt->plainauth) o->policy = TLS_VERIFY;
   if (rt->tls != ROUTE_TLS_DEFAULT && o->policy < TLS_ENCRYPT) o->policy = TLS_ENCRYPT;
   if (rt->noverify && o->policy == TLS_VERIFY) o->policy = TLS_ENCRYPT;
@@ -401,6 +446,7 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
     return 0;
   }
   route_sessopts(rt, r, &t->o);
+  t->signedname = 1;   /* the relay's name is ours; its addresses must be signed (dane.c) */
   if (rt->literal && t->o.policy == TLS_VERIFY) {
     str_wipe(&creds);
     t->o.user = t->o.pass = 0;
@@ -478,11 +524,12 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   if (!len || len >= sizeof domain) { all(j, 'D', SPAWN_TAG_DNS, "bad domain", ""); return 0; }
   memcpy(domain, j->domain, len + 1);
   if (len > 1 && domain[len - 1] == '.') domain[len - 1] = 0;   /* absolute form */
-  if (tls_policy(&c->tlspolicy, domain, &t->tlspolicy) < 0) {
+  if ((r = tls_policy(&c->tlspolicy, domain, &t->tlspolicy)) < 0) {
     all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/tlspolicy", "");
     return 0;
   }
   t->o.policy = t->tlspolicy;
+  t->explicit = r;
 
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     struct raddr a;
@@ -502,9 +549,16 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
   port = r && rt.port ? rt.port : c->port;
   if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
+  t->dflt = !t->explicit;   /* only MX delivery gets the DANE default */
+  /* MX delivery without a tlspolicy line: dane, which is may unless the
+   * resolver validates and the zone is signed. */
+  if (t->dflt) t->o.policy = TLS_DANE;
   if (reuse(j, c, t, domain, "", port)) return 1;
   if (dns_init(&c->dnsserver) < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "cannot set up the resolver", ""); return 0; }
+  t->secure = dns_dnssec();
+  dns_ad_begin();
   r = dns_mx(domain, mx, DNS_MXMAX, &n);
+  t->signedname = t->secure && dns_ad_since();
   if (r == DNS_TEMP) { all(j, 'Z', SPAWN_TAG_DNS, "temporary failure looking up the MX of ", domain); return 0; }
   if (r == DNS_NX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": no such domain (5.1.2)"); return 0; }
   if (r == DNS_NULLMX) { all(j, 'D', SPAWN_TAG_DNS, domain, ": does not accept mail, null MX (5.1.10, RFC 7505)"); return 0; }
@@ -524,7 +578,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 void remote_deliver(struct rjob *j)
 {
   struct rconf c = RCONF_INIT;
-  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0 } };
+  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0 }, 0, 0, 0, 0 };
   str err = STR_INIT;
   struct rjob *d;
 

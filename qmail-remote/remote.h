@@ -9,6 +9,7 @@
  *   mime8.c       converting a message the server cannot take as stored
  *   deliver.c     configuration, the host list, connecting, the results
  *   ipme.c        which addresses are this host's (MX pointing back here)
+ *   dane.c        DANE (RFC 7672): TLSA lookups, the X.509 engine (dane.h)
  *   rworker.c     qmail-rspawn's worker: deliveries one after another,
  *                 the connection kept between them
  *
@@ -102,12 +103,12 @@ struct route {
   int literal;                    /* host is an IP address */
   unsigned long port;             /* 0: the default port */
   /* Options after the relay, separated by white space:
-   * tls=starttls|implicit|none, verify=no, auth=plain-ok. */
+   * tls=starttls|implicit|none|dane, verify=no, auth=plain-ok. */
   int tls;                        /* ROUTE_TLS_* */
   int noverify;                   /* verify=no: encrypt, certificate unchecked */
   int plainauth;                  /* auth=plain-ok: AUTH allowed without TLS */
 };
-enum { ROUTE_TLS_DEFAULT = 0, ROUTE_TLS_STARTTLS, ROUTE_TLS_IMPLICIT, ROUTE_TLS_NONE };
+enum { ROUTE_TLS_DEFAULT = 0, ROUTE_TLS_STARTTLS, ROUTE_TLS_IMPLICIT, ROUTE_TLS_NONE, ROUTE_TLS_DANE };
 /* Finds domain's route in routes (control_lines form): the exact domain,
  * then ".parent" wildcards from the longest, then the ":" default entry.
  * 1 found (r filled), 0 no entry (deliver by MX), -1 malformed entry
@@ -204,11 +205,16 @@ int smtp_blast(str *out, const char *p, size_t n, int *sol, int *cr);
 int smtp_blast_end(str *out, int *sol, int *cr);
 
 /* ---- tlsclient.c ---- */
-enum { TLS_NONE = 0, TLS_MAY, TLS_ENCRYPT, TLS_VERIFY, TLS_DANE };
+/* TLS_DANE in a session: TLS with a chain matching the TLSA records of
+ * dane.h's last lookup. In control/tlspolicy, dane and dane-only are
+ * resolved per host by deliver.c into a session policy. */
+enum { TLS_NONE = 0, TLS_MAY, TLS_ENCRYPT, TLS_VERIFY, TLS_DANE, TLS_DANE_ONLY };
 /* control/tlspolicy (lines "domain:policy", ":policy" the default, which
- * is otherwise may): the policy for domain. 0, or -1 for a malformed
- * file. dane is parsed, and refused by smtp_session_opts for now. */
+ * is otherwise may): the policy for domain. 1 when a line gave it, 0
+ * when none did (*policy is may), -1 for a malformed file. */
 int tls_policy(const str *lines, const char *domain, int *policy);
+/* "none", "may", ... as written in control/tlspolicy. */
+const char *tls_policy_name(int policy);
 struct tlsconn {
   int fd;                         /* plaintext side, or -1 */
   int pid;                        /* the relay child, or -1 */

@@ -2,7 +2,7 @@
 # deliveries to resident workers that keep their connection) and qmail-remote (standalone, qmail-remote(8)-like)
 # share the client code. DNS goes through lib/dns (glibc's libresolv). Both are
 # dynamic executables: neither is exec'd per message.
-REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c \
+REMOTE_CLIENT_SRCS := qmail-remote/deliver.c qmail-remote/routes.c qmail-remote/dane.c \
                       qmail-remote/smtpclient.c qmail-remote/mime8.c qmail-remote/ipme.c
 PROGS += qmail-rspawn qmail-remote
 qmail-rspawn_SRCS := qmail-remote/qmail-rspawn.c qmail-remote/rworker.c qmail-remote/rjournal.c $(REMOTE_CLIENT_SRCS)
@@ -12,6 +12,9 @@ qmail-remote_LIBS := -lresolv
 t-remote_EXTRA := $(REMOTE_CLIENT_SRCS)
 t-remote_LIBS := -lresolv
 t-mime8_EXTRA := qmail-remote/mime8.c
+t-dnssec_LIBS := -lresolv
+t-dane-match_EXTRA := qmail-remote/dane.c
+t-dane-match_LIBS := -lresolv -lbearssl
 # make fuzz-remote: bounded libFuzzer campaigns over the two inputs the
 # outbound side trusts least, DNS answers (fuzz-dns) and SMTP replies
 # (fuzz-reply), FUZZ_SECONDS each (as make fuzz; tests/t-fuzz.sh

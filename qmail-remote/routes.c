@@ -93,7 +93,7 @@ static int route_opt(const char *w, size_t n, struct route *r, unsigned *seen)
 {
   static const struct { const char *word; unsigned bit; int tls; } opts[] = {
     { "tls=starttls", 1, ROUTE_TLS_STARTTLS }, { "tls=implicit", 1, ROUTE_TLS_IMPLICIT },
-    { "tls=none", 1, ROUTE_TLS_NONE }, { "verify=no", 2, 0 }, { "auth=plain-ok", 4, 0 },
+    { "tls=none", 1, ROUTE_TLS_NONE }, { "tls=dane", 1, ROUTE_TLS_DANE }, { "verify=no", 2, 0 }, { "auth=plain-ok", 4, 0 },
   };
   size_t k;
 

@@ -724,10 +724,10 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
 
   *polite = 1;
   if (policy == TLS_NONE || s->tls.fd >= 0) return 0;   /* s->tls.fd: implicit TLS */
-  if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
-  else if (!(s->ext & EXT_STARTTLS)) {
+  if (!(s->ext & EXT_STARTTLS)) {
     if (policy == TLS_MAY) return 0;
     err = policy == TLS_VERIFY ? "TLS required (policy verify) but STARTTLS not offered"
+        : policy == TLS_DANE ? "TLS required (DANE: the host has TLSA records) but STARTTLS not offered"
                                : "TLS required (policy encrypt) but STARTTLS not offered";
   }
   if (err) { s->code = -1; s->err = err; return -1; }
@@ -844,8 +844,7 @@ static int implicit_tls(struct smtp *s, const char *host, int literal, int polic
 {
   const char *err = 0;
 
-  if (policy == TLS_DANE) err = "TLS policy dane is not implemented yet";
-  else if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, (int)(s->reply_ms / 1000),
+  if (tls_client_start(s->rfd, s->ip, host, literal, policy, s->timeout, (int)(s->reply_ms / 1000),
                             &s->tls, &err) == 0) {
     s->rfd = s->wfd = s->tls.fd;
     buf_init(&s->in, s->rfd, s->inx, sizeof s->inx);

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "log.h"
+#include "dane.h"
 #include "remote.h"
 #include "tlsio.h"
 
@@ -31,7 +32,12 @@ static br_x509_minimal_context xc;
 static struct tls_anchors anchors;
 static unsigned char iobuf[TLS_IOBUF];
 
-static const char *const names[] = { "none", "may", "encrypt", "verify", "dane" };
+static const char *const names[] = { "none", "may", "encrypt", "verify", "dane", "dane-only" };
+
+const char *tls_policy_name(int policy)
+{
+  return policy >= 0 && policy < (int)(sizeof names / sizeof names[0]) ? names[policy] : "?";
+}
 
 int tls_policy(const str *lines, const char *domain, int *policy)
 {
@@ -52,17 +58,18 @@ int tls_policy(const str *lines, const char *domain, int *policy)
         if (!strcasecmp(colon + 1, names[k])) break;
       if (k == (int)(sizeof names / sizeof names[0])) return -1;
       *policy = k;
-      if (kl) return 0;          /* the domain's own line wins */
+      if (kl) return 1;          /* the domain's own line wins */
       found = 1;
     }
   }
-  return 0;
+  return found;
 }
 
 /* ---- the X.509 wrapper ---- */
 struct xwrap {
   const br_x509_class *vtable;
-  int verify;
+  const br_x509_class **inner;     /* the minimal engine, or dane.c's */
+  int verify;                      /* the inner engine decides */
   int n;                           /* certificates seen */
   unsigned verdict;                /* the minimal engine's */
   br_x509_decoder_context dec;     /* the server's own certificate */
@@ -71,7 +78,7 @@ struct xwrap {
   int dnover;
 };
 static struct xwrap xw;
-#define XMIN (&xc.vtable)
+#define XMIN (xw.inner)
 
 static void dn_add(void *ctx, const void *p, size_t n)
 {
@@ -87,24 +94,24 @@ static void x_start_chain(const br_x509_class **ctx, const char *name)
   xw.dnlen = 0;
   xw.dnover = 0;
   br_x509_decoder_init(&xw.dec, dn_add, &xw);
-  xc.vtable->start_chain(XMIN, name);
+  (*XMIN)->start_chain(XMIN, name);
 }
-static void x_start_cert(const br_x509_class **ctx, uint32_t len) { xc.vtable->start_cert(XMIN, len); }
+static void x_start_cert(const br_x509_class **ctx, uint32_t len) { (*XMIN)->start_cert(XMIN, len); }
 static void x_append(const br_x509_class **ctx, const unsigned char *b, size_t len)
 {
   if (xw.n == 0) br_x509_decoder_push(&xw.dec, b, len);
-  xc.vtable->append(XMIN, b, len);
+  (*XMIN)->append(XMIN, b, len);
 }
-static void x_end_cert(const br_x509_class **ctx) { xw.n++; xc.vtable->end_cert(XMIN); }
+static void x_end_cert(const br_x509_class **ctx) { xw.n++; (*XMIN)->end_cert(XMIN); }
 static unsigned x_end_chain(const br_x509_class **ctx)
 {
-  xw.verdict = xc.vtable->end_chain(XMIN);
+  xw.verdict = (*XMIN)->end_chain(XMIN);
   if (xw.verify) return xw.verdict;
   return br_x509_decoder_get_pkey(&xw.dec) ? 0 : BR_ERR_X509_EMPTY_CHAIN;
 }
 static const br_x509_pkey *x_get_pkey(const br_x509_class *const *ctx, unsigned *usages)
 {
-  if (xw.verify) return xc.vtable->get_pkey((const br_x509_class *const *)XMIN, usages);
+  if (xw.verify) return (*XMIN)->get_pkey((const br_x509_class *const *)XMIN, usages);
   if (usages) *usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN;
   return br_x509_decoder_get_pkey(&xw.dec);
 }
@@ -151,12 +158,12 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
 
   t->fd = -1;
   t->pid = -1;
-  xw.verify = policy == TLS_VERIFY;
+  xw.verify = policy == TLS_VERIFY || policy == TLS_DANE;
   xw.verdict = 0;
   /* No name to check: any valid certificate would pass (deliver.c refuses
    * such a route before connecting). */
-  if (xw.verify && literal) { *err = "TLS policy verify needs a host name, not an address literal"; return -1; }
-  if (xw.verify) {
+  if (policy == TLS_VERIFY && literal) { *err = "TLS policy verify needs a host name, not an address literal"; return -1; }
+  if (policy == TLS_VERIFY) {
     const char *file = access("control/tlsca", F_OK) == 0 ? "control/tlsca" : SYSTEM_CA;
     if (tls_anchors_load(&anchors, file, err) < 0) return -1;
   } else {
@@ -166,12 +173,15 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
   /* Required TLS gets TLS 1.2 only; opportunistic TLS takes what it can. */
   if (policy >= TLS_ENCRYPT) br_ssl_engine_set_versions(&cc.eng, BR_TLS12, BR_TLS12);
   xw.vtable = &xwrap_class;
+  /* DANE: the TLSA records of deliver.c's last dane_lookup decide. */
+  xw.inner = policy == TLS_DANE ? dane_x509() : &xc.vtable;
   br_ssl_engine_set_x509(&cc.eng, &xw.vtable);
   br_ssl_engine_set_buffer(&cc.eng, iobuf, sizeof iobuf, 1);
-  if (!br_ssl_client_reset(&cc, literal ? 0 : host, 0)) { *err = "cannot seed the random generator"; return -1; }
+  if (!br_ssl_client_reset(&cc, literal ? 0 : policy == TLS_DANE ? dane_base() : host, 0)) { *err = "cannot seed the random generator"; return -1; }
   if (tls_handshake(&cc.eng, fd, fd, timeout, total) < 0) {
     e = br_ssl_engine_last_error(&cc.eng);
-    why = errno == EPROTO ? tls_error_text(xw.verdict && xw.verify ? (int)xw.verdict : e)
+    why = errno == EPROTO ? (xw.verdict && policy == TLS_DANE ? dane_error()
+                             : tls_error_text(xw.verdict && xw.verify ? (int)xw.verdict : e))
         : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "connection closed" : strerror(errno);
   }
   subject_cn(cn, sizeof cn);
@@ -186,7 +196,9 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
     log_kv("cipher", tls_suite_name(cc.eng.session.cipher_suite, hex));
   }
   if (*cn) log_kv("subject", cn);
-  log_kv("chain", !xw.verify ? "unchecked" : xw.verdict == 0 ? "verified" : tls_error_text((int)xw.verdict));
+  log_kv("chain", !xw.verify ? "unchecked" : xw.verdict == 0 ? "verified"
+                 : policy == TLS_DANE ? dane_error() : tls_error_text((int)xw.verdict));
+  log_kv("tls", policy != TLS_DANE ? names[policy] : dane_matched() ? dane_matched() : "dane");
   log_end();
   if (why) { *err = why; return -1; }
 

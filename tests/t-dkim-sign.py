@@ -103,6 +103,16 @@ t.check("a subdomain's From is signed with the parent's key (d=example.test)",
         rc == 0 and m and len(sigs(m)) == 2 and b"d=example.test;" in m and verifies_all(m))
 rc, m = run(MSG.replace(b"joe@example.test", b"joe@other.test"))
 t.check("a From domain without a key: unsigned", rc == 0 and m is not None and not sigs(m))
+# An '@' in a display name or a comment is not the address.
+for frm in (b'"joe@other.test" <joe@example.test>', b"joe@example.test (was joe@other.test)",
+            b'"a (b" <joe@example.test> (x@other.test)'):
+    rc, m = run(MSG.replace(b"Joe <joe@example.test>", frm))
+    t.check("From: %s: signed as example.test" % frm.decode(),
+            rc == 0 and m and len(sigs(m)) == 2 and b"d=example.test;" in m and verifies_all(m))
+for frm in (b"joe@other.test (joe@example.test)", b'"joe@example.test" <joe@other.test>'):
+    rc, m = run(MSG.replace(b"Joe <joe@example.test>", frm))
+    t.check("From: %s: the address is other.test's, unsigned" % frm.decode(),
+            rc == 0 and m is not None and not sigs(m), m)
 
 rc, m1 = run(MSG)
 rc2, m2 = run(m1 or b"")

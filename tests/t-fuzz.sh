@@ -2,7 +2,8 @@
 # Short libFuzzer runs over every parser of network and DNS input, when
 # clang's libFuzzer is available (skips otherwise): qmail-smtpd's grammar
 # (make fuzz), qmail-remote's DNS answers and SMTP replies (make
-# fuzz-remote), lib/dkim's tags and canonicalizers (make fuzz-dkim).
+# fuzz-remote), lib/dkim's tags and canonicalizers (make fuzz-dkim), the
+# DKIM verifier and authserv-id parser (make fuzz-verify).
 # FUZZ_SECONDS sets each target's length (10 here; the make targets alone
 # run 60).
 set -u
@@ -12,12 +13,12 @@ secs=${FUZZ_SECONDS:-10}
 tmp=$(mktemp -d /tmp/fuzz.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # make target, then the targets it runs, in order
-CAMPAIGNS=("fuzz smtpd" "fuzz-remote dns reply" "fuzz-dkim dkim")
+CAMPAIGNS=("fuzz smtpd" "fuzz-remote dns reply" "fuzz-dkim dkim" "fuzz-verify verify")
 
 printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' > "$tmp/probe.c"
 if ! clang -fsanitize=fuzzer -o "$tmp/probe" "$tmp/probe.c" >/dev/null 2>&1; then
   echo "skip fuzz: clang with libFuzzer not available"
-  echo "0 passed, 0 failed, 4 skipped"
+  echo "0 passed, 0 failed, 5 skipped"
   exit 0
 fi
 p=0 f=0

@@ -105,10 +105,11 @@ logservice qmail-send
 # control/tls/cert.pem.
 default "$D/control/tcp.smtp" '# tcprules(1) source for qmail-smtpd; compiled into tcp.smtp.cdb by install
 # (or: tcprules tcp.smtp.cdb tcp.smtp.tmp < tcp.smtp). RELAYCLIENT="" lets a
-# client send to any domain; everyone else may send only to rcpthosts.
+# client send to any domain; everyone else may send only to rcpthosts, and
+# their mail goes through qmail-verify (DKIM, Authentication-Results).
 127.0.0.1:allow,RELAYCLIENT=""
 ::1:allow,RELAYCLIENT=""
-:allow'
+:allow,QMAILQUEUE="'"$PREFIX"'/bin/qmail-verify"'
 tcprules "$D/control/tcp.smtp.cdb" "$D/control/tcp.smtp.tmp" < "$D/control/tcp.smtp"
 chmod 0644 "$D/control/tcp.smtp.cdb"
 

@@ -39,7 +39,7 @@ if [ "${DKIM_DEMO:-no}" = yes ] && [ -z "$DESTDIR" ] && [ ! -e "$dk/localhost" ]
   chown "$u_k:$g_n" "$dk/localhost/selector"
   chmod 0644 "$dk/localhost/selector"
 fi
-if [ "${DKIM_DEMO:-no}" = yes ] && ! grep -q QMAILQUEUE "$D/control/tcp.smtp"; then
+if [ "${DKIM_DEMO:-no}" = yes ] && ! grep -q '^127\.0\.0\.1:.*QMAILQUEUE' "$D/control/tcp.smtp"; then
   sed -i -e "s|^\\(127\\.0\\.0\\.1:allow,RELAYCLIENT=\"\"\\)\$|\\1,QMAILQUEUE=\"$PREFIX/bin/qmail-dkim\"|" \
     -e "s|^\\(::1:allow,RELAYCLIENT=\"\"\\)\$|\\1,QMAILQUEUE=\"$PREFIX/bin/qmail-dkim\"|" "$D/control/tcp.smtp"
   tcprules "$D/control/tcp.smtp.cdb" "$D/control/tcp.smtp.tmp" < "$D/control/tcp.smtp"
