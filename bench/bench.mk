@@ -25,3 +25,12 @@ bench-dkim:
 	BUILD=build-check PREFIX=$(CHECK_PREFIX) python3 bench/dkim.py
 
 .PHONY: bench-dkim
+
+# make bench-idle: memory and descriptors of qmail-smtpd-listen with 1,000
+# idle connections, from 1,000 addresses and from one (bench/idle-listen.py;
+# one run's figures are in bench/RESULTS.md).
+bench-idle:
+	$(MAKE) BUILD=build-check PREFIX=$(CHECK_PREFIX) progs tests
+	BUILD=build-check PREFIX=$(CHECK_PREFIX) python3 bench/idle-listen.py
+
+.PHONY: bench-idle

@@ -404,6 +404,7 @@ void smtp_data(const char *arg, size_t n)
    * queue writer is reached (a round trip to qmail-queued, or a spawn).
    * A writer that cannot be started is reported after the message. */
   reply("354 go ahead, end with <CRLF>.<CRLF>");
+  predata_deadline(0);
   msg_begin(0);
   msg_read(0, 0);
   msg_end(dec.flags);
@@ -438,7 +439,7 @@ void smtp_bdat(const char *arg, size_t n)
     reply(ss.inmail ? "503 5.5.1 need RCPT first" : "503 5.5.1 need MAIL first");
     return;
   }
-  if (!ss.bdat) { ss.bdat = 1; msg_begin(1); }
+  if (!ss.bdat) { ss.bdat = 1; predata_deadline(0); msg_begin(1); }
   msg_read(1, size);
   if (last) { msg_end(dd_finish(&dec)); return; }
   bad = msg_verdict(dec.flags);

@@ -18,6 +18,18 @@
  * fails with EMFILE or ENFILE; a spare also checks that its session will
  * have HEADROOM descriptors before it starts it.
  *
+ * Clients. A spare that has accepted sets the environment and applies
+ * the -x table, then asks the parent (a note on "taken", the answer one
+ * byte on a pipe of that spare's own): the parent counts sessions and
+ * new connections per client address (IPv6 by /64) and remembers who
+ * passed the pregreet test, in a table of fixed size read from control
+ * files once at start. Over a limit the spare answers 421 and exits; a
+ * client not seen recently is made to wait for the greeting first
+ * (-p), and one that talks in the pause is dropped. Only that code, run
+ * before any client byte is read, writes to the parent: the session
+ * never holds the pipe, so it cannot lie about other clients. Clients
+ * made RELAYCLIENT by the table are neither counted nor tested.
+ *
  * Session (the child). The connection on fds 0 and 1, fd 2 the log, the
  * environment as tcpserver -H -R sets it, the -x table (tcprules.h),
  * then smtpd_session() or, with -t, tlsd_session(). */
@@ -30,10 +42,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
@@ -50,6 +64,9 @@
 
 #define BUSY_REPLY "421 4.3.2 too many connections, try again later\r\n"
 #define NOFILES_REPLY "421 4.3.2 out of resources, try again later\r\n"
+#define CLIENT_REPLY "421 4.7.0 too many connections from your address, try again later\r\n"
+#define PREGREET_REPLY "554 5.5.1 protocol error: you talked before the greeting\r\n"
+#define CLIENTS 4096    /* clients remembered beyond those with a session */
 
 
 static const char *rules;       /* -x */
@@ -64,11 +81,21 @@ static int tls, implicit;       /* -t, -i */
 static int reserve = -1;        /* /dev/null, given up to accept when out of descriptors */
 static unsigned long refused;   /* connections answered 421 at the limit in this episode */
 static struct tlsd_ids tlsid, smtpdid;
+static int verdict[SPARES] = { -1, -1 };  /* parent's end of each spare's answer pipe */
+static void forget_clients(void);
+static int answer = -1;         /* a spare's end of its own */
+
+/* The per-client limits (control files, read once at start). */
+static unsigned long perip;     /* control/maxperip: sessions per address; 0: limit / 2 */
+static unsigned long rateperip;        /* control/maxrateperip: connections per minute; 0: none */
+static int pregreet;            /* -p: the pregreet test, on port 25 only */
+static unsigned long greetwait = 6000;  /* control/pregreetdelay, milliseconds */
+static unsigned long greetttl = 86400;  /* control/pregreetttl: seconds a pass is remembered */
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
-  log_usage(PROG, "usage: qmail-smtpd-listen [-1] [-c limit] [-x rules.cdb] "
+  log_usage(PROG, "usage: qmail-smtpd-listen [-1] [-p] [-c limit] [-x rules.cdb] "
             "[-u uid] [-g gid] [-t tlsuid:gid [-i]] [-l localname] host port");
 }
 
@@ -142,6 +169,19 @@ static void tcp_env(const struct peer *local, const struct peer *remote)
   set("TCP6REMOTEINFO", 0);
 }
 
+/* A file that cannot be read (errno): logged, exit 111. */
+static void fatal_file(const char *msg, const char *file) __attribute__((noreturn));
+static void fatal_file(const char *msg, const char *file)
+{
+  int e = errno;
+  log_begin(PROG, "fatal");
+  log_kv("msg", msg);
+  log_kv("file", file);
+  log_kv("error", strerror(e));
+  log_end();
+  _exit(111);
+}
+
 /* tcpserver's -x: exits unless the rules let the client in. */
 static void apply_rules(const struct peer *remote)
 {
@@ -150,15 +190,7 @@ static void apply_rules(const struct peer *remote)
   int r;
 
   ip_fmt(ip, remote->ip);
-  if (tcprules_find(rules, ip, &rule) < 0) {
-    int e = errno;
-    log_begin(PROG, "fatal");
-    log_kv("msg", "cannot read the rules");
-    log_kv("file", rules);
-    log_kv("error", strerror(e));
-    log_end();
-    _exit(111);
-  }
+  if (tcprules_find(rules, ip, &rule) < 0) fatal_file("cannot read the rules", rules);
   r = tcprules_apply(&rule);
   if (r < 0) log_fatal(PROG, 111, "nomem");
   if (r) {
@@ -169,12 +201,13 @@ static void apply_rules(const struct peer *remote)
   }
 }
 
-static void session(int fd, const struct sockaddr_storage *from) __attribute__((noreturn));
-static void session(int fd, const struct sockaddr_storage *from)
+/* Moves the connection to fds 0 and 1 and sets the session's environment
+ * from the address and the rules table (a denied client ends here). */
+static void session_env(int fd, const struct sockaddr_storage *from, struct peer *remote)
 {
   struct sockaddr_storage here;
   socklen_t n = sizeof here;
-  struct peer local, remote;
+  struct peer local;
 
   if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0) log_fatal(PROG, 111, "cannot move the connection to fds 0 and 1");
   if (fd > 1) close(fd);
@@ -182,9 +215,14 @@ static void session(int fd, const struct sockaddr_storage *from)
   /* What ps and top show for a session (tlsd names its session child). */
   prctl(PR_SET_NAME, tls ? "qmail-tlsd" : "qmail-smtpd");
   to_peer(&here, &local);
-  to_peer(from, &remote);
-  tcp_env(&local, &remote);
-  if (rules) apply_rules(&remote);
+  to_peer(from, remote);
+  tcp_env(&local, remote);
+  if (rules) apply_rules(remote);
+}
+
+static void session(void) __attribute__((noreturn));
+static void session(void)
+{
   if (tls) tlsd_session(implicit, &tlsid, &smtpdid);
   smtpd_session();
 }
@@ -249,18 +287,123 @@ static int headroom(int fd)
   return ok;
 }
 
+/* --- a spare and the parent: notes, verdicts, the pregreet test ----------- */
+
+/* A spare's note to the parent: one write of fewer than PIPE_BUF bytes,
+ * so atomic among the spares. */
+struct note {
+  pid_t pid;
+  unsigned char kind;           /* N_TAKEN or N_PASSED */
+  unsigned char exempt;         /* N_TAKEN: RELAYCLIENT is set */
+  unsigned char ip[16];
+};
+enum { N_TAKEN = 'T', N_PASSED = 'P' };
+/* The parent's verdict on N_TAKEN: serve, test first, or refuse. */
+enum { V_GO = 'g', V_GREET = 'p', V_BUSY = 'b' };
+
+/* Clients the limits and the pregreet test leave alone: those the rules
+ * table trusts to relay. */
+static int exempt(void)
+{
+  return getenv("RELAYCLIENT") != 0;
+}
+
+static void tell(pid_t me, int kind, const struct peer *remote)
+{
+  struct note n;
+  memset(&n, 0, sizeof n);
+  n.pid = me;
+  n.kind = (unsigned char)kind;
+  n.exempt = exempt();
+  memcpy(n.ip, remote->ip, 16);
+  if (write(taken[1], &n, sizeof n) != (ssize_t)sizeof n) log_fatal(PROG, 111, "cannot tell the parent");
+}
+
+/* Tells the parent about the client and waits for its verdict; a parent
+ * gone (EOF) means a stop: the client is let go without a word. */
+static int ask(pid_t me, const struct peer *remote)
+{
+  char v;
+  ssize_t r;
+  tell(me, N_TAKEN, remote);
+  do r = read(answer, &v, 1); while (r < 0 && errno == EINTR);
+  if (r != 1) _exit(0);
+  return v;
+}
+
+/* Whether the client stays silent for ms milliseconds: 1 silent, 0 it
+ * sent something. A client that hangs up is let go. */
+static int silent(unsigned long ms)
+{
+  struct timespec t0, t;
+  char c;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    struct pollfd p = { 0, POLLIN, 0 };
+    long spent;
+    int r;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    spent = (long)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+    if (spent >= (long)ms) return 1;
+    r = poll(&p, 1, (int)((long)ms - spent));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) _exit(111);
+    if (r == 0) return 1;
+    if (recv(0, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 1) return 0;
+    _exit(0);                   /* EOF or an error: the client is gone */
+  }
+}
+
+static void log_pregreet(const struct peer *remote, const char *stage)
+{
+  char ip[IP_FMT];
+  ip_fmt(ip, remote->ip);
+  log_begin(PROG, "pregreet");
+  log_kv("ip", ip);
+  log_kv("stage", stage);
+  log_end();
+}
+
+/* The pregreet test: half the pause in silence, a "220-" line (the first
+ * of a multi-line greeting, which a client must wait to see end), the
+ * other half. A client that talks in either is dropped; one that passes
+ * is reported, so that it never waits again while it is remembered. */
+static void pregreet_test(pid_t me, const struct peer *remote)
+{
+  static const char first[] = "220-";
+  const char *name = localname ? localname : "ESMTP";
+  if (!silent(greetwait / 2)) {
+    log_pregreet(remote, "wait");
+    turn_away(1, PREGREET_REPLY);
+    _exit(0);
+  }
+  if (fd_write_all(1, first, sizeof first - 1, 10) < 0 || fd_write_all(1, name, strlen(name), 10) < 0
+      || fd_write_all(1, "\r\n", 2, 10) < 0) _exit(0);
+  if (!silent(greetwait - greetwait / 2)) {
+    /* The reply is open: no other code can end it. */
+    log_pregreet(remote, "multiline");
+    _exit(0);
+  }
+  tell(me, N_PASSED, remote);
+}
+
 /* Waits for one connection; a spare that has one tells the parent, drops
  * everything of the parent's and becomes its session. */
 static void spare_child(void) __attribute__((noreturn));
 static void spare_child(void)
 {
   struct sockaddr_storage from;
+  struct peer remote;
   pid_t me = getpid();
   int fd;
+  size_t i;
 
   close(sfd);
   close(taken[0]);
   close(alive[1]);
+  for (i = 0; i < SPARES; i++)
+    if (verdict[i] >= 0) close(verdict[i]);
+  forget_clients();
   if (sigprocmask(SIG_SETMASK, &oldmask, 0) < 0) log_fatal(PROG, 111, "cannot restore the signal mask");
   for (;;) {
     struct pollfd p[2] = { { alive[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
@@ -286,13 +429,18 @@ static void spare_child(void)
     log_end();
     sleep(1);                             /* a lack of resources: no busy loop */
   }
-  /* One write of sizeof(pid_t) < PIPE_BUF bytes: atomic among the spares. */
-  if (write(taken[1], &me, sizeof me) != (ssize_t)sizeof me) log_fatal(PROG, 111, "cannot tell the parent");
-  close(taken[1]);
   close(alive[0]);
   close(lfd);
   if (reserve >= 0) close(reserve);
-  session(fd, &from);
+  session_env(fd, &from, &remote);
+  switch (ask(me, &remote)) {
+  case V_BUSY: turn_away(0, CLIENT_REPLY); _exit(0);
+  case V_GREET: pregreet_test(me, &remote); break;
+  default: break;
+  }
+  close(taken[1]);
+  close(answer);
+  session();
 }
 
 /* --- the parent ----------------------------------------------------------- */
@@ -358,19 +506,186 @@ static void ready(unsigned port)
   str_free(&s);
 }
 
-/* A spare that took a connection, or died, leaves its slot. */
-static void forget_spare(pid_t pid)
+/* --- the parent's clients ----------------------------------------------- */
+
+/* What the parent knows of one client address (IPv6: its /64). An entry
+ * with sessions is never reused; the others go oldest first. */
+struct client {
+  unsigned char key[16];
+  int used;
+  time_t seen;                  /* last connection (monotonic seconds) */
+  time_t window;                /* start of the current minute of connections */
+  unsigned long conns;          /* connections in that minute, refused ones too */
+  unsigned long sessions;       /* counted sessions running now */
+  unsigned long refused;        /* in the open episode; 0: none open */
+  time_t passed;                /* passed the pregreet test then; 0: never */
+};
+/* A counted session: its pid and its client. */
+struct counted { pid_t pid; struct client *c; };
+
+static struct client *clients;  /* nclients entries */
+static size_t nclients;
+static struct counted *counted; /* limit entries, ncounted used */
+static size_t ncounted;
+static size_t clients_size;     /* one mapping holds both */
+
+/* In a spare: the clients seen so far are none of a session's business. */
+static void forget_clients(void)
 {
-  size_t i;
-  for (i = 0; i < SPARES; i++)
-    if (pid && spare[i] == pid) spare[i] = 0;
+  if (clients && munmap(clients, clients_size) < 0) log_fatal(PROG, 111, "munmap");
+  clients = 0;
+  counted = 0;
 }
 
-/* Reads which spares have taken a connection: they are sessions now. */
+static time_t now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec;
+}
+
+static void client_key(unsigned char key[16], const unsigned char ip[16])
+{
+  memcpy(key, ip, 16);
+  if (!ip_mapped(ip)) memset(key + 8, 0, 8);
+}
+
+/* The key as logged: an IPv4 address, or an IPv6 /64 ("2001:db8::/64"). */
+static void log_key(const struct client *c)
+{
+  char ip[IP_FMT + 3];
+  size_t n = ip_fmt(ip, c->key);
+  if (!ip_mapped(c->key)) memcpy(ip + n, "/64", 4);
+  log_kv("ip", ip);
+}
+
+static void log_client(const struct client *c, const char *state)
+{
+  log_begin(PROG, "clientlimit");
+  log_kv("state", state);
+  log_key(c);
+  log_ku("refused", c->refused);
+  log_end();
+}
+
+/* The client's entry, made (or taken over from the least recently seen
+ * client without a session) when there is none. NULL only when every
+ * entry has a session, which the table's size excludes. Entries are
+ * used from the first on and never freed: the first unused one ends the
+ * search. */
+static struct client *client_find(const unsigned char ip[16])
+{
+  unsigned char key[16];
+  struct client *old = 0, *c;
+  size_t i;
+
+  client_key(key, ip);
+  for (i = 0; i < nclients; i++) {
+    c = &clients[i];
+    if (!c->used) { old = c; break; }
+    if (!memcmp(c->key, key, 16)) return c;
+    if (!c->sessions && (!old || c->seen < old->seen)) old = c;
+  }
+  if (!old) return 0;
+  if (old->used && old->refused) log_client(old, "ok");
+  memset(old, 0, sizeof *old);
+  memcpy(old->key, key, 16);
+  old->used = 1;
+  return old;
+}
+
+static int client_over(struct client *c, time_t t, const char **why, unsigned long *max)
+{
+  unsigned long most = perip ? perip : (limit / 2 ? limit / 2 : 1);
+  if (t - c->window >= 60 || !c->conns) { c->window = t; c->conns = 0; }
+  c->conns++;
+  c->seen = t;
+  if (c->sessions >= most) { *why = "sessions"; *max = most; return 1; }
+  if (c->conns > rateperip) { *why = "rate"; *max = rateperip; return 1; }
+  return 0;
+}
+
+/* The verdict on a spare's new client; a refusal opens or extends the
+ * client's episode, logged at its first refusal and at its end. */
+static int judge(const struct note *n, pid_t pid)
+{
+  struct client *c;
+  const char *why;
+  unsigned long max;
+  time_t t = now();
+
+  if (n->exempt) return V_GO;
+  c = client_find(n->ip);
+  if (!c) return V_GO;
+  if (client_over(c, t, &why, &max)) {
+    if (!c->refused++) {
+      log_begin(PROG, "clientlimit");
+      log_kv("state", "full");
+      log_key(c);
+      log_kv("why", why);
+      log_ku("limit", max);
+      log_end();
+    }
+    return V_BUSY;
+  }
+  if (c->refused) { log_client(c, "ok"); c->refused = 0; }
+  if (ncounted < limit) {
+    counted[ncounted].pid = pid;
+    counted[ncounted++].c = c;
+    c->sessions++;
+  }
+  return pregreet && !(c->passed && t - c->passed < (time_t)greetttl) ? V_GREET : V_GO;
+}
+
+static void passed(const struct note *n)
+{
+  struct client *c = client_find(n->ip);
+  if (c) c->passed = now() ? now() : 1;
+}
+
+/* A counted session has ended. */
+static void uncount(pid_t pid)
+{
+  size_t i;
+  for (i = 0; i < ncounted; i++)
+    if (counted[i].pid == pid) {
+      if (counted[i].c->sessions) counted[i].c->sessions--;
+      counted[i] = counted[--ncounted];
+      return;
+    }
+}
+
+/* A spare that took a connection, or died, leaves its slot; returns the
+ * slot's answer pipe (-1: pid was no spare), which the caller closes. */
+static int forget_spare(pid_t pid)
+{
+  size_t i;
+  int v;
+  for (i = 0; i < SPARES; i++)
+    if (pid && spare[i] == pid) {
+      spare[i] = 0;
+      v = verdict[i];
+      verdict[i] = -1;
+      return v;
+    }
+  return -1;
+}
+
+/* Reads the spares' notes: one that has a connection is a session now
+ * and gets its verdict; one whose client passed the pregreet test makes
+ * the client known. */
 static void on_taken(void)
 {
-  pid_t pid;
-  while (read(taken[0], &pid, sizeof pid) == (ssize_t)sizeof pid) forget_spare(pid);
+  struct note n;
+  while (read(taken[0], &n, sizeof n) == (ssize_t)sizeof n) {
+    if (n.kind == N_PASSED) { passed(&n); continue; }
+    int v = forget_spare(n.pid);
+    if (v < 0) continue;
+    char c = (char)judge(&n, n.pid);
+    /* One byte into an empty pipe: never blocks, never short. */
+    if (write(v, &c, 1) != 1) log_fatal(PROG, 111, "cannot answer a spare");
+    close(v);
+  }
 }
 
 static unsigned long spares(void)
@@ -386,8 +701,10 @@ static void reap(void)
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    int v = forget_spare(pid);
+    if (v >= 0) close(v);
     if (live) live--;
-    forget_spare(pid);
+    uncount(pid);
     if (WIFSIGNALED(status)) {
       log_begin(PROG, WTERMSIG(status) == SIGTERM ? "killed" : "crash");
       log_ku("pid", (unsigned long long)pid);
@@ -424,10 +741,20 @@ static int top_up(void)
   size_t i;
   pid_t pid;
   for (i = 0; i < SPARES && live < limit; i++) {
+    int v[2];
     if (spare[i]) continue;
+    if (pipe2(v, O_CLOEXEC) < 0) {
+      log_begin(PROG, "error");
+      log_kv("msg", "cannot make a pipe");
+      log_kv("error", strerror(errno));
+      log_end();
+      return -1;
+    }
     pid = fork();
-    if (pid == 0) spare_child();
+    if (pid == 0) { answer = v[0]; close(v[1]); spare_child(); }
+    close(v[0]);
     if (pid < 0) {
+      close(v[1]);
       log_begin(PROG, "error");
       log_kv("msg", "cannot fork");
       log_kv("error", strerror(errno));
@@ -435,6 +762,7 @@ static int top_up(void)
       return -1;
     }
     spare[i] = pid;
+    verdict[i] = v[1];
     live++;
   }
   return 0;
@@ -484,10 +812,40 @@ static void serve(void)
     if (r < 0 && errno != EINTR) log_fatal(PROG, 111, "poll");
     pause = 0;
     if (r <= 0) continue;
-    if (p[1].revents) on_taken();
+    /* Reaped first: a client's ended sessions no longer count against
+     * its next connection. */
     if (p[0].revents) signals();
+    if (p[1].revents) on_taken();
     if (p[2].revents && full()) refuse();
   }
+}
+
+static void need_control(int r, const char *file)
+{
+  if (r < 0) fatal_file("cannot read a control file", file);
+}
+
+/* The per-client limits, from the control files under the prefix; the
+ * working directory is left as it was (a relative -x stays valid). */
+static void client_config(void)
+{
+  int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (here < 0 || prefix_chdir() < 0) log_fatal(PROG, 111, "chdir prefix");
+  need_control(control_ulong(&perip, "control/maxperip", 0), "control/maxperip");
+  need_control(control_ulong(&rateperip, "control/maxrateperip", 0), "control/maxrateperip");
+  need_control(control_ulong(&greetwait, "control/pregreetdelay", 6000), "control/pregreetdelay");
+  need_control(control_ulong(&greetttl, "control/pregreetttl", 86400), "control/pregreetttl");
+  if (fchdir(here) < 0) log_fatal(PROG, 111, "cannot return to the working directory");
+  close(here);
+  if (!rateperip) rateperip = (unsigned long)-1;
+  if (greetwait > 60000) greetwait = 60000;
+  if (!greetwait) pregreet = 0;
+  /* Every counted session has an entry, so one can always be had. */
+  nclients = limit + CLIENTS;
+  clients_size = nclients * sizeof *clients + limit * sizeof *counted;
+  clients = mmap(0, clients_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (clients == MAP_FAILED) log_fatal(PROG, 111, "nomem");
+  counted = (struct counted *)(clients + nclients);
 }
 
 /* fds 0 to 2 open, so that no socket of ours takes the place of the log. */
@@ -505,7 +863,7 @@ int main(int argc, char **argv)
   int c, has_uid = 0, has_gid = 0, announce = 0;
   sigset_t set;
 
-  while ((c = getopt(argc, argv, "+1c:x:u:g:t:il:")) != -1) {
+  while ((c = getopt(argc, argv, "+1c:x:u:g:t:il:p")) != -1) {
     switch (c) {
     case '1': announce = 1; break;
     case 'c': limit = number(optarg, 1000000); if (!limit) usage(); break;
@@ -515,14 +873,17 @@ int main(int argc, char **argv)
     case 't': if (tlsd_ids(optarg, &tlsid) < 0) usage(); tls = 1; break;
     case 'i': implicit = 1; break;
     case 'l': localname = optarg; break;
+    case 'p': pregreet = 1; break;
     default: usage();
     }
   }
-  if (argc - optind != 2 || (implicit && !tls) || (tls && (!has_uid || !has_gid))) usage();
+  if (argc - optind != 2 || (implicit && !tls) || (tls && (!has_uid || !has_gid)) || (pregreet && implicit))
+    usage();
   smtpdid.uid = uid;
   smtpdid.gid = gid;
   port = number(argv[optind + 1], 65535);
   std_fds();
+  client_config();
 
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
@@ -544,6 +905,8 @@ int main(int argc, char **argv)
   log_kv("host", argv[optind]);
   log_ku("port", port);
   log_ku("limit", limit);
+  log_ku("perip", perip ? perip : (limit / 2 ? limit / 2 : 1));
+  if (pregreet) log_ku("pregreet", greetwait);
   log_ku("uid", getuid());
   log_ku("gid", getgid());
   if (tls) log_kv("tls", implicit ? "implicit" : "starttls");

@@ -82,6 +82,7 @@ void config_load(void)
   need(control_ulong(&cf.maxbadrcpts, "control/maxbadrcpts", 20), "control/maxbadrcpts");
   need(control_ulong(&cf.softbadrcpts, "control/softbadrcpts", 3), "control/softbadrcpts");
   need(control_ulong(&cf.errordelay, "control/errordelay", 1000), "control/errordelay");
+  need(control_ulong(&cf.timeoutpredata, "control/timeoutpredata", 300), "control/timeoutpredata");
   if (cf.timeoutidle == 0) cf.timeoutidle = 60;
   if (cf.timeoutcmd == 0) cf.timeoutcmd = 300;
   if (cf.timeout == 0) cf.timeout = 600;

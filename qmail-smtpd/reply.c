@@ -22,11 +22,24 @@
 #include "smtpd.h"
 
 static time_t deadline;        /* end of the session; 0 before it is set */
+static time_t predata;         /* the first DATA or BDAT is due then; 0: none */
 static unsigned long phase;    /* the current phase's timeout; 0: idle */
 
 void session_deadline(unsigned long seconds)
 {
   deadline = time(0) + (time_t)seconds;
+}
+
+void predata_deadline(unsigned long seconds)
+{
+  predata = seconds ? time(0) + (time_t)seconds : 0;
+}
+
+/* The nearer of the two deadlines; 0: none. */
+static time_t due(void)
+{
+  if (!predata) return deadline;
+  return deadline && deadline < predata ? deadline : predata;
 }
 
 static int clamp(unsigned long t)
@@ -43,10 +56,10 @@ static int write_timeout(void)
  * nearer. At least one second, so the cap is reported as a timeout. */
 static int read_timeout(unsigned long t)
 {
-  time_t now = time(0);
+  time_t now = time(0), end = due();
   phase = t;
-  if (deadline) {
-    unsigned long left = deadline > now ? (unsigned long)(deadline - now) : 0;
+  if (end) {
+    unsigned long left = end > now ? (unsigned long)(end - now) : 0;
     if (left < t) t = left;
   }
   if (t == 0) t = 1;
@@ -98,7 +111,7 @@ int in_more(void)
   r = buf_fill(&in);
   if (r < 0 && errno == ETIMEDOUT) timed_out();
   if (r < 0) quit(1, "read");
-  if (deadline && time(0) >= deadline) timed_out();
+  if (due() && time(0) >= due()) timed_out();
   return r > 0;
 }
 
@@ -113,14 +126,25 @@ int in_cmd(str *line)
   if (r == LINE_ERR && errno == ETIMEDOUT) timed_out();
   if (r == LINE_ERR) quit(1, "read");
   if (r == LINE_EOF || r == LINE_PARTIAL) quit(0, "eof");
-  if (deadline && time(0) >= deadline) timed_out();
+  if (due() && time(0) >= due()) timed_out();
   return r;
+}
+
+/* The k-th offence beyond the first soft ones waits k units of
+ * errordelay, at most ten: a client that errs now and then never
+ * notices, one that keeps erring is slowed more at each. */
+static void tarpit(unsigned long k, unsigned long soft)
+{
+  if (k <= soft) return;
+  k -= soft;
+  error_delay((k < 10 ? k : 10) * cf.errordelay);
 }
 
 void bad_command(const char *line)
 {
+  tarpit(++ss.badcmds, cf.maxbadcmds / 2);
   reply(line);
-  if (++ss.badcmds < cf.maxbadcmds) return;
+  if (ss.badcmds < cf.maxbadcmds) return;
   out_puts("421 4.7.0 ");
   out_put(cf.me.s, cf.me.len);
   reply(" too many bad commands, closing connection");
@@ -136,11 +160,7 @@ void error_delay(unsigned long ms)
 
 void bad_rcpt(const char *line)
 {
-  unsigned long k = ++ss.badrcpts;
-  if (k > cf.softbadrcpts) {
-    k -= cf.softbadrcpts;
-    error_delay((k < 10 ? k : 10) * cf.errordelay);
-  }
+  tarpit(++ss.badrcpts, cf.softbadrcpts);
   reply(line);
   if (ss.badrcpts < cf.maxbadrcpts) return;
   out_puts("421 4.7.0 ");

@@ -374,6 +374,7 @@ void smtpd_session(void)
   spf_reset();                 /* only this session's verdicts reach the queue */
   config_load();
   session_deadline(cf.timeoutsession);
+  predata_deadline(cf.timeoutpredata);
   log_begin(PROG, "connect");
   log_kv("ip", ss.remoteip);
   log_kv("host", ss.remotehost);

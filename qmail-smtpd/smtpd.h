@@ -38,6 +38,7 @@ struct config {
   unsigned long maxbadrcpts;   /* refused recipients before 421 */
   unsigned long softbadrcpts;  /* refused recipients answered without delay */
   unsigned long errordelay;    /* milliseconds: the unit of the delays below */
+  unsigned long timeoutpredata;/* seconds from the greeting to the first DATA or BDAT; 0: none */
   int validrcptto_cdb; /* control/validrcptto.cdb exists */
 };
 
@@ -79,8 +80,8 @@ int in_cmd(str *line);
 /* Makes sure unread input is buffered (flushing replies first when none
  * is); returns 0 at end of input. Timeouts end the session here. */
 int in_more(void);
-/* A 5xx reply to a bad command; ends the session once there were
- * maxbadcmds of them. */
+/* A 5xx reply to a bad command, delayed as bad_rcpt's beyond half of
+ * maxbadcmds; ends the session once there were maxbadcmds. */
 void bad_command(const char *line);
 /* The reply to a refused recipient. After softbadrcpts of them each one
  * waits longer (k * errordelay for the k-th beyond, at most ten units),
@@ -92,6 +93,9 @@ void error_delay(unsigned long ms);
 /* Ends the session: aborts any message, logs, exits. */
 void quit(int code, const char *why) __attribute__((noreturn));
 void session_deadline(unsigned long seconds);
+/* The first DATA or BDAT is due within seconds (0: no such deadline):
+ * a client that only talks cannot hold its session for timeoutsession. */
+void predata_deadline(unsigned long seconds);
 
 /* rcpt.c */
 void config_load(void);

@@ -99,8 +99,10 @@ logservice qmail-send
 # port on its stdout once it listens: that stdout is the notification fd,
 # so s6 reports the service ready only when connections are accepted.
 # Each session runs under the memory limit; the tcprules table sets
-# RELAYCLIENT for trusted clients. 60-tls.sh keeps this for a start
-# without control/tls/cert.pem.
+# RELAYCLIENT for trusted clients. -p: the public MX makes a client not
+# seen recently wait for the greeting (the pregreet test); submission and
+# smtps do not. 60-tls.sh keeps this for a start without
+# control/tls/cert.pem.
 default "$D/control/tcp.smtp" '# tcprules(1) source for qmail-smtpd; compiled into tcp.smtp.cdb by install
 # (or: tcprules tcp.smtp.cdb tcp.smtp.tmp < tcp.smtp). RELAYCLIENT="" lets a
 # client send to any domain; everyone else may send only to rcpthosts, and
@@ -114,7 +116,7 @@ chmod 0644 "$D/control/tcp.smtp.cdb"
 if [ "$SMTP_MEMLIMIT" = 0 ]; then limit=; else limit="s6-softlimit -m ${SMTP_MEMLIMIT} "; fi
 dir "$u_root" "$g_root" 0755 "$D/service/qmail-smtpd"
 setting "$D/service/qmail-smtpd/notification-fd" 3
-smtpd_listen="exec ${limit}${PREFIX}/bin/qmail-smtpd-listen -1 -l \"\${me:-localhost}\" -c ${SMTP_LIMIT} \\
+smtpd_listen="exec ${limit}${PREFIX}/bin/qmail-smtpd-listen -1 -p -l \"\${me:-localhost}\" -c ${SMTP_LIMIT} \\
   -x ${PREFIX}/control/tcp.smtp.cdb ${smtpd_ids}${SMTP_ADDR} ${SMTP_PORT} 1>&3 3>&-"
 script "$D/service/qmail-smtpd/run" <<EOF
 #!/bin/sh

@@ -59,7 +59,7 @@ tlsfile() {
 tlsfile key.pem 0400
 tlsfile cert.pem 0444
 
-# tlsrun service port [-i] [VAR=value] [command]: qmail-smtpd-listen -t
+# tlsrun service port [-i|-p] [VAR=value] [command]: qmail-smtpd-listen -t
 # as root (each connection drops), the same limits and readiness as
 # 50-services.sh's qmail-smtpd; the optional assignment is exported to
 # qmail-smtpd (70-auth.sh uses it); the optional command runs first.
@@ -74,7 +74,7 @@ exec ${limit}${PREFIX}/bin/qmail-smtpd-listen -1 -l "\${me:-localhost}" -c ${SMT
   -x ${PREFIX}/control/tcp.smtp.cdb ${tls_ids} $3 ${SMTP_ADDR} $2 1>&3 3>&-
 EOF
 }
-tlsrun qmail-smtpd "$SMTP_PORT" "" "" "[ -e ${PREFIX}/control/tls/cert.pem ] || ${smtpd_listen}"
+tlsrun qmail-smtpd "$SMTP_PORT" -p "" "[ -e ${PREFIX}/control/tls/cert.pem ] || ${smtpd_listen}"
 
 dir "$u_root" "$g_root" 0755 "$D/service/qmail-smtps"
 setting "$D/service/qmail-smtps/notification-fd" 3
