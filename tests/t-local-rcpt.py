@@ -100,7 +100,7 @@ for a in ("postmaster", "mailer-daemon", "root"):
     t.check("install gave the alias account .qmail-%s" % a,
             open(inst.path("alias", ".qmail-" + a)).read() == "./Maildir/\n")
 
-# ln -s PREFIX/service/qmail-send PREFIX/service/qmail-smtpd /run/service/
+# systemctl enable --now PREFIX/etc/qmail.service: s6-svscan on the services
 scandir = os.path.join(base, "service")
 os.mkdir(scandir)
 for s in ("qmail-send", "qmail-smtpd"):
