@@ -147,6 +147,13 @@ int qq_open(struct qq *q, unsigned flags)
   if (alt && *alt ? str_cats(&path, alt) < 0
                   : str_cats(&path, auto_prefix) < 0 || str_cats(&path, "/bin/qmail-queue") < 0)
     return -1;
+  if (!(alt && *alt) && flags & QQ_SIGN) {
+    /* The signer's name is fixed at build time, like qmail-queue's. */
+    if (str_copys(&path, auto_prefix) < 0 || str_cats(&path, "/bin/qmail-dkim") < 0 || str_0(&path) < 0)
+      return -1;
+    if (access(path.s, X_OK) != 0 &&
+        (str_copys(&path, auto_prefix) < 0 || str_cats(&path, "/bin/qmail-queue") < 0)) return -1;
+  }
   if (str_0(&path) < 0 || pipe_high(m) < 0) return -1;
   if (pipe_high(e) < 0) { err = errno; close(m[0]); close(m[1]); errno = err; return -1; }
   err = spawn(&pid, path.s, m[0], e[0], flags) < 0 ? errno : 0;

@@ -25,6 +25,11 @@
 #define QQ_AUTH       4u   /* the SMTP client authenticated: the child gets
                               SMTPAUTHENTICATED=1, for a signer
                               (qmail-dkim); an inherited one is dropped */
+#define QQ_SIGN       8u   /* mail this host writes itself (bounces): through
+                              PREFIX/bin/qmail-dkim, the signer, when it is
+                              installed (it signs when the From: domain has
+                              a key, else passes the message on), else
+                              qmail-queue; ignored with $QMAILQUEUE */
 #define QQ_SIGNAL     256  /* qq_wait: QQ_SIGNAL + n, killed by signal n */
 
 struct qq {

@@ -471,7 +471,9 @@ static int slurp_bounce(const char *qid, str *out)
   return r < 0 && errno != ENOENT && errno != EFBIG ? -1 : 0;
 }
 
-/* Runs qmail-queue (lib/qq.h) with the message and one recipient; utf8:
+/* Runs qmail-queue (lib/qq.h; through the DKIM signer when installed, so
+ * that a bounce from a domain with a key is signed) with the message and
+ * one recipient; utf8:
  * with the SMTPUTF8 option. -1 with errno EINVAL when qmail-queue refuses
  * an address for good (12: not one RFC 5321 path), ENOSPC when it failed
  * to write (53) or create (64) and the queue's file system is short now
@@ -484,7 +486,7 @@ static int inject(const char *msg, size_t n, const char *sender, const char *rcp
 
   if (str_catc(&env, 'F') < 0 || str_cats(&env, sender) < 0 || str_catc(&env, 0) < 0 ||
       str_catc(&env, 'T') < 0 || str_cats(&env, rcpt) < 0 || str_catc(&env, 0) < 0 ||
-      str_catc(&env, 0) < 0 || qq_open(&q, utf8 ? QQ_UTF8 : 0) < 0) { str_free(&env); return -1; }
+      str_catc(&env, 0) < 0 || qq_open(&q, (utf8 ? QQ_UTF8 : 0) | QQ_SIGN) < 0) { str_free(&env); return -1; }
   /* EPIPE: qmail-queue stopped reading because it failed; its exit code
    * says why. Anything else (a timeout): it hangs, and is killed. */
   ok = fd_write_all(q.msg, msg, n, INJECT_TIMEOUT) == 0;
