@@ -244,7 +244,7 @@ static int rua_each(const char *txt, size_t len, void *ctx)
  * into to; how many. https: URIs are not used (RFC 8460 allows either). */
 static size_t mailtos(const str *rua, str *to)
 {
-  const char *p = rua->s, *end = rua->s + rua->len;
+  const char *p = rua->s, *end = rua->len ? rua->s + rua->len : p;   /* s is NULL when empty */
   size_t n = 0;
 
   to->len = 0;
