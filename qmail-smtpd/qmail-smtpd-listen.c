@@ -28,7 +28,8 @@
  * (-p), and one that talks in the pause is dropped. Only that code, run
  * before any client byte is read, writes to the parent: the session
  * never holds the pipe, so it cannot lie about other clients. Clients
- * made RELAYCLIENT by the table are neither counted nor tested.
+ * made RELAYCLIENT by the table are neither counted nor tested; those
+ * control/dnsbl allowlists are counted but not tested (allowlisted()).
  *
  * Session (the child). The connection on fds 0 and 1, fd 2 the log, the
  * environment as tcpserver -H -R sets it, the -x table (tcprules.h),
