@@ -65,6 +65,9 @@ th.start()
 killed_send = killed_kids = 0
 for round_ in range(KILLS):
     p = sh.start(inst, log)
+    # Killed only once it has said it started (a loaded or sanitized
+    # machine can take longer than the shortest pause to get there).
+    wait_for(lambda: sh.read_log(log).count("qmail-send event=start") > round_, 30)
     end = time.time() + rng.uniform(0.2, 1.5)
     while time.time() < end:
         time.sleep(rng.uniform(0.02, 0.3))

@@ -161,8 +161,8 @@ t.check("timeout mid-DATA: nothing queued", q.new() == [])
 
 inst.control("timeoutsmtpd", "10")
 inst.control("timeoutsession", "3")
+t0 = time.time()   # the cap runs from the connection, greeting included
 c = srv.connect()
-t0 = time.time()
 codes = []
 while time.time() - t0 < 8:
     r = c.cmd("NOOP")
