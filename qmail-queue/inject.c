@@ -730,7 +730,7 @@ void inject_run(const struct inject *in_opt)
      * is the caller's business, as in qmail. A qmail-queue that stops
      * reading makes a write fail with EPIPE: its exit code says why. */
     signal(SIGPIPE, SIG_IGN);
-    if (qq_open(&qq, QQ_QMAILQUEUE | (u && *u ? QQ_UTF8 : 0)) < 0)
+    if (qq_open(&qq, QQ_QMAILQUEUE | QQ_SIGN | (u && *u ? QQ_UTF8 : 0)) < 0)
       fatal_sys(111, "unable to start qmail-queue");
     buf_init(&out, qq.msg, outspace, sizeof outspace);
   }

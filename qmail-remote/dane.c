@@ -378,3 +378,21 @@ const char *dane_error(void)
 {
   return e.err;
 }
+
+int dane_rrset_field(str *out)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t i, k;
+
+  out->len = 0;
+  if (!nrr) return str_copys(out, "-") < 0 || str_0(out) < 0 ? -1 : 0;
+  for (i = 0; i < nrr; i++) {
+    if ((i && str_catc(out, ',') < 0) || str_catu(out, rrs[i].usage) < 0 || str_catc(out, '_') < 0 ||
+        str_catu(out, rrs[i].sel) < 0 || str_catc(out, '_') < 0 || str_catu(out, rrs[i].mtype) < 0 ||
+        str_catc(out, '_') < 0)
+      return -1;
+    for (k = 0; k < rrs[i].n; k++)
+      if (str_catc(out, hex[rrs[i].data[k] >> 4]) < 0 || str_catc(out, hex[rrs[i].data[k] & 15]) < 0) return -1;
+  }
+  return str_0(out);
+}

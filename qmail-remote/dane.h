@@ -18,6 +18,7 @@
  * the only trust anchor: chain, dates, and a name that is the TLSA base
  * domain or the MX host name (3.2.2, 3.2.3). */
 #include <bearssl.h>
+#include "str.h"
 
 enum {
   DANE_TEMP = -1,       /* a lookup failed, or an answer was bogus: defer the host */
@@ -44,6 +45,10 @@ const char *dane_base(void);
  * nothing did; and a reason text when the chain was refused. */
 const char *dane_matched(void);
 const char *dane_error(void);
+/* The usable TLSA records of the last dane_lookup for the TLS-RPT day
+ * file (mtasts.h): each "usage_selector_mtype_hex", comma-separated, set
+ * in out (NUL-terminated); "-" when there are none. 0 or -1. */
+int dane_rrset_field(str *out);
 
 /* For the unit test: 1 if record (usage, selector, mtype, data[0..n))
  * matches the DER certificate cert[0..len). */

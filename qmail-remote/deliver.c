@@ -255,6 +255,29 @@ static int sts_session(struct rjob *j, const struct rconf *c, const struct raddr
   return smtp_session_opts(fd, ip, host, 0, &o, c, j, why);
 }
 
+/* The delivery's domain as TLS-RPT names it (sts_domain_ok), MX
+ * deliveries only, as for MTA-STS; "" otherwise. */
+static char rpt_domain[STS_HOSTMAX];
+
+/* A DANE session's line in the TLS-RPT day file: "ok" after a session
+ * that gave final results, else the RFC 8460 result-type of a TLS
+ * failure (none for a failure that was not TLS's). */
+static void dane_record(const char *host, const char *ip, int r, const char *why)
+{
+  const char *e = dane_error(), *type = "ok";
+  str f = STR_INIT;
+
+  if (!rpt_domain[0]) return;
+  if (r != SMTP_FINAL) {
+    if (strstr(why, "STARTTLS not offered")) type = "starttls-not-supported";
+    else if (!dane_matched() && e && strstr(why, e)) type = "tlsa-invalid";
+    else if (!(type = sts_failure_type(why))) return;
+  }
+  if (dane_rrset_field(&f) < 0 || f.len > RPT_TLSAMAX) f.len = 0;
+  rpt_session(rpt_domain, "dane", host, ip, type, f.len ? f.s : "-");
+  str_free(&f);
+}
+
 /* A host's addresses, looked up ahead (the MX list, mx_cut). */
 struct haddrs {
   int r;                          /* dns_addrs's result */
@@ -290,6 +313,7 @@ static int host_policy(struct tried *t, const struct rconf *c, const char *host,
   log_kv("tls", r == DANE_TEMP || (only && r != DANE_USABLE) ? "defer" : tls_policy_name(*policy));
   log_kv("why", why);
   log_end();
+  if (r == DANE_TEMP && rpt_domain[0]) rpt_session(rpt_domain, "dane", host, "-", "dnssec-invalid", "-");
   if (r == DANE_TEMP) { note(t, SPAWN_TAG_DNS, "DANE: TLSA lookup failed or bogus for ", host, ""); return -1; }
   if (only && r != DANE_USABLE) { note(t, SPAWN_TAG_CONNECT, "TLS policy dane-only: no usable TLSA for ", host, ""); return -1; }
   return 0;
@@ -334,6 +358,7 @@ static int try_host(struct rjob *j, const struct rconf *c, const char *host, int
       continue;
     }
     r = smtp_session_opts(fd, ip, host, literal, &o, c, j, &why);
+    if (!literal && o.policy == TLS_DANE) dane_record(host, ip, r, str_0(&why) < 0 ? "" : why.s);
     if (!literal) r = sts_session(j, c, &addrs[i], ip, host, port, t, &o, r, &why);
     if (r == SMTP_NOTLS) r = plain_retry(j, c, &addrs[i], ip, host, literal, port, t, &why);
     if (r == SMTP_FINAL) { str_free(&why); return 1; }
@@ -581,6 +606,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   }
   t->o.policy = t->tlspolicy;
   t->explicit = r;
+  rpt_domain[0] = 0;
 
   r = route_find(&c->routes, domain, &rt);
   if (r < 0) { all(j, 'Z', SPAWN_TAG_LOCAL, "malformed control/smtproutes for ", domain); return 0; }
@@ -603,6 +629,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
     return 0;
   }
   t->dflt = !t->explicit;   /* only MX delivery gets the DANE default */
+  if (!sts_domain_ok(domain, rpt_domain)) rpt_domain[0] = 0;
   /* MX delivery without a tlspolicy line: dane, which is may unless the
    * resolver validates and the zone is signed. */
   if (t->dflt) t->o.policy = TLS_DANE;

@@ -61,7 +61,8 @@ static int fetch(const char *domain, const char *id)
 }
 
 /* Appends one line to today's TLS-RPT day file; mode "-": no policy. */
-void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result)
+void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result,
+                 const char *tlsa)
 {
   char day[11];
   str line = STR_INIT, path = STR_INIT;
@@ -72,7 +73,7 @@ void rpt_session(const char *domain, const char *mode, const char *host, const c
       str_copys(&line, domain) < 0 || str_catc(&line, ' ') < 0 || str_cats(&line, mode) < 0 ||
       str_catc(&line, ' ') < 0 || str_cats(&line, host) < 0 || str_catc(&line, ' ') < 0 ||
       str_cats(&line, ip) < 0 || str_catc(&line, ' ') < 0 || str_cats(&line, result) < 0 ||
-      str_catc(&line, '\n') < 0)
+      (tlsa && (str_catc(&line, ' ') < 0 || str_cats(&line, tlsa) < 0)) || str_catc(&line, '\n') < 0)
     goto out;
   /* One write with O_APPEND: lines from concurrent workers never mix. */
   fd = open(path.s, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
@@ -118,7 +119,7 @@ void sts_lookup(const char *domain, struct sts *s)
       source = "fetched";
     } else {
       source = valid ? "cache, fetch failed" : "none, fetch failed";
-      rpt_session(s->domain, valid ? modes[s->c.p.mode] : "-", "-", "-", fetch_types[code]);
+      rpt_session(s->domain, valid ? modes[s->c.p.mode] : "-", "-", "-", fetch_types[code], 0);
     }
   }
   if (valid) s->mode = s->c.p.mode;
@@ -141,7 +142,7 @@ int sts_mx_allowed(struct sts *s, const char *host)
   log_kv("host", host);
   log_kv("result", s->mode == STS_MODE_ENFORCE ? "skipped" : "reported");
   log_end();
-  rpt_session(s->domain, modes[s->mode], host, "-", "validation-failure");
+  rpt_session(s->domain, modes[s->mode], host, "-", "validation-failure", 0);
   return s->mode != STS_MODE_ENFORCE;
 }
 
@@ -163,7 +164,7 @@ const char *sts_failure_type(const char *why)
 void sts_record(const struct sts *s, const char *host, const char *ip, const char *result)
 {
   if (s->mode == STS_MODE_ENFORCE || s->mode == STS_MODE_TESTING)
-    rpt_session(s->domain, modes[s->mode], host, ip, result);
+    rpt_session(s->domain, modes[s->mode], host, ip, result, 0);
 }
 
 void sts_free(struct sts *s)

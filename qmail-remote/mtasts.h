@@ -17,7 +17,8 @@
  * atomically) and tlsrpt/<YYYY-MM-DD> (UTC day; appended lines, each one
  * write(2) well under PIPE_BUF, "<policy-domain> <mode> <mx-host> <ip>
  * <result>", result "ok" or an RFC 8460 result-type; "-" for a field
- * that does not apply).
+ * that does not apply; DANE's lines add " <tlsa>", at most RPT_TLSAMAX
+ * bytes, else "-").
  */
 #include <stddef.h>
 #include "str.h"
@@ -29,6 +30,7 @@
 #define STS_MAXAGE_MAX 31557600ul   /* RFC 8461 3.2 */
 #define STS_CACHEDIR "mtasts"
 #define RPT_DIR "tlsrpt"
+#define RPT_TLSAMAX 2048           /* a day file line stays under PIPE_BUF */
 
 enum { STS_MODE_NONE = 1, STS_MODE_TESTING, STS_MODE_ENFORCE };
 
@@ -112,9 +114,12 @@ const char *sts_failure_type(const char *why);
 void sts_record(const struct sts *s, const char *host, const char *ip, const char *result);
 /* The same line for any policy: mode "enforce", "testing", or "dane" for
  * a session under DANE (TLS-RPT policy-type tlsa; result "ok" or e.g.
- * tlsa-invalid, dnssec-invalid, dane-required). For the DANE check,
- * which wins over MTA-STS where it applies (RFC 8461 section 2). */
-void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result);
+ * tlsa-invalid, dnssec-invalid, starttls-not-supported), whose line ends
+ * in a sixth field, tlsa: the TLSA records (dane_rrset_field), the
+ * report's policy-string. tlsa 0 for the other modes. For the DANE
+ * check, which wins over MTA-STS where it applies (RFC 8461 section 2). */
+void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result,
+                 const char *tlsa);
 void sts_free(struct sts *s);
 
 #endif

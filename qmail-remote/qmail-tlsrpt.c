@@ -36,14 +36,17 @@
 static str me, org, from;
 static int temp;
 
-/* A day file's line, split: domain mode host ip result. */
-enum { F_DOMAIN, F_MODE, F_HOST, F_IP, F_RESULT, NF };
+/* A day file's line, split: domain mode host ip result [tlsa]; tlsa ""
+ * outside DANE, "-" under DANE without records, so that it keys the
+ * policy a session belongs to. */
+enum { F_DOMAIN, F_MODE, F_HOST, F_IP, F_RESULT, F_TLSA, NF };
 struct rec { char *f[NF]; };
 
-/* By domain, then result, host, ip: a domain's equal failures adjacent. */
+/* By domain, policy, then result, host, ip: a policy's equal failures
+ * adjacent. */
 static int cmp_rec(const void *a, const void *b)
 {
-  static const int order[] = { F_DOMAIN, F_RESULT, F_HOST, F_IP };
+  static const int order[] = { F_DOMAIN, F_TLSA, F_RESULT, F_HOST, F_IP };
   const struct rec *x = a, *y = b;
   size_t i;
   int c;
@@ -54,16 +57,24 @@ static int cmp_rec(const void *a, const void *b)
 
 static int same_failure(const struct rec *x, const struct rec *y) { return cmp_rec(x, y) == 0; }
 
-/* Splits a NUL-terminated line in place; -1 unless exactly NF fields. */
+/* Splits a NUL-terminated line in place; -1 unless it has the five
+ * fields, and the sixth exactly when the mode is dane. */
 static int split(char *line, struct rec *r)
 {
+  static char dash[] = "-", none[] = "";
   int i;
-  for (i = 0; i < NF; i++) {
+  for (i = 0; i < F_TLSA; i++) {
     r->f[i] = line;
     line = strchr(line, ' ');
-    if (i < NF - 1) { if (!line) return -1; *line++ = 0; }
+    if (i < F_TLSA - 1) { if (!line) return -1; *line++ = 0; }
   }
-  return line || !*r->f[F_RESULT] ? -1 : 0;
+  if (!*r->f[F_RESULT]) return -1;
+  r->f[F_TLSA] = strcmp(r->f[F_MODE], "dane") ? none : dash;
+  if (!line) return 0;
+  *line++ = 0;
+  if (r->f[F_TLSA] == none || !*line || strchr(line, ' ')) return -1;
+  r->f[F_TLSA] = line;
+  return 0;
 }
 
 /* A JSON string of n bytes: quotes, escapes, control bytes as \u00XX,
@@ -90,19 +101,42 @@ static int json_key(str *o, const char *k)
   return json_str(o, k, strlen(k)) < 0 || str_catc(o, ':') < 0 ? -1 : 0;
 }
 
-/* The "policy" object: tlsa for a domain whose sessions were all under
- * DANE, else the cached policy's lines and patterns, or no-policy-found
- * when none is cached any more. */
-static int json_policy(str *o, const char *domain, int dane)
+/* policy-string of a tlsa policy (RFC 8460 4.3: the TLSA RRset): each
+ * record of the day file's field "u_s_m_hex,..." in presentation form. */
+static int json_tlsa(str *o, const char *f)
+{
+  const char *p, *end;
+  size_t i;
+
+  if (json_key(o, "policy-string") < 0 || str_catc(o, '[') < 0) return -1;
+  for (p = f; *p; p = *end ? end + 1 : end) {
+    str rr = STR_INIT;
+    end = strchr(p, ',');
+    if (!end) end = p + strlen(p);
+    if (str_catb(&rr, p, (size_t)(end - p)) < 0) return -1;
+    for (i = 0; i < rr.len; i++)
+      if (rr.s[i] == '_') rr.s[i] = ' ';
+    i = (p != f && str_catc(o, ',') < 0) || json_str(o, rr.s, rr.len) < 0;
+    str_free(&rr);
+    if (i) return -1;
+  }
+  return str_cats(o, "],");
+}
+
+/* The "policy" object: tlsa for sessions under DANE (tlsa their TLSA
+ * field, "-": records unknown), else the cached policy's lines and
+ * patterns, or no-policy-found when none is cached any more. */
+static int json_policy(str *o, const char *domain, const char *tlsa)
 {
   struct sts_cached c = { 0, "", STR_INIT, { 0, 0, 0, { { 0 } } } };
   const char *p, *end, *nl;
   size_t i, n;
-  int have = !dane && sts_cache_read(domain, &c) == 1, r = -1;
+  int have = !*tlsa && sts_cache_read(domain, &c) == 1, r = -1;
 
   if (str_cats(o, "{") < 0 || json_key(o, "policy-type") < 0 ||
-      str_cats(o, dane ? "\"tlsa\"," : have ? "\"sts\"," : "\"no-policy-found\",") < 0)
+      str_cats(o, *tlsa ? "\"tlsa\"," : have ? "\"sts\"," : "\"no-policy-found\",") < 0)
     goto out;
+  if (*tlsa && strcmp(tlsa, "-") && json_tlsa(o, tlsa) < 0) goto out;
   if (have) {
     if (json_key(o, "policy-string") < 0 || str_catc(o, '[') < 0) goto out;
     for (p = c.body.s, end = p + c.body.len, i = 0; p < end; p = nl ? nl + 1 : end) {
@@ -124,23 +158,17 @@ out:
   return r;
 }
 
-/* The report for domain from its n sorted records. */
-static int json_report(str *o, const char *day, const char *domain, const char *id, const struct rec *r, size_t n)
+/* One entry of "policies" from the n sorted records of one policy. */
+static int json_one(str *o, const char *domain, const struct rec *r, size_t n)
 {
   unsigned long long ok = 0, fail = 0;
-  size_t i, j, details = 0, dane = 0;
+  size_t i, j, details = 0;
 
   for (i = 0; i < n; i++) {
     if (!strcmp(r[i].f[F_RESULT], "ok")) ok++;
     else fail++;
-    dane += !strcmp(r[i].f[F_MODE], "dane");
   }
-  if (str_copys(o, "{") < 0 || json_key(o, "organization-name") < 0 || json_str(o, org.s, org.len) < 0 ||
-      str_catc(o, ',') < 0 || json_key(o, "date-range") < 0 || str_cats(o, "{\"start-datetime\":\"") < 0 ||
-      str_cats(o, day) < 0 || str_cats(o, "T00:00:00Z\",\"end-datetime\":\"") < 0 || str_cats(o, day) < 0 ||
-      str_cats(o, "T23:59:59Z\"},") < 0 || json_key(o, "contact-info") < 0 || json_str(o, from.s, from.len) < 0 ||
-      str_catc(o, ',') < 0 || json_key(o, "report-id") < 0 || json_str(o, id, strlen(id)) < 0 ||
-      str_cats(o, ",\"policies\":[{\"policy\":") < 0 || json_policy(o, domain, n && dane == n) < 0 ||
+  if (str_cats(o, "{\"policy\":") < 0 || json_policy(o, domain, r[0].f[F_TLSA]) < 0 ||
       str_cats(o, ",\"summary\":{\"total-successful-session-count\":") < 0 || str_catu(o, ok) < 0 ||
       str_cats(o, ",\"total-failure-session-count\":") < 0 || str_catu(o, fail) < 0 ||
       str_cats(o, "},\"failure-details\":[") < 0)
@@ -161,7 +189,27 @@ static int json_report(str *o, const char *day, const char *domain, const char *
         str_catc(o, '}') < 0)
       return -1;
   }
-  return str_cats(o, "]}]}\n");
+  return str_cats(o, "]}");
+}
+
+/* The report for domain from its n sorted records: one policy for its
+ * MTA-STS sessions (or those under none), one per TLSA RRset seen. */
+static int json_report(str *o, const char *day, const char *domain, const char *id, const struct rec *r, size_t n)
+{
+  size_t i, j;
+
+  if (str_copys(o, "{") < 0 || json_key(o, "organization-name") < 0 || json_str(o, org.s, org.len) < 0 ||
+      str_catc(o, ',') < 0 || json_key(o, "date-range") < 0 || str_cats(o, "{\"start-datetime\":\"") < 0 ||
+      str_cats(o, day) < 0 || str_cats(o, "T00:00:00Z\",\"end-datetime\":\"") < 0 || str_cats(o, day) < 0 ||
+      str_cats(o, "T23:59:59Z\"},") < 0 || json_key(o, "contact-info") < 0 || json_str(o, from.s, from.len) < 0 ||
+      str_catc(o, ',') < 0 || json_key(o, "report-id") < 0 || json_str(o, id, strlen(id)) < 0 ||
+      str_cats(o, ",\"policies\":[") < 0)
+    return -1;
+  for (i = 0; i < n; i = j) {
+    for (j = i + 1; j < n && !strcmp(r[j].f[F_TLSA], r[i].f[F_TLSA]); j++) ;
+    if ((i && str_catc(o, ',') < 0) || json_one(o, domain, r + i, j - i) < 0) return -1;
+  }
+  return str_cats(o, "]}\n");
 }
 
 /* gzip (RFC 1952) of n bytes into out. */
@@ -196,7 +244,7 @@ static int rua_each(const char *txt, size_t len, void *ctx)
  * into to; how many. https: URIs are not used (RFC 8460 allows either). */
 static size_t mailtos(const str *rua, str *to)
 {
-  const char *p = rua->s, *end = rua->s + rua->len;
+  const char *p = rua->s, *end = rua->len ? rua->s + rua->len : p;   /* s is NULL when empty */
   size_t n = 0;
 
   to->len = 0;

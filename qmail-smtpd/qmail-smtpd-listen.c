@@ -28,7 +28,8 @@
  * (-p), and one that talks in the pause is dropped. Only that code, run
  * before any client byte is read, writes to the parent: the session
  * never holds the pipe, so it cannot lie about other clients. Clients
- * made RELAYCLIENT by the table are neither counted nor tested.
+ * made RELAYCLIENT by the table are neither counted nor tested; those
+ * control/dnsbl allowlists are counted but not tested (allowlisted()).
  *
  * Session (the child). The connection on fds 0 and 1, fd 2 the log, the
  * environment as tcpserver -H -R sets it, the -x table (tcprules.h),
@@ -51,6 +52,7 @@
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
+#include "door.h"
 #include "ids.h"
 #include "log.h"
 #include "session.h"
@@ -387,6 +389,35 @@ static void pregreet_test(pid_t me, const struct peer *remote)
   tell(me, N_PASSED, remote);
 }
 
+/* 1 when control/dnsbl's lists allowlist the client (dnsbl_run's
+ * DNSBL_ALLOWED): it skips the pregreet pause, as postscreen's
+ * dnsbl_whitelist_threshold. Without -t this process already has the
+ * session's ids and is the session: the lookup is the session's own
+ * (dnsbl_run keeps its result), so a listed client still gets its 554
+ * greeting. With -t it is root and reads the key later, so a child with
+ * the session's ids parses the answers, and the session asks again (the
+ * resolver's cache answers). */
+static int allowlisted(void)
+{
+  const char *ip = getenv("TCPREMOTEIP");
+  int status;
+  pid_t pid;
+
+  /* The session's directory: control/dnsbl is read there, and a lookup
+   * that found no zones would be the session's result too. */
+  if (!ip || prefix_chdir() < 0) return 0;
+  if (!tls) return dnsbl_run(ip) == DNSBL_ALLOWED;
+  pid = fork();
+  if (pid < 0) return 0;
+  if (pid == 0) {
+    if (ids_drop((uid_t)smtpdid.uid, (gid_t)smtpdid.gid) < 0) _exit(0);
+    _exit(dnsbl_run(ip));
+  }
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return 0;
+  return WIFEXITED(status) && WEXITSTATUS(status) == DNSBL_ALLOWED;
+}
+
 /* Waits for one connection; a spare that has one tells the parent, drops
  * everything of the parent's and becomes its session. */
 static void spare_child(void) __attribute__((noreturn));
@@ -435,7 +466,7 @@ static void spare_child(void)
   session_env(fd, &from, &remote);
   switch (ask(me, &remote)) {
   case V_BUSY: turn_away(0, CLIENT_REPLY); _exit(0);
-  case V_GREET: pregreet_test(me, &remote); break;
+  case V_GREET: if (!allowlisted()) pregreet_test(me, &remote); break;
   default: break;
   }
   close(taken[1]);

@@ -4,7 +4,7 @@ qmail-tlsd + qmail-smtpd, with TLSA records in a zone signed here
 (ldns-signzone), served by an authoritative unbound and validated by a
 second unbound on loopback, which is control/dnsserver. Without a line in
 control/tlspolicy, MX delivery uses the dane policy."""
-import hashlib, os, re, socket, subprocess, sys, tempfile
+import email, gzip, hashlib, json, os, re, socket, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT
@@ -63,7 +63,11 @@ dane = (host("expired", "3 0 1 " + hashlib.sha256(der(old)).hexdigest()) + host(
         host("pkix", "1 1 1 " + ee) + host("bogus", "3 1 1 " + forged) +
         host("strip", "3 1 1 " + ee, addr="127.0.0.2") +
         ["cross MX 10 mx.plain.test.", "alias MX 10 mx-alias", "mx-alias CNAME mx-target", "mx-target A 127.0.0.1",
-         "_%d._tcp.mx-target TLSA 3 1 1 %s" % (port, ee)])
+         "_%d._tcp.mx-target TLSA 3 1 1 %s" % (port, ee)] +
+        # TLS-RPT: one delivery meets a bogus TLSA answer, a mismatch, a
+        # stripped STARTTLS, then a match (MX preference order).
+        ["rpt MX 5 mx-bogus", "rpt MX 10 mx-bad", "rpt MX 20 mx-strip", "rpt MX 30 mx-ee",
+         '_smtp._tls.rpt TXT "v=TLSRPTv1; rua=mailto:tlsrpt@example.test"'])
 # The forged record matches the server, but its signature no longer fits:
 # a validating resolver answers SERVFAIL (bogus), which must defer.
 world = SignedWorld(t, {
@@ -201,5 +205,49 @@ t.check("workers: ee K, bad Z, none K, strip Z, ta K", got == ["K", "Z", "K", "Z
 t.check("workers: logged tls=dane-ee and tls=dane-ta",
         re.search(r"tls=dane-ee", wlog) and re.search(r"tls=dane-ta", wlog), wlog)
 t.check("workers: what was accepted arrived", delivered(3))
+
+# TLS-RPT (RFC 8460): each DANE session is a line of the day file, and
+# qmail-tlsrpt reports them with policy-type tlsa, one policy per TLSA
+# RRset, its records the policy-string.
+code, text, err = remote("rpt.dane.test")
+t.check("rpt: delivered by the last MX", code == "K" and delivered(), (code, text, err))
+days = sorted(f for f in os.listdir(inst.path("tlsrpt")) if re.match(r"\d{4}-\d\d-\d\d$", f))
+lines = b"".join(open(inst.path("tlsrpt", d), "rb").read() for d in days)
+t.check("rpt: DANE sessions in the day file",
+        re.search(rb"^rpt\.dane\.test dane mx-bad\.dane\.test 127\.0\.0\.1 tlsa-invalid 3_1_1_%s$" % wrong.encode(),
+                  lines, re.M), lines)
+if days:       # a run across midnight: the sessions counted as one day
+    for d in days[:-1]:
+        os.unlink(inst.path("tlsrpt", d))
+    with open(inst.path("tlsrpt", days[-1]), "wb") as f:
+        f.write(lines)
+day = days[-1] if days else "1970-01-01"
+p = subprocess.run([inst.bin("qmail-tlsrpt"), day], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                   **user)
+perr = p.stderr.decode()
+t.check("qmail-tlsrpt: the report for rpt.dane.test queued",
+        p.returncode == 0 and "event=report domain=rpt.dane.test day=%s result=queued" % day in perr, perr)
+new = q.new(expect=1)
+report = {}
+if len(new) == 1:
+    m = email.message_from_bytes(q.read(new[0])[0])
+    part = [x for x in m.walk() if x.get_content_type() == "application/tlsrpt+gzip"]
+    if part:
+        report = json.loads(gzip.decompress(part[0].get_payload(decode=True)))
+pols = {}
+for x in report.get("policies", []):
+    pol, s_ = x.get("policy", {}), x.get("summary", {})
+    pols[tuple(pol.get("policy-string", []))] = (
+        pol.get("policy-type"), pol.get("policy-domain"), s_.get("total-successful-session-count"),
+        s_.get("total-failure-session-count"),
+        sorted((f["result-type"], f.get("receiving-mx-hostname"), f.get("receiving-ip"), f["failed-session-count"])
+               for f in x.get("failure-details", [])))
+t.check("report: the TLSA mismatch, tlsa-invalid", pols.get(("3 1 1 " + wrong,)) ==
+        ("tlsa", "rpt.dane.test", 0, 1, [("tlsa-invalid", "mx-bad.dane.test", "127.0.0.1", 1)]), report)
+t.check("report: the matching RRset, one success and the stripped STARTTLS", pols.get(("3 1 1 " + ee,)) ==
+        ("tlsa", "rpt.dane.test", 1, 1, [("starttls-not-supported", "mx-strip.dane.test", "127.0.0.2", 1)]), report)
+t.check("report: the bogus answer, dnssec-invalid", pols.get(()) ==
+        ("tlsa", "rpt.dane.test", 0, 1, [("dnssec-invalid", "mx-bogus.dane.test", None, 1)]), report)
+t.check("report: nothing else", len(pols) == 3, report)
 
 t.done()

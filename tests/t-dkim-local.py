@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Bounces are signed: qmail-send queues its reports through qmail-dkim
+"""Mail this host writes is signed without QMAILQUEUE: qmail-send queues
+its reports, and sendmail what local users inject, through qmail-dkim
 (lib/qq.h QQ_SIGN) when it is installed, so a bounce whose From: domain
-(MAILER-DAEMON@me) has a key carries a DKIM-Signature that dkimpy
-verifies; a domain without a key gets its bounces unsigned, and queued
-all the same."""
+(MAILER-DAEMON@me) has a key, and a local user's message from that
+domain, carry a DKIM-Signature that dkimpy verifies; a domain without a
+key gets its mail unsigned, and queued all the same."""
 import os, re, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, wait_for
@@ -50,6 +51,24 @@ b = (bounces("alice") or [b""])[0]
 t.check("it carries a DKIM-Signature for d=%s" % D,
         re.search(rb"^DKIM-Signature:.*d=%s;" % re.escape(D.encode()), b, re.M | re.S) is not None, b[:500])
 t.check("which dkimpy verifies", verifies(b), b[:800])
+
+# A local user's message, injected by sendmail with no QMAILQUEUE.
+env = dict(os.environ)
+env.pop("QMAILQUEUE", None)
+r = subprocess.run([inst.bin("sendmail"), "-f", "carol@" + D, "alice@" + D],
+                   input=b"From: carol@%s\nSubject: local\n\nsigned by default\n" % D.encode(), env=env,
+                   capture_output=True, timeout=30)
+t.check("sendmail: queued", r.returncode == 0, r.stderr)
+
+
+def local_msgs():
+    return [m for _, m in sh.messages(inst, "alice") if b"signed by default" in m]
+
+
+t.check("sendmail's message reaches alice", wait_for(local_msgs, 30))
+m = (local_msgs() or [b""])[0]
+t.check("sendmail without QMAILQUEUE: signed (d=%s) and dkimpy verifies it" % D,
+        b"DKIM-Signature:" in m and verifies(m), m[:600])
 
 # Without a key for the bounce's domain: unsigned, delivered all the same.
 os.rename(keys, keys + ".off")
