@@ -2,7 +2,8 @@
  * see qmail-qread(8).
  *
  * A failed recipient shows the failure qmail-send recorded for its bounce
- * (queue/bounce/<qid>, readable by root only). Addresses and texts are
+ * (queue/bounce/<qid>), a pending one its last deferral reason
+ * (queue/sched/why.<qid>, why.c); both are readable by root only. Addresses and texts are
  * printed with control bytes escaped (qtool_put_safe). Read-only. */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,7 @@ static buf out = BUF_INIT(1, space, sizeof space);
 
 struct ctx {
   struct rw rw;
-  str scratch, bounce;
+  str scratch, bounce, why;
   unsigned long long now;
 };
 
@@ -76,11 +77,24 @@ static void read_bounce(struct ctx *c, const char *qid)
   close(fd);
 }
 
+/* The last deferral record of each recipient of queue/sched/why.<qid>
+ * into w[0..n) (w[k].text 0 for none); nothing when the file is missing
+ * or cannot be read. */
+static void read_why(struct ctx *c, const char *qid, struct why_rec *w, size_t n)
+{
+  struct why_rec r;
+  size_t pos = 0;
+
+  if (why_read(qid, &c->why) < 0) return;
+  while (why_next(c->why.s, c->why.len, &pos, &r)) if (r.k < n) w[r.k] = r;
+}
+
 static int show(void *ctx, const char *qid, int fd, const qf_env *e)
 {
   struct ctx *c = ctx;
   unsigned long long birth = qf_qid_birth(qid);
   struct dsn_fail *f = 0;
+  struct why_rec *w = 0;
   size_t i;
 
   (void)fd;
@@ -104,10 +118,11 @@ static int show(void *ctx, const char *qid, int fd, const qf_env *e)
   read_bounce(c, qid);
   if (c->bounce.len && (f = calloc(e->nrcpt, sizeof *f)))
     dsn_parse(c->bounce.s, c->bounce.len, f, e->nrcpt);
+  if ((w = calloc(e->nrcpt ? e->nrcpt : 1, sizeof *w))) read_why(c, qid, w, e->nrcpt);
   for (i = 0; i < e->nrcpt; i++) {
     const struct qf_rcpt *r = e->rcpt + i;
     int ch = rw_classify(&c->rw, r->addr, r->len, &c->scratch);
-    if (ch < 0) { free(f); return -1; }
+    if (ch < 0) { free(f); free(w); return -1; }
     wr(buf_puts(&out, ch == CH_LOCAL ? "  local   " : "  remote  "));
     wr(buf_puts(&out, r->state == QF_PENDING ? "pending  " : r->state == QF_FAILED ? "failed   " : "done     "));
     qtool_put_safe(&out, r->addr, r->len);
@@ -115,15 +130,22 @@ static int show(void *ctx, const char *qid, int fd, const qf_env *e)
       wr(buf_puts(&out, ": "));
       qtool_put_safe(&out, f[i].text, f[i].tn);
     }
+    if (r->state == QF_PENDING && w && w[i].text) {
+      wr(buf_puts(&out, ": deferred "));
+      age(c->now > w[i].t ? c->now - w[i].t : 0);
+      wr(buf_puts(&out, " ago: "));
+      qtool_put_safe(&out, w[i].text, w[i].tn);
+    }
     wr(buf_puts(&out, "\n"));
   }
   free(f);
+  free(w);
   return 0;
 }
 
 int main(int argc, char **argv)
 {
-  struct ctx c = { RW_INIT, STR_INIT, STR_INIT, 0 };
+  struct ctx c = { RW_INIT, STR_INIT, STR_INIT, STR_INIT, 0 };
   size_t other = 0;
 
   (void)argv;
@@ -140,5 +162,6 @@ int main(int argc, char **argv)
   rw_free(&c.rw);
   str_free(&c.scratch);
   str_free(&c.bounce);
+  str_free(&c.why);
   return 0;
 }

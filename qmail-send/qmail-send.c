@@ -95,6 +95,7 @@ struct send_job {
   uint8_t waiting[CH_N];             /* in channel ch's waiting list */
   uint32_t wnext[CH_N];              /* waiting-list link */
   uint32_t fnext;                    /* free-list link */
+  str why;                           /* this round's deferral reasons (why.c) */
 };
 
 struct slot { uint32_t job; uint32_t pos; uint32_t n; uint32_t dest, gen; };
@@ -400,6 +401,7 @@ static void job_release(uint32_t j)
   free(job->dst);
   job->order = 0;
   job->dst = 0;
+  job->why.len = 0;                  /* the buffer is kept for the next job */
   job->fnext = jfree;
   jfree = j;
   njobs--;
@@ -575,6 +577,32 @@ static uint32_t remote_dest(const struct send_job *job)
   return d;
 }
 
+/* Replaces queue/sched/why.<qid> with this round's deferral reasons and
+ * the older ones of recipients still pending that were not tried in this
+ * round. Only for qmail-qread: a failure is logged and forgotten. */
+static void why_flush(struct send_job *job)
+{
+  static str old;
+  size_t pos = 0, n = job->env.nrcpt;
+  struct why_rec r;
+  unsigned char *seen;
+
+  if (!job->why.len) return;
+  if (!(seen = calloc(n ? n : 1, 1))) return;
+  while (why_next(job->why.s, job->why.len, &pos, &r)) if (r.k < n) seen[r.k] = 1;
+  why_read(job->qid, &old);
+  for (pos = 0; why_next(old.s, old.len, &pos, &r) && job->why.len <= WHY_MAX - WHY_LINE;) {
+    if (r.k >= n || seen[r.k] || job->env.rcpt[r.k].state != QF_PENDING) continue;
+    seen[r.k] = 1;
+    if (why_add(&job->why, r.k, r.t, r.text, r.tn) < 0) break;
+  }
+  free(seen);
+  if (why_save(job->qid, job->why.s, job->why.len) < 0) {
+    log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "deferral reasons");
+    log_kv("error", strerror(errno)); log_end();
+  }
+}
+
 static void round_end(uint32_t j)
 {
   struct send_job *job = jobs + j;
@@ -589,6 +617,7 @@ static void round_end(uint32_t j)
     for (k = lo; k < hi; k++) if (job->env.rcpt[job->order[k]].state == QF_PENDING) pend[ch]++;
   }
   if (!pend[CH_LOCAL] && !pend[CH_REMOTE]) { finish(j); return; }
+  why_flush(job);
   if (dsn_delay(&dcfg, job->qid, job->wfd, &job->env, t) < 0) {
     log_begin(PROG, "error"); log_kv("qid", job->qid); log_kv("op", "delay notice");
     log_kv("error", strerror(errno)); log_end();
@@ -664,6 +693,7 @@ static void stuck_retry(void)
       log_begin(PROG, "error"); log_kv("qid", q); log_kv("op", "unlink bounce");
       log_kv("error", strerror(errno)); log_end();
     }
+    unlink(mpath("queue/sched/" WHY_PREFIX, q));
     log_begin(PROG, "done"); log_kv("qid", q); log_kv("msg", "its file removed at last"); log_end();
     mt_del(&msgtab, (uint32_t)i);
     gone++;
@@ -710,6 +740,7 @@ static void finish(uint32_t j)
     log_begin(PROG, "error"); log_kv("qid", qid); log_kv("op", "unlink bounce");
     log_kv("error", strerror(errno)); log_end();
   }
+  unlink(mpath("queue/sched/" WHY_PREFIX, qid));   /* none, or cleanup() retries */
   log_begin(PROG, "done"); log_kv("qid", qid); log_ku("failed", nf); log_end();
   job_release(j);
   mt_del(&msgtab, i);
@@ -920,7 +951,11 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     log_kv("error", strerror(errno)); log_end();
     c = 'Z';
   }
-  if (c == 'Z') job->z[ch] = 1;
+  if (c == 'Z') {
+    size_t at = job->why.len;
+    job->z[ch] = 1;
+    if (at <= WHY_MAX - WHY_LINE && why_add(&job->why, k, wall(), text, tn) < 0) job->why.len = at;
+  }
   log_begin(PROG, "delivery");
   log_kv("qid", job->qid);
   log_ku("i", k);
@@ -1146,8 +1181,9 @@ static int trigger(int fd)
   return want_scan;
 }
 
-/* Removes tmp/ files older than TMP_OLD (qmail-queue died mid-write) and
- * bounce/ files whose message is gone (a crash between two unlinks). */
+/* Removes tmp/ files older than TMP_OLD (qmail-queue died mid-write), and
+ * bounce/ files and sched/ deferral reasons (why.c, with their temporary
+ * files) whose message is gone (a crash between two unlinks). */
 static void cleanup(void)
 {
   unsigned long long t = wall();
@@ -1173,6 +1209,18 @@ static void cleanup(void)
       if (unlinkat(dirfd(dir), d->d_name, 0) == 0) {
         log_begin(PROG, "cleanup"); log_kv("bounce", d->d_name); log_end();
       }
+    }
+    closedir(dir);
+  }
+  dir = opendir("queue/sched");
+  if (dir) {
+    while ((d = readdir(dir))) {
+      const char *q = d->d_name + (d->d_name[0] == '.');
+      if (strncmp(q, WHY_PREFIX, strlen(WHY_PREFIX))) continue;
+      q += strlen(WHY_PREFIX);
+      if (!qf_qid_ok(q, strlen(q))) continue;
+      if (stat(mpath("queue/mess/", q), &st) == 0 || errno != ENOENT) continue;
+      unlinkat(dirfd(dir), d->d_name, 0);
     }
     closedir(dir);
   }

@@ -344,4 +344,29 @@ void dsn_status(const char *text, size_t n, char out[16]);
 struct dsn_why { char status[16]; const char *type; const char *text; size_t tn; };
 void dsn_why(const char *text, size_t n, int ch, struct dsn_why *w);
 
+/* ---- why.c: the last deferral reason of each pending recipient, for
+ * qmail-qread: queue/sched/why.<qid>, one line "index wallclock text" per
+ * recipient (qmail-queuefile(5)). Not durable and never read by
+ * qmail-send: a missing, stale or cut file costs only the text. */
+
+#define WHY_PREFIX "why."
+#define WHY_TEXT 200                 /* bytes of a reason kept */
+#define WHY_MAX 65536                /* bytes of a file written or read */
+#define WHY_LINE (WHY_TEXT + 64)     /* bytes of a record, at most */
+
+struct why_rec { size_t k; unsigned long long t; const char *text; size_t tn; };
+
+/* Appends the record of recipient k deferred at wall time t to s: text cut
+ * to WHY_TEXT bytes, control bytes made spaces. 0 or -1 (ENOMEM). */
+int why_add(str *s, size_t k, unsigned long long t, const char *text, size_t tn);
+/* The next record of b[*pos..n) into r (pointing into b): 1, or 0 at the
+ * end. Lines that do not parse are skipped. */
+int why_next(const char *b, size_t n, size_t *pos, struct why_rec *r);
+/* Reads queue/sched/why.<qid> (at most WHY_MAX bytes) into out: 0, or -1
+ * (errno; ENOENT: none) with out empty. */
+int why_read(const char *qid, str *out);
+/* Replaces queue/sched/why.<qid> with p[0..n) through
+ * queue/sched/.why.<qid> and rename(2), without fsync. 0 or -1 (errno). */
+int why_save(const char *qid, const char *p, size_t n);
+
 #endif

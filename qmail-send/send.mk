@@ -4,7 +4,7 @@ PROGS += qmail-start qmail-send
 # in its resident memory.
 STATIC += qmail-send
 qmail-start_SRCS := qmail-send/qmail-start.c
-qmail-send_SRCS := qmail-send/qmail-send.c qmail-send/sched.c qmail-send/dest.c qmail-send/rewrite.c qmail-send/dsn.c qmail-send/keep.c qmail-send/journal.c \
+qmail-send_SRCS := qmail-send/qmail-send.c qmail-send/why.c qmail-send/sched.c qmail-send/dest.c qmail-send/rewrite.c qmail-send/dsn.c qmail-send/keep.c qmail-send/journal.c \
                    qmail-remote/routes.c
 qmail-send_LIBS := -lresolv
 t-send_EXTRA := qmail-send/sched.c qmail-send/dest.c qmail-send/rewrite.c qmail-send/dsn.c

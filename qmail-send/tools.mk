@@ -3,7 +3,7 @@
 # (dsn.c) so that what they show is what qmail-send does.
 PROGS += qmail-qstat qmail-qread
 qmail-qstat_SRCS := qmail-send/qmail-qstat.c qmail-send/qtool.c qmail-send/rewrite.c
-qmail-qread_SRCS := qmail-send/qmail-qread.c qmail-send/qtool.c qmail-send/rewrite.c qmail-send/dsn.c
+qmail-qread_SRCS := qmail-send/qmail-qread.c qmail-send/qtool.c qmail-send/rewrite.c qmail-send/dsn.c qmail-send/why.c
 
 # qmail-logsum is a script; it is installed with the programs.
 SCRIPTS += qmail-logsum

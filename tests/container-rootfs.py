@@ -13,7 +13,7 @@ Checked: a refused setup (bad SMARTHOST_TLS) stops make container before
 anything is installed; the tarball holds no password and no SMTP server;
 mail from the application is relayed after STARTTLS and AUTH with the
 sender rewritten; an address literal goes through the smarthost too; mail
-to root goes to LOCAL_TO; a bounce goes through the smarthost to
+to root goes to LOCAL_TO, its To: header qualified; a bounce goes through the smarthost to
 BOUNCE_TO (control/bounceto), not to the no-reply sender, with a From: in
 the rewritten sender's domain; the processes run as the random
 uid; sendmail -q works; a second start without the variables keeps every
@@ -205,6 +205,9 @@ r = sendmail("To: root\nSubject: cron\n\ntoken-root\n", "root")
 t.check("mail to root goes to LOCAL_TO through the smarthost",
         wait_for(lambda: session_with(b"token-root"), 30) and
         "RCPT TO:<ops@example.test>" in session_with(b"token-root").commands, stdout()[-3000:])
+s = session_with(b"token-root")
+t.check("... its To: header qualified (sendmail qualifies header addresses)",
+        s and re.search(rb"^To: root@[a-z0-9.-]+\.[a-z]+\r?$", s.data[0], re.M), s and s.data[0][:600])
 
 r = sendmail("Subject: nobody\n\ntoken-bounce\n", "nobody@far.test")
 

@@ -128,6 +128,25 @@ t.check("qread: pending remote recipient", "  remote  pending  cat@remote.test" 
 t.check("qread: locals match ignoring case", "  local   pending  Dan@Example.TEST" in lines, out)
 t.check("qread: control bytes escaped", "\x1b" not in out and "eve\\x1b[31m@evil.test" in out, out)
 
+# A pending recipient shows the last deferral reason qmail-send kept in
+# queue/sched/why.<qid> (qmail-queuefile(5)): the last record of a
+# recipient wins, lines that do not parse and records of recipients no
+# longer pending are ignored, the text is escaped.
+now = int(time.time())
+with open(inst.path("queue", "sched", "why." + first), "wb") as f:
+    f.write(b"2 %d connect: 192.0.2.7: Connection refused\n" % (now - 9000) +
+            b"0 %d joe was deferred once\n" % (now - 60) +
+            b"x 12 not a record\n2 junk not a record\n" +
+            b"2 %d 421 4.3.2 \x1b[31mshutting down\n" % (now - 3 * 3600) +
+            b"2 5 a cut last line")
+rc, out, err = tool("qmail-qread")
+lines = out.splitlines()
+t.check("qread: a pending recipient's last deferral reason and its age",
+        "  remote  pending  cat@remote.test: deferred 3h00m ago: 421 4.3.2 \\x1b[31mshutting down" in lines, out)
+t.check("qread: no reason for a recipient no longer pending",
+        "  local   done     joe@localhost" in lines and "joe was deferred" not in out, out)
+os.unlink(inst.path("queue", "sched", "why." + first))
+
 # A damaged file and a stray name are reported, not fatal.
 with open(inst.path("queue", "mess", "1.2.3"), "wb") as f:
     f.write(b"QMQ1 not a queue file")

@@ -6,7 +6,7 @@ a healthy one's mail flows; the healthy one never sees more simultaneous
 sessions than control/concurrencyperdest; a 4xx to RCPT holds nothing;
 and after the dead one comes back and SIGALRM clears the holds, each of
 its recipients is delivered exactly once."""
-import os, re, signal, sys, threading, time
+import os, re, signal, subprocess, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, wait_for, free_port
 import send_harness as sh
@@ -125,4 +125,16 @@ t.check("the 4xx recipient is still queued, nothing else",
         wait_for(lambda: len(inst.queue_files()) == 1, 10), inst.queue_files())
 t.check("the refused recipient was never bounced",
         not any(b"busy@soft.test" in b for _, b in sh.messages(inst, "alice")))
+
+# qmail-qread shows why the one left waits: the last deferral reason
+# qmail-send kept in queue/sched/why.<qid>; the files of the messages
+# delivered since are gone.
+qr = subprocess.run([inst.bin("qmail-qread")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+out = qr.stdout.decode("utf-8", "replace")
+t.check("qmail-qread shows a pending recipient's last deferral reason",
+        qr.returncode == 0 and re.search(r"(?m)^  remote  pending  busy@soft\.test: deferred \d+s ago: .*451 4\.3\.0 <busy@soft\.test> try later", out),
+        (out, qr.stderr))
+whys = [n for n in os.listdir(inst.path("queue", "sched")) if "why." in n]
+t.check("... kept for the queued message only", whys == ["why." + q for q in inst.queue_files()],
+        (whys, inst.queue_files()))
 t.done()
