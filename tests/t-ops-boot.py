@@ -63,9 +63,13 @@ def start():
 
 
 def all_up():
+    """Every service up, and qmail-send ready: a TERM before it has started
+    is not the stop this test is about."""
     return all(supervised(inst.path("service", d)) and
                subprocess.run(["s6-svstat", "-o", "up", inst.path("service", d)],
-                              stdout=subprocess.PIPE).stdout.strip() == b"true" for d in SERVICES)
+                              stdout=subprocess.PIPE).stdout.strip() == b"true" for d in SERVICES) and \
+        subprocess.run(["s6-svwait", "-U", "-t", "1000", inst.path("service", "qmail-send")],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
 
 for round_ in ("first boot", "second boot"):

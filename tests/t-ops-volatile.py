@@ -24,7 +24,7 @@ P = harness.PREFIX
 if os.path.isdir(P):
     shutil.rmtree(P)
 os.makedirs(P)
-subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,nr_inodes=2000", "tmpfs", P], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m,nr_inodes=2000", "tmpfs", P], check=True)
 t.cleanups.append(lambda: subprocess.run(["umount", "-l", P]))
 os.environ.update(SMTP_ADDR="127.0.0.1", SMTP_PORT=str(free_port()))
 if "ASAN_OPTIONS" in os.environ:
