@@ -185,6 +185,8 @@ static int query(const char *name, int type)
 {
   int n, retrans = rs.retrans, retry = rs.retry;
 
+  /* Without dns_init the state is zeroed: never a query through it. */
+  if (!ready) return DNS_TEMP;
   if (deadline && fit_deadline() < 0) return DNS_TEMP;
   /* A truncated answer (TC) is never an answer: libresolv retries it over
    * TCP, and what comes back truncated even there (or an error code on a

@@ -115,18 +115,25 @@ static int spawn(pid_t *pid, const char *path, int m, int e, unsigned flags)
   int r;
 
   if (!env) return -1;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, m, 0);
-  posix_spawn_file_actions_adddup2(&fa, e, 1);
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-  posix_spawnattr_init(&at);
+  if ((r = posix_spawn_file_actions_init(&fa)) != 0) { free(env); errno = r; return -1; }
+  if ((r = posix_spawnattr_init(&at)) != 0) {
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    errno = r;
+    return -1;
+  }
   sigemptyset(&def);
   for (i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&def, sigs[i]);
   sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&at, &def);
-  posix_spawnattr_setsigmask(&at, &none);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  r = posix_spawn(pid, path, &fa, &at, argv, env);
+  /* Each step must hold: a child started without its dup2s would read
+   * the caller's fd 0 and 1 (an SMTP session's socket) as its input. */
+  if ((r = posix_spawn_file_actions_adddup2(&fa, m, 0)) == 0 &&
+      (r = posix_spawn_file_actions_adddup2(&fa, e, 1)) == 0 &&
+      (r = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0 &&
+      (r = posix_spawnattr_setsigdefault(&at, &def)) == 0 &&
+      (r = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
+      (r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0)
+    r = posix_spawn(pid, path, &fa, &at, argv, env);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   free(env);

@@ -25,13 +25,14 @@ int why_add(str *s, size_t k, unsigned long long t, const char *text, size_t tn)
   return 0;
 }
 
-/* Parses a decimal number ending at a space; 0 or -1. */
+/* Parses a decimal number ending at a space, at most 19 digits (so it
+ * cannot overflow); 0 or -1. */
 static int num(const char *b, size_t n, size_t *p, unsigned long long *v)
 {
   size_t s = *p;
   *v = 0;
-  while (*p < n && b[*p] >= '0' && b[*p] <= '9' && *p - s < 20) *v = *v * 10 + (unsigned)(b[(*p)++] - '0');
-  if (*p == s || *p >= n || b[*p] != ' ' || *p - s >= 20) return -1;
+  while (*p < n && b[*p] >= '0' && b[*p] <= '9' && *p - s < 19) *v = *v * 10 + (unsigned)(b[(*p)++] - '0');
+  if (*p == s || *p >= n || b[*p] != ' ' || *p - s >= 19) return -1;
   (*p)++;
   return 0;
 }

@@ -22,6 +22,7 @@
 #include "smtpd.h"
 
 #define SPF_TIMEOUT 20          /* seconds: RFC 7208 4.6.4's "at least 20" */
+#define SPF_TIMEOUT_MAX 3600    /* larger values are cut to it */
 
 static struct {
   int loaded, bad, off, rejectfail, defertemp;
@@ -58,6 +59,7 @@ static int load(void)
     config_warn("cannot read control/spftimeout");
     pol.bad = 1;
   }
+  if (pol.timeout > SPF_TIMEOUT_MAX) pol.timeout = SPF_TIMEOUT_MAX;   /* no overflow in ms */
   if (!pol.off && !pol.bad &&
       (control_line(&server, "control/dnsserver") < 0 || dns_init(&server) < 0)) {
     config_warn("cannot set up the resolver (control/dnsserver)");

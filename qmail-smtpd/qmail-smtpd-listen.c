@@ -410,6 +410,9 @@ static int allowlisted(void)
   pid = fork();
   if (pid < 0) return 0;
   if (pid == 0) {
+    /* The parser of DNS answers never holds the pipes to the parent. */
+    close(taken[1]);
+    close(answer);
     if (ids_drop((uid_t)smtpdid.uid, (gid_t)smtpdid.gid) < 0) _exit(0);
     _exit(dnsbl_run(ip));
   }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include "authres.h"
 #include "buf.h"
+#include "date.h"
 #include "control.h"
 #include "dkimverify.h"
 #include "dmarc.h"
@@ -41,7 +42,7 @@
 #define PROG "qmail-verify"
 #define HDR_MAX (1u << 20)             /* a header block beyond this is refused */
 #define HASH_MAX (64ull << 20)         /* body bytes hashed, all signatures together */
-#define DNS_BUDGET 15                  /* seconds of key lookups per message */
+#define DNS_BUDGET 15                  /* seconds of DNS per message */
 #define TXT_MAX 16384
 
 /* Becomes the next stage, fixed at build time. */
@@ -301,6 +302,9 @@ int main(void)
   clock_gettime(CLOCK_MONOTONIC, &kc.start);
   if (dns_init(&dnsserver) < 0) kc.budget_gone = 1;    /* every key: temperror */
   dns_limits(2, 2);
+  /* One bound for every query of the message, DMARC's included: each
+   * query's tries are fitted into what is left (lib/dns.h). */
+  dns_deadline(mono_ms() + DNS_BUDGET * 1000ULL);
   if (dkim_verify_start(&v, hdr.s, hdr.len, &o) < 0) {
     if (errno == ENOMEM) log_fatal(PROG, QQ_NOMEM, "out of memory");
     /* a header dkim_fields cannot split (or of over 512 fields): no
