@@ -335,10 +335,14 @@ class TruncatingDns:
     """A hostile DNS server on 127.0.0.1 (UDP and TCP, one port): every
     answer has TC set and no records, with rcode (3: NXDOMAIN, 0: NOERROR)
     over UDP and again over TCP, so nothing usable ever comes. .queries
-    counts (proto, qtype) asked."""
+    counts (proto, qtype) asked. With stall_tcp, a TCP retry is accepted
+    and held (in .held) without an answer: libresolv's TCP reads have no
+    timeout of their own."""
 
-    def __init__(self, t, rcode=3):
+    def __init__(self, t, rcode=3, stall_tcp=False):
         self.rcode = rcode
+        self.stall_tcp = stall_tcp
+        self.held = []
         self.queries = []
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.bind(("127.0.0.1", 0))
@@ -387,6 +391,9 @@ class TruncatingDns:
                 continue
             except OSError:
                 return
+            if self.stall_tcp:
+                self.held.append(c)
+                continue
             try:
                 c.settimeout(2)
                 n = struct.unpack(">H", c.recv(2, socket.MSG_WAITALL))[0]
@@ -402,5 +409,7 @@ class TruncatingDns:
         self.stop = True
         for th in self.threads:
             th.join(2)
+        for c in self.held:
+            c.close()
         self.udp.close()
         self.tcp.close()

@@ -9,7 +9,7 @@ control/spftimeout."""
 import os, smtplib, socket, subprocess, sys, tempfile, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, wait_for
-from remote_peers import Dns
+from remote_peers import Dns, TruncatingDns
 from smtpd_harness import Server
 
 t = T()
@@ -136,48 +136,8 @@ for dom, res in [("temp.test", "temperror"), ("deep0.test", "permerror"), ("loop
 
 
 # A server that answers every UDP query truncated (TC) and takes the TCP
-# retry without ever answering: libresolv's TCP reads have no timeout of
-# their own.
-class Stall:
-    def __init__(self):
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(16)
-        self.held = []
-        self.stop = False
-        threading.Thread(target=self.run_udp, daemon=True).start()
-        threading.Thread(target=self.run_tcp, daemon=True).start()
-
-    def run_udp(self):
-        self.udp.settimeout(0.2)
-        while not self.stop:
-            try:
-                q, peer = self.udp.recvfrom(4096)
-            except OSError:
-                continue
-            if len(q) >= 12:
-                self.udp.sendto(q[:2] + bytes([0x83 | (q[2] & 1), 0x80]) + q[4:6] + b"\0\0\0\0\0\0" + q[12:], peer)
-
-    def run_tcp(self):
-        self.tcp.settimeout(0.2)
-        while not self.stop:
-            try:
-                self.held.append(self.tcp.accept()[0])
-            except OSError:
-                continue
-
-    def close(self):
-        self.stop = True
-        for x in self.held + [self.udp, self.tcp]:
-            x.close()
-
-
-stall = Stall()
-t.cleanups.append(stall.close)
+# retry without ever answering.
+stall = TruncatingDns(t, rcode=0, stall_tcp=True)
 inst.control("dnsserver", "127.0.0.1:%d" % stall.port)
 r, took = timed("x@stall.test")
 t.check("a server that truncates and never answers over TCP: 451 within the bound (%ds + 3)" % BOUND,
