@@ -9,7 +9,8 @@
  * pipe tells the spares to exit without accepting (SIGTERM). At the -c
  * limit no spare is made and the parent accepts and answers 421 itself,
  * so no client waits in the backlog. SIGCHLD and SIGTERM come through a
- * signalfd: no signal handler ever runs. The parent reads no control
+ * signalfd: no signal handler ever runs; SIGPIPE is ignored (a reader
+ * gone costs a write). The parent reads no control
  * file and no client byte and keeps no state per connection but counts
  * and the spares' pids: its small image is what every fork copies.
  *
@@ -716,8 +717,9 @@ static void on_taken(void)
     int v = forget_spare(n.pid);
     if (v < 0) continue;
     char c = (char)judge(&n, n.pid);
-    /* One byte into an empty pipe: never blocks, never short. */
-    if (write(v, &c, 1) != 1) log_fatal(PROG, 111, "cannot answer a spare");
+    /* One byte into an empty pipe: never blocks, never short. EPIPE: the
+     * spare died after its note; reap() counts it out. */
+    if (write(v, &c, 1) != 1 && errno != EPIPE) log_fatal(PROG, 111, "cannot answer a spare");
     close(v);
   }
 }
@@ -917,6 +919,10 @@ int main(int argc, char **argv)
   smtpdid.gid = gid;
   port = number(argv[optind + 1], 65535);
   std_fds();
+  /* A reader that goes (the log's, a spare's, a client's) costs a
+   * write, never the resident process; the children inherit it, and
+   * lib/qq restores the default for what they exec. */
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) log_fatal(PROG, 111, "cannot ignore SIGPIPE");
   client_config();
 
   sigemptyset(&set);
