@@ -23,7 +23,9 @@ int dnsbl_run(const char *ip);
 int dnsbl_allowed(void);
 /* The session of a listed client: a 554 greeting with the list's text,
  * then 503 to everything but QUIT (RFC 5321 3.1), until QUIT, EOF, a
- * timeout or ten commands. Never returns. */
+ * timeout or ten commands; when PREGREETED says that the listener sent
+ * a "220-" line, the greeting ends as 220 and the commands get 550 with
+ * the list's text instead. Never returns. */
 void dnsbl_refuse(void) __attribute__((noreturn));
 
 /* door.c. At RCPT, for an accepted recipient: NULL, or the 451 reply
