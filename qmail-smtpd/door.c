@@ -4,7 +4,8 @@
  * Keys. Greylisting's client is its network, IPv4 /24 or IPv6 /64, as
  * Postgrey's: a sender's pool of outbound hosts retries from another
  * address of the same network. AUTH failures count per IPv4 address and
- * per IPv6 /64 (one host holds a whole /64). Sender and recipient are
+ * per IPv6 /64 (one host holds a whole /64), and so do unknown
+ * recipients. Sender and recipient are
  * lowercased; a byte the protocol cannot carry becomes '?'.
  *
  * The service down: the client is let through, and logged (event=state),
@@ -27,6 +28,7 @@
 static int loaded;
 static unsigned long gl_delay, gl_window, gl_expiry, gl_clients;
 static unsigned long auth_max, auth_window;
+static unsigned long rcpt_max, rcpt_window;
 
 static void load(void)
 {
@@ -40,6 +42,8 @@ static void load(void)
   if (control_ulong(&gl_clients, "control/greylistclients", 5) < 0) gl_clients = 5;
   if (control_ulong(&auth_max, "control/authmaxfail", 10) < 0) auth_max = 10;
   if (control_ulong(&auth_window, "control/authfailwindow", 600) < 0) auth_window = 600;
+  if (control_ulong(&rcpt_max, "control/rcptfailmax", 100) < 0) rcpt_max = 100;
+  if (control_ulong(&rcpt_window, "control/rcptfailwindow", 600) < 0) rcpt_window = 600;
 }
 
 /* The client's address as a key: an IPv6 one's /64, an IPv4 one's
@@ -170,4 +174,49 @@ void door_auth_result(int ok)
   if (!ok) catnum(&req, auth_window);
   catkey(&req, key.s, key.len);
   (void)ask(&req, rep, sizeof rep);
+}
+
+/* The request "<verb> window max addr" about unknown recipients; 1 when
+ * the answer is LOCK, with the count in *count. */
+static int rcpt_ask(const char *verb, unsigned long long *count)
+{
+  static str req, key;
+  char rep[STATE_REP_MAX];
+
+  load();
+  *count = 0;
+  if (!rcpt_max || ss.relayclient || ss.authed || dnsbl_allowed() || authkey(&key) < 0) return 0;
+  req.len = 0;
+  if (str_cats(&req, verb) < 0) quit(1, "nomem");
+  catnum(&req, rcpt_window);
+  catnum(&req, rcpt_max);
+  catkey(&req, key.s, key.len);
+  if (ask(&req, rep, sizeof rep) < 0) return 0;
+  {
+    const char *sp = strchr(rep, ' ');
+    if (!sp || scan_ulong(sp + 1, strlen(sp + 1), count) < 0) *count = 0;
+  }
+  return !strncmp(rep, "LOCK ", 5);
+}
+
+int door_rcpt_locked(void)
+{
+  unsigned long long n;
+  return rcpt_ask("R", &n);
+}
+
+int door_rcpt_unknown(void)
+{
+  unsigned long long n;
+  if (!rcpt_ask("U", &n)) return 0;
+  /* One line per episode: only the recipient that reached the limit
+   * gets a count equal to it (the service answers one at a time). */
+  if (n == rcpt_max) {
+    log_begin(PROG, "dictionary");
+    log_kv("ip", ss.remoteip);
+    log_ku("unknown", n);
+    log_ku("window", rcpt_window);
+    log_end();
+  }
+  return 1;
 }

@@ -3,7 +3,8 @@
 /* qmail-smtpd's checks at the door that reach beyond one session:
  *
  *   dnsbl.c  DNS block- and allowlists (control/dnsbl), before the greeting
- *   door.c   greylisting at RCPT and the AUTH failure lockout, kept by
+ *   door.c   greylisting at RCPT, the AUTH failure lockout and the
+ *            memory of unknown recipients, kept by
  *            qmail-smtpd-state over its socket (stateproto.h)
  *
  * Each fails open: a list that does not answer in time, or a state
@@ -38,5 +39,14 @@ const char *door_greylist(const char *sender, size_t sn, const char *rcpt, size_
 int door_auth_locked(void);
 /* After an AUTH verdict: a failure is counted, a success resets. */
 void door_auth_result(int ok);
+/* Unknown recipients per client address (IPv6: its /64) across
+ * connections: door_rcpt_unknown counts one (after its 550), and both
+ * return 1 once control/rcptfailmax were counted within
+ * control/rcptfailwindow seconds (which the one reaching the limit
+ * restarts, and logs as event=dictionary): the session then answers
+ * 421 4.7.0 and ends. Never for RELAYCLIENT, authenticated or
+ * allowlisted clients. */
+int door_rcpt_locked(void);
+int door_rcpt_unknown(void);
 
 #endif

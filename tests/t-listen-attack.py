@@ -29,14 +29,15 @@ class Srv:
     """A listener on 127.0.0.1 port 0, its log into a pipe read by a
     thread of ours (or, logfile given, a file)."""
 
-    def __init__(self, name, opts=()):
+    def __init__(self, name, opts=(), pipe=False):
         self.log = open(inst.path(name + ".log"), "w+")
-        self.rd, wr = os.pipe()
+        self.rd, wr = os.pipe() if pipe else (None, self.log)
         e = dict(os.environ)
         e.pop("RELAYCLIENT", None)
         self.p = inst.spawn([LISTEN, "-1", "-l", "mail.example.test"] + IDS + list(opts) + ["0", "0"],
                             stdout=subprocess.PIPE, stderr=wr, env=e)
-        os.close(wr)
+        if pipe:
+            os.close(wr)
         r, _, _ = select.select([self.p.stdout], [], [], 10)
         line = self.p.stdout.readline() if r else b""
         self.port = int(line) if line.strip().isdigit() else 0
@@ -78,7 +79,7 @@ def children(pid):
 
 
 # --- SIGPIPE: the log's reader and a spare go away ----------------------------------
-srv = Srv("sigpipe")
+srv = Srv("sigpipe", pipe=True)
 c = C(srv.port, "127.0.0.1")
 t.check("the listener serves", c.greeting[0] == 220, c.greeting)
 c.close()
@@ -102,4 +103,110 @@ t.check("... and still serves: three sessions from greeting to QUIT", codes == [
 srv.stop()
 t.check("... and stops on SIGTERM with 0", srv.p.returncode == 0, srv.p.returncode)
 
+
+# --- the state service -------------------------------------------------------------
+slog = open(inst.path("state.log"), "w+")
+user = {}
+if IS_ROOT and inst.multi:
+    uid, gid = inst.uid("smtpdstate")
+    user = dict(user=uid, group=gid, extra_groups=[])
+state = inst.spawn([inst.bin("qmail-smtpd-state")], stdout=slog, stderr=slog, **user)
+if not t.check("qmail-smtpd-state starts", wait_for(lambda: os.path.exists(inst.path("smtpdstate", "socket")), 10)):
+    t.done()
+srv = Srv("door")
+
+# --- password guessing across connections ---------------------------------------------
+PW = "right-pass"
+r = subprocess.run([inst.bin("qmail-passwd"), "add", "joe"], input=(PW + "\n").encode(),
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+t.check("qmail-passwd add", r.returncode == 0, r.stderr)
+inst.control("authloopback", "1")      # AUTH without TLS from loopback; authmaxfail: the default, 10
+
+
+def plain(pw):
+    return "AUTH PLAIN " + base64.b64encode(("\0joe\0" + pw).encode()).decode()
+
+
+replies = []
+for i in range(8):
+    c = C(srv.port, "127.0.0.3")
+    c.cmd("EHLO guesser.test")
+    for k in range(3):
+        code, text = c.cmd(plain("guess%d-%d" % (i, k)))
+        replies.append((code, text))
+        if code != 535:
+            break
+    c.close()
+codes = [x[0] for x in replies]
+t.check("the guesser: ten failures over four connections (535, and 421 at a session's third)",
+        codes[:10] == [535, 535, 421] * 3 + [535], codes)
+t.check("... then 454 4.7.0 on every later connection, at once",
+        codes[10:] == [454] * 5 and all(x[1].startswith("4.7.0") for x in replies[10:]), replies[10:])
+c = C(srv.port, "127.0.0.3")
+c.cmd("EHLO guesser.test")
+t.check("... even with the right password", c.cmd(plain(PW))[0] == 454)
+c.close()
+c = C(srv.port, "127.0.0.1")
+c.cmd("EHLO legit.test")
+t.check("meanwhile a user from another address authenticates: 235", c.cmd(plain(PW))[0] == 235)
+c.close()
+
+# The fail2ban regex as qmail-smtpd(8) documents it, <HOST> as fail2ban
+# expands it, run on the log.
+page = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qmail-smtpd",
+                         "qmail-smtpd.8")).read()
+m = re.search(r"For fail2ban.*?\n\.EX\n(.*?)\n\.EE", page, re.S)
+doc = m.group(1).replace("\\-", "-").replace("\\e", "\\") if m else "(no regex in the page)"
+rx = re.compile(doc.replace("<HOST>", r"(?P<host>\S+)"))
+hits = [rx.search(l) for l in srv.logtext().splitlines()]
+hosts = [h.group("host") for h in hits if h]
+t.check("the documented fail2ban regex finds the 10 failures and 6 refusals of the guesser, no other host",
+        hosts == ["127.0.0.3"] * 16, (doc, hosts))
+t.check("... its lines say failed, then locked",
+        [h.group(0).rsplit("=", 1)[1] for h in hits if h] == ["failed"] * 10 + ["locked"] * 6)
+
+# --- a dictionary attack across connections -----------------------------------------
+inst.control("rcptfailmax", "30")
+inst.control("rcptfailwindow", "60")
+
+
+def probe(src, rcpts):
+    """One connection from src: the RCPT replies, until one is not 550."""
+    c = C(srv.port, src)
+    c.cmd("HELO prober.test")
+    c.cmd("MAIL FROM:<p@prober.test>")
+    out = []
+    for to in rcpts:
+        code, text = c.cmd("RCPT TO:<%s>" % to)
+        out.append((code, text))
+        if code != 550:
+            break
+    closed = c.closed()
+    c.close()
+    return out, closed
+
+
+r1, _ = probe("127.0.0.4", ["n%d@mail.example.test" % i for i in range(25)])
+t.check("a prober's first connection: 20 unknown recipients, 550 each, then 421 (maxbadrcpts)",
+        [x[0] for x in r1] == [550] * 20 + [421], [x[0] for x in r1])
+r2, closed = probe("127.0.0.4", ["m%d@mail.example.test" % i for i in range(25)])
+t.check("its second: the 10th unknown recipient makes 30 in the window: 550, then 421 4.7.0, closed",
+        [x[0] for x in r2] == [550] * 10 + [421] and r2[-1][1].startswith("4.7.0") and closed,
+        [x[0] for x in r2])
+for i in range(2):
+    r3, closed = probe("127.0.0.4", ["u@example.test"])
+    t.check("a later connection from it: even a good recipient gets 421 4.7.0, closed (%d)" % i,
+            [x[0] for x in r3] == [421] and "unknown recipients" in r3[0][1] and closed, r3)
+r4, _ = probe("127.0.0.1", ["u@example.test"])
+r5, _ = probe("127.0.0.1", ["nobody@mail.example.test", "u@example.test"])
+t.check("another address: its recipients get 250, its unknown ones 550",
+        [x[0] for x in r4] == [250] and [x[0] for x in r5] == [550, 250], (r4, r5))
+lines = [l for l in srv.logtext().splitlines() if "event=dictionary" in l]
+t.check("the episode is logged once, with the count and window",
+        len(lines) == 1 and "ip=127.0.0.4 unknown=30 window=60" in lines[0], lines)
+t.check("... and each refused connection closes with reason=dictionary",
+        len([l for l in srv.logtext().splitlines() if "ip=127.0.0.4 reason=dictionary" in l]) == 3)
+srv.stop()
+state.terminate()
+state.wait(10)
 t.done()
