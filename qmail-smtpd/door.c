@@ -29,6 +29,7 @@ static int loaded;
 static unsigned long gl_delay, gl_window, gl_expiry, gl_clients;
 static unsigned long auth_max, auth_window;
 static unsigned long rcpt_max, rcpt_window;
+static str gl_skip;             /* control/greylistskip lines */
 
 static void load(void)
 {
@@ -40,6 +41,7 @@ static void load(void)
   if (control_ulong(&gl_window, "control/greylistwindow", 2 * 86400) < 0) gl_window = 2 * 86400;
   if (control_ulong(&gl_expiry, "control/greylistexpiry", 35 * 86400) < 0) gl_expiry = 35 * 86400;
   if (control_ulong(&gl_clients, "control/greylistclients", 5) < 0) gl_clients = 5;
+  if (control_lines(&gl_skip, "control/greylistskip") < 0) gl_skip.len = 0;
   if (control_ulong(&auth_max, "control/authmaxfail", 10) < 0) auth_max = 10;
   if (control_ulong(&auth_window, "control/authfailwindow", 600) < 0) auth_window = 600;
   if (control_ulong(&rcpt_max, "control/rcptfailmax", 100) < 0) rcpt_max = 100;
@@ -111,6 +113,22 @@ static int ask(const str *req, char *rep, size_t max)
   return r;
 }
 
+/* 1 when SPF passed this transaction's sender (mailspf.c's SPF_RESULT
+ * and SPF_DOMAIN, set afresh at every MAIL) for a domain that
+ * control/greylistskip names, or for any domain when it holds "*": a
+ * sender the domain's owner vouches for retries like a real MTA anyway.
+ * DKIM is verified only after DATA, too late for RCPT. */
+static int spf_skip(void)
+{
+  const char *r = getenv("SPF_RESULT"), *d = getenv("SPF_DOMAIN");
+  size_t i;
+
+  if (!gl_skip.len || !r || !d || strcmp(r, "pass")) return 0;
+  for (i = 0; i < gl_skip.len; i += strlen(gl_skip.s + i) + 1)
+    if (!strcmp(gl_skip.s + i, "*")) return 1;
+  return domain_in_list(&gl_skip, d, strlen(d));
+}
+
 const char *door_greylist(const char *sender, size_t sn, const char *rcpt, size_t rn)
 {
   static str req, net;
@@ -121,6 +139,15 @@ const char *door_greylist(const char *sender, size_t sn, const char *rcpt, size_
   load();
   if (!gl_delay || ss.relayclient || ss.authed || dnsbl_allowed()) return 0;
   if (netkey(&net, 24) < 0) return 0;
+  if (spf_skip()) {
+    log_begin(PROG, "greylist");
+    log_kv("ip", ss.remoteip);
+    log_kb("from", sender, sn);
+    log_kb("to", rcpt, rn);
+    log_kv("result", "spfskip");
+    log_end();
+    return 0;
+  }
   req.len = 0;
   if (str_cats(&req, "G") < 0) quit(1, "nomem");
   catnum(&req, gl_delay);

@@ -32,7 +32,8 @@ void dnsbl_refuse(void) __attribute__((noreturn));
 /* door.c. At RCPT, for an accepted recipient: NULL, or the 451 reply
  * while the (client network, sender, recipient) triplet is greylisted.
  * Greylisting is on when control/greylist holds a delay > 0; never for
- * RELAYCLIENT, authenticated or allowlisted clients. */
+ * RELAYCLIENT, authenticated or allowlisted clients, nor for a sender
+ * whose domain passed SPF and is in control/greylistskip. */
 const char *door_greylist(const char *sender, size_t sn, const char *rcpt, size_t rn);
 /* At AUTH: 1 when the client's address had control/authmaxfail failures
  * within control/authfailwindow seconds (any connection): 454. */
