@@ -28,7 +28,7 @@ struct psl {
 
 /* Reads the list at path: 0, or -1 with errno (ENOENT and other open and
  * read errors; EINVAL: a rule with a byte that cannot be in a domain, or
- * no rule at all; EFBIG: over control files' 16 MB bound; ENOMEM).
+ * no rule at all; EFBIG: over 16 MB; ENOMEM).
  * With only (domains, the list ending in 0), just the rules whose
  * rightmost label is that of one of them are kept: lookups are then
  * right for those domains and any other under the same top-level
