@@ -202,6 +202,8 @@ age_cache("enforce.test", 4000)
 code, text, err = remote("enforce.test")
 t.check("expired cache, policy host unreachable: no policy, delivered under may",
         code == "K" and "tls=mta-sts-unavailable" in err and "policy=may" in err, (code, text, err))
+t.check("the failed fetch for the same id not tried again at once",
+        "qmail-mtasts event=fetch" not in err and 'policy="none, fetch failed recently"' in err, err)
 q.new(expect=1)
 
 # TLS-RPT: the day's report per policy domain, queued by qmail-tlsrpt in
