@@ -67,8 +67,10 @@ static int fetch(const char *domain, const char *id)
 void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result,
                  const char *tlsa)
 {
+  static int full;
   char day[11];
   str line = STR_INIT, path = STR_INIT;
+  struct stat st;
   int fd;
 
   rpt_day(day, (unsigned long long)time(0));
@@ -78,9 +80,19 @@ void rpt_session(const char *domain, const char *mode, const char *host, const c
       str_cats(&line, ip) < 0 || str_catc(&line, ' ') < 0 || str_cats(&line, result) < 0 ||
       (tlsa && (str_catc(&line, ' ') < 0 || str_cats(&line, tlsa) < 0)) || str_catc(&line, '\n') < 0)
     goto out;
-  /* One write with O_APPEND: lines from concurrent workers never mix. */
+  /* One write with O_APPEND: lines from concurrent workers never mix.
+   * A full day file takes no more lines (the day's report counts what it
+   * holds), and says so once per process. */
   fd = open(path.s, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
-  if (fd < 0 || write(fd, line.s, line.len) != (ssize_t)line.len) {
+  if (fd >= 0 && fstat(fd, &st) == 0 && (unsigned long long)st.st_size + line.len > RPT_DAYMAX) {
+    if (!full) {
+      log_begin("qmail-remote", "tlsrpt_error");
+      log_kv("file", path.s);
+      log_kv("error", "day file full");
+      log_end();
+    }
+    full = 1;
+  } else if (fd < 0 || write(fd, line.s, line.len) != (ssize_t)line.len) {
     log_begin("qmail-remote", "tlsrpt_error");
     log_kv("file", path.s);
     log_kv("error", strerror(errno));
