@@ -9,7 +9,8 @@
  * lowercased; a byte the protocol cannot carry becomes '?'.
  *
  * The service down: the client is let through, and logged (event=state),
- * so that a crash of a convenience never stops mail (SECURITY). */
+ * so that a crash of a convenience never stops mail (SECURITY); the
+ * session then asks no more. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -100,7 +101,12 @@ static void catnum(str *req, unsigned long v)
  * could not be asked. */
 static int ask(const str *req, char *rep, size_t max)
 {
-  int r = state_ask(req->s, req->len, rep, max, STATE_TIMEOUT);
+  static int down;              /* once per session: a hung service costs one timeout */
+  int r;
+
+  if (down) return -1;
+  r = state_ask(req->s, req->len, rep, max, STATE_TIMEOUT);
+  if (r < 0) down = 1;
   if (r < 0 || !strncmp(rep, "ERR", 3)) {
     log_begin(PROG, "state");
     log_kv("ip", ss.remoteip);

@@ -228,29 +228,6 @@ code, _ = rcpt("127.0.0.7", "a@sender.test", "w@relay.test")
 t.check("allowlisted (DNSWL) client: never greylisted", code == 250, code)
 code, _ = rcpt("127.0.0.1", "b@sender.test", "w@relay.test", server=relay)
 t.check("RELAYCLIENT: never greylisted", code == 250, code)
-# SPF-pass senders of the domains in control/greylistskip skip it.
-code, _ = rcpt("127.0.5.1", "a@spfok.test", "s1@relay.test")
-t.check("SPF pass without control/greylistskip: greylisted (451)", code == 451, code)
-inst.control("greylistskip", ["spfok.test", ".spfsub.test", "spffail.test"])
-code, _ = rcpt("127.0.5.1", "b@spfok.test", "s2@relay.test")
-t.check("SPF pass, domain in greylistskip: 250 at once", code == 250, code)
-t.check("... logged result=spfskip",
-        re.search(r"event=greylist ip=127\.0\.5\.1 from=b@spfok\.test to=s2@relay\.test result=spfskip", log()),
-        log()[-2000:])
-code, _ = rcpt("127.0.5.1", "c@mail.spfsub.test", "s3@relay.test")
-t.check("SPF pass, a subdomain of a .domain line: 250", code == 250, code)
-code, _ = rcpt("127.0.5.1", "d@spfother.test", "s4@relay.test")
-t.check("SPF pass, a domain not listed: 451", code == 451, code)
-code, _ = rcpt("127.0.5.1", "e@spffail.test", "s5@relay.test")
-t.check("listed, but SPF fails: 451", code == 451, code)
-code, _ = rcpt("127.0.6.1", "f@spfok.test", "s6@relay.test")
-t.check("listed, from a host SPF does not allow (fail): 451", code == 451, code)
-inst.control("greylistskip", ["*"])
-code, _ = rcpt("127.0.5.1", "g@spfother.test", "s7@relay.test")
-t.check("'*': any SPF-pass domain skips greylisting: 250", code == 250, code)
-code, _ = rcpt("127.0.6.1", "h@spfother.test", "s8@relay.test")
-t.check("'*': still not an SPF fail: 451", code == 451, code)
-os.unlink(inst.path("control", "greylistskip"))
 t.check("greylisting logged", re.search(r"event=greylist ip=127\.0\.0\.1 from=a@sender\.test to=y@relay\.test result=\"WAIT", log()), log())
 
 # The state survives a restart of the service.
@@ -277,6 +254,30 @@ code, text = rcpt("127.0.2.5", "new@other.test", "p3@relay.test")
 t.check("a network with 2 passes is allowlisted: a new triplet gets 250", code == 250, (code, text))
 code, text = rcpt("127.0.3.5", "new@other.test", "p3@relay.test")
 t.check("another network is not", code == 451, (code, text))
+
+# SPF-pass senders of the domains in control/greylistskip skip it.
+code, _ = rcpt("127.0.5.1", "a@spfok.test", "s1@relay.test")
+t.check("SPF pass without control/greylistskip: greylisted (451)", code == 451, code)
+inst.control("greylistskip", ["spfok.test", ".spfsub.test", "spffail.test"])
+code, _ = rcpt("127.0.5.1", "b@spfok.test", "s2@relay.test")
+t.check("SPF pass, domain in greylistskip: 250 at once", code == 250, code)
+t.check("... logged result=spfskip",
+        re.search(r"event=greylist ip=127\.0\.5\.1 from=b@spfok\.test to=s2@relay\.test result=spfskip", log()),
+        log()[-2000:])
+code, _ = rcpt("127.0.5.1", "c@mail.spfsub.test", "s3@relay.test")
+t.check("SPF pass, a subdomain of a .domain line: 250", code == 250, code)
+code, _ = rcpt("127.0.5.1", "d@spfother.test", "s4@relay.test")
+t.check("SPF pass, a domain not listed: 451", code == 451, code)
+code, _ = rcpt("127.0.5.1", "e@spffail.test", "s5@relay.test")
+t.check("listed, but SPF fails: 451", code == 451, code)
+code, _ = rcpt("127.0.6.1", "f@spfok.test", "s6@relay.test")
+t.check("listed, from a host SPF does not allow (fail): 451", code == 451, code)
+inst.control("greylistskip", ["*"])
+code, _ = rcpt("127.0.5.1", "g@spfother.test", "s7@relay.test")
+t.check("'*': any SPF-pass domain skips greylisting: 250", code == 250, code)
+code, _ = rcpt("127.0.6.1", "h@spfother.test", "s8@relay.test")
+t.check("'*': still not an SPF fail: 451", code == 451, code)
+os.unlink(inst.path("control", "greylistskip"))
 
 # --- AUTH ---------------------------------------------------------------------
 PW = "right-pass"
