@@ -112,12 +112,30 @@ void rconf_free(struct rconf *c)
   str_free(&c->tlspolicy);
 }
 
+/* Closes fd, keeping errno: -1. */
+static int close_fail(int fd)
+{
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+/* The connected fd made blocking: the session uses blocking I/O bounded
+ * by poll (buf.h). fd, or -1 (closed). */
+static int blocking(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return close_fail(fd);
+  return fd;
+}
+
 /* Connects to a:port within the connect timeout, from control/outgoingip
  * when its family matches. The socket, or -1 with errno set. */
 static int tcp_connect(const struct raddr *a, unsigned long port, const struct rconf *c)
 {
   struct sockaddr_storage sa = a->sa;
-  int fd, e = 0, fl, on = 1;
+  int fd, e = 0, on = 1;
   socklen_t elen = sizeof e;
 
   if (sa.ss_family == AF_INET) ((struct sockaddr_in *)&sa)->sin_port = htons((unsigned short)port);
@@ -137,15 +155,9 @@ static int tcp_connect(const struct raddr *a, unsigned long port, const struct r
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0) goto fail;
     if (e) { errno = e; goto fail; }
   }
-  /* The session uses blocking I/O bounded by poll (buf.h). */
-  fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) goto fail;
-  return fd;
+  return blocking(fd);
 fail:
-  e = errno;
-  close(fd);
-  errno = e;
-  return -1;
+  return close_fail(fd);
 }
 
 static void ip_text(const struct raddr *a, char *out, size_t n)
@@ -546,7 +558,7 @@ static int unix_connect(const char *path)
 {
   struct sockaddr_un sa;
   size_t n = strlen(path);
-  int fd, fl, e;
+  int fd;
 
   if (n >= sizeof sa.sun_path) { errno = ENAMETOOLONG; return -1; }
   memset(&sa, 0, sizeof sa);
@@ -554,15 +566,8 @@ static int unix_connect(const char *path)
   memcpy(sa.sun_path, path, n);
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) goto fail;
-  fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) goto fail;
-  return fd;
-fail:
-  e = errno;
-  close(fd);
-  errno = e;
-  return -1;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_fail(fd);
+  return blocking(fd);
 }
 
 /* Delivers through an LMTP route (RFC 2033): to a unix socket, or to a

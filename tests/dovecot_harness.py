@@ -24,10 +24,12 @@ service anvil {
 """
 
 
-def available(protocol):
-    """Whether this host can run Dovecot's protocol ("imap", "lmtp")."""
-    return IS_ROOT and os.path.exists(DOVECOT) and \
-        os.path.exists("/usr/lib/dovecot/" + protocol)
+def require(t, protocol, what):
+    """Ends the test with what skipped unless this host can run Dovecot's
+    protocol ("imap", "lmtp") as root."""
+    if not (IS_ROOT and os.path.exists(DOVECOT) and os.path.exists("/usr/lib/dovecot/" + protocol)):
+        t.skip(what, "needs root and dovecot-%sd" % protocol)
+        t.done()
 
 
 class Dovecot:

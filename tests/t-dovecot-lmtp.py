@@ -21,9 +21,7 @@ import dovecot_harness as dh
 import send_harness as sh
 
 t = T()
-if not dh.available("lmtp"):
-    t.skip("LMTP delivery to Dovecot", "needs root and dovecot-lmtpd")
-    t.done()
+dh.require(t, "lmtp", "LMTP delivery to Dovecot")
 
 inst = sh.setup(t)
 D = sh.DOMAIN

@@ -17,9 +17,7 @@ import dovecot_harness as dh
 import send_harness as sh
 
 t = T()
-if not dh.available("imap"):
-    t.skip("Dovecot over our Maildirs", "needs root and dovecot-imapd")
-    t.done()
+dh.require(t, "imap", "Dovecot over our Maildirs")
 
 inst = sh.setup(t)
 D = sh.DOMAIN
