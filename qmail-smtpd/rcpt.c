@@ -220,17 +220,18 @@ static int vr_has_domain(const char *d, size_t n)
   static int last_r = -1;
   struct cdb c;
   unsigned pos;
-  int fd, r = 0;
+  int fd, r = 0, more = 0;
 
   if (last_r >= 0 && last.len == n && !memcmp(last.s, d, n)) return last_r;
   if (!table_open("control/validrcptto.cdb", &c, &fd)) return 0;
   cdb_seqinit(&pos, &c);
-  while (!r && cdb_seqnext(&pos, &c) > 0) {
+  while (!r && (more = cdb_seqnext(&pos, &c)) > 0) {
     unsigned kl = cdb_keylen(&c);
     const char *k = kl > n ? cdb_getkey(&c) : 0;
     r = k && k[kl - n - 1] == '@' && !strncasecmp(k + kl - n, d, n);
   }
   table_close(&c, fd);
+  need(!r && more < 0 ? -1 : 0, "control/validrcptto.cdb");   /* a damaged file: 421, as delivery would defer */
   need(str_copyb(&last, d, n), "nomem");
   return last_r = r;
 }
