@@ -215,4 +215,18 @@ for dom in temp.domains:
     b = [m for m in files("bob", dom) if b"TOKEN-%s-" % dom.encode() in m]
     t.check("%s: bob's late copy is byte for byte the message" % how(dom), len(b) == 1 and exact(b[0], dom), b[:1])
 t.check("no bounce but the two for bob under perm", len(bounces()) == 2, len(bounces()))
+
+# Messages one after another to one domain: a worker of qmail-rspawn keeps
+# its LMTP connection for the next (smtp_reuse); each lands once.
+dom = "perm-unix.test"
+before = perm.dov.log().count("Connect from local")
+for n in range(3):
+    sent["%s-%d" % (dom, n)] = body("%s-%d" % (dom, n))
+    inst.inject("alice@" + D, ["alice@" + dom], sent["%s-%d" % (dom, n)])
+ok = wait_for(lambda: all(sum(1 for m in files("alice", dom) if b"TOKEN-%s-%d-" % (dom.encode(), n) in m) == 1
+                          for n in range(3)), 30)
+t.check("3 messages in a row over the unix socket: each in alice's Maildir once", ok)
+conns = perm.dov.log().count("Connect from local") - before
+t.check("  over fewer connections than messages (one kept between them)", 1 <= conns < 3,
+        (conns, perm.dov.log()[-1500:]))
 t.done()
