@@ -3,8 +3,10 @@
 service/container/rootfs makes the runtime root file system (the
 Containerfile's second stage) as a tarball; it is unpacked and run with
 unshare (mount and pid namespaces) and chroot, so no host file is visible,
-as a random non-root uid with group 0, all of it in a network namespace of
-its own (loopback only: no resolver, nothing outside). The smarthost is a
+as a random non-root uid with group 0 that is not the one the image was
+made by and has no /etc/passwd entry (as OpenShift runs images), all of
+it in a network namespace of its own (loopback only: no resolver,
+nothing outside). The smarthost is a
 sink with real STARTTLS and AUTH on that loopback, named only in the
 root's /etc/hosts. Settings come at run time (the password from a mounted
 secret file, read at start), logs go to the container's stdout.
@@ -16,9 +18,12 @@ sender rewritten; an address literal goes through the smarthost too; mail
 to root goes to LOCAL_TO, its To: header qualified; a bounce goes through the smarthost to
 BOUNCE_TO (control/bounceto), not to the no-reply sender, with a From: in
 the rewritten sender's domain; the processes run as the random
-uid; sendmail -q works; a second start without the variables keeps every
-setting."""
-import os, random, re, shutil, ssl, stat, subprocess, sys, tempfile, time
+uid; sendmail -q works; without a DKIM key mail goes unsigned; a second
+start without the variables keeps every setting, and with DKIM_KEY_FILE,
+DKIM_DOMAIN and DKIM_SELECTOR added the application's mail and bounces are
+signed, which dkimpy verifies against the record published in a DNS server
+on the loopback; the key is in no image."""
+import base64, os, random, re, shutil, ssl, stat, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, ROOT, BUILD, PREFIX, IS_ROOT, free_port, wait_for
@@ -30,8 +35,13 @@ if IS_ROOT and not os.environ.get("QMAIL_TEST_NETNS") and shutil.which("unshare"
                            sys.executable, os.path.abspath(__file__)],
                dict(os.environ, QMAIL_TEST_NETNS="1"))
 
-from remote_peers import Sink
+from remote_peers import Dns, Sink, txt_lookup
 from tls_harness import CA
+try:
+    import dkim
+except ImportError:
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import dkim
 
 t = T()
 missing = [p for p in ("busybox", "unshare", "chroot", "setpriv", "s6-svscan", "ldd", "strip")
@@ -41,7 +51,8 @@ if not IS_ROOT or missing or not PREFIX:
     t.done()
 
 P = PREFIX
-uid = random.randint(100000, 1999999)       # in no passwd: as a platform picks one
+build_uid = random.randint(100000, 999999)  # the image's owner (CONTAINER_UID)
+uid = random.randint(1000000, 1999999)      # in no passwd: as a platform picks one
 work = tempfile.mkdtemp(prefix="qmail-rootfs-")
 os.chmod(work, 0o755)     # the uid installs under it
 t.cleanups.append(lambda: shutil.rmtree(work, ignore_errors=True))
@@ -61,7 +72,7 @@ t.check("... before anything is installed", not os.path.exists(P), os.listdir(P)
 
 # --- the root file system --------------------------------------------------------------
 r = run(["sh", os.path.join(ROOT, "service", "container", "rootfs")],
-        env=dict(os.environ, PREFIX=P, BUILD=BUILD, CONTAINER_UID=str(uid), ROOTFS=os.path.join(work, "fs")))
+        env=dict(os.environ, PREFIX=P, BUILD=BUILD, CONTAINER_UID=str(build_uid), ROOTFS=os.path.join(work, "fs")))
 tarball = os.path.join(work, "fs.tar.gz")
 t.check("service/container/rootfs makes the tarball", r.returncode == 0 and os.path.isfile(tarball), r.stdout)
 if r.returncode:
@@ -71,6 +82,9 @@ names = run(["tar", "-tzf", tarball]).stdout.decode().split()
 t.check("no password and no SMTP server in the image",
         not any(n.endswith(("/control/smtpauth", "/bin/qmail-smtpd", "/bin/qmail-queued")) for n in names),
         [n for n in names if "smtp" in n])
+t.check("no DKIM key in the image, the signer in it",
+        not any(n.endswith(".key") for n in names) and any(n.endswith("/bin/qmail-dkim") for n in names),
+        [n for n in names if "dkim" in n])
 
 root = os.path.join(work, "root")
 os.mkdir(root)
@@ -93,6 +107,21 @@ with open(secret, "w") as f:
     f.write(PW + "\n")
 os.chown(secret, uid, 0)
 os.chmod(secret, 0o400)
+t.check("the uid has no /etc/passwd entry",
+        not re.search(r"^[^:]*:[^:]*:%d:" % uid, open(os.path.join(root, "etc", "passwd")).read(), re.M))
+# The DKIM key, a secret as a platform mounts it (root's, group 0 may read)
+# and its record in a DNS server on the loopback.
+KEY = os.path.join(ROOT, "tests", "dkim-keys", "rsa2048.pem")
+shutil.copy(KEY, os.path.join(root, "run", "secrets", "dkim"))
+os.chown(os.path.join(root, "run", "secrets", "dkim"), 0, 0)
+os.chmod(os.path.join(root, "run", "secrets", "dkim"), 0o440)
+pub = base64.b64encode(subprocess.run(["openssl", "pkey", "-in", KEY, "-pubout", "-outform", "DER"],
+                                      capture_output=True, check=True).stdout).decode()
+record = "v=DKIM1; k=rsa; p=" + pub
+dns = Dns(t, ["--txt-record=c1._domainkey.example.test,%s" %
+              ",".join(record[i:i + 200] for i in range(0, len(record), 200))])
+t.check("dnsmasq answers the key record", dns.ok and txt_lookup(dns.port, "c1._domainkey.example.test") ==
+        record.encode())
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
@@ -141,7 +170,7 @@ def stdout():
 
 
 def ours():
-    """pid -> (name, uid, gid) of the processes in our root."""
+    """pid -> (name, uid, gid, supplementary groups) of the processes in our root."""
     found = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -150,7 +179,8 @@ def ours():
             if os.readlink("/proc/%s/root" % d) != root:
                 continue
             st = dict(l.split(":", 1) for l in open("/proc/%s/status" % d).read().splitlines() if ":" in l)
-            found[int(d)] = (st["Name"].strip(), int(st["Uid"].split()[0]), int(st["Gid"].split()[0]))
+            found[int(d)] = (st["Name"].strip(), int(st["Uid"].split()[0]), int(st["Gid"].split()[0]),
+                             st["Groups"].split())
         except (OSError, KeyError, ValueError):
             pass
     return found
@@ -161,12 +191,13 @@ t.cleanups.append(lambda: p.poll() is None and stop(p))
 t.check("qmail-send starts; its log line is on the container's stdout",
         wait_for(lambda: "qmail-send event=start" in stdout(), 30), stdout()[-2000:])
 procs = ours()
-t.check("every process runs as the random uid, group 0",
-        procs and all(u == uid and g == 0 for _, u, g in procs.values()), procs)
+t.check("every process runs as the random uid, group 0, no other group",
+        procs and all(u == uid and g == 0 and not gs for _, u, g, gs in procs.values()), procs)
 t.check("qmail-send and its spawners among them",
-        {"qmail-send", "qmail-lspawn", "qmail-rspawn"} <= {n for n, _, _ in procs.values()}, procs)
+        {"qmail-send", "qmail-lspawn", "qmail-rspawn"} <= {n for n, _, _, _ in procs.values()}, procs)
 t.check("no log file: stdout only", not os.path.exists(os.path.join(root, P.lstrip("/"), "log", "qmail-send", "current")))
-t.check("the password was read at start", PW in open(os.path.join(root, P.lstrip("/"), "control", "smtpauth")).read())
+auth_file = os.path.join(root, P.lstrip("/"), "control", "smtpauth")
+t.check("the password was read at start", os.path.exists(auth_file) and PW in open(auth_file).read())
 
 
 def sendmail(msg, *args):
@@ -195,6 +226,8 @@ s = session_with(b"token-app")
 if s:
     t.check("after STARTTLS and AUTH PLAIN", s.tls and s.auth == [("PLAIN", "app", True)], s.commands)
     t.check("sender rewritten", "MAIL FROM:<noreply@example.test>" in s.commands, s.commands)
+    t.check("no DKIM key given: sent unsigned", not re.search(rb"^DKIM-Signature:", s.data[0], re.I | re.M),
+            s.data[0][:600])
 
 r = sendmail("Subject: lit\n\ntoken-literal\n", "someone@[192.0.2.7]")
 t.check("an address literal goes through the smarthost",
@@ -212,11 +245,10 @@ t.check("... its To: header qualified (sendmail qualifies header addresses)",
 r = sendmail("Subject: nobody\n\ntoken-bounce\n", "nobody@far.test")
 
 
-def bounce():
-    for x in delivered():
-        if "MAIL FROM:<>" in x.commands and any(b"nobody@far.test" in d for d in x.data):
-            return x
-    return None
+def bounce(n=1):
+    """The n-th bounce of mail to nobody@far.test the sink got."""
+    found = [x for x in delivered() if "MAIL FROM:<>" in x.commands and any(b"nobody@far.test" in d for d in x.data)]
+    return found[n - 1] if len(found) >= n else None
 
 
 b = wait_for(bounce, 30)
@@ -234,15 +266,39 @@ t.check("stdout: one key=value line per event",
         [l for l in lines if not re.match(r"^qmail-[a-z]+ event=\w+", l)][:5])
 t.check("no password on stdout", PW not in stdout())
 
-# --- a second start, no variables given: every setting kept ----------------------------
+
+
+def verifies(data):
+    """Every DKIM-Signature of data, as the sink received it, verifies with dkimpy,
+    the key looked up in the loopback DNS server; and there is one, d=
+    example.test."""
+    wire = re.sub(rb"(?m)^\.", b"", data[:-3] if data.endswith(b"\r\n.\r\n") else data)   # SMTP's dots undone
+    head = wire.split(b"\r\n\r\n", 1)[0]     # a bounce quotes the signed header in its body
+    n = len(re.findall(rb"^DKIM-Signature:", head, re.I | re.M))
+    d = dkim.DKIM(wire)
+    return n > 0 and re.search(rb"^DKIM-Signature:.*d=example\.test;", head, re.I | re.M | re.S) and \
+        all(d.verify(idx=i, dnsfunc=lambda name, timeout=5: txt_lookup(dns.port, name)) for i in range(n))
+
+
+# --- a second start, only the DKIM key given: every other setting kept ------------------
 stop(p)
 t.check("stopped: no process left", wait_for(lambda: not ours(), 10), ours())
-p = start([])
-t.check("started again without the variables", wait_for(lambda: stdout().count("qmail-send event=start") >= 2, 30))
-r = sendmail("Subject: again\n\ntoken-again\n", "ops@far.test")
+p = start(["DKIM_KEY_FILE=/run/secrets/dkim", "DKIM_DOMAIN=example.test", "DKIM_SELECTOR=c1"])
+t.check("started again with only the DKIM variables",
+        wait_for(lambda: stdout().count("qmail-send event=start") >= 2, 30), stdout()[-2000:])
+kst = os.stat(os.path.join(root, P.lstrip("/"), "control", "dkim", "example.test", "c1.key"))
+t.check("the key copied at start: the uid's, 0400", kst.st_uid == uid and kst.st_mode & 0o777 == 0o400,
+        (kst.st_uid, oct(kst.st_mode)))
+r = sendmail("From: App <app@localhost>\nSubject: again\n\ntoken-again\n", "ops@far.test")
+t.check("sendmail as the uid", r.returncode == 0, r.stdout)
 s = wait_for(lambda: session_with(b"token-again"), 30)
 t.check("still relayed after STARTTLS and AUTH, sender rewritten",
         s and s.tls and s.auth == [("PLAIN", "app", True)] and "MAIL FROM:<noreply@example.test>" in s.commands,
         s.commands if s else stdout()[-2000:])
+t.check("signed: dkimpy verifies it (d=example.test, key from the loopback DNS)", s and verifies(s.data[0]),
+        s and s.data[0][:1200])
+r = sendmail("Subject: nobody\n\ntoken-bounce2\n", "nobody@far.test")
+b = wait_for(lambda: bounce(2), 30)
+t.check("its bounce is signed too, and verifies", b and verifies(b.data[0]), b and b.data[0][:1200])
 stop(p)
 t.done()
