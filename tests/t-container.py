@@ -82,6 +82,15 @@ t.check("control/smtpauth: remote uid, 0400", st.st_mode & 0o777 == 0o400 and
 r = subprocess.run(["sh", QC, "setup"],
                    env=dict(env, SMARTHOST="bad host"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 t.check("setup refuses a bad SMARTHOST", r.returncode == 100, r.stdout)
+r = subprocess.run(["sh", QC, "setup"], env=dict(env, DKIM_DOMAIN="example.test"),
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+t.check("setup refuses a DKIM domain without its key and selector", r.returncode == 100 and
+        b"go together" in r.stdout, r.stdout)
+r = subprocess.run(["sh", QC, "setup"], env=dict(env, DKIM_DOMAIN="example.test", DKIM_SELECTOR="../x",
+                                               DKIM_KEY_FILE="/dev/null"),
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+t.check("... and a selector that is not DNS labels", r.returncode == 100 and b"bad DKIM_SELECTOR" in r.stdout,
+        r.stdout)
 
 
 def run(*argv, timeout=30):
