@@ -573,6 +573,11 @@ class NsPeer:
     name = "?"
     pkg = "?"
     na = {}
+    # Scale runs: a count above scale_max is not run (n/a), and smtp-source
+    # gets secs_per_msg per message: both peers take mail at a small
+    # fraction of this MTA's rate on this bench, so 100,000 would take hours.
+    scale_max = 10000
+    secs_per_msg = 0.25
 
     def __init__(self, base, sink_port, down_port, uid, gid, ids):
         self.base = base
@@ -1334,11 +1339,15 @@ def main():
         if "scale" in phases:
             for n in cfg["scale"]:
                 for m in mtas:
+                    if n > getattr(m, "scale_max", n):
+                        NA.setdefault(m.name, {})["scale %d" % n] = (
+                            "not run: more than %d messages at its rate here" % m.scale_max)
+                        continue
                     m.stop()
                     m.wipe_queue()
                     m.start()
-                    tq, ts, rss = scale(m, n, 120 + n * 0.02)
-                    add("scale %d: time to queue (s)" % n, m, tq, "scale")
+                    tq, ts, rss = scale(m, n, 120 + n * getattr(m, "secs_per_msg", 0.02))
+                    add("scale %d: time to queue (s)" % n, m, tq, "scale %d" % n)
                     if not skip(m, "scale-scheduler"):
                         add("scale %d: time until the scheduler has taken in all (s)" % n, m, ts,
                             "scale-scheduler")
@@ -1454,10 +1463,13 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Pos
                " ".join(load0), " ".join(load1)),
            "", "## Results", ""] + table + [""]
     out += ["## Set-up and commands", "",
-            "- Both MTAs deliver `box@local.test` into one Maildir and relay `peer@remote.test` "
+            "- Every MTA delivers `box@local.test` into one Maildir and relays `peer@remote.test` "
             "to one `smtp-sink -c 127.0.0.1:PORT 256`; only loopback, no DNS (this: control/smtproutes; "
             "Postfix: relayhost [127.0.0.1]:PORT, smtp_dns_support_level=disabled, "
-            "smtp_host_lookup=native, smtpd_peername_lookup=no). fsync on for both (their defaults).",
+            "smtp_host_lookup=native, smtpd_peername_lookup=no; Exim: manualroute to 127.0.0.1 byname, "
+            "host_lookup and rfc1413_hosts empty; OpenSMTPD: relay host smtp://127.0.0.1:PORT; both of "
+            "these in a name service of files only, their resolv.conf naming a loopback address where "
+            "nothing listens). fsync as each does by default.",
             "- this: service/install into %s/this with unused numeric uids; `qmail-start SEND REMOTE ./Maildir/` "
             "and `qmail-queued` (as the queue uid) and `qmail-smtpd-listen -c 100 -x control/tcp.smtp.cdb -u SMTPD -g GID 127.0.0.1 PORT`, "
             "logging to a file; users/assign `=box:alias:...` (plus a `+` catch-all)." % a.base,
@@ -1465,13 +1477,23 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Pos
             "master.cf without chroot, `inet_interfaces = 127.0.0.1`, delivery by virtual(8) "
             "(`virtual_mailbox_domains = local.test`, `virtual_mailbox_maps = static:box/`), "
             "logging to a file through postlogd (`maillog_file`)." % a.base,
+            "- Exim and OpenSMTPD: `apt-get download` of exim4-daemon-light and opensmtpd, `dpkg-deb -x` "
+            "into %s/pkg (bench/unpack-peers), each run by bench/nsrun.py in a mount namespace of its own "
+            "(`unshare -m`): a read-only overlay on /etc gives the compiled-in configuration paths and a "
+            "passwd naming unused numeric ids (Debian-exim; opensmtpd, opensmtpq; box, the Maildir's owner); "
+            "nsrun is a child subreaper, so detached processes' CPU is counted. Exim: `exim4 -bdf -q30m`, "
+            "/etc/exim4/exim4.conf (so it keeps root for deliveries, as installed), smtp_accept_max = 100, "
+            "smtp_accept_queue_per_connection = 0 (its default, 10, would leave the kept-connection runs' "
+            "later messages for the queue runner), delivery by appendfile maildir_format as box. OpenSMTPD: "
+            "`smtpd -d -f /etc/smtpd.conf` (logging to a file), its spool on /var/spool/smtpd "
+            "(%s/opensmtpd/spool bound there), `action maildir` (mail.maildir as box)." % (a.base, a.base),
             "- accept / end-to-end: `smtp-source -s S -m N -l SIZE -f bench@client.test -t box@local.test "
             "-M client.test 127.0.0.1:PORT` (one message per connection, smtp-source's default; "
             "\"kept connections\" adds `-d`: each session sends its messages over one connection); accept = "
             "N / time until smtp-source exits; end-to-end = N / time from its start until the N-th "
             "file is in Maildir/new. Counts: %s (sessions, bytes, messages, -d)." % (cfg["local"],),
             "- CPU per message: utime+stime+cutime+cstime summed over the live process tree of each "
-            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS qmail-smtpd-listen -t for this; master for Postfix: every child they reaped "
+            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS qmail-smtpd-listen -t for this; master for Postfix; nsrun for Exim and OpenSMTPD: every child they reaped "
             "is in cutime/cstime), before and after a run, divided by N; the load tools are not counted.",
             "- relay: the same smtp-source, 20 sessions, 2 KB, %d messages to peer@remote.test; "
             "time until smtp-sink has counted them all." % cfg["relay"],
@@ -1487,7 +1509,8 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Pos
             "loop on the queue's filesystem; best rate = fsyncs/s / fsyncs per message (serial fsyncs; "
             "concurrent ones overlap on the device, and on a journaled file system may share a commit).",
             "- STARTTLS: a port of its own on each (this: qmail-smtpd-listen -t as root, whose "
-            "connections drop to the TLS and smtpd ids, as the service with a certificate runs it; Postfix: a second smtpd with smtpd_tls_security_level=may), "
+            "connections drop to the TLS and smtpd ids, as the service with a certificate runs it; Postfix: a second smtpd with smtpd_tls_security_level=may; "
+            "Exim: a second daemon_smtp_ports entry, tls_advertise_hosts only on it), "
             "the same self-signed P-256 certificate and key; the client (Python ssl, TLS 1.2 at most, "
             "since ours offers nothing newer; no session resumption) connects, EHLO, STARTTLS, "
             "handshake, EHLO, QUIT; %d sessions from 4 client processes. Memory: RSS and PSS of the "
