@@ -678,6 +678,11 @@ class NsPeer:
     def roots(self):
         return [self.p.pid] if self.p and self.p.poll() is None else []
 
+    def mem_roots(self):
+        """The daemon nsrun runs, without nsrun (a Python process that
+        only waits): the processes whose memory the MTA itself takes."""
+        return [st["pid"] for st in tree(self.roots()) if st["ppid"] in self.roots()]
+
     def scheduler_rss(self):
         return None
 
@@ -1048,7 +1053,7 @@ def memory(mta):
     """KB: RSS of one idle SMTP session's own processes (and their PSS),
     and of every process of the instance when idle."""
     time.sleep(1.0)
-    idle = tree(mta.roots())
+    idle = tree(getattr(mta, "mem_roots", mta.roots)())
     idle_rss = sum(rss_kb(st["pid"]) for st in idle)
     s = socket.create_connection(("127.0.0.1", mta.port), 10)
     try:
