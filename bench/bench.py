@@ -1,4 +1,6 @@
-"""This MTA against Postfix, side by side, on loopback (bench/run calls it).
+"""This MTA against Postfix, Exim and OpenSMTPD, side by side, on loopback
+(bench/run calls it). Exim and OpenSMTPD: see "peers run from their
+unpacked Debian packages" below; the Postfix text here holds for them too.
 
 Two throwaway instances under BASE: ours in BASE/this (installed by
 service/install with unused numeric uids, its daemons run directly),
