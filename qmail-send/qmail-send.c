@@ -66,6 +66,7 @@
 #define RETRY_SYSTEM 123             /* after a local error, as qmail does */
 #define RETRY_BROKEN 3600            /* after finding a malformed queue file */
 #define SCAN_EVERY 600               /* mess/ is rescanned at least this often */
+#define SCAN_BATCH 65536             /* names looked up in queue/sched/later per pass (3 MB) */
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
@@ -1255,7 +1256,7 @@ static unsigned long long scan_cost_ms, scan_next_ms;
 static void scan(void)
 {
   unsigned long long t0 = mono_ms();
-  size_t added = 0, nq = 0, maxq = window / 4 < 16 ? 16 : window / 4;
+  size_t added = 0, nq = 0, maxq = SCAN_BATCH;
   char (*q)[QF_QID_MAX] = 0;         /* names to look up in queue/sched/later */
   unsigned char *known = 0;
   struct dirent *d;
