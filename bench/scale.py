@@ -121,9 +121,12 @@ def main():
         sink = b.Sink(a.base)
         down_port = b.free_port()
         this = b.This(a.base, sink.port, down_port)
+        qw = this.path("control", "queuewindow")
         if a.window:
-            with open(this.path("control", "queuewindow"), "w") as fh:
+            with open(qw, "w") as fh:
                 fh.write("%d\n" % a.window)
+        elif os.path.exists(qw):     # left by an earlier run in the same BASE
+            os.unlink(qw)
         mtas.append(this)
         pf = b.Postfix(a.base, sink.port, down_port, *this.alias)
         pf.use_tls_files(this.path("control", "tls", "cert.pem"), this.path("control", "tls", "key.pem"))
