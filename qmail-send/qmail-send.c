@@ -66,6 +66,7 @@
 #define RETRY_SYSTEM 123             /* after a local error, as qmail does */
 #define RETRY_BROKEN 3600            /* after finding a malformed queue file */
 #define SCAN_EVERY 600               /* mess/ is rescanned at least this often */
+#define TRIGGER_FRESH 3600           /* a notice for an older qid is checked by a scan */
 #define SCAN_BATCH 65536             /* names looked up in queue/sched/later per pass (3 MB) */
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
@@ -1318,7 +1319,13 @@ static int trigger(int fd)
     for (k = have; k < end; k++) {
       if (b[k] != '\n') continue;
       if (qf_qid_ok(b + start, k - start)) {
-        if (mt_find(&msgtab, b + start, k - start) == NIL) {
+        if (mt_find(&msgtab, b + start, k - start) != NIL) {}
+        /* A notice comes as its message is committed: an old name may be
+         * one held out of memory (the fifo is writable by anyone), which
+         * must not be taken for new and retried early; the scan looks it
+         * up in queue/sched/later. */
+        else if (later.n && qf_qid_birth(b + start) + TRIGGER_FRESH < wall()) want_scan = 1;
+        else {
           msg_add(b + start, k - start);
           added++;
         }

@@ -3,7 +3,8 @@
 50); the others are lines of queue/sched/later and come back in order of
 due time. 300 messages wait there with retry times spread over 2 to 9
 seconds; 60 more, taken in while it runs, are deferred (their next retry
-is minutes away). qmail-send is killed (SIGKILL) three times on the way.
+is minutes away). Forged trigger notices name the 300 at once, and
+qmail-send is killed (SIGKILL) three times on the way.
 Every message is delivered exactly once and none before its time; the
 deferred ones are tried once, not again after the kills; the messages in
 memory (every count it logs) never pass the window and a quarter; and
@@ -45,14 +46,16 @@ st = os.stat(src)
 sec, usec, pid = (int(x) for x in first.split("."))
 qids = []
 for k in range(N):
-    q = "%d.%06d.%d" % (sec, (usec + k) % 1000000, pid + 1 + k // 1000000)
+    # Two hours old by their names (their schedule counts from the line).
+    q = "%d.%06d.%d" % (sec - 7200, (usec + k) % 1000000, pid + 1 + k // 1000000)
     dst = inst.path("queue", "mess", q)
     if k:
         shutil.copyfile(src, dst)
         os.chown(dst, st.st_uid, st.st_gid)
         os.chmod(dst, st.st_mode & 0o7777)
     else:
-        q = first
+        os.rename(src, dst)
+        src = dst
     qids.append(q)
 w0 = int(time.time())
 due = {}
@@ -72,6 +75,11 @@ os.chmod(later, 0o600)
 kills = 0
 p = sh.start(inst, log)
 wait_for(lambda: "qmail-send event=start" in sh.read_log(log), 30)
+# Forged notices (the trigger fifo is anyone's) for every message outside
+# memory: none may be taken for new and delivered before its time.
+fd = os.open(inst.path("queue", "lock", "trigger"), os.O_WRONLY | os.O_NONBLOCK)
+os.write(fd, "".join(q + "\n" for q in qids).encode())
+os.close(fd)
 # Taken in while running: dave has no Maildir, so each is deferred, its
 # next retry (qmail's schedule) about 100 seconds away.
 dqids = [inject_one("dave@%s" % D, k, "d") for k in range(NDEFER)]
