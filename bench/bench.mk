@@ -47,3 +47,12 @@ bench-scale:
 	BENCH_PY=bench/scale.py sh bench/run --count $(BENCH_SCALE) $(BENCH_SCALE_ARGS)
 
 .PHONY: bench-scale
+
+# make bench-smoke: the peers bench/run measures beside this MTA (Exim and
+# OpenSMTPD from their unpacked Debian packages) start with the bench's
+# configuration and take one message each, local and relayed (root; no
+# timing; bench/smoke.py).
+bench-smoke:
+	sh bench/run --smoke
+
+.PHONY: bench-smoke
