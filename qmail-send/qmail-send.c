@@ -1175,7 +1175,9 @@ static size_t spill(size_t target, unsigned long long above, int all)
   }
   free(v);
   if (!want) return 0;
-  keep_dirty = 1;
+  /* Soon: until the schedule without them is saved, a crash would take
+   * its older copy of them over the file's. */
+  keep_soon();
   log_begin(PROG, "spill"); log_ku("moved", want); log_ku("memory", msgtab.live);
   log_ku("later", later.n); log_end();
   return want;
