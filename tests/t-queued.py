@@ -153,6 +153,26 @@ t.check("traced: go-ahead, one fsync, the trigger, the answer, then mess/'s fsyn
         seq[seq.index("go"):] == ["go", "fsync", "lock/trigger", "answer", "fsync"] if "go" in seq else False,
         seq)
 
+# A refill of the pool fsyncs tmp/, which also writes the removal of the
+# names renamed into mess/ since: mess/ is fsynced just before it, so no
+# removal reaches the disk before its new entry. 65 messages take at
+# least one refill (64 names each).
+trace = inst.path("queued-refill.strace")
+st = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=fsync", "-o", trace, "-p", str(d.pid)],
+                      stderr=subprocess.PIPE)
+attached = b"attached" in st.stderr.readline()
+codes = [queue_once(SOCK, b"Subject: refill\n\nbody\n", envl(b"a@b", [b"c@d"]))[1] for _ in range(65)]
+st.terminate()
+st.wait()
+loop = [(m.group(1), m.group(2)) for m in re.finditer(r"^(\d+) +fsync\(\d+<[^>]*/queue/(tmp|mess)>\)",
+                                                     open(trace).read(), re.M)]
+loop = [dname for pid, dname in loop if pid == str(d.pid)]
+refills = [i for i, dname in enumerate(loop) if dname == "tmp"]
+t.check("refill: 65 messages queued, at least one refill of the pool traced",
+        attached and codes == [0] * 65 and refills, (attached, codes, loop))
+t.check("refill: each fsync of tmp/ right after one of mess/, in qmail-queued's loop",
+        refills and all(i > 0 and loop[i - 1] == "mess" for i in refills), loop)
+
 # A client that hangs up in the middle of its message: dropped, no file.
 old_m = mess()
 c = Client(SOCK)
