@@ -33,7 +33,8 @@
 
 /* Once, at start, before qp_take: each tmp/p<n> whose sum holds is
  * renamed into mess/ under its own qid (a file without one: a qid from
- * qid_time and pid), the others removed; mess/ is fsynced and the trigger pulled for what came back.
+ * qid_time and pid), the others removed; mess/ is fsynced and the
+ * trigger pulled for what came back.
  * Each file is logged (but empty ones: names never used). A file that
  * cannot be read is left in place. Then the pool is made. */
 void qp_recover(void (*qid_time)(struct timespec *), pid_t pid);
