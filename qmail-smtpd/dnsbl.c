@@ -27,6 +27,7 @@
 #include "dns.h"
 #include "door.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "smtpd.h"
 
@@ -276,6 +277,7 @@ void dnsbl_refuse(void)
   struct cmd c;
   int i;
 
+  metrics_inc(MP_REFUSED + MR_DNSBL);
   reply(refusal.s);
   for (i = 0; i < 10; i++) {
     if (in_cmd(&line) == LINE_OK && cmd_parse(line.s, line.len, &c) == CMD_OK && c.verb == V_QUIT) {

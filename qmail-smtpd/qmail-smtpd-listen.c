@@ -55,6 +55,7 @@
 #include "door.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "tcprules.h"
 #include "tlsd.h"
@@ -269,7 +270,7 @@ static int accept_one(struct sockaddr_storage *from)
   reserve = -1;
   n = sizeof *from;
   fd = accept4(lfd, (struct sockaddr *)from, &n, SOCK_CLOEXEC);
-  if (fd >= 0) turn_away(fd, NOFILES_REPLY);
+  if (fd >= 0) { metrics_inc(MP_REFUSED + MR_LIMITS); turn_away(fd, NOFILES_REPLY); }
   log_nofiles(fd >= 0 ? "cannot accept: a client was answered 421" : "cannot accept", e);
   reserve_open();
   /* Answered: go on at once; otherwise the caller pauses. */
@@ -376,6 +377,7 @@ static void pregreet_test(pid_t me, const struct peer *remote)
   const char *name = localname ? localname : "ESMTP";
   if (!silent(greetwait / 2)) {
     log_pregreet(remote, "wait");
+    metrics_inc(MP_REFUSED + MR_PREGREET);
     turn_away(1, PREGREET_REPLY);
     _exit(0);
   }
@@ -450,6 +452,7 @@ static void spare_child(void)
     fd = accept_one(&from);
     if (fd >= 0 && !headroom(fd)) {
       int e = errno;
+      metrics_inc(MP_REFUSED + MR_LIMITS);
       turn_away(fd, NOFILES_REPLY);
       log_nofiles("too few descriptors for a session: a client was answered 421", e);
       continue;
@@ -468,7 +471,7 @@ static void spare_child(void)
   if (reserve >= 0) close(reserve);
   session_env(fd, &from, &remote);
   switch (ask(me, &remote)) {
-  case V_BUSY: turn_away(0, CLIENT_REPLY); _exit(0);
+  case V_BUSY: metrics_inc(MP_REFUSED + MR_LIMITS); turn_away(0, CLIENT_REPLY); _exit(0);
   case V_GREET: if (!allowlisted()) pregreet_test(me, &remote); break;
   default: break;
   }
@@ -812,6 +815,7 @@ static void refuse(void)
   int fd = accept_one(&from);
 
   if (fd < 0) return;
+  metrics_inc(MP_REFUSED + MR_LIMITS);
   turn_away(fd, BUSY_REPLY);
   if (!refused++) {
     log_begin(PROG, "limit");
@@ -932,6 +936,9 @@ int main(int argc, char **argv)
       || fcntl(taken[0], F_SETFL, O_NONBLOCK) < 0)
     log_fatal(PROG, 111, "cannot make a pipe");
   if (!tls) drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
+  /* As qmaild, once: every spare and session adds into this mapping. The
+   * root parent of -t maps nothing (the file is qmaild's to truncate). */
+  if (!tls) metrics_open(MF_SMTPD);
   port = bound_port();
   if (reserve_open() < 0) log_fatal(PROG, 111, "cannot open /dev/null");
 
