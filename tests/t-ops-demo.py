@@ -32,9 +32,9 @@ for k in ("BUILD", "PREFIX"):   # make check's, not the demo's
 if os.getuid() == 0:
     names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND", "QMAIL_REMOTE",
              "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH", "QMAIL_TLS",
-             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM", "QMAIL_STATE"]
+             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM", "QMAIL_STATE", "QMAIL_METRICS"]
     env.update(zip(names, (str(i) for i in free_ids(len(names), start=7600))))
-args = ["DEMO=" + demo, "DEMO_PORT=%d" % port, "DEMO_BUILD=" + build]
+args = ["DEMO=" + demo, "DEMO_PORT=%d" % port, "DEMO_BUILD=" + build, "DEMO_METRICS_PORT=%d" % free_port()]
 
 
 def make(target, timeout=300, top=ROOT, margs=None, **kw):
