@@ -30,7 +30,7 @@
 
 #define PROG "qmail-metrics"
 #define REQ_MAX 4096          /* request line and header fields, in all */
-#define REQ_SECONDS 10        /* to read them, in all */
+#define REQ_SECONDS 5         /* to read them, in all */
 #define WRITE_SECONDS 30
 
 static void oom(void) { log_die(PROG, 111, "out of memory"); }

@@ -719,7 +719,6 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
         inject(msg.s, msg.len, envsender, to.s, utf8) < 0)
       goto out;
   }
-  if (nfail) metrics_inc(MS_BOUNCES);
   /* A report of failures (a double bounce too); delivery notices only
    * ("relayed") are not bounces. */
   if (nfail) metrics_inc(MS_BOUNCES);
