@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""The TLS counters and the resident listener's sessions (lib/metrics.h,
+qmail-metrics(8)): inbound STARTTLS and implicit TLS, ok and failed,
+through qmail-tlsd under tcpserver; sessions forked by qmail-smtpd-listen
+(which maps the counters once, before its spares); outbound TLS by policy
+and outcome from qmail-remote as the remote uid against sinks with real,
+broken and no STARTTLS. Each counter moves by exactly what was done.
+
+Root only (the counter files are the writers' uids')."""
+import os, smtplib, socket, ssl, subprocess, sys, time
+from harness import T, IS_ROOT, Instance, wait_for
+from remote_peers import Sink
+from smtpd_harness import Server
+from tls_harness import TlsServer, install_cert, run_remote, self_signed
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:            # Debian's python3-prometheus-client, another python3 first in PATH
+    sys.path.append("/usr/lib/python3/dist-packages")
+    from prometheus_client.parser import text_string_to_metric_families
+
+t = T()
+if not IS_ROOT:
+    t.skip("metrics", "needs root: separate uids")
+    t.done()
+
+inst = Instance(t)
+certdir = inst.path("certs")
+os.mkdir(certdir)
+cert, key = self_signed(certdir, "mail.example.test")
+install_cert(inst, cert, key)
+mu, mg = inst.uid("metrics")
+
+
+def scrape():
+    r = subprocess.run(["setpriv", "--reuid=%d" % mu, "--regid=%d" % mg, "--clear-groups",
+                        inst.bin("qmail-metrics"), "-o", "-"], stdout=subprocess.PIPE)
+    out = {}
+    for fam in text_string_to_metric_families(r.stdout.decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def v(vals, name, **labels):
+    return vals.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def steady():
+    """A scrape once the counters have stopped moving (the servers' port
+    probes are sessions too, and end on their own time)."""
+    last = scrape()
+    for _ in range(40):
+        time.sleep(0.5)
+        now = scrape()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+starttls = TlsServer(inst)
+implicit = TlsServer(inst, implicit=True, name="smtps")
+su, sg = inst.uid("smtpd")
+listen = Server(inst, listener=["-u", str(su), "-g", str(sg)], name="listen")
+base = steady()
+
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+# Inbound: one STARTTLS ok, one STARTTLS failed, one implicit ok.
+with smtplib.SMTP("127.0.0.1", starttls.port, timeout=20) as s:
+    s.ehlo("client.test")
+    s.starttls(context=ctx)
+    code, _ = s.ehlo("client.test")
+t.check("STARTTLS through qmail-tlsd", code == 250, code)
+c = starttls.connect()
+c.cmd("EHLO client.test")
+code, _ = c.cmd("STARTTLS")
+c.send(b"\x16\x03\x01\x00\x05junk!" + b"x" * 64)
+t.check("a broken handshake after STARTTLS ends the session", code == 220 and c.closed(20), code)
+c.close()
+raw = socket.create_connection(("127.0.0.1", implicit.port), 20)
+tls = ctx.wrap_socket(raw)
+tls.settimeout(20)
+greeting = tls.recv(512)
+tls.sendall(b"QUIT\r\n")
+tls.recv(512)
+tls.close()
+t.check("implicit TLS greeting", greeting.startswith(b"220"), greeting)
+
+# Three sessions forked by qmail-smtpd-listen.
+for i in range(3):
+    c = listen.connect()
+    code, _ = c.cmd("EHLO client.test")
+    c.cmd("QUIT")
+    c.close()
+    t.check("listener session %d" % i, code == 250, code)
+
+# Outbound, as the remote uid: real STARTTLS, broken STARTTLS (then the
+# same host again in plaintext, policy none), and no STARTTLS.
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+sctx.load_cert_chain(cert, key)
+good = Sink(t, ext=["PIPELINING", "8BITMIME", "STARTTLS"], starttls=sctx)
+broken = Sink(t, ext=["PIPELINING", "8BITMIME", "STARTTLS"], starttls=b"\x15\x03\x03\x00\x02\x02\x28junk\r\n")
+plain = Sink(t)
+inst.control("smtproutes", ["good.test:127.0.0.1:%d" % good.port, "broken.test:127.0.0.1:%d" % broken.port,
+                            "plain.test:127.0.0.1:%d" % plain.port])
+inst.control("tlspolicy", [":may"])
+ru, rg = inst.uid("remote")
+for dom in ("good.test", "broken.test", "plain.test"):
+    code, text, err = run_remote(inst, dom, "rcpt@" + dom, b"Subject: tls\n\nhello\n",
+                                 user=ru, group=rg, extra_groups=[])
+    t.check("qmail-remote to %s: delivered" % dom, code == "K", (code, text, err))
+
+now = steady()
+expect = [
+    ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "ok"}, 1),
+    ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "failed"}, 1),
+    ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "ok"}, 1),
+    ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "failed"}, 0),
+    ("qmail_smtp_sessions_total", {}, 3 + 3),
+    ("qmail_tls_out_sessions_total", {"policy": "may", "result": "ok"}, 1),
+    ("qmail_tls_out_sessions_total", {"policy": "may", "result": "failed"}, 1),
+    ("qmail_tls_out_sessions_total", {"policy": "may", "result": "plaintext"}, 1),
+    ("qmail_tls_out_sessions_total", {"policy": "none", "result": "plaintext"}, 1),
+    ("qmail_tls_out_sessions_total", {"policy": "verify", "result": "ok"}, 0),
+]
+for name, labels, want in expect:
+    got = v(now, name, **labels) - v(base, name, **labels)
+    t.check("%s%s moved by %d" % (name, labels or "", want), got == want, got)
+t.done()
