@@ -188,6 +188,49 @@ p = subprocess.run(["promtool", "check", "metrics"], input=d["text"].encode(), s
                    stderr=subprocess.STDOUT)
 t.check("promtool check metrics passes after traffic", p.returncode == 0, p.stdout.decode())
 
+# --- a counter file that is not the writer's own is never written ------------
+# qmail-smtpd under tcpserver maps metrics/smtpd at each session's start.
+sm = inst.path("metrics", "smtpd")
+su, sg = inst.uid("smtpd")
+ru = inst.uid("remote")[0]
+other = inst.path("metrics", "elsewhere")
+
+
+def session_ok():
+    c = srv.connect()
+    ok = c.greeting[0] == 220 and c.cmd("EHLO client.test")[0] == 250 and c.cmd("QUIT")[0] == 221
+    c.close()
+    return ok
+
+
+with open(sm, "rb") as f:
+    before = f.read()
+os.chown(sm, ru, -1)
+os.chmod(sm, 0o666)            # writable, but another uid's: still not written
+t.check("metrics/smtpd owned by another uid: the session works", session_ok())
+time.sleep(0.5)
+t.check("... and the file is not written", open(sm, "rb").read() == before)
+os.rename(sm, other)
+os.chown(other, su, -1)
+os.symlink(other, sm)
+t.check("metrics/smtpd a symbolic link: the session works", session_ok())
+time.sleep(0.5)
+t.check("... and its target is not written", open(other, "rb").read() == before)
+os.unlink(sm)
+with open(sm, "wb") as f:
+    f.write(before[:100])
+os.chown(sm, su, -1)
+t.check("metrics/smtpd of the wrong size: the session works", session_ok())
+time.sleep(0.5)
+t.check("... and it is left as it was", open(sm, "rb").read() == before[:100])
+rc, text, _ = scrape()
+t.check("qmail-metrics leaves out what it cannot read, and says so",
+        rc == 0 and v(values(text), "qmail_metrics_source_up", source="smtpd") == 0 and
+        "qmail_smtp_sessions_total" not in text, text[-300:])
+os.unlink(sm)
+os.rename(other, sm)
+os.chmod(sm, 0o644)
+
 # --- -o FILE: atomic, from the caller's directory, after the group is gone ---
 out = inst.path("textfile")
 os.mkdir(out)
