@@ -1,22 +1,20 @@
 #!/usr/bin/env python3
-"""The TLS counters and the resident listener's sessions (lib/metrics.h,
-qmail-metrics(8)): inbound STARTTLS and implicit TLS, ok and failed,
+"""The TLS counters, the resident listener's sessions and the refusals
+that need DNS (lib/metrics.h, qmail-metrics(8)): inbound STARTTLS and
+implicit TLS, ok and failed,
 through qmail-tlsd under tcpserver; sessions forked by qmail-smtpd-listen
 (which maps the counters once, before its spares); outbound TLS by policy
 and outcome from qmail-remote as the remote uid against sinks with real,
-broken and no STARTTLS. Each counter moves by exactly what was done.
+broken and no STARTTLS; a DNSBL-listed client and a sender failing SPF
+(dnsmasq on loopback). Each counter moves by exactly what was done.
 
 Root only (the counter files are the writers' uids')."""
 import os, smtplib, socket, ssl, subprocess, sys, time
 from harness import T, IS_ROOT, Instance, wait_for
-from remote_peers import Sink
+from remote_peers import Dns, Sink
 from smtpd_harness import Server
 from tls_harness import TlsServer, install_cert, run_remote, self_signed
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:            # Debian's python3-prometheus-client, another python3 first in PATH
-    sys.path.append("/usr/lib/python3/dist-packages")
-    from prometheus_client.parser import text_string_to_metric_families
+from metrics_harness import scrape as scrape_inst, values
 
 t = T()
 if not IS_ROOT:
@@ -28,17 +26,10 @@ certdir = inst.path("certs")
 os.mkdir(certdir)
 cert, key = self_signed(certdir, "mail.example.test")
 install_cert(inst, cert, key)
-mu, mg = inst.uid("metrics")
 
 
 def scrape():
-    r = subprocess.run(["setpriv", "--reuid=%d" % mu, "--regid=%d" % mg, "--clear-groups",
-                        inst.bin("qmail-metrics"), "-o", "-"], stdout=subprocess.PIPE)
-    out = {}
-    for fam in text_string_to_metric_families(r.stdout.decode()):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return values(scrape_inst(inst)[1])
 
 
 def v(vals, name, **labels):
@@ -113,13 +104,34 @@ for dom in ("good.test", "broken.test", "plain.test"):
                                  user=ru, group=rg, extra_groups=[])
     t.check("qmail-remote to %s: delivered" % dom, code == "K", (code, text, err))
 
+# Refusals that need DNS: a client on a DNSBL (from 127.0.0.4), a sender
+# whose SPF fails under spfpolicy fail=reject.
+dns = Dns(t, ["--host-record=4.0.0.127.bl.test,127.0.0.2", "--txt-record=spf-fail.test,v=spf1 -all"])
+t.check("dnsmasq answers", dns.ok)
+inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
+inst.control("dnsbl", "bl.test")
+inst.control("spfpolicy", "fail=reject")
+s = socket.create_connection(("127.0.0.1", listen.port), 20, source_address=("127.0.0.4", 0))
+s.settimeout(20)
+greeting = s.recv(512)
+s.close()
+t.check("a listed client is refused at the greeting", greeting.startswith(b"554"), greeting)
+c = listen.connect()
+c.cmd("EHLO client.test")
+code, _ = c.cmd("MAIL FROM:<a@spf-fail.test>")
+c.cmd("QUIT")
+c.close()
+t.check("a sender failing SPF is refused", code == 550, code)
+
 now = steady()
 expect = [
+    ("qmail_smtp_refused_total", {"reason": "dnsbl"}, 1),
+    ("qmail_smtp_refused_total", {"reason": "spf"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "ok"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "failed"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "ok"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "failed"}, 0),
-    ("qmail_smtp_sessions_total", {}, 3 + 3),
+    ("qmail_smtp_sessions_total", {}, 3 + 3 + 2),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "ok"}, 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "failed"}, 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "plaintext"}, 1),

@@ -13,11 +13,7 @@ from harness import T, IS_ROOT, free_port, wait_for
 from remote_peers import Sink
 from send_harness import DOMAIN, setup, start
 from smtpd_harness import Server
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:            # Debian's python3-prometheus-client, another python3 first in PATH
-    sys.path.append("/usr/lib/python3/dist-packages")
-    from prometheus_client.parser import text_string_to_metric_families
+from metrics_harness import as_metrics as run_as_metrics, scrape as scrape_inst, values, v
 
 t = T()
 if not IS_ROOT:
@@ -40,26 +36,11 @@ os.unlink(inst.path("alias", ".qmail-default"))
 
 
 def as_metrics(argv, **kw):
-    return subprocess.run(["setpriv", "--reuid=%d" % mu, "--regid=%d" % mg, "--clear-groups"] + argv,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return run_as_metrics(inst, argv, **kw)
 
 
 def scrape():
-    r = as_metrics([inst.bin("qmail-metrics"), "-o", "-"])
-    return r.returncode, r.stdout.decode(), r.stderr.decode()
-
-
-def values(text):
-    """{(name, ((label, value), ...)): value} of every sample."""
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def v(vals, name, **labels):
-    return vals.get((name, tuple(sorted(labels.items()))), None)
+    return scrape_inst(inst)
 
 
 # --- layout and privileges as installed -------------------------------------
