@@ -6,7 +6,7 @@ through qmail-tlsd under tcpserver; sessions forked by qmail-smtpd-listen
 (which maps the counters once, before its spares); outbound TLS by policy
 and outcome from qmail-remote as the remote uid against sinks with real,
 broken and no STARTTLS; a DNSBL-listed client and a sender failing SPF
-(dnsmasq on loopback). Each counter moves by exactly what was done.
+(dnsmasq on loopback); a message the queue stage refuses for DMARC. Each counter moves by exactly what was done.
 
 Root only (the counter files are the writers' uids')."""
 import os, smtplib, socket, ssl, subprocess, sys, time
@@ -53,6 +53,12 @@ starttls = TlsServer(inst)
 implicit = TlsServer(inst, implicit=True, name="smtps")
 su, sg = inst.uid("smtpd")
 listen = Server(inst, listener=["-u", str(su), "-g", str(sg)], name="listen")
+# A queue stage that refuses as qmail-verify does under DMARC p=reject.
+dmarc_qq = inst.path("dmarc-refuses")
+with open(dmarc_qq, "w") as f:
+    f.write("#!/bin/sh\ncat >/dev/null; cat <&1 >/dev/null; exit 32\n")
+os.chmod(dmarc_qq, 0o755)
+dmarc = Server(inst, env={"QMAILQUEUE": dmarc_qq}, name="dmarc")
 base = steady()
 
 ctx = ssl.create_default_context()
@@ -123,15 +129,25 @@ c.cmd("QUIT")
 c.close()
 t.check("a sender failing SPF is refused", code == 550, code)
 
+c = dmarc.connect()
+c.transaction("a@example.test", ["postmaster"])
+c.cmd("DATA")
+code, _ = c.cmd("From: a@example.test\r\nSubject: d\r\n\r\nd\r\n.")
+c.cmd("QUIT")
+c.close()
+t.check("a message the queue stage refuses for DMARC (exit 32): 550", code == 550, code)
+
 now = steady()
 expect = [
+    ("qmail_smtp_refused_total", {"reason": "dmarc"}, 1),
+    ("qmail_smtp_messages_accepted_total", {}, 0),
     ("qmail_smtp_refused_total", {"reason": "dnsbl"}, 1),
     ("qmail_smtp_refused_total", {"reason": "spf"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "ok"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "failed"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "ok"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "failed"}, 0),
-    ("qmail_smtp_sessions_total", {}, 3 + 3 + 2),
+    ("qmail_smtp_sessions_total", {}, 3 + 3 + 2 + 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "ok"}, 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "failed"}, 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "plaintext"}, 1),
