@@ -6,7 +6,8 @@ through qmail-tlsd under tcpserver; sessions forked by qmail-smtpd-listen
 (which maps the counters once, before its spares); outbound TLS by policy
 and outcome from qmail-remote as the remote uid against sinks with real,
 broken and no STARTTLS; a DNSBL-listed client and a sender failing SPF
-(dnsmasq on loopback); a message the queue stage refuses for DMARC. Each counter moves by exactly what was done.
+(dnsmasq on loopback); a message the queue stage refuses for DMARC; a client over the
+listener's session limit. Each counter moves by exactly what was done.
 
 Root only (the counter files are the writers' uids')."""
 import os, smtplib, socket, ssl, subprocess, sys, time
@@ -53,6 +54,8 @@ starttls = TlsServer(inst)
 implicit = TlsServer(inst, implicit=True, name="smtps")
 su, sg = inst.uid("smtpd")
 listen = Server(inst, listener=["-u", str(su), "-g", str(sg)], name="listen")
+# A listener for one session at a time: its parent answers the next 421.
+one = Server(inst, listener=["-u", str(su), "-g", str(sg), "-c", "1"], name="one")
 # A queue stage that refuses as qmail-verify does under DMARC p=reject.
 dmarc_qq = inst.path("dmarc-refuses")
 with open(dmarc_qq, "w") as f:
@@ -137,8 +140,17 @@ c.cmd("QUIT")
 c.close()
 t.check("a message the queue stage refuses for DMARC (exit 32): 550", code == 550, code)
 
+c1 = one.connect()
+t.check("the one session of a -c 1 listener", c1.greeting[0] == 220, c1.greeting)
+c2 = one.connect()
+t.check("the next client is answered 421 by the listener", c2.greeting[0] == 421, c2.greeting)
+c2.close()
+c1.cmd("QUIT")
+c1.close()
+
 now = steady()
 expect = [
+    ("qmail_smtp_refused_total", {"reason": "limits"}, 1),
     ("qmail_smtp_refused_total", {"reason": "dmarc"}, 1),
     ("qmail_smtp_messages_accepted_total", {}, 0),
     ("qmail_smtp_refused_total", {"reason": "dnsbl"}, 1),
@@ -147,7 +159,7 @@ expect = [
     ("qmail_tls_in_sessions_total", {"mode": "starttls", "result": "failed"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "ok"}, 1),
     ("qmail_tls_in_sessions_total", {"mode": "implicit", "result": "failed"}, 0),
-    ("qmail_smtp_sessions_total", {}, 3 + 3 + 2 + 1),
+    ("qmail_smtp_sessions_total", {}, 3 + 3 + 2 + 1 + 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "ok"}, 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "failed"}, 1),
     ("qmail_tls_out_sessions_total", {"policy": "may", "result": "plaintext"}, 1),
