@@ -1,20 +1,12 @@
 /* qmail-qstat: counts of what the queue holds; see qmail-qstat(8).
  *
- * Unreadable means by qmail-send (qf_send_cannot, the check qmail-qfix
- * reports as "unusable"), whoever runs qmail-qstat: as root it could
- * read them all. qmail-send's ids come from control/ids. Read-only. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+ * The counting is qtool_stat's, shared with qmail-metrics: unreadable
+ * means by qmail-send (qf_send_cannot, the check qmail-qfix reports as
+ * "unusable"), whoever runs qmail-qstat. Read-only. */
 #include "buf.h"
 #include "control.h"
 #include "log.h"
-#include "qfile.h"
 #include "qtool.h"
-#include "send.h"
 
 #define PROG "qmail-qstat"
 
