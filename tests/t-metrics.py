@@ -8,7 +8,7 @@ parser; the HTTP mode answers through a real tcpserver as the metrics uid
 
 Root only: the counter files are the writers' uids', qmail-metrics is
 setgid to the queue's group."""
-import os, socket, subprocess, sys, time, urllib.error, urllib.request
+import os, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from harness import T, IS_ROOT, free_port, wait_for
 from remote_peers import Sink
 from send_harness import DOMAIN, setup, start
@@ -23,7 +23,7 @@ if not IS_ROOT:
 closed = free_port()          # nothing listens there: connection refused
 sink = Sink(t, rcpt=lambda a: "550 5.1.1 no such user" if a.startswith("bad@")
             else "451 4.3.0 try later" if a.startswith("later@") else "250 ok")
-inst = setup(t, control={"rcpthosts": [DOMAIN], "maxrcpt": "2",
+inst = setup(t, control={"rcpthosts": [DOMAIN], "maxrcpt": "2", "deadthreshold": "2",
                          "smtproutes": ["far.test:127.0.0.1:%d" % sink.port,
                                         "down.test:127.0.0.1:%d" % closed]})
 mu, mg = inst.uid("metrics")
@@ -68,7 +68,7 @@ t.check("promtool check metrics passes", p.returncode == 0, p.stdout.decode())
 
 # --- known traffic ----------------------------------------------------------
 log = inst.path("send.log")
-start(inst, log)
+send = start(inst, log)
 srv = Server(inst)
 # Server's probe of its port was a session too: the baseline comes after it.
 t.check("the probe's session is counted", wait_for(
@@ -168,6 +168,23 @@ t.check("the oldest message's age is that of the injected ones", age is not None
 p = subprocess.run(["promtool", "check", "metrics"], input=d["text"].encode(), stdout=subprocess.PIPE,
                    stderr=subprocess.STDOUT)
 t.check("promtool check metrics passes after traffic", p.returncode == 0, p.stdout.decode())
+
+# A retry of everything now (SIGALRM, s6-svc -a): down.test fails a second
+# time and is marked dead (deadthreshold 2).
+os.kill(send.pid, signal.SIGALRM)
+d2 = {}
+
+
+def dead():
+    d2["vals"] = values(scrape()[1])
+    return v(d2["vals"], "qmail_destinations", state="dead") == 1
+
+
+t.check("after a second connection failure the destination is dead, no longer counted as held",
+        wait_for(dead, 30) and v(d2["vals"], "qmail_destinations", state="held") == 0,
+        [(k, x) for k, x in d2.get("vals", {}).items() if "destinations" in k[0]])
+t.check("... and that failure counted as a connect deferral",
+        v(d2["vals"], "qmail_deferrals_total", reason="connect") - v(base, "qmail_deferrals_total", reason="connect") == 2)
 
 # --- a counter file that is not the writer's own is never written ------------
 # qmail-smtpd under tcpserver maps metrics/smtpd at each session's start.
