@@ -106,8 +106,7 @@ void config_load(void)
   cf.validrcptto_cdb = access("control/validrcptto.cdb", F_OK) == 0;
 }
 
-/* 1 if domain d[0..n) matches a line of list (NUL-separated). */
-static int in_list(const str *list, const char *d, size_t n)
+int domain_in_list(const str *list, const char *d, size_t n)
 {
   size_t i = 0;
   while (i < list->len) {
@@ -273,8 +272,8 @@ const char *rcpt_check(const addr *a, str *final, const char **why)
   lowercase(low.s, low.len);
   dom = low.s + a->at + 1;
   dn = low.len - a->at - 1;
-  local = !a->literal && in_list(&cf.locals, dom, dn);
-  hosted = !local && !a->literal && (in_list(&cf.rcpthosts, dom, dn) || in_rcpthosts_cdb(dom, dn));
+  local = !a->literal && domain_in_list(&cf.locals, dom, dn);
+  hosted = !local && !a->literal && (domain_in_list(&cf.rcpthosts, dom, dn) || in_rcpthosts_cdb(dom, dn));
   if (!ss.relayclient && !ss.authed) {
     if (trick(a)) { *why = "trick"; return "553 5.7.1 sorry, relaying denied"; }
     if (!local && !hosted) {
