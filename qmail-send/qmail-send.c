@@ -54,6 +54,7 @@
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
+#include "metrics.h"
 #include "qspace.h"
 #include "ready.h"
 #include "send.h"
@@ -926,6 +927,31 @@ static void dispatch(void)
 
 static int tagged(const char *t, size_t n, const char *tag);
 
+/* The class of a deferral's reason, from the spawner's tag (spawnproto.h):
+ * what an operator asks first of a growing queue. A connect failure whose
+ * text names TLS (a refused or failed STARTTLS, a policy that needs TLS)
+ * is TLS's. */
+static unsigned defer_class(int ch, const char *t, size_t n)
+{
+  if (ch == CH_LOCAL || tagged(t, n, SPAWN_TAG_LOCAL)) return MD_LOCAL;
+  if (tagged(t, n, SPAWN_TAG_CONNECT)) return memmem(t, n, "TLS", 3) ? MD_TLS : MD_CONNECT;
+  if (tagged(t, n, SPAWN_TAG_DNS)) return MD_DNS;
+  if (tagged(t, n, SPAWN_TAG_MAIL) || tagged(t, n, SPAWN_TAG_RCPT) || tagged(t, n, SPAWN_TAG_DATA)) return MD_4XX;
+  if (tagged(t, n, SPAWN_TAG_AUTH)) return MD_AUTH;
+  return MD_OTHER;
+}
+
+/* One result's counters (metrics.h): an add into a mapped page each. */
+static void count_result(int ch, char c, const char *t, size_t n)
+{
+  if (c == 'K') metrics_inc(MS_DELIVERED + (unsigned)ch);
+  else if (c == 'D') metrics_inc(MS_FAILED + (unsigned)ch);
+  else {
+    metrics_inc(MS_DEFERRED + (unsigned)ch);
+    metrics_inc(MS_DEFER_CLASS + defer_class(ch, t, n));
+  }
+}
+
 static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
 {
   struct send_job *job = jobs + j;
@@ -964,6 +990,7 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     job->z[ch] = 1;
     if (at <= WHY_MAX - WHY_LINE && why_add(&job->why, k, wall(), text, tn) < 0) job->why.len = at;
   }
+  count_result(ch, c, text, tn);
   log_begin(PROG, "delivery");
   log_kv("qid", job->qid);
   log_ku("i", k);
@@ -986,9 +1013,20 @@ static int tagged(const char *t, size_t n, const char *tag)
 }
 
 /* Begins d's event=dest line; the caller may add keys and ends it. */
+/* The held and dead gauges, after any change of a destination's state
+ * (each is logged; a walk of the table, not per delivery). */
+static void dest_gauges(void)
+{
+  size_t held, dead;
+  dest_counts(&held, &dead);
+  metrics_set(MS_DEST_HELD, held);
+  metrics_set(MS_DEST_DEAD, dead);
+}
+
 static void dest_line(uint32_t d, const char *state)
 {
   struct dest *x = dest_at(d);
+  dest_gauges();
   log_begin(PROG, "dest");
   log_kb("domain", x->name, x->len);
   log_kv("state", state);
@@ -1519,6 +1557,7 @@ static void signals(void)
       } else if (c[k] == SIGALRM) {
         log_begin(PROG, "retry"); log_ku("waiting", msgtab.nheap); log_ku("later", later.n); log_end();
         dest_clear_all();
+        dest_gauges();
         alarm_all();
         if (later.n && later_compact(&later, &msgtab, 1, now(), wall()) < 0) {
           log_begin(PROG, "error"); log_kv("op", "rewrite queue/sched/later"); log_kv("error", strerror(errno));
@@ -1590,6 +1629,7 @@ int main(int argc, char **argv)
   args(argc, argv);
   clock_init();
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  metrics_open(MF_SEND);       /* without its file, counting is off */
   msgtab.plist = dest_plist;
   setup_fds();
   if (config() < 0) log_fatal(PROG, 111, "cannot read the control files");
@@ -1626,6 +1666,7 @@ int main(int argc, char **argv)
     }
     stuck_at = now();
     stuck_delay = STUCK_FIRST / 2;
+    dest_gauges();
   }
   scan();
   ready_notify(PROG, ready_fd);

@@ -212,6 +212,8 @@ size_t dest_count(void);
 /* Slots of the table, free ones included: dest_at(i) for i below is valid,
  * a free one has name 0. */
 size_t dest_slots(void);
+/* Destinations dead now, and held (in the hold heap) but not dead. */
+void dest_counts(size_t *held, size_t *dead);
 /* Frees i if nothing refers to it and it remembers no failure. */
 void dest_maybe_free(uint32_t i);
 void dest_sethold(uint32_t i);       /* (re)places i in the heap at its hold */
