@@ -24,7 +24,7 @@ t-dane-match_LIBS := -lresolv -lbearssl
 FUZZ_DNS_SRCS := qmail-remote/fuzz-dns.c lib/buf.c lib/control.c lib/date.c lib/str.c
 FUZZ_REPLY_SRCS := qmail-remote/fuzz-reply.c $(filter-out qmail-remote/smtpclient.c,$(REMOTE_CLIENT_SRCS)) lib/dns.c \
                    qmail-remote/tlsclient.c lib/base64.c lib/buf.c lib/control.c lib/hops.c lib/log.c \
-                   lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c lib/atomic.c
+                   lib/date.c lib/str.c lib/tlsio.c lib/tlspem.c lib/atomic.c lib/metrics.c
 FUZZ_REMOTE_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iqmail-remote \
                      -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/fuzz-dns: $(FUZZ_DNS_SRCS) lib/dns.c lib/dns.h | $(BUILD)/auto_prefix.c

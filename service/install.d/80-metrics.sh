@@ -1,5 +1,5 @@
 # Sourced by service/install after 50-services.sh: the event counters and
-# qmail-metrics (qmail-metrics/qmail-metrics.8, lib/metrics.h).
+# qmail-metrics (qmail-send/qmail-metrics.8, lib/metrics.h).
 #
 #   - PREFIX/metrics/, root's, 0755; in it one counter file per writer,
 #     owned by the writer's uid, mode 0644, made (METRICS_BYTES of zeros)

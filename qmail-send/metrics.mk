@@ -2,4 +2,4 @@
 # in the Prometheus text format (a file, or one HTTP request under
 # tcpserver). It counts the queue with qmail-qstat's code (qtool.c).
 PROGS += qmail-metrics
-qmail-metrics_SRCS := qmail-metrics/qmail-metrics.c qmail-send/qtool.c qmail-send/rewrite.c
+qmail-metrics_SRCS := qmail-send/qmail-metrics.c qmail-send/qtool.c qmail-send/rewrite.c
