@@ -692,6 +692,202 @@ def tls_rate(mta, clients, n):
     return per * clients / t, cpu * 1000.0 / TICK / (per * clients)
 
 
+def tls_resume_worker(port, n, reused):
+    """n STARTTLS sessions, each offering the session of the one before (RFC
+    5246 session ID or, if the server sends one, a ticket); adds the number
+    resumed to reused."""
+    ctx = tls_context()
+    sess, k = None, 0
+    for _ in range(n):
+        t = tls_open_session(port, ctx, sess)
+        k += t.session_reused
+        sess = t.session
+        t.sendall(b"QUIT\r\n")
+        smtp_reply(t.makefile("rb"))
+        t.close()
+    with reused.get_lock():
+        reused.value += k
+
+
+def tls_open_session(port, ctx, sess):
+    """tls_open, offering sess for resumption."""
+    wrap = ctx.wrap_socket
+
+    def with_session(sock, server_hostname):
+        return wrap(sock, server_hostname=server_hostname, session=sess)
+    ctx.wrap_socket = with_session
+    try:
+        return tls_open(port, ctx)
+    finally:
+        del ctx.wrap_socket
+
+
+def tls_rate_resumed(mta, clients, n):
+    """As tls_rate, with clients that resume their sessions: sessions per
+    second, CPU ms per session, and the share of sessions resumed."""
+    import multiprocessing
+    per = n // clients
+    reused = multiprocessing.Value("i", 0)
+    cpu0 = cpu_ticks(mta.roots())
+    t0 = time.monotonic()
+    ps = [multiprocessing.Process(target=tls_resume_worker, args=(mta.tls_port, per, reused))
+          for _ in range(clients)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(60 + per)
+        if p.is_alive():
+            p.kill()
+            raise RuntimeError("%s: a TLS client did not finish" % mta.name)
+        if p.exitcode != 0:
+            raise RuntimeError("%s: a TLS client failed" % mta.name)
+    t = time.monotonic() - t0
+    time.sleep(0.2)
+    cpu = cpu_ticks(mta.roots()) - cpu0
+    return per * clients / t, cpu * 1000.0 / TICK / (per * clients), reused.value / (per * clients)
+
+
+# --- outbound over STARTTLS: a TLS sink both MTAs relay to ----------------------
+TLSREMOTE = "tls.remote.test"
+
+
+def tls_sink_serve(port, cert, key, counts):
+    """A minimal SMTP sink with STARTTLS (Python ssl, TLS 1.2 at most, a
+    thread per connection, no PIPELINING): counts[0] messages, counts[1]
+    connections, counts[2] TLS handshakes. Run in its own process."""
+    import socketserver, ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+
+    def bump(i):
+        with counts.get_lock():
+            counts[i] += 1
+
+    class H(socketserver.BaseRequestHandler):
+        def handle(self):
+            s, tls = self.request, False
+            bump(1)
+            f = s.makefile("rb")
+            s.sendall(b"220 sink.test ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line[:4].upper()
+                if cmd in (b"EHLO", b"HELO"):
+                    s.sendall(b"250-sink.test\r\n250-8BITMIME\r\n" +
+                              (b"" if tls else b"250-STARTTLS\r\n") + b"250 SIZE 0\r\n")
+                elif cmd == b"STAR" and not tls:
+                    s.sendall(b"220 go ahead\r\n")
+                    try:
+                        s = ctx.wrap_socket(s, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        return
+                    tls = True
+                    bump(2)
+                    f = s.makefile("rb")
+                elif cmd == b"DATA":
+                    s.sendall(b"354 go\r\n")
+                    while True:
+                        l = f.readline()
+                        if not l:
+                            return
+                        if l == b".\r\n":
+                            break
+                    bump(0)
+                    s.sendall(b"250 ok\r\n")
+                elif cmd == b"QUIT":
+                    s.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    s.sendall(b"250 ok\r\n")
+
+    class S(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 128
+
+    S(("127.0.0.1", port), H).serve_forever()
+
+
+class TlsSink:
+    def __init__(self, cert, key):
+        import multiprocessing
+        self.port = free_port()
+        self.counts = multiprocessing.Array("l", 3)
+        self.p = multiprocessing.Process(target=tls_sink_serve, args=(self.port, cert, key, self.counts),
+                                         daemon=True)
+        self.p.start()
+        wait_port(self.port)
+
+    def snapshot(self):
+        return list(self.counts[:])
+
+    def stop(self):
+        self.p.kill()
+        self.p.join(5)
+
+
+def tls_relay_setup(this, pf, sink):
+    """Routes TLSREMOTE to the TLS sink on both MTAs, STARTTLS when offered
+    (this: control/tlspolicy's default, may; Postfix: smtp_tls_security_level
+    = may, its defaults otherwise), and restarts them to read it."""
+    with open(this.path("control", "smtproutes"), "a") as f:
+        f.write("%s:127.0.0.1:%d\n" % (TLSREMOTE, sink.port))
+    this.stop()
+    this.start()
+    # After start, which writes main.cf afresh; a reload reads it.
+    subprocess.run(["postconf", "-c", pf.etc, "-e",
+                    "transport_maps=inline:{%s=smtp:[127.0.0.1]:%d}" % (TLSREMOTE, sink.port),
+                    "smtp_tls_security_level=may"], check=True)
+    subprocess.run(["postfix", "-c", pf.etc, "reload"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+    time.sleep(1.0)
+
+
+def run_tls_relay(mta, sink, count, size=2048):
+    """count messages of size from 20 smtp-source sessions to the TLS sink
+    through mta: msg/s, CPU ms per message, TLS handshakes per message."""
+    c0 = sink.snapshot()
+    cpu0 = cpu_ticks(mta.roots())
+    t0 = time.monotonic()
+    limit = 60 + count * 0.1
+    smtp_source(mta.port, 20, count, size, "peer@" + TLSREMOTE, limit)
+    if not wait_for(lambda: sink.snapshot()[0] - c0[0] >= count, limit, 0.01):
+        raise RuntimeError("%s: TLS sink got %d of %d" % (mta.name, sink.snapshot()[0] - c0[0], count))
+    t = time.monotonic() - t0
+    drain(mta, 60)
+    cpu = cpu_ticks(mta.roots()) - cpu0
+    c1 = sink.snapshot()
+    return count / t, cpu * 1000.0 / TICK / count, (c1[2] - c0[2]) / count
+
+
+def tls_more_rows(mtas, n, relay_n, reps, add, alternate):
+    """The tls phase's rows beyond the first: STARTTLS with a resuming
+    client, and relay over STARTTLS to a TLS sink."""
+    for i in range(reps):
+        for m in alternate(i):
+            rate, cpu, share = tls_rate_resumed(m, 4, n)
+            add("STARTTLS sessions (per s), 4 resuming clients, %d sessions" % n, m, rate)
+            add("CPU per STARTTLS session (ms), resuming clients, %d sessions" % n, m, cpu)
+            add("share of STARTTLS sessions resumed (resuming clients)", m, share)
+            log("%s tls resumed %.0f/s cpu %.2f ms resumed %.2f" % (m.name, rate, cpu, share))
+    this, pf = mtas[0], mtas[1]
+    sink = TlsSink(this.path("control", "tls", "cert.pem"), this.path("control", "tls", "key.pem"))
+    try:
+        tls_relay_setup(this, pf, sink)
+        for i in range(reps):
+            for m in alternate(i):
+                rate, cpu, hs = run_tls_relay(m, sink, relay_n)
+                add("relay over STARTTLS to a TLS sink (msg/s), 20 sessions, 2 KB, %d msgs" % relay_n, m, rate)
+                add("CPU per message relayed over STARTTLS (ms)", m, cpu)
+                add("TLS handshakes per message relayed over STARTTLS", m, hs)
+                log("%s tls relay %.0f/s cpu %.2f ms handshakes/msg %.3f" % (m.name, rate, cpu, hs))
+    finally:
+        sink.stop()
+
+
 def tls_memory(mta):
     """KB: RSS and PSS of the processes of one idle STARTTLS session
     after the handshake and EHLO (the socket's holders and their children)."""
@@ -925,6 +1121,7 @@ def main():
                     add("STARTTLS sessions (per s), 4 clients, %d sessions" % n, m, rate)
                     add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu)
                     log("%s tls %.0f/s cpu %.2f ms rss %d KB" % (m.name, rate, cpu, rss))
+            tls_more_rows(mtas, n, cfg["relay"] // 2, reps, add, alternate)
         if "local" in phases:
             for sessions, size, count, keep in cfg["local"]:
                 label = "%d session%s, %s, %d msgs%s" % (
