@@ -863,6 +863,17 @@ def run_tls_relay(mta, sink, count, size=2048):
     return count / t, cpu * 1000.0 / TICK / count, (c1[2] - c0[2]) / count
 
 
+TLS_MORE_NOTE = (
+    "- STARTTLS, resuming clients: the same sessions, each client offering the TLS session of "
+    "its previous one (this: RFC 5246 session IDs from the listener's shared cache; Postfix: "
+    "its defaults, session tickets through tlsmgr). Relay over STARTTLS: %d messages to "
+    "peer@tls.remote.test, routed (this: control/smtproutes, tlspolicy's default may; Postfix: "
+    "transport_maps, smtp_tls_security_level=may, its defaults otherwise: no TLS connection "
+    "reuse, no client session cache) to a Python ssl sink with STARTTLS on loopback (the same "
+    "certificate; TLS 1.2; no PIPELINING), the same for both; handshakes per message counted "
+    "by the sink.")
+
+
 def tls_more_rows(mtas, n, relay_n, reps, add, alternate):
     """The tls phase's rows beyond the first: STARTTLS with a resuming
     client, and relay over STARTTLS to a TLS sink."""
@@ -1279,6 +1290,7 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "since ours offers nothing newer; no session resumption) connects, EHLO, STARTTLS, "
             "handshake, EHLO, QUIT; %d sessions from 4 client processes. Memory: RSS and PSS of the "
             "processes holding one idle session after the handshake and EHLO, with their children." % cfg["tls"],
+            TLS_MORE_NOTE % (cfg["relay"] // 2),
             "- scale: N messages to peer@down.test, routed to a loopback port where nothing listens; "
             "time to queue = smtp-source's time (20 sessions); taken in = time from the start "
             "until the scheduler knows every message (this: qmail-send's event=scan lines report "
