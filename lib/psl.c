@@ -6,10 +6,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "control.h"
+#include <strings.h>
+#include "buf.h"
 #include "psl.h"
 
 #define PSL_RULE_MAX 1100        /* a domain (255) in A-labels, with "!" */
+#define PSL_FILE_MAX (16u << 20) /* the list is about 250 KB */
 
 static int cmp(const void *a, const void *b)
 {
@@ -128,50 +130,80 @@ static int rule_ok(const char *r, size_t n)
   return 1;
 }
 
-/* Appends rule r[0..n), lower-cased, NUL-terminated; and its A-label form
- * too when it has non-ASCII labels. */
-static int add_rule(str *buf, char *r, size_t n, size_t *count)
+/* Whether the rule r[0..n) can apply to a domain of only (a list ending
+ * in 0; none means all): whether their rightmost labels are equal. */
+static int wanted(const char *r, size_t n, const char *const *only)
 {
-  size_t i, ascii = 1;
+  const char *t;
+  size_t tn;
+
+  if (!only) return 1;
+  t = memrchr(r, '.', n);
+  t = t ? t + 1 : r;
+  tn = n - (size_t)(t - r);
+  for (; *only; only++) {
+    const char *d = strrchr(*only, '.');
+    d = d ? d + 1 : *only;
+    if (strlen(d) == tn && !strncasecmp(d, t, tn)) return 1;
+  }
+  return 0;
+}
+
+/* Appends rule r[0..n), lower-cased, NUL-terminated, and its A-label form
+ * too when it has non-ASCII labels; neither when the rule is not wanted. */
+static int add_rule(str *out, char *r, size_t n, size_t *count, const char *const *only)
+{
+  size_t i, ascii = 1, mark = out->len, a;
 
   for (i = 0; i < n; i++) {
     if (r[i] >= 'A' && r[i] <= 'Z') r[i] = (char)(r[i] + 32);
     if ((unsigned char)r[i] >= 0x80) ascii = 0;
   }
   if (!rule_ok(r, n)) { errno = EINVAL; return -1; }
-  if (str_catb(buf, r, n) < 0 || str_catc(buf, 0) < 0) return -1;
+  if (ascii && !wanted(r, n, only)) return 0;
+  if (str_catb(out, r, n) < 0 || str_catc(out, 0) < 0) return -1;
   ++*count;
   if (ascii) return 0;
-  if (alabels(buf, r, n) < 0 || str_catc(buf, 0) < 0) return -1;
+  a = out->len;
+  if (alabels(out, r, n) < 0 || str_catc(out, 0) < 0) return -1;
+  if (!wanted(r, n, only) && !wanted(out->s + a, out->len - a - 1, only)) {
+    out->len = mark;
+    --*count;
+    return 0;
+  }
   ++*count;
   return 0;
 }
 
-int psl_load(struct psl *p, const char *path)
+int psl_load(struct psl *p, const char *path, const char *const *only)
 {
-  str lines = STR_INIT;
-  size_t i, count = 0;
-  int r = control_lines(&lines, path);
+  str raw = STR_INIT;
+  size_t i, count = 0, seen = 0;
+  int r = file_read(path, &raw, PSL_FILE_MAX) < 0 ? -1 : 1;
 
   p->n = 0;
   p->buf.len = 0;
-  if (r == 0) errno = ENOENT;
-  for (i = 0; r > 0 && i < lines.len; i += strlen(lines.s + i) + 1) {
-    char *l = lines.s + i;
-    size_t n = strcspn(l, " \t\r");
-    if ((n >= 2 && l[0] == '/' && l[1] == '/') || !n) continue;
-    if (add_rule(&p->buf, l, n, &count) < 0) r = -1;
+  /* The lines are taken in place: each is a rule up to its first blank,
+   * or a comment ("//"), or empty. */
+  for (i = 0; r > 0 && i < raw.len;) {
+    char *l = raw.s + i, *nl = memchr(l, '\n', raw.len - i);
+    size_t len = nl ? (size_t)(nl - l) : raw.len - i, n;
+    i += len + 1;
+    for (n = 0; n < len && l[n] != ' ' && l[n] != '\t' && l[n] != '\r'; n++) {}
+    if (!n || (n >= 2 && l[0] == '/' && l[1] == '/')) continue;
+    seen++;
+    if (add_rule(&p->buf, l, n, &count, only) < 0) r = -1;
   }
-  str_free(&lines);
-  if (r > 0 && !count) { errno = EINVAL; r = -1; }
-  if (r > 0) {
+  str_free(&raw);
+  if (r > 0 && !seen) { errno = EINVAL; r = -1; }
+  if (r > 0 && count) {
     free(p->rule);
     p->rule = calloc(count, sizeof *p->rule);
     if (!p->rule) r = -1;
   }
   if (r <= 0) { psl_free(p); return -1; }
   for (i = 0; i < p->buf.len; i += strlen(p->buf.s + i) + 1) p->rule[p->n++] = p->buf.s + i;
-  qsort(p->rule, p->n, sizeof *p->rule, cmp);
+  if (p->n) qsort(p->rule, p->n, sizeof *p->rule, cmp);
   return 0;
 }
 

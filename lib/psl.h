@@ -28,8 +28,13 @@ struct psl {
 
 /* Reads the list at path: 0, or -1 with errno (ENOENT and other open and
  * read errors; EINVAL: a rule with a byte that cannot be in a domain, or
- * no rule at all; EFBIG: over control files' 16 MB bound; ENOMEM). */
-int psl_load(struct psl *p, const char *path);
+ * no rule at all; EFBIG: over 16 MB; ENOMEM).
+ * With only (domains, the list ending in 0), just the rules whose
+ * rightmost label is that of one of them are kept: lookups are then
+ * right for those domains and any other under the same top-level
+ * domains, and the load costs one pass over the file, not a sort of all
+ * of it. */
+int psl_load(struct psl *p, const char *path, const char *const *only);
 void psl_free(struct psl *p);
 
 /* The public suffix of the domain d[0..n) (no trailing dot): the offset in

@@ -33,6 +33,13 @@ struct ctx {
   unsigned lookups, voids;
   int ptr_done;             /* %{p} computed */
   char p[DNS_NAMEMAX];
+  /* The validated names (5.5), looked up once per check: the same
+   * answers would come again. nvalid is their count or -M_TEMP/-M_PERM,
+   * valid_done whether they were looked up, valid_voids the void lookups
+   * that took, charged again at each use as a new lookup would be. */
+  int valid_done, nvalid;
+  unsigned valid_voids;
+  char valid[SPF_NAMES][DNS_NAMEMAX];
 };
 
 struct term {
@@ -186,26 +193,36 @@ static void rev_name(const struct ip *ip, char *out)
 }
 
 /* The validated names of the client (5.5): at most SPF_NAMES PTR names,
- * each kept if it has the client's address. A name whose address lookup
- * fails is skipped. Returns their count, or -M_TEMP / -M_PERM. */
-static int validated(struct ctx *c, char (*out)[DNS_NAMEMAX])
+ * each kept if it has the client's address, in c->valid. A name whose
+ * address lookup fails is skipped. Returns their count, or -M_TEMP /
+ * -M_PERM. */
+static int validated(struct ctx *c)
 {
   static char names[SPF_NAMES][DNS_NAMEMAX];
   struct names x = { names, SPF_NAMES, 0 };
   char rev[80];
-  size_t i, n = 0;
+  unsigned voids = c->voids;
+  size_t i;
   int r;
 
+  if (c->valid_done) {
+    c->voids += c->valid_voids;
+    return c->valid_voids && c->voids > SPF_VOIDS ? -M_PERM : c->nvalid;
+  }
+  c->valid_done = 1;
+  c->nvalid = 0;
   rev_name(&c->ip, rev);
   r = lookup(c, rev, ns_t_ptr, each_name, &x, 1);
-  if (r < 0) return r;
-  for (i = 0; i < x.count && i < SPF_NAMES; i++) {
+  if (r < 0) c->nvalid = r;
+  for (i = 0; r >= 0 && i < x.count && i < SPF_NAMES; i++) {
     if (!names[i][0]) continue;
     r = addr_match(c, names[i], c->ip.v6 ? 128 : 32, 1);
-    if (r == M_PERM) return -M_PERM;
-    if (r == M_YES) strcpy(out[n++], names[i]);
+    if (r == M_PERM) c->nvalid = -M_PERM;
+    else if (r == M_YES) strcpy(c->valid[c->nvalid++], names[i]);
+    r = c->nvalid;
   }
-  return (int)n;
+  c->valid_voids = c->voids - voids;
+  return c->nvalid;
 }
 
 static int suffix_of(const char *name, const char *dom)
@@ -255,13 +272,12 @@ static int macro_value(struct ctx *c, char l, const char *domain, str *out)
     return str_catb(out, buf, 63) < 0 ? M_PERM : 0;
   case 'p':
     if (!c->ptr_done) {
-      static char v[SPF_NAMES][DNS_NAMEMAX];
-      int n = validated(c, v), k, pick = -1;
+      int n = validated(c), k, pick = -1;
       if (n < 0) return -n;
-      for (k = 0; k < n && pick < 0; k++) if (!strcasecmp(v[k], domain)) pick = k;
-      for (k = 0; k < n && pick < 0; k++) if (suffix_of(v[k], domain)) pick = k;
+      for (k = 0; k < n && pick < 0; k++) if (!strcasecmp(c->valid[k], domain)) pick = k;
+      for (k = 0; k < n && pick < 0; k++) if (suffix_of(c->valid[k], domain)) pick = k;
       if (pick < 0 && n) pick = 0;
-      strcpy(c->p, pick < 0 ? "unknown" : v[pick]);
+      strcpy(c->p, pick < 0 ? "unknown" : c->valid[pick]);
       c->ptr_done = 1;
     }
     return str_cats(out, c->p) < 0 ? M_PERM : 0;
@@ -710,10 +726,9 @@ static int eval_term(struct ctx *c, const struct term *t, const char *domain, in
     break;
   }
   case M_PTR: {
-    static char v[SPF_NAMES][DNS_NAMEMAX];
-    int n = validated(c, v), k;
+    int n = validated(c), k;
     m = n < 0 ? -n : M_NO;
-    for (k = 0; k < n; k++) if (suffix_of(v[k], name.s)) m = M_YES;
+    for (k = 0; k < n; k++) if (suffix_of(c->valid[k], name.s)) m = M_YES;
     break;
   }
   default: m = M_PERM; break;

@@ -11,9 +11,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "atomic.h"
+#include "buf.h"
 #include "control.h"
 #include "dns.h"
 #include "log.h"
@@ -64,8 +67,10 @@ static int fetch(const char *domain, const char *id)
 void rpt_session(const char *domain, const char *mode, const char *host, const char *ip, const char *result,
                  const char *tlsa)
 {
+  static int full;
   char day[11];
   str line = STR_INIT, path = STR_INIT;
+  struct stat st;
   int fd;
 
   rpt_day(day, (unsigned long long)time(0));
@@ -75,9 +80,19 @@ void rpt_session(const char *domain, const char *mode, const char *host, const c
       str_cats(&line, ip) < 0 || str_catc(&line, ' ') < 0 || str_cats(&line, result) < 0 ||
       (tlsa && (str_catc(&line, ' ') < 0 || str_cats(&line, tlsa) < 0)) || str_catc(&line, '\n') < 0)
     goto out;
-  /* One write with O_APPEND: lines from concurrent workers never mix. */
+  /* One write with O_APPEND: lines from concurrent workers never mix.
+   * A full day file takes no more lines (the day's report counts what it
+   * holds), and says so once per process. */
   fd = open(path.s, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
-  if (fd < 0 || write(fd, line.s, line.len) != (ssize_t)line.len) {
+  if (fd >= 0 && fstat(fd, &st) == 0 && (unsigned long long)st.st_size + line.len > RPT_DAYMAX) {
+    if (!full) {
+      log_begin("qmail-remote", "tlsrpt_error");
+      log_kv("file", path.s);
+      log_kv("error", "day file full");
+      log_end();
+    }
+    full = 1;
+  } else if (fd < 0 || write(fd, line.s, line.len) != (ssize_t)line.len) {
     log_begin("qmail-remote", "tlsrpt_error");
     log_kv("file", path.s);
     log_kv("error", strerror(errno));
@@ -87,6 +102,53 @@ void rpt_session(const char *domain, const char *mode, const char *host, const c
 out:
   str_free(&line);
   str_free(&path);
+}
+
+/* A failed fetch for one id is not tried again for this long: each try
+ * holds a delivery for up to the fetcher's alarm, and a policy host that
+ * is down stays down for a while. A new id is fetched at once. */
+#define FETCH_RETRY 600
+
+/* The marker of a failed fetch, STS_CACHEDIR/!<domain> ('!' never begins
+ * a domain sts_domain_ok passes): "<code> <id>\n", its mtime the time of
+ * the failure. */
+static int marker_path(str *path, const char *domain)
+{
+  return str_copys(path, STS_CACHEDIR "/!") < 0 || str_cats(path, domain) < 0 || str_0(path) < 0 ? -1 : 0;
+}
+
+/* The code of a fetch for domain and id that failed less than FETCH_RETRY
+ * seconds before now, or -1. */
+static int failed_recently(const char *domain, const char *id, unsigned long long now)
+{
+  str path = STR_INIT, m = STR_INIT;
+  struct stat st;
+  int code = -1;
+
+  if (marker_path(&path, domain) == 0 && stat(path.s, &st) == 0 &&
+      (unsigned long long)st.st_mtime <= now && now - (unsigned long long)st.st_mtime < FETCH_RETRY &&
+      file_read(path.s, &m, 2 * STS_IDMAX) == 0 && m.len == strlen(id) + 3 && m.s[1] == ' ' &&
+      m.s[0] >= '0' + STS_FETCH_ERROR && m.s[0] <= '0' + STS_FETCH_WEBPKI &&
+      !memcmp(m.s + 2, id, strlen(id)) && m.s[m.len - 1] == '\n')
+    code = m.s[0] - '0';
+  str_free(&path);
+  str_free(&m);
+  return code;
+}
+
+/* Remembers the failed fetch (code > 0) or forgets one (code 0). */
+static void note_fetch(const char *domain, const char *id, int code)
+{
+  str path = STR_INIT, m = STR_INIT;
+
+  if (marker_path(&path, domain) == 0) {
+    if (code == STS_FETCH_OK) unlink(path.s);
+    else if (str_catc(&m, (char)('0' + code)) == 0 && str_catc(&m, ' ') == 0 && str_cats(&m, id) == 0 &&
+             str_catc(&m, '\n') == 0)
+      (void)atomic_write(STS_CACHEDIR, path.s + sizeof STS_CACHEDIR, m.s, m.len, 0640);
+  }
+  str_free(&path);
+  str_free(&m);
 }
 
 static const char *const fetch_types[] = { "ok", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid" };
@@ -112,13 +174,16 @@ void sts_lookup(const char *domain, struct sts *s)
   /* RFC 8461 3.3 and 5.1: fetch when the TXT id is new, and refresh well
    * before the cached policy expires (here past half its max_age). */
   if (id[0] && (!valid || strcmp(id, s->c.id) || age >= s->c.p.max_age / 2)) {
-    code = fetch(s->domain, id);
+    int earlier = failed_recently(s->domain, id, now);
+    code = earlier > 0 ? earlier : fetch(s->domain, id);
+    if (earlier <= 0) note_fetch(s->domain, id, code);
     if (code == STS_FETCH_OK) {
       cached = sts_cache_read(s->domain, &s->c);
       valid = cached == 1;
       source = "fetched";
     } else {
-      source = valid ? "cache, fetch failed" : "none, fetch failed";
+      source = earlier > 0 ? (valid ? "cache, fetch failed recently" : "none, fetch failed recently")
+             : valid ? "cache, fetch failed" : "none, fetch failed";
       rpt_session(s->domain, valid ? modes[s->c.p.mode] : "-", "-", "-", fetch_types[code], 0);
     }
   }

@@ -31,6 +31,7 @@
 #define STS_CACHEDIR "mtasts"
 #define RPT_DIR "tlsrpt"
 #define RPT_TLSAMAX 2048           /* a day file line stays under PIPE_BUF */
+#define RPT_DAYMAX (64ul << 20)    /* a day file grows no further */
 
 enum { STS_MODE_NONE = 1, STS_MODE_TESTING, STS_MODE_ENFORCE };
 

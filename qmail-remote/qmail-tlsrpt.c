@@ -29,9 +29,9 @@
 #include "qq.h"
 
 #define PROG "qmail-tlsrpt"
-#define DAYFILE_MAX (64ul << 20)
 #define RUA_MAX 8
 #define KEEP_DAYS 31ull             /* <day>.sent files kept, for the operator */
+#define TRY_DAYS 7ull               /* a day not sent by then is given up */
 
 static str me, org, from;
 static int temp;
@@ -428,7 +428,7 @@ static void report_day(const char *day)
   if (str_copys(&path, RPT_DIR "/") < 0 || str_cats(&path, day) < 0 || str_0(&path) < 0 ||
       str_copyb(&sent, path.s, path.len) < 0 || str_cats(&sent, ".sent") < 0 || str_0(&sent) < 0)
     log_die(PROG, EXIT_TEMP, "out of memory");
-  if (file_read(path.s, &data, DAYFILE_MAX) < 0 || str_0(&data) < 0) {
+  if (file_read(path.s, &data, RPT_DAYMAX) < 0 || str_0(&data) < 0) {
     if (errno != ENOENT) temp = 1;
     log_begin(PROG, "day");
     log_kv("day", day);
@@ -459,6 +459,24 @@ out:
   str_free(&data);
 }
 
+/* A day that could not be sent for TRY_DAYS: its reports would be stale,
+ * and each run would try it again for good. */
+static void give_up(const char *day)
+{
+  str path = STR_INIT, sent = STR_INIT;
+
+  if (str_copys(&path, RPT_DIR "/") < 0 || str_cats(&path, day) < 0 || str_0(&path) < 0 ||
+      str_copyb(&sent, path.s, path.len) < 0 || str_cats(&sent, ".sent") < 0 || str_0(&sent) < 0)
+    log_die(PROG, EXIT_TEMP, "out of memory");
+  if (rename(path.s, sent.s) < 0) temp = 1;
+  log_begin(PROG, "day");
+  log_kv("day", day);
+  log_kv("result", "given up");
+  log_end();
+  str_free(&path);
+  str_free(&sent);
+}
+
 /* 1 for "<day>.sent" of a day before old. */
 static int sent_old(const char *name, const char *old)
 {
@@ -471,7 +489,7 @@ static int sent_old(const char *name, const char *old)
 
 int main(int argc, char **argv)
 {
-  char today[11], old[11];
+  char today[11], old[11], stale[11];
   str dnsserver = STR_INIT;
   DIR *d;
   struct dirent *e;
@@ -494,6 +512,7 @@ int main(int argc, char **argv)
   } else {
     rpt_day(today, (unsigned long long)time(0));
     rpt_day(old, (unsigned long long)time(0) - KEEP_DAYS * 86400ull);
+    rpt_day(stale, (unsigned long long)time(0) - TRY_DAYS * 86400ull);
     if (!(d = opendir(RPT_DIR))) log_fatal(PROG, EXIT_TEMP, "cannot open " RPT_DIR);
     /* Old reports go first: a day sent by this run is kept whatever its
      * date, and readdir need not see the names renamed while it reads. */
@@ -501,7 +520,8 @@ int main(int argc, char **argv)
       if (sent_old(e->d_name, old)) unlinkat(dirfd(d), e->d_name, 0);
     rewinddir(d);
     while ((e = readdir(d)))
-      if (day_ok(e->d_name) && strcmp(e->d_name, today) < 0) report_day(e->d_name);
+      if (day_ok(e->d_name) && strcmp(e->d_name, stale) < 0) give_up(e->d_name);
+      else if (day_ok(e->d_name) && strcmp(e->d_name, today) < 0) report_day(e->d_name);
     closedir(d);
   }
   str_free(&dnsserver);

@@ -14,7 +14,9 @@
  *
  * The message is spooled in a memfd (not the heap), since the header
  * goes first; the header block is held in memory up to HDR_MAX, the body
- * is streamed. A DNS failure is a temperror in the header, never a
+ * is streamed. The spool starts at GAP, a hole that costs no memory: the
+ * new header block is written just before the body and the next stage
+ * reads from there, so the body is copied once. A DNS failure is a temperror in the header, never a
  * refusal. Then it execs the next stage, fixed at build time:
  * PREFIX/bin/qmail-dkim when installed (it signs only what it should),
  * else PREFIX/bin/qmail-queue. See qmail-verify(8). */
@@ -44,6 +46,11 @@
 #define HASH_MAX (64ull << 20)         /* body bytes hashed, all signatures together */
 #define DNS_BUDGET 15                  /* seconds of DNS per message */
 #define TXT_MAX 16384
+#define SPOOL_MAX (1ull << 30)         /* a larger message is refused */
+/* Room before the spooled message for the new header block, which is the
+ * received one (less what strip drops) plus our header and mark: those
+ * are bounded by DKIM_VERIFY_MAX results of bounded size, far below this. */
+#define GAP (1ull << 20)
 
 /* Becomes the next stage, fixed at build time. */
 static void next_stage(void)
@@ -68,20 +75,30 @@ static int judged(void)
   return getenv("TCPREMOTEIP") && !getenv("RELAYCLIENT") && !(a && !strcmp(a, "1"));
 }
 
-/* Copies fd 0 into a new memfd; its size in *size. */
+static void refuse(const char *why)
+{
+  log_begin(PROG, "dkim.verify");
+  log_kv("result", "refused");
+  log_kv("reason", why);
+  log_end();
+  _exit(QQ_REFUSED);
+}
+
+/* Copies fd 0 into a new memfd at offset GAP; its size in *size. */
 static int spool(unsigned long long *size)
 {
   static char chunk[65536];
   int fd = memfd_create(PROG, MFD_CLOEXEC);
   if (fd < 0) log_fatal(PROG, QQ_NOMEM, "memfd_create");
+  if (lseek(fd, (off_t)GAP, SEEK_SET) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
   *size = 0;
   for (;;) {
     ssize_t r = read(0, chunk, sizeof chunk);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the message");
     if (r == 0) return fd;
+    if ((*size += (unsigned long long)r) > SPOOL_MAX) refuse("message-too-large");
     if (fd_write_all(fd, chunk, (size_t)r, 0) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
-    *size += (unsigned long long)r;
   }
 }
 
@@ -108,29 +125,23 @@ static void read_header(int fd, unsigned long long size, str *hdr)
   size_t want = size < HDR_MAX ? (size_t)size : HDR_MAX, end;
   if (str_ready(hdr, want + 1) < 0) log_fatal(PROG, QQ_NOMEM, "out of memory");
   while (hdr->len < want) {
-    ssize_t r = pread(fd, hdr->s + hdr->len, want - hdr->len, (off_t)hdr->len);
+    ssize_t r = pread(fd, hdr->s + hdr->len, want - hdr->len, (off_t)(GAP + hdr->len));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the spool");
     hdr->len += (size_t)r;
   }
   end = header_end(hdr->s, hdr->len);
   if (end) hdr->len = end;
-  else if (size > HDR_MAX) {
-    log_begin(PROG, "dkim.verify");
-    log_kv("result", "refused");
-    log_kv("reason", "header-too-large");
-    log_end();
-    _exit(QQ_REFUSED);
-  }
+  else if (size > HDR_MAX) refuse("header-too-large");
 }
 
-/* Passes the spool's bytes from off to size to fn, in pieces. */
+/* Passes the message's bytes from off to size to fn, in pieces. */
 static void body(int in, unsigned long long off, unsigned long long size,
                  void (*fn)(void *ctx, const char *p, size_t n), void *ctx)
 {
   static char chunk[65536];
   while (off < size) {
-    ssize_t r = pread(in, chunk, sizeof chunk, (off_t)off);
+    ssize_t r = pread(in, chunk, sizeof chunk, (off_t)(GAP + off));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) log_fatal(PROG, QQ_READ_MSG, "cannot read the spool");
     fn(ctx, chunk, (size_t)r);
@@ -139,11 +150,6 @@ static void body(int in, unsigned long long off, unsigned long long size,
 }
 
 static void to_verifier(void *v, const char *p, size_t n) { dkim_verify_body(v, p, n); }
-
-static void to_fd(void *fd, const char *p, size_t n)
-{
-  if (fd_write_all(*(int *)fd, p, n, 0) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
-}
 
 /* --- key lookups ------------------------------------------------------ */
 
@@ -280,8 +286,9 @@ int main(void)
   struct dkim_verify_opts o;
   struct keyctx kc;
   unsigned long long size;
+  unsigned long long start;
   unsigned long dropped;
-  int in, fd;
+  int in;
 
   if (prefix_chdir() < 0) log_fatal(PROG, QQ_CHDIR, "cannot chdir to the prefix");
   if (!judged()) next_stage();
@@ -327,12 +334,14 @@ int main(void)
   dropped = strip(&out, &hdr, me.s);
   log_result(&v, dropped);
 
-  fd = memfd_create(PROG, MFD_CLOEXEC);
-  if (fd < 0) log_fatal(PROG, QQ_NOMEM, "memfd_create");
-  if (fd_write_all(fd, out.s, out.len, 0) < 0) log_fatal(PROG, QQ_WRITE, "cannot spool the message");
-  body(in, hdr.len, size, to_fd, &fd);
+  /* The new header block ends where the body starts: the next stage
+   * reads it and then the body, from one offset on. */
+  if (out.len > GAP + hdr.len) log_fatal(PROG, QQ_BUG, "header block over its room");
+  start = GAP + hdr.len - out.len;
+  if (lseek(in, (off_t)start, SEEK_SET) < 0 || fd_write_all(in, out.s, out.len, 0) < 0)
+    log_fatal(PROG, QQ_WRITE, "cannot spool the message");
+  if (lseek(in, (off_t)start, SEEK_SET) < 0 || dup2(in, 0) < 0)
+    log_fatal(PROG, QQ_BUG, "cannot pass the message on");
   close(in);
-  if (lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) log_fatal(PROG, QQ_BUG, "cannot pass the message on");
-  close(fd);
   next_stage();
 }

@@ -31,14 +31,21 @@ static int mode(void)
   return m;
 }
 
-/* The list named by control/publicsuffix (or the default): 0 or -1. */
-static int load_psl(struct psl *p)
+/* The list named by control/publicsuffix (or the default), for the
+ * domains of in: 0 or -1. */
+static int load_psl(struct psl *p, const struct dmarc_in *in)
 {
+  const char *only[DKIM_VERIFY_MAX + 3];
   str path = STR_INIT;
+  size_t i, n = 0;
   int r = control_line(&path, "control/publicsuffix");
 
   if (r < 0 || (r > 0 && path.len && str_0(&path) < 0)) { str_free(&path); return -1; }
-  r = psl_load(p, r > 0 && path.len ? path.s : PSL_DEFAULT);
+  only[n++] = in->from;
+  if (in->spf_domain) only[n++] = in->spf_domain;
+  for (i = 0; i < in->ndkim; i++) only[n++] = in->dkim[i].d;
+  only[n] = 0;
+  r = psl_load(p, r > 0 && path.len ? path.s : PSL_DEFAULT, only);
   str_free(&path);
   return r;
 }
@@ -90,10 +97,6 @@ int vdmarc_check(const str *hdr, const struct dkim_verify *v, str *frag, str *ma
     fromp = 0;
     action = r == DMARC_FROM_NONE || m == DMARC_MODE_REPORT ? DMARC_ACT_ACCEPT
            : m == DMARC_MODE_REJECT ? DMARC_ACT_REJECT : DMARC_ACT_QUARANTINE;
-  } else if (load_psl(&psl) < 0) {
-    o.result = DMARC_TEMPERROR;
-    why = "no_public_suffix_list";
-    action = DMARC_ACT_ACCEPT;
   } else {
     memset(&in, 0, sizeof in);
     in.from = from;
@@ -106,8 +109,14 @@ int vdmarc_check(const str *hdr, const struct dkim_verify *v, str *frag, str *ma
     in.dkim = dk;
     in.ndkim = v->n;
     in.roll = roll();
-    dmarc_eval(&psl, &in, &o);
-    action = dmarc_action(&o, m);
+    if (load_psl(&psl, &in) < 0) {
+      o.result = DMARC_TEMPERROR;
+      why = "no_public_suffix_list";
+      action = DMARC_ACT_ACCEPT;
+    } else {
+      dmarc_eval(&psl, &in, &o);
+      action = dmarc_action(&o, m);
+    }
   }
   if (dmarc_ar(frag, &o, fromp, why) < 0) log_fatal(PROG, QQ_NOMEM, "out of memory");
   if (action == DMARC_ACT_QUARANTINE &&

@@ -25,7 +25,7 @@ int main(int argc, char **argv)
   int i, r;
 
   if (argc < 4) { fprintf(stderr, "usage: dmarccheck psl dnsserver roll [spf=D] [dkim=D] [dkimfail=D]...\n"); return 2; }
-  if (psl_load(&p, argv[1]) < 0) { perror("psl"); return 2; }
+  if (psl_load(&p, argv[1], 0) < 0) { perror("psl"); return 2; }
   if (str_copys(&server, argv[2]) < 0 || dns_init(&server) < 0) { perror("dns"); return 2; }
   dns_limits(2, 1);
   in.roll = (unsigned)atoi(argv[3]);

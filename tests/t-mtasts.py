@@ -202,6 +202,8 @@ age_cache("enforce.test", 4000)
 code, text, err = remote("enforce.test")
 t.check("expired cache, policy host unreachable: no policy, delivered under may",
         code == "K" and "tls=mta-sts-unavailable" in err and "policy=may" in err, (code, text, err))
+t.check("the failed fetch for the same id not tried again at once",
+        "qmail-mtasts event=fetch" not in err and 'policy="none, fetch failed recently"' in err, err)
 q.new(expect=1)
 
 # TLS-RPT: the day's report per policy domain, queued by qmail-tlsrpt in
@@ -290,19 +292,31 @@ t.check("dane.test: policy-type tlsa, the TLSA failure reported",
         summary("dane.test")[0].get("policy-type") == "tlsa"
         and summary("dane.test")[1:] == (0, 1, [("tlsa-invalid", "mx.dane.test", "127.0.0.1", 1)]), summary("dane.test"))
 
-# Without a day: every day before today is reported, today's is not, and
-# .sent files older than 31 days are removed.
-with open(inst.path("tlsrpt", "2000-01-02"), "w") as f:
+# Without a day: every day before today is reported, today's is not, a
+# day unsent for over 7 days is given up, and .sent files older than 31
+# days are removed.
+past = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))
+with open(inst.path("tlsrpt", past), "w") as f:
     f.write("enforce.test enforce mx.good.test 127.0.0.1 ok\nbroken line\n")
+with open(inst.path("tlsrpt", "2000-01-03"), "w") as f:
+    f.write("enforce.test enforce mx.good.test 127.0.0.1 ok\n")
 open(inst.path("tlsrpt", "2000-01-01.sent"), "w").close()
 with open(inst.path("tlsrpt", day), "w") as f:
     f.write("enforce.test enforce mx.good.test 127.0.0.1 ok\n")
 p = subprocess.run([inst.bin("qmail-tlsrpt")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **user)
 err = p.stderr.decode()
 left = sorted(os.listdir(inst.path("tlsrpt")))
-t.check("qmail-tlsrpt alone: the past day reported, today's kept, the old .sent removed",
-        p.returncode == 0 and "domain=enforce.test day=2000-01-02 result=queued" in err and "day=%s" % day not in err
-        and left == sorted(["2000-01-02.sent", day, day + ".sent"]), (p.returncode, err, left))
+t.check("qmail-tlsrpt alone: the past day reported, today's kept, the stale day given up, the old .sent removed",
+        p.returncode == 0 and "domain=enforce.test day=%s result=queued" % past in err and "day=%s" % day not in err
+        and 'day=2000-01-03 result="given up"' in err and "domain=enforce.test day=2000-01-03" not in err
+        and left == sorted([past + ".sent", "2000-01-03.sent", day, day + ".sent"]), (p.returncode, err, left))
 t.check("qmail-tlsrpt alone: the past day's report delivered",
         wait_for(lambda: len(messages(inst, "alice")) == 7, 30), len(messages(inst, "alice")))
+
+# A full day file (64 MB; sparse here) takes no more lines.
+os.truncate(inst.path("tlsrpt", day), 64 << 20)
+code, text, err = remote("nomatch.test")
+t.check("a full day file: the session not recorded, said in the log",
+        os.path.getsize(inst.path("tlsrpt", day)) == 64 << 20 and 'event=tlsrpt_error' in err
+        and 'error="day file full"' in err and "event=mtasts_mx domain=nomatch.test" in err, (code, err))
 t.done()

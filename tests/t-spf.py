@@ -93,6 +93,9 @@ ZONE = [
     (TXT, "mx11.test", "v=spf1 mx -all"),
     (TXT, "mx10.test", "v=spf1 mx -all"),
     (TXT, "ptrdom.test", "v=spf1 ptr:example.test -all"),
+    (TXT, "ptr3.test", "v=spf1 ptr:nomatch1.test ptr:nomatch2.test ptr:example.test -all"),
+    (TXT, "ptrvoid.test", "v=spf1 ptr:a.test ptr:b.test ptr:c.test +all"),
+    (TXT, "ptrmac.test", "v=spf1 exists:%{p}.m.test ptr:nomatch.test ptr -all"),
     (TXT, "exists.test", "v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} -all"),
     (A, "3.2.0.192.strong._spf.exists.test", "127.0.0.2"),
     (TXT, "incp.test", "v=spf1 include:a1-ip4.test -all"),
@@ -228,6 +231,8 @@ CASES = [
     ("192.0.2.209", "x@mx10.test", "h.test", "pass"), ("192.0.2.3", "x@mx10.test", "h.test", "fail"),
     ("192.0.2.65", "x@ptrdom.test", "h.test", "pass"), ("192.0.2.66", "x@ptrdom.test", "h.test", "pass"),
     ("10.0.0.10", "x@ptrdom.test", "h.test", "fail"), ("192.0.2.140", "x@ptrdom.test", "h.test", "fail"),
+    ("192.0.2.65", "x@ptr3.test", "h.test", "pass"), ("10.0.0.10", "x@ptrvoid.test", "h.test", "pass"),
+    ("192.0.2.65", "x@ptrmac.test", "h.test", "fail"), ("10.0.0.10", "x@ptrmac.test", "h.test", "fail"),
     ("192.0.2.3", "strong-bad@exists.test", "h.test", "pass"),
     ("192.0.2.4", "strong-bad@exists.test", "h.test", "fail"),
     ("192.0.2.3", "weak-bad@exists.test", "h.test", "fail"),
@@ -319,7 +324,8 @@ dns.resolver.default_resolver = r
 lines = "".join("%s\t%s\t%s\n" % c[:3] for c in CASES)
 p = subprocess.run([os.path.join(BUILD, "testbin", "spfcheck"), "127.0.0.1:%d" % dnsd.port, "20"],
                    input=lines.encode(), stdout=subprocess.PIPE, timeout=120)
-ours = [l.split("\t", 1) for l in p.stdout.decode().splitlines()]
+ours = [l.rsplit("\t", 1)[0].split("\t", 1) for l in p.stdout.decode().splitlines()]
+ptrq = dict(((c[0], c[1]), l.rsplit("\t", 1)[1]) for c, l in zip(CASES, p.stdout.decode().splitlines()))
 t.check("spfcheck answered every case", p.returncode == 0 and len(ours) == len(CASES),
         "rc %d, %d lines" % (p.returncode, len(ours)))
 seen = set()
@@ -333,6 +339,11 @@ for c, o in zip(CASES, ours):
     if len(c) > 4 and c[4]:
         ok = ok and o[1] == c[4] == exp
     t.check(name, ok, "ours %r, pyspf %r" % (o, (res, exp)))
+# The client's validated names are looked up once per check, whatever
+# number of ptr terms and %{p} macros use them.
+t.check("one PTR query per check", ptrq.get(("192.0.2.65", "x@ptr3.test")) == "1"
+        and ptrq.get(("192.0.2.65", "x@ptrmac.test")) == "1",
+        (ptrq.get(("192.0.2.65", "x@ptr3.test")), ptrq.get(("192.0.2.65", "x@ptrmac.test"))))
 for c, pyres in DEVIATIONS:
     o = subprocess.run([os.path.join(BUILD, "testbin", "spfcheck"), "127.0.0.1:%d" % dnsd.port, "20"],
                        input=("%s\t%s\t%s\n" % c[:3]).encode(), stdout=subprocess.PIPE, timeout=60)

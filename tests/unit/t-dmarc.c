@@ -32,7 +32,7 @@ static int load_text(struct psl *p, const char *text)
 
   if (fd < 0 || write(fd, text, n) != (ssize_t)n) abort();
   close(fd);
-  r = psl_load(p, path);
+  r = psl_load(p, path, 0);
   unlink(path);
   return r;
 }
@@ -73,14 +73,14 @@ static void test_psl_small(void)
   CHECK(load_text(&bad, "test\nfoo_bar.test\n") < 0);
   CHECK(load_text(&bad, "test\n!\n") < 0);
   CHECK(load_text(&bad, "// only comments\n") < 0);
-  CHECK(psl_load(&bad, "/nonexistent/psl.dat") < 0);
+  CHECK(psl_load(&bad, "/nonexistent/psl.dat", 0) < 0);
   psl_free(&bad);
 }
 
 /* Debian's publicsuffix package: the list the programs read by default. */
 static void test_psl_real(void)
 {
-  if (psl_load(&real, PSL_DEFAULT) < 0) { printf("FAIL cannot read %s\n", PSL_DEFAULT); check_failed++; return; }
+  if (psl_load(&real, PSL_DEFAULT, 0) < 0) { printf("FAIL cannot read %s\n", PSL_DEFAULT); check_failed++; return; }
   CHECK(real.n > 5000);
   CHECK(!strcmp(org(&real, "mail.example.co.uk"), "example.co.uk"));
   CHECK(!strcmp(org(&real, "a.b.example.com"), "example.com"));
@@ -90,6 +90,34 @@ static void test_psl_real(void)
   CHECK(!strcmp(org(&real, "a.city.kawasaki.jp"), "city.kawasaki.jp"));
   CHECK(!strcmp(org(&real, "a.b.xn--55qx5d.cn"), "b.xn--55qx5d.cn"));
   CHECK(!strcmp(org(&real, "a.b.nosuchtld"), "b.nosuchtld"));
+}
+
+/* A load for some domains keeps their top-level domains' rules only and
+ * answers for them as the whole list does. */
+static void test_psl_only(void)
+{
+  static const char *const only[] = { "mail.example.co.uk", "x.y.ck", "a.b.xn--55qx5d.cn", "a.example.test", 0 };
+  static const char *const tld[] = { "z.nosuchtld", 0 };
+  static const char *const probe[] = {
+    "mail.example.co.uk", "a.b.other.co.uk", "foo.bar.ck", "a.www.ck", "a.b.xn--55qx5d.cn",
+    "x.example.test", 0
+  };
+  struct psl some = PSL_INIT, none = PSL_INIT;
+  size_t i;
+
+  CHECK(psl_load(&some, PSL_DEFAULT, only) == 0);
+  CHECK(some.n > 2 && some.n < 200);
+  for (i = 0; some.n && probe[i]; i++) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s", org(&some, probe[i]));
+    snprintf(b, sizeof b, "%s", org(&real, probe[i]));
+    CHECK(!strcmp(a, b));
+  }
+  /* no rule for the domain's top-level domain: the rule "*" */
+  CHECK(psl_load(&none, PSL_DEFAULT, tld) == 0 && none.n == 0);
+  CHECK(!strcmp(org(&none, "a.b.c.z.nosuchtld"), "z.nosuchtld"));
+  psl_free(&some);
+  psl_free(&none);
 }
 
 static void test_align(void)
@@ -248,6 +276,7 @@ int main(void)
 {
   test_psl_small();
   test_psl_real();
+  test_psl_only();
   test_align();
   test_records();
   test_from();
