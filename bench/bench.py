@@ -669,14 +669,16 @@ def tls_worker(port, n):
         t.close()
 
 
-def tls_rate(mta, clients, n):
+def tls_rate(mta, clients, n, worker=None, extra=()):
     """STARTTLS sessions per second from `clients` parallel client
-    processes (n sessions in all), and the instance's CPU ms per session."""
+    processes (n sessions in all), and the instance's CPU ms per session.
+    worker(port, sessions, *extra) runs in each (tls_worker by default)."""
     import multiprocessing
     per = n // clients
     cpu0 = cpu_ticks(mta.roots())
     t0 = time.monotonic()
-    ps = [multiprocessing.Process(target=tls_worker, args=(mta.tls_port, per)) for _ in range(clients)]
+    ps = [multiprocessing.Process(target=worker or tls_worker, args=(mta.tls_port, per) + tuple(extra))
+          for _ in range(clients)]
     for p in ps:
         p.start()
     for p in ps:
@@ -726,25 +728,9 @@ def tls_rate_resumed(mta, clients, n):
     """As tls_rate, with clients that resume their sessions: sessions per
     second, CPU ms per session, and the share of sessions resumed."""
     import multiprocessing
-    per = n // clients
     reused = multiprocessing.Value("i", 0)
-    cpu0 = cpu_ticks(mta.roots())
-    t0 = time.monotonic()
-    ps = [multiprocessing.Process(target=tls_resume_worker, args=(mta.tls_port, per, reused))
-          for _ in range(clients)]
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join(60 + per)
-        if p.is_alive():
-            p.kill()
-            raise RuntimeError("%s: a TLS client did not finish" % mta.name)
-        if p.exitcode != 0:
-            raise RuntimeError("%s: a TLS client failed" % mta.name)
-    t = time.monotonic() - t0
-    time.sleep(0.2)
-    cpu = cpu_ticks(mta.roots()) - cpu0
-    return per * clients / t, cpu * 1000.0 / TICK / (per * clients), reused.value / (per * clients)
+    rate, cpu = tls_rate(mta, clients, n, tls_resume_worker, (reused,))
+    return rate, cpu, reused.value / (n // clients * clients)
 
 
 # --- outbound over STARTTLS: a TLS sink both MTAs relay to ----------------------
