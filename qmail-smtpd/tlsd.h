@@ -13,7 +13,8 @@
  *      implicit), takes the smtpd ids (no supplementary group) and runs
  *      the SMTP session as qmail-smtpd would;
  *   2. reads control/tls/cert.pem (the chain, leaf first) and
- *      control/tls/key.pem (RSA or EC) as root, relative to the prefix,
+ *      control/tls/key.pem (RSA or EC) as root (or, under a resident
+ *      listener, uses what tlsd_preload decoded), relative to the prefix,
  *      root's files in a root directory, opened as tls_creds_load
  *      (tlsio.h) says: no link, no FIFO, no file another uid could write;
  *      takes the TLS ids, then only relays. Neither process has read a
