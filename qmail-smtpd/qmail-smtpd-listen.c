@@ -1,8 +1,9 @@
 /* qmail-smtpd-listen: qmail-smtpd's sessions without tcpserver; options,
  * environment, exit codes and log events are in qmail-smtpd-listen(8).
  *
- * Parent. Binds, drops to -u/-g (unless -t: each connection's TLS relay
- * reads the key as root, tlsd.h), then keeps SPARES children forked
+ * Parent. Binds, drops to -u/-g (unless -t: each connection takes both
+ * the TLS and the smtpd ids; the key is decoded once at start, and kept
+ * out of the sessions, tlsd.h), then keeps SPARES children forked
  * ahead, each waiting to accept one connection, so that the fork is paid
  * while other sessions run. A spare that has accepted writes its pid on
  * the "taken" pipe and the parent forks the next; EOF on the "alive"
