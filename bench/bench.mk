@@ -34,3 +34,12 @@ bench-idle:
 	BUILD=build-check PREFIX=$(CHECK_PREFIX) python3 bench/idle-listen.py
 
 .PHONY: bench-idle
+
+# make bench-smoke: the peers bench/run measures beside this MTA (Exim and
+# OpenSMTPD from their unpacked Debian packages) start with the bench's
+# configuration and take one message each, local and relayed (root; no
+# timing; bench/smoke.py).
+bench-smoke:
+	sh bench/run --smoke
+
+.PHONY: bench-smoke

@@ -1,4 +1,6 @@
-"""This MTA against Postfix, side by side, on loopback (bench/run calls it).
+"""This MTA against Postfix, Exim and OpenSMTPD, side by side, on loopback
+(bench/run calls it). Exim and OpenSMTPD: see "peers run from their
+unpacked Debian packages" below; the Postfix text here holds for them too.
 
 Two throwaway instances under BASE: ours in BASE/this (installed by
 service/install with unused numeric uids, its daemons run directly),
@@ -553,6 +555,348 @@ tlsmgr    unix  -       -       n       1000?   1       tlsmgr
         return n
 
 
+# --- peers run from their unpacked Debian packages ---------------------------------
+#
+# Exim and OpenSMTPD have their paths and user names compiled in
+# (/etc/exim4/exim4.conf, Debian-exim, /var/spool/smtpd, opensmtpd,
+# /usr/libexec/opensmtpd). Each runs from `dpkg-deb -x` of its package
+# (bench/run puts it in BASE/pkg/NAME) inside a private mount namespace
+# (bench/nsrun.py): a read-only overlay of BASE/NAME/etc on /etc gives it
+# its configuration and a passwd and group naming throwaway ids, and the
+# name service sees no DNS (hosts from files, a resolv.conf whose only
+# server is a loopback address where nothing listens). The machine's /etc
+# and spool are untouched and neither conflicts with the system's MTA.
+
+class NsPeer:
+    """A peer MTA from an unpacked package, in a mount namespace of its
+    own. Subclasses: setup() writes the configuration, argv() the daemon's
+    command line, mounts() the namespace's extra mounts, and the queue
+    hooks. `na` maps a phase to why it is not measured for this peer."""
+    name = "?"
+    pkg = "?"
+    na = {}
+    # Scale runs: a count above scale_max is not run (n/a). Every load
+    # run gives smtp-source secs_per_msg per message: both peers take mail
+    # at a small fraction of this MTA's rate on this bench (100,000 would
+    # take hours).
+    scale_max = 10000
+    secs_per_msg = 0.25
+
+    def __init__(self, base, sink_port, down_port, uid, gid, ids):
+        self.base = base
+        self.pkgdir = os.path.join(base, "pkg", self.pkg)
+        if not os.path.isdir(self.pkgdir):
+            raise RuntimeError("%s: %s not unpacked (bench/run does it)" % (self.name, self.pkgdir))
+        self.top = os.path.join(base, self.pkg)
+        self.etc = os.path.join(self.top, "etc")
+        self.mail = os.path.join(self.top, "mail")
+        self.sink_port, self.down_port = sink_port, down_port
+        self.uid, self.gid, self.ids = uid, gid, ids
+        self.port, self.tls_port = free_port(), free_port()
+        self.logfile = os.path.join(self.top, "log")
+        self.p = None
+        if os.path.isdir(self.top):
+            shutil.rmtree(self.top)
+        os.makedirs(self.etc)
+        os.chmod(self.top, 0o755)
+        os.makedirs(self.mail, 0o755)
+        box = os.path.join(self.mail, "box")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(box, sub), exist_ok=True)
+            os.chown(os.path.join(box, sub), uid, gid)
+            os.chmod(os.path.join(box, sub), 0o700)
+        self.maildir = os.path.join(box, "new")
+        self.boxdir = box
+        self.write_etc()
+        self.setup()
+
+    def write_etc(self):
+        """passwd and group: the machine's, plus this peer's accounts
+        (self.accounts(): name -> (uid, gid, home)); name service from
+        files; mailname; no reachable DNS server."""
+        users = self.accounts()
+        with open(os.path.join(self.etc, "passwd"), "w") as f:
+            f.write(open("/etc/passwd").read())
+            for n, (u, g, home) in users.items():
+                f.write("%s:x:%d:%d::%s:/usr/sbin/nologin\n" % (n, u, g, home))
+        with open(os.path.join(self.etc, "group"), "w") as f:
+            f.write(open("/etc/group").read())
+            for n, (u, g, home) in users.items():
+                f.write("%s:x:%d:\n" % (n, g))
+        for n in ("passwd", "group"):
+            os.chmod(os.path.join(self.etc, n), 0o644)
+        files = {"nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
+                                  "networks: files\nservices: files\n",
+                 # OpenBSD's resolver (in OpenSMTPD) reads "lookup";
+                 # glibc ignores it and has nsswitch's "hosts: files".
+                 "resolv.conf": "lookup file\nnameserver 127.0.0.254\noptions attempts:1 timeout:1\n",
+                 "hosts": "127.0.0.1 localhost\n",
+                 "mailname": "%s.bench.test\n" % self.pkg}
+        for n, text in files.items():
+            with open(os.path.join(self.etc, n), "w") as f:
+                f.write(text)
+
+    def use_tls_files(self, cert, key):
+        """Serves STARTTLS with the same certificate and key as ours."""
+        self.cert = os.path.join(self.etc, "tls.pem")
+        self.key = os.path.join(self.etc, "tls.key")
+        shutil.copyfile(cert, self.cert)
+        shutil.copyfile(key, self.key)
+        os.chmod(self.cert, 0o644)
+        os.chmod(self.key, 0o600)
+
+    def start(self):
+        self.write_config()
+        lf = open(self.logfile, "ab")
+        argv = ["unshare", "-m", "--propagation", "private", sys.executable,
+                os.path.join(ROOT, "bench", "nsrun.py"), "--over", "%s:/etc" % self.etc]
+        for flag, src, dst in self.mounts():
+            argv += [flag, "%s:%s" % (src, dst)]
+        self.p = spawn(argv + ["--"] + self.argv(), stdout=lf, stderr=lf)
+        lf.close()
+        wait_port(self.port)
+        wait_port(self.tls_port)
+        time.sleep(0.3)
+
+    def stop(self):
+        """SIGTERM to the daemon (nsrun passes it on), then SIGKILL by pid
+        to whatever of its tree is left."""
+        if not self.p:
+            return
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(20)
+            except subprocess.TimeoutExpired:
+                for st in tree([self.p.pid]):
+                    try:
+                        os.kill(st["pid"], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.p.wait(10)
+        if self.p in PROCS:
+            PROCS.remove(self.p)
+        self.p = None
+
+    def roots(self):
+        return [self.p.pid] if self.p and self.p.poll() is None else []
+
+    def mem_roots(self):
+        """The daemon nsrun runs, without nsrun (a Python process that
+        only waits): the processes whose memory the MTA itself takes."""
+        return [st["pid"] for st in tree(self.roots()) if st["ppid"] in self.roots()]
+
+    def scheduler_rss(self):
+        return None
+
+    def taken_in(self, state):
+        return None
+
+
+class Exim(NsPeer):
+    """Exim 4 (exim4-daemon-light) as `exim4 -bdf -q30m`: its configuration
+    at the compiled-in /etc/exim4/exim4.conf (so it keeps root for
+    deliveries, as installed), spool and logs under BASE/exim4."""
+    name = "Exim"
+    pkg = "exim4"
+    na = {"scale-scheduler": "Exim has no resident scheduler: the receiving process "
+                             "forks a delivery at once, and queue runners are started "
+                             "every 30 min; nothing to time or measure"}
+
+    def accounts(self):
+        return {"Debian-exim": (self.ids[0], self.ids[0], os.path.join(self.top, "spool")),
+                "box": (self.uid, self.gid, self.boxdir)}
+
+    def setup(self):
+        self.spool = os.path.join(self.top, "spool")
+        self.logdir = os.path.join(self.top, "logs")
+        for d in (self.spool, self.logdir):
+            os.makedirs(d)
+            os.chown(d, self.ids[0], self.ids[0])
+            os.chmod(d, 0o750)
+        os.makedirs(os.path.join(self.etc, "exim4"))
+
+    def use_tls_files(self, cert, key):
+        super().use_tls_files(cert, key)
+        os.chown(self.key, self.ids[0], self.ids[0])
+
+    def write_config(self):
+        conf = """primary_hostname = exim.bench.test
+exim_path = {pkg}/usr/sbin/exim4
+spool_directory = {spool}
+log_file_path = {logs}/%slog
+pid_file_path = {top}/exim.pid
+keep_environment =
+daemon_smtp_ports = {port} : {tls}
+local_interfaces = <; 127.0.0.1.{port} ; 127.0.0.1.{tls}
+tls_advertise_hosts = ${{if eq{{$received_port}}{{{tls}}}{{*}}{{}}}}
+tls_certificate = {etc}/tls.pem
+tls_privatekey = {etc}/tls.key
+host_lookup =
+rfc1413_hosts =
+rfc1413_query_timeout = 0s
+smtp_accept_max = 100
+smtp_accept_queue_per_connection = 0
+domainlist local_domains = {local}
+acl_smtp_rcpt = acl_check_rcpt
+
+begin acl
+acl_check_rcpt:
+  accept domains = +local_domains
+  accept domains = {remote} : {down}
+  deny message = relay not permitted
+
+begin routers
+sink:
+  driver = manualroute
+  domains = {remote}
+  route_list = * 127.0.0.1 byname
+  self = send
+  transport = to_sink
+down:
+  driver = manualroute
+  domains = {down}
+  route_list = * 127.0.0.1 byname
+  self = send
+  transport = to_down
+box:
+  driver = accept
+  domains = +local_domains
+  transport = maildir
+
+begin transports
+to_sink:
+  driver = smtp
+  port = {sinkp}
+to_down:
+  driver = smtp
+  port = {downp}
+maildir:
+  driver = appendfile
+  directory = {box}
+  maildir_format
+  delivery_date_add
+  envelope_to_add
+  return_path_add
+  user = {uid}
+  group = {gid}
+  mode = 0600
+
+begin retry
+* * F,2h,15m; G,16h,1h,1.5; F,4d,6h
+""".format(pkg=self.pkgdir, spool=self.spool, logs=self.logdir, top=self.top, port=self.port,
+           tls=self.tls_port, etc="/etc", local=LOCAL, remote=REMOTE, down=DOWN,
+           sinkp=self.sink_port, downp=self.down_port, box=self.boxdir, uid=self.uid, gid=self.gid)
+        p = os.path.join(self.etc, "exim4", "exim4.conf")
+        with open(p, "w") as f:
+            f.write(conf)
+        os.chmod(p, 0o644)
+
+    def mounts(self):
+        return []
+
+    def argv(self):
+        return [os.path.join(self.pkgdir, "usr", "sbin", "exim4"), "-bdf", "-q30m"]
+
+    def queue_count(self):
+        d = os.path.join(self.spool, "input")
+        try:
+            return sum(1 for n in os.listdir(d) if n.endswith("-H"))
+        except FileNotFoundError:
+            return 0
+
+    def wipe_queue(self):
+        for d in ("input", "msglog", "db"):
+            p = os.path.join(self.spool, d)
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+
+
+class OpenSMTPD(NsPeer):
+    """OpenSMTPD (opensmtpd) as `smtpd -d -f smtpd.conf`: its spool at the
+    compiled-in /var/spool/smtpd (BASE/opensmtpd/spool bound on /var/spool)
+    and its delivery agents at /usr/libexec/opensmtpd (the package's,
+    overlaid on /usr/libexec)."""
+    name = "OpenSMTPD"
+    pkg = "opensmtpd"
+    na = {"scale-scheduler": "OpenSMTPD's scheduler keeps its state in memory and "
+                             "logs nothing per message taken in; its queue files "
+                             "do not tell when it has scheduled them",
+          "tls": "Debian 12's OpenSMTPD 6.8.0p2 fails every STARTTLS handshake against "
+                 "OpenSSL 3 (\"SSL routines::internal error\" here with the bench's P-256 "
+                 "key, and with an RSA key too; known upstream: OpenSMTPD/OpenSMTPD "
+                 "issues 1171 and 1239, fixed in 7.x)"}
+
+    def accounts(self):
+        return {"opensmtpd": (self.ids[0], self.ids[0], "/var/lib/opensmtpd/empty"),
+                "opensmtpq": (self.ids[1], self.ids[1], "/var/lib/opensmtpd/empty"),
+                "box": (self.uid, self.gid, self.boxdir)}
+
+    def setup(self):
+        self.spool = os.path.join(self.top, "spool")
+        os.makedirs(os.path.join(self.spool, "smtpd"))
+        os.chmod(self.spool, 0o755)
+        os.chmod(os.path.join(self.spool, "smtpd"), 0o711)
+        # Its processes chroot to the compiled-in /var/lib/opensmtpd/empty;
+        # its control socket is the compiled-in /run/smtpd.sock.
+        self.varlib = os.path.join(self.top, "varlib")
+        os.makedirs(os.path.join(self.varlib, "opensmtpd", "empty"))
+        self.run = os.path.join(self.top, "run")
+        os.makedirs(self.run, 0o755)
+
+    def write_config(self):
+        conf = """pki mx.bench.test cert "/etc/tls.pem"
+pki mx.bench.test key "/etc/tls.key"
+listen on 127.0.0.1 port {port} hostname opensmtpd.bench.test
+listen on 127.0.0.1 port {tls} tls pki mx.bench.test hostname opensmtpd.bench.test
+action "box" maildir "{box}"
+action "sink" relay host smtp://127.0.0.1:{sinkp}
+action "down" relay host smtp://127.0.0.1:{downp}
+match from any for domain "{local}" action "box"
+match from any for domain "{remote}" action "sink"
+match from any for domain "{down}" action "down"
+""".format(port=self.port, tls=self.tls_port, box=self.boxdir, sinkp=self.sink_port,
+           downp=self.down_port, local=LOCAL, remote=REMOTE, down=DOWN)
+        p = os.path.join(self.etc, "smtpd.conf")
+        with open(p, "w") as f:
+            f.write(conf)
+        os.chmod(p, 0o644)
+
+    def mounts(self):
+        return [("--bind", self.spool, "/var/spool"), ("--bind", self.run, "/run"),
+                ("--over", self.varlib, "/var/lib"),
+                ("--over", os.path.join(self.pkgdir, "usr", "libexec"), "/usr/libexec")]
+
+    def argv(self):
+        return [os.path.join(self.pkgdir, "usr", "sbin", "smtpd"), "-d", "-f", "/etc/smtpd.conf"]
+
+    def queue_count(self):
+        """Messages in the queue: one directory each under queue/XX/, plus
+        those being received in incoming/."""
+        n = 0
+        q = os.path.join(self.spool, "smtpd")
+        for d in ("queue", "incoming"):
+            p = os.path.join(q, d)
+            for _, dirs, files in os.walk(p):
+                if d == "incoming":
+                    n += len(dirs)
+                    break
+                n += sum(1 for x in dirs if len(x) > 2)
+        return n
+
+    def wipe_queue(self):
+        q = os.path.join(self.spool, "smtpd")
+        for d in ("queue", "incoming", "corrupt", "temporary", "offline", "purge"):
+            p = os.path.join(q, d)
+            if os.path.isdir(p):
+                for n in os.listdir(p):
+                    x = os.path.join(p, n)
+                    shutil.rmtree(x) if os.path.isdir(x) else os.unlink(x)
+
+
+PEERS = {"Postfix": None, "Exim": Exim, "OpenSMTPD": OpenSMTPD}
+
+
 # --- load -------------------------------------------------------------------------
 
 def smtp_source(port, sessions, count, size, rcpt, timeout, keep=False):
@@ -578,7 +922,7 @@ def run_local(mta, sessions, count, size, keep=False):
     empty_dir(mta.maildir)
     cpu0 = cpu_ticks(mta.roots())
     t0 = time.monotonic()
-    limit = 60 + count * (0.2 if size > 10000 else 0.05)
+    limit = 60 + count * max(0.2 if size > 10000 else 0.05, getattr(mta, "secs_per_msg", 0))
     smtp_source(mta.port, sessions, count, size, "box@" + LOCAL, limit, keep)
     t1 = time.monotonic()
     if not wait_for(lambda: count_dir(mta.maildir) >= count, limit, 0.01):
@@ -593,7 +937,7 @@ def run_local(mta, sessions, count, size, keep=False):
 def run_relay(mta, sink, count, size=2048):
     sink.reset()
     t0 = time.monotonic()
-    limit = 60 + count * 0.05
+    limit = 60 + count * max(0.05, getattr(mta, "secs_per_msg", 0))
     smtp_source(mta.port, 20, count, size, "peer@" + REMOTE, limit)
     if not wait_for(lambda: sink.count() >= count, limit, 0.01):
         raise RuntimeError("%s: sink got %d of %d" % (mta.name, sink.count(), count))
@@ -905,7 +1249,7 @@ def memory(mta):
     """KB: RSS of one idle SMTP session's own processes (and their PSS),
     and of every process of the instance when idle."""
     time.sleep(1.0)
-    idle = tree(mta.roots())
+    idle = tree(getattr(mta, "mem_roots", mta.roots)())
     idle_rss = sum(rss_kb(st["pid"]) for st in idle)
     s = socket.create_connection(("127.0.0.1", mta.port), 10)
     try:
@@ -988,6 +1332,8 @@ def scale(mta, n, timeout):
     t0 = time.monotonic()
     smtp_source(mta.port, 20, n, 2048, "peer@" + DOWN, timeout)
     t1 = time.monotonic()
+    if mta.taken_in(state) is None:   # a peer with no scheduler to watch
+        return t1 - t0, None, None
     # n - 1: the last scan may have found a single message and logged nothing.
     done = wait_for(lambda: mta.taken_in(state) >= n - 1, timeout, 0.2)
     t2 = time.monotonic()
@@ -1052,6 +1398,10 @@ def main():
     ap.add_argument("--scale")
     ap.add_argument("--only", help="comma list of phases: memory,tls,local,relay,latency,fsync,scale")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--shared", action="store_true",
+                    help="say in RESULTS.md that the run shared the machine with other jobs")
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help="comma list of the peers measured beside this: %s" % ",".join(PEERS))
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from BASE/results.json without measuring")
     a = ap.parse_args()
@@ -1059,7 +1409,8 @@ def main():
         d = json.load(open(os.path.join(a.base, "results.json")))
         sys.argv = d.get("argv", sys.argv)
         report(a, d["cfg"], d["reps"], d["raw"], d["extra"], d["started"], d["load_before"],
-               d["load_after"], d["machine"])
+               d["load_after"], d["machine"], d.get("peers", ["Postfix"]), d.get("na", {}),
+               d.get("fig_phase", {}))
         return
     q = a.quick
     reps = a.reps or (2 if q else 3)
@@ -1078,9 +1429,20 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     R = {}  # figure -> {mta name: [values]}
     mtas = []
+    peers = [n for n in a.peers.split(",") if n]
+    NA = {}         # peer name -> {phase: why it has no figure there}
+    FIG_PHASE = {}  # figure -> phase, for the footnotes of n/a cells
 
-    def add(fig, mta, v):
+    def add(fig, mta, v, phase=None):
+        FIG_PHASE[fig] = phase or fig.split(":")[0].split(" ")[0]
         R.setdefault(fig, {}).setdefault(mta.name, []).append(v)
+
+    def skip(mta, phase):
+        """True (and the reason noted) if mta is not measured in phase."""
+        why = getattr(mta, "na", {}).get(phase)
+        if why:
+            NA.setdefault(mta.name, {})[phase] = why
+        return bool(why)
 
     def alternate(i):
         return mtas if i % 2 == 0 else mtas[::-1]
@@ -1092,9 +1454,20 @@ def main():
         down_port = free_port()
         this = This(base, sink.port, down_port)
         mtas.append(this)
-        pf = Postfix(base, sink.port, down_port, *this.alias)
-        pf.use_tls_files(this.path("control", "tls", "cert.pem"), this.path("control", "tls", "key.pem"))
-        mtas.append(pf)
+        tls_files = this.path("control", "tls", "cert.pem"), this.path("control", "tls", "key.pem")
+        for k, name in enumerate(peers):
+            try:
+                if name == "Postfix":
+                    peer = Postfix(base, sink.port, down_port, *this.alias)
+                else:
+                    peer = PEERS[name](base, sink.port, down_port, *this.alias,
+                                       ids=harness.free_ids(2, start=7700 + 100 * k))
+            except (RuntimeError, OSError, KeyError) as e:
+                log("%s left out: %s" % (name, e))
+                NA.setdefault(name, {})["*"] = "not run: %s" % e
+                continue
+            peer.use_tls_files(*tls_files)
+            mtas.append(peer)
         for m in mtas:
             m.start()
         if "memory" in phases:
@@ -1110,13 +1483,15 @@ def main():
             n = cfg["tls"]
             for i in range(reps):
                 for m in alternate(i):
+                    if skip(m, "tls"):
+                        continue
                     rss, pss, comms = tls_memory(m)
-                    add("memory: one STARTTLS session (RSS KB)", m, rss)
-                    add("memory: one STARTTLS session (PSS KB)", m, pss)
+                    add("memory: one STARTTLS session (RSS KB)", m, rss, "tls")
+                    add("memory: one STARTTLS session (PSS KB)", m, pss, "tls")
                     extra["STARTTLS session processes " + m.name] = comms
                     rate, cpu = tls_rate(m, 4, n)
-                    add("STARTTLS sessions (per s), 4 clients, %d sessions" % n, m, rate)
-                    add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu)
+                    add("STARTTLS sessions (per s), 4 clients, %d sessions" % n, m, rate, "tls")
+                    add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu, "tls")
                     log("%s tls %.0f/s cpu %.2f ms rss %d KB" % (m.name, rate, cpu, rss))
             tls_more_rows(mtas, n, cfg["relay"] // 2, reps, add, alternate)
         if "local" in phases:
@@ -1166,14 +1541,21 @@ def main():
         if "scale" in phases:
             for n in cfg["scale"]:
                 for m in mtas:
+                    if n > getattr(m, "scale_max", n):
+                        NA.setdefault(m.name, {})["scale %d" % n] = (
+                            "not run: more than %d messages at its rate here" % m.scale_max)
+                        continue
                     m.stop()
                     m.wipe_queue()
                     m.start()
-                    tq, ts, rss = scale(m, n, 120 + n * 0.02)
-                    add("scale %d: time to queue (s)" % n, m, tq)
-                    add("scale %d: time until the scheduler has taken in all (s)" % n, m, ts)
-                    add("scale %d: scheduler RSS (KB; qmail-send / qmgr)" % n, m, rss)
-                    log("%s scale %d: queue %.1fs schedule %s rss %d KB" % (m.name, n, tq, ts, rss))
+                    tq, ts, rss = scale(m, n, 120 + n * getattr(m, "secs_per_msg", 0.02))
+                    add("scale %d: time to queue (s)" % n, m, tq, "scale %d" % n)
+                    if not skip(m, "scale-scheduler"):
+                        add("scale %d: time until the scheduler has taken in all (s)" % n, m, ts,
+                            "scale-scheduler")
+                        add("scale %d: scheduler RSS (KB; qmail-send / qmgr)" % n, m, rss,
+                            "scale-scheduler")
+                    log("%s scale %d: queue %.1fs schedule %s rss %s KB" % (m.name, n, tq, ts, rss))
                     m.stop()
                     m.wipe_queue()
                     m.start()
@@ -1191,29 +1573,64 @@ def main():
     if err is not None:
         extra["incomplete"] = "the run stopped early: %r" % (err,)
     if R:
-        report(a, cfg, reps, R, extra, started, load0, load1)
+        report(a, cfg, reps, R, extra, started, load0, load1, None, peers, NA, FIG_PHASE)
     if err is not None:
         raise err
 
 
-def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
-    mach = mach or machine()
+def table_rows(R, extra, peers, na, fig_phase):
+    """The table's rows (figure, this, each peer, this/each peer) and its
+    footnotes: a peer's n/a cell names why, when the peer said why."""
+    notes = []
+
+    def cell(name, fig, v):
+        if v is not None:
+            return fmt(v)
+        why = na.get(name, {}).get(fig_phase.get(fig)) or na.get(name, {}).get("*")
+        if not why:
+            return "n/a"
+        note = "%s: %s" % (name, why)
+        if note not in notes:
+            notes.append(note)
+        return "n/a [%d]" % (notes.index(note) + 1)
+
     rows = []
     for fig, by in R.items():
-        t, p = mmm(by.get("this", [])), mmm(by.get("Postfix", []))
-        ratio = "n/a" if not t or not p or not p[0] else "%.2f" % (t[0] / p[0])
-        rows.append((fig, fmt(t), fmt(p), ratio))
+        t = mmm(by.get("this", []))
+        vs = [mmm(by.get(n, [])) for n in peers]
+        ratios = ["n/a" if not t or not v or not v[0] else "%.2f" % (t[0] / v[0]) for v in vs]
+        rows.append([fig, fmt(t)] + [cell(n, fig, v) for n, v in zip(peers, vs)] + ratios)
     if extra.get("fsyncs/s"):
         f = fmt(extra["fsyncs/s"])
-        rows.append(("disk: fsyncs per second on the queue filesystem (2 KB file, write+fsync)",
-                     f, f, "1.00"))
+        rows.append(["disk: fsyncs per second on the queue filesystem (2 KB file, write+fsync)"]
+                    + [f] * (1 + len(peers)) + ["1.00"] * len(peers))
+    return rows, notes
+
+
+def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Postfix",),
+           na=None, fig_phase=None):
+    mach = mach or machine()
+    if "peer_versions" not in mach:
+        mach["peer_versions"] = {}
+        for cls in PEERS.values():
+            try:
+                with open(os.path.join(a.base, "pkg", cls.pkg + ".version")) as f:
+                    mach["peer_versions"][cls.name] = f.read().strip()
+            except (OSError, AttributeError):
+                pass
+    peers, na, fig_phase = list(peers), na or {}, fig_phase or {}
+    rows, notes = table_rows(R, extra, peers, na, fig_phase)
     data = {"argv": sys.argv, "started": started, "machine": mach, "reps": reps, "cfg": cfg,
             "load_before": load0,
-            "load_after": load1, "raw": R, "extra": extra}
+            "load_after": load1, "raw": R, "extra": extra, "peers": peers, "na": na,
+            "fig_phase": fig_phase}
     with open(os.path.join(a.base, "results.json"), "w") as f:
         json.dump(data, f, indent=1, default=str)
-    table = ["| figure | this | Postfix | this/Postfix |", "|---|---|---|---|"]
-    table += ["| %s | %s | %s | %s |" % r for r in rows]
+    head = ["figure", "this"] + peers + ["this/" + n for n in peers]
+    table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    if notes:
+        table += [""] + ["- [%d] %s" % (i + 1, n) for i, n in enumerate(notes)]
     print("\n".join(table))
     args, skip = [], False
     for x in sys.argv[1:]:
@@ -1224,24 +1641,37 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             continue
         args.append(x)
     argv = " ".join(["bench/run"] + args)
-    out = ["# Benchmark results: this MTA against Postfix", "",
+    out = ["# Benchmark results: this MTA against " + ", ".join(peers), "",
            "Written by `%s` (bench/bench.py); started %s. Each cell is the median of %d runs, "
-           "min-max in parentheses; the runs alternate between the two MTAs. Rates are "
+           "min-max in parentheses; each run takes every MTA in turn, the order reversed every "
+           "other run. Rates are "
            "messages per second (higher is better); times, memory, CPU, fsyncs and processes: "
-           "lower is better. The ratio is this/Postfix of the medians." % (argv.strip(), started, reps),
+           "lower is better. A ratio is this/peer of the medians." % (argv.strip(), started, reps),
            "",
            "## Machine", "",
            "- %s CPUs: %s; %d MB memory; kernel %s" % (mach["nproc"], mach["cpu"], mach["mem_mb"], mach["kernel"]),
            "- queue filesystem (/tmp): %s" % mach["disk"],
-           "- Postfix %s (Debian package), smtp-source and smtp-sink from it" % mach["postfix"],
+           "- Postfix %s (Debian package), smtp-source and smtp-sink from it" % mach["postfix"]]
+    for n, v in sorted(mach.get("peer_versions", {}).items()):
+        if n in peers:
+            out.append("- %s %s (Debian package, unpacked with dpkg-deb -x)" % (n, v))
+    if getattr(a, "shared", False) or mach.get("shared"):
+        mach["shared"] = True
+        out.append("- this run SHARED THE MACHINE with other jobs (other builds and tests on "
+                   "the same 2 CPUs and disk): its rates, times and CPU figures are noisy; "
+                   "the counts (fsyncs, processes, execs) and memory are not")
+    out += [
            "- load average (1, 5, 15 min) before the run: %s; after: %s" % (
                " ".join(load0), " ".join(load1)),
            "", "## Results", ""] + table + [""]
     out += ["## Set-up and commands", "",
-            "- Both MTAs deliver `box@local.test` into one Maildir and relay `peer@remote.test` "
+            "- Every MTA delivers `box@local.test` into one Maildir and relays `peer@remote.test` "
             "to one `smtp-sink -c 127.0.0.1:PORT 256`; only loopback, no DNS (this: control/smtproutes; "
             "Postfix: relayhost [127.0.0.1]:PORT, smtp_dns_support_level=disabled, "
-            "smtp_host_lookup=native, smtpd_peername_lookup=no). fsync on for both (their defaults).",
+            "smtp_host_lookup=native, smtpd_peername_lookup=no; Exim: manualroute to 127.0.0.1 byname, "
+            "host_lookup and rfc1413_hosts empty; OpenSMTPD: relay host smtp://127.0.0.1:PORT; both of "
+            "these in a name service of files only, their resolv.conf naming a loopback address where "
+            "nothing listens). fsync as each does by default.",
             "- this: service/install into %s/this with unused numeric uids; `qmail-start SEND REMOTE ./Maildir/` "
             "and `qmail-queued` (as the queue uid) and `qmail-smtpd-listen -c 100 -x control/tcp.smtp.cdb -u SMTPD -g GID 127.0.0.1 PORT`, "
             "logging to a file; users/assign `=box:alias:...` (plus a `+` catch-all)." % a.base,
@@ -1249,13 +1679,23 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "master.cf without chroot, `inet_interfaces = 127.0.0.1`, delivery by virtual(8) "
             "(`virtual_mailbox_domains = local.test`, `virtual_mailbox_maps = static:box/`), "
             "logging to a file through postlogd (`maillog_file`)." % a.base,
+            "- Exim and OpenSMTPD: `apt-get download` of exim4-daemon-light and opensmtpd, `dpkg-deb -x` "
+            "into %s/pkg (bench/unpack-peers), each run by bench/nsrun.py in a mount namespace of its own "
+            "(`unshare -m`): a read-only overlay on /etc gives the compiled-in configuration paths and a "
+            "passwd naming unused numeric ids (Debian-exim; opensmtpd, opensmtpq; box, the Maildir's owner); "
+            "nsrun is a child subreaper, so detached processes' CPU is counted. Exim: `exim4 -bdf -q30m`, "
+            "/etc/exim4/exim4.conf (so it keeps root for deliveries, as installed), smtp_accept_max = 100, "
+            "smtp_accept_queue_per_connection = 0 (its default, 10, would leave the kept-connection runs' "
+            "later messages for the queue runner), delivery by appendfile maildir_format as box. OpenSMTPD: "
+            "`smtpd -d -f /etc/smtpd.conf` (logging to a file), its spool on /var/spool/smtpd "
+            "(%s/opensmtpd/spool bound there), `action maildir` (mail.maildir as box)." % (a.base, a.base),
             "- accept / end-to-end: `smtp-source -s S -m N -l SIZE -f bench@client.test -t box@local.test "
             "-M client.test 127.0.0.1:PORT` (one message per connection, smtp-source's default; "
             "\"kept connections\" adds `-d`: each session sends its messages over one connection); accept = "
             "N / time until smtp-source exits; end-to-end = N / time from its start until the N-th "
             "file is in Maildir/new. Counts: %s (sessions, bytes, messages, -d)." % (cfg["local"],),
             "- CPU per message: utime+stime+cutime+cstime summed over the live process tree of each "
-            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS qmail-smtpd-listen -t for this; master for Postfix: every child they reaped "
+            "instance (qmail-smtpd-listen, qmail-queued, qmail-start and the STARTTLS qmail-smtpd-listen -t for this; master for Postfix; nsrun for Exim and OpenSMTPD: every child they reaped "
             "is in cutime/cstime), before and after a run, divided by N; the load tools are not counted.",
             "- relay: the same smtp-source, 20 sessions, 2 KB, %d messages to peer@remote.test; "
             "time until smtp-sink has counted them all." % cfg["relay"],
@@ -1271,7 +1711,8 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None):
             "loop on the queue's filesystem; best rate = fsyncs/s / fsyncs per message (serial fsyncs; "
             "concurrent ones overlap on the device, and on a journaled file system may share a commit).",
             "- STARTTLS: a port of its own on each (this: qmail-smtpd-listen -t as root, whose "
-            "connections drop to the TLS and smtpd ids, as the service with a certificate runs it; Postfix: a second smtpd with smtpd_tls_security_level=may), "
+            "connections drop to the TLS and smtpd ids, as the service with a certificate runs it; Postfix: a second smtpd with smtpd_tls_security_level=may; "
+            "Exim: a second daemon_smtp_ports entry, tls_advertise_hosts only on it), "
             "the same self-signed P-256 certificate and key; the client (Python ssl, TLS 1.2 at most, "
             "since ours offers nothing newer; no session resumption) connects, EHLO, STARTTLS, "
             "handshake, EHLO, QUIT; %d sessions from 4 client processes. Memory: RSS and PSS of the "

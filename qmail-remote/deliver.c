@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "buf.h"
 #include "control.h"
@@ -111,12 +112,30 @@ void rconf_free(struct rconf *c)
   str_free(&c->tlspolicy);
 }
 
+/* Closes fd, keeping errno: -1. */
+static int close_fail(int fd)
+{
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+
+/* The connected fd made blocking: the session uses blocking I/O bounded
+ * by poll (buf.h). fd, or -1 (closed). */
+static int blocking(int fd)
+{
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return close_fail(fd);
+  return fd;
+}
+
 /* Connects to a:port within the connect timeout, from control/outgoingip
  * when its family matches. The socket, or -1 with errno set. */
 static int tcp_connect(const struct raddr *a, unsigned long port, const struct rconf *c)
 {
   struct sockaddr_storage sa = a->sa;
-  int fd, e = 0, fl, on = 1;
+  int fd, e = 0, on = 1;
   socklen_t elen = sizeof e;
 
   if (sa.ss_family == AF_INET) ((struct sockaddr_in *)&sa)->sin_port = htons((unsigned short)port);
@@ -136,15 +155,9 @@ static int tcp_connect(const struct raddr *a, unsigned long port, const struct r
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0) goto fail;
     if (e) { errno = e; goto fail; }
   }
-  /* The session uses blocking I/O bounded by poll (buf.h). */
-  fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) goto fail;
-  return fd;
+  return blocking(fd);
 fail:
-  e = errno;
-  close(fd);
-  errno = e;
-  return -1;
+  return close_fail(fd);
 }
 
 static void ip_text(const struct raddr *a, char *out, size_t n)
@@ -384,7 +397,7 @@ static int conn_key(str *k, const char *domain, const char *host, unsigned long 
     if (k->s[i] >= 'A' && k->s[i] <= 'Z') k->s[i] = (char)(k->s[i] + 32);
   if (str_catc(k, 0) < 0 || str_cats(k, host) < 0 || str_catc(k, 0) < 0 || str_catu(k, port) < 0 ||
       str_catc(k, 0) < 0 || str_catu(k, (unsigned long long)o->policy) < 0 ||
-      str_catc(k, (char)('0' + o->implicit)) < 0 || str_catc(k, (char)('0' + o->plainauth)) < 0 ||
+      str_catc(k, (char)('0' + o->lmtp)) < 0 || str_catc(k, (char)('0' + o->implicit)) < 0 || str_catc(k, (char)('0' + o->plainauth)) < 0 ||
       str_catc(k, 0) < 0 || str_cats(k, o->user ? o->user : "") < 0 || str_catc(k, 0) < 0 ||
       str_cats(k, o->pass ? o->pass : "") < 0 || str_catc(k, 0) < 0 ||
       str_catb(k, c->helohost.s, c->helohost.len) < 0 || str_catc(k, 0) < 0 ||
@@ -539,6 +552,67 @@ static int relay(struct rjob *j, const struct rconf *c, struct tried *t, const c
   return 0;
 }
 
+/* Connects to the unix socket path within the connect timeout (a full
+ * backlog fails at once, EAGAIN, rather than block). The socket, or -1. */
+static int unix_connect(const char *path)
+{
+  struct sockaddr_un sa;
+  size_t n = strlen(path);
+  int fd;
+
+  if (n >= sizeof sa.sun_path) { errno = ENAMETOOLONG; return -1; }
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, n);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return close_fail(fd);
+  return blocking(fd);
+}
+
+/* Delivers through an LMTP route (RFC 2033): to a unix socket, or to a
+ * TCP relay as relay() does but without credentials (LMTP has no AUTH)
+ * and, unless the route asks for it, without TLS: the server is this
+ * host's delivery agent or one beside it. A delivery agent that cannot be
+ * reached is retried, never bounced for. */
+static int lmtp_route(struct rjob *j, const struct rconf *c, struct tried *t, const char *domain,
+                      const struct route *rt, unsigned long port)
+{
+  str err = STR_INIT;
+  int fd, r, noaddr = 0;
+
+  t->o.lmtp = 1;
+  t->o.policy = TLS_NONE;
+  route_sessopts(rt, 0, &t->o);
+  if (rt->lmtp == ROUTE_LMTP_TCP) {
+    if (!rt->port) port = LMTP_PORT;
+    t->signedname = 1;
+    hosts.n = 0;
+    hosts.r = rt->literal ? DNS_NX : dns_hosts(DNS_HOSTS, rt->host, hosts.a, DNS_ADDRMAX, &hosts.n);
+    if (reuse(j, c, t, domain, rt->host, port) ||
+        try_host(j, c, rt->host, rt->literal, port, t, &noaddr, hosts.r == DNS_OK ? &hosts : 0))
+      return 1;
+    if (noaddr && !t->soft) note(t, SPAWN_TAG_DNS, "LMTP host ", rt->host, " has no address");
+    all(j, 'Z', t->tag, why(t), "");
+    return 0;
+  }
+  if (reuse(j, c, t, domain, rt->host, 0)) return 1;
+  fd = unix_connect(rt->host);
+  if (fd < 0) {
+    const char *e = errno == EAGAIN ? "busy (backlog full)" : strerror(errno);
+    if (str_cats(&err, ": ") < 0 || str_cats(&err, e) < 0 || str_0(&err) < 0) err.len = 0;
+    all(j, 'Z', SPAWN_TAG_CONNECT, rt->host, err.len ? err.s : "");
+    str_free(&err);
+    return 0;
+  }
+  r = smtp_session_opts(fd, rt->host, "localhost", 1, &t->o, c, j, &err);
+  if (r == SMTP_FINAL) { str_free(&err); return 1; }
+  if (str_0(&err) < 0) err.len = 0;
+  all(j, 'Z', SPAWN_TAG_CONNECT, err.len ? err.s : rt->host, "");
+  str_free(&err);
+  return 0;
+}
+
 static struct haddrs hx[DNS_MXMAX];
 
 /* qmail's rule for an MX list that names this host: the hosts of the
@@ -613,6 +687,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
   port = r && rt.port ? rt.port : c->port;
   /* Routes first, address literals included: a default route sends
    * everything through its relay ("[192.0.2.7]:" exempts one literal). */
+  if (r && rt.lmtp) return lmtp_route(j, c, t, domain, &rt, port);
   if (r && !rt.mx) return relay(j, c, t, domain, &rt, port);
   if (domain_literal(j->domain, mx[0].name, sizeof mx[0].name)) {
     struct raddr a;
@@ -666,7 +741,7 @@ static int deliver(struct rjob *j, const struct rconf *c, struct tried *t)
 void remote_deliver(struct rjob *j)
 {
   struct rconf c = RCONF_INIT;
-  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0 }, 0, 0, 0, 0 };
+  struct tried t = { 0, 0, SPAWN_TAG_CONNECT, STR_INIT, TLS_MAY, { TLS_MAY, 0, 0, 0, 0, 0, 0, 0 }, 0, 0, 0, 0 };
   str err = STR_INIT;
   struct rjob *d;
 

@@ -107,10 +107,23 @@ struct route {
   int tls;                        /* ROUTE_TLS_* */
   int noverify;                   /* verify=no: encrypt, certificate unchecked */
   int plainauth;                  /* auth=plain-ok: AUTH allowed without TLS */
+  /* "lmtp:" before the relay: LMTP (RFC 2033) instead of SMTP, to a TCP
+   * relay (port LMTP_PORT by default), or to a unix socket whose absolute
+   * path is in host. No credentials; TLS only when an option asks. */
+  int lmtp;                       /* ROUTE_LMTP_* */
 };
+enum { ROUTE_LMTP_NONE = 0, ROUTE_LMTP_TCP, ROUTE_LMTP_UNIX };
+#define LMTP_PORT 24
+/* A socket path must fit a sockaddr_un's sun_path (108 bytes on Linux,
+ * the NUL included). */
+#define ROUTE_PATHMAX 108
 enum { ROUTE_TLS_DEFAULT = 0, ROUTE_TLS_STARTTLS, ROUTE_TLS_IMPLICIT, ROUTE_TLS_NONE, ROUTE_TLS_DANE };
 /* Finds domain's route in routes (control_lines form): the exact domain,
  * then ".parent" wildcards from the longest, then the ":" default entry.
+ * A relay "lmtp:/path" or "lmtp:host[:port]" is an LMTP route (r->lmtp);
+ * "lmtp:" followed by digits only stays the relay host "lmtp" and a port,
+ * as before LMTP routes existed. A unix socket takes no option, an LMTP
+ * relay no auth=plain-ok.
  * 1 found (r filled), 0 no entry (deliver by MX), -1 malformed entry
  * (EINVAL). */
 int route_find(const str *routes, const char *domain, struct route *r);
@@ -135,6 +148,8 @@ struct sessopts {
   int implicit;                   /* TLS right after connect (port 465) */
   int plainauth;                  /* credentials may go without TLS */
   const char *user, *pass;        /* both NULL: no AUTH */
+  int lmtp;                       /* LHLO, and one reply per accepted RCPT
+                                   * after the message (RFC 2033 4.2) */
   /* What a kept connection must have been made for to serve the delivery
    * (keylen bytes, deliver.c), and the key a new one is kept under; NULL:
    * never kept. */

@@ -23,6 +23,15 @@
  *                                         TLS (and TLS falls back to
  *                                         control/tlspolicy)
  *
+ * LMTP (RFC 2033) instead of SMTP, to a local delivery agent such as
+ * Dovecot's lmtp service:
+ *
+ *   example.test:lmtp:/run/dovecot/lmtp   a unix socket (absolute path)
+ *   example.test:lmtp:127.0.0.1:24        TCP; the port defaults to 24
+ *   example.test:lmtp:[::1]:24 tls=starttls
+ *
+ * "lmtp:" followed by digits alone is still the host "lmtp" and a port.
+ *
  * control/smtpauth holds the credentials, "host:user:password" per line,
  * readable by the remote uid only (install makes it 0400). A route whose
  * relay has a line there (or a "*" line) authenticates; its TLS policy is
@@ -125,6 +134,35 @@ int route_parse_opts(const char *s, size_t n, struct route *r)
   return 0;
 }
 
+/* The relay p[0..n) after "lmtp:" (already removed), into r: a unix
+ * socket's absolute path, or a TCP relay. */
+static int lmtp_relay(const char *p, size_t n, struct route *r)
+{
+  if (n && p[0] == '/') {
+    memset(r, 0, sizeof *r);
+    if (n >= ROUTE_PATHMAX || memchr(p, 0, n)) { errno = EINVAL; return -1; }
+    memcpy(r->host, p, n);
+    r->host[n] = 0;
+    r->lmtp = ROUTE_LMTP_UNIX;
+    return 0;
+  }
+  /* No host name has a '/': a relative socket path is a mistake. */
+  if (memchr(p, '/', n) || route_parse_relay(p, n, r) < 0 || r->mx) { errno = EINVAL; return -1; }
+  r->lmtp = ROUTE_LMTP_TCP;
+  return 0;
+}
+
+/* 1 if the relay p[0..n) names LMTP: "lmtp:" and not digits alone. */
+static int is_lmtp(const char *p, size_t n)
+{
+  size_t i;
+
+  if (n <= 5 || strncasecmp(p, "lmtp:", 5)) return 0;
+  for (i = 5; i < n; i++)
+    if (p[i] < '0' || p[i] > '9') return 1;
+  return 0;
+}
+
 int route_find(const str *routes, const char *domain, struct route *r)
 {
   size_t dlen = strlen(domain), n, rl;
@@ -139,9 +177,12 @@ int route_find(const str *routes, const char *domain, struct route *r)
   p = (const char *)memchr(line, ':', n) + 1;
   n -= (size_t)(p - line);
   for (rl = 0; rl < n && p[rl] != ' ' && p[rl] != '\t'; rl++) ;
-  if (route_parse_relay(p, rl, r) < 0 || route_parse_opts(p + rl, n - rl, r) < 0) return -1;
-  /* Options on an MX entry would be silently meaningless: refuse them. */
-  if (r->mx && (r->tls || r->noverify || r->plainauth)) { errno = EINVAL; return -1; }
+  if (is_lmtp(p, rl) ? lmtp_relay(p + 5, rl - 5, r) < 0 : route_parse_relay(p, rl, r) < 0) return -1;
+  if (route_parse_opts(p + rl, n - rl, r) < 0) return -1;
+  /* Options on an MX entry would be silently meaningless: refuse them;
+   * so with a unix socket (no TLS), and auth=plain-ok with LMTP (no AUTH). */
+  if ((r->mx || r->lmtp == ROUTE_LMTP_UNIX) && (r->tls || r->noverify || r->plainauth)) { errno = EINVAL; return -1; }
+  if (r->lmtp && r->plainauth) { errno = EINVAL; return -1; }
   return 1;
 }
 

@@ -37,6 +37,13 @@
  * results, and the caller connects afresh: a stale connection never costs
  * a delivery. One connection at a time per process.
  *
+ * LMTP (RFC 2033) is the same session with LHLO for EHLO (no HELO
+ * fallback) and, after the message, one reply per accepted recipient in
+ * RCPT order instead of one for all: each is that recipient's result
+ * alone. When the connection fails among those replies, the recipients
+ * already answered keep their results (a 2xx one is delivered and must
+ * not be sent again) and the rest are deferred.
+ *
  * Deadlines: a per-read timeout alone lets a tarpit that sends a byte
  * every few seconds hold a delivery (and its slot) for ever. So each
  * reply, the greeting included, must be whole within control/timeoutreply
@@ -93,7 +100,8 @@ struct smtp {
   int rfd, wfd;              /* fd, or the TLS relay's socket */
   buf in;
   char inx[4096];
-  char ip[64];               /* the server's address, as text */
+  char ip[ROUTE_PATHMAX];    /* the server's address, or an LMTP socket's path */
+  int lmtp;                  /* LMTP (RFC 2033): LHLO, a reply per recipient */
   const struct rconf *c;     /* during a delivery only */
   int timeout;               /* seconds per read or write */
   long long reply_ms;        /* deadline of a reply or a command */
@@ -307,11 +315,11 @@ static int greeting(struct smtp *s)
 static int hello(struct smtp *s)
 {
   s->cmd.len = 0;
-  if (str_cats(&s->cmd, "EHLO ") < 0 || str_catb(&s->cmd, s->c->helohost.s, s->c->helohost.len) < 0 ||
+  if (str_cats(&s->cmd, s->lmtp ? "LHLO " : "EHLO ") < 0 || str_catb(&s->cmd, s->c->helohost.s, s->c->helohost.len) < 0 ||
       str_cats(&s->cmd, "\r\n") < 0) { s->err = "out of memory"; s->code = -1; return -1; }
   if (send_cmd(s) < 0 || get_reply(s) < 0) return -1;
   if (is2xx(s)) { parse_ehlo(s); return 0; }
-  if (s->code == 421) return -1;
+  if (s->code == 421 || s->lmtp) return -1;
   /* An old server: try HELO, which offers no extensions. */
   s->cmd.len = 0;
   if (str_cats(&s->cmd, "HELO ") < 0 || str_catb(&s->cmd, s->c->helohost.s, s->c->helohost.len) < 0 ||
@@ -624,6 +632,24 @@ static int rcpt_cmd(struct smtp *s, const struct rjob *j, size_t i)
   return send_cmd(s);
 }
 
+/* LMTP after the message: a reply for each accepted recipient, in RCPT
+ * order, each its recipient's result. A failure to read one (or a 421)
+ * defers that recipient and every later one; the earlier stand. */
+static void lmtp_replies(struct smtp *s, struct rjob *j, const char *accepted)
+{
+  size_t i;
+  int lost = 0;
+
+  for (i = 0; i < j->nrcpt; i++) {
+    if (!accepted[i]) continue;
+    if (!lost && (get_reply_within(s, 2 * s->reply_ms) < 0 || s->code == 421)) lost = 1;
+    if (lost) set_one(s, &j->res[i], 'Z', SPAWN_TAG_DATA, " after the message");
+    else set_one(s, &j->res[i], is2xx(s) ? 'K' : failcode(s),
+                 !is2xx(s) ? SPAWN_TAG_DATA : dsn_on(s, j) ? SPAWN_TAG_OK_DSN : SPAWN_TAG_OK, "");
+  }
+  s->state = lost ? STATE_DEAD : STATE_READY;
+}
+
 /* MAIL, RCPTs, DATA. Sets every result. */
 static void transaction(struct smtp *s, struct rjob *j, char *chunk)
 {
@@ -691,6 +717,7 @@ static void transaction(struct smtp *s, struct rjob *j, char *chunk)
       set_all(s, j, 'Z', SPAWN_TAG_DATA, " sending the message");
     return;
   }
+  if (s->lmtp) { lmtp_replies(s, j, accepted); return; }
   if (get_reply_within(s, 2 * s->reply_ms) < 0 || s->code == 421) {
     set_all(s, j, 'Z', SPAWN_TAG_DATA, " after the message");
     return;
@@ -914,6 +941,7 @@ int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
 
   smtp_drop(1);
   begin(s, fd, ip, c);
+  s->lmtp = o->lmtp;
   if (o->implicit && implicit_tls(s, host, literal, o->policy) < 0) {
     if (what(s, " TLS", why) < 0) why->len = 0;
     end(s);

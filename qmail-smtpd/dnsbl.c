@@ -261,7 +261,7 @@ int dnsbl_run(const char *ip)
   names[0] = qn[top];
   dns_parallel(names, 1, ns_t_txt, (unsigned)timeout * 1000, res, each_txt, &txt);
   refusal.len = 0;
-  if (str_cats(&refusal, "554 5.7.1 Service unavailable; client [") < 0 || str_cats(&refusal, ip) < 0
+  if (str_cats(&refusal, "5.7.1 Service unavailable; client [") < 0 || str_cats(&refusal, ip) < 0
       || str_cats(&refusal, "] blocked using ") < 0 || str_cats(&refusal, zones[top].name) < 0
       || (txt.len && (str_cats(&refusal, "; ") < 0 || str_catb(&refusal, txt.s, txt.len) < 0))
       || str_0(&refusal) < 0) quit(1, "nomem");
@@ -270,19 +270,32 @@ int dnsbl_run(const char *ip)
 
 int dnsbl_allowed(void) { return result == DNSBL_ALLOWED; }
 
+/* The greeting is the 554. When qmail-smtpd-listen has sent a "220-"
+ * line (PREGREETED), no other code may end that reply: it ends as 220
+ * and every command but QUIT gets the refusal as 550 instead. */
 void dnsbl_refuse(void)
 {
   static str line;
   struct cmd c;
-  int i;
+  int i, open = getenv("PREGREETED") != 0;
 
-  reply(refusal.s);
+  if (open) {
+    out_puts("220 ");
+    out_put(cf.greeting.s, cf.greeting.len);
+    reply(" ESMTP");
+  } else {
+    out_puts("554 ");
+    reply(refusal.s);
+  }
   for (i = 0; i < 10; i++) {
     if (in_cmd(&line) == LINE_OK && cmd_parse(line.s, line.len, &c) == CMD_OK && c.verb == V_QUIT) {
       reply("221 2.0.0 closing connection");
       quit(0, "dnsbl");
     }
-    reply("503 5.5.1 no SMTP service for you here: see the greeting");
+    if (open) {
+      out_puts("550 ");
+      reply(refusal.s);
+    } else reply("503 5.5.1 no SMTP service for you here: see the greeting");
   }
   quit(1, "dnsbl");
 }

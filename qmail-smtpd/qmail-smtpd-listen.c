@@ -10,7 +10,8 @@
  * pipe tells the spares to exit without accepting (SIGTERM). At the -c
  * limit no spare is made and the parent accepts and answers 421 itself,
  * so no client waits in the backlog. SIGCHLD and SIGTERM come through a
- * signalfd: no signal handler ever runs. The parent reads no control
+ * signalfd: no signal handler ever runs; SIGPIPE is ignored (a reader
+ * gone costs a write). The parent reads no control
  * file and no client byte and keeps no state per connection but counts
  * and the spares' pids: its small image is what every fork copies.
  *
@@ -30,7 +31,7 @@
  * before any client byte is read, writes to the parent: the session
  * never holds the pipe, so it cannot lie about other clients. Clients
  * made RELAYCLIENT by the table are neither counted nor tested; those
- * control/dnsbl allowlists are counted but not tested (allowlisted()).
+ * control/dnsbl allowlists are counted but not tested (dnsbl_verdict()).
  *
  * Session (the child). The connection on fds 0 and 1, fd 2 the log, the
  * environment as tcpserver -H -R sets it, the -x table (tcprules.h),
@@ -371,16 +372,20 @@ static void log_pregreet(const struct peer *remote, const char *stage)
 /* The pregreet test: half the pause in silence, a "220-" line (the first
  * of a multi-line greeting, which a client must wait to see end), the
  * other half. A client that talks in either is dropped; one that passes
- * is reported, so that it never waits again while it is remembered. */
-static void pregreet_test(pid_t me, const struct peer *remote)
+ * is reported, so that it never waits again while it is remembered, and
+ * PREGREETED tells the session that its greeting is open. A client the
+ * lists refuse waits the whole pause in silence: its greeting will be
+ * the 554 alone (a reply's lines share one code, RFC 5321 4.2.1). */
+static void pregreet_test(pid_t me, const struct peer *remote, int listed)
 {
   static const char first[] = "220-";
   const char *name = localname ? localname : "ESMTP";
-  if (!silent(greetwait / 2)) {
+  if (!silent(listed ? greetwait : greetwait / 2)) {
     log_pregreet(remote, "wait");
     turn_away(1, PREGREET_REPLY);
     _exit(0);
   }
+  if (listed) return;
   if (fd_write_all(1, first, sizeof first - 1, 10) < 0 || fd_write_all(1, name, strlen(name), 10) < 0
       || fd_write_all(1, "\r\n", 2, 10) < 0) _exit(0);
   if (!silent(greetwait - greetwait / 2)) {
@@ -388,18 +393,20 @@ static void pregreet_test(pid_t me, const struct peer *remote)
     log_pregreet(remote, "multiline");
     _exit(0);
   }
+  set("PREGREETED", "1");
   tell(me, N_PASSED, remote);
 }
 
-/* 1 when control/dnsbl's lists allowlist the client (dnsbl_run's
- * DNSBL_ALLOWED): it skips the pregreet pause, as postscreen's
- * dnsbl_whitelist_threshold. Without -t this process already has the
- * session's ids and is the session: the lookup is the session's own
- * (dnsbl_run keeps its result), so a listed client still gets its 554
- * greeting. With -t it is root and reads the key later, so a child with
- * the session's ids parses the answers, and the session asks again (the
- * resolver's cache answers). */
-static int allowlisted(void)
+/* control/dnsbl's verdict on the client (dnsbl_run's DNSBL_*), asked
+ * before the pause: an allowlisted client skips it, as postscreen's
+ * dnsbl_whitelist_threshold, and a listed one is never shown a "220-".
+ * Without -t this process already has the session's ids and is the
+ * session: the lookup is the session's own (dnsbl_run keeps its result).
+ * With -t it is root and reads the key later, so a child with the
+ * session's ids parses the answers, and the session asks again (the
+ * resolver's cache answers; should the answer change, the session ends
+ * the open greeting before it refuses, dnsbl_refuse). */
+static int dnsbl_verdict(void)
 {
   const char *ip = getenv("TCPREMOTEIP");
   int status;
@@ -407,10 +414,10 @@ static int allowlisted(void)
 
   /* The session's directory: control/dnsbl is read there, and a lookup
    * that found no zones would be the session's result too. */
-  if (!ip || prefix_chdir() < 0) return 0;
-  if (!tls) return dnsbl_run(ip) == DNSBL_ALLOWED;
+  if (!ip || prefix_chdir() < 0) return DNSBL_NONE;
+  if (!tls) return dnsbl_run(ip);
   pid = fork();
-  if (pid < 0) return 0;
+  if (pid < 0) return DNSBL_NONE;
   if (pid == 0) {
     /* The parser of DNS answers never holds the pipes to the parent. */
     close(taken[1]);
@@ -419,8 +426,8 @@ static int allowlisted(void)
     _exit(dnsbl_run(ip));
   }
   while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return 0;
-  return WIFEXITED(status) && WEXITSTATUS(status) == DNSBL_ALLOWED;
+    if (errno != EINTR) return DNSBL_NONE;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : DNSBL_NONE;
 }
 
 /* Waits for one connection; a spare that has one tells the parent, drops
@@ -470,9 +477,14 @@ static void spare_child(void)
   close(lfd);
   if (reserve >= 0) close(reserve);
   session_env(fd, &from, &remote);
+  set("PREGREETED", 0);          /* only a "220-" of ours sets it */
   switch (ask(me, &remote)) {
   case V_BUSY: turn_away(0, CLIENT_REPLY); _exit(0);
-  case V_GREET: if (!allowlisted()) pregreet_test(me, &remote); break;
+  case V_GREET: {
+    int v = dnsbl_verdict();
+    if (v != DNSBL_ALLOWED) pregreet_test(me, &remote, v == DNSBL_LISTED);
+    break;
+  }
   default: break;
   }
   close(taken[1]);
@@ -719,8 +731,9 @@ static void on_taken(void)
     int v = forget_spare(n.pid);
     if (v < 0) continue;
     char c = (char)judge(&n, n.pid);
-    /* One byte into an empty pipe: never blocks, never short. */
-    if (write(v, &c, 1) != 1) log_fatal(PROG, 111, "cannot answer a spare");
+    /* One byte into an empty pipe: never blocks, never short. EPIPE: the
+     * spare died after its note; reap() counts it out. */
+    if (write(v, &c, 1) != 1 && errno != EPIPE) log_fatal(PROG, 111, "cannot answer a spare");
     close(v);
   }
 }
@@ -922,6 +935,10 @@ int main(int argc, char **argv)
   smtpdid.gid = gid;
   port = number(argv[optind + 1], 65535);
   std_fds();
+  /* A reader that goes (the log's, a spare's, a client's) costs a
+   * write, never the resident process; the children inherit it, and
+   * lib/qq restores the default for what they exec. */
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) log_fatal(PROG, 111, "cannot ignore SIGPIPE");
   client_config();
 
   sigemptyset(&set);

@@ -1,5 +1,5 @@
 /* qmail-smtpd-state: the state SMTP sessions share across connections,
- * greylisting triplets and AUTH failures, as Postfix's anvil and
+ * greylisting triplets, AUTH failures and unknown recipients, as Postfix's anvil and
  * Postgrey keep them. Usage, log events: qmail-smtpd-state(8); the
  * protocol: stateproto.h. Runs as its own uid, never root; alone it
  * writes PREFIX/smtpdstate/state, so a session (the uid that parses
@@ -53,14 +53,15 @@
 #define MAX_SECONDS (400UL * 86400)   /* bound of every time a request gives */
 #define MAX_COUNT 1000000UL
 
-enum { K_FREE = 0, K_TRIPLET = 'T', K_NET = 'N', K_AUTH = 'A' };
+enum { K_FREE = 0, K_TRIPLET = 'T', K_NET = 'N', K_AUTH = 'A', K_RCPT = 'R' };
 
 struct ent {
   uint64_t key;
   uint64_t first;     /* triplet: first seen; auth: the window's start */
   uint64_t last;      /* last use */
   uint64_t expires;   /* forgotten from then on */
-  uint32_t count;     /* triplet: times passed; net: triplets passed; auth: failures */
+  uint32_t count;     /* triplet: times passed; net: triplets passed; auth: failures;
+                         rcpt: unknown recipients */
   uint32_t kind;
 };
 
@@ -207,22 +208,25 @@ static void greylist(const struct req *r, char *rep, size_t max, uint64_t t)
   snprintf(rep, max, "PASS");
 }
 
-static void auth(const struct req *r, char *rep, size_t max, uint64_t t)
+/* The counts per client address: AUTH failures (A, F, S) and unknown
+ * recipients (R, U). */
+static void counter(const struct req *r, char *rep, size_t max, uint64_t t)
 {
   uint64_t window = 0, lim = 0, key;
   struct ent *e;
   char c = r->f[0][0];
-  size_t a = c == 'A' ? 3 : c == 'F' ? 2 : 1;
+  int kind = c == 'R' || c == 'U' ? K_RCPT : K_AUTH;
+  size_t a = c == 'A' || c == 'R' || c == 'U' ? 3 : c == 'F' ? 2 : 1;
 
   if (r->n != a + 1 || (c != 'S' && num(r, 1, MAX_SECONDS, &window) < 0)
-      || (c == 'A' && num(r, 2, MAX_COUNT, &lim) < 0)) {
+      || (a == 3 && num(r, 2, MAX_COUNT, &lim) < 0)) {
     snprintf(rep, max, "ERR syntax");
     return;
   }
-  key = hash(K_AUTH, r->f[a], r->len[a]);
-  e = find(K_AUTH, key, t);
-  if (c == 'A') {
-    answer(rep, max, e && e->count >= lim ? "LOCK" : "OK", e ? e->count : 0);
+  key = hash(kind, r->f[a], r->len[a]);
+  e = find(kind, key, t);
+  if (c == 'A' || c == 'R') {
+    answer(rep, max, e && lim && e->count >= lim ? "LOCK" : "OK", e ? e->count : 0);
     return;
   }
   if (c == 'S') {
@@ -230,16 +234,18 @@ static void auth(const struct req *r, char *rep, size_t max, uint64_t t)
     snprintf(rep, max, "OK 0");
     return;
   }
-  /* A fixed window from the first failure: N failures lock the address
-   * until it ends, whatever it does meanwhile. */
+  /* A fixed window from the first one: N failures lock the address
+   * until it ends, whatever it does meanwhile. The recipient count that
+   * reaches its limit locks for a whole window from then on. */
   if (!e) {
-    e = make(K_AUTH, key, t);
+    e = make(kind, key, t);
     e->expires = t + (window ? window : 1);
   }
   if (e->count < UINT32_MAX) e->count++;
   e->last = t;
+  if (c == 'U' && lim && e->count == lim) e->expires = t + (window ? window : 1);
   dirty = 1;
-  answer(rep, max, "OK", e->count);
+  answer(rep, max, c == 'U' && lim && e->count >= lim ? "LOCK" : "OK", e->count);
 }
 
 static void serve(char *p, size_t n, char *rep, size_t max)
@@ -249,7 +255,7 @@ static void serve(char *p, size_t n, char *rep, size_t max)
   if (split(p, n, &r) < 0 || r.len[0] != 1) { snprintf(rep, max, "ERR syntax"); return; }
   switch (r.f[0][0]) {
   case 'G': greylist(&r, rep, max, t); return;
-  case 'A': case 'F': case 'S': auth(&r, rep, max, t); return;
+  case 'A': case 'F': case 'S': case 'R': case 'U': counter(&r, rep, max, t); return;
   default: snprintf(rep, max, "ERR unknown request");
   }
 }
@@ -335,7 +341,7 @@ static int load(void)
   for (i = 0; i < h.count; i++) {
     struct ent e;
     memcpy(&e, in + sizeof h + i * sizeof e, sizeof e);
-    if (e.kind == K_TRIPLET || e.kind == K_NET || e.kind == K_AUTH) put(&e);
+    if (e.kind == K_TRIPLET || e.kind == K_NET || e.kind == K_AUTH || e.kind == K_RCPT) put(&e);
   }
   return 1;
 }

@@ -23,7 +23,18 @@
  *     routes deliveries with, finds a deliverable account for the local
  *     part: /etc/aliases, users/cdb, system accounts, the alias account's
  *     .qmail files, postmaster.
- * Unknown ones get 550 5.1.1. */
+ * Unknown ones get 550 5.1.1.
+ *
+ * Relayed recipients (a backup MX). For a domain this host relays for
+ * (control/rcpthosts or rcpthosts.cdb, not local) that has at least one
+ * key in control/validrcptto.cdb ("local@domain" or "@domain", as the
+ * primary's copy holds them), the address is known only if the cdb has
+ * "local@domain" or "@domain"; unknown ones get 550 5.1.1 as for a local
+ * domain, whoever the client is, rather than a bounce from the queue. A
+ * relayed domain without keys there is not checked. Whether a domain has
+ * keys takes one pass over the cdb's records (it has no index by
+ * domain), made once per domain per session and only for a domain of
+ * rcpthosts. */
 #include <cdb.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -95,8 +106,7 @@ void config_load(void)
   cf.validrcptto_cdb = access("control/validrcptto.cdb", F_OK) == 0;
 }
 
-/* 1 if domain d[0..n) matches a line of list (NUL-separated). */
-static int in_list(const str *list, const char *d, size_t n)
+int domain_in_list(const str *list, const char *d, size_t n)
 {
   size_t i = 0;
   while (i < list->len) {
@@ -201,6 +211,39 @@ static int local_known(const char *full, size_t n, size_t at, const char *lp, si
   return deliverable(lp, lpn);
 }
 
+/* 1 if some key of validrcptto.cdb ends in "@" d[0..n) (case ignored);
+ * the answer for the last domain is kept for the session. */
+static int vr_has_domain(const char *d, size_t n)
+{
+  static str last;
+  static int last_r = -1;
+  struct cdb c;
+  unsigned pos;
+  int fd, r = 0, more = 0;
+
+  if (last_r >= 0 && last.len == n && !memcmp(last.s, d, n)) return last_r;
+  if (!table_open("control/validrcptto.cdb", &c, &fd)) return 0;
+  cdb_seqinit(&pos, &c);
+  while (!r && (more = cdb_seqnext(&pos, &c)) > 0) {
+    unsigned kl = cdb_keylen(&c);
+    const char *k = kl > n ? cdb_getkey(&c) : 0;
+    r = k && k[kl - n - 1] == '@' && !strncasecmp(k + kl - n, d, n);
+  }
+  table_close(&c, fd);
+  need(!r && more < 0 ? -1 : 0, "control/validrcptto.cdb");   /* a damaged file: 421, as delivery would defer */
+  need(str_copyb(&last, d, n), "nomem");
+  return last_r = r;
+}
+
+/* For a relayed domain with keys in validrcptto.cdb: 1 if full[0..n)
+ * ("local@domain", lowercased, '@' at at) is one, or "@domain" is. */
+static int relayed_known(const char *full, size_t n, size_t at)
+{
+  if (!cf.validrcptto_cdb || !vr_has_domain(full + at + 1, n - at - 1)) return 1;
+  return cdb_has("control/validrcptto.cdb", full, n) ||
+         cdb_has("control/validrcptto.cdb", full + at, n - at);
+}
+
 static int trick(const addr *a)
 {
   if (a->route || a->literal) return 1;
@@ -213,7 +256,7 @@ const char *rcpt_check(const addr *a, str *final, const char **why)
   static str low, mapped;
   const char *dom;
   size_t dn;
-  int local;
+  int local, hosted;
 
   if (a->at == a->mbox.len) {
     /* Only "<postmaster>" may come without a domain (RFC 5321 4.1.1.3). */
@@ -229,10 +272,11 @@ const char *rcpt_check(const addr *a, str *final, const char **why)
   lowercase(low.s, low.len);
   dom = low.s + a->at + 1;
   dn = low.len - a->at - 1;
-  local = !a->literal && in_list(&cf.locals, dom, dn);
+  local = !a->literal && domain_in_list(&cf.locals, dom, dn);
+  hosted = !local && !a->literal && (domain_in_list(&cf.rcpthosts, dom, dn) || in_rcpthosts_cdb(dom, dn));
   if (!ss.relayclient && !ss.authed) {
     if (trick(a)) { *why = "trick"; return "553 5.7.1 sorry, relaying denied"; }
-    if (!local && !in_list(&cf.rcpthosts, dom, dn) && !in_rcpthosts_cdb(dom, dn)) {
+    if (!local && !hosted) {
       *why = "relay";
       return "553 5.7.1 sorry, relaying denied";
     }
@@ -246,6 +290,10 @@ const char *rcpt_check(const addr *a, str *final, const char **why)
   }
   if (local && !local_known(low.s, low.len, a->at, mapped.s,
                             (size_t)((char *)memrchr(mapped.s, '@', mapped.len) - mapped.s))) {
+    *why = "unknown";
+    return "550 5.1.1 no such user here";
+  }
+  if (!local && hosted && !relayed_known(low.s, low.len, a->at)) {
     *why = "unknown";
     return "550 5.1.1 no such user here";
   }

@@ -253,6 +253,22 @@ static void smtp_mail(const char *arg, size_t n)
   reply("250 2.1.0 sender ok");
 }
 
+static unsigned long rcpt_checked;
+
+/* The client's address sent too many unknown recipients (door.h): a
+ * temporary refusal, so that a legitimate sender behind the same address
+ * retries later rather than bounces, and the end of the session, so that
+ * a prober gets no further answer. a: the recipient refused for it. */
+static void dictionary(const addr *a) __attribute__((noreturn));
+static void dictionary(const addr *a)
+{
+  if (a) logaddr("rcpt", "to", a->mbox.s, a->mbox.len, "refused", "dictionary");
+  out_puts("421 4.7.0 ");
+  out_put(cf.me.s, cf.me.len);
+  reply(" too many unknown recipients from your address, try again later");
+  quit(1, "dictionary");
+}
+
 static void smtp_rcpt(const char *arg, size_t n)
 {
   static addr a = ADDR_INIT;
@@ -286,9 +302,16 @@ static void smtp_rcpt(const char *arg, size_t n)
     reply("452 4.5.3 too many recipients");
     return;
   }
+  /* Once per session, then at each unknown recipient: the address's
+   * unknown recipients across connections (door.h). */
+  if (!rcpt_checked++ && door_rcpt_locked()) dictionary(&a);
   no = rcpt_check(&a, &final, &why);
   if (no) {
     logaddr("rcpt", "to", a.mbox.s, a.mbox.len, "refused", why);
+    if (!strcmp(why, "unknown") && door_rcpt_unknown()) {
+      reply(no);
+      dictionary(0);
+    }
     bad_rcpt(no);              /* counted and slowed: probing (reply.c) */
     return;
   }

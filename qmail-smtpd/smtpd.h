@@ -104,6 +104,9 @@ void config_load(void);
 const char *rcpt_check(const addr *a, str *final, const char **why);
 /* 1 if control/badmailfrom names the sender. */
 int sender_bad(const addr *a);
+/* 1 if domain d[0..n) matches a line of list (NUL-separated lines,
+ * "example.test" exact, ".example.test" any subdomain, any case). */
+int domain_in_list(const str *list, const char *d, size_t n);
 
 /* mailspf.c: SPF (RFC 7208) at MAIL. */
 void spf_reset(void);          /* drops SPF_RESULT, SPF_SCOPE, SPF_DOMAIN */

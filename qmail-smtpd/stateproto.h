@@ -1,7 +1,8 @@
 #ifndef STATEPROTO_H
 #define STATEPROTO_H
 /* qmail-smtpd-state's protocol: the state SMTP sessions share across
- * connections (greylisting, AUTH failures), kept by one resident process
+ * connections (greylisting, AUTH failures, unknown recipients), kept by
+ * one resident process
  * under its own uid, which alone writes its file.
  *
  * A session connects to PREFIX/STATE_SOCKET (SOCK_SEQPACKET) and sends
@@ -15,6 +16,10 @@
  *   A window max addr     -> "LOCK <failures>" | "OK <failures>"
  *   F window addr         -> "OK <failures>"   (one more failure)
  *   S addr                -> "OK 0"            (a success: forgotten)
+ *   R window max addr     -> "LOCK <count>" | "OK <count>"  (unknown
+ *                            recipients: the address is refused)
+ *   U window max addr     -> the same after one more unknown recipient;
+ *                            the one that reaches max locks for window
  *   anything else         -> "ERR <why>"
  *
  * Times are seconds: a triplet first seen waits delay, must come back

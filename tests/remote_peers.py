@@ -85,6 +85,49 @@ def query(qid, name, qtype):
     return pkt + b"\0" + struct.pack(">HH", qtype, 1)
 
 
+def txt_lookup(port, name, timeout=5):
+    """The TXT record of name (its strings joined) from the DNS server on
+    127.0.0.1:port, or None: a client that never asks any other server
+    (dkimpy's dnsfunc: dkim.verify(..., dnsfunc=lambda n, timeout=5:
+    txt_lookup(dns.port, n)))."""
+    name = name.decode() if isinstance(name, bytes) else name
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(query(0x5454, name.rstrip("."), 16), ("127.0.0.1", port))
+        r = s.recv(4096)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    qid, flags, qd, an = struct.unpack(">HHHH", r[:8])
+    if qid != 0x5454 or flags & 15 or not an:
+        return None
+
+    def skip_name(i):
+        while r[i]:
+            if r[i] >= 0xC0:
+                return i + 2
+            i += r[i] + 1
+        return i + 1
+
+    i = 12
+    for _ in range(qd):
+        i = skip_name(i) + 4
+    for _ in range(an):
+        i = skip_name(i)
+        rtype, _, _, rdlen = struct.unpack(">HHIH", r[i:i + 10])
+        i += 10
+        if rtype == 16:
+            out, j = b"", i
+            while j < i + rdlen:
+                out += r[j + 1:j + 1 + r[j]]
+                j += 1 + r[j]
+            return out
+        i += rdlen
+    return None
+
+
 class ServfailResponder:
     """Answers every DNS query with SERVFAIL (rcode 2), question echoed."""
 

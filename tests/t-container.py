@@ -10,6 +10,11 @@ A recipient with an address literal goes through the smarthost too; while
 the smarthost is held, mail to ten more domains makes no connection: one
 hold, the smarthost's, not one per domain.
 
+With a DKIM key given at run time (Ed25519 here, a file named by
+DKIM_KEY_FILE): control/dkim made at start, the key the DKIM uid's, and
+the mail signed as d=example.test, which dkimpy verifies against the
+record in the loopback DNS server.
+
 sendmail from root: the smarthost gets it once, with the envelope sender
 and From: rewritten (control/rewritesender) and after AUTH; nothing
 listens; smarthost down, then up and a flush (SIGALRM): delivered once; a
@@ -20,11 +25,16 @@ is dropped locally, never sent anywhere.
 As root the instance is multi-uid (the harness's); the single-uid "one
 normal user" case is the same scripts run by that user (service/install
 picks single-uid mode), checked here only when not root."""
-import os, re, ssl, subprocess, sys, time
+import base64, os, re, ssl, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Instance, IS_ROOT, ROOT, free_port, processes_under, stop_svscan, wait_for
-from remote_peers import Dns, Sink
+from remote_peers import Dns, Sink, txt_lookup
+try:
+    import dkim
+except ImportError:
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import dkim
 from tls_harness import CA
 
 t = T()
@@ -44,7 +54,11 @@ def smarthost(**kw):
 
 
 sink = smarthost()
-dns = Dns(t, [])      # NXDOMAIN for smarthost.test: only /etc/hosts names it
+# The DKIM key's record; NXDOMAIN for smarthost.test: only /etc/hosts names it.
+ED = os.path.join(ROOT, "tests", "dkim-keys", "ed.pem")
+ED_PUB = base64.b64encode(subprocess.run(["openssl", "pkey", "-in", ED, "-pubout", "-outform", "DER"],
+                                         capture_output=True, check=True).stdout[-32:]).decode()
+dns = Dns(t, ["--txt-record=e1._domainkey.example.test,v=DKIM1; k=ed25519; p=" + ED_PUB])
 t.check("dnsmasq answers", dns.ok)
 inst.control("dnsserver", "127.0.0.1:%d" % dns.port)
 
@@ -68,6 +82,15 @@ t.check("control/smtpauth: remote uid, 0400", st.st_mode & 0o777 == 0o400 and
 r = subprocess.run(["sh", QC, "setup"],
                    env=dict(env, SMARTHOST="bad host"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 t.check("setup refuses a bad SMARTHOST", r.returncode == 100, r.stdout)
+r = subprocess.run(["sh", QC, "setup"], env=dict(env, DKIM_DOMAIN="example.test"),
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+t.check("setup refuses a DKIM domain without its key and selector", r.returncode == 100 and
+        b"go together" in r.stdout, r.stdout)
+r = subprocess.run(["sh", QC, "setup"], env=dict(env, DKIM_DOMAIN="example.test", DKIM_SELECTOR="../x",
+                                               DKIM_KEY_FILE="/dev/null"),
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+t.check("... and a selector that is not DNS labels", r.returncode == 100 and b"bad DKIM_SELECTOR" in r.stdout,
+        r.stdout)
 
 
 def run(*argv, timeout=30):
@@ -86,7 +109,8 @@ hosts = inst.path("etc-hosts")
 with open(hosts, "w") as f:
     f.write("127.0.0.1\tlocalhost\n# added by the container engine\n127.0.0.1\tsmarthost.test smarthost\n")
 scan = inst.spawn(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts,
-                   "sh", QC, "run"], env=env, stdout=svlog,
+                   "sh", QC, "run"], env=dict(env, DKIM_KEY_FILE=ED, DKIM_DOMAIN="example.test",
+                                              DKIM_SELECTOR="e1"), stdout=svlog,
                   stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -170,6 +194,13 @@ if d:
     t.check("nothing names root@", "root@" not in body and not any("root@" in c for c in s.commands),
             (body, s.commands))
     t.check("RCPT as given", "RCPT TO:<ops@far.test>" in s.commands, s.commands)
+    wire = re.sub(rb"(?m)^\.", b"", s.data[0][:-3])
+    t.check("signed with the key given at run time (Ed25519, d=example.test): dkimpy verifies it",
+            re.search(rb"^DKIM-Signature:.*a=ed25519-sha256;.*d=example\.test;", wire, re.M | re.S) and
+            dkim.verify(wire, dnsfunc=lambda name, timeout=5: txt_lookup(dns.port, name)), body[:900])
+    kst = os.stat(inst.path("control", "dkim", "example.test", "e1.key"))
+    t.check("the key: the DKIM uid's, 0400", kst.st_uid == inst.uid("dkim")[0] and kst.st_mode & 0o777 == 0o400,
+            (kst.st_uid, oct(kst.st_mode)))
 
 r = sendmail("From: Cron Daemon <root>\nTo: ops@far.test\nSubject: hdr\n\nx\n", "-t")
 t.check("sendmail -t with a local From:", r.returncode == 0, r.stderr)

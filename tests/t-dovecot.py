@@ -10,16 +10,14 @@ IMAP (\\Seen, \\Flagged, a deletion) survive our next deliveries into the
 same Maildir, which Dovecot then lists beside the old ones, unflagged.
 Root only: Dovecot switches to the mailbox owner's uid.
 """
-import imaplib, os, shutil, subprocess, sys, tempfile, time
+import imaplib, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, IS_ROOT, free_port, wait_for
+from harness import T, free_port, wait_for
+import dovecot_harness as dh
 import send_harness as sh
 
 t = T()
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-if not IS_ROOT or not os.path.exists(DOVECOT):
-    t.skip("Dovecot over our Maildirs", "needs root and dovecot-imapd")
-    t.done()
+dh.require(t, "imap", "Dovecot over our Maildirs")
 
 inst = sh.setup(t)
 D = sh.DOMAIN
@@ -28,22 +26,9 @@ open(log, "w").close()
 sh.start(inst, log)
 u, g = inst.uid("alias")
 port = free_port()
-top = tempfile.mkdtemp(prefix="qmdove.")
-os.chmod(top, 0o755)
-conf = os.path.join(top, "dovecot.conf")
-with open(conf, "w") as f:
-    f.write("""base_dir = %(top)s/run
-state_dir = %(top)s/state
-log_path = %(top)s/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
+dov = dh.Dovecot(t, """protocols = imap
 disable_plaintext_auth = no
 auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-first_valid_uid = 1
-default_internal_user = dovecot
-default_login_user = dovenull
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
@@ -53,9 +38,6 @@ service imap-login {
     port = 0
   }
 }
-service anvil {
-  chroot =
-}
 passdb {
   driver = static
   args = password=secret
@@ -64,20 +46,7 @@ userdb {
   driver = static
   args = uid=%(uid)d gid=%(gid)d home=%(home)s/%%n
 }
-""" % {"top": top, "port": port, "uid": u, "gid": g, "home": inst.path("home")})
-dov = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-
-def cleanup():
-    dov.terminate()
-    try:
-        dov.wait(10)
-    except subprocess.TimeoutExpired:
-        dov.kill()
-    shutil.rmtree(top, ignore_errors=True)
-
-
-t.cleanups.append(cleanup)
+""", port=port, uid=u, gid=g, home=inst.path("home"))
 
 
 def listening():
@@ -88,9 +57,8 @@ def listening():
         return False
 
 
-up = wait_for(listening, 20, 0.1)
-t.check("dovecot listens on 127.0.0.1:%d" % port, up,
-        open(os.path.join(top, "dovecot.log"), errors="replace").read()[-800:] if os.path.exists(os.path.join(top, "dovecot.log")) else "")
+up = dov.wait(listening)
+t.check("dovecot listens on 127.0.0.1:%d" % port, up, dov.log()[-800:])
 if not up:
     t.done()
 

@@ -5,7 +5,8 @@ qmail-smtpd-state: DNS blocklists (554 with the list's TXT), weights and
 threshold, an answer filter, a log-only zone, an allowlist, a list that
 never answers (the session goes on after control/dnsbltimeout);
 greylisting (451, then 250 after the delay, expiry, auto-allowlist, never
-for RELAYCLIENT or authenticated clients); the AUTH lockout across
+for RELAYCLIENT or authenticated clients, nor for a sender whose domain
+passes SPF and is in control/greylistskip, or any with "*"); the AUTH lockout across
 connections (454) and its reset on success, with the log line the
 documented fail2ban regex reads; the state across a restart of the
 service; and the service down: everything let through, logged."""
@@ -39,6 +40,11 @@ dns = Dns(t, [
     "--host-record=6.0.0.127.log.test,127.0.0.2",
     "--host-record=7.0.0.127.wl.test,127.0.0.2",
     "--server=/slow.test/127.0.0.1#%d" % hole.getsockname()[1],
+    # SPF for the greylisting skip: 127.0.5.0/24 may send for these.
+    "--txt-record=spfok.test,v=spf1 ip4:127.0.5.0/24 -all",
+    "--txt-record=mail.spfsub.test,v=spf1 ip4:127.0.5.0/24 -all",
+    "--txt-record=spfother.test,v=spf1 ip4:127.0.5.0/24 -all",
+    "--txt-record=spffail.test,v=spf1 -all",
 ])
 if not t.check("dnsmasq answers", dns.ok):
     t.done()
@@ -248,6 +254,30 @@ code, text = rcpt("127.0.2.5", "new@other.test", "p3@relay.test")
 t.check("a network with 2 passes is allowlisted: a new triplet gets 250", code == 250, (code, text))
 code, text = rcpt("127.0.3.5", "new@other.test", "p3@relay.test")
 t.check("another network is not", code == 451, (code, text))
+
+# SPF-pass senders of the domains in control/greylistskip skip it.
+code, _ = rcpt("127.0.5.1", "a@spfok.test", "s1@relay.test")
+t.check("SPF pass without control/greylistskip: greylisted (451)", code == 451, code)
+inst.control("greylistskip", ["spfok.test", ".spfsub.test", "spffail.test"])
+code, _ = rcpt("127.0.5.1", "b@spfok.test", "s2@relay.test")
+t.check("SPF pass, domain in greylistskip: 250 at once", code == 250, code)
+t.check("... logged result=spfskip",
+        re.search(r"event=greylist ip=127\.0\.5\.1 from=b@spfok\.test to=s2@relay\.test result=spfskip", log()),
+        log()[-2000:])
+code, _ = rcpt("127.0.5.1", "c@mail.spfsub.test", "s3@relay.test")
+t.check("SPF pass, a subdomain of a .domain line: 250", code == 250, code)
+code, _ = rcpt("127.0.5.1", "d@spfother.test", "s4@relay.test")
+t.check("SPF pass, a domain not listed: 451", code == 451, code)
+code, _ = rcpt("127.0.5.1", "e@spffail.test", "s5@relay.test")
+t.check("listed, but SPF fails: 451", code == 451, code)
+code, _ = rcpt("127.0.6.1", "f@spfok.test", "s6@relay.test")
+t.check("listed, from a host SPF does not allow (fail): 451", code == 451, code)
+inst.control("greylistskip", ["*"])
+code, _ = rcpt("127.0.5.1", "g@spfother.test", "s7@relay.test")
+t.check("'*': any SPF-pass domain skips greylisting: 250", code == 250, code)
+code, _ = rcpt("127.0.6.1", "h@spfother.test", "s8@relay.test")
+t.check("'*': still not an SPF fail: 451", code == 451, code)
+os.unlink(inst.path("control", "greylistskip"))
 
 # --- AUTH ---------------------------------------------------------------------
 PW = "right-pass"

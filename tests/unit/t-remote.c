@@ -119,6 +119,37 @@ static void route_tests(void)
   CHECK(str_copyb(&r, "a.test:b.test\0", 14) == 0);
   CHECK(route_find(&r, "other.test", &rt) == 0);
 
+  {
+    static const char lm[] =
+      "sock.test:lmtp:/run/dovecot/lmtp\0"
+      "tcp.test:lmtp:127.0.0.1:2424\0"
+      "dflt.test:LMTP:[::1] tls=starttls\0"
+      "name.test:lmtp:lmtp.example.test\0"
+      "old.test:lmtp:2525\0"
+      "opt.test:lmtp:/s tls=none\0"
+      "auth.test:lmtp:127.0.0.1 auth=plain-ok\0"
+      "rel.test:lmtp:run/lmtp\0"
+      "empty.test:lmtp:\0";
+    CHECK(str_copyb(&r, lm, sizeof lm - 1) == 0);
+    CHECK(route_find(&r, "sock.test", &rt) == 1 && rt.lmtp == ROUTE_LMTP_UNIX && !strcmp(rt.host, "/run/dovecot/lmtp") && !rt.mx);
+    CHECK(route_find(&r, "tcp.test", &rt) == 1 && rt.lmtp == ROUTE_LMTP_TCP && !strcmp(rt.host, "127.0.0.1") && rt.port == 2424 && rt.literal);
+    CHECK(route_find(&r, "dflt.test", &rt) == 1 && rt.lmtp == ROUTE_LMTP_TCP && !strcmp(rt.host, "::1") && rt.port == 0 && rt.tls == ROUTE_TLS_STARTTLS);
+    CHECK(route_find(&r, "name.test", &rt) == 1 && rt.lmtp == ROUTE_LMTP_TCP && !strcmp(rt.host, "lmtp.example.test") && !rt.literal);
+    /* Digits alone after "lmtp:": the host lmtp and a port, as ever. */
+    CHECK(route_find(&r, "old.test", &rt) == 1 && !rt.lmtp && !strcmp(rt.host, "lmtp") && rt.port == 2525);
+    CHECK(route_find(&r, "opt.test", &rt) == -1);
+    CHECK(route_find(&r, "auth.test", &rt) == -1);
+    /* A socket path must be absolute; no host name has a '/'. */
+    CHECK(route_find(&r, "rel.test", &rt) == -1);
+    CHECK(route_find(&r, "empty.test", &rt) == -1);
+  }
+  {
+    char lm[200] = "long.test:lmtp:/";
+    memset(lm + 16, 'p', 120);
+    CHECK(str_copyb(&r, lm, strlen(lm) + 1) == 0);
+    CHECK(route_find(&r, "long.test", &rt) == -1);
+  }
+
   CHECK(route_parse_relay("h:0", 3, &rt) == -1);
   CHECK(route_parse_relay("h:65536", 7, &rt) == -1);
   CHECK(route_parse_relay("h:", 2, &rt) == -1);
