@@ -1159,21 +1159,25 @@ class TlsSink:
         self.p.join(5)
 
 
-def tls_relay_setup(this, pf, sink):
-    """Routes TLSREMOTE to the TLS sink on both MTAs, STARTTLS when offered
-    (this: control/tlspolicy's default, may; Postfix: smtp_tls_security_level
-    = may, its defaults otherwise), and restarts them to read it."""
-    with open(this.path("control", "smtproutes"), "a") as f:
-        f.write("%s:127.0.0.1:%d\n" % (TLSREMOTE, sink.port))
-    this.stop()
-    this.start()
-    # After start, which writes main.cf afresh; a reload reads it.
-    subprocess.run(["postconf", "-c", pf.etc, "-e",
-                    "transport_maps=inline:{%s=smtp:[127.0.0.1]:%d}" % (TLSREMOTE, sink.port),
-                    "smtp_tls_security_level=may"], check=True)
-    subprocess.run(["postfix", "-c", pf.etc, "reload"], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
-    time.sleep(1.0)
+def tls_relay_setup(pair, sink):
+    """Routes TLSREMOTE to the TLS sink on this and Postfix (if run),
+    STARTTLS when offered (this: control/tlspolicy's default, may; Postfix:
+    smtp_tls_security_level = may, its defaults otherwise), and makes them
+    read it."""
+    for m in pair:
+        if m.name == "this":
+            with open(m.path("control", "smtproutes"), "a") as f:
+                f.write("%s:127.0.0.1:%d\n" % (TLSREMOTE, sink.port))
+            m.stop()
+            m.start()
+            continue
+        # After start, which writes main.cf afresh; a reload reads it.
+        subprocess.run(["postconf", "-c", m.etc, "-e",
+                        "transport_maps=inline:{%s=smtp:[127.0.0.1]:%d}" % (TLSREMOTE, sink.port),
+                        "smtp_tls_security_level=may"], check=True)
+        subprocess.run(["postfix", "-c", m.etc, "reload"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+        time.sleep(1.0)
 
 
 def run_tls_relay(mta, sink, count, size=2048):
@@ -1217,12 +1221,12 @@ def tls_more_rows(mtas, n, relay_n, reps, add, alternate, skip):
             add("CPU per STARTTLS session (ms), resuming clients, %d sessions" % n, m, cpu, "tls")
             add("share of STARTTLS sessions resumed (resuming clients)", m, share, "tls")
             log("%s tls resumed %.0f/s cpu %.2f ms resumed %.2f" % (m.name, rate, cpu, share))
-    this, pf = mtas[0], mtas[1]
-    sink = TlsSink(this.path("control", "tls", "cert.pem"), this.path("control", "tls", "key.pem"))
+    pair = [m for m in mtas if m.name in ("this", "Postfix")]
+    sink = TlsSink(mtas[0].path("control", "tls", "cert.pem"), mtas[0].path("control", "tls", "key.pem"))
     try:
-        tls_relay_setup(this, pf, sink)
+        tls_relay_setup(pair, sink)
         for i in range(reps):
-            for m in ((this, pf) if i % 2 == 0 else (pf, this)):
+            for m in (pair if i % 2 == 0 else pair[::-1]):
                 rate, cpu, hs = run_tls_relay(m, sink, relay_n)
                 add("relay over STARTTLS to a TLS sink (msg/s), 20 sessions, 2 KB, %d msgs" % relay_n, m,
                     rate, "tls")
