@@ -161,7 +161,9 @@ static int parse(qf_env *e, struct qf_rcpt *rcpt, size_t *count)
       stage = 2;
       break;
     case 'E':
-      if (stage != 2 || n != 0 || i != len) return -1;
+      if (stage != 2 || i != len || (n && !qf_qid_ok(d, n))) return -1;
+      e->qid = n ? d : 0;
+      e->qid_len = n;
       *count = nr;
       return 0;
     default:
@@ -185,6 +187,8 @@ int qf_read(int fd, qf_env *e)
   e->sender_len = 0;
   e->envid = 0;
   e->envid_len = 0;
+  e->qid = 0;
+  e->qid_len = 0;
   e->msg_len = e->env_off = 0;
   e->env.len = 0;
 

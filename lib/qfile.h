@@ -38,7 +38,10 @@
  *     each 'R' may be followed by, in any order, at most one of each:
  *   'N'  its NOTIFY: one byte of DSN_NOTIFY_* bits, a valid combination
  *   'Q'  its ORCPT, "<type>;<xtext>" as the client sent it
- *   'E'  the end record, length 0, last byte of the file.
+ *   'E'  the end record, last in the file: empty, or the qid the file was
+ *        written for (qmail-queue(d) write it), so that a file whose rename
+ *        a power cut undid comes back under the same qid (qmail-queue/qpool.h)
+ *        and a delivery repeated then is still recognised as a repeat.
  * Addresses are 1..QF_ADDR_MAX bytes (the sender may be 0), hold no NUL,
  * CR or LF. 'V' and 'Q' values pass dsnp_check. Anything else makes the
  * file invalid. A file without 'V', 'N', 'Q' or a RET option (older ones)
@@ -86,9 +89,11 @@ typedef struct {
   str env;               /* the envelope bytes, as read */
   const char *envid;     /* ENVID as sent, or NULL; into env */
   size_t envid_len;
+  const char *qid;       /* the end record's qid (qf_qid_ok), or NULL; into env */
+  size_t qid_len;
 } qf_env;
 
-#define QF_ENV_INIT { 0, 0, 0, 0, 0, 0, 0, STR_INIT, 0, 0 }
+#define QF_ENV_INIT { 0, 0, 0, 0, 0, 0, 0, STR_INIT, 0, 0, 0, 0 }
 
 /* Reads and validates the header and the envelope of an open queue file.
  * 0, or -1 with errno EINVAL (malformed), ENOMEM, or a read error. */

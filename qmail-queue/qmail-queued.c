@@ -21,9 +21,9 @@
  * Commit, once per turn of the loop for every message complete in it:
  * each file is finished (header, writeback started), then each is fsynced
  * and renamed into mess/ (qwrite.h says why in two passes), each
- * client gets 0 and its qid, then mess/ is fsynced once for all of them,
- * then their qids go to the trigger: these two in a child (qsync.h),
- * while the loop goes on. The files are written in names of a
+ * qid goes to the trigger, each client gets 0 and its qid, then mess/ is
+ * fsynced once for all of them in a child (qsync.h), while the loop goes
+ * on. The files are written in names of a
  * pool (qpool.h) whose entries are on disk before use, so one fsync
  * stands between a message's last byte and its answer, and a power cut
  * that undoes a rename leaves the file whole under its pool name, for
@@ -253,10 +253,24 @@ static void sock_event(struct client *c)
 
 /* ---- the group commit */
 
-static void commit(void)
+/* Hands the qids of the turn's committed messages to f, as "<qid>\n"
+ * lines, at most PIPE_BUF bytes a call. */
+static void committed_lines(void (*f)(const char *, size_t))
 {
   char lines[PIPE_BUF];
-  size_t i, n = 0, done = 0;
+  size_t i, n = 0;
+
+  for (i = 0; i < top; i++) {
+    if (cl[i].phase != C_COMMITTED) continue;
+    if (n > sizeof lines - (QF_QID_MAX + 1)) { f(lines, n); n = 0; }
+    n += qw_line(&cl[i].w, lines + n);
+  }
+  if (n) f(lines, n);
+}
+
+static void commit(void)
+{
+  size_t i, done = 0;
   int code;
 
   for (i = 0; i < top; i++)
@@ -267,6 +281,12 @@ static void commit(void)
     else { cl[i].phase = C_COMMITTED; done++; }
   }
   if (!done) return;
+  /* Each file is on disk under mess/ or, if a power cut undoes the
+   * rename, under its pool name, and comes back from there under the
+   * same qid (qpool.h). So qmail-send may start on it now, without
+   * waiting for the fsync of mess/: a delivery that a power cut makes
+   * repeat is recognised by its qid, as after a lost state byte. */
+  committed_lines(qw_trigger);
   for (i = 0; i < top; i++) {
     char a[1 + QF_QID_MAX];
     size_t len;
@@ -276,17 +296,11 @@ static void commit(void)
     memcpy(a + 1, qw_qid(&cl[i].w), len);
     answer(cl + i, a, 1 + len);
   }
-  /* After the answers: each file is on disk under mess/ or, if a power
-   * cut undoes the rename, under its pool name (qpool.h). The trigger
-   * waits for the fsync of mess/, made by the sync process (qsync.h):
-   * qmail-send delivers nothing whose rename a power cut could undo. */
-  for (i = 0; i < top; i++) {
-    if (cl[i].phase != C_COMMITTED) continue;
-    if (n > sizeof lines - (QF_QID_MAX + 1)) { qs_send(lines, n); n = 0; }
-    n += qw_line(&cl[i].w, lines + n);
-    drop(cl + i);
-  }
-  qs_send(lines, n);
+  /* mess/'s fsync, off the loop (qsync.h), bounds what recovery has to
+   * bring back; the pool's next fsync of tmp/ waits for one (qpool.c). */
+  committed_lines(qs_send);
+  for (i = 0; i < top; i++)
+    if (cl[i].phase == C_COMMITTED) drop(cl + i);
 }
 
 /* ---- the listening socket */

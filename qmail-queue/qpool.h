@@ -12,11 +12,17 @@
  * was never finished, or only partly written to disk, fails the sum.
  * qp_recover sorts them at the next start.
  *
- * qmail-send never sees a message before mess/ is fsynced: qmail-queued
- * pulls the trigger after that fsync, and qmail-send fsyncs mess/ after a
- * scan that found new names. So a message brought back by qp_recover
- * has had no delivery, and gets a new qid. Names: tmp/p<n>, never a qid,
- * so qmail-send's tmp/ cleanup leaves them alone.
+ * qmail-queued pulls the trigger right after the renames, before mess/
+ * is fsynced, so a message brought back by qp_recover may have had
+ * deliveries, and qmail-send may have marked state bytes in place. So the
+ * sum is checked with every state byte taken as QF_PENDING (as committed),
+ * and the file goes back under the qid its end record names (lib/qfile.h):
+ * a Maildir delivery repeated then finds its own file, as after a lost
+ * state byte. Where both names made it to disk (mess/ written, tmp/ not),
+ * the pool name is removed. Every fsync of tmp/ (a refill) comes after
+ * one of mess/: it would also write the removal of renamed names, which
+ * must not reach the disk before their new ones. Names: tmp/p<n>, never
+ * a qid, so qmail-send's tmp/ cleanup leaves them alone.
  *
  * The caller's current directory is PREFIX/queue.
  */
@@ -26,8 +32,9 @@
 #define QP_NAME 32   /* "tmp/p" + 20 digits + NUL */
 
 /* Once, at start, before qp_take: each tmp/p<n> whose sum holds is
- * renamed into mess/ under a qid from qid_time and pid, the others
- * removed; mess/ is fsynced and the trigger pulled for what came back.
+ * renamed into mess/ under its own qid (a file without one: a qid from
+ * qid_time and pid), the others removed; mess/ is fsynced and the
+ * trigger pulled for what came back.
  * Each file is logged (but empty ones: names never used). A file that
  * cannot be read is left in place. Then the pool is made. */
 void qp_recover(void (*qid_time)(struct timespec *), pid_t pid);

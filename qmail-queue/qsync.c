@@ -1,5 +1,4 @@
-/* The fsync of mess/ and the trigger, in a child of qmail-queued: see
- * qsync.h. */
+/* The fsync of mess/, in a child of qmail-queued: see qsync.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>    /* PIPE_BUF */
@@ -24,22 +23,6 @@ static void sync_mess(void)
   }
 }
 
-/* The trigger takes at most PIPE_BUF at once, in whole lines. */
-static void pass_on(const char *b, size_t n)
-{
-  while (n) {
-    size_t k = n;
-    if (k > PIPE_BUF) {
-      k = PIPE_BUF;
-      while (k && b[k - 1] != '\n') k--;
-      if (!k) k = PIPE_BUF;      /* no line is that long: never from qs_send */
-    }
-    qw_trigger(b, k);
-    b += k;
-    n -= k;
-  }
-}
-
 /* Reads what is there, keeping an unfinished line for the next read;
  * one fsync for all of it. */
 static void run(int rfd) __attribute__((noreturn));
@@ -55,10 +38,7 @@ static void run(int rfd)
     if (r <= 0) _exit(0);
     end = have + (size_t)r;
     for (whole = end; whole && b[whole - 1] != '\n'; whole--) {}
-    if (whole) {
-      sync_mess();
-      pass_on(b, whole);
-    }
+    if (whole) sync_mess();
     have = end - whole;
     if (have == sizeof b) have = 0;   /* no qid is that long: never from qs_send */
     memmove(b, b + whole, have);
@@ -93,7 +73,6 @@ void qs_send(const char *lines, size_t n)
     wfd = -1;
   }
   sync_mess();
-  qw_trigger(lines, n);
 }
 
 void qs_stop(void)

@@ -188,7 +188,6 @@ static int param(struct qw *w)
 static int env_byte(struct qw *w, unsigned char c)
 {
   static const unsigned char opt[] = { 'O', 0, 0, 0, 8, 'S', 'M', 'T', 'P', 'U', 'T', 'F', '8' };
-  static const unsigned char end[] = { 'E', 0, 0, 0, 0 };
   int sender = w->nrcpt == 0;
   size_t max = sender ? QF_ADDR_MAX : 1 + QF_ADDR_MAX;
 
@@ -203,7 +202,7 @@ static int env_byte(struct qw *w, unsigned char c)
   case E_NEXT:
     if (c == 0) {
       if (!w->nrcpt) return 91;
-      if (put(w, end, sizeof end)) return 53;
+      if (rec(w, 'E', qw_qid(w), strlen(qw_qid(w)))) return 53;
       w->est = E_DONE;
       return QW_END;
     }

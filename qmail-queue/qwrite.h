@@ -26,8 +26,9 @@
  * all of them.
  *
  * then, once for any number of commits, qw_sync_mess (fsync of mess/) and
- * qw_trigger: qmail-queue before it exits 0, qmail-queued after its
- * answers (qpool.h says why that is safe). After a failure at any step
+ * qw_trigger: qmail-queue both before it exits 0; qmail-queued the
+ * trigger first, before its answers, and the fsync after them (qpool.h
+ * says why that is safe). After a failure at any step
  * the caller calls qw_abort, which removes tmp/<qid> (or the pool file);
  * it is async-signal-safe (qmail-queue's timer).
  *

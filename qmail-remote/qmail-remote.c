@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "remote.h"
 
 #define PROG "qmail-remote"
@@ -92,6 +93,7 @@ int main(int argc, char **argv)
     for (i = 0; i < j.nrcpt; i++) result_set(&res[i], 'Z', SPAWN_TAG_LOCAL, why, "", 0);
     report(&j);
   } else {
+    metrics_open(MF_REMOTE);
     remote_deliver(&j);
   }
   return reported ? 0 : 111;

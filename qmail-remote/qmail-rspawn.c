@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "remote.h"
 #include "rjournal.h"
 #include "spawner.h"
@@ -90,6 +91,7 @@ int main(void)
   };
 
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  metrics_open(MF_REMOTE);     /* the workers add into it: forks, no exec */
   rj_open(PROG);
   return spawner_run(&sp);
 }

@@ -66,6 +66,7 @@
 #include "base64.h"
 #include "buf.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime8.h"
 #include "qfile.h"
 #include "remote.h"
@@ -750,9 +751,10 @@ static int starttls(struct smtp *s, const char *host, int literal, int policy, i
   const char *err = 0;
 
   *polite = 1;
-  if (policy == TLS_NONE || s->tls.fd >= 0) return 0;   /* s->tls.fd: implicit TLS */
+  if (s->tls.fd >= 0) return 0;   /* implicit TLS */
+  if (policy == TLS_NONE) { metrics_inc(MX_TLS_OUT + TLS_NONE * MO_N + MO_PLAIN); return 0; }
   if (!(s->ext & EXT_STARTTLS)) {
-    if (policy == TLS_MAY) return 0;
+    if (policy == TLS_MAY) { metrics_inc(MX_TLS_OUT + TLS_MAY * MO_N + MO_PLAIN); return 0; }
     err = policy == TLS_VERIFY ? "TLS required (policy verify) but STARTTLS not offered"
         : policy == TLS_DANE ? "TLS required (DANE: the host has TLSA records) but STARTTLS not offered"
                                : "TLS required (policy encrypt) but STARTTLS not offered";
@@ -949,7 +951,8 @@ int smtp_session_opts(int fd, const char *ip, const char *host, int literal,
   }
   if (greeting(s) < 0 || hello(s) < 0 || starttls(s, host, literal, o->policy, &polite) < 0) {
     int code = s->code, notls = s->tlsfail && o->policy == TLS_MAY;
-    if (what(s, " handshake", why) < 0) why->len = 0;
+    /* "TLS" in the text: qmail-send counts the deferral as TLS's. */
+    if (what(s, s->tlsfail ? " TLS handshake" : " handshake", why) < 0) why->len = 0;
     if (code < 0 && polite && s->tls.fd < 0) s->code = 0;   /* a policy refusal: still say QUIT */
     if (s->code >= 0 && polite) quit(s);
     end(s);

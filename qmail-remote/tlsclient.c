@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "log.h"
+#include "metrics.h"
 #include "dane.h"
 #include "remote.h"
 #include "tlsio.h"
@@ -185,6 +186,7 @@ int tls_client_start(int fd, const char *ip, const char *host, int literal, int 
         : errno == ETIMEDOUT ? "timeout" : errno == EPIPE ? "connection closed" : strerror(errno);
   }
   subject_cn(cn, sizeof cn);
+  metrics_inc(MX_TLS_OUT + (unsigned)policy * MO_N + (why ? MO_FAILED : MO_OK));
   log_begin("qmail-remote", "tls");
   log_kv("ip", ip);
   log_kv("host", host);

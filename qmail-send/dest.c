@@ -200,6 +200,17 @@ struct plist *dest_plist(uint32_t i) { return &dv[i].park; }
 size_t dest_count(void) { return dlive; }
 size_t dest_slots(void) { return dn; }
 
+void dest_counts(size_t *held, size_t *dead)
+{
+  size_t i;
+  *held = *dead = 0;
+  for (i = 0; i < dn; i++) {
+    if (!dv[i].name) continue;
+    if (dv[i].dead) (*dead)++;
+    else if (dv[i].heap != NIL) (*held)++;
+  }
+}
+
 void dest_maybe_free(uint32_t i)
 {
   struct dest *x = dv + i;

@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "date.h"
 #include "log.h"
+#include "metrics.h"
 #include "qq.h"
 #include "send.h"
 
@@ -718,6 +719,9 @@ int dsn_send(const struct dsn_cfg *c, const char *qid, int fd, const qf_env *e,
         inject(msg.s, msg.len, envsender, to.s, utf8) < 0)
       goto out;
   }
+  /* A report of failures (a double bounce too); delivery notices only
+   * ("relayed") are not bounces. */
+  if (nfail) metrics_inc(MS_BOUNCES);
   log_begin("qmail-send", "bounce");
   log_kv("qid", qid);
   log_kv("to", to.s);

@@ -54,6 +54,7 @@
 #include "control.h"
 #include "fdpass.h"
 #include "log.h"
+#include "metrics.h"
 #include "qspace.h"
 #include "ready.h"
 #include "send.h"
@@ -66,6 +67,8 @@
 #define RETRY_SYSTEM 123             /* after a local error, as qmail does */
 #define RETRY_BROKEN 3600            /* after finding a malformed queue file */
 #define SCAN_EVERY 600               /* mess/ is rescanned at least this often */
+#define TRIGGER_FRESH 3600           /* a notice for an older qid is checked by a scan */
+#define SCAN_BATCH 65536             /* names looked up in queue/sched/later per pass (3 MB) */
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
@@ -73,6 +76,7 @@
 #define STUCK_FIRST 2                /* seconds before a stuck removal is first retried */
 #define STUCK_MAX 600                /* and the longest wait between retries */
 #define LIFETIME_TEXT DSN_EXPIRED
+#define WINDOW_MIN 32                /* control/queuewindow, at least */
 
 static const unsigned skip[CH_N] = { 10, 20 };
 static const char *const chname[CH_N] = { "local", "remote" };
@@ -116,6 +120,8 @@ static int blocked[CH_N];
 static unsigned long conc[CH_N];
 static struct backoff bo;
 static unsigned long long lifetime, maxbytes;
+/* control/queuewindow: messages kept in memory (see "the window"). */
+static size_t window;
 static str bouncefrom, bouncehost, dbto, dbhost, bounceto, rwsender;
 /* control/smtproutes, as qmail-remote reads it: a routed domain's
  * destination is its relay (hop_get). */
@@ -213,7 +219,7 @@ static int config(void)
 {
   struct rw nrw = RW_INIT;
   str f = STR_INIT, h = STR_INIT, dt = STR_INIT, dh = STR_INIT, ro = STR_INIT, bt = STR_INIT, rs = STR_INIT;
-  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime, dw;
+  unsigned long c[CH_N], lt, mb, pd, bmin, bmax, dth, dtime, dw, win;
   int e;
 
   if (rw_load(&nrw) < 0) return -1;
@@ -228,6 +234,8 @@ static int config(void)
       control_ulong(&bmax, "control/backoffmax", 3600) < 0 ||
       control_ulong(&dth, "control/deadthreshold", 5) < 0 ||
       control_ulong(&dtime, "control/deadtime", 600) < 0 ||
+      /* Postfix's qmgr_message_active_limit: about 1.3 MB of table. */
+      control_ulong(&win, "control/queuewindow", 20000) < 0 ||
       ctl_str(&f, "control/bouncefrom", "MAILER-DAEMON") < 0 ||
       ctl_str(&h, "control/bouncehost", "") < 0 ||
       ctl_str(&dt, "control/doublebounceto", "postmaster") < 0 ||
@@ -254,6 +262,7 @@ static int config(void)
   }
   lifetime = lt;
   maxbytes = mb;
+  window = win < WINDOW_MIN ? WINDOW_MIN : win > NIL / 4 ? NIL / 4 : win;
   bo.perdest = pd ? pd : 1;
   bo.min = bmin ? bmin : 1;
   bo.max = bmax < bo.min ? bo.min : bmax;
@@ -918,6 +927,31 @@ static void dispatch(void)
 
 static int tagged(const char *t, size_t n, const char *tag);
 
+/* The class of a deferral's reason, from the spawner's tag (spawnproto.h):
+ * what an operator asks first of a growing queue. A connect failure whose
+ * text names TLS (a refused or failed STARTTLS, a policy that needs TLS)
+ * is TLS's. */
+static unsigned defer_class(int ch, const char *t, size_t n)
+{
+  if (ch == CH_LOCAL || tagged(t, n, SPAWN_TAG_LOCAL)) return MD_LOCAL;
+  if (tagged(t, n, SPAWN_TAG_CONNECT)) return memmem(t, n, "TLS", 3) ? MD_TLS : MD_CONNECT;
+  if (tagged(t, n, SPAWN_TAG_DNS)) return MD_DNS;
+  if (tagged(t, n, SPAWN_TAG_MAIL) || tagged(t, n, SPAWN_TAG_RCPT) || tagged(t, n, SPAWN_TAG_DATA)) return MD_4XX;
+  if (tagged(t, n, SPAWN_TAG_AUTH)) return MD_AUTH;
+  return MD_OTHER;
+}
+
+/* One result's counters (metrics.h): an add into a mapped page each. */
+static void count_result(int ch, char c, const char *t, size_t n)
+{
+  if (c == 'K') metrics_inc(MS_DELIVERED + (unsigned)ch);
+  else if (c == 'D') metrics_inc(MS_FAILED + (unsigned)ch);
+  else {
+    metrics_inc(MS_DEFERRED + (unsigned)ch);
+    metrics_inc(MS_DEFER_CLASS + defer_class(ch, t, n));
+  }
+}
+
 static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, size_t tn)
 {
   struct send_job *job = jobs + j;
@@ -956,6 +990,7 @@ static void result(uint32_t j, int ch, uint32_t k, char c, const char *text, siz
     job->z[ch] = 1;
     if (at <= WHY_MAX - WHY_LINE && why_add(&job->why, k, wall(), text, tn) < 0) job->why.len = at;
   }
+  count_result(ch, c, text, tn);
   log_begin(PROG, "delivery");
   log_kv("qid", job->qid);
   log_ku("i", k);
@@ -978,9 +1013,20 @@ static int tagged(const char *t, size_t n, const char *tag)
 }
 
 /* Begins d's event=dest line; the caller may add keys and ends it. */
+/* The held and dead gauges, after any change of a destination's state
+ * (each is logged; a walk of the table, not per delivery). */
+static void dest_gauges(void)
+{
+  size_t held, dead;
+  dest_counts(&held, &dead);
+  metrics_set(MS_DEST_HELD, held);
+  metrics_set(MS_DEST_DEAD, dead);
+}
+
 static void dest_line(uint32_t d, const char *state)
 {
   struct dest *x = dest_at(d);
+  dest_gauges();
   log_begin(PROG, "dest");
   log_kb("domain", x->name, x->len);
   log_kv("state", state);
@@ -1092,6 +1138,127 @@ static void replies(int ch)
   }
 }
 
+/* ---- the window: the messages kept in memory
+ *
+ * At most window messages have a record in memory, and window/4 more
+ * taken in between two moves; the open jobs, which never move, come on
+ * top when the window is smaller than they are. The others are lines of
+ * queue/sched/later (keep.c), so that memory stays flat however long the
+ * queue. What stays: the open, ready and parked messages before the
+ * waiting ones, and of these the soonest due; so a new message is taken
+ * in at the same cost, by name, whatever the queue. A message outside
+ * comes back when its time comes (looked at every second; the waiting
+ * messages due later make room for it), or earlier when the window has
+ * drained to half; it is never retried earlier than its schedule says.
+ * Moving out costs an append and an fsync for a batch; coming back a pass
+ * over the file, for an eighth of the window or more at once. */
+
+static struct later later = { 0, ~0ULL };
+static str later_buf;
+
+struct cand { uint32_t cls, key, i; };
+
+/* The order of leaving: waiting before parked before ready; the latest
+ * due, then the newest slot, first. */
+static int cand_cmp(const void *x, const void *y)
+{
+  const struct cand *a = x, *b = y;
+  if (a->cls != b->cls) return a->cls > b->cls ? -1 : 1;
+  if (a->key != b->key) return a->key > b->key ? -1 : 1;
+  return a->i > b->i ? -1 : a->i < b->i;
+}
+
+/* Moves messages out until at most target are in memory: the waiting
+ * ones due after above, and with all also parked and ready ones. Those
+ * out of memory are in the file first (fsynced), so a crash at any point
+ * leaves each one in the schedule or the file. Returns how many moved. */
+static size_t spill(size_t target, unsigned long long above, int all)
+{
+  unsigned long long t = now();
+  struct cand *c;
+  uint32_t *v;
+  size_t i, n = 0, k, want, sz;
+
+  if (msgtab.live <= target) return 0;
+  if (size_mul(&sz, msgtab.n, sizeof *c) < 0 || !(c = malloc(sz ? sz : 1))) return 0;
+  for (i = 0; i < msgtab.n; i++) {
+    const struct send_msg *m = msgtab.m + i;
+    if (m->state == M_WAIT && m->when > above) c[n++] = (struct cand){ 2, m->when, (uint32_t)i };
+    else if (all && m->state == M_HELD) c[n++] = (struct cand){ 1, m->when, (uint32_t)i };
+    else if (all && m->state == M_READY) c[n++] = (struct cand){ 0, 0, (uint32_t)i };
+  }
+  want = msgtab.live - target;
+  if (want > n) want = n;
+  if (!want || !(v = malloc(want * sizeof *v))) { free(c); return 0; }
+  qsort(c, n, sizeof *c, cand_cmp);
+  for (k = 0; k < want; k++) {
+    struct send_msg *m = msgtab.m + (v[k] = c[k].i);
+    /* A parked message is due when its destination's hold ends: its
+     * remote recipients then go as soon as there is room. */
+    if (m->state == M_HELD) {
+      unsigned long long h = dest_at(m->dest)->hold;
+      m->due[CH_REMOTE] = t32(h > t ? h : t);
+    }
+  }
+  free(c);
+  if (later_put(&later, &later_buf, &msgtab, v, want, t, wall()) < 0) {
+    log_begin(PROG, "error"); log_kv("op", "move out of memory"); log_kv("error", strerror(errno));
+    log_end();
+    want = 0;
+  }
+  str_free(&later_buf);
+  for (k = 0; k < want; k++) {
+    if (msgtab.m[v[k]].state == M_READY) mt_ready_remove(&msgtab, v[k]);
+    mt_del(&msgtab, v[k]);
+  }
+  free(v);
+  if (!want) return 0;
+  /* Soon: until the schedule without them is saved, a crash would take
+   * its older copy of them over the file's. */
+  keep_soon();
+  log_begin(PROG, "spill"); log_ku("moved", want); log_ku("memory", msgtab.live);
+  log_ku("later", later.n); log_end();
+  return want;
+}
+
+/* Takes back at most max messages due at or before upto, the earliest
+ * first: saves the schedule with them, then drops them from the file. */
+static void refill(size_t max, unsigned long long upto)
+{
+  unsigned long long t = now();
+  long got = later_take(&later, &msgtab, max, upto, t, wall());
+
+  if (got < 0) {
+    log_begin(PROG, "error"); log_kv("op", "take back into memory"); log_kv("error", strerror(errno));
+    log_end();
+  }
+  if (got <= 0) return;
+  keep_now();
+  if (!keep_dirty && later_compact(&later, &msgtab, 0, t, wall()) < 0) {
+    log_begin(PROG, "error"); log_kv("op", "rewrite queue/sched/later"); log_kv("error", strerror(errno));
+    log_end();
+  }
+  log_begin(PROG, "refill"); log_ku("moved", (unsigned long long)got); log_ku("memory", msgtab.live);
+  log_ku("later", later.n); log_end();
+}
+
+/* Keeps the window: over it, the latest move out; once a second, when a
+ * message outside is due, the waiting ones due later make room for it;
+ * below half, the earliest outside come back. The thresholds are an
+ * eighth of the window apart, so each file pass moves that many. */
+static void balance(unsigned long long t)
+{
+  static unsigned long long last = ~0ULL;
+  size_t half = window / 2, mid = window - window / 4, low = window - 3 * (window / 8);
+
+  if (msgtab.live > window) spill(mid, 0, 1);
+  if (!later.n || t == last) return;
+  last = t;
+  if (later.min <= t && msgtab.live > low) spill(half, t, 0);
+  if (msgtab.live <= half) refill(mid - msgtab.live, ~0ULL);
+  else if (later.min <= t && msgtab.live <= low) refill(mid - msgtab.live, t);
+}
+
 /* ---- the queue directory */
 
 /* A message just found in mess/, due now. */
@@ -1100,6 +1267,25 @@ static void msg_add(const char *qid, size_t n)
   uint32_t i = mt_add(&msgtab, qid, n);
   if (i == NIL) oom();
   msgtab.m[i].born = born_now(i);
+  if (msgtab.live > window + window / 4) spill(window - window / 4, 0, 1);
+}
+
+/* Adds the qids of q[0..n) that queue/sched/later does not list: the
+ * others are known, with their schedule. Returns how many. On an error
+ * none is added (the next scan tries again): a message taken for new
+ * would be retried early. */
+static size_t scan_new(char (*q)[QF_QID_MAX], size_t n, unsigned char *known)
+{
+  size_t k, added = 0;
+  later_sort(q, n);
+  if (later_known((const char (*)[QF_QID_MAX])q, n, known) < 0) {
+    log_begin(PROG, "error"); log_kv("op", "read queue/sched/later"); log_kv("error", strerror(errno));
+    log_end();
+    return 0;
+  }
+  for (k = 0; k < n; k++)
+    if (!known[k] && mt_find(&msgtab, q[k], strlen(q[k])) == NIL) { msg_add(q[k], strlen(q[k])); added++; }
+  return added;
 }
 
 static unsigned long long scan_cost_ms, scan_next_ms;
@@ -1111,7 +1297,9 @@ static unsigned long long scan_cost_ms, scan_next_ms;
 static void scan(void)
 {
   unsigned long long t0 = mono_ms();
-  size_t added = 0;
+  size_t added = 0, nq = 0, maxq = SCAN_BATCH;
+  char (*q)[QF_QID_MAX] = 0;         /* names to look up in queue/sched/later */
+  unsigned char *known = 0;
   struct dirent *d;
   DIR *dir = opendir("queue/mess");
 
@@ -1128,10 +1316,16 @@ static void scan(void)
       continue;
     }
     if (mt_find(&msgtab, d->d_name, n) != NIL) continue;
-    msg_add(d->d_name, n);
-    added++;
+    if (!later.n) { msg_add(d->d_name, n); added++; continue; }
+    /* Out of memory, or new: looked up in batches, one pass each. */
+    if (!q && (!(q = malloc(maxq * sizeof *q)) || !(known = malloc(maxq)))) oom();
+    memcpy(q[nq++], d->d_name, n + 1);
+    if (nq == maxq) { added += scan_new(q, nq, known); nq = 0; }
   }
   closedir(dir);
+  if (nq) added += scan_new(q, nq, known);
+  free(q);
+  free(known);
   /* A writer that answers before its fsync of mess/ (qmail-queued) may
    * still owe it for a name just read: no delivery before it is done. */
   if (added && fsync_dir("queue/mess") < 0) {
@@ -1140,7 +1334,10 @@ static void scan(void)
   }
   scan_cost_ms = mono_ms() - t0;
   scan_next_ms = mono_ms() + 4 * scan_cost_ms;
-  if (added > 1) { log_begin(PROG, "scan"); log_ku("new", added); log_ku("queued", msgtab.live); log_end(); }
+  if (added > 1) {
+    log_begin(PROG, "scan"); log_ku("new", added); log_ku("queued", msgtab.live); log_ku("later", later.n);
+    log_end();
+  }
 }
 
 /* Reads the trigger fifo. qmail-queue writes "<qid>\n" for each message it
@@ -1162,7 +1359,13 @@ static int trigger(int fd)
     for (k = have; k < end; k++) {
       if (b[k] != '\n') continue;
       if (qf_qid_ok(b + start, k - start)) {
-        if (mt_find(&msgtab, b + start, k - start) == NIL) {
+        if (mt_find(&msgtab, b + start, k - start) != NIL) {}
+        /* A notice comes as its message is committed: an old name may be
+         * one held out of memory (the fifo is writable by anyone), which
+         * must not be taken for new and retried early; the scan looks it
+         * up in queue/sched/later. */
+        else if (later.n && qf_qid_birth(b + start) + TRIGGER_FRESH < wall()) want_scan = 1;
+        else {
           msg_add(b + start, k - start);
           added++;
         }
@@ -1177,7 +1380,10 @@ static int trigger(int fd)
   }
   /* The fifo holds 64 KB: a drain near that size may have dropped notices. */
   if (total >= 65536 - 2 * QF_QID_MAX) want_scan = 1;
-  if (added > 1) { log_begin(PROG, "pickup"); log_ku("new", added); log_ku("queued", msgtab.live); log_end(); }
+  if (added > 1) {
+    log_begin(PROG, "pickup"); log_ku("new", added); log_ku("queued", msgtab.live); log_ku("later", later.n);
+    log_end();
+  }
   return want_scan;
 }
 
@@ -1349,9 +1555,14 @@ static void signals(void)
           log_ku("concurrencyremote", conc[1]); log_ku("concurrencyperdest", bo.perdest); log_end();
         }
       } else if (c[k] == SIGALRM) {
-        log_begin(PROG, "retry"); log_ku("waiting", msgtab.nheap); log_end();
+        log_begin(PROG, "retry"); log_ku("waiting", msgtab.nheap); log_ku("later", later.n); log_end();
         dest_clear_all();
+        dest_gauges();
         alarm_all();
+        if (later.n && later_compact(&later, &msgtab, 1, now(), wall()) < 0) {
+          log_begin(PROG, "error"); log_kv("op", "rewrite queue/sched/later"); log_kv("error", strerror(errno));
+          log_end();
+        }
         flushdest();
         if (nstuck) { stuck_delay = STUCK_FIRST / 2; stuck_retry(); }
         keep_soon();
@@ -1418,6 +1629,7 @@ int main(int argc, char **argv)
   args(argc, argv);
   clock_init();
   if (prefix_chdir() < 0) log_fatal(PROG, 111, "cannot chdir to the prefix");
+  metrics_open(MF_SEND);       /* without its file, counting is off */
   msgtab.plist = dest_plist;
   setup_fds();
   if (config() < 0) log_fatal(PROG, 111, "cannot read the control files");
@@ -1444,8 +1656,17 @@ int main(int argc, char **argv)
       log_kv("msg", "ignored: every message is due now"); log_end();
     } else if (got) { log_begin(PROG, "schedule"); log_ku("loaded", (unsigned long long)got); log_end(); }
     for (k = 0; k < msgtab.n; k++) nstuck += msgtab.m[k].state == M_STUCK;
+    /* The messages outside memory: counted, and their lines that the
+     * schedule also has (a crash between a move and a save) dropped. */
+    if (later_compact(&later, &msgtab, 0, now(), wall()) < 0) {
+      log_begin(PROG, "error"); log_kv("op", "rewrite queue/sched/later"); log_kv("error", strerror(errno));
+      log_end();
+      later.n = 1;                   /* unknown: the scan looks names up there */
+      later.min = now();
+    }
     stuck_at = now();
     stuck_delay = STUCK_FIRST / 2;
+    dest_gauges();
   }
   scan();
   ready_notify(PROG, ready_fd);
@@ -1479,7 +1700,12 @@ int main(int argc, char **argv)
         dest_maybe_free(d);
       }
     }
+    if (!stopping) balance(t);
     wake = mt_due(&msgtab, t, 0);
+    if (later.n && !stopping) {
+      unsigned long long w = later.min > t ? later.min : t + 1;
+      if (w < wake) wake = w;
+    }
     if (dest_next() < wake) wake = dest_next();
     dispatch();
     if (keep_dirty && mono_ms() >= keep_next_ms) keep_now();

@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include "control.h"
 #include "qfile.h"
 #include "qtool.h"
+#include "send.h"
 
 /* qsort_r comparison: a and b are offsets into the names at base. */
 static int by_birth(const void *x, const void *y, void *base)
@@ -96,4 +99,87 @@ int qtool_put_safe(buf *b, const char *a, size_t n)
     else if (buf_put(b, a + i, 1) < 0) return -1;
   }
   return 0;
+}
+
+struct counting {
+  struct qtool_stat *s;
+  struct rw rw;
+  str scratch;
+  uid_t send_uid;
+  gid_t queue_gid;
+};
+
+static int count(void *ctx, const char *qid, int fd, const qf_env *e)
+{
+  struct counting *c = ctx;
+  struct qtool_stat *s = c->s;
+  struct stat st;
+  size_t i;
+
+  if (!e) { s->damaged++; return 0; }
+  /* Root reads any file; what counts is whether qmail-send can. */
+  if (fstat(fd, &st) < 0 || qf_send_cannot(&st, c->send_uid, c->queue_gid)) { s->damaged++; return 0; }
+  /* qtool_each goes in birth order: the first usable one is the oldest. */
+  if (!s->msgs++) s->oldest = qf_qid_birth(qid);
+  for (i = 0; i < e->nrcpt; i++) {
+    const struct qf_rcpt *r = e->rcpt + i;
+    int ch;
+    switch (r->state) {
+    case QF_PENDING:
+      ch = rw_classify(&c->rw, r->addr, r->len, &c->scratch);
+      if (ch < 0) return -1;
+      if (ch == CH_LOCAL) s->local++; else s->remote++;
+      break;
+    case QF_FAILED: s->failed++; break;
+    default: s->done++; break;
+    }
+  }
+  return 0;
+}
+
+/* Files in queue/tmp/ other than qmail-queued's unused pool names
+ * (empty); 0 or -1. */
+static int writing(unsigned long long *n)
+{
+  DIR *d = opendir("queue/tmp");
+  struct dirent *de;
+  struct stat st;
+  int e;
+
+  *n = 0;
+  if (!d) return -1;
+  for (;;) {
+    errno = 0;
+    de = readdir(d);
+    if (!de) break;
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && qf_pool_unused(de->d_name, &st))
+      continue;
+    ++*n;
+  }
+  e = errno;
+  closedir(d);
+  errno = e;
+  return e ? -1 : 0;
+}
+
+int qtool_stat(struct qtool_stat *s, const char **why)
+{
+  struct counting c = { s, RW_INIT, STR_INIT, 0, 0 };
+  str ids = STR_INIT;
+  size_t other = 0;
+  int r = -1;
+
+  memset(s, 0, sizeof *s);
+  if (rw_load(&c.rw) < 0) { *why = "cannot read control/me, locals or virtualdomains"; return -1; }
+  if (control_lines(&ids, "control/ids") <= 0 || qf_ids_role(&ids, "send", &c.send_uid, &c.queue_gid) < 0)
+    *why = "cannot read qmail-send's ids in control/ids";
+  else if (qtool_each(count, &c, &other) < 0) *why = "cannot read queue/mess";
+  else if (writing(&s->tmp) < 0) *why = "cannot read queue/tmp";
+  else r = 0;
+  s->damaged += other;
+  str_free(&ids);
+  str_free(&c.scratch);
+  rw_free(&c.rw);
+  return r;
 }

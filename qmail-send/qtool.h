@@ -28,6 +28,19 @@ int qtool_list(const char *dir, str *names, size_t **at, size_t *n, size_t *othe
 typedef int qtool_fn(void *ctx, const char *qid, int fd, const qf_env *e);
 int qtool_each(qtool_fn *fn, void *ctx, size_t *other);
 
+/* What the queue holds, counted as qmail-send sees it: messages it can
+ * read, their recipients by state (pending ones split local/remote by
+ * rewrite.c), files it cannot use, files being written in queue/tmp (not
+ * qmail-queued's unused pool names), and the birth (qid seconds) of the
+ * oldest usable message, 0 when there is none. */
+struct qtool_stat {
+  unsigned long long msgs, local, remote, failed, done, damaged, tmp, oldest;
+};
+/* Fills *s from the queue (in the prefix), with control/me, locals,
+ * virtualdomains and qmail-send's ids from control/ids. 0, or -1 with
+ * *why saying what could not be read. */
+int qtool_stat(struct qtool_stat *s, const char **why);
+
 /* Writes a[0..n) with every byte outside printable ASCII as \xHH (and
  * '\' as "\\"), so that no queued address can drive the terminal. */
 int qtool_put_safe(buf *b, const char *a, size_t n);

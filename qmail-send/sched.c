@@ -268,13 +268,25 @@ void mt_wait(struct mtab *t, uint32_t i, unsigned long long when)
   heap_add(t, i);
 }
 
+/* The ready FIFO is linked forward by next and backward by pprev (free
+ * while a message is not parked), so that any one can leave it in O(1). */
 void mt_ready_push(struct mtab *t, uint32_t i)
 {
   t->m[i].state = M_READY;
   t->m[i].next = NIL;
+  t->m[i].pprev = t->rtail;
   if (t->rtail == NIL) t->rhead = i; else t->m[t->rtail].next = i;
   t->rtail = i;
   t->nready++;
+}
+
+void mt_ready_remove(struct mtab *t, uint32_t i)
+{
+  struct send_msg *m = t->m + i;
+  if (m->pprev == NIL) t->rhead = m->next; else t->m[m->pprev].next = m->next;
+  if (m->next == NIL) t->rtail = m->pprev; else t->m[m->next].pprev = m->pprev;
+  m->next = m->pprev = NIL;
+  t->nready--;
 }
 
 void mt_ready_now(struct mtab *t, uint32_t i)
@@ -288,8 +300,8 @@ uint32_t mt_ready_pop(struct mtab *t)
   uint32_t i = t->rhead;
   if (i == NIL) return NIL;
   t->rhead = t->m[i].next;
-  if (t->rhead == NIL) t->rtail = NIL;
-  t->m[i].next = NIL;
+  if (t->rhead == NIL) t->rtail = NIL; else t->m[t->rhead].pprev = NIL;
+  t->m[i].next = t->m[i].pprev = NIL;
   t->nready--;
   return i;
 }
@@ -320,6 +332,8 @@ void mt_ready_push_front(struct mtab *t, uint32_t i)
 {
   t->m[i].state = M_READY;
   t->m[i].next = t->rhead;
+  t->m[i].pprev = NIL;
+  if (t->rhead != NIL) t->m[t->rhead].pprev = i;
   t->rhead = i;
   if (t->rtail == NIL) t->rtail = i;
   t->nready++;
@@ -350,7 +364,8 @@ uint32_t mt_unpark_head(struct mtab *t, struct plist *l)
 }
 
 /* Only messages not in the ready list are deleted (the caller holds them:
- * an open job, or a waiting one it found by scanning). */
+ * an open job, or a waiting one it found by scanning; a ready one is
+ * taken out with mt_ready_remove first). */
 void mt_del(struct mtab *t, uint32_t i)
 {
   size_t h, j, k;

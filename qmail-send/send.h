@@ -67,7 +67,8 @@ struct send_msg {
   uint32_t next;                     /* ready list / free list link */
   uint32_t dest;                     /* M_HELD: the destination it is parked on;
                                         otherwise a hint (see DEST_MANY) */
-  uint32_t pprev, pnext;             /* M_HELD: links in that destination's list */
+  uint32_t pprev, pnext;             /* M_HELD: links in that destination's list;
+                                        M_READY: pprev links the ready list back */
   uint32_t born;                     /* its arrival on the scheduler's clock: the
                                         qid's age when first seen, then counted on
                                         that clock; retries and lifetime run from it */
@@ -124,6 +125,8 @@ uint32_t mt_add_stuck(struct mtab *t, const char *qid, size_t n);
 void mt_del(struct mtab *t, uint32_t i);
 void mt_ready_push(struct mtab *t, uint32_t i);
 uint32_t mt_ready_pop(struct mtab *t);
+/* Takes i, in state M_READY, out of the ready list (anywhere in it). */
+void mt_ready_remove(struct mtab *t, uint32_t i);
 /* Puts i (not in the heap) into the heap at key when, state M_WAIT. */
 void mt_wait(struct mtab *t, uint32_t i, unsigned long long when);
 /* Moves every waiting message whose time has come (or all with all) to
@@ -209,6 +212,8 @@ size_t dest_count(void);
 /* Slots of the table, free ones included: dest_at(i) for i below is valid,
  * a free one has name 0. */
 size_t dest_slots(void);
+/* Destinations dead now, and held (in the hold heap) but not dead. */
+void dest_counts(size_t *held, size_t *dead);
 /* Frees i if nothing refers to it and it remembers no failure. */
 void dest_maybe_free(uint32_t i);
 void dest_sethold(uint32_t i);       /* (re)places i in the heap at its hold */
@@ -240,6 +245,41 @@ int keep_save(str *s, const struct mtab *t, unsigned long long now, unsigned lon
  * unreadable or not whole (nothing then is taken from it, but what was
  * added before an ENOMEM stays). */
 long keep_load(struct mtab *t, unsigned long long now, unsigned long long wall);
+
+/* ---- keep.c: the messages kept out of memory, queue/sched/later.
+ *
+ * qmail-send keeps in memory at most a window of messages (qmail-send.c),
+ * the ones due soonest; the others are lines of this file, with what
+ * the schedule would say of them, and come back in order of due time
+ * when the window has room or their time comes (qmail-queuefile(5)). */
+
+struct later {
+  size_t n;                          /* lines in the file (duplicates and
+                                        finished messages count until taken) */
+  unsigned long long min;            /* their earliest due, scheduler's clock;
+                                        ~0ULL when none */
+};
+
+/* Appends messages v[0..n) of t (each in no job) to the file and fsyncs
+ * it, through the buffer s: 0, after which the caller may drop them from
+ * memory, or -1 (errno; nothing appended). */
+int later_put(struct later *l, str *s, const struct mtab *t, const uint32_t *v, size_t n,
+              unsigned long long now, unsigned long long wall);
+/* Adds to t at most max messages of the file due at or before upto, the
+ * earliest first (then in file order), skipping those t has; sets l from
+ * the rest. The lines stay until later_compact. The added, or -1 (errno:
+ * what was added before the error stays added). */
+long later_take(struct later *l, struct mtab *t, size_t max, unsigned long long upto,
+                unsigned long long now, unsigned long long wall);
+/* Replaces the file with its lines of messages t does not have (alarm:
+ * each due now), and sets l. To be called only after the schedule listing
+ * what later_take added is saved. 0 or -1 (errno; the file unchanged). */
+int later_compact(struct later *l, const struct mtab *t, int alarm, unsigned long long now,
+                  unsigned long long wall);
+/* Sorts qids for later_known. */
+void later_sort(char (*q)[QF_QID_MAX], size_t n);
+/* known[k] = 1 when q[k] (q sorted by later_sort) has a line. 0 or -1. */
+int later_known(const char (*q)[QF_QID_MAX], size_t n, unsigned char *known);
 
 /* ---- journal.c: qmail-rspawn's journal (qmail-remote/rjournal.h). */
 

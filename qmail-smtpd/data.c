@@ -33,6 +33,7 @@
 #include "control.h"
 #include "date.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "qq.h"
 #include "qqclient.h"
@@ -318,8 +319,20 @@ static void msg_read(int chunking, unsigned long long want)
   }
 }
 
+/* A message's counter (metrics.h), by log_msg's result. */
+static void count_msg(const char *result)
+{
+  unsigned c = MR_OTHER;
+  if (!strcmp(result, "accepted")) { metrics_inc(MP_ACCEPTED); return; }
+  if (!strcmp(result, "refused-content") || !strcmp(result, "refused-loop")) c = MR_CONTENT;
+  else if (!strcmp(result, "refused-size") || !strcmp(result, "deferred-storage")) c = MR_LIMITS;
+  else if (!strcmp(result, "refused-dmarc")) c = MR_DMARC;
+  metrics_inc(MP_REFUSED + c);
+}
+
 static void log_msg(const char *result, int code)
 {
+  count_msg(result);
   log_begin(PROG, "message");
   log_kv("ip", ss.remoteip);
   log_kv("result", result);

@@ -27,6 +27,7 @@
 #include "dns.h"
 #include "door.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "smtpd.h"
 
@@ -279,6 +280,7 @@ void dnsbl_refuse(void)
   struct cmd c;
   int i, open = getenv("PREGREETED") != 0;
 
+  metrics_inc(MP_REFUSED + MR_DNSBL);
   if (open) {
     out_puts("220 ");
     out_put(cf.greeting.s, cf.greeting.len);

@@ -57,6 +57,7 @@
 #include "door.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "tcprules.h"
 #include "tlsd.h"
@@ -272,7 +273,7 @@ static int accept_one(struct sockaddr_storage *from)
   reserve = -1;
   n = sizeof *from;
   fd = accept4(lfd, (struct sockaddr *)from, &n, SOCK_CLOEXEC);
-  if (fd >= 0) turn_away(fd, NOFILES_REPLY);
+  if (fd >= 0) { metrics_inc(MP_REFUSED + MR_LIMITS); turn_away(fd, NOFILES_REPLY); }
   log_nofiles(fd >= 0 ? "cannot accept: a client was answered 421" : "cannot accept", e);
   reserve_open();
   /* Answered: go on at once; otherwise the caller pauses. */
@@ -382,6 +383,7 @@ static void pregreet_test(pid_t me, const struct peer *remote, int listed)
   const char *name = localname ? localname : "ESMTP";
   if (!silent(listed ? greetwait : greetwait / 2)) {
     log_pregreet(remote, "wait");
+    metrics_inc(MP_REFUSED + MR_PREGREET);
     turn_away(1, PREGREET_REPLY);
     _exit(0);
   }
@@ -460,6 +462,7 @@ static void spare_child(void)
     fd = accept_one(&from);
     if (fd >= 0 && !headroom(fd)) {
       int e = errno;
+      metrics_inc(MP_REFUSED + MR_LIMITS);
       turn_away(fd, NOFILES_REPLY);
       log_nofiles("too few descriptors for a session: a client was answered 421", e);
       continue;
@@ -479,7 +482,7 @@ static void spare_child(void)
   session_env(fd, &from, &remote);
   set("PREGREETED", 0);          /* only a "220-" of ours sets it */
   switch (ask(me, &remote)) {
-  case V_BUSY: turn_away(0, CLIENT_REPLY); _exit(0);
+  case V_BUSY: metrics_inc(MP_REFUSED + MR_LIMITS); turn_away(0, CLIENT_REPLY); _exit(0);
   case V_GREET: {
     int v = dnsbl_verdict();
     if (v != DNSBL_ALLOWED) pregreet_test(me, &remote, v == DNSBL_LISTED);
@@ -828,6 +831,7 @@ static void refuse(void)
   int fd = accept_one(&from);
 
   if (fd < 0) return;
+  metrics_inc(MP_REFUSED + MR_LIMITS);
   turn_away(fd, BUSY_REPLY);
   if (!refused++) {
     log_begin(PROG, "limit");
@@ -954,6 +958,9 @@ int main(int argc, char **argv)
       || fcntl(taken[0], F_SETFL, O_NONBLOCK) < 0)
     log_fatal(PROG, 111, "cannot make a pipe");
   if (!tls) drop(has_gid, (gid_t)gid, has_uid, (uid_t)uid);
+  /* As qmaild, once: every spare and session adds into this mapping. The
+   * root parent of -t maps nothing (the file is qmaild's to truncate). */
+  if (!tls) metrics_open(MF_SMTPD);
   port = bound_port();
   if (reserve_open() < 0) log_fatal(PROG, 111, "cannot open /dev/null");
 

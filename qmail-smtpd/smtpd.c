@@ -31,6 +31,7 @@
 #include "door.h"
 #include "dsnparam.h"
 #include "smtpd.h"
+#include "metrics.h"
 
 struct config cf;
 struct session ss;
@@ -38,9 +39,26 @@ static char inbuf[8192], outbuf[4096];
 buf in = BUF_INIT(0, inbuf, sizeof inbuf);
 buf out = BUF_INIT(1, outbuf, sizeof outbuf);
 
+/* The class (metrics.h MR_*) of a MAIL or RCPT refusal's logged reason. */
+static unsigned refusal_class(const char *why)
+{
+  static const struct { const char *why; unsigned cls; } map[] = {
+    { "relay", MR_RELAY }, { "trick", MR_RELAY }, { "unknown", MR_UNKNOWN }, { "nodomain", MR_UNKNOWN },
+    { "maxrcpt", MR_LIMITS }, { "size", MR_LIMITS }, { "authrequired", MR_AUTH },
+    { "authsenders", MR_AUTH }, { "notowner", MR_AUTH },
+  };
+  size_t i;
+  if (!why) return MR_OTHER;
+  if (!strncmp(why, "spf-", 4)) return MR_SPF;
+  for (i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (!strcmp(why, map[i].why)) return map[i].cls;
+  return MR_OTHER;
+}
+
 static void logaddr(const char *event, const char *key, const char *a, size_t n,
                     const char *result, const char *why)
 {
+  if (result && !strcmp(result, "refused")) metrics_inc(MP_REFUSED + refusal_class(why));
   log_begin(PROG, event);
   log_kv("ip", ss.remoteip);
   log_kb(key, a, n);
@@ -152,6 +170,7 @@ static const char *queue_full(const addr *a, unsigned long long size)
   }
   r = qspace_check(QSPACE_DIR, size, minfree, &q);
   if (r <= 0) return 0;
+  metrics_inc(MP_REFUSED + MR_LIMITS);
   log_begin(PROG, "mail");
   log_kv("ip", ss.remoteip);
   log_kb("from", a->mbox.s, a->mbox.len);
@@ -316,6 +335,7 @@ static void smtp_rcpt(const char *arg, size_t n)
     return;
   }
   if ((no = door_greylist(ss.sender.s, ss.sender.len, a.mbox.s, a.mbox.len))) {
+    metrics_inc(MP_REFUSED + MR_GREYLIST);
     reply(no);                 /* logged as event=greylist */
     return;
   }
@@ -395,6 +415,9 @@ void smtpd_session(void)
   ss.remotehost = env_or("TCPREMOTEHOST", "unknown");
   ss.relayclient = getenv("RELAYCLIENT");
   spf_reset();                 /* only this session's verdicts reach the queue */
+  /* Under qmail-smtpd-listen the mapping came with the fork. */
+  metrics_open(MF_SMTPD);
+  metrics_inc(MP_SESSIONS);
   config_load();
   session_deadline(cf.timeoutsession);
   predata_deadline(cf.timeoutpredata);

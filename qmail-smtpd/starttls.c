@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "fdpass.h"
 #include "log.h"
+#include "metrics.h"
 #include "smtpd.h"
 #include "tlsctl.h"
 
@@ -23,15 +24,22 @@ static int ctl = -1;           /* the control socket, or -1 */
 /* The datagram "<version> <cipher>" from qmail-tlsd, kept for Received:
  * and the log; *fd gets the passed descriptor. Ends the session when the
  * handshake failed (the socket closed) or nothing came in time. */
-static void tls_result(int *fd)
+static void tls_result(int *fd, int implicit)
 {
   char info[TLSCTL_INFO_MAX + 1];
   ssize_t n;
   size_t i;
 
-  if (fd_wait(ctl, 0, (int)(cf.timeoutidle > 86400 ? 86400 : cf.timeoutidle)) < 0) quit(1, "tls timeout");
+  if (fd_wait(ctl, 0, (int)(cf.timeoutidle > 86400 ? 86400 : cf.timeoutidle)) < 0) {
+    metrics_inc(MP_TLS_IN + (implicit ? MT_IMPLICIT_FAILED : MT_STARTTLS_FAILED));
+    quit(1, "tls timeout");
+  }
   n = pkt_recv(ctl, info, TLSCTL_INFO_MAX, fd);
-  if (n <= 0) quit(1, "tls failed");
+  if (n <= 0) {
+    metrics_inc(MP_TLS_IN + (implicit ? MT_IMPLICIT_FAILED : MT_STARTTLS_FAILED));
+    quit(1, "tls failed");
+  }
+  metrics_inc(MP_TLS_IN + (implicit ? MT_IMPLICIT_OK : MT_STARTTLS_OK));
   for (i = 0; i < (size_t)n; i++)
     if ((unsigned char)info[i] <= ' ' && info[i] != ' ') info[i] = '?';
   info[n] = 0;
@@ -53,7 +61,7 @@ void tls_init(void)
   else if (!strcmp(mode, "implicit")) {
     int fd = -1;
     ctl = TLSCTL_FD;
-    tls_result(&fd);
+    tls_result(&fd, 1);
     if (fd >= 0) close(fd);   /* implicit TLS keeps fds 0 and 1 */
   }
 }
@@ -74,7 +82,7 @@ void smtp_starttls(const char *arg, size_t n)
    * which stops relaying plaintext before it sends it (tlsctl.h). */
   in.pos = in.end = 0;
   if (pkt_send(ctl, go, sizeof go - 1, -1) < 0) quit(1, "tls control");
-  tls_result(&fd);
+  tls_result(&fd, 0);
   if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0) quit(1, "tls channel");
   close(fd);
   /* RFC 3207 4.2: the client must start over with EHLO. */

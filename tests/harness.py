@@ -153,11 +153,11 @@ class Instance:
         os.makedirs(os.path.dirname(PREFIX), exist_ok=True)
         env = dict(os.environ, PREFIX=PREFIX, BUILD=BUILD, DESTDIR="")
         if IS_ROOT:
-            ids = free_ids(14)
+            ids = free_ids(15)
             names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND",
                      "QMAIL_REMOTE", "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH",
                      "QMAIL_TLS", "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM",
-                     "QMAIL_STATE"]
+                     "QMAIL_STATE", "QMAIL_METRICS"]
             for k, v in zip(names, ids):
                 env[k] = str(v)
         subprocess.run(["sh", os.path.join(ROOT, "service", "install")], env=env,

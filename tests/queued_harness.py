@@ -64,14 +64,17 @@ def parse(data):
         recs.append((chr(data[i]), data[i + 5:i + 5 + n]))
         i += 5 + n
     types = "".join(r[0] for r in recs)
-    if not re.fullmatch(r"FO*R+E", types) or recs[-1][1] != b"":
+    if not re.fullmatch(r"FO*R+E", types):
         raise ValueError("record order " + types)
+    if recs[-1][1] and not re.fullmatch(rb"\d+\.\d{6}\.\d+", recs[-1][1]):
+        raise ValueError("end record " + repr(recs[-1][1]))
     return {
         "message": data[32:env_off],
         "sender": recs[0][1],
         "opts": [d for ty, d in recs if ty == "O"],
         "rcpts": [(d[:1], d[1:]) for ty, d in recs if ty == "R"],
         "envelope": data[env_off:],
+        "qid": recs[-1][1].decode(),
     }
 
 
@@ -89,16 +92,17 @@ def sans_sum(data):
     return data[:20] + bytes(8) + data[28:]
 
 
-def swap_received(data, line):
+def swap_received(data, line, qid):
     """The queue file data with its first message line replaced by line,
-    the header's lengths adjusted and its sum zeroed: what qmail-queued
-    must write for the message qmail-queue wrote as data, but for the
-    sum."""
+    its end record's qid by qid, the header's lengths adjusted and its
+    sum zeroed: what qmail-queued must write for the message qmail-queue
+    wrote as data, but for the sum."""
     q = parse(data)
     first = q["message"].index(b"\n") + 1
     msg = line + q["message"][first:]
     n = len(msg).to_bytes(8, "big")
-    return b"QMQ1" + n + (32 + len(msg)).to_bytes(8, "big") + bytes(8) + b"DONE" + msg + q["envelope"]
+    env = q["envelope"][:-(5 + len(q["qid"]))] + b"E" + len(qid).to_bytes(4, "big") + qid.encode()
+    return b"QMQ1" + n + (32 + len(msg)).to_bytes(8, "big") + bytes(8) + b"DONE" + msg + env
 
 
 class Daemon:

@@ -25,7 +25,7 @@ ENV = dict(os.environ, PREFIX=inst.prefix, BUILD=harness.BUILD, DESTDIR="",
            QMAIL_QUEUE=ids["queue"][0], QMAIL_SEND=ids["send"][0],
            QMAIL_REMOTE=ids["remote"][0], QMAIL_SMTPD=ids["smtpd"][0], QMAIL_LOG=ids["log"][0],
            QMAIL_ALIAS=ids["alias"][0], QMAIL_AUTH=ids["auth"][0], QMAIL_TLS=ids["tls"][0],
-           QMAIL_DKIM=ids["dkim"][0], QMAIL_STATE=ids["smtpdstate"][0],
+           QMAIL_DKIM=ids["dkim"][0], QMAIL_STATE=ids["smtpdstate"][0], QMAIL_METRICS=ids["metrics"][0],
            QMAIL_SMTPDGROUP=ids["smtpd"][1], QMAIL_LOGGROUP=ids["logs"][1])
 
 

@@ -101,10 +101,10 @@ dns = subprocess.Popen(["ip", "netns", "exec", ns("sw"), "dnsmasq", "--keep-in-f
 procs.append(dns)
 
 # --- three instances from one build ------------------------------------------
-ids = free_ids(14, start=7700)
+ids = free_ids(15, start=7700)
 names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND", "QMAIL_REMOTE", "QMAIL_SMTPD",
          "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH", "QMAIL_TLS", "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP",
-         "QMAIL_DKIM", "QMAIL_STATE"]
+         "QMAIL_DKIM", "QMAIL_STATE", "QMAIL_METRICS"]
 RELAY = {"hub": ['%s.:allow,RELAYCLIENT=""' % NET, "127.0.0.1:allow,RELAYCLIENT=\"\"", ":allow"],
          "mx1": [":allow"], "mx2": [":allow"]}
 

@@ -14,7 +14,7 @@ under test, so it neither touches nor is disturbed by a ./var/demo the
 developer may be running, or by another test run. It builds the tree once
 more for that prefix (the prefix is compiled in), without sanitizers.
 """
-import os, re, shutil, socket, subprocess, sys, time, zlib
+import os, re, shutil, socket, subprocess, sys, time, urllib.request, zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, IS_ROOT, ROOT, T, free_ids, free_port, processes_under, wait_for
 
@@ -32,9 +32,10 @@ for k in ("BUILD", "PREFIX"):   # make check's, not the demo's
 if os.getuid() == 0:
     names = ["QMAIL_GROUP", "QMAIL_NOFILES", "QMAIL_QUEUE", "QMAIL_SEND", "QMAIL_REMOTE",
              "QMAIL_SMTPD", "QMAIL_LOG", "QMAIL_ALIAS", "QMAIL_AUTH", "QMAIL_TLS",
-             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM", "QMAIL_STATE"]
+             "QMAIL_SMTPDGROUP", "QMAIL_LOGGROUP", "QMAIL_DKIM", "QMAIL_STATE", "QMAIL_METRICS"]
     env.update(zip(names, (str(i) for i in free_ids(len(names), start=7600))))
-args = ["DEMO=" + demo, "DEMO_PORT=%d" % port, "DEMO_BUILD=" + build]
+mport = free_port()
+args = ["DEMO=" + demo, "DEMO_PORT=%d" % port, "DEMO_BUILD=" + build, "DEMO_METRICS_PORT=%d" % mport]
 
 
 def make(target, timeout=300, top=ROOT, margs=None, **kw):
@@ -140,6 +141,19 @@ p = subprocess.run([os.path.join(demo, "bin", "sendmail"), "-f", "you@localhost"
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
 t.check("sendmail exits 0", p.returncode == 0, p.stdout)
 t.check("the sendmail message lands in the demo Maildir", wait_for(lambda: landed(token), 20))
+
+
+def metrics():
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10) as r:
+            return r.read().decode()
+    except OSError:
+        return ""
+
+
+t.check("the demo serves Prometheus metrics on DEMO_METRICS_PORT, the local delivery counted",
+        wait_for(lambda: re.search(r'(?m)^qmail_deliveries_total\{channel="local",result="delivered"\} [1-9]',
+                                   metrics()), 20), metrics()[:1500])
 
 if shutil.which("swaks"):
     token2 = token + "-swaks"

@@ -83,8 +83,9 @@ def same_as_qmail_queue(name, message, envelope, flags=0, env=None):
             and int(rm.group(3)) == os.getpid(), q["message"][:120])
     rc, theirs = qq(message, envelope, env)
     t.check("%s: byte for byte qmail-queue's file but for the Received: line" % name,
-            rm is not None and theirs is not None and swap_received(theirs, rm.group(0)) == sans_sum(data),
+            rm is not None and theirs is not None and swap_received(theirs, rm.group(0), qid) == sans_sum(data),
             (rc, data[:200], theirs[:200] if theirs else None))
+    t.check("%s: the end record names its qid" % name, q["qid"] == qid, q["qid"])
     st = os.stat(os.path.join(MESS, qid))
     t.check("%s: mode 0660" % name, stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode))
     if IS_ROOT and inst.multi:
@@ -127,8 +128,10 @@ refused("ESMTP parameter in a recipient", 12, envl(b"a@b", [b"c@d> ORCPT=rfc822;
 
 # --- one fsync between a message's last byte and its answer -------------------
 # The file's own: the pool name was on disk before, and mess/ is fsynced
-# after the answer (qpool.h), by the sync process (qsync.h), which pulls
-# the trigger after it. strace shows the order of the calls in both.
+# after the answer (qpool.h), by the sync process (qsync.h). The trigger
+# waits for neither the answer nor mess/'s fsync: a file whose rename a
+# power cut undoes comes back under its qid. strace shows the order of the
+# calls in both.
 kids = open("/proc/%d/task/%d/children" % (d.pid, d.pid)).read().split()
 t.check("one sync process, a child of qmail-queued", len(kids) == 1, kids)
 fds = sorted(os.listdir("/proc/%s/fd" % kids[0])) if kids else None
@@ -146,9 +149,29 @@ calls = re.findall(r'(fsync|fdatasync)\(|sendmsg\(\d+, \{[^"]*"(K|\\0)|openat\([
                    open(trace).read())
 seq = [c[0] or c[2] or ("go" if c[1] == "K" else "answer") for c in calls]
 t.check("traced: the message queued", attached and code == 0, (attached, code))
-t.check("traced: go-ahead, one fsync, the answer, then mess/'s fsync, then the trigger",
-        seq[seq.index("go"):] == ["go", "fsync", "answer", "fsync", "lock/trigger"] if "go" in seq else False,
+t.check("traced: go-ahead, one fsync, the trigger, the answer, then mess/'s fsync",
+        seq[seq.index("go"):] == ["go", "fsync", "lock/trigger", "answer", "fsync"] if "go" in seq else False,
         seq)
+
+# A refill of the pool fsyncs tmp/, which also writes the removal of the
+# names renamed into mess/ since: mess/ is fsynced just before it, so no
+# removal reaches the disk before its new entry. 65 messages take at
+# least one refill (64 names each).
+trace = inst.path("queued-refill.strace")
+st = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=fsync", "-o", trace, "-p", str(d.pid)],
+                      stderr=subprocess.PIPE)
+attached = b"attached" in st.stderr.readline()
+codes = [queue_once(SOCK, b"Subject: refill\n\nbody\n", envl(b"a@b", [b"c@d"]))[1] for _ in range(65)]
+st.terminate()
+st.wait()
+loop = [(m.group(1), m.group(2)) for m in re.finditer(r"^(\d+) +fsync\(\d+<[^>]*/queue/(tmp|mess)>\)",
+                                                     open(trace).read(), re.M)]
+loop = [dname for pid, dname in loop if pid == str(d.pid)]
+refills = [i for i, dname in enumerate(loop) if dname == "tmp"]
+t.check("refill: 65 messages queued, at least one refill of the pool traced",
+        attached and codes == [0] * 65 and refills, (attached, codes, loop))
+t.check("refill: each fsync of tmp/ right after one of mess/, in qmail-queued's loop",
+        refills and all(i > 0 and loop[i - 1] == "mess" for i in refills), loop)
 
 # A client that hangs up in the middle of its message: dropped, no file.
 old_m = mess()
@@ -292,7 +315,10 @@ ack, code, qid = queue_once(SOCK, b"Subject: no sync process\n\nbody\n", envl(b"
 got = read_trigger(trig)
 t.check("sync process killed: the message is queued and its trigger pulled all the same",
         code == 0 and qid and ("%s\n" % qid).encode() in got, (code, qid, got))
-t.check("sync process killed: logged", "op=\"sync process\"" in d.logtext() or "op=sync" in d.logtext(),
+# The trigger no longer waits for the sync process: its failure is
+# logged after the answer.
+t.check("sync process killed: logged",
+        wait_for(lambda: "op=\"sync process\"" in d.logtext() or "op=sync" in d.logtext(), 5),
         d.logtext()[-300:])
 d.stop()
 small = Daemon(inst, nofile=24)
@@ -332,18 +358,28 @@ t.check("restart: its removal is logged",
         d.logtext()[-400:])
 
 # --- a power cut that undid renames: qp_recover at the next start ------------
-# A cut after the answer but before the fsync of mess/ leaves a finished
+# A cut after the rename but before the fsync of mess/ leaves a finished
 # file under its pool name. Such files are made here from real ones: the
-# one whole must come back under a new qid (and through the trigger), each
-# damaged one (a byte changed, cut short) must be removed, unused names
-# dropped quietly, and names not of the pool left alone.
+# one whole must come back under its own qid (its end record's), even
+# with a state byte qmail-send marked meanwhile (the trigger came before
+# mess/'s fsync), and through the trigger; one whose rename reached the
+# disk too (both names) loses its pool name only; each damaged one (a
+# byte changed, cut short) must be removed, unused names dropped quietly,
+# and names not of the pool left alone.
 code, qid1 = queue_once(SOCK, b"Subject: undone rename\n\nbody\n", envl(b"a@b", [b"c@d", b"e@f"]))[1:]
 code2, qid2 = queue_once(SOCK, b"Subject: damaged\n\n" + b"z" * 70000, envl(b"a@b", [b"c@d"]))[1:]
-t.check("power cut: two messages queued", code == 0 and code2 == 0, (code, code2))
+code3, qid3 = queue_once(SOCK, b"Subject: both names\n\nbody\n", envl(b"a@b", [b"c@d"]))[1:]
+t.check("power cut: three messages queued", code == 0 and code2 == 0 and code3 == 0, (code, code2, code3))
 d.stop()
 whole, damaged = read_mess(qid1), read_mess(qid2)
-os.rename(os.path.join(MESS, qid1), os.path.join(TMP, "p900"))
+# qmail-send delivered its first recipient before the cut: state byte D.
+at = whole.index(b"Pc@d", len(whole) - len(parse(whole)["envelope"]))
+marked = whole[:at] + b"D" + whole[at + 1:]
+os.unlink(os.path.join(MESS, qid1))
+with open(os.path.join(TMP, "p900"), "wb") as f:
+    f.write(marked)
 os.unlink(os.path.join(MESS, qid2))
+os.link(os.path.join(MESS, qid3), os.path.join(TMP, "p905"))
 for name, data in (("p901", damaged[:40000] + b"Z" + damaged[40001:]),   # one byte
                    ("p902", damaged[:-1]),                                   # cut short
                    ("p903", damaged[:32] + bytes(len(damaged) - 32))):      # blocks never written
@@ -357,16 +393,20 @@ trig = os.open(inst.path("queue", "lock", "trigger"), os.O_RDONLY | os.O_NONBLOC
 d = Daemon(inst)
 pulled = read_trigger(trig)
 back = sorted(set(mess()) - before)
-t.check("power cut: the whole file is queued again, under a new qid",
-        len(back) == 1 and back[0] != qid1 and read_mess(back[0]) == whole, back)
-t.check("power cut: its qid went to the trigger", back and pulled == back[0].encode() + b"\n", pulled)
+t.check("power cut: the whole file is queued again, under its own qid, its marked state kept",
+        back == [qid1] and read_mess(qid1) == marked
+        and [r[0] for r in parse(read_mess(qid1))["rcpts"]] == [b"D", b"P"], back)
+t.check("power cut: its qid went to the trigger (and no other)", pulled == qid1.encode() + b"\n", pulled)
+t.check("power cut: a file under both names keeps mess/, loses the pool name",
+        not os.path.exists(os.path.join(TMP, "p905")) and qid3 in mess(), sorted(os.listdir(TMP)))
 t.check("power cut: the damaged files are removed, nothing else queued",
         not any(os.path.exists(os.path.join(TMP, n)) for n in ("p900", "p901", "p902", "p903", "p904")),
         sorted(os.listdir(TMP)))
 t.check("power cut: a name not of the pool is left alone", os.path.exists(os.path.join(TMP, "p5x")))
 log = d.logtext()
 t.check("power cut: each file logged, the unused name not",
-        ("file=tmp/p900 result=queued qid=%s" % (back[0] if back else "?")) in log
+        ("file=tmp/p900 result=queued qid=%s" % qid1) in log
+        and ("file=tmp/p905 result=present qid=%s" % qid3) in log
         and all(("file=tmp/%s result=removed" % n) in log for n in ("p901", "p902", "p903"))
         and "p904" not in log, log[-800:])
 os.unlink(os.path.join(TMP, "p5x"))

@@ -206,7 +206,7 @@ if IS_ROOT and inst.multi:
              QMAIL_NOFILES=ids["remote"][1], QMAIL_QUEUE=ids["queue"][0], QMAIL_SEND=ids["send"][0],
              QMAIL_REMOTE=ids["remote"][0], QMAIL_SMTPD=ids["smtpd"][0], QMAIL_LOG=ids["log"][0],
              QMAIL_ALIAS=ids["alias"][0], QMAIL_AUTH=ids["auth"][0], QMAIL_TLS=ids["tls"][0], QMAIL_DKIM=ids["dkim"][0],
-             QMAIL_STATE=ids["smtpdstate"][0], QMAIL_SMTPDGROUP=ids["smtpd"][1], QMAIL_LOGGROUP=ids["logs"][1])
+             QMAIL_STATE=ids["smtpdstate"][0], QMAIL_METRICS=ids["metrics"][0], QMAIL_SMTPDGROUP=ids["smtpd"][1], QMAIL_LOGGROUP=ids["logs"][1])
     r = subprocess.run(["sh", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                            "service", "install")],
                        env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -109,6 +109,15 @@ static void round_trip(void)
   qf_header(hdr, 0, 0);
   fd = make(hdr, "", 0, &env);
   CHECK(qf_read(fd, &e) == 0 && e.sender_len == 0 && e.nrcpt == 1 && e.opts == 0 && e.msg_len == 0);
+  CHECK(e.qid == 0 && e.qid_len == 0);
+  close(fd);
+  /* The end record's qid, as qmail-queue(d) write it. */
+  env.len = 0;
+  qf_record(&env, 'F', "", 0);
+  qf_record(&env, 'R', "Px", 2);
+  qf_record(&env, 'E', "1795420800.004211.3117", 22);
+  fd = make(hdr, "", 0, &env);
+  CHECK(qf_read(fd, &e) == 0 && e.qid_len == 22 && !memcmp(e.qid, "1795420800.004211.3117", 22));
   close(fd);
   qf_free(&e);
   str_free(&env);
@@ -180,9 +189,13 @@ static void hostile_records(void)
   /* Missing E. */
   ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2));
   CHECK(try_env(&s) == -1);
-  /* E with data. */
+  /* E with data other than a qid; E with its qid. */
   ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "x", 1));
   CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "1.000002.3x", 11));
+  CHECK(try_env(&s) == -1);
+  ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "1.000002.3", 10));
+  CHECK(try_env(&s) == 0);
   /* Records after E (E not at EOF). */
   ENV(qf_record(&s, 'F', "", 0); qf_record(&s, 'R', "Px", 2); qf_record(&s, 'E', "", 0); qf_record(&s, 'R', "Py", 2));
   CHECK(try_env(&s) == -1);

@@ -132,6 +132,53 @@ int main(void)
     CHECK(i != NIL && u.m[i].due[CH_REMOTE] == 5060 && u.m[i].born == 4990);
     mt_free(&u);
   }
+  {
+    /* queue/sched/later: appended lines come back the earliest first, up
+     * to a count and a time; a torn last line is ignored; a compaction
+     * drops what memory holds; SIGALRM's makes the rest due now. */
+    static const char *q[5] = { "1700000100.000001.1", "1700000100.000002.1", "1700000100.000003.1",
+                                "1700000100.000004.1", "1700000100.000005.1" };
+    static const unsigned long long in[5] = { 300, 10, 0, 100, 5 };
+    char look[4][QF_QID_MAX] = { "1700000100.000001.1", "1700000100.000002.1", "1700000100.000004.1",
+                                 "1700000100.000009.1" };
+    unsigned char known[4];
+    struct later l = { 0, ~0ULL };
+    struct mtab m = fresh();
+    uint32_t v[5];
+    int fd, k;
+
+    for (k = 0; k < 5; k++) {
+      v[k] = mt_add(&m, q[k], 19);
+      m.m[v[k]].born = (uint32_t)(now - 50);
+      m.m[v[k]].due[CH_LOCAL] = (uint32_t)(now + in[k]);
+      m.m[v[k]].due[CH_REMOTE] = T_NEVER;
+    }
+    m.m[v[3]].tries[CH_LOCAL] = 3;
+    CHECK(later_put(&l, &s, &m, v, 5, now, wall) == 0 && l.n == 5 && l.min == now);
+    fd = open("queue/sched/later", O_WRONLY | O_APPEND);
+    CHECK(fd >= 0 && write(fd, "m 1700000100.000009.1 0 1", 25) == 25);
+    if (fd >= 0) close(fd);
+    mt_free(&m);
+    m = fresh();
+    CHECK(later_take(&l, &m, 2, ~0ULL, now, wall) == 2 && m.live == 2);
+    CHECK(mt_find(&m, q[2], 19) != NIL && mt_find(&m, q[4], 19) != NIL);
+    CHECK(l.n == 3 && l.min == now + 10);
+    i = mt_find(&m, q[4], 19);
+    CHECK(i != NIL && m.m[i].state == M_WAIT && m.m[i].due[CH_LOCAL] == now + 5);
+    CHECK(later_take(&l, &m, 10, now + 50, now, wall) == 1 && mt_find(&m, q[1], 19) != NIL);
+    CHECK(l.n == 2 && l.min == now + 100);
+    CHECK(later_compact(&l, &m, 0, now, wall) == 0 && l.n == 2);
+    later_sort(look, 4);
+    CHECK(later_known((const char (*)[QF_QID_MAX])look, 4, known) == 0);
+    CHECK(known[0] && !known[1] && known[2] && !known[3]);
+    /* 1 s later, SIGALRM: both due now, the rest of the line kept. */
+    CHECK(later_compact(&l, &m, 1, now + 1, wall + 1) == 0 && l.n == 2 && l.min == now + 1);
+    CHECK(later_take(&l, &m, 10, now + 1, now + 1, wall + 1) == 2 && l.n == 0 && l.min == ~0ULL);
+    i = mt_find(&m, q[3], 19);
+    CHECK(i != NIL && m.m[i].state == M_READY && m.m[i].due[CH_LOCAL] == now + 1 &&
+          m.m[i].due[CH_REMOTE] == T_NEVER && m.m[i].tries[CH_LOCAL] == 3 && m.m[i].born == now - 50);
+    mt_free(&m);
+  }
   mt_free(&t);
   str_free(&s);
   {
