@@ -126,14 +126,16 @@ if IS_ROOT and inst.multi:
     c.cmd("EHLO client.test")
 
     def shared_rw(name):
-        """{pid: its shared writable mappings} of a's processes called name."""
+        """{pid: its shared writable anonymous mappings} of a's processes
+        called name (a file's, such as metrics/, is not the cache)."""
         out = {}
         for p in os.listdir("/proc"):
             try:
                 if not p.isdigit() or os.readlink("/proc/%s/exe" % p) != inst.bin("qmail-smtpd-listen") \
                         or open("/proc/%s/comm" % p).read().strip() != name:
                     continue
-                out[int(p)] = [x for x in open("/proc/%s/maps" % p).read().splitlines() if x.split()[1] == "rw-s"]
+                out[int(p)] = [x for x in open("/proc/%s/maps" % p).read().splitlines()
+                               if x.split()[1] == "rw-s" and " ".join(x.split()[5:]) in ("", "/dev/zero (deleted)")]
             except OSError:
                 pass
         return out
