@@ -1013,14 +1013,16 @@ def tls_worker(port, n):
         t.close()
 
 
-def tls_rate(mta, clients, n):
+def tls_rate(mta, clients, n, worker=None, extra=()):
     """STARTTLS sessions per second from `clients` parallel client
-    processes (n sessions in all), and the instance's CPU ms per session."""
+    processes (n sessions in all), and the instance's CPU ms per session.
+    worker(port, sessions, *extra) runs in each (tls_worker by default)."""
     import multiprocessing
     per = n // clients
     cpu0 = cpu_ticks(mta.roots())
     t0 = time.monotonic()
-    ps = [multiprocessing.Process(target=tls_worker, args=(mta.tls_port, per)) for _ in range(clients)]
+    ps = [multiprocessing.Process(target=worker or tls_worker, args=(mta.tls_port, per) + tuple(extra))
+          for _ in range(clients)]
     for p in ps:
         p.start()
     for p in ps:
@@ -1034,6 +1036,205 @@ def tls_rate(mta, clients, n):
     time.sleep(0.2)
     cpu = cpu_ticks(mta.roots()) - cpu0
     return per * clients / t, cpu * 1000.0 / TICK / (per * clients)
+
+
+def tls_resume_worker(port, n, reused):
+    """n STARTTLS sessions, each offering the session of the one before (RFC
+    5246 session ID or, if the server sends one, a ticket); adds the number
+    resumed to reused."""
+    ctx = tls_context()
+    sess, k = None, 0
+    for _ in range(n):
+        t = tls_open_session(port, ctx, sess)
+        k += t.session_reused
+        sess = t.session
+        t.sendall(b"QUIT\r\n")
+        smtp_reply(t.makefile("rb"))
+        t.close()
+    with reused.get_lock():
+        reused.value += k
+
+
+def tls_open_session(port, ctx, sess):
+    """tls_open, offering sess for resumption."""
+    wrap = ctx.wrap_socket
+
+    def with_session(sock, server_hostname):
+        return wrap(sock, server_hostname=server_hostname, session=sess)
+    ctx.wrap_socket = with_session
+    try:
+        return tls_open(port, ctx)
+    finally:
+        del ctx.wrap_socket
+
+
+def tls_rate_resumed(mta, clients, n):
+    """As tls_rate, with clients that resume their sessions: sessions per
+    second, CPU ms per session, and the share of sessions resumed."""
+    import multiprocessing
+    reused = multiprocessing.Value("i", 0)
+    rate, cpu = tls_rate(mta, clients, n, tls_resume_worker, (reused,))
+    return rate, cpu, reused.value / (n // clients * clients)
+
+
+# --- outbound over STARTTLS: a TLS sink both MTAs relay to ----------------------
+TLSREMOTE = "tls.remote.test"
+
+
+def tls_sink_serve(port, cert, key, counts):
+    """A minimal SMTP sink with STARTTLS (Python ssl, TLS 1.2 at most, a
+    thread per connection, no PIPELINING): counts[0] messages, counts[1]
+    connections, counts[2] TLS handshakes. Run in its own process."""
+    import socketserver, ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+
+    def bump(i):
+        with counts.get_lock():
+            counts[i] += 1
+
+    class H(socketserver.BaseRequestHandler):
+        def handle(self):
+            s, tls = self.request, False
+            bump(1)
+            f = s.makefile("rb")
+            s.sendall(b"220 sink.test ESMTP\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                cmd = line[:4].upper()
+                if cmd in (b"EHLO", b"HELO"):
+                    s.sendall(b"250-sink.test\r\n250-8BITMIME\r\n" +
+                              (b"" if tls else b"250-STARTTLS\r\n") + b"250 SIZE 0\r\n")
+                elif cmd == b"STAR" and not tls:
+                    s.sendall(b"220 go ahead\r\n")
+                    try:
+                        s = ctx.wrap_socket(s, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        return
+                    tls = True
+                    bump(2)
+                    f = s.makefile("rb")
+                elif cmd == b"DATA":
+                    s.sendall(b"354 go\r\n")
+                    while True:
+                        l = f.readline()
+                        if not l:
+                            return
+                        if l == b".\r\n":
+                            break
+                    bump(0)
+                    s.sendall(b"250 ok\r\n")
+                elif cmd == b"QUIT":
+                    s.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    s.sendall(b"250 ok\r\n")
+
+    class S(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 128
+
+    S(("127.0.0.1", port), H).serve_forever()
+
+
+class TlsSink:
+    def __init__(self, cert, key):
+        import multiprocessing
+        self.port = free_port()
+        self.counts = multiprocessing.Array("l", 3)
+        self.p = multiprocessing.Process(target=tls_sink_serve, args=(self.port, cert, key, self.counts),
+                                         daemon=True)
+        self.p.start()
+        wait_port(self.port)
+
+    def snapshot(self):
+        return list(self.counts[:])
+
+    def stop(self):
+        self.p.kill()
+        self.p.join(5)
+
+
+def tls_relay_setup(pair, sink):
+    """Routes TLSREMOTE to the TLS sink on this and Postfix (if run),
+    STARTTLS when offered (this: control/tlspolicy's default, may; Postfix:
+    smtp_tls_security_level = may, its defaults otherwise), and makes them
+    read it."""
+    for m in pair:
+        if m.name == "this":
+            with open(m.path("control", "smtproutes"), "a") as f:
+                f.write("%s:127.0.0.1:%d\n" % (TLSREMOTE, sink.port))
+            m.stop()
+            m.start()
+            continue
+        # After start, which writes main.cf afresh; a reload reads it.
+        subprocess.run(["postconf", "-c", m.etc, "-e",
+                        "transport_maps=inline:{%s=smtp:[127.0.0.1]:%d}" % (TLSREMOTE, sink.port),
+                        "smtp_tls_security_level=may"], check=True)
+        subprocess.run(["postfix", "-c", m.etc, "reload"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=60)
+        time.sleep(1.0)
+
+
+def run_tls_relay(mta, sink, count, size=2048):
+    """count messages of size from 20 smtp-source sessions to the TLS sink
+    through mta: msg/s, CPU ms per message, TLS handshakes per message."""
+    c0 = sink.snapshot()
+    cpu0 = cpu_ticks(mta.roots())
+    t0 = time.monotonic()
+    limit = 60 + count * 0.1
+    smtp_source(mta.port, 20, count, size, "peer@" + TLSREMOTE, limit)
+    if not wait_for(lambda: sink.snapshot()[0] - c0[0] >= count, limit, 0.01):
+        raise RuntimeError("%s: TLS sink got %d of %d" % (mta.name, sink.snapshot()[0] - c0[0], count))
+    t = time.monotonic() - t0
+    drain(mta, 60)
+    cpu = cpu_ticks(mta.roots()) - cpu0
+    c1 = sink.snapshot()
+    return count / t, cpu * 1000.0 / TICK / count, (c1[2] - c0[2]) / count
+
+
+TLS_MORE_NOTE = (
+    "- STARTTLS, resuming clients: the same sessions, each client offering the TLS session of "
+    "its previous one (this: RFC 5246 session IDs from the listener's shared cache; Postfix: "
+    "its defaults, session tickets through tlsmgr). Relay over STARTTLS: %d messages to "
+    "peer@tls.remote.test, routed (this: control/smtproutes, tlspolicy's default may; Postfix: "
+    "transport_maps, smtp_tls_security_level=may, its defaults otherwise: no TLS connection "
+    "reuse, no client session cache) to a Python ssl sink with STARTTLS on loopback (the same "
+    "certificate; TLS 1.2; no PIPELINING), the same for both (this and Postfix only); "
+    "handshakes per message counted by the sink.")
+
+
+def tls_more_rows(mtas, n, relay_n, reps, add, alternate, skip):
+    """The tls phase's rows beyond the first: STARTTLS with a resuming
+    client (every peer measured in the tls phase), and relay over STARTTLS
+    to a TLS sink (this and Postfix only: their smtp clients)."""
+    for i in range(reps):
+        for m in alternate(i):
+            if skip(m, "tls"):
+                continue
+            rate, cpu, share = tls_rate_resumed(m, 4, n)
+            add("STARTTLS sessions (per s), 4 resuming clients, %d sessions" % n, m, rate, "tls")
+            add("CPU per STARTTLS session (ms), resuming clients, %d sessions" % n, m, cpu, "tls")
+            add("share of STARTTLS sessions resumed (resuming clients)", m, share, "tls")
+            log("%s tls resumed %.0f/s cpu %.2f ms resumed %.2f" % (m.name, rate, cpu, share))
+    pair = [m for m in mtas if m.name in ("this", "Postfix")]
+    sink = TlsSink(mtas[0].path("control", "tls", "cert.pem"), mtas[0].path("control", "tls", "key.pem"))
+    try:
+        tls_relay_setup(pair, sink)
+        for i in range(reps):
+            for m in (pair if i % 2 == 0 else pair[::-1]):
+                rate, cpu, hs = run_tls_relay(m, sink, relay_n)
+                add("relay over STARTTLS to a TLS sink (msg/s), 20 sessions, 2 KB, %d msgs" % relay_n, m,
+                    rate, "tls")
+                add("CPU per message relayed over STARTTLS (ms)", m, cpu, "tls")
+                add("TLS handshakes per message relayed over STARTTLS", m, hs, "tls")
+                log("%s tls relay %.0f/s cpu %.2f ms handshakes/msg %.3f" % (m.name, rate, cpu, hs))
+    finally:
+        sink.stop()
 
 
 def tls_memory(mta):
@@ -1300,6 +1501,7 @@ def main():
                     add("STARTTLS sessions (per s), 4 clients, %d sessions" % n, m, rate, "tls")
                     add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu, "tls")
                     log("%s tls %.0f/s cpu %.2f ms rss %d KB" % (m.name, rate, cpu, rss))
+            tls_more_rows(mtas, n, cfg["relay"] // 2, reps, add, alternate, skip)
         if "local" in phases:
             for sessions, size, count, keep in cfg["local"]:
                 label = "%d session%s, %s, %d msgs%s" % (
@@ -1523,6 +1725,7 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Pos
             "since ours offers nothing newer; no session resumption) connects, EHLO, STARTTLS, "
             "handshake, EHLO, QUIT; %d sessions from 4 client processes. Memory: RSS and PSS of the "
             "processes holding one idle session after the handshake and EHLO, with their children." % cfg["tls"],
+            TLS_MORE_NOTE % (cfg["relay"] // 2),
             "- scale: N messages to peer@down.test, routed to a loopback port where nothing listens; "
             "time to queue = smtp-source's time (20 sessions); taken in = time from the start "
             "until the scheduler knows every message (this: qmail-send's event=scan lines report "

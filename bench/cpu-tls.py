@@ -2,7 +2,9 @@
 """CPU per STARTTLS session through tcpserver + qmail-tlsd, and through
 qmail-smtpd-listen -t (the same relay, resident): N sequential
 sessions (connect, EHLO, STARTTLS, a TLS 1.2 handshake with a P-256 key
-as bench/ uses, EHLO, QUIT) from a Python ssl client; the CPU is the
+as bench/ uses, EHLO, QUIT) from a Python ssl client, and through
+qmail-smtpd-listen -t again with a client that resumes its session
+(RFC 5246 session ID, the listener's shared cache); the CPU is the
 server's utime+stime+cutime+cstime from /proc (qmail-tlsd and its session
 child are reaped descendants), before and after, divided by N. The
 client's own CPU is not counted.
@@ -10,7 +12,9 @@ client's own CPU is not counted.
 A measurement, not a test: prints the CPU figure (bench/ compares it
 with Postfix) and the median handshake, which shows whether Nagle's
 algorithm holds a flight of several records written one by one until
-the client's delayed ACK, 40 ms each time; checks only that every
+the client's delayed ACK, 40 ms each time, and the median EHLO after
+it, which a resumed handshake delays as long unless the server ACKs
+the client's last flight at once (TCP_QUICKACK, lib/tlsio.c); checks only that every
 session went through TLS and was counted. Run it from a checkout built
 by make check (BUILD, PREFIX as for tests/run), e.g. make bench-cpu.
 N is 200 (40 under ASan); set TLS_CPU_N for a longer run.
@@ -58,8 +62,13 @@ ctx.verify_mode = ssl.CERT_NONE
 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
 
-def session(srv):
-    """One STARTTLS session; True when every reply was the expected one."""
+last = [None]        # the session a resuming client offers next
+
+
+def session(srv, resume=False):
+    """One STARTTLS session (offering the previous one's TLS session when
+    resume); True when every reply was the expected one (and, resuming,
+    the session was resumed)."""
     s = socket.create_connection(("127.0.0.1", srv.port), 10)
     try:
         f = s.makefile("rb")
@@ -69,13 +78,19 @@ def session(srv):
             got.append(reply(f))
         f.close()
         h = time.monotonic()
-        tl = ctx.wrap_socket(s, server_hostname="mail.example.test")
+        tl = ctx.wrap_socket(s, server_hostname="mail.example.test", session=last[0] if resume else None)
         handshakes.append(time.monotonic() - h)
+        resumed = tl.session_reused
+        last[0] = tl.session
         f = tl.makefile("rb")
         for cmd in (b"EHLO client.test", b"QUIT"):
+            h = time.monotonic()
             tl.sendall(cmd + b"\r\n")
             got.append(reply(f))
-        ok = got == [b"220", b"250", b"220", b"250", b"221"] and tl.version() == "TLSv1.2"
+            if cmd != b"QUIT":
+                firsts.append(time.monotonic() - h)
+        ok = got == [b"220", b"250", b"220", b"250", b"221"] and tl.version() == "TLSv1.2" \
+            and (resumed or not resume or last[0] is None)
         f.close()
         tl.close()
         return ok
@@ -83,14 +98,15 @@ def session(srv):
         s.close()
 
 
-for front in ("tcpserver", "listen"):
+for front, resume in (("tcpserver", False), ("listen", False), ("listen", True)):
     srv = TlsServer(inst, name=front, front=front)
     server = inst.procs[-1].pid
-    handshakes = []
-    session(srv)                    # page the programs in
+    handshakes, firsts = [], []
+    session(srv, resume)            # page the programs in (and the session to resume)
     wait_for(lambda: not children(server) or front == "listen", 10)
     c0, t0 = cpu(server), time.monotonic()
-    ok = sum(1 for _ in range(N) if session(srv))
+    ok = sum(1 for _ in range(N) if session(srv, resume))
+    front += " resumed" if resume else ""
     t.check("%s: every session ran STARTTLS, TLS 1.2" % front, ok == N, "%d of %d" % (ok, N))
     # The listener keeps its spares; they are not sessions.
     t.check("%s: every session was reaped (its CPU counted)" % front,
@@ -98,8 +114,12 @@ for front in ("tcpserver", "listen"):
     c1, t1 = cpu(server), time.monotonic()
     ms = (c1 - c0) * 1000 / N
     print("%s: %.2f ms CPU per STARTTLS session (%d sessions, %.1f s)" % (
-        "tcpserver+qmail-tlsd" if front == "tcpserver" else "qmail-smtpd-listen -t", ms, N, t1 - t0))
+        "tcpserver+qmail-tlsd" if front == "tcpserver" else "qmail-smtpd-listen -t" + (
+            ", resuming client" if resume else ""), ms, N, t1 - t0))
     t.check("%s: the sessions' CPU was counted" % front, c1 > c0, (c0, c1))
     mid = sorted(handshakes)[len(handshakes) // 2] * 1000
     print("%s: median handshake %.1f ms (a delayed-ACK stall adds 40 ms)" % (front, mid))
+    # A resumed handshake ends with the client's flight: without the
+    # server's immediate ACK, the client's Nagle holds its EHLO 40 ms.
+    print("%s: median EHLO after the handshake %.1f ms" % (front, sorted(firsts)[len(firsts) // 2] * 1000))
 t.done()

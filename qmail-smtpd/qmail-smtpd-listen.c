@@ -1,8 +1,9 @@
 /* qmail-smtpd-listen: qmail-smtpd's sessions without tcpserver; options,
  * environment, exit codes and log events are in qmail-smtpd-listen(8).
  *
- * Parent. Binds, drops to -u/-g (unless -t: each connection's TLS relay
- * reads the key as root, tlsd.h), then keeps SPARES children forked
+ * Parent. Binds, drops to -u/-g (unless -t: each connection takes both
+ * the TLS and the smtpd ids; the key is decoded once at start, and kept
+ * out of the sessions, tlsd.h), then keeps SPARES children forked
  * ahead, each waiting to accept one connection, so that the fork is paid
  * while other sessions run. A spare that has accepted writes its pid on
  * the "taken" pipe and the parent forks the next; EOF on the "alive"
@@ -95,6 +96,7 @@ static unsigned long rateperip;        /* control/maxrateperip: connections per 
 static int pregreet;            /* -p: the pregreet test, on port 25 only */
 static unsigned long greetwait = 6000;  /* control/pregreetdelay, milliseconds */
 static unsigned long greetttl = 86400;  /* control/pregreetttl: seconds a pass is remembered */
+static unsigned long tlsttl = 3600;     /* control/tlssessiontimeout: resumption, seconds */
 
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
@@ -447,6 +449,7 @@ static void spare_child(void)
   for (i = 0; i < SPARES; i++)
     if (verdict[i] >= 0) close(verdict[i]);
   forget_clients();
+  if (tls) tlsd_spare();      /* before any fork: the key stays here */
   if (sigprocmask(SIG_SETMASK, &oldmask, 0) < 0) log_fatal(PROG, 111, "cannot restore the signal mask");
   for (;;) {
     struct pollfd p[2] = { { alive[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
@@ -886,10 +889,12 @@ static void client_config(void)
   need_control(control_ulong(&rateperip, "control/maxrateperip", 0), "control/maxrateperip");
   need_control(control_ulong(&greetwait, "control/pregreetdelay", 6000), "control/pregreetdelay");
   need_control(control_ulong(&greetttl, "control/pregreetttl", 86400), "control/pregreetttl");
+  if (tls) need_control(control_ulong(&tlsttl, "control/tlssessiontimeout", 3600), "control/tlssessiontimeout");
   if (fchdir(here) < 0) log_fatal(PROG, 111, "cannot return to the working directory");
   close(here);
   if (!rateperip) rateperip = (unsigned long)-1;
   if (greetwait > 60000) greetwait = 60000;
+  if (tlsttl > 86400) tlsttl = 86400;   /* RFC 5246: at most a day */
   if (!greetwait) pregreet = 0;
   /* Every counted session has an entry, so one can always be had. */
   nclients = limit + CLIENTS;
@@ -969,7 +974,10 @@ int main(int argc, char **argv)
   log_ku("gid", getgid());
   if (tls) log_kv("tls", implicit ? "implicit" : "starttls");
   log_end();
-  if (tls) tlsd_prepare();
+  if (tls) {
+    tlsd_prepare();
+    tlsd_preload(tlsttl);
+  }
   if (announce) ready((unsigned)port);
   serve();
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,12 +18,27 @@
 #include "log.h"
 #include "session.h"
 #include "tlsio.h"
+#include "tlscache.h"
 #include "tlsctl.h"
 #include "tlsd.h"
 
 #define PROG "qmail-tlsd"
 
-static struct tls_creds creds;
+static struct tls_creds creds;  /* loaded per connection: no preload, or stale */
+static const struct tls_creds *cr = &creds;     /* what the handshake uses */
+
+/* What a resident listener decoded at start (tlsd_preload): the files'
+ * identities when they were read, and their contents, decoded. */
+#define STAMPS 3
+static const char *const stamped[STAMPS] = { "control/tls", "control/tls/cert.pem", "control/tls/key.pem" };
+struct stamp { dev_t dev; ino_t ino; mode_t mode; uid_t uid; off_t size; struct timespec mtim, ctim; };
+struct preload {
+  struct stamp st[STAMPS];
+  int ok;
+  struct tls_creds creds;
+};
+static struct preload *pre;     /* NULL: none */
+static struct tlscache *cache;  /* NULL: no resumption */
 static br_ssl_server_context sc;
 static unsigned char iobuf[TLS_IOBUF];
 static const char *remoteip = "unknown";
@@ -185,21 +201,84 @@ void tlsd_prepare(void)
 /* The key's half of what tlsd_prepare left out. */
 static void server_init(void)
 {
-  const br_x509_certificate *ch = creds.chain;
-  if (creds.keytype == BR_KEYTYPE_RSA)
-    br_ssl_server_set_single_rsa(&sc, ch, creds.nchain, br_skey_decoder_get_rsa(&creds.key),
+  const br_x509_certificate *ch = cr->chain;
+  if (cr->keytype == BR_KEYTYPE_RSA)
+    br_ssl_server_set_single_rsa(&sc, ch, cr->nchain, br_skey_decoder_get_rsa(&cr->key),
                                  BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN, br_rsa_private_get_default(),
                                  br_rsa_pkcs1_sign_get_default());
   else
-    br_ssl_server_set_single_ec(&sc, ch, creds.nchain, br_skey_decoder_get_ec(&creds.key),
+    br_ssl_server_set_single_ec(&sc, ch, cr->nchain, br_skey_decoder_get_ec(&cr->key),
                                 BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN, BR_KEYTYPE_EC,
                                 br_ssl_engine_get_ec(&sc.eng), br_ecdsa_i31_sign_asn1);
+  if (cache) br_ssl_server_set_cache(&sc, tlscache_class(cache));
 }
 
-/* As root, after the fork: the session process never maps the key. */
+/* The identities of control/tls and its files, never through a link:
+ * any change to them (a new file, a write, chmod, chown) changes one. */
+static int stamp_all(struct stamp st[STAMPS])
+{
+  size_t i;
+  memset(st, 0, STAMPS * sizeof *st);       /* compared whole, padding too */
+  for (i = 0; i < STAMPS; i++) {
+    struct stat s;
+    if (fstatat(AT_FDCWD, stamped[i], &s, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+    st[i].dev = s.st_dev;
+    st[i].ino = s.st_ino;
+    st[i].mode = s.st_mode;
+    st[i].uid = s.st_uid;
+    st[i].size = s.st_size;
+    st[i].mtim = s.st_mtim;
+    st[i].ctim = s.st_ctim;
+  }
+  return 0;
+}
+
+static size_t preload_bytes(void) { return (sizeof(struct preload) + 4095) / 4096 * 4096; }
+
+void tlsd_preload(unsigned long ttl)
+{
+  int status;
+  pid_t pid;
+  struct preload *p = mmap(0, preload_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+  if (ttl && !(cache = tlscache_new(ttl))) log_fatal(PROG, 111, "cannot make the TLS session cache");
+  if (p == MAP_FAILED) log_fatal(PROG, 111, "nomem");
+  (void)madvise(p, preload_bytes(), MADV_DONTDUMP);
+  /* Decoded in a child that then exits: no byte of the PEM or DER, no
+   * decoder state, stays in the listener's stack or heap, which every
+   * fork copies; only this mapping holds the key. */
+  pid = fork();
+  if (pid < 0) log_fatal(PROG, 111, "cannot fork");
+  if (pid == 0) {
+    const char *err;
+    if (prefix_chdir() == 0 && stamp_all(p->st) == 0 && tls_creds_load(&p->creds, "control/tls", &err) == 0)
+      p->ok = 1;
+    _exit(0);
+  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) ;
+  if (p->ok && mprotect(p, preload_bytes(), PROT_READ) == 0) { pre = p; return; }
+  /* Unusable at start: each connection loads the files, and says why. */
+  explicit_bzero(p, sizeof *p);
+  munmap(p, preload_bytes());
+}
+
+void tlsd_spare(void)
+{
+  if ((pre && madvise(pre, preload_bytes(), MADV_DONTFORK) < 0) || tlscache_nofork(cache) < 0)
+    log_fatal(PROG, 111, "cannot keep the key out of the session");
+}
+
+/* As root, after the fork: the session process never maps the key. The
+ * preloaded key while the files are those it was read from; else the
+ * files, now. */
 static int load_creds(void)
 {
   const char *err = 0;
+  struct stamp now[STAMPS];
+  if (pre && stamp_all(now) == 0 && !memcmp(now, pre->st, sizeof now)) {
+    cr = &pre->creds;
+    return 0;
+  }
   if (tls_creds_load(&creds, "control/tls", &err) == 0) return 0;
   log_begin(PROG, "fatal");
   log_kv("msg", err);

@@ -13,7 +13,8 @@
  *      implicit), takes the smtpd ids (no supplementary group) and runs
  *      the SMTP session as qmail-smtpd would;
  *   2. reads control/tls/cert.pem (the chain, leaf first) and
- *      control/tls/key.pem (RSA or EC) as root, relative to the prefix,
+ *      control/tls/key.pem (RSA or EC) as root (or, under a resident
+ *      listener, uses what tlsd_preload decoded), relative to the prefix,
  *      root's files in a root directory, opened as tls_creds_load
  *      (tlsio.h) says: no link, no FIFO, no file another uid could write;
  *      takes the TLS ids, then only relays. Neither process has read a
@@ -57,6 +58,22 @@ int tlsd_ids(const char *s, struct tlsd_ids *id);
  * resident listener does it before its forks. The generator is seeded by
  * each session (br_ssl_server_reset), so no two forks share its state. */
 void tlsd_prepare(void);
+
+/* A resident listener (qmail-smtpd-listen -t), once at start, as root,
+ * after tlsd_prepare: decodes control/tls's certificate chain and key in
+ * a child that then exits, into a shared mapping made read-only, so that
+ * no session decodes them again; and makes the session cache shared by
+ * every connection's TLS process (tlscache.h; ttl seconds, 0: none). A
+ * connection uses the decoded key only while the directory and both
+ * files are what they were then (type, inode, size, owner, mode, times,
+ * never through a link); after any change it reads them itself, as
+ * qmail-tlsd does, until the listener is restarted. Files that cannot
+ * be loaded at start are left to each connection (which logs why). */
+void tlsd_preload(unsigned long ttl);
+/* Each of the listener's spares, before it forks anything: the key and
+ * the cache are MADV_DONTFORK there, so no child of the spare (the SMTP
+ * session, the DNSBL lookup) ever maps them. Exits 111 if it cannot. */
+void tlsd_spare(void);
 void tlsd_session(int implicit, const struct tlsd_ids *tls, const struct tlsd_ids *smtpd)
   __attribute__((noreturn));
 

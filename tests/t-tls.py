@@ -224,13 +224,17 @@ MAP_MAX = 256 << 20     # larger mappings are ASan's shadow and allocator
 CHUNK = 4 << 20         # reservations, not where a program keeps a key
 
 
-def memory_has(pid, needles):
-    """True when one of needles is in a readable mapping of pid, read in
-    chunks that overlap by the longest needle."""
+def memory_hits(pid, needles):
+    """The mappings of pid (their /proc/pid/maps lines) in which one of
+    needles is found, read in chunks that overlap by the longest needle."""
     keep = max(len(n) for n in needles)
-    with open("/proc/%d/maps" % pid) as f:
-        maps = f.read().splitlines()
-    with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            maps = f.read().splitlines()
+        mem = open("/proc/%d/mem" % pid, "rb", buffering=0)
+    except OSError:
+        return      # gone: an earlier session's process that has just ended
+    with mem:
         for line in maps:
             f = line.split()
             if f[1][0] != "r" or (len(f) > 5 and f[5] in ("[vvar]", "[vsyscall]", "[vvar_vclock]")):
@@ -246,9 +250,25 @@ def memory_has(pid, needles):
                 except OSError:
                     break
                 if any(n in data for n in needles):
-                    return True
+                    yield line
+                    break
                 tail = data[-keep:]
-    return False
+
+
+def memory_has(pid, needles):
+    return any(True for _ in memory_hits(pid, needles))
+
+
+def vmflags(pid, mapline):
+    """The VmFlags of the mapping that mapline (from /proc/pid/maps) names."""
+    smaps = open("/proc/%d/smaps" % pid).read().split("\n")
+    start = mapline.split()[0]
+    for i, line in enumerate(smaps):
+        if line.startswith(start + " "):
+            for x in smaps[i + 1:]:
+                if x.startswith("VmFlags:"):
+                    return x.split()[1:]
+    return []
 
 
 if IS_ROOT and inst.multi:
@@ -269,7 +289,10 @@ if IS_ROOT and inst.multi:
             [(x.st_uid, oct(x.st_mode)) for x in st])
     # During a session after STARTTLS: which uid runs which part. The
     # session runs in qmail-tlsd's forked child, named qmail-smtpd (no exec).
-    c = TlsClient(srv.port)
+    # A server started now: a resident one decoded the key at its start,
+    # from the files as they are now (the EC test above changed them).
+    fresh = TlsServer(inst, name="tlsmem")
+    c = TlsClient(fresh.port)
     c.cmd("EHLO client.test")
     c.cmd("STARTTLS")
     c.wrap()
@@ -299,16 +322,37 @@ if IS_ROOT and inst.multi:
     front = inst.bin("qmail-smtpd-listen" if os.environ.get("TLS_FRONT") == "listen" else "qmail-tlsd")
     t.check("the session is the relay's child, with no exec of qmail-smtpd",
             ps and all(os.readlink("/proc/%d/exe" % p) == front for p in ps["qmail-smtpd"]), ps)
-    # The fork comes before the key is read: the session's memory never
-    # held it. The TLS process's memory must (else the search proves nothing).
+    # The session's memory never holds the key: qmail-tlsd forks it before
+    # the key is read; qmail-smtpd-listen's spare, from which it is forked,
+    # has the key decoded at start only in a mapping it marked
+    # MADV_DONTFORK first. The TLS process's memory must hold the key
+    # (else the search proves nothing).
     needles = key_needles(key)
     t.check("the TLS process has the key in its memory",
             ps and any(memory_has(p, needles[:1]) for p in ps["qmail-tlsd"]), ps)
     t.check("the session process has no key material in its memory",
             ps and not any(memory_has(p, needles) for p in ps["qmail-smtpd"]), ps)
-    # qmail-smtpd-listen -t: the root parent and its spares never load it.
-    t.check("no listener process (root) has key material in its memory",
-            ps and not any(memory_has(p, needles) for p in ps.get("qmail-smtpd-lis", ())), ps)
+    if os.environ.get("TLS_FRONT") == "listen":
+        # Decoded once, at start, in a child that exited: the listener and
+        # its spares hold the decoded key only, in one shared read-only
+        # mapping; never its DER or PEM (no parser's leftovers to fork).
+        lis = ps.get("qmail-smtpd-lis", {}) if ps else {}
+        where = {p: list(memory_hits(p, needles[:1])) for p in lis}
+        t.check("the listener and its spares hold the decoded key only in a shared read-only mapping",
+                lis and all(len(w) == 1 and w[0].split()[1] == "r--s" for w in where.values()), where)
+        t.check("no listener process holds the key's PEM, or its DER outside the decoded key",
+                ps and all(set(memory_hits(p, needles[1:])) <= set(where[p]) and not memory_has(p, needles[2:])
+                           for p in lis), {p: list(memory_hits(p, needles[1:])) for p in lis})
+        spares = [p for p in lis if open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[1] in
+                  [str(x) for x in lis]]
+        t.check("each spare marked the key's mapping MADV_DONTFORK before forking a session",
+                spares and all("dc" in vmflags(p, where[p][0]) for p in spares if where[p]),
+                {p: where[p] and vmflags(p, where[p][0]) for p in spares})
+        tw = {p: list(memory_hits(p, needles[:1])) for p in ps["qmail-tlsd"]}
+        t.check("the TLS process signs with the key decoded at start (the shared mapping)",
+                any(tw.values()) and all(x.split()[1] == "r--s" for w in tw.values() for x in w), tw)
+    else:
+        t.check("tcpserver's front has no listener process", not ps.get("qmail-smtpd-lis"), ps)
     c.close()
 else:
     t.skip("key permissions", "needs root and a multi-uid instance")
