@@ -819,6 +819,10 @@ class OpenSMTPD(NsPeer):
     overlaid on /usr/libexec)."""
     name = "OpenSMTPD"
     pkg = "opensmtpd"
+    # With 20 sessions it takes a few messages a second here (waiting, not
+    # computing: its CPU per message is as with one session), so 10,000
+    # would take most of an hour.
+    scale_max = 1000
     na = {"scale-scheduler": "OpenSMTPD's scheduler keeps its state in memory and "
                              "logs nothing per message taken in; its queue files "
                              "do not tell when it has scheduled them",
@@ -845,8 +849,11 @@ class OpenSMTPD(NsPeer):
         os.makedirs(self.run, 0o755)
 
     def write_config(self):
+        # max-mails: its default of 100 messages per session would refuse
+        # the later messages of the kept-connection runs.
         conf = """pki mx.bench.test cert "/etc/tls.pem"
 pki mx.bench.test key "/etc/tls.key"
+smtp limit max-mails 100000
 listen on 127.0.0.1 port {port} hostname opensmtpd.bench.test
 listen on 127.0.0.1 port {tls} tls pki mx.bench.test hostname opensmtpd.bench.test
 action "box" maildir "{box}"
@@ -1208,13 +1215,13 @@ TLS_MORE_NOTE = (
     "handshakes per message counted by the sink.")
 
 
-def tls_more_rows(mtas, n, relay_n, reps, add, alternate, skip):
+def tls_more_rows(mtas, n, relay_n, reps, add, alternate, skip, done):
     """The tls phase's rows beyond the first: STARTTLS with a resuming
     client (every peer measured in the tls phase), and relay over STARTTLS
     to a TLS sink (this and Postfix only: their smtp clients)."""
     for i in range(reps):
         for m in alternate(i):
-            if skip(m, "tls"):
+            if skip(m, "tls") or done("share of STARTTLS sessions resumed (resuming clients)", m, i):
                 continue
             rate, cpu, share = tls_rate_resumed(m, 4, n)
             add("STARTTLS sessions (per s), 4 resuming clients, %d sessions" % n, m, rate, "tls")
@@ -1222,11 +1229,15 @@ def tls_more_rows(mtas, n, relay_n, reps, add, alternate, skip):
             add("share of STARTTLS sessions resumed (resuming clients)", m, share, "tls")
             log("%s tls resumed %.0f/s cpu %.2f ms resumed %.2f" % (m.name, rate, cpu, share))
     pair = [m for m in mtas if m.name in ("this", "Postfix")]
+    if all(done("CPU per message relayed over STARTTLS (ms)", m) for m in pair):
+        return
     sink = TlsSink(mtas[0].path("control", "tls", "cert.pem"), mtas[0].path("control", "tls", "key.pem"))
     try:
         tls_relay_setup(pair, sink)
         for i in range(reps):
             for m in (pair if i % 2 == 0 else pair[::-1]):
+                if done("CPU per message relayed over STARTTLS (ms)", m, i):
+                    continue
                 rate, cpu, hs = run_tls_relay(m, sink, relay_n)
                 add("relay over STARTTLS to a TLS sink (msg/s), 20 sessions, 2 KB, %d msgs" % relay_n, m,
                     rate, "tls")
@@ -1412,6 +1423,9 @@ def main():
                     help="comma list of the peers measured beside this: %s" % ",".join(PEERS))
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from BASE/results.json without measuring")
+    ap.add_argument("--resume", action="store_true",
+                    help="go on with the run BASE/results.json holds: what it measured "
+                         "is kept, the rest is measured")
     a = ap.parse_args()
     if a.report_only:
         d = json.load(open(os.path.join(a.base, "results.json")))
@@ -1440,6 +1454,13 @@ def main():
     peers = [n for n in a.peers.split(",") if n]
     NA = {}         # peer name -> {phase: why it has no figure there}
     FIG_PHASE = {}  # figure -> phase, for the footnotes of n/a cells
+    extra = {}
+    if a.resume:
+        d = json.load(open(os.path.join(a.base, "results.json")))
+        R, NA, FIG_PHASE, extra = d["raw"], d.get("na", {}), d.get("fig_phase", {}), d["extra"]
+        extra["resumed"] = "the run stopped (%s) and was resumed at %s; the figures it had " \
+            "measured were kept" % (extra.pop("incomplete", "?"), time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+        started, load0 = d["started"], d["load_before"]
 
     def add(fig, mta, v, phase=None):
         FIG_PHASE[fig] = phase or fig.split(":")[0].split(" ")[0]
@@ -1455,7 +1476,12 @@ def main():
     def alternate(i):
         return mtas if i % 2 == 0 else mtas[::-1]
 
-    extra = {}
+    def done(fig, m, i=None):
+        """True if fig has its (i+1)-th value for m (every value: i None),
+        from the run resumed."""
+        n = len(R.get(fig, {}).get(m.name, []))
+        return n > i if i is not None else n >= reps
+
     err = None
     try:
         sink = Sink(base)
@@ -1481,6 +1507,8 @@ def main():
         if "memory" in phases:
             for i in range(reps):
                 for m in alternate(i):
+                    if done("memory: one SMTP session (RSS KB)", m, i):
+                        continue
                     sess, sess_pss, idle, comms = memory(m)
                     add("memory: one SMTP session (RSS KB)", m, sess)
                     add("memory: one SMTP session (PSS KB)", m, sess_pss)
@@ -1491,7 +1519,7 @@ def main():
             n = cfg["tls"]
             for i in range(reps):
                 for m in alternate(i):
-                    if skip(m, "tls"):
+                    if skip(m, "tls") or done("CPU per STARTTLS session (ms), %d sessions" % n, m, i):
                         continue
                     rss, pss, comms = tls_memory(m)
                     add("memory: one STARTTLS session (RSS KB)", m, rss, "tls")
@@ -1501,7 +1529,7 @@ def main():
                     add("STARTTLS sessions (per s), 4 clients, %d sessions" % n, m, rate, "tls")
                     add("CPU per STARTTLS session (ms), %d sessions" % n, m, cpu, "tls")
                     log("%s tls %.0f/s cpu %.2f ms rss %d KB" % (m.name, rate, cpu, rss))
-            tls_more_rows(mtas, n, cfg["relay"] // 2, reps, add, alternate, skip)
+            tls_more_rows(mtas, n, cfg["relay"] // 2, reps, add, alternate, skip, done)
         if "local" in phases:
             for sessions, size, count, keep in cfg["local"]:
                 label = "%d session%s, %s, %d msgs%s" % (
@@ -1509,6 +1537,8 @@ def main():
                     count, ", kept connections" if keep else "")
                 for i in range(reps):
                     for m in alternate(i):
+                        if done("CPU per message (ms), end to end, " + label, m, i):
+                            continue
                         acc, e2e, cpu = run_local(m, sessions, count, size, keep)
                         add("accept (msg/s), " + label, m, count / acc)
                         add("end-to-end local (msg/s), " + label, m, count / e2e)
@@ -1519,6 +1549,8 @@ def main():
             n = cfg["relay"]
             for i in range(reps):
                 for m in alternate(i):
+                    if done("relay to smtp-sink (msg/s), 20 sessions, 2 KB, %d msgs" % n, m, i):
+                        continue
                     t = run_relay(m, sink, n)
                     add("relay to smtp-sink (msg/s), 20 sessions, 2 KB, %d msgs" % n, m, n / t)
                     log("%s relay %.0f/s" % (m.name, n / t))
@@ -1549,6 +1581,8 @@ def main():
         if "scale" in phases:
             for n in cfg["scale"]:
                 for m in mtas:
+                    if done("scale %d: time to queue (s)" % n, m, 0):
+                        continue
                     if n > getattr(m, "scale_max", n):
                         NA.setdefault(m.name, {})["scale %d" % n] = (
                             "not run: more than %d messages at its rate here" % m.scale_max)
