@@ -1458,8 +1458,10 @@ def main():
     if a.resume:
         d = json.load(open(os.path.join(a.base, "results.json")))
         R, NA, FIG_PHASE, extra = d["raw"], d.get("na", {}), d.get("fig_phase", {}), d["extra"]
-        extra["resumed"] = "the run stopped (%s) and was resumed at %s; the figures it had " \
-            "measured were kept" % (extra.pop("incomplete", "?"), time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+        why = extra.pop("incomplete", "figures taken out of results.json, to be measured again")
+        note = "resumed at %s (%s); the figures measured before were kept" % (
+            time.strftime("%Y-%m-%d %H:%M:%S %Z"), why)
+        extra["resumed"] = extra["resumed"] + "; " + note if "resumed" in extra else note
         started, load0 = d["started"], d["load_before"]
 
     def add(fig, mta, v, phase=None):

@@ -140,14 +140,21 @@ static void subject_cn(char *out, size_t max)
   }
 }
 
-/* Closes every descriptor but keep[0..1] and stderr (the relay child). */
+/* Closes every descriptor but a, b and stderr (the relay child): close_range
+ * over the gaps, not a close per possible descriptor (up to the limit on
+ * open files, 65,536 system calls a connection). */
 static void close_others(int a, int b)
 {
-  long max = sysconf(_SC_OPEN_MAX);
-  int fd;
-  if (max < 0 || max > 65536) max = 65536;
-  for (fd = 0; fd < max; fd++)
-    if (fd != a && fd != b && fd != 2) close(fd);
+  int keep[3] = { 2, a < b ? a : b, a < b ? b : a }, i, t;
+  unsigned lo = 0;
+  if (keep[1] < 2) { t = keep[1]; keep[1] = keep[0]; keep[0] = t; }
+  if (keep[2] < keep[1]) { t = keep[2]; keep[2] = keep[1]; keep[1] = t; }
+  for (i = 0; i < 3; i++) {
+    if (keep[i] < 0 || (unsigned)keep[i] < lo) continue;
+    if ((unsigned)keep[i] > lo) close_range(lo, (unsigned)keep[i] - 1, 0);
+    lo = (unsigned)keep[i] + 1;
+  }
+  close_range(lo, ~0U, 0);
 }
 
 int tls_client_start(int fd, const char *ip, const char *host, int literal, int policy,
