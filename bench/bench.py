@@ -1463,6 +1463,7 @@ def main():
             time.strftime("%Y-%m-%d %H:%M:%S %Z"), why)
         extra["resumed"] = extra["resumed"] + "; " + note if "resumed" in extra else note
         started, load0 = d["started"], d["load_before"]
+        sys.argv = d.get("argv", sys.argv)   # the report names the run resumed
 
     def add(fig, mta, v, phase=None):
         FIG_PHASE[fig] = phase or fig.split(":")[0].split(" ")[0]
