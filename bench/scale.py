@@ -12,7 +12,7 @@ refill, scan and pickup lines: a deterministic figure, bounded by
 control/queuewindow) and the lines of queue/sched/later at the end. The
 section between the bench-scale markers of bench/RESULTS.md is replaced.
 """
-import argparse, os, re, signal, sys, time
+import argparse, json, os, re, signal, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as b  # noqa: E402
@@ -71,17 +71,21 @@ def scale_row(this, pf, n):
 
 
 def section(n, res, mach, started, load0, load1, window):
+    # Quiet: the load before the run was below one job per CPU.
+    quiet = float(load0[0]) < mach["nproc"]
     def f(v):
         if v is None:
             return "n/a"
         return ("%.0f" % v) if abs(v) >= 100 else ("%.1f" % v) if abs(v) >= 10 else ("%.2f" % v)
     out = [BEGIN, "", "### Scale row: %s queued messages (make bench-scale)" % format(n, ","), "",
-           "One run, %s, on a machine SHARED with other jobs (%d CPUs, %s, %d MB, %s; load %s before, "
-           "%s after): timings are noisy, the RSS and the counts are the figures to trust. "
+           "One run, %s, on a %s (%d CPUs, %s, %d MB, %s; load %s before, "
+           "%s after)%s. "
            "qmail-send with control/queuewindow %s; qmgr with its default "
            "qmgr_message_active_limit (20,000)." % (
-               started, mach["nproc"], mach["cpu"], mach["mem_mb"], mach["disk"],
+               started, "quiet machine" if quiet else "machine SHARED with other jobs",
+               mach["nproc"], mach["cpu"], mach["mem_mb"], mach["disk"],
                " ".join(load0), " ".join(load1),
+               "" if quiet else ": timings are noisy, the RSS and the counts are the figures to trust",
                "%s (set for this run)" % format(window, ",") if window else "at its default (20,000)"), "",
            "| figure | this | Postfix | this/Postfix |", "|---|---|---|---|"]
     for k, (a, p) in res.items():
@@ -143,6 +147,9 @@ def main():
         for p in list(b.PROCS):
             b.end(p)
     load1 = open("/proc/loadavg").read().split()[:3]
+    with open(os.path.join(a.base, "scale.json"), "w") as fh:   # the raw figures, kept
+        json.dump({"count": a.count, "started": started, "load": [load0, load1],
+                   "window": a.window, "results": res}, fh, indent=1)
     write(a.out, section(a.count, res, b.machine(), started, load0, load1, a.window))
     b.log("wrote %s" % a.out)
 
