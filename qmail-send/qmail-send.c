@@ -45,6 +45,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -68,7 +69,8 @@
 #define RETRY_BROKEN 3600            /* after finding a malformed queue file */
 #define SCAN_EVERY 600               /* mess/ is rescanned at least this often */
 #define TRIGGER_FRESH 3600           /* a notice for an older qid is checked by a scan */
-#define SCAN_BATCH 65536             /* names looked up in queue/sched/later per pass (3 MB) */
+#define SCAN_BATCH 65536             /* names looked up in queue/sched/later per pass */
+#define SCAN_SPACE (SCAN_BATCH * (QF_QID_MAX + 1))   /* their names and marks: 3 MB */
 #define CLEAN_EVERY 3600
 #define TMP_OLD (36 * 3600)          /* tmp/ debris older than this is removed */
 #define STOP_WAIT 60                 /* seconds SIGTERM waits for results */
@@ -1299,7 +1301,7 @@ static void scan(void)
   unsigned long long t0 = mono_ms();
   size_t added = 0, nq = 0, maxq = SCAN_BATCH;
   char (*q)[QF_QID_MAX] = 0;         /* names to look up in queue/sched/later */
-  unsigned char *known = 0;
+  unsigned char *known = 0;          /* a mark per name, after them */
   struct dirent *d;
   DIR *dir = opendir("queue/mess");
 
@@ -1318,14 +1320,20 @@ static void scan(void)
     if (mt_find(&msgtab, d->d_name, n) != NIL) continue;
     if (!later.n) { msg_add(d->d_name, n); added++; continue; }
     /* Out of memory, or new: looked up in batches, one pass each. */
-    if (!q && (!(q = malloc(maxq * sizeof *q)) || !(known = malloc(maxq)))) oom();
+    if (!q) {
+      /* Mapped for this scan alone, not malloc'd: a freed block this
+       * size would stay resident in the heap between scans. */
+      void *p = mmap(0, SCAN_SPACE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) oom();
+      q = p;
+      known = (unsigned char *)(q + maxq);
+    }
     memcpy(q[nq++], d->d_name, n + 1);
     if (nq == maxq) { added += scan_new(q, nq, known); nq = 0; }
   }
   closedir(dir);
   if (nq) added += scan_new(q, nq, known);
-  free(q);
-  free(known);
+  if (q) munmap(q, SCAN_SPACE);
   /* A writer that answers before its fsync of mess/ (qmail-queued) may
    * still owe it for a name just read: no delivery before it is done. */
   if (added && fsync_dir("queue/mess") < 0) {
