@@ -464,14 +464,16 @@ out:
 static void give_up(const char *day)
 {
   str path = STR_INIT, sent = STR_INIT;
+  int ok;
 
   if (str_copys(&path, RPT_DIR "/") < 0 || str_cats(&path, day) < 0 || str_0(&path) < 0 ||
       str_copyb(&sent, path.s, path.len) < 0 || str_cats(&sent, ".sent") < 0 || str_0(&sent) < 0)
     log_die(PROG, EXIT_TEMP, "out of memory");
-  if (rename(path.s, sent.s) < 0) temp = 1;
+  ok = rename(path.s, sent.s) == 0;
+  if (!ok) temp = 1;
   log_begin(PROG, "day");
   log_kv("day", day);
-  log_kv("result", "given up");
+  log_kv("result", ok ? "given up" : "cannot give up");
   log_end();
   str_free(&path);
   str_free(&sent);
