@@ -1776,6 +1776,14 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Pos
             det.append("- %s: %s" % (k, v))
     if det:
         out += ["## Details", ""] + det + [""]
+    # make bench-scale's section (bench/scale.py) is its own run's: kept.
+    try:
+        old = open(a.out).read()
+    except FileNotFoundError:
+        old = ""
+    begin, end = "<!-- bench-scale -->", "<!-- /bench-scale -->"
+    if begin in old and end in old:
+        out += [old[old.index(begin):old.index(end) + len(end)], ""]
     notes = os.path.join(ROOT, "bench", "analysis.md")
     if os.path.exists(notes):
         out += [open(notes).read().rstrip(), ""]
