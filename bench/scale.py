@@ -70,9 +70,7 @@ def scale_row(this, pf, n):
     return res
 
 
-def section(n, res, mach, started, load0, load1, window):
-    # Quiet: the load before the run was below one job per CPU.
-    quiet = float(load0[0]) < mach["nproc"]
+def section(n, res, mach, started, load0, load1, window, quiet):
     def f(v):
         if v is None:
             return "n/a"
@@ -116,8 +114,19 @@ def main():
     ap.add_argument("--window", type=int,
                     help="control/queuewindow for this MTA (default: its own, 20000): a smaller "
                          "window shows the bound with a shorter queue")
+    ap.add_argument("--shared", action="store_true",
+                    help="say in RESULTS.md that the run shared the machine with other jobs")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the section again from BASE/scale.json, measuring nothing")
     ap.add_argument("--out", default=os.path.join(b.ROOT, "bench", "RESULTS.md"))
     a = ap.parse_args()
+    raw = os.path.join(a.base, "scale.json")
+    if a.report_only:
+        with open(raw) as fh:
+            j = json.load(fh)
+        write(a.out, section(j["count"], j["results"], b.machine(), j["started"], j["load"][0],
+                             j["load"][1], j["window"], not (a.shared or j.get("shared"))))
+        return
     load0 = open("/proc/loadavg").read().split()[:3]
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     mtas = []
@@ -147,10 +156,10 @@ def main():
         for p in list(b.PROCS):
             b.end(p)
     load1 = open("/proc/loadavg").read().split()[:3]
-    with open(os.path.join(a.base, "scale.json"), "w") as fh:   # the raw figures, kept
+    with open(raw, "w") as fh:   # the raw figures, kept for --report-only
         json.dump({"count": a.count, "started": started, "load": [load0, load1],
-                   "window": a.window, "results": res}, fh, indent=1)
-    write(a.out, section(a.count, res, b.machine(), started, load0, load1, a.window))
+                   "window": a.window, "shared": a.shared, "results": res}, fh, indent=1)
+    write(a.out, section(a.count, res, b.machine(), started, load0, load1, a.window, not a.shared))
     b.log("wrote %s" % a.out)
 
 
