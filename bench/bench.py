@@ -1343,6 +1343,10 @@ def strace_one(mta, base):
     return fs, procs, counts.get("execve", 0), counts
 
 
+# The markers of make bench-scale's section of RESULTS.md (bench/scale.py).
+SCALE_BEGIN, SCALE_END = "<!-- bench-scale -->", "<!-- /bench-scale -->"
+
+
 def scale(mta, n, timeout):
     """Queue n messages to a destination that is down; seconds to queue,
     seconds until the scheduler has taken every one in, and the
@@ -1781,9 +1785,8 @@ def report(a, cfg, reps, R, extra, started, load0, load1, mach=None, peers=("Pos
         old = open(a.out).read()
     except FileNotFoundError:
         old = ""
-    begin, end = "<!-- bench-scale -->", "<!-- /bench-scale -->"
-    if begin in old and end in old:
-        out += [old[old.index(begin):old.index(end) + len(end)], ""]
+    if SCALE_BEGIN in old and SCALE_END in old:
+        out += [old[old.index(SCALE_BEGIN):old.index(SCALE_END) + len(SCALE_END)], ""]
     notes = os.path.join(ROOT, "bench", "analysis.md")
     if os.path.exists(notes):
         out += [open(notes).read().rstrip(), ""]

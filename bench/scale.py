@@ -10,14 +10,16 @@ scheduler's RSS then (qmail-send against qmgr), and for qmail-send the
 largest count of messages it logged holding in memory (event=spill,
 refill, scan and pickup lines: a deterministic figure, bounded by
 control/queuewindow) and the lines of queue/sched/later at the end. The
-section between the bench-scale markers of bench/RESULTS.md is replaced.
+section between the bench-scale markers of bench/RESULTS.md is replaced;
+the raw figures, with the machine they were measured on, are kept in
+BASE/scale.json, from which --report-only writes the section again.
 """
 import argparse, json, os, re, signal, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as b  # noqa: E402
 
-BEGIN, END = "<!-- bench-scale -->", "<!-- /bench-scale -->"
+BEGIN, END = b.SCALE_BEGIN, b.SCALE_END
 
 
 def held_in_memory(this):
@@ -124,8 +126,8 @@ def main():
     if a.report_only:
         with open(raw) as fh:
             j = json.load(fh)
-        write(a.out, section(j["count"], j["results"], b.machine(), j["started"], j["load"][0],
-                             j["load"][1], j["window"], not (a.shared or j.get("shared"))))
+        write(a.out, section(j["count"], j["results"], j.get("machine") or b.machine(), j["started"],
+                             j["load"][0], j["load"][1], j["window"], not (a.shared or j.get("shared"))))
         return
     load0 = open("/proc/loadavg").read().split()[:3]
     started = time.strftime("%Y-%m-%d %H:%M %Z")
@@ -156,10 +158,11 @@ def main():
         for p in list(b.PROCS):
             b.end(p)
     load1 = open("/proc/loadavg").read().split()[:3]
+    mach = b.machine()
     with open(raw, "w") as fh:   # the raw figures, kept for --report-only
-        json.dump({"count": a.count, "started": started, "load": [load0, load1],
+        json.dump({"count": a.count, "started": started, "load": [load0, load1], "machine": mach,
                    "window": a.window, "shared": a.shared, "results": res}, fh, indent=1)
-    write(a.out, section(a.count, res, b.machine(), started, load0, load1, a.window, not a.shared))
+    write(a.out, section(a.count, res, mach, started, load0, load1, a.window, not a.shared))
     b.log("wrote %s" % a.out)
 
 
